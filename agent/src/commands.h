@@ -1,0 +1,25 @@
+/* The ember sub-commands. Each is `int cmd_x(int argc, char **argv)` where argv[0] is the
+ * sub-command's own name, returning an exit code from enum ember_exit. */
+#ifndef AGENT_COMMANDS_H
+#define AGENT_COMMANDS_H
+
+/* Documented exit codes (README "Exit codes"). */
+enum ember_exit {
+    EMBER_EXIT_OK = 0,
+    EMBER_EXIT_FAILURE = 1, /* the command ran and failed (I/O, model, hardware) */
+    EMBER_EXIT_USAGE = 2,   /* bad arguments or invalid configuration: nothing was started */
+    EMBER_EXIT_UNSUPPORTED = 3, /* this machine cannot do it (no cpufreq, not root, ...) */
+};
+
+struct ember_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+/* The table, terminated by a NULL name. */
+extern const struct ember_command ember_commands[];
+
+int cmd_config(int argc, char **argv);
+
+#endif

@@ -1,0 +1,51 @@
+# Helpers every module uses to declare tests and fuzz targets, so a new one is a line, not a recipe.
+#
+#   ember_add_test(NAME name SOURCES a.c ... [LIBS lib ...] [LABELS unit|integration|bench]
+#                  [ARGS arg ...] [TIMEOUT s] [ENV VAR=value ...])
+#     builds an executable and registers it with ctest; exit code 77 means skipped.
+#
+#   ember_add_fuzz(NAME name SOURCES harness.c ... [LIBS lib ...])
+#     harness.c defines LLVMFuzzerTestOneInput. Always builds a replay driver registered with
+#     ctest (label fuzz) that feeds every file of tests/fuzz/<name>/ to the harness; with
+#     EMBER_FUZZ=ON and clang it also builds fuzz_<name>, a real libFuzzer binary.
+
+set(EMBER_FUZZ_CORPUS_ROOT "${CMAKE_SOURCE_DIR}/tests/fuzz")
+
+function(ember_add_test)
+    cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS;ARGS;ENV" ${ARGN})
+    add_executable(${T_NAME} ${T_SOURCES})
+    target_link_libraries(${T_NAME} PRIVATE ${T_LIBS})
+    target_include_directories(${T_NAME} PRIVATE ${CMAKE_SOURCE_DIR}/tests/harness)
+    target_compile_definitions(${T_NAME} PRIVATE
+        EMBER_SHARED_DIR="${EMBER_SHARED_DIR}"
+        EMBER_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+        EMBER_BINARY_DIR="${CMAKE_BINARY_DIR}")
+    add_test(NAME ${T_NAME} COMMAND ${T_NAME} ${T_ARGS})
+    if(NOT T_LABELS)
+        set(T_LABELS unit)
+    endif()
+    if(NOT T_TIMEOUT)
+        set(T_TIMEOUT 300)
+    endif()
+    set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" SKIP_RETURN_CODE 77
+                         TIMEOUT ${T_TIMEOUT} ENVIRONMENT "EMBER_SHARED_DIR=${EMBER_SHARED_DIR};${T_ENV}")
+endfunction()
+
+function(ember_add_fuzz)
+    cmake_parse_arguments(F "" "NAME" "SOURCES;LIBS" ${ARGN})
+    set(corpus "${EMBER_FUZZ_CORPUS_ROOT}/${F_NAME}")
+    add_executable(fuzz_replay_${F_NAME} ${F_SOURCES}
+                   ${CMAKE_SOURCE_DIR}/tests/fuzz/replay_main.c)
+    target_link_libraries(fuzz_replay_${F_NAME} PRIVATE ${F_LIBS})
+    add_test(NAME fuzz_replay_${F_NAME} COMMAND fuzz_replay_${F_NAME} ${corpus})
+    set_tests_properties(fuzz_replay_${F_NAME} PROPERTIES LABELS fuzz TIMEOUT 300)
+    if(EMBER_FUZZ)
+        if(NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
+            message(FATAL_ERROR "EMBER_FUZZ=ON needs clang (configure with CC=clang)")
+        endif()
+        add_executable(fuzz_${F_NAME} ${F_SOURCES})
+        target_compile_options(fuzz_${F_NAME} PRIVATE -fsanitize=fuzzer,address,undefined)
+        target_link_options(fuzz_${F_NAME} PRIVATE -fsanitize=fuzzer,address,undefined)
+        target_link_libraries(fuzz_${F_NAME} PRIVATE ${F_LIBS})
+    endif()
+endfunction()

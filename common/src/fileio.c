@@ -1,0 +1,265 @@
+/* Strict file and number helpers for sysfs/procfs backends (see fileio.h). */
+#include "common/fileio.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int cmn_path(char *buf, size_t cap, const char *root, const char *fmt, ...)
+{
+    if (!root || !*root)
+        root = "";
+    size_t root_len = strlen(root);
+    while (root_len > 0 && root[root_len - 1] == '/')
+        root_len--;
+    if (root_len + 1 >= cap)
+        return -ENAMETOOLONG;
+    memcpy(buf, root, root_len);
+
+    char rel[PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(rel, sizeof(rel), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(rel))
+        return -ENAMETOOLONG;
+    const char *r = rel;
+    while (*r == '/')
+        r++;
+    int m = snprintf(buf + root_len, cap - root_len, "/%s", r);
+    if (m < 0 || (size_t)m >= cap - root_len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int cmn_read_file(const char *path, char *buf, size_t cap, size_t *ret_len)
+{
+    if (cap == 0)
+        return -EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    size_t len = 0;
+    int rc = 0;
+    for (;;) {
+        if (len == cap - 1) {
+            char extra;
+            ssize_t more = read(fd, &extra, 1);
+            if (more > 0)
+                rc = -EFBIG;
+            break;
+        }
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    if (rc == -EAGAIN)
+        rc = -ENODATA;
+    if (rc == 0 && len == 0)
+        rc = -ENODATA;
+    if (rc == 0 && ret_len)
+        *ret_len = len;
+    return rc;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+int cmn_read_string(const char *path, char *buf, size_t cap)
+{
+    char tmp[4096];
+    int rc = cmn_read_file(path, tmp, sizeof(tmp), NULL);
+    if (rc < 0)
+        return rc;
+    char *t = trim(tmp);
+    size_t n = strlen(t);
+    if (n + 1 > cap)
+        return -EFBIG;
+    memcpy(buf, t, n + 1);
+    return 0;
+}
+
+int cmn_parse_i64(const char *s, int64_t *ret)
+{
+    if (!s)
+        return -EINVAL;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!*s)
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno == ERANGE)
+        return -ERANGE;
+    if (end == s)
+        return -EINVAL;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end)
+        return -EINVAL;
+    *ret = (int64_t)v;
+    return 0;
+}
+
+int cmn_parse_u64(const char *s, uint64_t *ret)
+{
+    if (!s)
+        return -EINVAL;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!isdigit((unsigned char)*s))
+        return -EINVAL; /* rejects '-' which strtoull would silently wrap */
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno == ERANGE)
+        return -ERANGE;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end)
+        return -EINVAL;
+    *ret = (uint64_t)v;
+    return 0;
+}
+
+int cmn_parse_double(const char *s, double *ret)
+{
+    if (!s)
+        return -EINVAL;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!*s)
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s)
+        return -EINVAL;
+    if (errno == ERANGE)
+        return -ERANGE;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end)
+        return -EINVAL;
+    if (!isfinite(v))
+        return -EINVAL; /* "nan"/"inf" are never meaningful settings or readings */
+    *ret = v;
+    return 0;
+}
+
+int cmn_read_u64(const char *path, uint64_t *ret)
+{
+    char buf[64];
+    int rc = cmn_read_string(path, buf, sizeof(buf));
+    if (rc < 0)
+        return rc == -EFBIG ? -EINVAL : rc;
+    return cmn_parse_u64(buf, ret);
+}
+
+int cmn_read_i64(const char *path, int64_t *ret)
+{
+    char buf[64];
+    int rc = cmn_read_string(path, buf, sizeof(buf));
+    if (rc < 0)
+        return rc == -EFBIG ? -EINVAL : rc;
+    return cmn_parse_i64(buf, ret);
+}
+
+int cmn_write_string(const char *path, const char *value)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_TRUNC);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(value);
+    ssize_t n;
+    do {
+        n = write(fd, value, len);
+    } while (n < 0 && errno == EINTR);
+    int rc = 0;
+    if (n < 0)
+        rc = -errno;
+    else if ((size_t)n != len)
+        rc = -EIO;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+int cmn_mkdir_p(const char *path)
+{
+    char tmp[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int cmn_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    char tmp[PATH_MAX];
+    int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    const char *p = data;
+    size_t left = len;
+    int rc = 0;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}

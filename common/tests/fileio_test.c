@@ -1,0 +1,87 @@
+/* Checks the strict sysfs/procfs helpers on real temporary files. */
+#include "common/fileio.h"
+#include "ember_test.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void put(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/ember-fileio-XXXXXX";
+    if (!mkdtemp(dir))
+        return 1;
+    char path[512];
+    uint64_t u;
+    int64_t i;
+    double d;
+
+    CHECK_EQ_INT(cmn_path(path, sizeof(path), dir, "/sys/%s/x", "a"), 0);
+    CHECK(strstr(path, "/sys/a/x") != NULL);
+    CHECK_EQ_INT(cmn_path(path, sizeof(path), NULL, "proc/stat"), 0);
+    CHECK_STR(path, "/proc/stat");
+    char tiny[8];
+    CHECK_EQ_INT(cmn_path(tiny, sizeof(tiny), "/very/long/root", "x"), -ENAMETOOLONG);
+
+    snprintf(path, sizeof(path), "%s/freq", dir);
+    put(path, "2900000\n");
+    CHECK_EQ_INT(cmn_read_u64(path, &u), 0);
+    CHECK_EQ_INT(u, 2900000);
+    put(path, "-274000\n");
+    CHECK_EQ_INT(cmn_read_i64(path, &i), 0);
+    CHECK_EQ_INT(i, -274000);
+    CHECK_EQ_INT(cmn_read_u64(path, &u), -EINVAL);
+    put(path, "garbage\n");
+    CHECK_EQ_INT(cmn_read_u64(path, &u), -EINVAL);
+    put(path, "12 34\n");
+    CHECK_EQ_INT(cmn_read_i64(path, &i), -EINVAL);
+    put(path, "99999999999999999999999\n");
+    CHECK_EQ_INT(cmn_read_u64(path, &u), -ERANGE);
+    put(path, "");
+    CHECK_EQ_INT(cmn_read_u64(path, &u), -ENODATA);
+
+    snprintf(path, sizeof(path), "%s/missing", dir);
+    CHECK_EQ_INT(cmn_read_u64(path, &u), -ENOENT);
+
+    /* A FIFO with no writer must not hang the reader. */
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    CHECK_EQ_INT(mkfifo(path, 0600), 0);
+    CHECK(cmn_read_u64(path, &u) < 0);
+
+    snprintf(path, sizeof(path), "%s/gov", dir);
+    put(path, "ondemand\n");
+    CHECK_EQ_INT(cmn_write_string(path, "userspace"), 0);
+    char s[32];
+    CHECK_EQ_INT(cmn_read_string(path, s, sizeof(s)), 0);
+    CHECK_STR(s, "userspace");
+    CHECK_EQ_INT(cmn_read_string(path, s, 4), -EFBIG);
+
+    CHECK_EQ_INT(cmn_parse_double(" 1.5 ", &d), 0);
+    CHECK_NEAR(d, 1.5, 0);
+    CHECK_EQ_INT(cmn_parse_double("nan", &d), -EINVAL);
+    CHECK_EQ_INT(cmn_parse_double("1.5x", &d), -EINVAL);
+    CHECK_EQ_INT(cmn_parse_i64("", &i), -EINVAL);
+
+    snprintf(path, sizeof(path), "%s/a/b/c", dir);
+    CHECK_EQ_INT(cmn_mkdir_p(path), 0);
+    CHECK_EQ_INT(cmn_mkdir_p(path), 0);
+    snprintf(path, sizeof(path), "%s/a/b/c/file", dir);
+    CHECK_EQ_INT(cmn_write_file_atomic(path, "hello", 5), 0);
+    CHECK_EQ_INT(cmn_read_string(path, s, sizeof(s)), 0);
+    CHECK_STR(s, "hello");
+
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return 1;
+    return et_finish();
+}
