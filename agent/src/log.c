@@ -12,7 +12,7 @@
 
 #include "common/timeutil.h"
 
-#define RATE_SLOTS 32
+#define RATE_SLOTS     32
 #define RATE_WINDOW_NS (10ULL * CMN_NS_PER_S)
 
 struct rate_slot {

@@ -18,12 +18,13 @@ int agent_log_level_parse(const char *name, enum agent_log_level *ret);
 /* Forces (1) or forbids (0) priority prefixes; -1 detects JOURNAL_STREAM (the default). */
 void agent_log_set_journal(int mode);
 
-void agent_log(enum agent_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void agent_log(enum agent_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-#define log_err(...) agent_log(AGENT_LOG_ERR, __VA_ARGS__)
-#define log_warn(...) agent_log(AGENT_LOG_WARNING, __VA_ARGS__)
+#define log_err(...)    agent_log(AGENT_LOG_ERR, __VA_ARGS__)
+#define log_warn(...)   agent_log(AGENT_LOG_WARNING, __VA_ARGS__)
 #define log_notice(...) agent_log(AGENT_LOG_NOTICE, __VA_ARGS__)
-#define log_info(...) agent_log(AGENT_LOG_INFO, __VA_ARGS__)
-#define log_debug(...) agent_log(AGENT_LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)   agent_log(AGENT_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)  agent_log(AGENT_LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -6,13 +6,12 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: ember [--version] [--help] COMMAND [ARGS...]\n"
-            "\n"
-            "Ember: a power-aware LLM appliance agent (inference engine, DVFS governor,\n"
-            "power telemetry over SQLite and MQTT).\n"
-            "\n"
-            "Commands:\n");
+    fprintf(out, "usage: ember [--version] [--help] COMMAND [ARGS...]\n"
+                 "\n"
+                 "Ember: a power-aware LLM appliance agent (inference engine, DVFS governor,\n"
+                 "power telemetry over SQLite and MQTT).\n"
+                 "\n"
+                 "Commands:\n");
     for (const struct ember_command *c = ember_commands; c->name; c++)
         fprintf(out, "  %-12s %s\n", c->name, c->summary);
     fprintf(out, "\n"

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #define CMN_NS_PER_MS 1000000ULL
-#define CMN_NS_PER_S 1000000000ULL
+#define CMN_NS_PER_S  1000000000ULL
 
 static inline uint64_t cmn_clock_ns(clockid_t clock)
 {

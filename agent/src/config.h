@@ -1,0 +1,182 @@
+/* Ember's configuration: one INI file (/etc/ember/ember.conf) parsed with inih into struct
+ * agent_config through a single table of keys (section, name, type, range, default, doc). The same
+ * table validates, prints defaults (`ember config dump`), documents etc/ember.conf and drives
+ * SIGHUP reload (keys marked live apply without restart). Errors read
+ * `file:line: [section] key: reason`. */
+#ifndef AGENT_CONFIG_H
+#define AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CFG_STR_SMALL 64
+#define CFG_STR_PATH  512
+
+struct cfg_agent {
+    char log_level[CFG_STR_SMALL];
+    int shutdown_timeout_ms;
+    char state_dir[CFG_STR_PATH];
+};
+
+struct cfg_engine {
+    char model[CFG_STR_PATH];
+    int threads;
+    int context_length;
+    int batch_size;
+    char chat_template[CFG_STR_SMALL];
+    double temperature;
+    int top_k;
+    double top_p;
+    double min_p;
+    double repeat_penalty;
+    int repeat_last_n;
+    double presence_penalty;
+    int max_tokens;
+    long long seed;
+};
+
+struct cfg_governor {
+    bool enabled;
+    char policy[CFG_STR_SMALL];
+    int tick_ms;
+    char sysfs_root[CFG_STR_PATH];
+    char saved_path[CFG_STR_PATH];
+    char calibration_path[CFG_STR_PATH];
+    int min_mhz;
+    int max_mhz;
+    double thermal_target_c;
+    double power_cap_w;
+    double decode_slowdown_max_pct;
+    int idle_delay_ms;
+    int up_threshold;
+    int down_threshold;
+    int sampling_down_factor;
+    int powersave_bias;
+    int freq_step_pct;
+    double quiet_temp_c;
+    double dead_band_pct;
+    int rate_limit_ms;
+};
+
+struct cfg_telemetry {
+    bool enabled;
+    char database[CFG_STR_PATH];
+    char sysfs_root[CFG_STR_PATH];
+    int sample_interval_ms;
+    int commit_interval_ms;
+    int retention_days;
+    int max_db_mb;
+    double estimate_idle_w;
+    double estimate_w_per_ghz;
+};
+
+struct cfg_mqtt {
+    bool enabled;
+    char host[CFG_STR_PATH];
+    int port;
+    char protocol[CFG_STR_SMALL];
+    char prefix[CFG_STR_SMALL];
+    char device_id[CFG_STR_SMALL];
+    char username[CFG_STR_SMALL];
+    char password[CFG_STR_SMALL];
+    char tls_ca[CFG_STR_PATH];
+    char tls_cert[CFG_STR_PATH];
+    char tls_key[CFG_STR_PATH];
+    int keepalive_s;
+    int reconnect_min_ms;
+    int reconnect_max_ms;
+    int replay_rate_per_s;
+    bool discovery;
+    char discovery_prefix[CFG_STR_SMALL];
+};
+
+struct cfg_api {
+    bool enabled;
+    char listen[CFG_STR_SMALL];
+    int port;
+    char bearer_token[CFG_STR_SMALL];
+    int max_body_bytes;
+    int queue_depth;
+    char model_name[CFG_STR_SMALL];
+};
+
+struct cfg_gpio {
+    bool enabled;
+    char chip[CFG_STR_PATH];
+    int led_line;
+    int fan_line;
+    int button_line;
+    bool active_low;
+    double fan_on_temp_c;
+    double fan_off_temp_c;
+};
+
+struct cfg_plugins {
+    char dir[CFG_STR_PATH];
+    char load[CFG_STR_PATH];
+};
+
+struct agent_config {
+    struct cfg_agent agent;
+    struct cfg_engine engine;
+    struct cfg_governor governor;
+    struct cfg_telemetry telemetry;
+    struct cfg_mqtt mqtt;
+    struct cfg_api api;
+    struct cfg_gpio gpio;
+    struct cfg_plugins plugins;
+    /* Where the values came from, for messages: the file path or "(defaults)". */
+    char source[CFG_STR_PATH];
+};
+
+enum cfg_type { CFG_BOOL, CFG_INT, CFG_DOUBLE, CFG_STRING, CFG_ENUM };
+
+struct cfg_key {
+    const char *section;
+    const char *name;
+    enum cfg_type type;
+    size_t offset;              /* into struct agent_config */
+    size_t size;                /* strings: buffer size */
+    double min, max;            /* CFG_INT / CFG_DOUBLE, inclusive */
+    const char *const *choices; /* CFG_ENUM: NULL-terminated */
+    const char *def;            /* default, as it would be written in the file */
+    bool live;                  /* applied on SIGHUP without restart */
+    bool secret;                /* masked in dumps */
+    const char *doc;
+};
+
+/* The table, terminated by a NULL section. Per-section parts live in config_keys.c. */
+extern const struct cfg_key agent_config_keys[];
+
+/* Lines longer than this are rejected (inih's line buffer is 200 bytes). */
+#define CFG_MAX_LINE 198
+/* A config file larger than this is refused before parsing. */
+#define CFG_MAX_FILE_BYTES (1024 * 1024)
+
+void agent_config_defaults(struct agent_config *cfg);
+
+/* Parses text (name is used in messages) over the defaults. Returns 0, or -EINVAL after writing
+ * one "name:line: [section] key: reason" line per problem into err (NUL-terminated, truncated to
+ * err_len). cfg is only written on success. */
+int agent_config_parse(const char *text, size_t len, const char *name, struct agent_config *cfg,
+                       char *err, size_t err_len);
+
+/* Reads and parses a file. -ENOENT when it does not exist (err says so), -EINVAL on problems,
+ * other -errno on I/O errors. */
+int agent_config_load_file(const char *path, struct agent_config *cfg, char *err, size_t err_len);
+
+/* Prints the effective configuration as an INI file; with docs, each key is preceded by its
+ * documentation, range and default (that output is etc/ember.conf). */
+void agent_config_dump(const struct agent_config *cfg, FILE *out, bool with_docs);
+
+/* Keys whose values differ between two configs and that cannot change live: writes their
+ * "[section] key" names, comma-separated, into buf; returns their count. */
+int agent_config_restart_keys(const struct agent_config *a, const struct agent_config *b, char *buf,
+                              size_t len);
+
+/* For sub-commands: loads --config PATH (NULL = the default path, where absence means built-in
+ * defaults; an explicit path must exist). Logs every problem; returns 0 or EMBER_EXIT_USAGE. */
+int agent_config_load_for_cli(const char *path, struct agent_config *cfg);
+
+#endif

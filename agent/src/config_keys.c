@@ -1,0 +1,196 @@
+/* Every configuration key Ember understands: one row each, with type, range, default and the
+ * documentation that `ember config dump --docs` writes into etc/ember.conf. Adding a key is adding
+ * a row here and a field in config.h. */
+#include <stddef.h>
+
+#include "config.h"
+
+#define OFF(field) offsetof(struct agent_config, field)
+#define SZ(field)  sizeof(((struct agent_config *)0)->field)
+
+#define KEY_BOOL(sec, name, def, live, doc)                                                   \
+    {                                                                                         \
+#sec, #name, CFG_BOOL, OFF(sec.name), SZ(sec.name), 0, 1, NULL, def, live, false, doc \
+    }
+#define KEY_INT(sec, name, lo, hi, def, live, doc)                                             \
+    {                                                                                          \
+#sec, #name, CFG_INT, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc \
+    }
+#define KEY_DBL(sec, name, lo, hi, def, live, doc)                                                \
+    {                                                                                             \
+#sec, #name, CFG_DOUBLE, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc \
+    }
+#define KEY_STR(sec, name, def, live, doc)                                                      \
+    {                                                                                           \
+#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, false, doc \
+    }
+#define KEY_SECRET(sec, name, def, live, doc)                                                  \
+    {                                                                                          \
+#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, true, doc \
+    }
+#define KEY_ENUM(sec, name, choices, def, live, doc)                                             \
+    {                                                                                            \
+#sec, #name, CFG_ENUM, OFF(sec.name), SZ(sec.name), 0, 0, choices, def, live, false, doc \
+    }
+
+static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
+static const char *const chat_templates[] = {"auto",    "chatml", "llama2", "llama3", "zephyr",
+                                             "mistral", "phi3",   "gemma",  NULL};
+static const char *const policies[] = {"performance",  "powersave", "ondemand",
+                                       "conservative", "schedutil", "balanced",
+                                       "efficiency",   "quiet",     NULL};
+static const char *const mqtt_protocols[] = {"v5", "v311", NULL};
+
+const struct cfg_key agent_config_keys[] = {
+    /* [agent] */
+    KEY_ENUM(agent, log_level, log_levels, "info", true,
+             "Most verbose log level written to stderr (the journal under systemd)."),
+    KEY_INT(agent, shutdown_timeout_ms, 0, 600000, "10000", true,
+            "On SIGTERM, how long in-flight requests may finish before they are cancelled."),
+    KEY_STR(agent, state_dir, "/var/lib/ember", false,
+            "Directory for persistent state (database, calibration curves)."),
+
+    /* [engine] */
+    KEY_STR(engine, model, "", false,
+            "GGUF model file the agent serves. Empty: the agent starts without a model and "
+            "/health answers 503."),
+    KEY_INT(engine, threads, 0, 512, "0", false,
+            "Compute threads for the kernels; 0 = one per online CPU core."),
+    KEY_INT(engine, context_length, 64, 1048576, "2048", false,
+            "Context window in tokens (KV cache size); capped by the model's own."),
+    KEY_INT(engine, batch_size, 1, 8192, "512", false, "Prompt tokens processed per prefill step."),
+    KEY_ENUM(engine, chat_template, chat_templates, "auto", true,
+             "Chat template; auto = recognise the model's tokenizer.chat_template (ChatML if "
+             "unknown)."),
+    KEY_DBL(engine, temperature, 0, 5, "0.8", true,
+            "Default sampling temperature for requests that do not set one (0 = greedy)."),
+    KEY_INT(engine, top_k, 0, 100000, "40", true, "Default top-k (0 = off)."),
+    KEY_DBL(engine, top_p, 0, 1, "0.95", true, "Default nucleus (top-p) threshold (1 = off)."),
+    KEY_DBL(engine, min_p, 0, 1, "0.05", true, "Default min-p threshold (0 = off)."),
+    KEY_DBL(engine, repeat_penalty, 0.5, 2, "1.1", true,
+            "Default repetition penalty over the last repeat_last_n tokens (1 = off)."),
+    KEY_INT(engine, repeat_last_n, 0, 8192, "64", true,
+            "How many recent tokens the repetition and presence penalties look at."),
+    KEY_DBL(engine, presence_penalty, -2, 2, "0", true, "Default presence penalty (0 = off)."),
+    KEY_INT(engine, max_tokens, 1, 1048576, "512", true,
+            "Default cap on generated tokens per request."),
+    KEY_INT(engine, seed, -1, 4294967295.0, "-1", true,
+            "Default sampling seed; -1 = a fresh random seed per request."),
+
+    /* [governor] */
+    KEY_BOOL(governor, enabled, "true", false,
+             "Run the DVFS governor. Without root or cpufreq it only monitors."),
+    KEY_ENUM(governor, policy, policies, "balanced", true,
+             "Frequency policy: performance, powersave, ondemand, conservative, schedutil, "
+             "balanced (engine-phase aware), efficiency (lowest joules per token), quiet."),
+    KEY_INT(governor, tick_ms, 10, 10000, "100", false, "How often the governor decides."),
+    KEY_STR(governor, sysfs_root, "/", false,
+            "Root under which /sys and /proc are read (tests point it at a fake tree)."),
+    KEY_STR(governor, saved_path, "/run/ember/governor.saved", false,
+            "Where the machine's original CPU frequency settings are saved before the first "
+            "write; restored on exit, by `ember governor restore`, and after a crash."),
+    KEY_STR(governor, calibration_path, "/var/lib/ember/calibration.json", false,
+            "Frequency/throughput/power curve written by `ember governor calibrate`."),
+    KEY_INT(governor, min_mhz, 0, 100000, "0", true,
+            "Lowest frequency the governor may use; 0 = the hardware minimum."),
+    KEY_INT(governor, max_mhz, 0, 100000, "0", true,
+            "Highest frequency the governor may use; 0 = the hardware maximum (boost)."),
+    KEY_DBL(governor, thermal_target_c, 0, 125, "85", true,
+            "Keep the hottest sensor below this (PI controller, also kept below the first "
+            "passive trip point); 0 = off."),
+    KEY_DBL(governor, power_cap_w, 0, 10000, "0", true,
+            "Cap on package power in watts (PI controller); 0 = no cap."),
+    KEY_DBL(governor, decode_slowdown_max_pct, 0, 50, "5", true,
+            "balanced/efficiency: decode may be at most this much slower than at full speed."),
+    KEY_INT(governor, idle_delay_ms, 0, 600000, "2000", true,
+            "balanced: drop to the minimum frequency after this long without engine work."),
+    KEY_INT(governor, up_threshold, 1, 100, "80", true,
+            "ondemand/conservative: utilisation percent above which frequency goes up."),
+    KEY_INT(governor, down_threshold, 1, 99, "20", true,
+            "conservative: utilisation percent below which frequency steps down."),
+    KEY_INT(governor, sampling_down_factor, 1, 100000, "1", true,
+            "ondemand: ticks to stay at maximum before re-evaluating a decrease."),
+    KEY_INT(governor, powersave_bias, 0, 1000, "0", true,
+            "ondemand: lower targets by this many per-mille."),
+    KEY_INT(governor, freq_step_pct, 1, 100, "5", true,
+            "conservative: step size as percent of the maximum frequency."),
+    KEY_DBL(governor, quiet_temp_c, 30, 110, "65", true,
+            "quiet: temperature (fan noise proxy) the policy holds the CPU under."),
+    KEY_DBL(governor, dead_band_pct, 0, 50, "3", true,
+            "Ignore target changes smaller than this percent of the current frequency."),
+    KEY_INT(governor, rate_limit_ms, 0, 60000, "200", true,
+            "Minimum time between two frequency changes of one cluster."),
+
+    /* [telemetry] */
+    KEY_BOOL(telemetry, enabled, "true", false, "Sample power and keep the SQLite history."),
+    KEY_STR(telemetry, database, "/var/lib/ember/telemetry.db", false,
+            "SQLite database (WAL) holding samples, rollups, sessions and events."),
+    KEY_STR(telemetry, sysfs_root, "/", false,
+            "Root under which powercap, hwmon and power_supply are read."),
+    KEY_INT(telemetry, sample_interval_ms, 100, 3600000, "1000", true,
+            "How often a power sample is taken and published."),
+    KEY_INT(telemetry, commit_interval_ms, 100, 600000, "5000", true,
+            "Samples are committed in one transaction this often (at most this much is lost on "
+            "a crash)."),
+    KEY_INT(telemetry, retention_days, 1, 36500, "30", true,
+            "Raw samples older than this are deleted (rollups are kept)."),
+    KEY_INT(telemetry, max_db_mb, 1, 1048576, "256", true,
+            "Size quota for the database; the oldest samples go first."),
+    KEY_DBL(telemetry, estimate_idle_w, 0, 1000, "3", true,
+            "Power model (when no RAPL/hwmon/battery sensor exists): package idle watts."),
+    KEY_DBL(telemetry, estimate_w_per_ghz, 0, 100, "1.5", true,
+            "Power model: watts per fully busy core per GHz (scaled by V^2 with frequency)."),
+
+    /* [mqtt] */
+    KEY_BOOL(mqtt, enabled, "true", false, "Publish telemetry and accept commands over MQTT."),
+    KEY_STR(mqtt, host, "127.0.0.1", false, "Broker host name or address."),
+    KEY_INT(mqtt, port, 1, 65535, "1883", false, "Broker port (8883 is usual with TLS)."),
+    KEY_ENUM(mqtt, protocol, mqtt_protocols, "v5", false,
+             "MQTT protocol version; v5 falls back to v3.1.1 when the broker refuses it."),
+    KEY_STR(mqtt, prefix, "ember", false, "Topic prefix: topics are <prefix>/<device_id>/..."),
+    KEY_STR(mqtt, device_id, "", false, "Device id in topics and discovery; empty = host name."),
+    KEY_STR(mqtt, username, "", false, "Broker user name (empty = anonymous)."),
+    KEY_SECRET(mqtt, password, "", false, "Broker password."),
+    KEY_STR(mqtt, tls_ca, "", false, "CA certificate file; set to enable TLS."),
+    KEY_STR(mqtt, tls_cert, "", false, "Client certificate file for TLS client authentication."),
+    KEY_STR(mqtt, tls_key, "", false, "Client private key file for TLS client authentication."),
+    KEY_INT(mqtt, keepalive_s, 5, 3600, "60", false, "MQTT keepalive interval."),
+    KEY_INT(mqtt, reconnect_min_ms, 100, 600000, "1000", true,
+            "First reconnect delay; doubles (with jitter) up to reconnect_max_ms."),
+    KEY_INT(mqtt, reconnect_max_ms, 1000, 3600000, "60000", true, "Longest reconnect delay."),
+    KEY_INT(mqtt, replay_rate_per_s, 1, 100000, "50", true,
+            "After an outage, stored samples are replayed at most this fast."),
+    KEY_BOOL(mqtt, discovery, "true", false, "Publish Home Assistant discovery config."),
+    KEY_STR(mqtt, discovery_prefix, "homeassistant", false, "Home Assistant discovery prefix."),
+
+    /* [api] */
+    KEY_BOOL(api, enabled, "true", false, "Serve the OpenAI-compatible HTTP API."),
+    KEY_STR(api, listen, "127.0.0.1", false,
+            "Address to bind; loopback by default (set a bearer_token before exposing it)."),
+    KEY_INT(api, port, 1, 65535, "8088", false, "TCP port of the HTTP API."),
+    KEY_SECRET(api, bearer_token, "", true,
+               "If set, requests must carry 'Authorization: Bearer <token>'."),
+    KEY_INT(api, max_body_bytes, 1024, 67108864, "1048576", true,
+            "Largest accepted request body; larger gets 413."),
+    KEY_INT(api, queue_depth, 1, 4096, "8", true,
+            "Requests waiting for the engine beyond the one running; more get 429."),
+    KEY_STR(api, model_name, "", false, "Model id reported by /v1/models; empty = file name."),
+
+    /* [gpio] */
+    KEY_BOOL(gpio, enabled, "false", false, "Drive a status LED, a fan and a button via libgpiod."),
+    KEY_STR(gpio, chip, "/dev/gpiochip0", false, "GPIO chip device."),
+    KEY_INT(gpio, led_line, -1, 1023, "-1", false, "Line offset of the status LED (-1 = none)."),
+    KEY_INT(gpio, fan_line, -1, 1023, "-1", false, "Line offset of the fan switch (-1 = none)."),
+    KEY_INT(gpio, button_line, -1, 1023, "-1", false,
+            "Line offset of the button (-1 = none); a press toggles the quiet policy."),
+    KEY_BOOL(gpio, active_low, "false", false, "Lines are active low."),
+    KEY_DBL(gpio, fan_on_temp_c, 20, 120, "60", true, "Fan switches on at this temperature."),
+    KEY_DBL(gpio, fan_off_temp_c, 20, 120, "50", true,
+            "Fan switches off below this temperature (must be below fan_on_temp_c)."),
+
+    /* [plugins] */
+    KEY_STR(plugins, dir, "/usr/lib/ember/plugins", false, "Directory searched for plugins."),
+    KEY_STR(plugins, load, "", false, "Comma-separated plugin names to load at start."),
+
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, false, false, NULL},
+};
