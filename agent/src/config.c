@@ -223,7 +223,7 @@ static int store_value(const struct cfg_key *k, const char *value, struct agent_
                      value);
             return -EINVAL;
         }
-        *(bool *)field = b;
+        memcpy(field, &b, sizeof(b));
         return 0;
     }
     case CFG_INT: {
@@ -238,10 +238,13 @@ static int store_value(const struct cfg_key *k, const char *value, struct agent_
             snprintf(reason, reason_len, "'%s' is not an integer (expected %s)", value, range);
             return -EINVAL;
         }
-        if (k->size == sizeof(long long))
-            *(long long *)field = (long long)v;
-        else
-            *(int *)field = (int)v;
+        if (k->size == sizeof(long long)) {
+            long long ll = (long long)v;
+            memcpy(field, &ll, sizeof(ll));
+        } else {
+            int i = (int)v;
+            memcpy(field, &i, sizeof(i));
+        }
         return 0;
     }
     case CFG_DOUBLE: {
@@ -256,7 +259,7 @@ static int store_value(const struct cfg_key *k, const char *value, struct agent_
             snprintf(reason, reason_len, "'%s' is not a number (expected %s)", value, range);
             return -EINVAL;
         }
-        *(double *)field = v;
+        memcpy(field, &v, sizeof(v));
         return 0;
     }
     case CFG_STRING: {
@@ -559,18 +562,27 @@ static void format_value(const struct cfg_key *k, const struct agent_config *cfg
 {
     const char *field = (const char *)cfg + k->offset;
     switch (k->type) {
-    case CFG_BOOL:
-        snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false");
-        break;
+    case CFG_BOOL: {
+        bool b;
+        memcpy(&b, field, sizeof(b));
+        snprintf(buf, len, "%s", b ? "true" : "false");
+    } break;
     case CFG_INT:
-        if (k->size == sizeof(long long))
-            snprintf(buf, len, "%lld", *(const long long *)field);
-        else
-            snprintf(buf, len, "%d", *(const int *)field);
+        if (k->size == sizeof(long long)) {
+            long long ll;
+            memcpy(&ll, field, sizeof(ll));
+            snprintf(buf, len, "%lld", ll);
+        } else {
+            int i;
+            memcpy(&i, field, sizeof(i));
+            snprintf(buf, len, "%d", i);
+        }
         break;
-    case CFG_DOUBLE:
-        snprintf(buf, len, "%g", *(const double *)field);
-        break;
+    case CFG_DOUBLE: {
+        double d;
+        memcpy(&d, field, sizeof(d));
+        snprintf(buf, len, "%g", d);
+    } break;
     case CFG_STRING:
     case CFG_ENUM:
         snprintf(buf, len, "%s", field);
