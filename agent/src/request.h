@@ -1,0 +1,86 @@
+/* An inference request as the agent's front ends (HTTP API, MQTT ask) hand it to the engine
+ * worker, and the sink through which the worker streams text back. The worker owns the model
+ * context; front ends never touch the engine directly. */
+#ifndef AGENT_REQUEST_H
+#define AGENT_REQUEST_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGENT_MAX_STOP     4
+#define AGENT_MAX_MESSAGES 64
+
+enum agent_request_kind {
+    AGENT_REQ_CHAT,       /* messages rendered with the model's chat template */
+    AGENT_REQ_COMPLETION, /* raw prompt text */
+};
+
+struct agent_message {
+    char *role; /* "system", "user", "assistant" */
+    char *content;
+};
+
+/* Sampling overrides; a field applies only when its has_ flag is set, else config defaults. */
+struct agent_sampling {
+    bool has_temperature, has_top_k, has_top_p, has_min_p, has_repeat_penalty, has_presence_penalty,
+        has_frequency_penalty, has_seed, has_max_tokens;
+    double temperature, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
+    int top_k;
+    int max_tokens;
+    uint64_t seed;
+};
+
+enum agent_finish {
+    AGENT_FINISH_STOP,      /* end-of-generation token or a stop string */
+    AGENT_FINISH_LENGTH,    /* max_tokens or the context window */
+    AGENT_FINISH_CANCELLED, /* the client went away or the agent is shutting down */
+    AGENT_FINISH_ERROR,
+};
+
+struct agent_result {
+    enum agent_finish finish;
+    int error;           /* -errno when finish == AGENT_FINISH_ERROR */
+    char error_msg[256]; /* human-readable, for the API's error object */
+    uint64_t prompt_tokens;
+    uint64_t gen_tokens;
+    double ttft_ms;
+    double duration_ms;
+    double prefill_tokens_per_s;
+    double decode_tokens_per_s;
+    double energy_j; /* integrated over the request from the power meter */
+    double avg_power_w;
+    double j_per_token; /* energy_j / (prompt + generated tokens), 0 when none */
+    char policy[32];    /* governor policy in force when it finished */
+};
+
+struct agent_request;
+
+/* Callbacks run on the engine worker thread. on_text gets UTF-8-complete text pieces and may
+ * return nonzero to cancel; on_done is called exactly once, last, after which the worker no
+ * longer touches the request (the front end frees it). */
+struct agent_sink {
+    int (*on_text)(void *user, const char *text, size_t len);
+    void (*on_done)(void *user, const struct agent_result *result);
+    void *user;
+};
+
+struct agent_request {
+    enum agent_request_kind kind;
+    struct agent_message messages[AGENT_MAX_MESSAGES];
+    size_t n_messages;
+    char *prompt; /* AGENT_REQ_COMPLETION */
+    struct agent_sampling sampling;
+    char *stop[AGENT_MAX_STOP];
+    size_t n_stop;
+    struct agent_sink sink;
+    atomic_bool cancel; /* set by the front end (client disconnect) or by shutdown */
+    uint64_t enqueued_ns;
+};
+
+/* Allocates a zeroed request; agent_request_free releases it and every string it holds. */
+struct agent_request *agent_request_new(enum agent_request_kind kind);
+void agent_request_free(struct agent_request *req);
+
+#endif

@@ -1,0 +1,63 @@
+/* The engine worker: one thread that owns the model context and runs queued requests one at a
+ * time, streaming text through each request's sink. The queue is bounded (api.queue_depth);
+ * submitting to a full queue fails with -EBUSY (HTTP 429). Phase changes and finished requests
+ * are reported through hooks so the agent can steer the governor and record sessions. */
+#ifndef AGENT_WORKER_H
+#define AGENT_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "request.h"
+
+struct agent_worker;
+struct eng_model;
+struct agent_config;
+
+enum agent_phase {
+    AGENT_PHASE_IDLE,
+    AGENT_PHASE_PREFILL,
+    AGENT_PHASE_DECODE,
+};
+
+struct agent_worker_hooks {
+    /* The engine changed phase (called on the worker thread; keep it quick). */
+    void (*phase)(void *user, enum agent_phase phase);
+    /* Energy counter in joules at time now_ns (monotonic), for per-request energy. */
+    double (*energy_j)(void *user, uint64_t now_ns);
+    /* Governor policy name in force now (copied into results). */
+    void (*policy)(void *user, char *buf, size_t len);
+    /* A request finished (after its sink's on_done): sessions for telemetry. */
+    void (*request_done)(void *user, const struct agent_result *result);
+    void *user;
+};
+
+/* model may be NULL: requests then fail with -ENODEV ("no model loaded"). The worker reads
+ * sampling defaults and limits from cfg at submit time (agent_worker_set_config swaps them). */
+int agent_worker_new(const struct eng_model *model, const struct agent_config *cfg,
+                     const struct agent_worker_hooks *hooks, struct agent_worker **ret, char *err,
+                     size_t err_len);
+/* Cancels what is queued, lets the running request finish for up to timeout_ms, then cancels
+ * it, joins the thread and frees. NULL is fine. */
+void agent_worker_free(struct agent_worker *w, int timeout_ms);
+
+/* Queues a request. 0: queued (its sink will be called); -EBUSY: queue full; -ESHUTDOWN:
+ * stopping; -ENODEV: no model. On error the caller still owns req. */
+int agent_worker_submit(struct agent_worker *w, struct agent_request *req);
+
+/* Applies live settings (sampling defaults, queue depth) from a reloaded config. */
+void agent_worker_set_config(struct agent_worker *w, const struct agent_config *cfg);
+
+struct agent_worker_stats {
+    size_t queue_depth; /* waiting, not counting the running one */
+    int busy;           /* a request is running */
+    uint64_t requests;  /* finished so far */
+    uint64_t prompt_tokens, gen_tokens;
+    enum agent_phase phase;
+};
+void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret);
+
+/* Model id for /v1/models ("" when no model). */
+const char *agent_worker_model_id(const struct agent_worker *w);
+
+#endif
