@@ -1,0 +1,77 @@
+/* Chat templates: turning a list of {role, content} messages into the prompt text a chat model
+ * was trained on. A GGUF's `tokenizer.chat_template` is Jinja; rather than interpret Jinja,
+ * the engine recognises the template's family by its marker strings and renders that family
+ * in C, byte for byte as the reference Jinja template renders it (each family's source is
+ * cited in chat.c). Families: ChatML (Qwen, OpenHermes), Llama 2, Llama 3 (3.0 and the
+ * 3.1+ "Cutting Knowledge Date" system header), Zephyr/TinyLlama, Mistral ([INST] without
+ * <<SYS>>), Phi-3, Gemma. An unknown or absent template falls back to ChatML and says so
+ * through a warning flag; the caller decides whether to tell anyone. The rendered text carries
+ * special tokens as text (e.g. "<s>", "<|im_start|>"): tokenize it with special-token parsing. */
+#ifndef ENGINE_CHAT_H
+#define ENGINE_CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum eng_chat_family {
+    ENG_CHAT_CHATML = 0,
+    ENG_CHAT_LLAMA2,
+    ENG_CHAT_LLAMA3,
+    ENG_CHAT_ZEPHYR,
+    ENG_CHAT_MISTRAL,
+    ENG_CHAT_PHI3,
+    ENG_CHAT_GEMMA,
+    ENG_CHAT_FAMILY_COUNT,
+};
+
+/* Variant flags found in the template text. */
+enum {
+    ENG_CHAT_F_BOS_PREFIX = 1u << 0,     /* Phi-3: the template starts with {{ bos_token }} */
+    ENG_CHAT_F_KNOWLEDGE_DATE = 1u << 1, /* Llama 3.1+: system header with knowledge/today date */
+    ENG_CHAT_F_THINK = 1u << 2,          /* Qwen3: <think> blocks of earlier turns are dropped */
+};
+
+#define ENG_CHAT_DEFAULT_SYSTEM_MAX 512
+
+struct eng_chat_template {
+    enum eng_chat_family family;
+    unsigned flags;
+    /* ChatML templates that insert a system turn when the conversation has none (Qwen2,
+     * Qwen2.5): that text, unescaped; "" when none. */
+    char default_system[ENG_CHAT_DEFAULT_SYSTEM_MAX];
+};
+
+struct eng_chat_message {
+    const char *role; /* "system", "user" or "assistant" */
+    const char *content;
+};
+
+struct eng_chat_render_opts {
+    bool add_generation_prompt; /* end with the assistant's turn header */
+    const char *bos_token;      /* text of the BOS token, e.g. "<s>"; NULL = "" */
+    const char *eos_token;      /* text of the EOS token, e.g. "</s>"; NULL = "" */
+    const char *date_string;    /* Llama 3.1+ "Today Date"; NULL = "26 Jul 2024", the
+                                   template's own fallback */
+    bool disable_thinking;      /* Qwen3 enable_thinking=false: empty <think></think> */
+};
+
+/* Recognises the family of a Jinja chat template. NULL or "" or an unknown template gives
+ * ChatML with *ret_warning = true. Never fails. */
+void eng_chat_template_detect(const char *jinja, struct eng_chat_template *ret, bool *ret_warning);
+
+/* A family by name: chatml (alias qwen), llama2, llama3, zephyr (alias tinyllama), mistral,
+ * phi3, gemma; case-insensitive. -EINVAL for any other name. */
+int eng_chat_template_from_name(const char *name, struct eng_chat_template *ret);
+
+/* The canonical name of a family ("chatml", ...), "?" when out of range. */
+const char *eng_chat_family_name(enum eng_chat_family family);
+
+/* Renders messages into a malloc'd NUL-terminated prompt (*ret_text, caller frees; length in
+ * *ret_len when not NULL). -EINVAL with "message N: why" in err when a role is unknown or the
+ * family's rules are broken (Llama 2, Mistral and Gemma require user/assistant alternation
+ * starting with user, after an optional leading system message); -ENOMEM. */
+int eng_chat_render(const struct eng_chat_template *tmpl, const struct eng_chat_message *msgs,
+                    size_t n_msgs, const struct eng_chat_render_opts *opts, char **ret_text,
+                    size_t *ret_len, char *err, size_t err_len);
+
+#endif

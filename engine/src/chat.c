@@ -1,0 +1,597 @@
+/* Chat template detection and rendering (chat.h). Each render_* function reproduces the output
+ * of one family's reference Jinja template as Hugging Face's apply_chat_template renders it
+ * (jinja2 with trim_blocks and lstrip_blocks), with the template it follows cited above it.
+ * Where a reference template raises an exception for a case the engine must still serve (a
+ * system message for Mistral v0.2 or Gemma 2), the behaviour of the family's later template
+ * (Mistral v0.3, Gemma 3) is used instead and noted there. Detection follows the marker
+ * strings llama.cpp uses (src/llama-chat.cpp, llm_chat_detect_template). */
+#include "engine/chat.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const family_names[ENG_CHAT_FAMILY_COUNT] = {
+    [ENG_CHAT_CHATML] = "chatml", [ENG_CHAT_LLAMA2] = "llama2",   [ENG_CHAT_LLAMA3] = "llama3",
+    [ENG_CHAT_ZEPHYR] = "zephyr", [ENG_CHAT_MISTRAL] = "mistral", [ENG_CHAT_PHI3] = "phi3",
+    [ENG_CHAT_GEMMA] = "gemma",
+};
+
+const char *eng_chat_family_name(enum eng_chat_family family)
+{
+    if ((unsigned)family >= ENG_CHAT_FAMILY_COUNT)
+        return "?";
+    return family_names[family];
+}
+
+int eng_chat_template_from_name(const char *name, struct eng_chat_template *ret)
+{
+    static const struct {
+        const char *name;
+        enum eng_chat_family family;
+    } aliases[] = {{"qwen", ENG_CHAT_CHATML}, {"tinyllama", ENG_CHAT_ZEPHYR}};
+
+    memset(ret, 0, sizeof(*ret));
+    if (!name)
+        return -EINVAL;
+    for (int f = 0; f < ENG_CHAT_FAMILY_COUNT; f++) {
+        if (strcasecmp(name, family_names[f]) == 0) {
+            ret->family = (enum eng_chat_family)f;
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+        if (strcasecmp(name, aliases[i].name) == 0) {
+            ret->family = aliases[i].family;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* ---- detection ---- */
+
+/* Qwen2 / Qwen2.5 write their default system turn as one Jinja string literal:
+ *   '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'
+ * (the \n being a Jinja escape, i.e. a backslash and an n in the template text). Find the
+ * first such literal whose text continues after "system\n" instead of closing the string, and
+ * unescape its content up to <|im_end|>. */
+static void find_default_system(const char *t, char *out, size_t cap)
+{
+    static const char marker[] = "<|im_start|>system\\n";
+    const char *p = t;
+    out[0] = '\0';
+    while ((p = strstr(p, marker)) != NULL) {
+        p += sizeof(marker) - 1;
+        if (*p == '\'' || *p == '"')
+            continue; /* the string closes: the content comes from a variable */
+        const char *end = strstr(p, "<|im_end|>");
+        if (!end)
+            return;
+        size_t o = 0;
+        for (const char *q = p; q < end && o + 1 < cap; q++) {
+            char c = *q;
+            if (c == '\'' || c == '"')
+                return; /* the literal ended before <|im_end|>: not a plain default */
+            if (c == '\\' && q + 1 < end) {
+                q++;
+                switch (*q) {
+                case 'n':
+                    c = '\n';
+                    break;
+                case 't':
+                    c = '\t';
+                    break;
+                default:
+                    c = *q; /* \\ \' \" */
+                }
+            }
+            out[o++] = c;
+        }
+        out[o] = '\0';
+        return;
+    }
+}
+
+void eng_chat_template_detect(const char *t, struct eng_chat_template *ret, bool *ret_warning)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->family = ENG_CHAT_CHATML;
+    *ret_warning = false;
+    if (!t || !*t) {
+        *ret_warning = true;
+        return;
+    }
+    if (strstr(t, "<|im_start|>")) {
+        ret->family = ENG_CHAT_CHATML;
+        if (strstr(t, "</think>") && strstr(t, "<think>"))
+            ret->flags |= ENG_CHAT_F_THINK;
+        find_default_system(t, ret->default_system, sizeof(ret->default_system));
+    } else if (strstr(t, "[INST]")) {
+        ret->family = strstr(t, "<<SYS>>") ? ENG_CHAT_LLAMA2 : ENG_CHAT_MISTRAL;
+    } else if (strstr(t, "<|assistant|>") && strstr(t, "<|end|>")) {
+        ret->family = ENG_CHAT_PHI3;
+        if (strstr(t, "bos_token"))
+            ret->flags |= ENG_CHAT_F_BOS_PREFIX;
+    } else if (strstr(t, "<|user|>")) {
+        ret->family = ENG_CHAT_ZEPHYR;
+    } else if (strstr(t, "<start_of_turn>")) {
+        ret->family = ENG_CHAT_GEMMA;
+    } else if (strstr(t, "<|start_header_id|>") && strstr(t, "<|end_header_id|>")) {
+        ret->family = ENG_CHAT_LLAMA3;
+        if (strstr(t, "Cutting Knowledge Date"))
+            ret->flags |= ENG_CHAT_F_KNOWLEDGE_DATE;
+    } else {
+        *ret_warning = true;
+    }
+}
+
+/* ---- rendering helpers ---- */
+
+struct sb {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_addn(struct sb *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) {
+            if (cap > SIZE_MAX / 2) {
+                b->oom = true;
+                return;
+            }
+            cap *= 2;
+        }
+        char *nb = realloc(b->buf, cap);
+        if (!nb) {
+            b->oom = true;
+            return;
+        }
+        b->buf = nb;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+}
+
+static void sb_add(struct sb *b, const char *s)
+{
+    sb_addn(b, s, strlen(s));
+}
+
+/* Adds several strings; the list ends with NULL. */
+static void sb_cat(struct sb *b, ...)
+{
+    va_list ap;
+    va_start(ap, b);
+    const char *s;
+    while ((s = va_arg(ap, const char *)) != NULL)
+        sb_add(b, s);
+    va_end(ap);
+}
+
+/* Python's str.strip() / Jinja's trim for ASCII whitespace (Python's also strips Unicode
+ * spaces; chat turns virtually never start or end with those). */
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static void sb_add_trimmed(struct sb *b, const char *s)
+{
+    size_t n = strlen(s);
+    while (n && is_space(*s)) {
+        s++;
+        n--;
+    }
+    while (n && is_space(s[n - 1]))
+        n--;
+    sb_addn(b, s, n);
+}
+
+enum role { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, ROLE_BAD };
+
+static enum role role_of(const char *r)
+{
+    if (!r)
+        return ROLE_BAD;
+    if (strcmp(r, "system") == 0)
+        return ROLE_SYSTEM;
+    if (strcmp(r, "user") == 0)
+        return ROLE_USER;
+    if (strcmp(r, "assistant") == 0)
+        return ROLE_ASSISTANT;
+    return ROLE_BAD;
+}
+
+struct render {
+    const struct eng_chat_template *t;
+    const struct eng_chat_message *m;
+    size_t n;
+    const struct eng_chat_render_opts *o;
+    const char *bos, *eos;
+    struct sb out;
+    char *err;
+    size_t err_len;
+};
+
+static int fail(struct render *r, size_t idx, const char *why)
+{
+    if (r->err && r->err_len)
+        snprintf(r->err, r->err_len, "chat template %s: message %zu: %s",
+                 eng_chat_family_name(r->t->family), idx, why);
+    return -EINVAL;
+}
+
+/* Llama 2, Mistral and Gemma templates raise 'Conversation roles must alternate
+ * user/assistant/user/assistant/...' unless the messages after an optional leading system
+ * message go user, assistant, user, ... Checks that, ignoring system messages at odd positions
+ * only where the template itself lets them through silently (Llama 2). */
+static int check_alternation(struct render *r, size_t first, bool odd_system_ok)
+{
+    for (size_t i = first; i < r->n; i++) {
+        enum role role = role_of(r->m[i].role);
+        bool even = (i - first) % 2 == 0;
+        if ((role == ROLE_USER) != even) {
+            if (role == ROLE_SYSTEM && !even && odd_system_ok)
+                continue;
+            return fail(r, i,
+                        "roles must alternate user/assistant/user/... after an optional "
+                        "leading system message");
+        }
+    }
+    return 0;
+}
+
+/* ChatML. OpenHermes-2.5 (teknium/OpenHermes-2.5-Mistral-7B tokenizer_config.json):
+ *   {% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']
+ *   + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n'
+ *   }}{% endif %}
+ * Qwen2/Qwen2.5 add a default system turn when messages[0] is not a system message (the text
+ * found by find_default_system). Qwen3 (the template in ggml-vocab-qwen3.gguf, quoted from its
+ * tokenizer_config.json) renders assistant turns before the last user query without their
+ * <think>...</think> part (content.split('</think>')[-1].lstrip('\n')), renders later assistant
+ * turns as '<think>\n' + reasoning.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') when
+ * they are the last message or carry reasoning, and appends '<think>\n\n</think>\n\n' to the
+ * generation prompt when enable_thinking is false. */
+static void chatml_assistant_qwen3(struct render *r, size_t i, size_t last_query)
+{
+    const char *c = r->m[i].content;
+    const char *close = NULL, *p = c;
+    while ((p = strstr(p, "</think>")) != NULL) {
+        close = p;
+        p += 8;
+    }
+    if (!close) {
+        if (i > last_query && i + 1 == r->n) {
+            /* reasoning_content is '' here: '<think>\n' + '' + '\n</think>\n\n' + content */
+            sb_add(&r->out, "<think>\n\n</think>\n\n");
+            while (*c == '\n')
+                c++;
+        }
+        sb_add(&r->out, c);
+        return;
+    }
+    const char *content = close + 8;
+    while (*content == '\n')
+        content++;
+    if (i > last_query) {
+        /* reasoning = split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') */
+        const char *first_close = strstr(c, "</think>");
+        const char *rs = c, *q = c;
+        while ((q = strstr(q, "<think>")) != NULL && q < first_close) {
+            rs = q + 7;
+            q += 7;
+        }
+        const char *re = first_close;
+        while (re > rs && re[-1] == '\n')
+            re--;
+        while (rs < re && *rs == '\n')
+            rs++;
+        /* .strip('\n') of the reasoning is already done by the two loops above */
+        if (i + 1 == r->n || re > rs) {
+            sb_add(&r->out, "<think>\n");
+            sb_addn(&r->out, rs, (size_t)(re - rs));
+            sb_add(&r->out, "\n</think>\n\n");
+        }
+    }
+    sb_add(&r->out, content);
+}
+
+static int render_chatml(struct render *r)
+{
+    bool think = r->t->flags & ENG_CHAT_F_THINK;
+    size_t last_query = r->n ? r->n - 1 : 0;
+    if (think) {
+        /* ns.last_query_index: the last user message (tool responses are not supported) */
+        for (size_t i = r->n; i-- > 0;) {
+            if (role_of(r->m[i].role) == ROLE_USER) {
+                last_query = i;
+                break;
+            }
+        }
+    }
+    if (r->n && r->t->default_system[0] && role_of(r->m[0].role) != ROLE_SYSTEM)
+        sb_cat(&r->out, "<|im_start|>system\n", r->t->default_system, "<|im_end|>\n", NULL);
+    for (size_t i = 0; i < r->n; i++) {
+        sb_cat(&r->out, "<|im_start|>", r->m[i].role, "\n", NULL);
+        if (think && role_of(r->m[i].role) == ROLE_ASSISTANT)
+            chatml_assistant_qwen3(r, i, last_query);
+        else
+            sb_add(&r->out, r->m[i].content);
+        sb_add(&r->out, "<|im_end|>\n");
+    }
+    if (r->o->add_generation_prompt) {
+        sb_add(&r->out, "<|im_start|>assistant\n");
+        if (think && r->o->disable_thinking)
+            sb_add(&r->out, "<think>\n\n</think>\n\n");
+    }
+    return 0;
+}
+
+/* Llama 2 (meta-llama/Llama-2-7b-chat-hf tokenizer_config.json):
+ *   {% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set
+ *   system_message = messages[0]['content'] %}{% else %}...{% set system_message = false %}
+ *   {% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') !=
+ *   (loop.index0 % 2 == 0) %}{{ raise_exception(...) }}{% endif %}{% if loop.index0 == 0 and
+ *   system_message != false %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' +
+ *   message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if
+ *   message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif
+ *   message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}
+ *   {% endfor %}
+ * No generation prompt: the last ' [/INST]' is where the answer starts. */
+static int render_llama2(struct render *r)
+{
+    size_t first = 0;
+    const char *sys = NULL;
+    if (r->n && role_of(r->m[0].role) == ROLE_SYSTEM) {
+        sys = r->m[0].content;
+        first = 1;
+    }
+    int rc = check_alternation(r, first, true);
+    if (rc < 0)
+        return rc;
+    for (size_t i = first; i < r->n; i++) {
+        enum role role = role_of(r->m[i].role);
+        struct sb content = {0};
+        if (i == first && sys)
+            sb_cat(&content, "<<SYS>>\n", sys, "\n<</SYS>>\n\n", NULL);
+        sb_add(&content, r->m[i].content);
+        if (content.oom) {
+            free(content.buf);
+            r->out.oom = true;
+            return -ENOMEM;
+        }
+        if (role == ROLE_USER) {
+            sb_cat(&r->out, r->bos, "[INST] ", NULL);
+            sb_add_trimmed(&r->out, content.buf ? content.buf : "");
+            sb_add(&r->out, " [/INST]");
+        } else if (role == ROLE_ASSISTANT) {
+            sb_add(&r->out, " ");
+            sb_add_trimmed(&r->out, content.buf ? content.buf : "");
+            sb_cat(&r->out, " ", r->eos, NULL);
+        }
+        free(content.buf);
+    }
+    return 0;
+}
+
+/* Mistral (mistralai/Mistral-7B-Instruct-v0.2 tokenizer_config.json):
+ *   {{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') !=
+ *   (loop.index0 % 2 == 0) %}{{ raise_exception(...) }}{% endif %}{% if message['role'] ==
+ *   'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] ==
+ *   'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and
+ *   assistant roles are supported!') }}{% endif %}{% endfor %}
+ * That template rejects system messages; here a leading system message is joined to the first
+ * user message with a blank line, as Mistral's v0.3 template joins it ("system + '\n\n' +
+ * content"). */
+static int render_mistral(struct render *r)
+{
+    size_t first = 0;
+    const char *sys = NULL;
+    if (r->n && role_of(r->m[0].role) == ROLE_SYSTEM) {
+        sys = r->m[0].content;
+        first = 1;
+    }
+    int rc = check_alternation(r, first, false);
+    if (rc < 0)
+        return rc;
+    sb_add(&r->out, r->bos);
+    for (size_t i = first; i < r->n; i++) {
+        if (role_of(r->m[i].role) == ROLE_USER) {
+            sb_add(&r->out, "[INST] ");
+            if (i == first && sys)
+                sb_cat(&r->out, sys, "\n\n", NULL);
+            sb_cat(&r->out, r->m[i].content, " [/INST]", NULL);
+        } else {
+            sb_cat(&r->out, r->m[i].content, r->eos, NULL);
+        }
+    }
+    return 0;
+}
+
+/* Llama 3 (meta-llama/Meta-Llama-3-8B-Instruct tokenizer_config.json):
+ *   {% set loop_messages = messages %}{% for message in loop_messages %}{% set content =
+ *   '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim
+ *   + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}
+ *   {{ content }}{% endfor %}{% if add_generation_prompt %}{{
+ *   '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}
+ * Llama 3.1/3.2 (meta-llama/Llama-3.2-3B-Instruct, without tools): {{- bos_token }}, then always
+ *   "<|start_header_id|>system<|end_header_id|>\n\n" + "Cutting Knowledge Date: December 2023\n"
+ *   + "Today Date: " + date_string + "\n\n" + system_message|trim + "<|eot_id|>"
+ * with date_string defaulting to "26 Jul 2024", then the other messages as in 3.0. */
+static int render_llama3(struct render *r)
+{
+    size_t first = 0;
+    if (r->t->flags & ENG_CHAT_F_KNOWLEDGE_DATE) {
+        const char *date = r->o->date_string ? r->o->date_string : "26 Jul 2024";
+        sb_cat(&r->out, r->bos, "<|start_header_id|>system<|end_header_id|>\n\n",
+               "Cutting Knowledge Date: December 2023\nToday Date: ", date, "\n\n", NULL);
+        if (r->n && role_of(r->m[0].role) == ROLE_SYSTEM) {
+            sb_add_trimmed(&r->out, r->m[0].content);
+            first = 1;
+        }
+        sb_add(&r->out, "<|eot_id|>");
+    }
+    for (size_t i = first; i < r->n; i++) {
+        if (i == 0 && !(r->t->flags & ENG_CHAT_F_KNOWLEDGE_DATE))
+            sb_add(&r->out, r->bos);
+        sb_cat(&r->out, "<|start_header_id|>", r->m[i].role, "<|end_header_id|>\n\n", NULL);
+        sb_add_trimmed(&r->out, r->m[i].content);
+        sb_add(&r->out, "<|eot_id|>");
+    }
+    if (r->o->add_generation_prompt)
+        sb_add(&r->out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    return 0;
+}
+
+/* Zephyr / TinyLlama (TinyLlama/TinyLlama-1.1B-Chat-v1.0 and HuggingFaceH4/zephyr-7b-beta
+ * tokenizer_config.json), one tag per line in the template:
+ *   {% for message in messages %}
+ *   {% if message['role'] == 'user' %}
+ *   {{ '<|user|>\n' + message['content'] + eos_token }}
+ *   {% elif message['role'] == 'system' %}
+ *   {{ '<|system|>\n' + message['content'] + eos_token }}
+ *   {% elif message['role'] == 'assistant' %}
+ *   {{ '<|assistant|>\n'  + message['content'] + eos_token }}
+ *   {% endif %}
+ *   {% if loop.last and add_generation_prompt %}
+ *   {{ '<|assistant|>' }}
+ *   {% endif %}
+ *   {% endfor %}
+ * trim_blocks removes the newline after each {% %} tag; the newline after each {{ }} stays. */
+static int render_zephyr(struct render *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        sb_cat(&r->out, "<|", r->m[i].role, "|>\n", r->m[i].content, r->eos, "\n", NULL);
+    if (r->n && r->o->add_generation_prompt)
+        sb_add(&r->out, "<|assistant|>\n");
+    return 0;
+}
+
+/* Phi-3 (microsoft/Phi-3.5-mini-instruct; Phi-3-mini-4k-instruct's current template is the
+ * same without the empty-system test):
+ *   {% for message in messages %}{% if message['role'] == 'system' and message['content'] %}{{
+ *   '<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{
+ *   '<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{
+ *   '<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if
+ *   add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}
+ * Earlier Phi-3 templates begin with {{ bos_token }} (ENG_CHAT_F_BOS_PREFIX). */
+static int render_phi3(struct render *r)
+{
+    if (r->t->flags & ENG_CHAT_F_BOS_PREFIX)
+        sb_add(&r->out, r->bos);
+    for (size_t i = 0; i < r->n; i++) {
+        if (role_of(r->m[i].role) == ROLE_SYSTEM && !r->m[i].content[0])
+            continue;
+        sb_cat(&r->out, "<|", r->m[i].role, "|>\n", r->m[i].content, "<|end|>\n", NULL);
+    }
+    sb_add(&r->out, r->o->add_generation_prompt ? "<|assistant|>\n" : r->eos);
+    return 0;
+}
+
+/* Gemma (google/gemma-2-2b-it tokenizer_config.json):
+ *   {{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not
+ *   supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') !=
+ *   (loop.index0 % 2 == 0) %}{{ raise_exception(...) }}{% endif %}{% if (message['role'] ==
+ *   'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}
+ *   {{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}
+ *   {% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}
+ * A leading system message is handled as Gemma 3's template does: its content + '\n\n' is
+ * prefixed (untrimmed) to the first user turn. */
+static int render_gemma(struct render *r)
+{
+    size_t first = 0;
+    const char *sys = NULL;
+    if (r->n && role_of(r->m[0].role) == ROLE_SYSTEM) {
+        sys = r->m[0].content;
+        first = 1;
+    }
+    int rc = check_alternation(r, first, false);
+    if (rc < 0)
+        return rc;
+    sb_add(&r->out, r->bos);
+    for (size_t i = first; i < r->n; i++) {
+        bool model = role_of(r->m[i].role) == ROLE_ASSISTANT;
+        sb_cat(&r->out, "<start_of_turn>", model ? "model" : r->m[i].role, "\n", NULL);
+        if (i == first && sys)
+            sb_cat(&r->out, sys, "\n\n", NULL);
+        sb_add_trimmed(&r->out, r->m[i].content);
+        sb_add(&r->out, "<end_of_turn>\n");
+    }
+    if (r->o->add_generation_prompt)
+        sb_add(&r->out, "<start_of_turn>model\n");
+    return 0;
+}
+
+static int (*const renderers[ENG_CHAT_FAMILY_COUNT])(struct render *) = {
+    [ENG_CHAT_CHATML] = render_chatml,   [ENG_CHAT_LLAMA2] = render_llama2,
+    [ENG_CHAT_LLAMA3] = render_llama3,   [ENG_CHAT_ZEPHYR] = render_zephyr,
+    [ENG_CHAT_MISTRAL] = render_mistral, [ENG_CHAT_PHI3] = render_phi3,
+    [ENG_CHAT_GEMMA] = render_gemma,
+};
+
+int eng_chat_render(const struct eng_chat_template *tmpl, const struct eng_chat_message *msgs,
+                    size_t n_msgs, const struct eng_chat_render_opts *opts, char **ret_text,
+                    size_t *ret_len, char *err, size_t err_len)
+{
+    static const struct eng_chat_render_opts no_opts = {0};
+    struct render r = {
+        .t = tmpl,
+        .m = msgs,
+        .n = n_msgs,
+        .o = opts ? opts : &no_opts,
+        .err = err,
+        .err_len = err_len,
+    };
+    int rc;
+
+    *ret_text = NULL;
+    if (ret_len)
+        *ret_len = 0;
+    r.bos = r.o->bos_token ? r.o->bos_token : "";
+    r.eos = r.o->eos_token ? r.o->eos_token : "";
+    if ((unsigned)tmpl->family >= ENG_CHAT_FAMILY_COUNT) {
+        if (err && err_len)
+            snprintf(err, err_len, "chat template: family %d out of range", (int)tmpl->family);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n_msgs; i++) {
+        if (role_of(msgs[i].role) == ROLE_BAD) {
+            rc = fail(&r, i, "role must be system, user or assistant");
+            goto fail;
+        }
+        if (!msgs[i].content) {
+            rc = fail(&r, i, "content is missing");
+            goto fail;
+        }
+    }
+    rc = renderers[tmpl->family](&r);
+    if (rc < 0)
+        goto fail;
+    sb_add(&r.out, ""); /* an empty conversation still yields "" */
+    if (r.out.oom) {
+        rc = -ENOMEM;
+        if (err && err_len)
+            snprintf(err, err_len, "chat template: out of memory");
+        goto fail;
+    }
+    *ret_text = r.out.buf;
+    if (ret_len)
+        *ret_len = r.out.len;
+    return 0;
+
+fail:
+    free(r.out.buf);
+    return rc;
+}
