@@ -57,6 +57,15 @@ struct cfg_governor {
     double quiet_temp_c;
     double dead_band_pct;
     int rate_limit_ms;
+    double trip_margin_c;
+    double thermal_kp;
+    double thermal_ki;
+    double power_kp;
+    double power_ki;
+    int hysteresis_ms;
+    int rate_limit_us;
+    int probe_ms;
+    int reprobe_s;
 };
 
 struct cfg_telemetry {
@@ -68,7 +77,8 @@ struct cfg_telemetry {
     int retention_days;
     int max_db_mb;
     double estimate_idle_w;
-    double estimate_w_per_ghz;
+    double estimate_cpu_static_w;
+    double estimate_cpu_dyn_w;
 };
 
 struct cfg_mqtt {

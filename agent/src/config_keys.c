@@ -120,6 +120,27 @@ const struct cfg_key agent_config_keys[] = {
             "Ignore target changes smaller than this percent of the current frequency."),
     KEY_INT(governor, rate_limit_ms, 0, 60000, "200", true,
             "Minimum time between two frequency changes of one cluster."),
+    KEY_INT(governor, hysteresis_ms, 0, 60000, "300", true,
+            "A frequency decrease must be asked for this long before it is applied."),
+    KEY_DBL(governor, trip_margin_c, 0, 30, "5", true,
+            "The thermal controller also stays this far below the first passive trip point."),
+    KEY_DBL(governor, thermal_kp, 0, 1, "0.08", true,
+            "Thermal PI controller: proportional gain (fraction of the frequency range per "
+            "degree C above target)."),
+    KEY_DBL(governor, thermal_ki, 0, 1, "0.02", true,
+            "Thermal PI controller: integral gain (fraction of the range per degree C second)."),
+    KEY_DBL(governor, power_kp, 0, 1, "0.05", true,
+            "Power cap PI controller: proportional gain (fraction of the range per watt over, "
+            "scaled by 10 W / cap)."),
+    KEY_DBL(governor, power_ki, 0, 1, "0.1", true,
+            "Power cap PI controller: integral gain (fraction of the range per watt second)."),
+    KEY_INT(governor, rate_limit_us, 0, 1000000, "0", true,
+            "schedutil: its own minimum time between frequency changes."),
+    KEY_INT(governor, probe_ms, 100, 60000, "1000", true,
+            "balanced without calibration, efficiency: dwell time per point of the online "
+            "search."),
+    KEY_INT(governor, reprobe_s, 0, 86400, "600", true,
+            "balanced/efficiency: search again this often (0 = never)."),
 
     /* [telemetry] */
     KEY_BOOL(telemetry, enabled, "true", false, "Sample power and keep the SQLite history."),
@@ -132,14 +153,18 @@ const struct cfg_key agent_config_keys[] = {
     KEY_INT(telemetry, commit_interval_ms, 100, 600000, "5000", true,
             "Samples are committed in one transaction this often (at most this much is lost on "
             "a crash)."),
-    KEY_INT(telemetry, retention_days, 1, 36500, "30", true,
-            "Raw samples older than this are deleted (rollups are kept)."),
+    KEY_INT(telemetry, retention_days, 1, 36500, "7", true,
+            "Raw samples older than this are deleted (1-minute rollups are kept 90 days, "
+            "1-hour rollups 5 years)."),
     KEY_INT(telemetry, max_db_mb, 1, 1048576, "256", true,
             "Size quota for the database; the oldest samples go first."),
-    KEY_DBL(telemetry, estimate_idle_w, 0, 1000, "3", true,
-            "Power model (when no RAPL/hwmon/battery sensor exists): package idle watts."),
-    KEY_DBL(telemetry, estimate_w_per_ghz, 0, 100, "1.5", true,
-            "Power model: watts per fully busy core per GHz (scaled by V^2 with frequency)."),
+    KEY_DBL(telemetry, estimate_idle_w, 0, 1000, "2", true,
+            "Power model (used when no RAPL/hwmon/battery sensor exists): platform floor in "
+            "watts (memory, uncore, board)."),
+    KEY_DBL(telemetry, estimate_cpu_static_w, 0, 100, "0.15", true,
+            "Power model: leakage watts per CPU."),
+    KEY_DBL(telemetry, estimate_cpu_dyn_w, 0, 100, "1", true,
+            "Power model: watts per CPU per (GHz x V^2) at full utilisation."),
 
     /* [mqtt] */
     KEY_BOOL(mqtt, enabled, "true", false, "Publish telemetry and accept commands over MQTT."),
