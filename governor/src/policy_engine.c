@@ -1,0 +1,560 @@
+/* The engine-aware policies. `balanced` (the default) runs prefill at boost, decode at the knee
+ * where tokens/s stops rising by more than decode_slowdown_max_pct (from the calibration curve, or
+ * without one from an online fit of time-per-token against frequency), and drops to the minimum
+ * after idle_delay_ms without engine work. `efficiency` walks down the frequency ladder during
+ * decode measuring joules per token (package power / tokens/s) and settles on the lowest one
+ * within the slowdown budget. `quiet` is balanced without boost under a slow temperature cap
+ * (quiet_temp_c) whose upward slew is limited, so fans are not spun up by bursts. Clusters that
+ * carry no engine load (below half busy) follow schedutil's rule in every phase. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy_internal.h"
+
+#define NS_PER_MS        1000000ULL
+#define NS_PER_S         1000000000ULL
+#define ENGINE_LOAD      0.5 /* a cluster this busy while the engine works runs engine threads */
+#define KNEE_MIN_SAMPLES 3   /* samples a probe point needs before the search moves on */
+#define KNEE_N_CAP       30  /* running means forget older samples beyond this many */
+
+/* ---- decode-knee estimator ---- */
+
+void gov_knee_reset(struct gov_knee *k)
+{
+    memset(k, 0, sizeof(*k));
+}
+
+static unsigned knee_bin(double r)
+{
+    int b = (int)(r * GOV_KNEE_BINS);
+    return b < 0 ? 0 : b >= GOV_KNEE_BINS ? GOV_KNEE_BINS - 1 : (unsigned)b;
+}
+
+void gov_knee_add(struct gov_knee *k, double r, double tokens_per_s)
+{
+    if (!(r > 0 && r <= 1.0001) || !(tokens_per_s > 0) || !isfinite(tokens_per_s))
+        return;
+    unsigned b = knee_bin(r);
+    if (k->n[b] < KNEE_N_CAP)
+        k->n[b]++;
+    double w = 1.0 / k->n[b];
+    k->mean_t[b] += (1.0 / tokens_per_s - k->mean_t[b]) * w;
+    k->mean_r[b] += (r - k->mean_r[b]) * w;
+}
+
+unsigned gov_knee_bins_used(const struct gov_knee *k)
+{
+    unsigned n = 0;
+    for (unsigned b = 0; b < GOV_KNEE_BINS; b++)
+        n += k->n[b] > 0;
+    return n;
+}
+
+int gov_knee_fit(const struct gov_knee *k, double *ret_a, double *ret_b)
+{
+    double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0, rmin = 2, rmax = 0;
+    for (unsigned b = 0; b < GOV_KNEE_BINS; b++) {
+        if (!k->n[b])
+            continue;
+        double w = k->n[b], x = 1.0 / k->mean_r[b], y = k->mean_t[b];
+        sw += w, sx += w * x, sy += w * y, sxx += w * x * x, sxy += w * x * y;
+        rmin = fmin(rmin, k->mean_r[b]);
+        rmax = fmax(rmax, k->mean_r[b]);
+    }
+    if (rmax - rmin < 0.05)
+        return -EAGAIN;
+    double den = sw * sxx - sx * sx;
+    if (!(fabs(den) > 1e-12))
+        return -EAGAIN;
+    double bb = (sw * sxy - sx * sy) / den;
+    *ret_b = bb;
+    *ret_a = (sy - bb * sx) / sw;
+    return 0;
+}
+
+double gov_knee_solve(double a, double b, double slowdown, double r_min)
+{
+    if (!(b > 0))
+        return r_min; /* throughput does not depend on the clock: the floor is enough */
+    double t1 = a + b;
+    double allowed = t1 / (1.0 - slowdown);
+    double den = allowed - a;
+    if (!(den > 0))
+        return 1.0;
+    double r = b / den;
+    return r < r_min ? r_min : r > 1 ? 1 : r;
+}
+
+double gov_knee_tps_at(const struct gov_knee *k, double r)
+{
+    unsigned b = knee_bin(r);
+    return k->n[b] && k->mean_t[b] > 0 ? 1.0 / k->mean_t[b] : NAN;
+}
+
+/* ---- balanced ---- */
+
+enum knee_stage { STAGE_FULL, STAGE_MID, STAGE_KNEE, STAGE_SETTLED };
+
+struct balanced {
+    const struct gov_policy_ctx *ctx;
+    bool use_cal;
+    uint32_t cal_khz[GOV_MAX_CLUSTERS]; /* calibration knee, per controller cluster */
+    struct gov_knee knee;
+    enum knee_stage stage;
+    uint64_t stage_ns;   /* decode time spent in the current stage */
+    double r_decode;     /* decode frequency as a fraction of the ceiling */
+    uint64_t settled_ns; /* when the search last settled */
+    uint64_t last_ns;
+    bool started;
+    uint32_t prev_cur; /* primary cluster's frequency at the previous tick */
+    uint32_t decode_khz[GOV_MAX_CLUSTERS];
+    bool engine[GOV_MAX_CLUSTERS];
+};
+
+static double r_floor(const struct gov_policy_ctx *ctx)
+{
+    double r = 0;
+    for (unsigned i = 0; i < ctx->n_clusters; i++)
+        r = fmax(r, (double)ctx->floor_khz[i] / ctx->ceil_khz[i]);
+    return r;
+}
+
+/* The lowest calibration point within the slowdown budget, mapped by cluster name. */
+static bool calib_knee(struct balanced *b)
+{
+    const struct gov_policy_ctx *ctx = b->ctx;
+    const struct gov_calibration *cal = ctx->calibration;
+    if (!cal || !cal->n_points)
+        return false;
+    int map[GOV_MAX_CLUSTERS];
+    for (unsigned i = 0; i < ctx->n_clusters; i++) {
+        map[i] = -1;
+        for (unsigned j = 0; j < cal->n_clusters; j++)
+            if (strcmp(cal->cluster_names[j], ctx->clusters[i].name) == 0)
+                map[i] = (int)j;
+        if (map[i] < 0)
+            return false;
+    }
+    double best = 0;
+    for (unsigned p = 0; p < cal->n_points; p++)
+        if (cal->points[p].decode_tok_s > best)
+            best = cal->points[p].decode_tok_s;
+    if (!(best > 0))
+        return false;
+    double need = best * (1.0 - ctx->tunables->decode_slowdown_max_pct / 100.0);
+    for (unsigned p = 0; p < cal->n_points; p++) {
+        if (cal->points[p].decode_tok_s >= need) {
+            for (unsigned i = 0; i < ctx->n_clusters; i++)
+                b->cal_khz[i] = cal->points[p].khz[map[i]];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void balanced_setup(struct balanced *b, const struct gov_policy_ctx *ctx)
+{
+    memset(b, 0, sizeof(*b));
+    b->ctx = ctx;
+    b->use_cal = calib_knee(b);
+    b->r_decode = 1.0;
+    b->stage = STAGE_FULL;
+}
+
+static int balanced_init(const struct gov_policy_ctx *ctx, void **ret_state)
+{
+    struct balanced *b = malloc(sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    balanced_setup(b, ctx);
+    *ret_state = b;
+    return 0;
+}
+
+static void policy_free(void *state)
+{
+    free(state);
+}
+
+/* The busiest cluster carries the engine's critical path; its clock is the one observed. */
+static unsigned primary_cluster(const struct gov_policy_ctx *ctx, const struct gov_inputs *in)
+{
+    unsigned best = 0;
+    double best_load = -1;
+    for (unsigned i = 0; i < ctx->n_clusters; i++) {
+        double l = gov_cluster_load(&ctx->clusters[i], in);
+        if (isfinite(l) && (l > best_load + 0.05 ||
+                            (l > best_load - 0.05 && ctx->ceil_khz[i] > ctx->ceil_khz[best]))) {
+            best = i;
+            best_load = l;
+        }
+    }
+    return best;
+}
+
+/* Feeds the estimator and moves the online search along; returns the decode fraction. */
+static double balanced_decode_r(struct balanced *b, const struct gov_inputs *in, uint64_t dt_ns)
+{
+    const struct gov_policy_ctx *ctx = b->ctx;
+    const struct gov_tunables *t = ctx->tunables;
+    unsigned p = primary_cluster(ctx, in);
+    uint32_t cur = gov_cluster_cur(in, p, 0);
+    double s = t->decode_slowdown_max_pct / 100.0, rmin = r_floor(ctx);
+    /* only a tick that ran entirely at one clock says what that clock gives */
+    if (cur && cur == b->prev_cur && isfinite(in->tokens_per_s))
+        gov_knee_add(&b->knee, (double)cur / ctx->ceil_khz[p], in->tokens_per_s);
+    b->prev_cur = cur;
+    b->stage_ns += dt_ns;
+
+    uint64_t probe_ns = (uint64_t)t->probe_ms * NS_PER_MS;
+    bool enough = b->stage_ns >= probe_ns && b->knee.n[knee_bin(b->r_decode)] >= KNEE_MIN_SAMPLES;
+    double a, bb;
+    switch (b->stage) {
+    case STAGE_FULL:
+        if (enough) {
+            b->stage = STAGE_MID, b->stage_ns = 0;
+            b->r_decode = fmax(rmin, 0.6);
+            if (b->r_decode > 0.95) { /* too narrow a range to search */
+                b->stage = STAGE_SETTLED;
+                b->r_decode = 1.0;
+                b->settled_ns = in->now_ns;
+            }
+        }
+        break;
+    case STAGE_MID:
+        if (enough) {
+            b->stage_ns = 0;
+            if (gov_knee_fit(&b->knee, &a, &bb) == 0) {
+                b->stage = STAGE_KNEE;
+                b->r_decode = gov_knee_solve(a, bb, s, rmin);
+            } else {
+                b->stage = STAGE_SETTLED, b->r_decode = 1.0, b->settled_ns = in->now_ns;
+            }
+        }
+        break;
+    case STAGE_KNEE:
+    case STAGE_SETTLED:
+        if (enough) {
+            b->stage_ns = 0;
+            if (b->stage == STAGE_KNEE)
+                b->settled_ns = in->now_ns;
+            b->stage = STAGE_SETTLED;
+            if (gov_knee_fit(&b->knee, &a, &bb) == 0)
+                b->r_decode = gov_knee_solve(a, bb, s, rmin);
+        }
+        if (b->stage == STAGE_SETTLED && t->reprobe_s > 0 &&
+            in->now_ns - b->settled_ns >= (uint64_t)t->reprobe_s * NS_PER_S) {
+            b->stage = STAGE_FULL, b->stage_ns = 0, b->r_decode = 1.0;
+        }
+        break;
+    }
+    return b->r_decode;
+}
+
+static uint32_t frac_khz(const struct gov_policy_ctx *ctx, unsigned i, double r)
+{
+    double f = r * ctx->ceil_khz[i];
+    if (f < ctx->floor_khz[i])
+        return ctx->floor_khz[i];
+    return f > ctx->ceil_khz[i] ? ctx->ceil_khz[i] : (uint32_t)(f + 0.5);
+}
+
+/* Shared by balanced, efficiency and quiet: the phase logic with the decode and prefill
+ * frequencies supplied by the caller. */
+static void phase_decide(struct balanced *b, const struct gov_inputs *in, uint64_t now_ns,
+                         const uint32_t *decode_khz, const uint32_t *prefill_khz,
+                         struct gov_targets *out)
+{
+    const struct gov_policy_ctx *ctx = b->ctx;
+    uint64_t idle_ns = (uint64_t)ctx->tunables->idle_delay_ms * NS_PER_MS;
+    for (unsigned i = 0; i < ctx->n_clusters; i++) {
+        double load = gov_cluster_load(&ctx->clusters[i], in);
+        bool engine = load >= ENGINE_LOAD;
+        uint32_t f = gov_schedutil_freq(ctx, i, in);
+        switch (in->phase) {
+        case GOV_PHASE_PREFILL:
+            if (engine)
+                f = prefill_khz[i];
+            b->engine[i] = engine;
+            break;
+        case GOV_PHASE_DECODE:
+            if (engine)
+                f = decode_khz[i];
+            b->engine[i] = engine;
+            b->decode_khz[i] = f;
+            break;
+        case GOV_PHASE_IDLE:
+            /* a short pause between requests keeps the decode clock; then the floor */
+            if (b->engine[i] && in->phase_ns < idle_ns && b->decode_khz[i] > f)
+                f = b->decode_khz[i];
+            break;
+        }
+        out->c[i].khz = f;
+        out->c[i].boost = out->c[i].khz > ctx->clusters[i].base_khz;
+    }
+    (void)now_ns;
+}
+
+static uint64_t step_dt(struct balanced *b, uint64_t now_ns)
+{
+    uint64_t dt = b->started && now_ns > b->last_ns ? now_ns - b->last_ns : 0;
+    b->started = true;
+    b->last_ns = now_ns;
+    return dt;
+}
+
+static void balanced_decide(void *state, const struct gov_inputs *in, uint64_t now_ns,
+                            struct gov_targets *out)
+{
+    struct balanced *b = state;
+    const struct gov_policy_ctx *ctx = b->ctx;
+    uint64_t dt = step_dt(b, now_ns);
+    uint32_t dec[GOV_MAX_CLUSTERS];
+    if (in->phase == GOV_PHASE_DECODE) {
+        double r = b->use_cal ? 1.0 : balanced_decode_r(b, in, dt);
+        for (unsigned i = 0; i < ctx->n_clusters; i++)
+            dec[i] = b->use_cal ? b->cal_khz[i] : frac_khz(ctx, i, r);
+    } else {
+        for (unsigned i = 0; i < ctx->n_clusters; i++)
+            dec[i] = b->decode_khz[i];
+    }
+    phase_decide(b, in, now_ns, dec, ctx->ceil_khz, out);
+}
+
+const struct gov_policy_ops gov_policy_balanced = {
+    .name = "balanced",
+    .summary = "engine-phase aware: prefill at boost, decode at the efficiency knee, idle at "
+               "the minimum",
+    .init = balanced_init,
+    .decide = balanced_decide,
+    .free = policy_free,
+};
+
+/* ---- efficiency ---- */
+
+struct efficiency {
+    struct balanced b;
+    uint32_t ladder[GOV_MAX_FREQS]; /* primary cluster frequencies, descending from the ceiling */
+    unsigned n_ladder;
+    unsigned primary;
+    unsigned level, best_level;
+    bool settled;
+    uint64_t level_ns, settled_ns;
+    double acc_w, acc_tps;
+    unsigned acc_n;
+    double ref_tps, best_j;
+    uint32_t prev_cur;
+};
+
+static void eff_build_ladder(struct efficiency *e)
+{
+    const struct gov_policy_ctx *ctx = e->b.ctx;
+    unsigned p = 0;
+    for (unsigned i = 1; i < ctx->n_clusters; i++)
+        if (ctx->ceil_khz[i] > ctx->ceil_khz[p])
+            p = i;
+    e->primary = p;
+    const struct gov_cluster_info *c = &ctx->clusters[p];
+    e->n_ladder = 0;
+    if (c->n_freqs) {
+        for (unsigned k = c->n_freqs; k-- > 0 && e->n_ladder < GOV_MAX_FREQS;)
+            if (c->freqs_khz[k] <= ctx->ceil_khz[p] && c->freqs_khz[k] >= ctx->floor_khz[p])
+                e->ladder[e->n_ladder++] = c->freqs_khz[k];
+    } else {
+        const unsigned steps = 16;
+        for (unsigned k = 0; k < steps; k++)
+            e->ladder[e->n_ladder++] =
+                ctx->ceil_khz[p] -
+                (uint32_t)((double)(ctx->ceil_khz[p] - ctx->floor_khz[p]) * k / (steps - 1));
+    }
+    if (!e->n_ladder)
+        e->ladder[e->n_ladder++] = ctx->ceil_khz[p];
+}
+
+static void eff_restart(struct efficiency *e)
+{
+    e->level = e->best_level = 0;
+    e->settled = false;
+    e->level_ns = 0;
+    e->acc_w = e->acc_tps = 0;
+    e->acc_n = 0;
+    e->ref_tps = NAN;
+    e->best_j = INFINITY;
+}
+
+static int eff_init(const struct gov_policy_ctx *ctx, void **ret_state)
+{
+    struct efficiency *e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    balanced_setup(&e->b, ctx);
+    eff_build_ladder(e);
+    eff_restart(e);
+    *ret_state = e;
+    return 0;
+}
+
+static bool near_khz(uint32_t a, uint32_t b)
+{
+    return a && b && fabs((double)a - (double)b) <= 0.01 * (double)b;
+}
+
+/* One tick of the ladder walk; returns the primary cluster's decode frequency. */
+static uint32_t eff_decode_khz(struct efficiency *e, const struct gov_inputs *in, uint64_t dt)
+{
+    const struct gov_tunables *t = e->b.ctx->tunables;
+    if (e->settled) {
+        if (t->reprobe_s > 0 && in->now_ns - e->settled_ns >= (uint64_t)t->reprobe_s * NS_PER_S)
+            eff_restart(e);
+        else
+            return e->ladder[e->best_level];
+    }
+    uint32_t want = e->ladder[e->level];
+    uint32_t cur = gov_cluster_cur(in, e->primary, 0);
+    if (near_khz(cur, want) && cur == e->prev_cur && isfinite(in->tokens_per_s) &&
+        in->tokens_per_s > 0 && isfinite(in->package_power_w)) {
+        e->acc_w += in->package_power_w;
+        e->acc_tps += in->tokens_per_s;
+        e->acc_n++;
+    }
+    e->prev_cur = cur;
+    e->level_ns += dt;
+    if (e->level_ns < (uint64_t)t->probe_ms * NS_PER_MS || e->acc_n < KNEE_MIN_SAMPLES)
+        return want;
+
+    double tps = e->acc_tps / e->acc_n, j = e->acc_w / e->acc_n / tps;
+    bool stop = false;
+    if (e->level == 0)
+        e->ref_tps = tps;
+    if (tps < e->ref_tps * (1.0 - t->decode_slowdown_max_pct / 100.0)) {
+        stop = true; /* too slow: the previous admissible level is as low as we go */
+    } else if (j < e->best_j) {
+        e->best_j = j, e->best_level = e->level;
+    } else if (j > e->best_j * 1.03) {
+        stop = true; /* past the minimum of the (convex) energy curve */
+    }
+    if (!stop && e->level + 1 < e->n_ladder) {
+        e->level++;
+        e->level_ns = 0;
+        e->acc_w = e->acc_tps = 0;
+        e->acc_n = 0;
+        return e->ladder[e->level];
+    }
+    e->settled = true;
+    e->settled_ns = in->now_ns;
+    return e->ladder[e->best_level];
+}
+
+static void eff_decide(void *state, const struct gov_inputs *in, uint64_t now_ns,
+                       struct gov_targets *out)
+{
+    struct efficiency *e = state;
+    struct balanced *b = &e->b;
+    const struct gov_policy_ctx *ctx = b->ctx;
+    uint64_t dt = step_dt(b, now_ns);
+    double s = ctx->tunables->decode_slowdown_max_pct / 100.0;
+    uint32_t dec[GOV_MAX_CLUSTERS], pre[GOV_MAX_CLUSTERS];
+    for (unsigned i = 0; i < ctx->n_clusters; i++) {
+        pre[i] = frac_khz(ctx, i, 1.0 - s); /* compute-bound: throughput follows the clock */
+        dec[i] = b->decode_khz[i];
+    }
+    if (in->phase == GOV_PHASE_DECODE) {
+        if (isfinite(in->package_power_w)) {
+            uint32_t f = eff_decode_khz(e, in, dt);
+            double r = (double)f / ctx->ceil_khz[e->primary];
+            for (unsigned i = 0; i < ctx->n_clusters; i++)
+                dec[i] = i == e->primary ? f : frac_khz(ctx, i, r);
+        } else {
+            /* no power reading: the best we can do is balanced's throughput knee */
+            double r = balanced_decode_r(b, in, dt);
+            for (unsigned i = 0; i < ctx->n_clusters; i++)
+                dec[i] = b->use_cal ? b->cal_khz[i] : frac_khz(ctx, i, r);
+        }
+    }
+    phase_decide(b, in, now_ns, dec, pre, out);
+}
+
+const struct gov_policy_ops gov_policy_efficiency = {
+    .name = "efficiency",
+    .summary = "online search for the lowest joules per token within the slowdown budget",
+    .init = eff_init,
+    .decide = eff_decide,
+    .free = policy_free,
+};
+
+/* ---- quiet ---- */
+
+#define QUIET_KP        0.05 /* fraction of the range per °C */
+#define QUIET_KI        0.01 /* fraction of the range per °C·s */
+#define QUIET_SLEW_UP   0.05 /* the cap rises at most this fraction of the range per second */
+#define QUIET_BLIND_CAP 0.5  /* cap while no temperature is known */
+
+struct quiet {
+    struct balanced b;
+    double ui, cap;
+};
+
+static int quiet_init(const struct gov_policy_ctx *ctx, void **ret_state)
+{
+    struct quiet *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    balanced_setup(&q->b, ctx);
+    q->ui = q->cap = QUIET_BLIND_CAP;
+    *ret_state = q;
+    return 0;
+}
+
+static void quiet_decide(void *state, const struct gov_inputs *in, uint64_t now_ns,
+                         struct gov_targets *out)
+{
+    struct quiet *q = state;
+    const struct gov_policy_ctx *ctx = q->b.ctx;
+    uint64_t last = q->b.last_ns;
+    bool started = q->b.started;
+    balanced_decide(&q->b, in, now_ns, out);
+    double dt = started && now_ns > last ? (double)(now_ns - last) / NS_PER_S : 0;
+
+    double temp = NAN;
+    for (unsigned i = 0; i < ctx->n_clusters; i++)
+        if (isfinite(in->temp_c[i]) && !(temp >= in->temp_c[i]))
+            temp = in->temp_c[i];
+    double want;
+    if (isfinite(temp)) {
+        double e = ctx->tunables->quiet_temp_c - temp;
+        /* the integrator never sits far above where the clock is, so a burst after a quiet
+         * spell cannot overshoot on stored-up headroom */
+        double applied = 0;
+        for (unsigned i = 0; i < ctx->n_clusters; i++) {
+            double span = (double)ctx->ceil_khz[i] - ctx->floor_khz[i];
+            double cur = gov_cluster_cur(in, i, ctx->floor_khz[i]);
+            if (span > 0)
+                applied = fmax(applied, (cur - ctx->floor_khz[i]) / span);
+        }
+        q->ui += QUIET_KI * e * dt;
+        q->ui = fmin(fmax(q->ui, 0), fmin(1, applied + 0.1));
+        want = fmin(fmax(q->ui + QUIET_KP * e, 0), 1);
+    } else {
+        want = fmin(q->cap, QUIET_BLIND_CAP);
+    }
+    q->cap = want > q->cap ? fmin(want, q->cap + QUIET_SLEW_UP * dt) : want;
+
+    for (unsigned i = 0; i < ctx->n_clusters; i++) {
+        const struct gov_cluster_info *c = &ctx->clusters[i];
+        double top = c->base_khz && c->base_khz < ctx->ceil_khz[i] ? c->base_khz : ctx->ceil_khz[i];
+        double lim = ctx->floor_khz[i] + q->cap * (top - ctx->floor_khz[i]);
+        if (out->c[i].khz > lim)
+            out->c[i].khz = lim < ctx->floor_khz[i] ? ctx->floor_khz[i] : (uint32_t)lim;
+        out->c[i].boost = false;
+    }
+}
+
+const struct gov_policy_ops gov_policy_quiet = {
+    .name = "quiet",
+    .summary = "balanced without boost under a slow temperature (fan noise) cap",
+    .init = quiet_init,
+    .decide = quiet_decide,
+    .free = policy_free,
+};
