@@ -1,0 +1,60 @@
+/* Compute kernels behind one table per instruction set. The scalar table is the readable
+ * reference (it points at quant.c's reference code); the AVX2 and AVX-512 tables start as copies
+ * of it and override the hot functions they implement. eng_kernels_best() picks one at run time
+ * from CPUID (and the OS's saved-state support), once; EMBER_KERNELS=scalar|avx2|avx512 forces a
+ * lower one for comparisons. Private to the engine. */
+#ifndef ENGINE_KERNELS_H
+#define ENGINE_KERNELS_H
+
+#include <stdint.h>
+
+#include "quant.h"
+
+struct eng_kernels {
+    const char *name;
+    /* dot[weight type](n, weight row, activation row in that type's vec_dot_type) */
+    eng_vec_dot_fn dot[GGUF_TT_COUNT];
+    /* activation conversion into the vec_dot types */
+    eng_from_float_fn quant_q8_0;
+    eng_from_float_fn quant_q8_K;
+    /* y[i] += a * x[i], x in F16 or F32 (attention's weighted sum of V rows) */
+    void (*axpy_f16)(int n, float a, const eng_fp16 *x, float *y);
+    void (*axpy_f32)(int n, float a, const float *x, float *y);
+    /* y[i] = fp16(x[i]) (KV cache writes) */
+    void (*f32_to_f16)(const float *x, eng_fp16 *y, int n);
+};
+
+/* CPU features as flags, detected once. */
+enum {
+    ENG_CPU_AVX2 = 1 << 0,
+    ENG_CPU_FMA = 1 << 1,
+    ENG_CPU_F16C = 1 << 2,
+    ENG_CPU_AVX512F = 1 << 3,
+    ENG_CPU_AVX512BW = 1 << 4,
+    ENG_CPU_AVX512VL = 1 << 5,
+    ENG_CPU_AVX512DQ = 1 << 6,
+    ENG_CPU_AVX512VNNI = 1 << 7,
+};
+unsigned eng_cpu_features(void);
+
+const struct eng_kernels *eng_kernels_scalar(void);
+/* NULL when this build or this CPU lacks the instruction set. */
+const struct eng_kernels *eng_kernels_avx2(void);
+const struct eng_kernels *eng_kernels_avx512(void);
+const struct eng_kernels *eng_kernels_best(void);
+
+/* Filled by kernels_avx2.c / kernels_avx512.c over a copy of the scalar table (x86 only). */
+void eng_kernels_fill_avx2(struct eng_kernels *k);
+void eng_kernels_fill_avx512(struct eng_kernels *k);
+
+/* ---- scalar ops of the forward pass (not hot enough for SIMD variants) ---- */
+void eng_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+/* Rotates n_rot leading dims of each of n_heads heads of size head_dim at position pos.
+ * neox: pairs (i, i + n_rot/2); else adjacent pairs (2i, 2i+1). freq_factors may be NULL. */
+void eng_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float freq_base,
+              float freq_scale, const float *freq_factors, int neox);
+void eng_softmax(float *x, int n);
+/* out[i] = silu(gate[i]) * up[i] */
+void eng_swiglu(float *out, const float *gate, const float *up, int n);
+
+#endif

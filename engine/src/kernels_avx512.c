@@ -1,0 +1,173 @@
+/* AVX-512 (F, BW, VL, DQ) kernels: 16-wide float dot products for F32/F16/BF16 weights and the
+ * Q8_0/Q4_0 integer dots two blocks per 512-bit register. AVX-512BW has no sign instruction, so the
+ * sign of the weights moves onto the activations with a masked negate before maddubs. The k-quant
+ * dots stay on the AVX2 versions (the table starts as a copy of the AVX2 one). */
+#include "kernels.h"
+
+#include <immintrin.h>
+
+static inline float h2f(eng_fp16 h)
+{
+    return _cvtsh_ss(h);
+}
+
+static float dot_f32(int n, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32), s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), s0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+static inline __m512 load_f16(const eng_fp16 *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+static float dot_f16(int n, const void *w, const void *a)
+{
+    const eng_fp16 *x = w;
+    const float *y = a;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(load_f16(x + i), _mm512_loadu_ps(y + i), s0);
+        s1 = _mm512_fmadd_ps(load_f16(x + i + 16), _mm512_loadu_ps(y + i + 16), s1);
+        s2 = _mm512_fmadd_ps(load_f16(x + i + 32), _mm512_loadu_ps(y + i + 32), s2);
+        s3 = _mm512_fmadd_ps(load_f16(x + i + 48), _mm512_loadu_ps(y + i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = _mm512_fmadd_ps(load_f16(x + i), _mm512_loadu_ps(y + i), s0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i));
+        s1 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, y + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+static inline __m512 load_bf16_mask(__mmask16 m, const eng_bf16 *p)
+{
+    __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+
+static float dot_bf16(int n, const void *w, const void *a)
+{
+    const eng_bf16 *x = w;
+    const float *y = a;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(load_bf16_mask(0xFFFF, x + i), _mm512_loadu_ps(y + i), s0);
+        s1 = _mm512_fmadd_ps(load_bf16_mask(0xFFFF, x + i + 16), _mm512_loadu_ps(y + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        int r = n - i < 16 ? n - i : 16;
+        __mmask16 m = (__mmask16)((1u << r) - 1);
+        s0 = _mm512_fmadd_ps(load_bf16_mask(m, x + i), _mm512_maskz_loadu_ps(m, y + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+/* 64 signed x 64 signed bytes -> 16 int32 sums of 4 products. */
+static inline __m512i dot_i8_i32(__m512i x, __m512i y)
+{
+    __mmask64 neg = _mm512_movepi8_mask(x);
+    __m512i sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
+    __m512i dot = _mm512_maddubs_epi16(_mm512_abs_epi8(x), sy);
+    return _mm512_madd_epi16(dot, _mm512_set1_epi16(1));
+}
+
+static inline __m512i join(__m256i lo, __m256i hi)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+static inline __m512 scales2(float d0, float d1)
+{
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0)), _mm256_set1_ps(d1), 1);
+}
+
+static inline __m256i unpack_q4(const uint8_t *qs)
+{
+    __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_sub_epi8(_mm256_and_si256(b, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+}
+
+static float dot_q8_0(int n, const void *w, const void *a)
+{
+    const struct block_q8_0 *x = w, *y = a;
+    int nb = n / QK8_0, i = 0;
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 2 <= nb; i += 2) {
+        __m512i bx = join(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                          _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
+        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs),
+                          _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), h2f(x[i + 1].d) * h2f(y[i + 1].d));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_i8_i32(bx, by)), acc);
+    }
+    if (i < nb) {
+        __m512i bx = join(_mm256_loadu_si256((const __m256i *)x[i].qs), _mm256_setzero_si256());
+        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs), _mm256_setzero_si256());
+        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), 0.0f);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_i8_i32(bx, by)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static float dot_q4_0(int n, const void *w, const void *a)
+{
+    const struct block_q4_0 *x = w;
+    const struct block_q8_0 *y = a;
+    int nb = n / QK4_0, i = 0;
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 2 <= nb; i += 2) {
+        __m512i bx = join(unpack_q4(x[i].qs), unpack_q4(x[i + 1].qs));
+        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs),
+                          _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), h2f(x[i + 1].d) * h2f(y[i + 1].d));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_i8_i32(bx, by)), acc);
+    }
+    if (i < nb) {
+        __m512i bx = join(unpack_q4(x[i].qs), _mm256_setzero_si256());
+        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs), _mm256_setzero_si256());
+        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), 0.0f);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_i8_i32(bx, by)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static void axpy_f16(int n, float a, const eng_fp16 *x, float *y)
+{
+    __m512 va = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, load_f16(x + i), _mm512_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * h2f(x[i]);
+}
+
+void eng_kernels_fill_avx512(struct eng_kernels *k)
+{
+    k->dot[GGUF_TT_F32] = dot_f32;
+    k->dot[GGUF_TT_F16] = dot_f16;
+    k->dot[GGUF_TT_BF16] = dot_bf16;
+    k->dot[GGUF_TT_Q8_0] = dot_q8_0;
+    k->dot[GGUF_TT_Q4_0] = dot_q4_0;
+    k->axpy_f16 = axpy_f16;
+}
