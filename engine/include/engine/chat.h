@@ -63,6 +63,11 @@ void eng_chat_template_detect(const char *jinja, struct eng_chat_template *ret, 
  * phi3, gemma; case-insensitive. -EINVAL for any other name. */
 int eng_chat_template_from_name(const char *name, struct eng_chat_template *ret);
 
+/* Reads tokenizer.chat_template from a GGUF file: *ret_jinja is a malloc'd copy (caller
+ * frees), or NULL when the file has none. -errno with "what and where" in err when the file
+ * cannot be read or is malformed. */
+int eng_chat_template_read(const char *gguf_path, char **ret_jinja, char *err, size_t err_len);
+
 /* The canonical name of a family ("chatml", ...), "?" when out of range. */
 const char *eng_chat_family_name(enum eng_chat_family family);
 
