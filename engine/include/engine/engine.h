@@ -46,10 +46,10 @@ struct eng_model_info {
     int32_t n_head_kv;
     int32_t n_ff;
     float rope_freq_base;
-    uint64_t n_params;   /* elements in all tensors */
-    uint64_t size_bytes; /* the file's size */
+    uint64_t n_params;     /* elements in all tensors */
+    uint64_t size_bytes;   /* the file's size */
     uint64_t weight_bytes; /* bytes of tensor data */
-    int32_t bos_id;      /* -1 when the vocabulary has none */
+    int32_t bos_id;        /* -1 when the vocabulary has none */
     int32_t eos_id;
 };
 
@@ -64,10 +64,12 @@ struct eng_context_params {
     uint32_t n_ctx;     /* KV cache positions; 0 = the model's training context (capped at 4096) */
     uint32_t n_threads; /* kernel threads including the caller; 0 = online CPUs */
     uint32_t n_batch;   /* most tokens processed per forward step; longer batches are split */
-    int logits_all;     /* keep logits of every token of the last eng_decode call (tests) */
+    int logits_all;     /* keep logits of every token of the last eng_decode call (tests);
+                           such a call may then hold at most n_batch tokens (else -E2BIG) */
+    int kv_f32;         /* F32 KV cache (exact comparisons); default F16 */
 };
 
-/* n_ctx 0, n_threads 0, n_batch 256, logits_all 0. */
+/* n_ctx 0, n_threads 0, n_batch 256, logits_all 0, kv_f32 0. */
 void eng_context_params_defaults(struct eng_context_params *p);
 
 int eng_context_new(const struct eng_model *model, const struct eng_context_params *params,

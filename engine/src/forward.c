@@ -1,0 +1,539 @@
+/* Contexts and the forward pass of the llama family: RMSNorm, Q/K/V projections (+ qwen2
+ * biases, + qwen3 per-head Q/K RMSNorm), RoPE (NORM or NEOX ordering), grouped-query causal
+ * attention over an F16 (or F32) KV cache, output projection, SwiGLU feed-forward, residuals,
+ * final norm and logits. A batch of tokens runs each weight matrix once for all of its tokens
+ * (prefill); one token is a decode step. All buffers come from one arena sized at context
+ * creation for n_batch tokens and n_ctx positions: nothing is allocated per token. Matrix
+ * products and attention heads are split across the context's persistent thread pool. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "common/timeutil.h"
+#include "kernels.h"
+#include "model.h"
+#include "quant.h"
+#include "threadpool.h"
+
+struct eng_context {
+    const struct eng_model *m;
+    const struct eng_kernels *k;
+    struct eng_pool *pool;
+    uint32_t n_ctx, n_batch;
+    int logits_all;
+    int kv_f32;
+    size_t n_past;
+
+    /* KV cache: [layer][position][n_head_kv * head_dim], F16 or F32 */
+    void *k_cache, *v_cache;
+    size_t kv_row_k, kv_row_v; /* elements per position */
+
+    /* arena */
+    void *arena;
+    float *x, *xn, *q, *kk, *vv, *att, *tmp, *gate, *up, *scores, *logits;
+    void *act_q;      /* activations converted to a vec_dot type */
+    size_t act_q_row; /* bytes per token row in act_q */
+    size_t n_logits_rows;
+    size_t n_out; /* rows of logits valid after the last decode */
+
+    struct eng_observer obs;
+    void *obs_user;
+};
+
+void eng_context_params_defaults(struct eng_context_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->n_batch = 256;
+}
+
+static size_t align_up(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+/* Largest per-token activation row in any vec_dot type the model's matrices use. */
+static size_t max_act_row(const struct eng_model *m)
+{
+    const struct eng_hparams *hp = &m->hp;
+    size_t best = 0;
+    const struct eng_weight *ws[] = {&m->output};
+    for (size_t i = 0; i < 1; i++) {
+        const struct eng_type_traits *t = eng_type_traits(ws[i]->type);
+        size_t b = eng_row_bytes(t->vec_dot_type, ws[i]->ne0);
+        best = b > best ? b : best;
+    }
+    for (int l = 0; l < hp->n_layer; l++) {
+        const struct eng_layer *L = &m->layers[l];
+        const struct eng_weight *lw[] = {&L->wq, &L->wo, &L->w_gate, &L->w_down};
+        for (size_t i = 0; i < 4; i++) {
+            const struct eng_type_traits *t = eng_type_traits(lw[i]->type);
+            size_t b = eng_row_bytes(t->vec_dot_type, lw[i]->ne0);
+            best = b > best ? b : best;
+        }
+    }
+    return best;
+}
+
+int eng_context_new(const struct eng_model *model, const struct eng_context_params *params,
+                    struct eng_context **ret_ctx, char *err, size_t err_len)
+{
+    struct eng_context_params defaults;
+    if (!params) {
+        eng_context_params_defaults(&defaults);
+        params = &defaults;
+    }
+    *ret_ctx = NULL;
+    const struct eng_hparams *hp = &model->hp;
+    if (!model->layers) {
+        snprintf(err, err_len, "context: the model was loaded vocab-only");
+        return -EINVAL;
+    }
+    struct eng_context *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    int r;
+    c->m = model;
+    c->k = eng_kernels_best();
+    c->n_ctx =
+        params->n_ctx ? params->n_ctx : (uint32_t)(hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    c->n_batch = params->n_batch ? params->n_batch : 256;
+    if (c->n_ctx > (1u << 20) || c->n_batch > (1u << 16)) {
+        snprintf(err, err_len,
+                 "context: n_ctx %u (max 1048576) or n_batch %u (max 65536) too large", c->n_ctx,
+                 c->n_batch);
+        r = -EINVAL;
+        goto fail;
+    }
+    if (c->n_batch > c->n_ctx)
+        c->n_batch = c->n_ctx;
+    c->logits_all = params->logits_all;
+    c->kv_f32 = params->kv_f32;
+    int n_threads = (int)params->n_threads;
+    if (n_threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = n > 0 ? (int)n : 1;
+    }
+    if (n_threads > 256)
+        n_threads = 256;
+    r = eng_pool_new(n_threads, &c->pool);
+    if (r) {
+        snprintf(err, err_len, "context: cannot start %d threads: %s", n_threads, strerror(-r));
+        goto fail;
+    }
+
+    size_t nb = c->n_batch, es = c->kv_f32 ? 4 : 2;
+    c->kv_row_k = (size_t)hp->n_head_kv * hp->head_dim_k;
+    c->kv_row_v = (size_t)hp->n_head_kv * hp->head_dim_v;
+    size_t kv_bytes_k = (size_t)hp->n_layer * c->n_ctx * c->kv_row_k * es;
+    size_t kv_bytes_v = (size_t)hp->n_layer * c->n_ctx * c->kv_row_v * es;
+    c->k_cache = calloc(1, kv_bytes_k);
+    c->v_cache = calloc(1, kv_bytes_v);
+    size_t qdim = (size_t)hp->n_head * hp->head_dim_k, odim = (size_t)hp->n_head * hp->head_dim_v;
+    size_t tmp_w = (size_t)hp->n_embd > odim ? (size_t)hp->n_embd : odim;
+    c->n_logits_rows = c->logits_all ? nb : 1;
+    c->act_q_row = align_up(max_act_row(model));
+    size_t sizes[] = {
+        nb * hp->n_embd * 4,                        /* x */
+        nb * hp->n_embd * 4,                        /* xn */
+        nb * qdim * 4,                              /* q */
+        nb * c->kv_row_k * 4,                       /* kk */
+        nb * c->kv_row_v * 4,                       /* vv */
+        nb * odim * 4,                              /* att */
+        nb * tmp_w * 4,                             /* tmp */
+        nb * (size_t)hp->n_ff * 4,                  /* gate */
+        nb * (size_t)hp->n_ff * 4,                  /* up */
+        (size_t)n_threads * c->n_ctx * 4,           /* scores */
+        c->n_logits_rows * (size_t)hp->n_vocab * 4, /* logits */
+        nb * c->act_q_row,                          /* act_q */
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        total += align_up(sizes[i]);
+    c->arena = aligned_alloc(64, total);
+    if (!c->k_cache || !c->v_cache || !c->arena) {
+        snprintf(err, err_len, "context: cannot allocate %zu MiB for n_ctx %u, n_batch %u",
+                 (kv_bytes_k + kv_bytes_v + total) >> 20, c->n_ctx, c->n_batch);
+        r = -ENOMEM;
+        goto fail;
+    }
+    memset(c->arena, 0, total);
+    char *p = c->arena;
+    void **slots[] = {(void **)&c->x,  (void **)&c->xn,     (void **)&c->q,      (void **)&c->kk,
+                      (void **)&c->vv, (void **)&c->att,    (void **)&c->tmp,    (void **)&c->gate,
+                      (void **)&c->up, (void **)&c->scores, (void **)&c->logits, &c->act_q};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        *slots[i] = p;
+        p += align_up(sizes[i]);
+    }
+    *ret_ctx = c;
+    return 0;
+fail:
+    eng_context_free(c);
+    return r;
+}
+
+void eng_context_free(struct eng_context *c)
+{
+    if (!c)
+        return;
+    eng_pool_free(c->pool);
+    free(c->k_cache);
+    free(c->v_cache);
+    free(c->arena);
+    free(c);
+}
+
+uint32_t eng_n_ctx(const struct eng_context *c)
+{
+    return c->n_ctx;
+}
+
+int32_t eng_n_vocab(const struct eng_context *c)
+{
+    return c->m->hp.n_vocab;
+}
+
+size_t eng_kv_used(const struct eng_context *c)
+{
+    return c->n_past;
+}
+
+void eng_kv_clear(struct eng_context *c)
+{
+    c->n_past = 0;
+    c->n_out = 0;
+}
+
+int eng_kv_trim(struct eng_context *c, size_t n_keep)
+{
+    if (n_keep > c->n_past)
+        return -EINVAL;
+    c->n_past = n_keep;
+    return 0;
+}
+
+const float *eng_get_logits(const struct eng_context *c)
+{
+    if (!c->n_out)
+        return NULL;
+    return c->logits + (c->n_out - 1) * (size_t)c->m->hp.n_vocab;
+}
+
+const float *eng_get_logits_ith(const struct eng_context *c, size_t i)
+{
+    if (!c->logits_all || i >= c->n_out)
+        return NULL;
+    return c->logits + i * (size_t)c->m->hp.n_vocab;
+}
+
+/* ---- matrix products ---- */
+
+/* Up to three matrices sharing one input (Q/K/V, gate/up). */
+struct matmul_job {
+    const struct eng_context *c;
+    int n_w;
+    const struct eng_weight *w[3];
+    float *y[3];
+    const void *act; /* input rows in the vec_dot type */
+    size_t act_row;  /* bytes between token rows of act */
+    int n_tok;
+};
+
+/* Rows of the output are split evenly among threads; within a thread, 16 rows at a time are
+ * run against every token so a weight row is reused from cache across the batch. */
+static void matmul_worker(void *arg, int ith, int nth)
+{
+    const struct matmul_job *j = arg;
+    for (int wi = 0; wi < j->n_w; wi++) {
+        const struct eng_weight *w = j->w[wi];
+        eng_vec_dot_fn dot = j->c->k->dot[w->type];
+        int64_t rows = w->ne1, r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
+        const char *wd = w->data;
+        float *y = j->y[wi];
+        for (int64_t rb = r0; rb < r1; rb += 16) {
+            int64_t re = rb + 16 < r1 ? rb + 16 : r1;
+            for (int t = 0; t < j->n_tok; t++) {
+                const void *a = (const char *)j->act + (size_t)t * j->act_row;
+                float *yt = y + (size_t)t * rows;
+                for (int64_t r = rb; r < re; r++)
+                    yt[r] = dot((int)w->ne0, wd + (size_t)r * w->row_bytes, a);
+            }
+        }
+    }
+}
+
+/* y_i[t][:] = W_i x[t] for the n_w matrices (all with x's width as ne0). */
+static void matmul(struct eng_context *c, int n_w, const struct eng_weight *const *w,
+                   float *const *y, const float *x, int n_tok)
+{
+    int64_t n_in = w[0]->ne0;
+    uint32_t vt = eng_type_traits(w[0]->type)->vec_dot_type;
+    struct matmul_job j = {.c = c, .n_w = n_w, .n_tok = n_tok};
+    for (int i = 0; i < n_w; i++) {
+        j.w[i] = w[i];
+        j.y[i] = y[i];
+    }
+    if (vt == GGUF_TT_F32) {
+        j.act = x;
+        j.act_row = (size_t)n_in * sizeof(float);
+    } else {
+        eng_from_float_fn q = vt == GGUF_TT_Q8_0 ? c->k->quant_q8_0 : c->k->quant_q8_K;
+        for (int t = 0; t < n_tok; t++)
+            q(x + (size_t)t * n_in, (char *)c->act_q + (size_t)t * c->act_q_row, n_in);
+        j.act = c->act_q;
+        j.act_row = c->act_q_row;
+    }
+    eng_pool_run(c->pool, matmul_worker, &j);
+}
+
+static void matmul1(struct eng_context *c, const struct eng_weight *w, float *y, const float *x,
+                    int n_tok)
+{
+    matmul(c, 1, &w, &y, x, n_tok);
+}
+
+/* Groups of matrices must share a vec_dot type to share the converted input. */
+static int same_act(const struct eng_weight *a, const struct eng_weight *b)
+{
+    return eng_type_traits(a->type)->vec_dot_type == eng_type_traits(b->type)->vec_dot_type;
+}
+
+/* ---- attention ---- */
+
+struct attn_job {
+    struct eng_context *c;
+    int layer, n_tok;
+    size_t pos0;
+};
+
+static void attn_worker(void *arg, int ith, int nth)
+{
+    const struct attn_job *j = arg;
+    struct eng_context *c = j->c;
+    const struct eng_hparams *hp = &c->m->hp;
+    int hdk = hp->head_dim_k, hdv = hp->head_dim_v, group = hp->n_head / hp->n_head_kv;
+    float scale = 1.0f / sqrtf((float)hdk);
+    float *scores = c->scores + (size_t)ith * c->n_ctx;
+    size_t es = c->kv_f32 ? 4 : 2;
+    const char *kc = (const char *)c->k_cache + (size_t)j->layer * c->n_ctx * c->kv_row_k * es;
+    const char *vc = (const char *)c->v_cache + (size_t)j->layer * c->n_ctx * c->kv_row_v * es;
+    eng_vec_dot_fn dot = c->k->dot[c->kv_f32 ? GGUF_TT_F32 : GGUF_TT_F16];
+    int total = j->n_tok * hp->n_head;
+    for (int task = total * ith / nth; task < total * (ith + 1) / nth; task++) {
+        int t = task / hp->n_head, h = task % hp->n_head, kvh = h / group;
+        size_t n_pos = j->pos0 + (size_t)t + 1; /* causal: positions 0..pos0+t */
+        const float *q = c->q + (size_t)t * hp->n_head * hdk + (size_t)h * hdk;
+        for (size_t p = 0; p < n_pos; p++) {
+            const char *krow = kc + (p * c->kv_row_k + (size_t)kvh * hdk) * es;
+            scores[p] = dot(hdk, krow, q) * scale;
+        }
+        eng_softmax(scores, (int)n_pos);
+        float *out = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
+        memset(out, 0, (size_t)hdv * sizeof(float));
+        for (size_t p = 0; p < n_pos; p++) {
+            const char *vrow = vc + (p * c->kv_row_v + (size_t)kvh * hdv) * es;
+            if (c->kv_f32)
+                c->k->axpy_f32(hdv, scores[p], (const float *)vrow, out);
+            else
+                c->k->axpy_f16(hdv, scores[p], (const eng_fp16 *)vrow, out);
+        }
+    }
+}
+
+/* ---- one forward step over n_tok tokens at positions pos0.. ---- */
+
+static void store_kv(struct eng_context *c, int layer, int n_tok)
+{
+    size_t es = c->kv_f32 ? 4 : 2;
+    char *kc = (char *)c->k_cache + (size_t)layer * c->n_ctx * c->kv_row_k * es;
+    char *vc = (char *)c->v_cache + (size_t)layer * c->n_ctx * c->kv_row_v * es;
+    for (int t = 0; t < n_tok; t++) {
+        size_t p = c->n_past + (size_t)t;
+        const float *k = c->kk + (size_t)t * c->kv_row_k, *v = c->vv + (size_t)t * c->kv_row_v;
+        if (c->kv_f32) {
+            memcpy(kc + p * c->kv_row_k * es, k, c->kv_row_k * es);
+            memcpy(vc + p * c->kv_row_v * es, v, c->kv_row_v * es);
+        } else {
+            c->k->f32_to_f16(k, (eng_fp16 *)(kc + p * c->kv_row_k * es), (int)c->kv_row_k);
+            c->k->f32_to_f16(v, (eng_fp16 *)(vc + p * c->kv_row_v * es), (int)c->kv_row_v);
+        }
+    }
+}
+
+static void add_bias(float *y, const float *b, int n_tok, int n)
+{
+    for (int t = 0; t < n_tok; t++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)t * n + i] += b[i];
+}
+
+static void forward(struct eng_context *c, const int32_t *tokens, int n_tok, int want_all)
+{
+    const struct eng_model *m = c->m;
+    const struct eng_hparams *hp = &m->hp;
+    int d = hp->n_embd, qdim = hp->n_head * hp->head_dim_k;
+    int kdim = (int)c->kv_row_k, vdim = (int)c->kv_row_v, odim = hp->n_head * hp->head_dim_v;
+    const struct eng_type_traits *et = eng_type_traits(m->tok_embd.type);
+    for (int t = 0; t < n_tok; t++)
+        et->to_float((const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
+                     c->x + (size_t)t * d, d);
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const struct eng_layer *L = &m->layers[l];
+        for (int t = 0; t < n_tok; t++)
+            eng_rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, hp->eps);
+        const struct eng_weight *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *yqkv[3] = {c->q, c->kk, c->vv};
+        if (same_act(&L->wq, &L->wk) && same_act(&L->wq, &L->wv)) {
+            matmul(c, 3, wqkv, yqkv, c->xn, n_tok);
+        } else {
+            for (int i = 0; i < 3; i++)
+                matmul1(c, wqkv[i], yqkv[i], c->xn, n_tok);
+        }
+        if (L->bq) {
+            add_bias(c->q, L->bq, n_tok, qdim);
+            add_bias(c->kk, L->bk, n_tok, kdim);
+            add_bias(c->vv, L->bv, n_tok, vdim);
+        }
+        for (int t = 0; t < n_tok; t++) {
+            float *q = c->q + (size_t)t * qdim, *k = c->kk + (size_t)t * kdim;
+            if (L->q_norm) {
+                for (int h = 0; h < hp->n_head; h++)
+                    eng_rmsnorm(q + (size_t)h * hp->head_dim_k, q + (size_t)h * hp->head_dim_k,
+                                L->q_norm, hp->head_dim_k, hp->eps);
+                for (int h = 0; h < hp->n_head_kv; h++)
+                    eng_rmsnorm(k + (size_t)h * hp->head_dim_k, k + (size_t)h * hp->head_dim_k,
+                                L->k_norm, hp->head_dim_k, hp->eps);
+            }
+            int pos = (int)(c->n_past + (size_t)t);
+            eng_rope(q, hp->n_head, hp->head_dim_k, hp->n_rot, pos, hp->rope_freq_base,
+                     hp->rope_freq_scale, m->rope_freqs, hp->rope_neox);
+            eng_rope(k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, pos, hp->rope_freq_base,
+                     hp->rope_freq_scale, m->rope_freqs, hp->rope_neox);
+        }
+        store_kv(c, l, n_tok);
+        struct attn_job aj = {.c = c, .layer = l, .n_tok = n_tok, .pos0 = c->n_past};
+        eng_pool_run(c->pool, attn_worker, &aj);
+        matmul1(c, &L->wo, c->tmp, c->att, n_tok);
+        for (size_t i = 0; i < (size_t)n_tok * d; i++)
+            c->x[i] += c->tmp[i];
+        (void)odim;
+
+        for (int t = 0; t < n_tok; t++)
+            eng_rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)t * d, L->ffn_norm, d, hp->eps);
+        const struct eng_weight *wgu[2] = {&L->w_gate, &L->w_up};
+        float *ygu[2] = {c->gate, c->up};
+        if (same_act(&L->w_gate, &L->w_up)) {
+            matmul(c, 2, wgu, ygu, c->xn, n_tok);
+        } else {
+            matmul1(c, wgu[0], ygu[0], c->xn, n_tok);
+            matmul1(c, wgu[1], ygu[1], c->xn, n_tok);
+        }
+        eng_swiglu(c->gate, c->gate, c->up, n_tok * hp->n_ff);
+        matmul1(c, &L->w_down, c->tmp, c->gate, n_tok);
+        for (size_t i = 0; i < (size_t)n_tok * d; i++)
+            c->x[i] += c->tmp[i];
+    }
+
+    /* logits: every token's (logits_all) or the last one's */
+    int first = want_all ? 0 : n_tok - 1, n_out = n_tok - first;
+    for (int t = 0; t < n_out; t++)
+        eng_rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)(first + t) * d, m->output_norm, d,
+                    hp->eps);
+    matmul1(c, &m->output, c->logits + (want_all ? c->n_out : 0) * (size_t)hp->n_vocab, c->xn,
+            n_out);
+    c->n_out = want_all ? c->n_out + (size_t)n_out : 1;
+    c->n_past += (size_t)n_tok;
+}
+
+int eng_decode(struct eng_context *c, const int32_t *tokens, size_t n_tokens)
+{
+    if (!c || !tokens || n_tokens == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n_tokens; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
+            return -EINVAL;
+    if (n_tokens > c->n_ctx - c->n_past)
+        return -ENOSPC;
+    if (c->logits_all && n_tokens > c->n_logits_rows)
+        return -E2BIG;
+    int prefill = n_tokens > 1;
+    uint64_t t0 = 0;
+    if (prefill && c->obs.prefill_begin)
+        c->obs.prefill_begin(c->obs_user, n_tokens);
+    if (prefill)
+        t0 = cmn_now_ns();
+    c->n_out = 0;
+    for (size_t done = 0; done < n_tokens;) {
+        size_t n = n_tokens - done < c->n_batch ? n_tokens - done : c->n_batch;
+        forward(c, tokens + done, (int)n, c->logits_all);
+        done += n;
+    }
+    if (prefill && c->obs.prefill_end)
+        c->obs.prefill_end(c->obs_user, n_tokens, cmn_now_ns() - t0);
+    return 0;
+}
+
+/* ---- observer ---- */
+
+void eng_set_observer(struct eng_context *c, const struct eng_observer *obs, void *user)
+{
+    if (obs)
+        c->obs = *obs;
+    else
+        memset(&c->obs, 0, sizeof(c->obs));
+    c->obs_user = user;
+}
+
+void eng_notify_token(struct eng_context *c, int32_t token)
+{
+    if (c->obs.token)
+        c->obs.token(c->obs_user, token);
+}
+
+void eng_notify_idle(struct eng_context *c)
+{
+    if (c->obs.idle)
+        c->obs.idle(c->obs_user);
+}
+
+void eng_notify_request_done(struct eng_context *c, const struct eng_request_stats *stats)
+{
+    if (c->obs.request_done)
+        c->obs.request_done(c->obs_user, stats);
+}
+
+/* ---- banner ---- */
+
+static char features_buf[160];
+static pthread_once_t features_once = PTHREAD_ONCE_INIT;
+
+static void features_init(void)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{ENG_CPU_AVX2, "AVX2"},         {ENG_CPU_FMA, "FMA"},
+                 {ENG_CPU_F16C, "F16C"},         {ENG_CPU_AVX512F, "AVX512F"},
+                 {ENG_CPU_AVX512BW, "AVX512BW"}, {ENG_CPU_AVX512VL, "AVX512VL"},
+                 {ENG_CPU_AVX512DQ, "AVX512DQ"}, {ENG_CPU_AVX512VNNI, "AVX512_VNNI"}};
+    char *buf = features_buf;
+    size_t n = 0;
+    unsigned f = eng_cpu_features();
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (f & names[i].bit)
+            n += (size_t)snprintf(buf + n, sizeof(features_buf) - n, "%s%s", n ? " " : "",
+                                  names[i].name);
+    snprintf(buf + n, sizeof(features_buf) - n, "%skernels: %s", n ? "; " : "",
+             eng_kernels_best()->name);
+}
+
+const char *eng_cpu_features_string(void)
+{
+    pthread_once(&features_once, features_init);
+    return features_buf;
+}
