@@ -1,0 +1,98 @@
+/* The JSON bodies Ember publishes over MQTT (telemetry, session, event), in the shape the design
+ * fixes, built with cJSON so strings are escaped correctly. Values are rounded to what the sensors
+ * can resolve, so payloads stay short and readable; unknown values (NaN) are JSON null. "ts" is
+ * wall-clock Unix time in seconds with millisecond resolution. */
+#include <math.h>
+#include <stdlib.h>
+
+#include <cjson/cJSON.h>
+
+#include "telemetry/mqtt.h"
+
+static double round_to(double x, double scale)
+{
+    return round(x * scale) / scale;
+}
+
+/* Adds a rounded number, or null when unknown; returns 0 on allocation failure. */
+static int add_num(cJSON *o, const char *name, double v, double scale)
+{
+    cJSON *item = isfinite(v) ? cJSON_CreateNumber(round_to(v, scale)) : cJSON_CreateNull();
+    if (!item)
+        return 0;
+    cJSON_AddItemToObject(o, name, item);
+    return 1;
+}
+
+static double ts_seconds(uint64_t ts_ns)
+{
+    return (double)(ts_ns / 1000000ULL) / 1000.0;
+}
+
+static char *finish(cJSON *o, int ok)
+{
+    char *out = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return out;
+}
+
+char *tel_payload_sample_json(const struct tel_sample *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    int ok =
+        cJSON_AddNumberToObject(o, "v", 1) && cJSON_AddNumberToObject(o, "seq", (double)s->seq) &&
+        cJSON_AddNumberToObject(o, "ts", ts_seconds(s->ts_ns)) &&
+        add_num(o, "power_w", s->power_w, 1e3) &&
+        add_num(o, "energy_wh", s->energy_j / 3600.0, 1e4) && add_num(o, "temp_c", s->temp_c, 1e2);
+    cJSON *freq = ok ? cJSON_AddArrayToObject(o, "freq_mhz") : NULL;
+    ok = ok && freq;
+    for (uint32_t i = 0; ok && i < s->n_freq && i < TEL_MAX_FREQ; i++) {
+        double f = s->freq_mhz[i];
+        cJSON *item = isfinite(f) ? cJSON_CreateNumber(round_to(f, 1)) : cJSON_CreateNull();
+        ok = item != NULL;
+        if (ok)
+            cJSON_AddItemToArray(freq, item);
+    }
+    ok = ok && add_num(o, "util", s->util, 1e4) &&
+         cJSON_AddStringToObject(o, "policy", s->policy) &&
+         cJSON_AddStringToObject(o, "phase", s->phase);
+    return finish(o, ok);
+}
+
+char *tel_payload_session_json(const struct tel_session *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    /* Decode speed: generated tokens over the time after the first token. */
+    double decode_s = (s->duration_ms - s->ttft_ms) / 1000.0;
+    double tps = NAN;
+    if (s->gen_tokens > 1 && decode_s > 0)
+        tps = (double)(s->gen_tokens - 1) / decode_s;
+    else if (s->gen_tokens > 0 && s->duration_ms > 0)
+        tps = (double)s->gen_tokens / (s->duration_ms / 1000.0);
+    int ok =
+        cJSON_AddNumberToObject(o, "v", 1) && cJSON_AddNumberToObject(o, "id", (double)s->id) &&
+        cJSON_AddNumberToObject(o, "ts", ts_seconds(s->ts_ns)) &&
+        cJSON_AddNumberToObject(o, "prompt_tokens", (double)s->prompt_tokens) &&
+        cJSON_AddNumberToObject(o, "gen_tokens", (double)s->gen_tokens) &&
+        add_num(o, "ttft_ms", s->ttft_ms, 1e1) && add_num(o, "duration_ms", s->duration_ms, 1e1) &&
+        add_num(o, "energy_j", s->energy_j, 1e3) &&
+        add_num(o, "j_per_token", s->j_per_token, 1e4) && add_num(o, "tokens_per_s", tps, 1e2) &&
+        cJSON_AddStringToObject(o, "policy", s->policy);
+    return finish(o, ok);
+}
+
+char *tel_payload_event_json(uint64_t ts_ns, const char *kind, const char *detail)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    int ok = cJSON_AddNumberToObject(o, "v", 1) &&
+             cJSON_AddNumberToObject(o, "ts", ts_seconds(ts_ns)) &&
+             cJSON_AddStringToObject(o, "kind", kind ? kind : "") &&
+             cJSON_AddStringToObject(o, "detail", detail ? detail : "");
+    return finish(o, ok);
+}

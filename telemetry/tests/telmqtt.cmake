@@ -1,0 +1,24 @@
+# MQTT publisher tests: unit tests of payloads, discovery, command validation and backoff; the
+# integration cases against a real mosquitto (each its own ctest entry, each well under 60 s);
+# and the fuzz target for command payload parsing (corpus in tests/fuzz/mqtt_command/).
+ember_add_test(NAME telmqtt_unit SOURCES ${CMAKE_CURRENT_LIST_DIR}/telmqtt_unit.c
+               LIBS ember_telemetry PkgConfig::CJSON LABELS unit TIMEOUT 60)
+
+foreach(case plain password tls outage_stop outage_kill9 agent_kill9 hass commands)
+    if(NOT TARGET telmqtt_broker_test)
+        add_executable(telmqtt_broker_test ${CMAKE_CURRENT_LIST_DIR}/telmqtt_broker_test.c
+                       ${CMAKE_CURRENT_LIST_DIR}/telmqtt_util.c)
+        target_link_libraries(telmqtt_broker_test PRIVATE ember_telemetry PkgConfig::CJSON
+                              PkgConfig::MOSQUITTO PkgConfig::SQLITE3)
+        target_include_directories(telmqtt_broker_test PRIVATE ${CMAKE_SOURCE_DIR}/tests/harness)
+        target_compile_definitions(telmqtt_broker_test PRIVATE
+            EMBER_SHARED_DIR="${EMBER_SHARED_DIR}" EMBER_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+            EMBER_BINARY_DIR="${CMAKE_BINARY_DIR}")
+    endif()
+    add_test(NAME telmqtt_broker_${case} COMMAND telmqtt_broker_test ${case})
+    set_tests_properties(telmqtt_broker_${case} PROPERTIES LABELS integration SKIP_RETURN_CODE 77
+                         TIMEOUT 90 RESOURCE_LOCK mosquitto_cpu)
+endforeach()
+
+ember_add_fuzz(NAME mqtt_command SOURCES ${CMAKE_CURRENT_LIST_DIR}/telmqtt_fuzz_command.c
+               LIBS ember_telemetry)

@@ -1,0 +1,870 @@
+/* Integration tests of the MQTT publisher against a real mosquitto started on a random loopback
+ * port: plain, password file and TLS connections; zero loss across a broker stopped and restarted
+ * (a 5 s outage stands in for the issue's 60 s to keep the test short), a broker killed -9 and the
+ * agent killed -9 between batches; Home Assistant discovery and its re-publication; commands,
+ * replay/req and ask. One case per run: `telmqtt_broker_test CASE`. The test itself is the event
+ * loop: it polls the publisher's socket as the agent's epoll loop would. */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <mqtt_protocol.h>
+#include <sqlite3.h>
+
+#include "common/timeutil.h"
+#include "ember_test.h"
+#include "telemetry/mqtt.h"
+#include "telemetry/store.h"
+#include "telmqtt_util.h"
+
+struct rig {
+    struct tbroker b;
+    struct tsub sub;
+    bool have_sub;
+    struct tel_store *store;
+    struct tel_mqtt *m;
+    char db[400];
+    uint32_t interval_ms;
+    bool producing;
+    uint64_t next_sample_ns;
+    uint64_t produced, last_seq;
+    /* callbacks */
+    int n_policy, n_cap, n_ask, n_connected, n_refused;
+    char last_policy[TEL_NAME_MAX];
+    bool cap_off;
+    double cap_w;
+    char ask_topic[128], ask_payload[128], ask_corr[64];
+    size_t ask_corr_len;
+    char last_detail[256];
+};
+
+static void on_policy(void *user, const char *policy)
+{
+    struct rig *r = user;
+    r->n_policy++;
+    snprintf(r->last_policy, sizeof(r->last_policy), "%s", policy);
+}
+
+static void on_cap(void *user, bool off, double w)
+{
+    struct rig *r = user;
+    r->n_cap++;
+    r->cap_off = off;
+    r->cap_w = w;
+}
+
+static void on_ask(void *user, const char *payload, size_t len, const char *topic, const void *corr,
+                   size_t corr_len)
+{
+    struct rig *r = user;
+    r->n_ask++;
+    snprintf(r->ask_payload, sizeof(r->ask_payload), "%.*s", (int)len, payload);
+    snprintf(r->ask_topic, sizeof(r->ask_topic), "%s", topic ? topic : "");
+    r->ask_corr_len = corr_len < sizeof(r->ask_corr) ? corr_len : 0;
+    if (r->ask_corr_len)
+        memcpy(r->ask_corr, corr, r->ask_corr_len);
+}
+
+static void on_state(void *user, enum tel_mqtt_conn_state s, const char *detail)
+{
+    struct rig *r = user;
+    if (s == TEL_MQTT_CONNECTED)
+        r->n_connected++;
+    if (strstr(detail, "refused"))
+        r->n_refused++;
+    snprintf(r->last_detail, sizeof(r->last_detail), "%s", detail);
+    if (getenv("TELMQTT_VERBOSE"))
+        fprintf(stderr, "[mqtt] %s\n", detail);
+}
+
+static const char *const policies[] = {"balanced", "performance", "powersave", "efficiency"};
+
+static void params_for(struct rig *r, struct tel_mqtt_params *p)
+{
+    tel_mqtt_params_defaults(p);
+    p->port = r->b.port;
+    p->device_id = "box1";
+    p->keepalive_s = 10;
+    p->reconnect_min_ms = 100;
+    p->reconnect_max_ms = 1000;
+    p->connect_timeout_ms = 3000;
+    p->replay_rate_per_s = 200;
+    p->inflight_max = 20;
+    p->cursor_save_ms = 200;
+    p->sw_version = "0.1.0";
+    for (uint32_t i = 0; i < 4; i++)
+        p->commands.policies[i] = policies[i];
+    p->commands.n_policies = 4;
+    p->commands.cap_min_w = 5;
+    p->commands.cap_max_w = 65;
+    p->commands.cap_off_allowed = true;
+}
+
+static int open_store(struct rig *r)
+{
+    struct tel_store_params sp;
+    tel_store_params_defaults(&sp);
+    sp.commit_interval_ms = 300;
+    sp.commit_rows = 50;
+    char err[256];
+    int rc = tel_store_open(r->db, &sp, &r->store, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "store: %s\n", err);
+    return rc;
+}
+
+static int open_mqtt(struct rig *r, struct tel_mqtt_params *p)
+{
+    struct tel_mqtt_callbacks cb = {on_policy, on_cap, on_ask, on_state, r};
+    char err[256];
+    int rc = tel_mqtt_new(p, &cb, r->store, &r->m, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "mqtt: %s\n", err);
+    return rc;
+}
+
+static void fill_sample(struct tel_sample *s, uint64_t n)
+{
+    memset(s, 0, sizeof(*s));
+    s->ts_ns = cmn_wall_ns();
+    s->power_w = 10.0 + (double)(n % 50) * 0.25;
+    s->energy_j = 3600.0 + (double)n * 12.5;
+    s->temp_c = 40.0 + (double)(n % 7);
+    s->util = 0.5;
+    s->n_freq = 2;
+    s->freq_mhz[0] = 2400;
+    s->freq_mhz[1] = 1800;
+    snprintf(s->policy, sizeof(s->policy), "balanced");
+    snprintf(s->phase, sizeof(s->phase), "decode");
+    s->source = TEL_SOURCE_ESTIMATE;
+}
+
+static void produce(struct rig *r)
+{
+    struct tel_sample s;
+    fill_sample(&s, r->produced);
+    if (tel_store_append_sample(r->store, &s, NULL) != 0)
+        return;
+    r->produced++;
+    r->last_seq = s.seq;
+    tel_mqtt_publish_sample(r->m, &s);
+}
+
+/* One pass of the event loop, waiting at most max_ms. */
+static void loop_once(struct rig *r, int max_ms)
+{
+    uint64_t now = cmn_now_ns();
+    struct tel_mqtt_poll pi;
+    tel_mqtt_poll_info(r->m, now, &pi);
+    uint64_t until = now + (uint64_t)max_ms * CMN_NS_PER_MS;
+    if (pi.deadline_ns < until)
+        until = pi.deadline_ns;
+    if (r->producing && r->next_sample_ns < until)
+        until = r->next_sample_ns;
+    struct pollfd fds[2];
+    int n = 0, sub_i = -1, pub_i = -1;
+    if (pi.fd >= 0) {
+        pub_i = n;
+        fds[n++] = (struct pollfd){.fd = pi.fd, .events = POLLIN | (pi.want_write ? POLLOUT : 0)};
+    }
+    if (r->have_sub && tsub_fd(&r->sub) >= 0) {
+        sub_i = n;
+        fds[n].fd = tsub_fd(&r->sub);
+        fds[n++].events = POLLIN | (mosquitto_want_write(r->sub.mosq) ? POLLOUT : 0);
+    }
+    int ms = until > now ? (int)((until - now + CMN_NS_PER_MS - 1) / CMN_NS_PER_MS) : 0;
+    poll(fds, (nfds_t)n, ms);
+    now = cmn_now_ns();
+    if (pub_i >= 0) {
+        if (fds[pub_i].revents & (POLLIN | POLLERR | POLLHUP))
+            tel_mqtt_handle_read(r->m, now);
+        if (fds[pub_i].revents & POLLOUT)
+            tel_mqtt_handle_write(r->m, now);
+    }
+    tel_mqtt_handle_misc(r->m, now);
+    if (sub_i >= 0)
+        tsub_io(&r->sub, fds[sub_i].revents & (POLLIN | POLLERR | POLLHUP),
+                fds[sub_i].revents & POLLOUT);
+    if (r->producing && now >= r->next_sample_ns) {
+        produce(r);
+        r->next_sample_ns += (uint64_t)r->interval_ms * CMN_NS_PER_MS;
+        if (r->next_sample_ns < now)
+            r->next_sample_ns = now;
+    }
+    tel_store_tick(r->store);
+}
+
+typedef bool (*pred_fn)(struct rig *r);
+
+/* Runs the loop until pred (when given) holds or ms pass; returns whether pred held. */
+static bool run_until(struct rig *r, int ms, pred_fn pred)
+{
+    uint64_t end = cmn_now_ns() + (uint64_t)ms * CMN_NS_PER_MS;
+    while (cmn_now_ns() < end) {
+        if (pred && pred(r))
+            return true;
+        loop_once(r, 20);
+    }
+    return pred ? pred(r) : true;
+}
+
+static bool is_connected(struct rig *r)
+{
+    return tel_mqtt_state(r->m) == TEL_MQTT_CONNECTED && r->sub.subscribed;
+}
+
+static bool all_received(struct rig *r)
+{
+    return r->sub.n_seqs > 0 && r->sub.seqs[r->sub.n_seqs - 1] >= r->last_seq;
+}
+
+static bool all_acked(struct rig *r)
+{
+    struct tel_mqtt_stats st;
+    tel_mqtt_get_stats(r->m, &st);
+    return st.acked_seq >= r->last_seq && st.inflight == 0;
+}
+
+static void start_producing(struct rig *r, uint32_t interval_ms)
+{
+    r->interval_ms = interval_ms;
+    r->producing = true;
+    r->next_sample_ns = cmn_now_ns();
+}
+
+static void produce_n(struct rig *r, uint64_t n, uint32_t interval_ms)
+{
+    uint64_t target = r->produced + n;
+    start_producing(r, interval_ms);
+    while (r->produced < target)
+        loop_once(r, 20);
+    r->producing = false;
+}
+
+static int rig_start(struct rig *r, enum tb_mode mode)
+{
+    memset(r, 0, sizeof(*r));
+    int rc = tb_start(&r->b, mode);
+    if (rc)
+        return rc;
+    snprintf(r->db, sizeof(r->db), "%s/telemetry.db", r->b.dir);
+    if (open_store(r) != 0)
+        return -1;
+    const char *user = mode == TB_PASSWORD ? "ember" : NULL;
+    if (tsub_open(&r->sub, &r->b, user, user ? "s3cret-pw" : NULL, 5000) != 0) {
+        fprintf(stderr, "subscriber could not connect\n");
+        return -1;
+    }
+    r->have_sub = true;
+    return 0;
+}
+
+static void rig_stop(struct rig *r)
+{
+    if (r->m) {
+        tel_mqtt_close(r->m, 2000);
+        tel_mqtt_free(r->m);
+    }
+    tel_store_close(r->store);
+    if (r->have_sub)
+        tsub_close(&r->sub);
+    tb_cleanup(&r->b);
+}
+
+static double jnum(cJSON *o, const char *k)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static const char *jstr(cJSON *o, const char *k)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const char *last_payload(struct rig *r, const char *suffix)
+{
+    char topic[128];
+    snprintf(topic, sizeof(topic), "ember/box1/%s", suffix);
+    const struct tmsg *m = tsub_last(&r->sub, topic);
+    return m ? m->payload : NULL;
+}
+
+/* ---- cases ---- */
+
+static int case_plain(void)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_PLAIN);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    struct tel_mqtt_params p;
+    params_for(&r, &p);
+    p.discovery = false;
+    CHECK(open_mqtt(&r, &p) == 0);
+    tel_mqtt_publish_governor_state(r.m, "balanced");
+    tel_mqtt_publish_power_cap_state(r.m, false, 45);
+    CHECK(run_until(&r, 5000, is_connected));
+    CHECK_EQ_INT(tel_mqtt_protocol_version(r.m), 5);
+
+    produce_n(&r, 100, 5);
+    CHECK(run_until(&r, 10000, all_received));
+    CHECK(tsub_check_seqs(&r.sub, 1, 100) == 0);
+    CHECK(run_until(&r, 5000, all_acked));
+
+    /* The last sample, field by field. */
+    const char *json = last_payload(&r, "telemetry");
+    cJSON *j = cJSON_Parse(json ? json : "");
+    CHECK(j != NULL);
+    struct tel_sample want;
+    fill_sample(&want, 99);
+    CHECK_EQ_INT(cJSON_GetArraySize(j), 10);
+    CHECK_NEAR(jnum(j, "v"), 1, 0);
+    CHECK_NEAR(jnum(j, "seq"), 100, 0);
+    CHECK_NEAR(jnum(j, "ts"), (double)cmn_wall_ns() / 1e9, 30);
+    CHECK_NEAR(jnum(j, "power_w"), want.power_w, 1e-9);
+    CHECK_NEAR(jnum(j, "energy_wh"), want.energy_j / 3600.0, 1e-4);
+    CHECK_NEAR(jnum(j, "temp_c"), want.temp_c, 1e-9);
+    CHECK_NEAR(jnum(j, "util"), 0.5, 1e-9);
+    cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "freq_mhz");
+    CHECK(cJSON_IsArray(f) && cJSON_GetArraySize(f) == 2);
+    CHECK_NEAR(cJSON_GetArrayItem(f, 0) ? cJSON_GetArrayItem(f, 0)->valuedouble : 0, 2400, 0);
+    CHECK_NEAR(cJSON_GetArrayItem(f, 1) ? cJSON_GetArrayItem(f, 1)->valuedouble : 0, 1800, 0);
+    CHECK_STR(jstr(j, "policy"), "balanced");
+    CHECK_STR(jstr(j, "phase"), "decode");
+    cJSON_Delete(j);
+
+    /* Retained status and state. */
+    const struct tmsg *st = tsub_last(&r.sub, "ember/box1/status");
+    CHECK(st && strcmp(st->payload, "online") == 0);
+    CHECK_STR(last_payload(&r, "governor/state"), "balanced");
+    CHECK_STR(last_payload(&r, "power_cap/state"), "45");
+
+    /* Session and event. */
+    struct tel_session ses = {.id = 7,
+                              .ts_ns = cmn_wall_ns(),
+                              .prompt_tokens = 20,
+                              .gen_tokens = 101,
+                              .ttft_ms = 250,
+                              .duration_ms = 5250,
+                              .energy_j = 60.5,
+                              .j_per_token = 0.5,
+                              .policy = "balanced"};
+    CHECK(tel_mqtt_publish_session(r.m, &ses) == 0);
+    CHECK(tel_mqtt_publish_event(r.m, "governor", "policy balanced") == 0);
+    run_until(&r, 500, NULL);
+    j = cJSON_Parse(last_payload(&r, "session") ? last_payload(&r, "session") : "");
+    CHECK_NEAR(jnum(j, "id"), 7, 0);
+    CHECK_NEAR(jnum(j, "gen_tokens"), 101, 0);
+    CHECK_NEAR(jnum(j, "tokens_per_s"), 20.0, 1e-9); /* 100 tokens after the first in 5 s */
+    CHECK_NEAR(jnum(j, "j_per_token"), 0.5, 1e-9);
+    cJSON_Delete(j);
+    j = cJSON_Parse(last_payload(&r, "event") ? last_payload(&r, "event") : "");
+    CHECK_STR(jstr(j, "kind"), "governor");
+    CHECK_STR(jstr(j, "detail"), "policy balanced");
+    cJSON_Delete(j);
+
+    /* Clean exit: explicit retained offline; the cursor lands in the store. */
+    tel_mqtt_close(r.m, 2000);
+    tel_mqtt_free(r.m);
+    r.m = NULL;
+    tsub_run(&r.sub, 300);
+    st = tsub_last(&r.sub, "ember/box1/status");
+    CHECK(st && strcmp(st->payload, "offline") == 0);
+    uint64_t cursor = 0;
+    CHECK(tel_store_meta_get_u64(r.store, TEL_META_MQTT_ACKED_SEQ, &cursor) == 0);
+    CHECK_EQ_INT(cursor, 100);
+
+    /* A late subscriber sees the retained offline. */
+    struct tsub late;
+    CHECK(tsub_open(&late, &r.b, NULL, NULL, 5000) == 0);
+    tsub_run(&late, 300);
+    st = tsub_last(&late, "ember/box1/status");
+    CHECK(st && st->retain && strcmp(st->payload, "offline") == 0);
+    tsub_close(&late);
+
+    /* Dying without DISCONNECT: the broker publishes the Last Will. */
+    CHECK(open_mqtt(&r, &p) == 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    run_until(&r, 200, NULL);
+    st = tsub_last(&r.sub, "ember/box1/status");
+    CHECK(st && strcmp(st->payload, "online") == 0);
+    tel_mqtt_free(r.m); /* closes the socket, no DISCONNECT */
+    r.m = NULL;
+    tsub_run(&r.sub, 1000);
+    st = tsub_last(&r.sub, "ember/box1/status");
+    CHECK(st && strcmp(st->payload, "offline") == 0);
+
+    rig_stop(&r);
+    return et_finish();
+}
+
+static int case_password(void)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_PASSWORD);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    struct tel_mqtt_params p;
+    params_for(&r, &p);
+    p.discovery = false;
+    p.username = "ember";
+    p.password = "wrong";
+    CHECK(open_mqtt(&r, &p) == 0);
+    run_until(&r, 1500, NULL);
+    CHECK(tel_mqtt_state(r.m) != TEL_MQTT_CONNECTED);
+    CHECK(r.n_connected == 0);
+    CHECK(r.n_refused >= 1);
+    CHECK_CONTAINS(r.last_detail, "refused");
+    struct tel_mqtt_stats st;
+    tel_mqtt_get_stats(r.m, &st);
+    CHECK(st.reconnect_attempt >= 2); /* it keeps trying, backing off */
+    tel_mqtt_free(r.m);
+
+    p.password = "s3cret-pw";
+    CHECK(open_mqtt(&r, &p) == 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    produce_n(&r, 50, 5);
+    CHECK(run_until(&r, 10000, all_received));
+    CHECK(tsub_check_seqs(&r.sub, 1, 50) == 0);
+    rig_stop(&r);
+    return et_finish();
+}
+
+static int case_tls(void)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_TLS);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    struct tel_mqtt_params p;
+    params_for(&r, &p);
+    p.discovery = false;
+    p.tls_ca = r.b.ca;
+    p.tls_cert = r.b.client_cert;
+    p.tls_key = r.b.client_key;
+    CHECK(open_mqtt(&r, &p) == 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    produce_n(&r, 50, 5);
+    CHECK(run_until(&r, 10000, all_received));
+    CHECK(tsub_check_seqs(&r.sub, 1, 50) == 0);
+    tel_mqtt_close(r.m, 2000);
+    tel_mqtt_free(r.m);
+
+    /* Without the client certificate the broker (require_certificate) refuses. */
+    p.tls_cert = p.tls_key = NULL;
+    CHECK(open_mqtt(&r, &p) == 0);
+    run_until(&r, 1500, NULL);
+    CHECK(r.n_connected == 1);
+    CHECK(tel_mqtt_state(r.m) != TEL_MQTT_CONNECTED);
+    rig_stop(&r);
+    return et_finish();
+}
+
+/* Broker outage while samples keep coming at 50 Hz: stopped (SIGTERM) or killed -9 for
+ * outage_ms, then restarted. Every seq must arrive once, in order, and the replay must respect
+ * the configured rate. */
+static int case_outage(bool kill9, int outage_ms)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_PLAIN);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    struct tel_mqtt_params p;
+    params_for(&r, &p);
+    p.discovery = false;
+    p.replay_rate_per_s = 100;
+    CHECK(open_mqtt(&r, &p) == 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    start_producing(&r, 20);
+    run_until(&r, 1000, NULL);
+    if (kill9)
+        tb_kill9(&r.b);
+    else
+        tb_stop(&r.b);
+    uint64_t at_stop = r.last_seq;
+    run_until(&r, outage_ms, NULL); /* samples keep coming; the publisher retries */
+    uint64_t backlog = r.last_seq - at_stop;
+    CHECK(backlog >= (uint64_t)outage_ms / 20 * 8 / 10);
+    CHECK(tel_mqtt_state(r.m) != TEL_MQTT_CONNECTED);
+    CHECK(tb_restart(&r.b) == 0);
+    /* The subscriber first, so it is listening when the replay starts. */
+    CHECK(tsub_reconnect(&r.sub, 5000) == 0);
+    uint64_t t0 = cmn_now_ns();
+    CHECK(run_until(&r, 5000, is_connected));
+    r.producing = false;
+    CHECK(run_until(&r, 20000, all_received));
+    double catchup_s = (double)(cmn_now_ns() - t0) / 1e9;
+    CHECK(run_until(&r, 5000, all_acked));
+    CHECK(tsub_check_seqs(&r.sub, 1, r.last_seq) == 0);
+    struct tel_mqtt_stats st;
+    tel_mqtt_get_stats(r.m, &st);
+    CHECK(st.published_replay >= backlog);
+    /* Throttled: the backlog cannot have gone out faster than the rate (plus one burst). */
+    double min_s = ((double)backlog - (double)p.inflight_max) / p.replay_rate_per_s;
+    CHECK_MSG(catchup_s >= min_s * 0.9, "catch-up %.2f s, rate allows no less than %.2f s",
+              catchup_s, min_s);
+    printf("outage %s %d ms: %llu samples total, backlog %llu replayed in %.2f s, "
+           "%llu live, %llu reconnect attempts\n",
+           kill9 ? "kill -9" : "SIGTERM", outage_ms, (unsigned long long)r.last_seq,
+           (unsigned long long)backlog, catchup_s, (unsigned long long)st.published_live,
+           (unsigned long long)st.disconnects);
+    rig_stop(&r);
+    return et_finish();
+}
+
+/* The agent killed -9 between batches. A child process runs store + publisher at 100 Hz and is
+ * killed; a new "agent" reopens the store and must deliver every sample the store kept. */
+static int case_agent_kill9(void)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_PLAIN);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    tel_store_close(r.store);
+    r.store = NULL;
+    uint64_t *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(shared != MAP_FAILED);
+    shared[0] = 0;
+    struct tel_mqtt_params p;
+    params_for(&r, &p);
+    p.discovery = false;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rig c = r;
+        c.have_sub = false;
+        if (open_store(&c) || open_mqtt(&c, &p))
+            _exit(2);
+        start_producing(&c, 10);
+        for (;;) {
+            loop_once(&c, 10);
+            shared[0] = c.last_seq;
+        }
+    }
+    /* Let it publish, then also take the broker away for a moment so a backlog exists. */
+    tsub_run(&r.sub, 1200);
+    tb_stop(&r.b);
+    tsub_run(&r.sub, 700);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    uint64_t produced = shared[0];
+    CHECK(tb_restart(&r.b) == 0);
+    CHECK(tsub_reconnect(&r.sub, 5000) == 0);
+
+    CHECK(open_store(&r) == 0);
+    /* What survived: rows with seq <= produced. */
+    sqlite3 *db = tel_store_db(r.store);
+    sqlite3_stmt *q = NULL;
+    uint64_t kept = 0, max_kept = 0;
+    if (sqlite3_prepare_v2(db, "SELECT count(*), max(seq) FROM samples", -1, &q, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW) {
+        kept = (uint64_t)sqlite3_column_int64(q, 0);
+        max_kept = (uint64_t)sqlite3_column_int64(q, 1);
+    }
+    sqlite3_finalize(q);
+    CHECK(open_mqtt(&r, &p) == 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    produce_n(&r, 20, 10);
+    CHECK(run_until(&r, 20000, all_received));
+    CHECK(run_until(&r, 5000, all_acked));
+
+    /* Every kept seq and every new one arrived; the lost ones are at most one batch. */
+    char *seen = calloc(r.last_seq + 2, 1);
+    size_t dups = 0, out_of_order = 0;
+    for (size_t i = 0; i < r.sub.n_seqs; i++) {
+        uint64_t s = r.sub.seqs[i];
+        if (s <= r.last_seq) {
+            dups += seen[s];
+            seen[s] = 1;
+        }
+        if (i && s <= r.sub.seqs[i - 1])
+            out_of_order++;
+    }
+    uint64_t missing_kept = 0, lost = 0;
+    q = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT seq FROM samples ORDER BY seq", -1, &q, NULL) == SQLITE_OK) {
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            uint64_t s = (uint64_t)sqlite3_column_int64(q, 0);
+            if (s <= r.last_seq && !seen[s])
+                missing_kept++;
+        }
+        sqlite3_finalize(q);
+    }
+    for (uint64_t s = 1; s <= produced; s++)
+        lost += !seen[s];
+    CHECK_EQ_INT(missing_kept, 0);
+    CHECK_MSG(lost <= 50, "%llu samples lost, more than one batch (50)", (unsigned long long)lost);
+    printf("agent kill -9: produced %llu before the kill, %llu kept by the store (max seq %llu), "
+           "%llu never delivered (one batch is 50), %zu delivered twice, %zu out of order "
+           "(re-sent after the restart)\n",
+           (unsigned long long)produced, (unsigned long long)kept, (unsigned long long)max_kept,
+           (unsigned long long)lost, dups, out_of_order);
+    free(seen);
+    munmap(shared, 4096);
+    rig_stop(&r);
+    return et_finish();
+}
+
+static int case_hass(void)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_PLAIN);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    struct tel_mqtt_params p;
+    params_for(&r, &p);
+    CHECK(open_mqtt(&r, &p) == 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    run_until(&r, 300, NULL);
+    const char *topics[] = {
+        "homeassistant/sensor/ember_box1/power/config",
+        "homeassistant/sensor/ember_box1/energy/config",
+        "homeassistant/sensor/ember_box1/temperature/config",
+        "homeassistant/sensor/ember_box1/cpu_frequency/config",
+        "homeassistant/sensor/ember_box1/tokens_per_s/config",
+        "homeassistant/sensor/ember_box1/joules_per_token/config",
+        "homeassistant/select/ember_box1/governor_policy/config",
+        "homeassistant/number/ember_box1/power_cap/config",
+    };
+    for (int i = 0; i < 8; i++) {
+        const struct tmsg *m = tsub_last(&r.sub, topics[i]);
+        CHECK_MSG(m != NULL, "%s not published", topics[i]);
+        if (!m)
+            continue;
+        cJSON *j = cJSON_Parse(m->payload);
+        CHECK(j != NULL);
+        CHECK_STR(jstr(j, "availability_topic"), "ember/box1/status");
+        CHECK(jstr(j, "unique_id") != NULL);
+        cJSON_Delete(j);
+    }
+    const struct tmsg *power = tsub_last(&r.sub, topics[0]);
+    cJSON *j = cJSON_Parse(power ? power->payload : "");
+    CHECK_STR(jstr(j, "device_class"), "power");
+    CHECK_STR(jstr(j, "state_class"), "measurement");
+    CHECK_STR(jstr(j, "unit_of_measurement"), "W");
+    CHECK_STR(jstr(j, "state_topic"), "ember/box1/telemetry");
+    cJSON_Delete(j);
+    size_t before = tsub_count(&r.sub, topics[6]);
+    /* Home Assistant restarting announces itself: everything is sent again. */
+    tsub_publish(&r.sub, "homeassistant/status", "online", 6, false);
+    run_until(&r, 500, NULL);
+    CHECK_EQ_INT(tsub_count(&r.sub, topics[6]), before + 1);
+    struct tel_mqtt_stats st;
+    tel_mqtt_get_stats(r.m, &st);
+    CHECK_EQ_INT(st.discovery_published, 2);
+    /* Anything else on that topic does not. */
+    tsub_publish(&r.sub, "homeassistant/status", "offline", 7, false);
+    run_until(&r, 300, NULL);
+    CHECK_EQ_INT(tsub_count(&r.sub, topics[6]), before + 1);
+    rig_stop(&r);
+    return et_finish();
+}
+
+static bool has_events(struct rig *r, size_t n)
+{
+    return tsub_count(&r->sub, "ember/box1/event") >= n;
+}
+
+static size_t want_events;
+static bool enough_events(struct rig *r)
+{
+    return has_events(r, want_events);
+}
+
+static int case_commands(void)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_PLAIN);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    struct tel_mqtt_params p;
+    params_for(&r, &p);
+    p.discovery = false;
+    CHECK(open_mqtt(&r, &p) == 0);
+    tel_mqtt_publish_governor_state(r.m, "balanced");
+    tel_mqtt_publish_power_cap_state(r.m, true, 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    run_until(&r, 200, NULL);
+
+    /* Bad governor/set and power_cap/set payloads: each an error event, no callback. */
+    static char big[1 << 20];
+    memset(big, 'a', sizeof(big));
+    struct {
+        const char *topic;
+        const char *payload;
+        int len;
+        bool retain;
+    } bad[] = {
+        {"ember/box1/governor/set", "turbo", 5, false},
+        {"ember/box1/governor/set", "Balanced", 8, false},
+        {"ember/box1/governor/set", "balanced ", 9, false},
+        {"ember/box1/governor/set", "balanced\n", 9, false},
+        {"ember/box1/governor/set", "bal\xff\xfe", 5, false},
+        {"ember/box1/governor/set", "balanced\0x", 10, false},
+        {"ember/box1/governor/set", big, (int)sizeof(big), false},
+        {"ember/box1/governor/set", "", 0, false},
+        {"ember/box1/power_cap/set", "NaN", 3, false},
+        {"ember/box1/power_cap/set", "nan", 3, false},
+        {"ember/box1/power_cap/set", "1e999", 5, false},
+        {"ember/box1/power_cap/set", "inf", 3, false},
+        {"ember/box1/power_cap/set", "30W", 3, false},
+        {"ember/box1/power_cap/set", "-10", 3, false},
+        {"ember/box1/power_cap/set", "4", 1, false},
+        {"ember/box1/power_cap/set", "66", 2, false},
+        {"ember/box1/power_cap/set", "0x20", 4, false},
+        {"ember/box1/power_cap/set", "OFF", 3, false},
+        {"ember/box1/power_cap/set", "\xc0\xaf", 2, false},
+        {"ember/box1/power_cap/set", big, (int)sizeof(big), false},
+        {"ember/box1/replay/req", "12abc", 5, false},
+        {"ember/box1/replay/req", "-1", 2, false},
+    };
+    size_t nbad = sizeof(bad) / sizeof(bad[0]);
+    size_t events0 = tsub_count(&r.sub, "ember/box1/event");
+    for (size_t i = 0; i < nbad; i++)
+        tsub_publish(&r.sub, bad[i].topic, bad[i].payload, bad[i].len, bad[i].retain);
+    want_events = events0 + nbad;
+    CHECK(run_until(&r, 5000, enough_events));
+    CHECK_EQ_INT(tsub_count(&r.sub, "ember/box1/event"), events0 + nbad);
+    CHECK_EQ_INT(r.n_policy, 0);
+    CHECK_EQ_INT(r.n_cap, 0);
+    size_t n_error_events = 0;
+    for (size_t i = 0; i < r.sub.n; i++) {
+        if (strcmp(r.sub.msgs[i].topic, "ember/box1/event") != 0)
+            continue;
+        cJSON *j = cJSON_Parse(r.sub.msgs[i].payload);
+        n_error_events += jstr(j, "kind") && strcmp(jstr(j, "kind"), "command_error") == 0;
+        cJSON_Delete(j);
+    }
+    CHECK_EQ_INT(n_error_events, nbad);
+    CHECK_STR(last_payload(&r, "governor/state"), "balanced");
+    CHECK_STR(last_payload(&r, "power_cap/state"), "off");
+    struct tel_mqtt_stats st;
+    tel_mqtt_get_stats(r.m, &st);
+    CHECK_EQ_INT(st.commands_rejected, nbad);
+
+    /* A retained command applies when published (the broker delivers it live without the retain
+     * flag), but is refused when the broker replays it at the next subscription: it would
+     * otherwise fire again at every reconnect. */
+    tsub_publish(&r.sub, "ember/box1/governor/set", "powersave", 9, true);
+    run_until(&r, 500, NULL);
+    CHECK_EQ_INT(r.n_policy, 1);
+    tel_mqtt_close(r.m, 2000);
+    tel_mqtt_free(r.m);
+    r.m = NULL;
+    CHECK(open_mqtt(&r, &p) == 0);
+    want_events = events0 + nbad + 1;
+    CHECK(run_until(&r, 5000, enough_events));
+    CHECK_EQ_INT(r.n_policy, 1);
+    CHECK_CONTAINS(
+        tsub_last(&r.sub, "ember/box1/event") ? tsub_last(&r.sub, "ember/box1/event")->payload : "",
+        "retained");
+    tsub_publish(&r.sub, "ember/box1/governor/set", "", 0, true); /* clear it */
+    run_until(&r, 300, NULL);
+    r.n_policy = 0;
+
+    /* Valid ones reach the callbacks. */
+    tsub_publish(&r.sub, "ember/box1/governor/set", "performance", 11, false);
+    tsub_publish(&r.sub, "ember/box1/power_cap/set", "30.5", 4, false);
+    run_until(&r, 500, NULL);
+    CHECK_EQ_INT(r.n_policy, 1);
+    CHECK_STR(r.last_policy, "performance");
+    CHECK_EQ_INT(r.n_cap, 1);
+    CHECK(!r.cap_off);
+    CHECK_NEAR(r.cap_w, 30.5, 0);
+    tsub_publish(&r.sub, "ember/box1/power_cap/set", "off", 3, false);
+    run_until(&r, 300, NULL);
+    CHECK_EQ_INT(r.n_cap, 2);
+    CHECK(r.cap_off);
+
+    /* replay/req: history from seq 5 re-sent, marked with the replay user property. */
+    produce_n(&r, 30, 2);
+    CHECK(run_until(&r, 5000, all_received));
+    tsub_publish(&r.sub, "ember/box1/replay/req", "5", 1, false);
+    run_until(&r, 1500, NULL);
+    size_t replayed = 0, first_replayed = 0;
+    for (size_t i = 0; i < r.sub.n; i++) {
+        if (r.sub.msgs[i].replay_prop) {
+            cJSON *j = cJSON_Parse(r.sub.msgs[i].payload);
+            if (!replayed)
+                first_replayed = (size_t)jnum(j, "seq");
+            replayed++;
+            cJSON_Delete(j);
+        }
+    }
+    CHECK_EQ_INT(replayed, 26);
+    CHECK_EQ_INT(first_replayed, 5);
+    CHECK(tsub_check_seqs(&r.sub, 1, 30) == 0); /* the live stream is untouched */
+
+    /* ask: MQTT v5 request/response with correlation data. */
+    mosquitto_property *props = NULL;
+    mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, "client/answers");
+    mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, "req-42", 6);
+    mosquitto_subscribe(r.sub.mosq, NULL, "client/answers", 1);
+    run_until(&r, 200, NULL);
+    mosquitto_publish_v5(r.sub.mosq, NULL, "ember/box1/ask", 13, "what is 2+2?", 1, false, props);
+    mosquitto_property_free_all(&props);
+    run_until(&r, 500, NULL);
+    CHECK_EQ_INT(r.n_ask, 1);
+    CHECK_STR(r.ask_topic, "client/answers");
+    CHECK_STR(r.ask_payload, "what is 2+2?");
+    CHECK_EQ_INT(r.ask_corr_len, 6);
+    CHECK(tel_mqtt_respond(r.m, r.ask_topic, r.ask_corr, r.ask_corr_len, "4", 1) == 0);
+    run_until(&r, 500, NULL);
+    const struct tmsg *ans = tsub_last(&r.sub, "client/answers");
+    CHECK(ans && strcmp(ans->payload, "4") == 0);
+    CHECK(ans && ans->corr && strcmp(ans->corr, "req-42") == 0);
+
+    rig_stop(&r);
+    return et_finish();
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const char *c = argc > 1 ? argv[1] : "";
+    if (strcmp(c, "plain") == 0)
+        return case_plain();
+    if (strcmp(c, "password") == 0)
+        return case_password();
+    if (strcmp(c, "tls") == 0)
+        return case_tls();
+    if (strcmp(c, "outage_stop") == 0)
+        return case_outage(false, 5000);
+    if (strcmp(c, "outage_kill9") == 0)
+        return case_outage(true, 3000);
+    if (strcmp(c, "agent_kill9") == 0)
+        return case_agent_kill9();
+    if (strcmp(c, "hass") == 0)
+        return case_hass();
+    if (strcmp(c, "commands") == 0)
+        return case_commands();
+    fprintf(stderr,
+            "usage: %s plain|password|tls|outage_stop|outage_kill9|agent_kill9|hass|"
+            "commands\n",
+            argv[0]);
+    return 2;
+}

@@ -1,0 +1,416 @@
+/* Unit tests of the MQTT publisher's pure parts: command validation (a table of good and bad
+ * payloads), the JSON payloads, the Home Assistant discovery configs field by field, parameter
+ * validation, and the reconnect backoff (against a closed loopback port: real sockets, no broker).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/timeutil.h"
+#include "ember_test.h"
+#include "telemetry/mqtt.h"
+
+static struct tel_mqtt_commands commands(void)
+{
+    struct tel_mqtt_commands c = {.policies = {"balanced", "performance", "powersave"},
+                                  .n_policies = 3,
+                                  .cap_min_w = 5,
+                                  .cap_max_w = 65,
+                                  .cap_off_allowed = true};
+    return c;
+}
+
+static void test_policy(void)
+{
+    struct tel_mqtt_commands c = commands();
+    char out[32], err[160];
+    CHECK(tel_command_parse_policy(&c, "balanced", 8, out, sizeof(out), err, sizeof(err)) == 0);
+    CHECK_STR(out, "balanced");
+    CHECK(tel_command_parse_policy(&c, "powersave", 9, out, sizeof(out), err, sizeof(err)) == 0);
+    CHECK_STR(out, "powersave");
+    const struct {
+        const char *p;
+        size_t len;
+        const char *why;
+    } bad[] = {
+        {"turbo", 5, "unknown policy \"turbo\""},
+        {"Balanced", 8, "unknown policy"},
+        {"balanced ", 9, "unknown policy"},
+        {" balanced", 9, "unknown policy"},
+        {"balance", 7, "unknown policy"},
+        {"balanced\0", 9, "UTF-8"},
+        {"bal\xff", 4, "UTF-8"},
+        {"\xed\xa0\x80", 3, "UTF-8"},     /* a surrogate */
+        {"\xc0\x80", 2, "UTF-8"},         /* overlong NUL */
+        {"\xf4\x90\x80\x80", 4, "UTF-8"}, /* above U+10FFFF */
+        {"\xe2\x82", 2, "UTF-8"},         /* truncated */
+        {"", 0, "empty"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        CHECK_MSG(tel_command_parse_policy(&c, bad[i].p, bad[i].len, out, sizeof(out), err,
+                                           sizeof(err)) == -EINVAL,
+                  "case %zu", i);
+        CHECK_CONTAINS(err, bad[i].why);
+    }
+    static char big[300];
+    memset(big, 'a', sizeof(big));
+    CHECK(tel_command_parse_policy(&c, big, sizeof(big), out, sizeof(out), err, sizeof(err)) ==
+          -EINVAL);
+    CHECK_CONTAINS(err, "exceeds the 256-byte limit");
+    /* Valid UTF-8 that is not a policy. */
+    CHECK(tel_command_parse_policy(&c, "\xc3\xa9t\xc3\xa9", 5, out, sizeof(out), err,
+                                   sizeof(err)) == -EINVAL);
+    CHECK_CONTAINS(err, "unknown policy (5 bytes)");
+}
+
+static void test_cap(void)
+{
+    struct tel_mqtt_commands c = commands();
+    bool off = true;
+    double w = 0;
+    char err[160];
+    const struct {
+        const char *p;
+        double w;
+    } good[] = {{"5", 5}, {"65", 65}, {"30.5", 30.5}, {"045", 45}, {"64.999999", 64.999999}};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        CHECK_MSG(tel_command_parse_power_cap(&c, good[i].p, strlen(good[i].p), &off, &w, err,
+                                              sizeof(err)) == 0,
+                  "%s: %s", good[i].p, err);
+        CHECK(!off);
+        CHECK_NEAR(w, good[i].w, 0);
+    }
+    CHECK(tel_command_parse_power_cap(&c, "off", 3, &off, &w, err, sizeof(err)) == 0);
+    CHECK(off);
+    const char *bad[] = {"NaN",  "nan",   "inf",  "1e999",   "1e1",  "30W", "-10", "+10",
+                         "4.99", "65.01", "0x20", "OFF",     "off ", " 30", "30 ", "30.",
+                         ".5",   "1,5",   "3..0", "9999999", "",     "30\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        off = false;
+        w = 12345;
+        CHECK_MSG(tel_command_parse_power_cap(&c, bad[i], strlen(bad[i]), &off, &w, err,
+                                              sizeof(err)) == -EINVAL,
+                  "\"%s\" accepted", bad[i]);
+        CHECK(!off && w == 12345); /* outputs untouched */
+    }
+    c.cap_off_allowed = false;
+    CHECK(tel_command_parse_power_cap(&c, "off", 3, &off, &w, err, sizeof(err)) == -EINVAL);
+    CHECK_CONTAINS(err, "not allowed");
+    CHECK(tel_command_parse_power_cap(&c, "66", 2, &off, &w, err, sizeof(err)) == -EINVAL);
+    CHECK_CONTAINS(err, "outside [5, 65] W");
+}
+
+static void test_seq(void)
+{
+    uint64_t v = 0;
+    char err[160];
+    CHECK(tel_command_parse_seq("0", 1, &v, err, sizeof(err)) == 0 && v == 0);
+    CHECK(tel_command_parse_seq("12345", 5, &v, err, sizeof(err)) == 0 && v == 12345);
+    CHECK(tel_command_parse_seq("9223372036854775807", 19, &v, err, sizeof(err)) == 0 &&
+          v == 9223372036854775807ULL);
+    const char *bad[] = {
+        "9223372036854775808", "18446744073709551616", "-1", "1e3", "12 ", "", "0x10", "١٢"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_MSG(tel_command_parse_seq(bad[i], strlen(bad[i]), &v, err, sizeof(err)) == -EINVAL,
+                  "\"%s\" accepted", bad[i]);
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void test_payloads(void)
+{
+    struct tel_sample s = {.seq = 42,
+                           .ts_ns = 1764073920123456789ULL,
+                           .power_w = 12.3456,
+                           .energy_j = 7200,
+                           .temp_c = NAN,
+                           .util = 0.25,
+                           .n_freq = 3,
+                           .freq_mhz = {2400, 1800.4, NAN},
+                           .policy = "balanced",
+                           .phase = "idle"};
+    char *js = tel_payload_sample_json(&s);
+    CHECK(js != NULL);
+    cJSON *j = cJSON_Parse(js);
+    CHECK(j != NULL);
+    /* Exactly the design's fields, in its order. */
+    const char *order[] = {"v",      "seq",      "ts",   "power_w", "energy_wh",
+                           "temp_c", "freq_mhz", "util", "policy",  "phase"};
+    int k = 0;
+    for (cJSON *it = j ? j->child : NULL; it; it = it->next, k++)
+        CHECK_STR(it->string, k < 10 ? order[k] : "(extra)");
+    CHECK_EQ_INT(k, 10);
+    CHECK_NEAR(jnum(j, "v"), 1, 0);
+    CHECK_NEAR(jnum(j, "seq"), 42, 0);
+    CHECK_NEAR(jnum(j, "ts"), 1764073920.123, 1e-6);
+    CHECK_NEAR(jnum(j, "power_w"), 12.346, 1e-12);
+    CHECK_NEAR(jnum(j, "energy_wh"), 2.0, 1e-12);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "temp_c")));
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "freq_mhz");
+    CHECK(cJSON_GetArraySize(f) == 3);
+    CHECK_NEAR(cJSON_GetArrayItem(f, 1)->valuedouble, 1800, 0);
+    CHECK(cJSON_IsNull(cJSON_GetArrayItem(f, 2)));
+    CHECK_NEAR(jnum(j, "util"), 0.25, 0);
+    CHECK_STR(jstr(j, "policy"), "balanced");
+    CHECK_STR(jstr(j, "phase"), "idle");
+    CHECK_CONTAINS(js, "\"power_w\":12.346");
+    cJSON_Delete(j);
+    free(js);
+
+    struct tel_session ses = {.id = 3,
+                              .ts_ns = 1000000000ULL,
+                              .prompt_tokens = 10,
+                              .gen_tokens = 1,
+                              .ttft_ms = 100,
+                              .duration_ms = 500,
+                              .energy_j = 5,
+                              .j_per_token = 5.0 / 11,
+                              .policy = "efficiency"};
+    js = tel_payload_session_json(&ses);
+    j = cJSON_Parse(js);
+    CHECK_NEAR(jnum(j, "tokens_per_s"), 2.0, 1e-12); /* one token: over the whole duration */
+    CHECK_NEAR(jnum(j, "j_per_token"), 0.4545, 1e-12);
+    CHECK_NEAR(jnum(j, "ts"), 1.0, 0);
+    CHECK_STR(jstr(j, "policy"), "efficiency");
+    cJSON_Delete(j);
+    free(js);
+
+    js = tel_payload_event_json(0, "command_error", "governor/set: unknown \"x\"\n");
+    j = cJSON_Parse(js);
+    CHECK_STR(jstr(j, "detail"), "governor/set: unknown \"x\"\n");
+    cJSON_Delete(j);
+    free(js);
+}
+
+static void test_hass(void)
+{
+    struct tel_mqtt_params p;
+    tel_mqtt_params_defaults(&p);
+    p.device_id = "box1";
+    p.sw_version = "0.1.0";
+    p.commands = commands();
+    struct want {
+        const char *topic, *name, *state_topic, *unit, *device_class, *state_class;
+    } want[] = {
+        {"homeassistant/sensor/ember_box1/power/config", "Power", "ember/box1/telemetry", "W",
+         "power", "measurement"},
+        {"homeassistant/sensor/ember_box1/energy/config", "Energy", "ember/box1/telemetry", "Wh",
+         "energy", "total_increasing"},
+        {"homeassistant/sensor/ember_box1/temperature/config", "Temperature",
+         "ember/box1/telemetry",
+         "\xC2\xB0"
+         "C",
+         "temperature", "measurement"},
+        {"homeassistant/sensor/ember_box1/cpu_frequency/config", "CPU frequency",
+         "ember/box1/telemetry", "MHz", "frequency", "measurement"},
+        {"homeassistant/sensor/ember_box1/tokens_per_s/config", "Tokens per second",
+         "ember/box1/session", "tok/s", NULL, "measurement"},
+        {"homeassistant/sensor/ember_box1/joules_per_token/config", "Joules per token",
+         "ember/box1/session", "J/tok", NULL, "measurement"},
+        {"homeassistant/select/ember_box1/governor_policy/config", "Governor policy",
+         "ember/box1/governor/state", NULL, NULL, NULL},
+        {"homeassistant/number/ember_box1/power_cap/config", "Power cap",
+         "ember/box1/power_cap/state", "W", "power", NULL},
+    };
+    const char *uids[8] = {0};
+    char *payloads[8] = {0};
+    unsigned n = 0;
+    for (;; n++) {
+        char *topic = NULL, *payload = NULL;
+        int rc = tel_hass_config(&p, "ember/box1", n, &topic, &payload);
+        if (rc == -ENOENT)
+            break;
+        CHECK(rc == 0);
+        if (n >= 8) {
+            free(topic);
+            free(payload);
+            continue;
+        }
+        const struct want *w = &want[n];
+        CHECK_STR(topic, w->topic);
+        cJSON *j = cJSON_Parse(payload);
+        CHECK(j != NULL);
+        CHECK_STR(jstr(j, "name"), w->name);
+        CHECK_STR(jstr(j, "state_topic"), w->state_topic);
+        CHECK_STR(jstr(j, "availability_topic"), "ember/box1/status");
+        CHECK_STR(jstr(j, "payload_available"), "online");
+        CHECK_STR(jstr(j, "payload_not_available"), "offline");
+        if (w->unit)
+            CHECK_STR(jstr(j, "unit_of_measurement"), w->unit);
+        else
+            CHECK(!cJSON_HasObjectItem(j, "unit_of_measurement"));
+        if (w->device_class)
+            CHECK_STR(jstr(j, "device_class"), w->device_class);
+        else
+            CHECK(!cJSON_HasObjectItem(j, "device_class"));
+        if (w->state_class)
+            CHECK_STR(jstr(j, "state_class"), w->state_class);
+        else
+            CHECK(!cJSON_HasObjectItem(j, "state_class"));
+        const char *uid = jstr(j, "unique_id");
+        CHECK(uid && strncmp(uid, "ember_box1_", 11) == 0);
+        const cJSON *dev = cJSON_GetObjectItemCaseSensitive(j, "device");
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(dev, "identifiers");
+        CHECK(cJSON_IsArray(ids) && cJSON_GetArraySize(ids) == 1);
+        CHECK_STR(cJSON_GetArrayItem(ids, 0) ? cJSON_GetArrayItem(ids, 0)->valuestring : NULL,
+                  "ember_box1");
+        CHECK_STR(jstr(dev, "name"), "Ember box1");
+        CHECK_STR(jstr(dev, "manufacturer"), "Ember");
+        CHECK_STR(jstr(dev, "sw_version"), "0.1.0");
+        if (n < 6)
+            CHECK_CONTAINS(jstr(j, "value_template"), "value_json.");
+        if (n == 6) {
+            CHECK_STR(jstr(j, "command_topic"), "ember/box1/governor/set");
+            const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "options");
+            CHECK(cJSON_GetArraySize(opts) == 3);
+            CHECK_STR(cJSON_GetArrayItem(opts, 2) ? cJSON_GetArrayItem(opts, 2)->valuestring : NULL,
+                      "powersave");
+        }
+        if (n == 7) {
+            CHECK_STR(jstr(j, "command_topic"), "ember/box1/power_cap/set");
+            CHECK_NEAR(jnum(j, "min"), 5, 0);
+            CHECK_NEAR(jnum(j, "max"), 65, 0);
+            CHECK_NEAR(jnum(j, "step"), 1, 0);
+            CHECK_STR(jstr(j, "payload_reset"), "off");
+        }
+        uids[n] = uid ? strdup(uid) : NULL;
+        payloads[n] = payload;
+        cJSON_Delete(j);
+        free(topic);
+    }
+    CHECK_EQ_INT(n, 8);
+    for (unsigned a = 0; a < 8; a++)
+        for (unsigned b = a + 1; b < 8; b++)
+            CHECK(uids[a] && uids[b] && strcmp(uids[a], uids[b]) != 0);
+    for (unsigned a = 0; a < 8; a++) {
+        free((char *)uids[a]);
+        free(payloads[a]);
+    }
+}
+
+static void test_params(void)
+{
+    struct tel_mqtt_params p;
+    struct tel_mqtt *m = NULL;
+    char err[256];
+    tel_mqtt_params_defaults(&p);
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == -EINVAL);
+    CHECK_CONTAINS(err, "device_id");
+    p.device_id = "box/1";
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == -EINVAL);
+    p.device_id = "box1";
+    p.prefix = "ember/#";
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == -EINVAL);
+    CHECK_CONTAINS(err, "prefix");
+    p.prefix = "ember";
+    p.tls_ca = "/nonexistent/ca.crt";
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == -ENOENT);
+    CHECK_CONTAINS(err, "/nonexistent/ca.crt");
+    p.tls_ca = NULL;
+    p.tls_cert = "x";
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == -EINVAL);
+    p.tls_cert = NULL;
+    p.commands = commands();
+    p.commands.cap_max_w = 1;
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == -EINVAL);
+    CHECK_CONTAINS(err, "power cap range");
+    p.commands = commands();
+    p.reconnect_max_ms = 10;
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == -EINVAL);
+    p.reconnect_max_ms = 60000;
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == 0);
+    tel_mqtt_free(m);
+    tel_mqtt_free(NULL);
+}
+
+/* A port nobody listens on: every attempt fails at once, so the schedule is visible. */
+static void test_backoff(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    int port = ntohs(a.sin_port);
+    close(fd);
+
+    struct tel_mqtt_params p;
+    tel_mqtt_params_defaults(&p);
+    p.device_id = "box1";
+    p.port = port;
+    p.reconnect_min_ms = 100;
+    p.reconnect_max_ms = 1600;
+    p.jitter_seed = 12345;
+    struct tel_mqtt *m = NULL;
+    char err[256];
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == 0);
+    if (!m)
+        return;
+    /* Drive with a synthetic clock: each attempt is made when its deadline comes. */
+    uint64_t now = 1000 * CMN_NS_PER_S;
+    double delays[8];
+    int seen_distinct = 0;
+    for (int i = 0; i < 8; i++) {
+        tel_mqtt_handle_misc(m, now);
+        struct tel_mqtt_poll pi;
+        tel_mqtt_poll_info(m, now, &pi);
+        /* A non-blocking connect to a closed loopback port may report failure only when the
+         * socket becomes writable. */
+        for (int spin = 0; spin < 50 && tel_mqtt_state(m) == TEL_MQTT_CONNECTING; spin++) {
+            struct pollfd pfd = {.fd = pi.fd, .events = POLLOUT | POLLIN};
+            poll(&pfd, 1, 100);
+            if (pfd.revents & POLLOUT)
+                tel_mqtt_handle_write(m, now);
+            if (pfd.revents & (POLLIN | POLLERR | POLLHUP))
+                tel_mqtt_handle_read(m, now);
+            tel_mqtt_poll_info(m, now, &pi);
+        }
+        CHECK(tel_mqtt_state(m) == TEL_MQTT_DISCONNECTED);
+        tel_mqtt_poll_info(m, now, &pi);
+        delays[i] = (double)(pi.deadline_ns - now) / 1e6;
+        double base = 100.0 * (1 << i);
+        if (base > 1600)
+            base = 1600;
+        CHECK_MSG(delays[i] >= base / 2 && delays[i] <= base,
+                  "attempt %d: delay %.0f ms, base %.0f", i + 1, delays[i], base);
+        if (i && fabs(delays[i] - delays[i - 1]) > 0.5)
+            seen_distinct++;
+        now = pi.deadline_ns;
+    }
+    CHECK(seen_distinct >= 4);
+    struct tel_mqtt_stats st;
+    tel_mqtt_get_stats(m, &st);
+    CHECK_EQ_INT(st.reconnect_attempt, 8);
+    CHECK_EQ_INT(st.connects, 0);
+    tel_mqtt_free(m);
+}
+
+int main(void)
+{
+    test_policy();
+    test_cap();
+    test_seq();
+    test_payloads();
+    test_hass();
+    test_params();
+    test_backoff();
+    return et_finish();
+}
