@@ -1,0 +1,90 @@
+/* Reports over the telemetry history: energy, joules per token per engine phase and per
+ * governor policy, sessions (requests) and events for a time window, as a struct, as JSON, and
+ * as a hand-written SVG chart of power, frequency and temperature over time. Energy per phase is
+ * the increase of the energy total between consecutive samples, attributed to the phase (and
+ * policy) recorded with the later sample; the first sample of the window only opens it. Older
+ * minutes whose raw samples were removed by retention add their 1-minute rollup energy to the
+ * total (not to the breakdowns). */
+#ifndef TELEMETRY_REPORT_H
+#define TELEMETRY_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "telemetry/sample.h"
+#include "telemetry/store.h"
+
+#define TEL_REPORT_GROUPS_MAX 16
+
+struct tel_report_params {
+    uint64_t since_ns; /* wall clock, inclusive */
+    uint64_t until_ns; /* wall clock, inclusive; 0 = now */
+};
+
+struct tel_report_group {
+    char name[TEL_NAME_MAX];
+    uint64_t samples;
+    uint64_t tokens;
+    double energy_j;
+    double seconds;     /* sample intervals up to 60 s each (longer ones are outages) */
+    double j_per_token; /* NAN without tokens */
+    double avg_power_w; /* energy_j / seconds; NAN without time */
+};
+
+struct tel_report_session_group {
+    char name[TEL_NAME_MAX];
+    uint64_t count, prompt_tokens, gen_tokens;
+    double energy_j;
+    double j_per_token;     /* energy / (prompt + generated); NAN without tokens */
+    double j_per_gen_token; /* energy / generated; NAN without tokens */
+    double ttft_ms_avg, duration_ms_avg;
+};
+
+struct tel_report {
+    uint64_t since_ns, until_ns;
+    uint64_t samples; /* raw samples in the window */
+    uint64_t first_ts_ns, last_ts_ns;
+    double energy_j;        /* samples plus rollups of older minutes */
+    double rollup_energy_j; /* the part that came from rollups */
+    double seconds;
+    double avg_power_w, max_power_w;
+    double avg_temp_c, max_temp_c;
+    double avg_freq_mhz, max_freq_mhz;
+    uint64_t tokens;
+    double j_per_token;
+    uint32_t n_phases, n_policies, n_sources;
+    struct tel_report_group phases[TEL_REPORT_GROUPS_MAX];
+    struct tel_report_group policies[TEL_REPORT_GROUPS_MAX];
+    struct tel_report_group sources[TEL_SOURCE_COUNT_]; /* samples per power source */
+    struct tel_report_session_group sessions;           /* all requests; name "all" */
+    uint32_t n_session_policies;
+    struct tel_report_session_group session_policies[TEL_REPORT_GROUPS_MAX];
+    uint64_t events;
+    uint32_t n_event_kinds;
+    struct {
+        char kind[TEL_NAME_MAX];
+        uint64_t count;
+    } event_kinds[TEL_REPORT_GROUPS_MAX];
+};
+
+/* "24h", "90m", "7d", "2w", "45s" or a plain number of seconds -> seconds. -EINVAL otherwise
+ * (zero, negative, overflow, unknown unit). */
+int tel_report_parse_duration(const char *text, uint64_t *ret_s);
+
+/* Fills *ret from the store (open it read_only for reports). */
+int tel_report_build(struct tel_store *store, const struct tel_report_params *params,
+                     struct tel_report *ret, char *err, size_t err_len);
+
+/* The report as a JSON object (malloc'd, free() it); NULL when out of memory. NAN -> null. */
+char *tel_report_json(const struct tel_report *report);
+
+/* The human-readable summary. */
+void tel_report_print(const struct tel_report *report, FILE *out);
+
+/* An SVG document (three panels sharing the time axis: power W, mean CPU frequency MHz,
+ * temperature C) for the window, downsampled to at most max_points per series (0: 720), from raw
+ * samples or, where those were removed, from the 1-minute or 1-hour rollups. */
+int tel_report_svg(struct tel_store *store, const struct tel_report_params *params,
+                   uint32_t max_points, FILE *out, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,312 @@
+/* The report chart: a self-contained SVG (no scripts, no external fonts or styles) with three
+ * panels on one time axis: power (W), mean CPU frequency (MHz) and temperature (C). Points are
+ * bucket means over the window (at most max_points), from raw samples and, for the part of the
+ * window whose raw samples retention removed, from 1-minute (else 1-hour) rollups. A line breaks
+ * where the data has a gap (the agent was not running) instead of drawing across it. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "common/timeutil.h"
+#include "telemetry/report.h"
+
+#define SVG_W     960
+#define MARGIN_L  72
+#define MARGIN_R  24
+#define TITLE_H   56
+#define PANEL_H   170
+#define PANEL_GAP 44
+#define AXIS_H    36
+#define N_PANELS  3
+
+struct series {
+    uint64_t *ts;
+    double *v[N_PANELS];
+    uint64_t *gap_ns; /* largest spacing that still counts as continuous, per point */
+    size_t n, cap;
+};
+
+static int series_push(struct series *s, uint64_t ts, const double v[N_PANELS], uint64_t gap_ns)
+{
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 256;
+        uint64_t *nts = realloc(s->ts, ncap * sizeof(*nts));
+        if (!nts)
+            return -ENOMEM;
+        s->ts = nts;
+        uint64_t *ng = realloc(s->gap_ns, ncap * sizeof(*ng));
+        if (!ng)
+            return -ENOMEM;
+        s->gap_ns = ng;
+        for (int k = 0; k < N_PANELS; k++) {
+            double *nv = realloc(s->v[k], ncap * sizeof(*nv));
+            if (!nv)
+                return -ENOMEM;
+            s->v[k] = nv;
+        }
+        s->cap = ncap;
+    }
+    s->ts[s->n] = ts;
+    s->gap_ns[s->n] = gap_ns;
+    for (int k = 0; k < N_PANELS; k++)
+        s->v[k][s->n] = v[k];
+    s->n++;
+    return 0;
+}
+
+static void series_free(struct series *s)
+{
+    free(s->ts);
+    free(s->gap_ns);
+    for (int k = 0; k < N_PANELS; k++)
+        free(s->v[k]);
+}
+
+/* Bucketed means of table's three columns in [from, to). */
+static int fetch(sqlite3 *db, const char *table, const char *cols, uint64_t from, uint64_t to,
+                 uint64_t bucket_ns, uint64_t min_gap_ns, struct series *s, char *err,
+                 size_t err_len)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT min(ts_ns), %s FROM %s WHERE ts_ns >= ?1 AND ts_ns < ?2"
+             " GROUP BY (ts_ns - ?1) / ?3 ORDER BY 1",
+             cols, table);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, err_len, "chart query on %s failed: %s", table, sqlite3_errmsg(db));
+        return -EIO;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)bucket_ns);
+    uint64_t gap = 3 * bucket_ns > min_gap_ns ? 3 * bucket_ns : min_gap_ns;
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        double v[N_PANELS];
+        for (int k = 0; k < N_PANELS; k++)
+            v[k] = sqlite3_column_type(st, k + 1) == SQLITE_NULL ? NAN
+                                                                 : sqlite3_column_double(st, k + 1);
+        r = series_push(s, (uint64_t)sqlite3_column_int64(st, 0), v, gap);
+    }
+    sqlite3_finalize(st);
+    if (r < 0)
+        return r;
+    if (rc != SQLITE_DONE) {
+        snprintf(err, err_len, "chart query on %s failed: %s", table, sqlite3_errmsg(db));
+        return -EIO;
+    }
+    return 0;
+}
+
+static uint64_t first_ts(sqlite3 *db, const char *table, uint64_t from, uint64_t to)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT min(ts_ns) FROM %s WHERE ts_ns >= ?1 AND ts_ns <= ?2",
+             table);
+    sqlite3_stmt *st = NULL;
+    uint64_t v = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)to);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+            v = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+static double nice_step(double range, int ticks)
+{
+    double raw = range / ticks;
+    double mag = pow(10.0, floor(log10(raw)));
+    double f = raw / mag;
+    double nf = f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10;
+    return nf * mag;
+}
+
+static void fmt_tick(uint64_t ts_ns, uint64_t span_ns, char *buf, size_t cap)
+{
+    time_t t = (time_t)(ts_ns / CMN_NS_PER_S);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, span_ns > 2ULL * 86400 * CMN_NS_PER_S ? "%m-%d %H:%M" : "%H:%M", &tm);
+}
+
+static const struct {
+    const char *title, *unit, *color;
+    int zero_based;
+} panels[N_PANELS] = {
+    {"Power", "W", "#d62728", 1},
+    {"CPU frequency (mean)", "MHz", "#1f77b4", 0},
+    {"Temperature", "C", "#ff7f0e", 0},
+};
+
+static void panel(FILE *out, int k, const struct series *s, uint64_t t0, uint64_t t1)
+{
+    const double x0 = MARGIN_L, x1 = SVG_W - MARGIN_R;
+    const double y0 = TITLE_H + k * (PANEL_H + PANEL_GAP), y1 = y0 + PANEL_H;
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < s->n; i++) {
+        double v = s->v[k][i];
+        if (isfinite(v)) {
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+    }
+    fprintf(out,
+            "<g>\n<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%d\" fill=\"#fafafa\" "
+            "stroke=\"#bbb\"/>\n",
+            x0, y0, x1 - x0, PANEL_H);
+    fprintf(out,
+            "<text x=\"%.0f\" y=\"%.0f\" font-size=\"13\" font-weight=\"bold\">%s (%s)</text>\n",
+            x0, y0 - 8, panels[k].title, panels[k].unit);
+    if (!isfinite(lo)) {
+        fprintf(out,
+                "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" fill=\"#888\" "
+                "text-anchor=\"middle\">no data</text>\n</g>\n",
+                (x0 + x1) / 2, (y0 + y1) / 2);
+        return;
+    }
+    if (panels[k].zero_based && lo > 0)
+        lo = 0;
+    if (hi - lo < 1e-9) {
+        hi += 1;
+        lo = panels[k].zero_based && lo >= 0 ? (lo - 1 < 0 ? 0 : lo - 1) : lo - 1;
+    }
+    double step = nice_step(hi - lo, 4);
+    lo = floor(lo / step) * step;
+    hi = ceil(hi / step) * step;
+    for (double v = lo; v <= hi + step * 1e-6; v += step) {
+        double y = y1 - (v - lo) / (hi - lo) * PANEL_H;
+        fprintf(out, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n",
+                x0, y, x1, y);
+        fprintf(out, "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%g</text>\n",
+                x0 - 6, y + 4, v);
+    }
+    double span = (double)(t1 - t0);
+    fprintf(out, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" d=\"", panels[k].color);
+    int pen = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        double v = s->v[k][i];
+        if (!isfinite(v)) {
+            pen = 0;
+            continue;
+        }
+        if (pen && s->ts[i] - s->ts[i - 1] > s->gap_ns[i])
+            pen = 0;
+        double x = x0 + (double)(s->ts[i] - t0) / span * (x1 - x0);
+        double y = y1 - (v - lo) / (hi - lo) * PANEL_H;
+        fprintf(out, "%s%.1f %.1f ", pen ? "L" : "M", x, y);
+        pen = 1;
+    }
+    fprintf(out, "\"/>\n</g>\n");
+}
+
+int tel_report_svg(struct tel_store *store, const struct tel_report_params *params,
+                   uint32_t max_points, FILE *out, char *err, size_t err_len)
+{
+    char dummy[1];
+    if (!err || !err_len) {
+        err = dummy;
+        err_len = sizeof(dummy);
+    }
+    if (!store || !params || !out)
+        return -EINVAL;
+    sqlite3 *db = tel_store_db(store);
+    uint64_t t0 = params->since_ns;
+    uint64_t t1 = params->until_ns ? params->until_ns : cmn_wall_ns();
+    if (t1 > INT64_MAX)
+        t1 = INT64_MAX;
+    if (t1 <= t0) {
+        snprintf(err, err_len, "chart window starts after it ends");
+        return -EINVAL;
+    }
+    if (max_points == 0)
+        max_points = 720;
+    uint64_t bucket = (t1 - t0) / max_points;
+    if (bucket == 0)
+        bucket = 1;
+
+    struct series s = {0};
+    int r = 0;
+    uint64_t raw_from = first_ts(db, "samples", t0, t1);
+    uint64_t older_until = raw_from ? raw_from : t1 + 1;
+    if (older_until > t0) {
+        uint64_t m_from = first_ts(db, "rollup_1m", t0, older_until);
+        /* hours older than the oldest minute rollup, then minutes, then raw samples */
+        uint64_t h_until = m_from ? m_from : older_until;
+        r = fetch(db, "rollup_1h", "avg(power_avg), avg(freq_avg), avg(temp_avg)", t0, h_until,
+                  bucket > 3600 * CMN_NS_PER_S ? bucket : 3600 * CMN_NS_PER_S,
+                  3 * 3600 * CMN_NS_PER_S, &s, err, err_len);
+        if (r == 0 && m_from)
+            r = fetch(db, "rollup_1m", "avg(power_avg), avg(freq_avg), avg(temp_avg)", m_from,
+                      older_until, bucket > 60 * CMN_NS_PER_S ? bucket : 60 * CMN_NS_PER_S,
+                      180 * CMN_NS_PER_S, &s, err, err_len);
+    }
+    if (r == 0 && raw_from)
+        r = fetch(db, "samples", "avg(power_w), avg(freq_avg_mhz), avg(temp_c)", raw_from, t1 + 1,
+                  bucket, 30 * CMN_NS_PER_S, &s, err, err_len);
+    if (r < 0) {
+        series_free(&s);
+        return r;
+    }
+
+    const int height = TITLE_H + N_PANELS * PANEL_H + (N_PANELS - 1) * PANEL_GAP + AXIS_H;
+    char a[40], b[40];
+    time_t ta = (time_t)(t0 / CMN_NS_PER_S), tb = (time_t)(t1 / CMN_NS_PER_S);
+    struct tm tm;
+    strftime(a, sizeof(a), "%Y-%m-%d %H:%M", gmtime_r(&ta, &tm));
+    strftime(b, sizeof(b), "%Y-%m-%d %H:%M", gmtime_r(&tb, &tm));
+    fprintf(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+        "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n"
+        "<title>Ember telemetry %s .. %s UTC</title>\n"
+        "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+        "<text x=\"%d\" y=\"24\" font-size=\"16\" font-weight=\"bold\">Ember telemetry</text>\n"
+        "<text x=\"%d\" y=\"42\" font-size=\"12\" fill=\"#555\">%s .. %s UTC, %zu points</text>\n",
+        SVG_W, height, SVG_W, height, a, b, MARGIN_L, MARGIN_L, a, b, s.n);
+    for (int k = 0; k < N_PANELS; k++)
+        panel(out, k, &s, t0, t1);
+
+    /* shared time axis under the last panel, ticks at round UTC times */
+    static const uint64_t steps_s[] = {60,    300,   900,   1800,   3600,   3 * 3600,
+                                       21600, 43200, 86400, 172800, 604800, 2592000};
+    uint64_t span_s = (t1 - t0) / CMN_NS_PER_S, step_s = steps_s[0];
+    for (size_t i = 0; i < sizeof(steps_s) / sizeof(steps_s[0]); i++) {
+        step_s = steps_s[i];
+        if (span_s / step_s <= 8)
+            break;
+    }
+    const double x0 = MARGIN_L, x1 = SVG_W - MARGIN_R;
+    const double ybase = TITLE_H + N_PANELS * PANEL_H + (N_PANELS - 1) * PANEL_GAP;
+    uint64_t first = (t0 / CMN_NS_PER_S + step_s - 1) / step_s * step_s;
+    for (uint64_t t = first; t * CMN_NS_PER_S <= t1; t += step_s) {
+        double x = x0 + (double)(t * CMN_NS_PER_S - t0) / (double)(t1 - t0) * (x1 - x0);
+        char label[32];
+        fmt_tick(t * CMN_NS_PER_S, t1 - t0, label, sizeof(label));
+        fprintf(out, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#e4e4e4\"/>\n",
+                x, TITLE_H, x, ybase);
+        fprintf(out,
+                "<text x=\"%.1f\" y=\"%.0f\" font-size=\"11\" "
+                "text-anchor=\"middle\">%s</text>\n",
+                x, ybase + 16, label);
+    }
+    fprintf(out,
+            "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"end\" "
+            "fill=\"#555\">time (UTC)</text>\n</svg>\n",
+            x1, ybase + 32);
+    series_free(&s);
+    if (ferror(out)) {
+        snprintf(err, err_len, "writing the chart failed");
+        return -EIO;
+    }
+    return 0;
+}
