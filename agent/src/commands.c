@@ -5,6 +5,9 @@
 #include <stddef.h>
 
 const struct ember_command ember_commands[] = {
+    {"run", "generate text with a GGUF model (prompt or chat)", cmd_run},
+    {"tokenize", "print the token ids of text read from stdin", cmd_tokenize},
     {"config", "check or dump the configuration", cmd_config},
+    {"report", "energy and joules per token from the telemetry history", cmd_report},
     {NULL, NULL, NULL},
 };

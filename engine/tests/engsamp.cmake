@@ -3,3 +3,10 @@ ember_add_test(NAME engsamp_sampler_test SOURCES tests/engsamp_sampler_test.c LI
 ember_add_test(NAME engsamp_chat_test SOURCES tests/engsamp_chat_test.c LIBS ember_engine)
 ember_add_fuzz(NAME chat_template SOURCES tests/engsamp_chat_fuzz.c LIBS ember_engine)
 ember_add_test(NAME engsamp_stop_test SOURCES tests/engsamp_stop_test.c LIBS ember_engine)
+ember_add_test(NAME engsamp_generate_test SOURCES tests/engsamp_generate_test.c
+               LIBS ember_engine PkgConfig::CJSON)
+# `ember run` end to end: the binary comes from agent/, defined after this file is read, which
+# generator expressions and add_dependencies allow.
+ember_add_test(NAME engsamp_run_test SOURCES tests/engsamp_run_test.c
+               LIBS ember_engine PkgConfig::CJSON LABELS integration ARGS $<TARGET_FILE:ember>)
+add_dependencies(engsamp_run_test ember)
