@@ -21,6 +21,7 @@ struct ember_command {
 extern const struct ember_command ember_commands[];
 
 int cmd_config(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 
 #endif

@@ -94,13 +94,15 @@ static int finish(sqlite3 *db, sqlite3_stmt *st, int rc, char *err, size_t err_l
 
 static const char group_sql_fmt[] =
     DELTAS " SELECT coalesce(%s, ''), count(*), sum(tokens), sum(max(de, 0)),"
-           " sum(CASE WHEN dt > 0 AND dt <= %llu THEN dt ELSE 0 END) / 1e9"
+           " sum(CASE WHEN dt > 0 AND dt <= %llu THEN dt ELSE 0 END) / 1e9,"
+           " sum(CASE WHEN dt > 0 AND dt <= %llu THEN max(de, 0) ELSE 0 END)"
            " FROM d WHERE de IS NOT NULL GROUP BY 1 ORDER BY 4 DESC LIMIT %d";
 
-static void finish_group(struct tel_report_group *g)
+/* timed_j: the energy of the intervals counted in seconds (outages excluded) */
+static void finish_group(struct tel_report_group *g, double timed_j)
 {
     g->j_per_token = g->tokens ? g->energy_j / (double)g->tokens : NAN;
-    g->avg_power_w = g->seconds > 0 ? g->energy_j / g->seconds : NAN;
+    g->avg_power_w = g->seconds > 0 ? timed_j / g->seconds : NAN;
 }
 
 static int groups(sqlite3 *db, struct tel_report *r, const char *column,
@@ -108,7 +110,7 @@ static int groups(sqlite3 *db, struct tel_report *r, const char *column,
 {
     char sql[1024];
     snprintf(sql, sizeof(sql), group_sql_fmt, column, (unsigned long long)MAX_INTERVAL_NS,
-             TEL_REPORT_GROUPS_MAX);
+             (unsigned long long)MAX_INTERVAL_NS, TEL_REPORT_GROUPS_MAX);
     sqlite3_stmt *st = NULL;
     int e = prep(db, sql, r, &st, err, err_len);
     if (e < 0)
@@ -123,7 +125,7 @@ static int groups(sqlite3 *db, struct tel_report *r, const char *column,
         g->tokens = (uint64_t)sqlite3_column_int64(st, 2);
         g->energy_j = sqlite3_column_double(st, 3);
         g->seconds = sqlite3_column_double(st, 4);
-        finish_group(g);
+        finish_group(g, sqlite3_column_double(st, 5));
     }
     *ret_n = n;
     return finish(db, st, rc == SQLITE_ROW ? SQLITE_DONE : rc, err, err_len);
@@ -174,6 +176,7 @@ int tel_report_build(struct tel_store *store, const struct tel_report_params *pa
 
     /* whole-window figures */
     sqlite3_stmt *st = NULL;
+    double timed_j = 0;
     char sql[1024];
     snprintf(sql, sizeof(sql),
              DELTAS ", a AS (SELECT count(*) AS n, min(ts_ns) AS t0, max(ts_ns) AS t1,"
@@ -184,8 +187,10 @@ int tel_report_build(struct tel_store *store, const struct tel_report_params *pa
                     " (SELECT sum(max(de, 0)) FROM d WHERE de IS NOT NULL),"
                     " (SELECT sum(tokens) FROM d WHERE de IS NOT NULL),"
                     " (SELECT sum(CASE WHEN dt > 0 AND dt <= %llu THEN dt ELSE 0 END) / 1e9"
+                    "  FROM d WHERE de IS NOT NULL),"
+                    " (SELECT sum(CASE WHEN dt > 0 AND dt <= %llu THEN max(de, 0) ELSE 0 END)"
                     "  FROM d WHERE de IS NOT NULL) FROM a",
-             (unsigned long long)MAX_INTERVAL_NS);
+             (unsigned long long)MAX_INTERVAL_NS, (unsigned long long)MAX_INTERVAL_NS);
     int e = prep(db, sql, r, &st, err, err_len);
     if (e < 0)
         return e;
@@ -202,6 +207,7 @@ int tel_report_build(struct tel_store *store, const struct tel_report_params *pa
         r->energy_j = sqlite3_column_double(st, 8);
         r->tokens = (uint64_t)sqlite3_column_int64(st, 9);
         r->seconds = sqlite3_column_double(st, 10);
+        timed_j = sqlite3_column_double(st, 11);
         rc = SQLITE_DONE;
     }
     e = finish(db, st, rc, err, err_len);
@@ -230,7 +236,7 @@ int tel_report_build(struct tel_store *store, const struct tel_report_params *pa
     if (e < 0)
         return e;
     r->energy_j += r->rollup_energy_j;
-    r->avg_power_w = r->seconds > 0 ? (r->energy_j - r->rollup_energy_j) / r->seconds : NAN;
+    r->avg_power_w = r->seconds > 0 ? timed_j / r->seconds : NAN;
     r->j_per_token = r->tokens ? (r->energy_j - r->rollup_energy_j) / (double)r->tokens : NAN;
 
     e = groups(db, r, "phase", r->phases, &r->n_phases, err, err_len);

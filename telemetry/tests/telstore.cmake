@@ -5,3 +5,9 @@ ember_add_test(NAME telstore_crash_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telsto
                LIBS ember_telemetry PkgConfig::SQLITE3 LABELS integration TIMEOUT 120)
 ember_add_test(NAME telstore_power_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_power_test.c
                LIBS ember_telemetry LABELS unit)
+ember_add_test(NAME telstore_report_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_report_test.c
+               LIBS ember_telemetry PkgConfig::SQLITE3 PkgConfig::CJSON LABELS unit)
+# The same numbers through the `ember report` command line (skips when ember is not built).
+ember_add_test(NAME telstore_report_cli SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_report_test.c
+               LIBS ember_telemetry PkgConfig::SQLITE3 PkgConfig::CJSON LABELS integration
+               ARGS $<TARGET_FILE:ember>)

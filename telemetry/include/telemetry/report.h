@@ -28,7 +28,7 @@ struct tel_report_group {
     double energy_j;
     double seconds;     /* sample intervals up to 60 s each (longer ones are outages) */
     double j_per_token; /* NAN without tokens */
-    double avg_power_w; /* energy_j / seconds; NAN without time */
+    double avg_power_w; /* energy of the counted intervals / seconds; NAN without time */
 };
 
 struct tel_report_session_group {
