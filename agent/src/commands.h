@@ -22,6 +22,7 @@ extern const struct ember_command ember_commands[];
 
 int cmd_config(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 
 #endif

@@ -12,3 +12,18 @@ add_test(NAME engtok_vocab_qwen3_special
          COMMAND engtok_vocab_llama-spm ggml-vocab-qwen3.gguf special)
 set_tests_properties(engtok_vocab_qwen3_special PROPERTIES LABELS unit SKIP_RETURN_CODE 77
                      TIMEOUT 300 ENVIRONMENT "EMBER_SHARED_DIR=${EMBER_SHARED_DIR}")
+ember_add_test(NAME engtok_stories SOURCES ${CMAKE_CURRENT_LIST_DIR}/engtok_stories_test.c
+               LIBS ember_engine PkgConfig::CJSON LABELS unit)
+ember_add_test(NAME engtok_api SOURCES ${CMAKE_CURRENT_LIST_DIR}/engtok_api_test.c
+               LIBS ember_engine LABELS unit)
+ember_add_fuzz(NAME tokenizer SOURCES ${CMAKE_CURRENT_LIST_DIR}/engtok_fuzz.c LIBS ember_engine)
+foreach(t fuzz_replay_tokenizer fuzz_tokenizer)
+    if(TARGET ${t})
+        target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/engine/src)
+        target_compile_definitions(${t} PRIVATE EMBER_SHARED_DIR="${EMBER_SHARED_DIR}")
+    endif()
+endforeach()
+# The CLI test runs the ember binary, which the agent directory defines after this one.
+ember_add_test(NAME engtok_cli SOURCES ${CMAKE_CURRENT_LIST_DIR}/engtok_cli_test.c
+               LABELS integration)
+add_dependencies(engtok_cli ember)
