@@ -1,0 +1,733 @@
+/* The runtime governor object (see governor.h): wiring of backend, sensors and controller, the
+ * apply step with save-before-first-write, the safe state, crash restore at start, status. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "governor/governor.h"
+
+struct gov_governor {
+    char root[PATH_MAX];
+    char saved_path[PATH_MAX];
+    struct gov_backend *b;
+    struct gov_sensors *s;
+    struct gov_controller *ctl;
+    struct gov_calibration *cal;
+    struct gov_events ev;
+
+    unsigned ncl;
+    struct gov_cluster_info ci[GOV_MAX_CLUSTERS];
+    unsigned nmem[GOV_MAX_CLUSTERS];
+    uint16_t mem[GOV_MAX_CLUSTERS][GOV_HW_MAX_POLICIES]; /* backend policy indexes */
+
+    bool monitor_only;
+    char monitor_reason[256];
+    bool saved;                      /* originals are on disk */
+    bool taken[GOV_HW_MAX_POLICIES]; /* we switched this policy into our mode */
+    bool safe;
+    char safe_reason[256];
+
+    struct gov_sensor_reading rd;
+    bool have_reading;
+    struct gov_targets last;
+    bool have_targets;
+    enum gov_phase phase;
+    uint64_t phase_since_ns;
+    double power_w;
+    uint64_t ticks, writes, write_errors;
+    unsigned nconf;
+    struct gov_conflict conf[GOV_STATUS_MAX_CONFLICTS];
+};
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+{
+    if (!err || !err_len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+void gov_governor_params_defaults(struct gov_governor_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->sysfs_root = "/";
+    p->saved_path = GOV_SAVED_DEFAULT_PATH;
+    gov_tunables_defaults(&p->tunables);
+    p->backend = GOV_BACKEND_AUTO;
+}
+
+void gov_reasons_format(unsigned reasons, char *buf, size_t cap)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{GOV_REASON_POLICY, "policy"},
+                 {GOV_REASON_THERMAL, "thermal"},
+                 {GOV_REASON_POWER_CAP, "power_cap"},
+                 {GOV_REASON_USER_LIMIT, "user_limit"},
+                 {GOV_REASON_SENSOR_LOSS, "sensor_loss"},
+                 {GOV_REASON_HELD, "held"},
+                 {GOV_REASON_QUIET, "quiet"},
+                 {GOV_REASON_TRIP, "trip"}};
+    size_t len = 0;
+    if (!cap)
+        return;
+    buf[0] = '\0';
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        if (!(reasons & names[k].bit))
+            continue;
+        int n = snprintf(buf + len, cap - len, "%s%s", len ? "," : "", names[k].name);
+        if (n < 0 || (size_t)n >= cap - len)
+            break;
+        len += (size_t)n;
+    }
+}
+
+/* ---- cluster description from the backend ---- */
+
+static uint32_t base_khz_of(const struct gov_backend *b, size_t i)
+{
+    const struct gov_hw_policy *p = gov_backend_policy(b, i);
+    const struct gov_hw_global *g = gov_backend_global(b);
+    char path[PATH_MAX], val[32];
+    uint32_t v;
+    /* acpi-cpufreq lists turbo as a pseudo-state 1 MHz above the nominal frequency. */
+    if (p->nfreqs >= 2 && g->boost >= 0 &&
+        p->freqs_khz[p->nfreqs - 1] - p->freqs_khz[p->nfreqs - 2] <= 1000)
+        return p->freqs_khz[p->nfreqs - 2];
+    /* intel_pstate (HWP) publishes the guaranteed frequency. */
+    if (gov_backend_policy_path(b, i, "base_frequency", path, sizeof(path)) == 0 &&
+        cmn_read_string(path, val, sizeof(val)) == 0 && gov_parse_khz(val, &v) == 0 &&
+        v >= p->cpuinfo_min_khz && v <= p->cpuinfo_max_khz)
+        return v;
+    return 0;
+}
+
+static void cluster_from_policy(const struct gov_backend *b, size_t i, struct gov_cluster_info *c)
+{
+    const struct gov_hw_policy *p = gov_backend_policy(b, i);
+    const struct gov_hw_global *g = gov_backend_global(b);
+    memset(c, 0, sizeof(*c));
+    snprintf(c->name, sizeof(c->name), "%s", p->name);
+    for (unsigned k = 0; k < p->ncpus && c->n_cpus < GOV_MAX_CPUS; k++)
+        c->cpus[c->n_cpus++] = p->cpus[k];
+    c->cpuinfo_min_khz = p->cpuinfo_min_khz;
+    c->cpuinfo_max_khz = p->cpuinfo_max_khz;
+    c->base_khz = base_khz_of(b, i);
+    c->n_freqs = p->nfreqs < GOV_MAX_FREQS ? p->nfreqs : GOV_MAX_FREQS;
+    memcpy(c->freqs_khz, p->freqs_khz, c->n_freqs * sizeof(c->freqs_khz[0]));
+    c->boost_available = g->boost >= 0 || g->no_turbo >= 0 || p->boost >= 0;
+    c->exact_freq = p->has_setspeed && gov_hw_policy_has_governor(p, "userspace");
+}
+
+static bool same_hw(const struct gov_cluster_info *a, const struct gov_cluster_info *c)
+{
+    return a->cpuinfo_min_khz == c->cpuinfo_min_khz && a->cpuinfo_max_khz == c->cpuinfo_max_khz &&
+           a->base_khz == c->base_khz && a->n_freqs == c->n_freqs &&
+           a->boost_available == c->boost_available && a->exact_freq == c->exact_freq &&
+           memcmp(a->freqs_khz, c->freqs_khz, a->n_freqs * sizeof(a->freqs_khz[0])) == 0;
+}
+
+/* One cluster per policy; when there are more policies than the controller takes (acpi-cpufreq
+ * has one policy per CPU), policies with identical hardware share a cluster. */
+static int build_clusters(struct gov_governor *g, char *err, size_t err_len)
+{
+    size_t n = gov_backend_policy_count(g->b);
+    bool group = n > GOV_MAX_CLUSTERS;
+    g->ncl = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct gov_cluster_info c;
+        cluster_from_policy(g->b, i, &c);
+        unsigned k = g->ncl;
+        if (group)
+            for (k = 0; k < g->ncl; k++)
+                if (same_hw(&g->ci[k], &c))
+                    break;
+        if (k == g->ncl) {
+            if (g->ncl == GOV_MAX_CLUSTERS) {
+                set_err(err, err_len,
+                        "%zu cpufreq policies with more than %d different hardware descriptions", n,
+                        GOV_MAX_CLUSTERS);
+                return -E2BIG;
+            }
+            g->ci[g->ncl++] = c;
+        } else {
+            struct gov_cluster_info *d = &g->ci[k];
+            for (unsigned j = 0; j < c.n_cpus && d->n_cpus < GOV_MAX_CPUS; j++)
+                d->cpus[d->n_cpus++] = c.cpus[j];
+            char name[GOV_NAME_MAX];
+            snprintf(name, sizeof(name), "%.16s+%u", gov_backend_policy(g->b, g->mem[k][0])->name,
+                     g->nmem[k]);
+            memcpy(d->name, name, sizeof(d->name));
+        }
+        g->mem[k][g->nmem[k]++] = (uint16_t)i;
+    }
+    return 0;
+}
+
+/* ---- saving, restoring ---- */
+
+static bool pid_is_other_ember(int pid)
+{
+    char path[64], comm[32];
+    if (pid <= 0 || pid == (int)getpid())
+        return false;
+    if (kill(pid, 0) != 0 && errno != EPERM)
+        return false;
+    snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+    return cmn_read_string(path, comm, sizeof(comm)) == 0 && strcmp(comm, "ember") == 0;
+}
+
+static int crash_restore(struct gov_governor *g, char *err, size_t err_len)
+{
+    char msg[512] = "";
+    struct gov_saved_state *st = malloc(sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    int r = gov_saved_read(g->saved_path, st, msg, sizeof(msg));
+    if (r == -ENOENT) {
+        r = 0;
+        goto out;
+    }
+    if (r) {
+        /* Unreadable: keep it aside for a human rather than overwrite it with new originals. */
+        char bad[PATH_MAX + 8];
+        snprintf(bad, sizeof(bad), "%s.bad", g->saved_path);
+        if (rename(g->saved_path, bad) != 0) {
+            set_err(err, err_len, "%s; and cannot move it aside: %s", msg, strerror(errno));
+            goto out;
+        }
+        gov_events_push(&g->ev, GOV_EVENT_CRASH_RESTORE, r,
+                        "%s; moved to %s, original settings unknown", msg, bad);
+        r = 0;
+        goto out;
+    }
+    if (pid_is_other_ember(st->pid)) {
+        set_err(err, err_len, "%s: another ember (pid %d) controls the CPU frequencies",
+                g->saved_path, st->pid);
+        r = -EBUSY;
+        goto out;
+    }
+    unsigned writes = 0;
+    r = gov_saved_apply(g->b, st, &g->ev, &writes, msg, sizeof(msg));
+    if (r == -EXDEV) {
+        set_err(err, err_len, "%s: %s", g->saved_path, msg);
+        goto out;
+    }
+    g->writes += writes;
+    if (r == 0) {
+        unlink(g->saved_path);
+        gov_events_push(&g->ev, GOV_EVENT_CRASH_RESTORE, 0,
+                        "%s: settings left by pid %d restored (%u value(s) written)", g->saved_path,
+                        st->pid, writes);
+    } else {
+        /* The file still holds the true originals: keep it as ours. */
+        g->saved = true;
+        gov_events_push(&g->ev, GOV_EVENT_CRASH_RESTORE, r,
+                        "%s: restoring the settings left by pid %d failed (%s); the file is kept",
+                        g->saved_path, st->pid, msg);
+        r = 0;
+    }
+out:
+    free(st);
+    return r;
+}
+
+int gov_governor_save_originals(struct gov_governor *g, char *err, size_t err_len)
+{
+    char msg[512] = "";
+    if (!g)
+        return -EINVAL;
+    if (g->saved)
+        return 0;
+    if (g->monitor_only)
+        return -EPERM;
+    struct gov_saved_state *st = malloc(sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    int r = gov_backend_refresh(g->b, msg, sizeof(msg));
+    if (!r)
+        r = gov_saved_capture(g->b, st);
+    if (!r)
+        r = gov_saved_write(st, g->saved_path, msg, sizeof(msg));
+    free(st);
+    if (r) {
+        set_err(err, err_len, "cannot save the original settings: %s", msg);
+        return r;
+    }
+    g->saved = true;
+    return 0;
+}
+
+int gov_governor_restore(struct gov_governor *g, char *err, size_t err_len)
+{
+    if (!g)
+        return -EINVAL;
+    if (!g->saved)
+        return 0;
+    unsigned writes = 0;
+    int r = gov_saved_restore_file(g->b, g->saved_path, &g->ev, &writes, err, err_len);
+    g->writes += writes;
+    if (r == 0 || r == -ENOENT) {
+        g->saved = false;
+        memset(g->taken, 0, sizeof(g->taken));
+        return 0;
+    }
+    return r;
+}
+
+/* ---- lifecycle ---- */
+
+static int copy_param(char *dst, size_t cap, const char *src, const char *def)
+{
+    const char *v = src && *src ? src : def;
+    if (strlen(v) >= cap)
+        return -ENAMETOOLONG;
+    strcpy(dst, v);
+    return 0;
+}
+
+int gov_governor_new(const struct gov_governor_params *p, struct gov_governor **ret, char *err,
+                     size_t err_len)
+{
+    char msg[512] = "";
+    int r;
+    if (!p || !ret)
+        return -EINVAL;
+    *ret = NULL;
+    struct gov_governor *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    gov_events_init(&g->ev);
+    if (copy_param(g->root, sizeof(g->root), p->sysfs_root, "/") ||
+        copy_param(g->saved_path, sizeof(g->saved_path), p->saved_path, GOV_SAVED_DEFAULT_PATH)) {
+        set_err(err, err_len, "sysfs_root or saved_path too long");
+        r = -ENAMETOOLONG;
+        goto fail;
+    }
+    struct gov_backend_params bp = {.sysfs_root = g->root, .impl = p->backend};
+    if ((r = gov_backend_open(&bp, &g->b, err, err_len)))
+        goto fail;
+    gov_backend_take_quirks(g->b, &g->ev);
+    struct gov_sensors_params sp = {.root = g->root};
+    if ((r = gov_sensors_open(&sp, &g->s, err, err_len)))
+        goto fail;
+
+    g->monitor_only = p->monitor_only;
+    if (p->monitor_only) {
+        snprintf(g->monitor_reason, sizeof(g->monitor_reason), "monitor_only requested");
+    } else if (!gov_backend_writable(g->b, msg, sizeof(msg))) {
+        g->monitor_only = true;
+        snprintf(g->monitor_reason, sizeof(g->monitor_reason), "monitor-only mode: %.200s", msg);
+        gov_events_push(&g->ev, GOV_EVENT_MONITOR_ONLY, -EACCES, "%s", g->monitor_reason);
+    }
+
+    size_t nconf = 0;
+    gov_conflicts_detect(g->root, g->conf, GOV_STATUS_MAX_CONFLICTS, &nconf);
+    g->nconf = (unsigned)nconf;
+    for (unsigned k = 0; k < g->nconf; k++)
+        gov_events_push(&g->ev, GOV_EVENT_CONFLICT, 0, "%s (pid %d) runs: %s", g->conf[k].comm,
+                        g->conf[k].pid, g->conf[k].why);
+
+    if (!g->monitor_only && !p->skip_crash_restore) {
+        if ((r = crash_restore(g, err, err_len)))
+            goto fail;
+    } else if (access(g->saved_path, F_OK) == 0) {
+        g->saved = !g->monitor_only;
+    }
+    if ((r = gov_backend_refresh(g->b, err, err_len)))
+        goto fail;
+
+    if ((r = build_clusters(g, err, err_len)))
+        goto fail;
+    if (p->calibration_path && *p->calibration_path) {
+        g->cal = calloc(1, sizeof(*g->cal));
+        if (!g->cal) {
+            r = -ENOMEM;
+            goto fail;
+        }
+        r = gov_calibration_load(p->calibration_path, g->cal, msg, sizeof(msg));
+        if (r == -ENOENT) {
+            free(g->cal);
+            g->cal = NULL;
+        } else if (r) {
+            set_err(err, err_len, "%s", msg);
+            goto fail;
+        }
+    }
+    if ((r = gov_controller_new(p->tunables.policy, &p->tunables, g->ci, g->ncl, g->cal, &g->ctl,
+                                err, err_len)))
+        goto fail;
+    *ret = g;
+    return 0;
+fail:
+    gov_governor_free(g);
+    return r;
+}
+
+void gov_governor_free(struct gov_governor *g)
+{
+    if (!g)
+        return;
+    gov_controller_free(g->ctl);
+    free(g->cal);
+    gov_sensors_free(g->s);
+    gov_backend_free(g->b);
+    free(g);
+}
+
+/* ---- the tick ---- */
+
+static int note_write(struct gov_governor *g, int r, int *first)
+{
+    g->writes++;
+    if (r) {
+        g->write_errors++;
+        if (!*first)
+            *first = r;
+    }
+    return r;
+}
+
+static int ensure_saved(struct gov_governor *g)
+{
+    char msg[512];
+    if (g->saved)
+        return 0;
+    int r = gov_governor_save_originals(g, msg, sizeof(msg));
+    if (r) {
+        /* Without a way back we must not touch anything. */
+        g->monitor_only = true;
+        snprintf(g->monitor_reason, sizeof(g->monitor_reason), "monitor-only mode: %.200s", msg);
+        gov_events_push(&g->ev, GOV_EVENT_MONITOR_ONLY, r, "%s", g->monitor_reason);
+    }
+    return r;
+}
+
+static void apply_policy(struct gov_governor *g, size_t i, const struct gov_cluster_info *c,
+                         const struct gov_cluster_target *t, int *first)
+{
+    struct gov_backend *b = g->b;
+    const struct gov_hw_policy *p = gov_backend_policy(b, i);
+    if (c->exact_freq) {
+        if (!g->taken[i] || strcmp(p->governor, "userspace") != 0) {
+            /* Open the limits so scaling_setspeed is not clamped, then take the policy. */
+            if (p->scaling_min_khz != p->cpuinfo_min_khz ||
+                p->scaling_max_khz != p->cpuinfo_max_khz)
+                note_write(
+                    g, gov_backend_set_limits(b, i, p->cpuinfo_min_khz, p->cpuinfo_max_khz, &g->ev),
+                    first);
+            if (strcmp(p->governor, "userspace") != 0)
+                note_write(g, gov_backend_set_governor(b, i, "userspace", &g->ev), first);
+            g->taken[i] = true;
+        }
+        uint32_t khz = gov_hw_policy_nearest_khz(p, t->khz);
+        if (p->setspeed_khz != khz)
+            note_write(g, gov_backend_set_speed(b, i, khz, &g->ev), first);
+        return;
+    }
+    if (!g->taken[i]) {
+        /* A setpolicy driver under "performance" pins the floor to the ceiling; "powersave" lets
+         * the hardware move inside our limits. */
+        if (p->nfreqs == 0 && strcmp(p->governor, "performance") == 0 &&
+            gov_hw_policy_has_governor(p, "powersave"))
+            note_write(g, gov_backend_set_governor(b, i, "powersave", &g->ev), first);
+        g->taken[i] = true;
+    }
+    uint32_t max = t->khz, min = t->floor_khz ? t->floor_khz : p->cpuinfo_min_khz;
+    if (max < p->cpuinfo_min_khz)
+        max = p->cpuinfo_min_khz;
+    if (max > p->cpuinfo_max_khz)
+        max = p->cpuinfo_max_khz;
+    if (min < p->cpuinfo_min_khz)
+        min = p->cpuinfo_min_khz;
+    if (min > max)
+        min = max;
+    uint32_t want_min = p->scaling_min_khz != min ? min : 0;
+    uint32_t want_max = p->scaling_max_khz != max ? max : 0;
+    if (want_min || want_max)
+        note_write(g, gov_backend_set_limits(b, i, want_min, want_max, &g->ev), first);
+}
+
+static int current_boost(const struct gov_backend *b)
+{
+    const struct gov_hw_global *gl = gov_backend_global(b);
+    if (gl->boost >= 0)
+        return gl->boost;
+    if (gl->no_turbo >= 0)
+        return !gl->no_turbo;
+    for (size_t i = 0; i < gov_backend_policy_count(b); i++)
+        if (gov_backend_policy(b, i)->boost >= 0)
+            return gov_backend_policy(b, i)->boost;
+    return -1;
+}
+
+int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase phase, double power_w,
+                      double tokens_per_s, struct gov_tick_result *ret)
+{
+    char msg[512] = "";
+    int first = 0, r;
+    if (!g)
+        return -EINVAL;
+    gov_sensors_read(g->s, now_ns, &g->rd, &g->ev);
+    g->have_reading = true;
+    bool fault = g->rd.fault;
+    char fault_detail[256];
+    snprintf(fault_detail, sizeof(fault_detail), "%s", g->rd.fault_detail);
+    r = gov_backend_refresh(g->b, msg, sizeof(msg));
+    gov_backend_take_quirks(g->b, &g->ev);
+    if (r) {
+        if (!fault)
+            snprintf(fault_detail, sizeof(fault_detail), "%.250s", msg);
+        fault = true;
+    }
+
+    if (!g->ticks || phase != g->phase)
+        g->phase_since_ns = now_ns;
+    g->phase = phase;
+    g->power_w = power_w;
+
+    struct gov_inputs in;
+    gov_inputs_init(&in, now_ns);
+    for (unsigned c = 0; c < g->rd.ncpus && c < GOV_MAX_CPUS; c++)
+        in.util[c] = g->rd.util[c] >= 0.0f ? (double)g->rd.util[c] : NAN;
+    for (unsigned k = 0; k < g->ncl; k++) {
+        /* One package temperature for every cluster: on the SoCs and packages we know, heat
+         * spreads across clusters within seconds, and the hottest sensor is the safe input. */
+        in.temp_c[k] = g->rd.cpu_temp_c;
+        in.cur_khz[k] = gov_backend_policy(g->b, g->mem[k][0])->cur_khz;
+    }
+    in.passive_trip_c = g->rd.passive_trip_c;
+    in.package_power_w = power_w;
+    in.phase = phase;
+    in.phase_ns = now_ns - g->phase_since_ns;
+    in.tokens_per_s = tokens_per_s;
+    in.sensor_fault = fault;
+
+    struct gov_targets t;
+    r = gov_controller_step(g->ctl, &in, &t);
+    if (r)
+        return r;
+
+    bool safe = fault;
+    for (unsigned k = 0; k < t.n_clusters; k++)
+        safe |= (t.c[k].reasons & GOV_REASON_SENSOR_LOSS) != 0;
+    if (safe) {
+        /* The controller already chose floor and no boost; say so whatever its reason. */
+        t.boost = false;
+        for (unsigned k = 0; k < t.n_clusters; k++)
+            t.c[k].boost = false;
+    }
+    if (safe != g->safe) {
+        if (safe) {
+            snprintf(g->safe_reason, sizeof(g->safe_reason), "%s",
+                     fault_detail[0] ? fault_detail : "a temperature reading was lost");
+            gov_events_push(&g->ev, GOV_EVENT_SAFE_STATE, -EIO,
+                            "safe state (minimum frequency, boost off): %s", g->safe_reason);
+        } else {
+            gov_events_push(&g->ev, GOV_EVENT_SAFE_STATE, 0, "left the safe state");
+            g->safe_reason[0] = '\0';
+        }
+        g->safe = safe;
+    }
+
+    if (!g->monitor_only) {
+        bool need = false;
+        int hw_boost = current_boost(g->b);
+        if (hw_boost >= 0 && hw_boost != (int)t.boost)
+            need = true;
+        for (unsigned k = 0; k < t.n_clusters && !need; k++)
+            for (unsigned m = 0; m < g->nmem[k] && !need; m++) {
+                const struct gov_hw_policy *p = gov_backend_policy(g->b, g->mem[k][m]);
+                need = !g->taken[g->mem[k][m]] ||
+                       (g->ci[k].exact_freq
+                            ? p->setspeed_khz != gov_hw_policy_nearest_khz(p, t.c[k].khz)
+                            : p->scaling_max_khz != t.c[k].khz);
+            }
+        if (need && ensure_saved(g) == 0) {
+            /* Boost off before frequencies drop, on after they rise, so the package never
+             * runs boosted clocks under limits meant for unboosted ones. */
+            if (hw_boost >= 0 && !t.boost && hw_boost)
+                note_write(g, gov_backend_set_boost(g->b, 0, &g->ev), &first);
+            for (unsigned k = 0; k < t.n_clusters; k++)
+                for (unsigned m = 0; m < g->nmem[k]; m++)
+                    apply_policy(g, g->mem[k][m], &g->ci[k], &t.c[k], &first);
+            if (hw_boost >= 0 && t.boost && !hw_boost)
+                note_write(g, gov_backend_set_boost(g->b, 1, &g->ev), &first);
+        }
+    }
+
+    if (ret) {
+        memset(ret, 0, sizeof(*ret));
+        ret->boost = t.boost;
+        ret->safe_state = safe;
+        ret->monitor_only = g->monitor_only;
+        ret->apply_error = first;
+        ret->cpu_temp_c = g->rd.cpu_temp_c;
+        ret->power_w = power_w;
+        ret->n_clusters = t.n_clusters;
+        for (unsigned k = 0; k < t.n_clusters; k++) {
+            ret->c[k].khz = t.c[k].khz;
+            ret->c[k].prev_khz = g->have_targets ? g->last.c[k].khz : 0;
+            ret->c[k].cur_khz = in.cur_khz[k];
+            ret->c[k].reasons = t.c[k].reasons;
+            ret->c[k].changed = !g->have_targets || t.c[k].khz != g->last.c[k].khz;
+            ret->changed |= ret->c[k].changed;
+            ret->reasons |= t.c[k].reasons;
+        }
+        if (g->have_targets && g->last.boost != t.boost)
+            ret->changed = true;
+    }
+    g->last = t;
+    g->have_targets = true;
+    g->ticks++;
+    return first;
+}
+
+/* ---- live changes ---- */
+
+int gov_governor_set_policy(struct gov_governor *g, const char *name, char *err, size_t err_len)
+{
+    if (!g || !name)
+        return -EINVAL;
+    char old[GOV_NAME_MAX];
+    snprintf(old, sizeof(old), "%s", gov_controller_policy(g->ctl));
+    int r = gov_controller_set_policy(g->ctl, name, err, err_len);
+    if (r == 0 && strcmp(old, name) != 0)
+        gov_events_push(&g->ev, GOV_EVENT_POLICY_CHANGED, 0, "policy %s -> %s", old, name);
+    return r;
+}
+
+int gov_governor_set_tunables(struct gov_governor *g, const struct gov_tunables *t, char *err,
+                              size_t err_len)
+{
+    if (!g || !t)
+        return -EINVAL;
+    return gov_controller_set_tunables(g->ctl, t, err, err_len);
+}
+
+struct gov_events *gov_governor_events(struct gov_governor *g)
+{
+    return g ? &g->ev : NULL;
+}
+
+struct gov_backend *gov_governor_backend(struct gov_governor *g)
+{
+    return g ? g->b : NULL;
+}
+
+const struct gov_controller *gov_governor_controller(const struct gov_governor *g)
+{
+    return g ? g->ctl : NULL;
+}
+
+/* ---- status ---- */
+
+static void format_cpus(const struct gov_cluster_info *c, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (unsigned k = 0; k < c->n_cpus;) {
+        unsigned lo = c->cpus[k], hi = lo;
+        while (k + 1 < c->n_cpus && c->cpus[k + 1] == hi + 1)
+            hi = c->cpus[++k];
+        k++;
+        int n = lo == hi ? snprintf(buf + len, cap - len, "%s%u", len ? "," : "", lo)
+                         : snprintf(buf + len, cap - len, "%s%u-%u", len ? "," : "", lo, hi);
+        if (n < 0 || (size_t)n >= cap - len)
+            return;
+        len += (size_t)n;
+    }
+}
+
+void gov_governor_status(const struct gov_governor *g, struct gov_status *st)
+{
+    if (!st)
+        return;
+    memset(st, 0, sizeof(*st));
+    st->cpu_temp_c = st->passive_trip_c = st->critical_trip_c = NAN;
+    st->thermal_target_c = st->power_cap_w = st->power_w = NAN;
+    st->boost = -1;
+    if (!g)
+        return;
+    const struct gov_tunables *t = gov_controller_tunables(g->ctl);
+    snprintf(st->policy, sizeof(st->policy), "%s", gov_controller_policy(g->ctl));
+    snprintf(st->backend, sizeof(st->backend), "%s",
+             gov_backend_impl_name(gov_backend_impl_used(g->b)));
+    snprintf(st->sysfs_root, sizeof(st->sysfs_root), "%s", g->root);
+    snprintf(st->pstate_status, sizeof(st->pstate_status), "%s",
+             gov_pstate_status_name(gov_backend_global(g->b)->status));
+    st->monitor_only = g->monitor_only;
+    snprintf(st->monitor_reason, sizeof(st->monitor_reason), "%s", g->monitor_reason);
+    st->safe_state = g->safe;
+    snprintf(st->safe_reason, sizeof(st->safe_reason), "%s", g->safe_reason);
+    st->originals_saved = g->saved;
+    snprintf(st->saved_path, sizeof(st->saved_path), "%s", g->saved_path);
+    st->boost = current_boost(g->b);
+    if (g->have_reading) {
+        st->cpu_temp_c = g->rd.cpu_temp_c;
+        st->passive_trip_c = g->rd.passive_trip_c;
+        st->critical_trip_c = g->rd.critical_trip_c;
+    }
+    st->thermal_target_c = gov_controller_thermal_target_c(g->ctl, st->passive_trip_c);
+    st->power_cap_w = t && t->power_cap_w > 0 ? t->power_cap_w : NAN;
+    st->power_w = g->power_w;
+    st->phase = g->phase;
+    st->ticks = g->ticks;
+    st->writes = g->writes;
+    st->write_errors = g->write_errors;
+    st->n_clusters = g->ncl;
+    for (unsigned k = 0; k < g->ncl; k++) {
+        struct gov_status_cluster *c = &st->c[k];
+        const struct gov_hw_policy *p = gov_backend_policy(g->b, g->mem[k][0]);
+        snprintf(c->name, sizeof(c->name), "%s", g->ci[k].name);
+        c->n_policies = g->nmem[k];
+        format_cpus(&g->ci[k], c->cpus, sizeof(c->cpus));
+        snprintf(c->driver, sizeof(c->driver), "%s", p->driver);
+        snprintf(c->hw_governor, sizeof(c->hw_governor), "%s", p->governor);
+        c->cpuinfo_min_khz = p->cpuinfo_min_khz;
+        c->cpuinfo_max_khz = p->cpuinfo_max_khz;
+        c->scaling_min_khz = p->scaling_min_khz;
+        c->scaling_max_khz = p->scaling_max_khz;
+        c->cur_khz = p->cur_khz;
+        c->exact_freq = g->ci[k].exact_freq;
+        c->target_khz = g->have_targets ? g->last.c[k].khz : 0;
+        c->reasons = g->have_targets ? g->last.c[k].reasons : 0;
+        double sum = 0;
+        unsigned n = 0;
+        for (unsigned j = 0; g->have_reading && j < g->ci[k].n_cpus; j++) {
+            unsigned cpu = g->ci[k].cpus[j];
+            if (cpu < g->rd.ncpus && g->rd.util[cpu] >= 0.0f) {
+                sum += g->rd.util[cpu];
+                n++;
+            }
+        }
+        c->util = n ? sum / n : NAN;
+    }
+    for (size_t i = 0; i < gov_sensors_zone_count(g->s) && st->n_zones < GOV_STATUS_MAX_ZONES;
+         i++) {
+        const struct gov_thermal_zone *z = gov_sensors_zone(g->s, i);
+        struct gov_status_zone *o = &st->zones[st->n_zones++];
+        snprintf(o->name, sizeof(o->name), "%s", z->name);
+        snprintf(o->type, sizeof(o->type), "%s", z->type);
+        o->valid = z->valid;
+        o->temp_c = z->valid ? z->temp_mc / 1000.0 : NAN;
+        o->passive_trip_c = NAN;
+        for (unsigned k = 0; k < z->ntrips; k++)
+            if (z->trips[k].type == GOV_TRIP_PASSIVE &&
+                !(z->trips[k].temp_mc / 1000.0 >= o->passive_trip_c))
+                o->passive_trip_c = z->trips[k].temp_mc / 1000.0;
+    }
+    st->n_conflicts = g->nconf;
+    memcpy(st->conflicts, g->conf, sizeof(st->conflicts));
+}
