@@ -1,0 +1,937 @@
+/* The agent's OpenAI-compatible HTTP server on libmicrohttpd (see http.h). Each connection has its
+ * own thread, so a completion request simply blocks: the connection thread submits the request to
+ * the engine worker and waits on a condition variable that the worker's sink signals. A streamed
+ * token is escaped into a per-request SSE buffer on the worker thread (no allocation once the
+ * buffer has grown) and copied out by libmicrohttpd's content reader. A waiting connection checks
+ * every poll interval whether its client hung up, and a client that goes away sets the request's
+ * cancel flag, which stops its generation. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "common/timeutil.h"
+#include "config.h"
+#include "log.h"
+#include "openai.h"
+#include "request.h"
+#include "worker.h"
+
+/* Largest piece the content reader hands to libmicrohttpd at once. */
+#define READ_BLOCK        16384
+#define GOVERNOR_JSON_MAX 4096
+
+struct agent_http {
+    struct MHD_Daemon *mhd;
+    struct agent_http_hooks hooks;
+    struct agent_http_params params;
+    uint16_t port;
+    int64_t created; /* wall seconds at start: the "created" of the model object */
+    uint64_t serial_base;
+    atomic_uint_fast64_t serial;
+    atomic_int refs; /* the owner plus one per request the worker still holds */
+    atomic_bool stopping;
+
+    pthread_mutex_t lock; /* everything below */
+    struct agent_worker *worker;
+    char token[CFG_STR_SMALL];
+    size_t max_body;
+    char model_name[CFG_STR_SMALL];
+    struct agent_metrics_histogram latency;
+    double last_prefill_tps, last_decode_tps;
+    size_t n_codes;
+    int codes[AGENT_METRICS_MAX_HTTP_CODES];
+    uint64_t code_counts[AGENT_METRICS_MAX_HTTP_CODES];
+};
+
+/* One inference request between a connection thread and the worker thread, freed when both have
+ * let go (refs). */
+struct gen {
+    struct agent_http *h;
+    struct agent_request *req;
+    atomic_int refs;
+    bool stream, include_usage;
+    int client_fd;
+    uint64_t start_ns;
+    struct openai_stream fmt;
+
+    pthread_mutex_t mu; /* everything below */
+    pthread_cond_t cv;
+    bool waiting; /* the connection thread sleeps on cv */
+    bool has_text;
+    bool done;
+    bool oom;
+    struct agent_result result;
+    struct openai_buf out; /* stream: SSE bytes not yet sent; otherwise the generated text */
+    size_t out_off;
+};
+
+enum route { R_CHAT, R_COMPLETIONS, R_MODELS, R_MODEL, R_HEALTH, R_METRICS, R_GOVERNOR };
+
+enum { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8 };
+
+static const struct {
+    const char *path;
+    bool prefix; /* path is a prefix followed by one more segment */
+    enum route route;
+    unsigned methods;
+    const char *allow;
+} routes[] = {
+    {"/v1/chat/completions", false, R_CHAT, M_POST, "POST"},
+    {"/v1/completions", false, R_COMPLETIONS, M_POST, "POST"},
+    {"/v1/models", false, R_MODELS, M_GET | M_HEAD, "GET, HEAD"},
+    {"/v1/models/", true, R_MODEL, M_GET | M_HEAD, "GET, HEAD"},
+    {"/health", false, R_HEALTH, M_GET | M_HEAD, "GET, HEAD"},
+    {"/metrics", false, R_METRICS, M_GET | M_HEAD, "GET, HEAD"},
+    {"/v1/governor", false, R_GOVERNOR, M_GET | M_HEAD | M_PUT, "GET, HEAD, PUT"},
+};
+
+struct conn {
+    int route; /* index into routes */
+    uint64_t start_ns;
+    bool responded; /* a response was queued before the body arrived */
+    bool too_big;
+    struct openai_buf body;
+};
+
+void agent_http_params_defaults(struct agent_http_params *p)
+{
+    p->max_connections = 64;
+    p->idle_timeout_s = 60;
+    p->poll_interval_ms = 100;
+    p->port = -1;
+}
+
+/* ---- reference counting ---- */
+
+static void http_unref(struct agent_http *h)
+{
+    if (atomic_fetch_sub(&h->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+static void gen_unref(struct gen *g)
+{
+    if (atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    agent_request_free(g->req);
+    openai_stream_free(&g->fmt);
+    openai_buf_free(&g->out);
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    http_unref(g->h);
+    free(g);
+}
+
+/* ---- responses ---- */
+
+static void count_code(struct agent_http *h, int code)
+{
+    pthread_mutex_lock(&h->lock);
+    size_t i = 0;
+    while (i < h->n_codes && h->codes[i] != code)
+        i++;
+    if (i == h->n_codes && h->n_codes < AGENT_METRICS_MAX_HTTP_CODES)
+        h->codes[h->n_codes++] = code;
+    if (i < h->n_codes)
+        h->code_counts[i]++;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static enum MHD_Result respond(struct agent_http *h, struct MHD_Connection *c, unsigned status,
+                               const char *ctype, const char *body, size_t len,
+                               const char *hdr_name, const char *hdr_value)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (hdr_name)
+        MHD_add_response_header(r, hdr_name, hdr_value);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    count_code(h, (int)status);
+    return ret;
+}
+
+static enum MHD_Result respond_json(struct agent_http *h, struct MHD_Connection *c, unsigned status,
+                                    const char *json)
+{
+    return respond(h, c, status, "application/json", json, strlen(json), NULL, NULL);
+}
+
+static enum MHD_Result respond_error(struct agent_http *h, struct MHD_Connection *c,
+                                     const struct openai_error *e, const char *hdr_name,
+                                     const char *hdr_value)
+{
+    struct openai_buf b = {0};
+    if (openai_error_json(e, &b) < 0) {
+        openai_buf_free(&b);
+        return MHD_NO;
+    }
+    log_debug("http: %d %s", e->status, e->message);
+    enum MHD_Result ret =
+        respond(h, c, (unsigned)e->status, "application/json", b.data, b.len, hdr_name, hdr_value);
+    openai_buf_free(&b);
+    return ret;
+}
+
+static enum MHD_Result reply_error(struct agent_http *h, struct MHD_Connection *c, int status,
+                                   const char *type, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static enum MHD_Result reply_error(struct agent_http *h, struct MHD_Connection *c, int status,
+                                   const char *type, const char *code, const char *fmt, ...)
+{
+    struct openai_error e;
+    openai_error_set(&e, status, type, code, NULL, "%s", "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof(e.message), fmt, ap);
+    va_end(ap);
+    return respond_error(h, c, &e, NULL, NULL);
+}
+
+/* ---- helpers ---- */
+
+static bool client_gone(int fd)
+{
+    if (fd < 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Compares in time independent of where the strings differ. */
+static bool token_equal(const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen(b);
+    unsigned char d = alen != blen;
+    for (size_t i = 0; i < alen; i++)
+        d |= (unsigned char)a[i] ^ (unsigned char)b[i % (blen ? blen : 1)];
+    return d == 0;
+}
+
+static bool authorized(struct agent_http *h, struct MHD_Connection *c)
+{
+    char token[CFG_STR_SMALL];
+    pthread_mutex_lock(&h->lock);
+    memcpy(token, h->token, sizeof(token));
+    pthread_mutex_unlock(&h->lock);
+    if (!token[0])
+        return true;
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!v || strncasecmp(v, "Bearer ", 7) != 0)
+        return false;
+    v += 7;
+    while (*v == ' ')
+        v++;
+    size_t n = strlen(v);
+    while (n > 0 && v[n - 1] == ' ')
+        n--;
+    return token_equal(v, n, token);
+}
+
+/* The model id clients see, and whether a model is loaded at all. */
+static struct agent_worker *current_model(struct agent_http *h, char *id, size_t id_len,
+                                          bool *loaded)
+{
+    pthread_mutex_lock(&h->lock);
+    struct agent_worker *w = h->worker;
+    const char *wid = w ? agent_worker_model_id(w) : "";
+    *loaded = wid && wid[0];
+    snprintf(id, id_len, "%s", h->model_name[0] ? h->model_name : (wid ? wid : ""));
+    pthread_mutex_unlock(&h->lock);
+    return w;
+}
+
+static void result_error(const struct agent_result *r, struct openai_error *e)
+{
+    const char *msg = r->error_msg[0] ? r->error_msg : strerror(-r->error);
+    if (r->finish == AGENT_FINISH_CANCELLED) {
+        openai_error_set(e, 503, "server_error", "cancelled", NULL,
+                         "the request was cancelled (server stopping or client gone)");
+        return;
+    }
+    switch (-r->error) {
+    case ENOSPC:
+    case E2BIG:
+        openai_error_set(e, 400, "invalid_request_error", "context_length_exceeded", NULL, "%s",
+                         msg);
+        break;
+    case EINVAL:
+        openai_error_set(e, 400, "invalid_request_error", "invalid_value", NULL, "%s", msg);
+        break;
+    case ENODEV:
+        openai_error_set(e, 503, "server_error", "model_not_loaded", NULL, "%s", msg);
+        break;
+    case ESHUTDOWN:
+    case ECANCELED:
+        openai_error_set(e, 503, "server_error", "cancelled", NULL, "%s", msg);
+        break;
+    default:
+        openai_error_set(e, 500, "server_error", "engine_error", NULL, "%s", msg);
+    }
+}
+
+/* ---- the worker's sink ---- */
+
+static int gen_on_text(void *user, const char *text, size_t len)
+{
+    struct gen *g = user;
+    pthread_mutex_lock(&g->mu);
+    int rc = g->stream ? openai_stream_text(&g->fmt, text, len, &g->out)
+                       : openai_buf_append(&g->out, text, len);
+    if (rc)
+        g->oom = true;
+    g->has_text = true;
+    if (g->waiting)
+        pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    return rc || atomic_load_explicit(&g->req->cancel, memory_order_relaxed);
+}
+
+static void gen_on_done(void *user, const struct agent_result *res)
+{
+    struct gen *g = user;
+    struct agent_http *h = g->h;
+    uint64_t now = cmn_now_ns();
+    pthread_mutex_lock(&g->mu);
+    g->result = *res;
+    if (g->oom && res->finish != AGENT_FINISH_CANCELLED) {
+        g->result.finish = AGENT_FINISH_ERROR;
+        g->result.error = -ENOMEM;
+        snprintf(g->result.error_msg, sizeof(g->result.error_msg), "out of memory");
+    }
+    if (g->stream) {
+        struct openai_error e;
+        result_error(&g->result, &e);
+        if (openai_stream_end(&g->fmt, &g->result, g->include_usage, &e, &g->out) < 0)
+            g->oom = true;
+    }
+    g->done = true;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+
+    if (res->finish == AGENT_FINISH_STOP || res->finish == AGENT_FINISH_LENGTH) {
+        pthread_mutex_lock(&h->lock);
+        agent_metrics_histogram_observe(&h->latency, (double)(now - g->start_ns) / 1e9);
+        h->last_prefill_tps = res->prefill_tokens_per_s;
+        h->last_decode_tps = res->decode_tokens_per_s;
+        pthread_mutex_unlock(&h->lock);
+    }
+    gen_unref(g);
+}
+
+/* Sleeps until woken or the poll interval passes; false when the wait should end because the
+ * client went away or the server is stopping (the request is then cancelled). */
+static bool gen_wait(struct gen *g)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)g->h->params.poll_interval_ms * 1000000ULL;
+    ts.tv_sec += (time_t)(ns / 1000000000ULL);
+    ts.tv_nsec = (long)(ns % 1000000000ULL);
+    g->waiting = true;
+    int rc = pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    g->waiting = false;
+    if (atomic_load(&g->h->stopping) || (rc == ETIMEDOUT && client_gone(g->client_fd))) {
+        atomic_store(&g->req->cancel, true);
+        return false;
+    }
+    return true;
+}
+
+static ssize_t gen_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct gen *g = cls;
+    ssize_t ret;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        if (g->out_off < g->out.len) {
+            size_t n = g->out.len - g->out_off;
+            if (n > max)
+                n = max;
+            memcpy(buf, g->out.data + g->out_off, n);
+            g->out_off += n;
+            if (g->out_off == g->out.len)
+                g->out_off = g->out.len = 0;
+            ret = (ssize_t)n;
+            break;
+        }
+        if (g->done) {
+            ret = g->oom ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+            break;
+        }
+        if (!gen_wait(g)) {
+            ret = MHD_CONTENT_READER_END_WITH_ERROR;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    return ret;
+}
+
+/* libmicrohttpd is done with the stream: sent, or the connection died. */
+static void gen_read_free(void *cls)
+{
+    struct gen *g = cls;
+    pthread_mutex_lock(&g->mu);
+    if (!g->done)
+        atomic_store(&g->req->cancel, true);
+    pthread_mutex_unlock(&g->mu);
+    gen_unref(g);
+}
+
+/* ---- endpoints ---- */
+
+static enum MHD_Result submit_error(struct agent_http *h, struct MHD_Connection *c, int rc)
+{
+    switch (rc) {
+    case -EBUSY:
+        return reply_error(h, c, 429, "rate_limit_error", "queue_full",
+                           "the request queue is full; retry later");
+    case -ESHUTDOWN:
+        return reply_error(h, c, 503, "server_error", "shutting_down",
+                           "the server is shutting down");
+    case -ENODEV:
+        return reply_error(h, c, 503, "server_error", "model_not_loaded", "no model is loaded");
+    default:
+        return reply_error(h, c, 500, "server_error", NULL, "cannot queue the request: %s",
+                           strerror(rc < 0 ? -rc : rc));
+    }
+}
+
+static enum MHD_Result handle_completion(struct agent_http *h, struct MHD_Connection *c,
+                                         struct conn *cn, enum agent_request_kind kind)
+{
+    struct openai_error e;
+    struct openai_options opts;
+    struct agent_request *req = NULL;
+    int rc = openai_parse_request(cn->body.data ? cn->body.data : "", cn->body.len, kind, &req,
+                                  &opts, &e);
+    if (rc)
+        return respond_error(h, c, &e, NULL, NULL);
+
+    char id[OPENAI_MAX_MODEL_BYTES];
+    bool loaded;
+    struct agent_worker *w = current_model(h, id, sizeof(id), &loaded);
+    if (!w || !loaded) {
+        agent_request_free(req);
+        return reply_error(h, c, 503, "server_error", "model_not_loaded",
+                           w ? "no model is loaded" : "the model is still loading");
+    }
+    if (opts.model[0] && strcmp(opts.model, id) != 0) {
+        openai_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+                         "The model '%.200s' does not exist (this server has '%.40s')", opts.model,
+                         id);
+        agent_request_free(req);
+        return respond_error(h, c, &e, NULL, NULL);
+    }
+
+    struct gen *g = calloc(1, sizeof(*g));
+    if (!g) {
+        agent_request_free(req);
+        return MHD_NO;
+    }
+    g->h = h;
+    g->req = req;
+    g->stream = opts.stream;
+    g->include_usage = opts.include_usage;
+    g->start_ns = cn->start_ns;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    g->client_fd = ci ? ci->connect_fd : -1;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&g->mu, NULL);
+    atomic_init(&g->refs, 1);
+    atomic_fetch_add(&h->refs, 1);
+
+    struct openai_response_id rid;
+    openai_response_id_init(&rid, kind, h->serial_base + atomic_fetch_add(&h->serial, 1),
+                            (int64_t)time(NULL), id);
+    if (openai_stream_init(&g->fmt, &rid) < 0 ||
+        (g->stream && openai_stream_begin(&g->fmt, &g->out) < 0) ||
+        openai_buf_reserve(&g->out, 4096) < 0) {
+        gen_unref(g);
+        return MHD_NO;
+    }
+    req->sink.on_text = gen_on_text;
+    req->sink.on_done = gen_on_done;
+    req->sink.user = g;
+
+    atomic_fetch_add(&g->refs, 1); /* the worker's, released in on_done */
+    pthread_mutex_lock(&h->lock);
+    rc = h->worker ? agent_worker_submit(h->worker, req) : -ENODEV;
+    pthread_mutex_unlock(&h->lock);
+    if (rc) {
+        atomic_fetch_sub(&g->refs, 1);
+        gen_unref(g);
+        return submit_error(h, c, rc);
+    }
+
+    /* Wait for the outcome (or, streaming, for the first text) so failures before any output
+     * get a proper status code instead of a 200 stream carrying an error. */
+    pthread_mutex_lock(&g->mu);
+    while (!g->done && !(g->stream && g->has_text)) {
+        if (!gen_wait(g)) {
+            pthread_mutex_unlock(&g->mu);
+            gen_unref(g);
+            return MHD_NO;
+        }
+    }
+    if (g->done && (!g->stream || !g->has_text) &&
+        (g->result.finish == AGENT_FINISH_ERROR || g->result.finish == AGENT_FINISH_CANCELLED)) {
+        result_error(&g->result, &e);
+        pthread_mutex_unlock(&g->mu);
+        gen_unref(g);
+        return respond_error(h, c, &e, NULL, NULL);
+    }
+    if (!g->stream) {
+        struct openai_buf b = {0};
+        rc = openai_response_json(&g->fmt.rid, g->out.data, g->out.len, &g->result, &b);
+        pthread_mutex_unlock(&g->mu);
+        gen_unref(g);
+        enum MHD_Result ret =
+            rc ? MHD_NO : respond(h, c, 200, "application/json", b.data, b.len, NULL, NULL);
+        openai_buf_free(&b);
+        return ret;
+    }
+    pthread_mutex_unlock(&g->mu);
+
+    /* Our reference moves to the response; gen_read_free releases it. */
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, READ_BLOCK, gen_read, g, gen_read_free);
+    if (!r) {
+        atomic_store(&req->cancel, true);
+        gen_unref(g);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    count_code(h, 200);
+    return ret;
+}
+
+static enum MHD_Result handle_models(struct agent_http *h, struct MHD_Connection *c,
+                                     const char *url, bool one)
+{
+    char id[OPENAI_MAX_MODEL_BYTES];
+    bool loaded;
+    current_model(h, id, sizeof(id), &loaded);
+    if (!loaded)
+        id[0] = '\0';
+    struct openai_buf b = {0};
+    enum MHD_Result ret;
+    if (one) {
+        const char *want = url + strlen("/v1/models/");
+        if (!id[0] || strcmp(want, id) != 0) {
+            struct openai_error e;
+            openai_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+                             "The model '%.200s' does not exist", want);
+            return respond_error(h, c, &e, NULL, NULL);
+        }
+        ret = openai_model_json(id, h->created, &b) ? MHD_NO : respond_json(h, c, 200, b.data);
+    } else {
+        ret = openai_models_json(id, h->created, &b) ? MHD_NO : respond_json(h, c, 200, b.data);
+    }
+    openai_buf_free(&b);
+    return ret;
+}
+
+static enum MHD_Result handle_health(struct agent_http *h, struct MHD_Connection *c)
+{
+    char id[OPENAI_MAX_MODEL_BYTES];
+    bool loaded;
+    struct agent_worker *w = current_model(h, id, sizeof(id), &loaded);
+    if (!w)
+        return respond_json(h, c, 503, "{\"status\":\"loading\"}");
+    if (!loaded)
+        return respond_json(h, c, 503, "{\"status\":\"no_model\"}");
+    struct openai_buf b = {0};
+    enum MHD_Result ret = MHD_NO;
+    if (openai_buf_append(&b, "{\"status\":\"ok\",\"model\":\"", 25) == 0 &&
+        openai_buf_append_json(&b, id, strlen(id)) == 0 && openai_buf_append(&b, "\"}", 2) == 0)
+        ret = respond_json(h, c, 200, b.data);
+    openai_buf_free(&b);
+    return ret;
+}
+
+static enum MHD_Result handle_metrics(struct agent_http *h, struct MHD_Connection *c)
+{
+    struct agent_metrics_snapshot *s = malloc(sizeof(*s));
+    if (!s)
+        return MHD_NO;
+    agent_metrics_snapshot_init(s);
+    bool loaded;
+    struct agent_worker *w = current_model(h, s->model, sizeof(s->model), &loaded);
+    s->model_loaded = loaded;
+    pthread_mutex_lock(&h->lock);
+    if (w) {
+        struct agent_worker_stats ws;
+        agent_worker_stats(w, &ws);
+        s->requests = ws.requests;
+        s->prompt_tokens = ws.prompt_tokens;
+        s->gen_tokens = ws.gen_tokens;
+        s->queue_depth = ws.queue_depth;
+        s->busy = ws.busy != 0;
+    }
+    s->latency = h->latency;
+    if (h->latency.count) {
+        s->prefill_tokens_per_s = h->last_prefill_tps;
+        s->decode_tokens_per_s = h->last_decode_tps;
+    }
+    for (size_t i = 0; i < h->n_codes; i++) {
+        s->http[i].code = h->codes[i];
+        s->http[i].count = h->code_counts[i];
+    }
+    s->n_http = h->n_codes;
+    pthread_mutex_unlock(&h->lock);
+    if (h->hooks.metrics)
+        h->hooks.metrics(h->hooks.user, s);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    int rc = f ? agent_metrics_write(s, f) : -ENOMEM;
+    if (f && fclose(f) != 0)
+        rc = -EIO;
+    free(s);
+    enum MHD_Result ret =
+        rc ? MHD_NO
+           : respond(h, c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL, NULL);
+    free(text);
+    return ret;
+}
+
+static enum MHD_Result governor_state(struct agent_http *h, struct MHD_Connection *c)
+{
+    char *buf = malloc(GOVERNOR_JSON_MAX);
+    if (!buf)
+        return MHD_NO;
+    buf[0] = '\0';
+    int rc = h->hooks.governor_get(h->hooks.user, buf, GOVERNOR_JSON_MAX);
+    enum MHD_Result ret = rc ? reply_error(h, c, 500, "server_error", NULL,
+                                           "cannot read the governor state: %s", strerror(-rc))
+                             : respond_json(h, c, 200, buf);
+    free(buf);
+    return ret;
+}
+
+static enum MHD_Result handle_governor(struct agent_http *h, struct MHD_Connection *c,
+                                       struct conn *cn, bool put)
+{
+    if (!h->hooks.governor_get || (put && !h->hooks.governor_set))
+        return reply_error(h, c, 404, "invalid_request_error", "governor_disabled",
+                           "the governor is not enabled on this agent");
+    if (!put)
+        return governor_state(h, c);
+    struct openai_error e;
+    char policy[64];
+    double cap;
+    if (openai_parse_governor(cn->body.data ? cn->body.data : "", cn->body.len, policy,
+                              sizeof(policy), &cap, &e))
+        return respond_error(h, c, &e, NULL, NULL);
+    char msg[256] = "";
+    int rc = h->hooks.governor_set(h->hooks.user, policy, cap, msg, sizeof(msg));
+    if (rc == -EINVAL) {
+        openai_error_set(&e, 400, "invalid_request_error", "invalid_value",
+                         policy[0] ? "policy" : "power_cap_w", "%s",
+                         msg[0] ? msg : "invalid governor setting");
+        return respond_error(h, c, &e, NULL, NULL);
+    }
+    if (rc)
+        return reply_error(h, c, 500, "server_error", NULL, "cannot change the governor: %s",
+                           msg[0] ? msg : strerror(-rc));
+    log_info("api: governor set (policy '%s', power cap %g W)", policy, cap);
+    return governor_state(h, c);
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+static unsigned method_bit(const char *m)
+{
+    if (strcmp(m, "GET") == 0)
+        return M_GET;
+    if (strcmp(m, "HEAD") == 0)
+        return M_HEAD;
+    if (strcmp(m, "POST") == 0)
+        return M_POST;
+    if (strcmp(m, "PUT") == 0)
+        return M_PUT;
+    return 0;
+}
+
+static int find_route(const char *url)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        size_t n = strlen(routes[i].path);
+        if (routes[i].prefix) {
+            if (strncmp(url, routes[i].path, n) == 0 && url[n] && !strchr(url + n, '/'))
+                return (int)i;
+        } else if (strcmp(url, routes[i].path) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Checks that need only the headers: route, method, token, declared body size. */
+static enum MHD_Result first_call(struct agent_http *h, struct MHD_Connection *c, struct conn *cn,
+                                  const char *url, const char *method)
+{
+    cn->route = find_route(url);
+    if (cn->route < 0) {
+        cn->responded = true;
+        return reply_error(h, c, 404, "invalid_request_error", "not_found",
+                           "no such endpoint: %.200s", url);
+    }
+    if (!(routes[cn->route].methods & method_bit(method))) {
+        cn->responded = true;
+        struct openai_error e;
+        openai_error_set(&e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                         "%.16s is not allowed on %.200s (allowed: %s)", method, url,
+                         routes[cn->route].allow);
+        return respond_error(h, c, &e, MHD_HTTP_HEADER_ALLOW, routes[cn->route].allow);
+    }
+    if (routes[cn->route].route != R_HEALTH && !authorized(h, c)) {
+        cn->responded = true;
+        struct openai_error e;
+        openai_error_set(&e, 401, "invalid_request_error", "invalid_api_key", NULL,
+                         "missing or wrong bearer token (send 'Authorization: Bearer <token>')");
+        return respond_error(h, c, &e, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    }
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    pthread_mutex_lock(&h->lock);
+    size_t max = h->max_body;
+    pthread_mutex_unlock(&h->lock);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || end == cl || n > max) {
+            cn->responded = true;
+            return reply_error(h, c, 413, "invalid_request_error", "body_too_large",
+                               "request body exceeds the limit of %zu bytes", max);
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct agent_http *h = cls;
+    struct conn *cn = *con_cls;
+    if (!cn) {
+        cn = calloc(1, sizeof(*cn));
+        if (!cn)
+            return MHD_NO;
+        cn->start_ns = cmn_now_ns();
+        *con_cls = cn;
+        return first_call(h, c, cn, url, method);
+    }
+    if (cn->responded) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        pthread_mutex_lock(&h->lock);
+        size_t max = h->max_body;
+        pthread_mutex_unlock(&h->lock);
+        if (!cn->too_big && cn->body.len + *upload_size > max) {
+            cn->too_big = true;
+            openai_buf_free(&cn->body);
+        }
+        if (!cn->too_big && openai_buf_append(&cn->body, upload_data, *upload_size) < 0)
+            return MHD_NO;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cn->too_big) {
+        cn->responded = true;
+        return reply_error(h, c, 413, "invalid_request_error", "body_too_large",
+                           "request body exceeds the limit of %zu bytes", h->max_body);
+    }
+    cn->responded = true;
+    switch (routes[cn->route].route) {
+    case R_CHAT:
+        return handle_completion(h, c, cn, AGENT_REQ_CHAT);
+    case R_COMPLETIONS:
+        return handle_completion(h, c, cn, AGENT_REQ_COMPLETION);
+    case R_MODELS:
+        return handle_models(h, c, url, false);
+    case R_MODEL:
+        return handle_models(h, c, url, true);
+    case R_HEALTH:
+        return handle_health(h, c);
+    case R_METRICS:
+        return handle_metrics(h, c);
+    case R_GOVERNOR:
+        return handle_governor(h, c, cn, strcmp(method, "PUT") == 0);
+    }
+    return MHD_NO;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    struct conn *cn = *con_cls;
+    if (!cn)
+        return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        log_debug("http: request ended early (libmicrohttpd code %d)", (int)toe);
+    openai_buf_free(&cn->body);
+    free(cn);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_debug("http: libmicrohttpd: %s", msg);
+}
+
+/* ---- lifecycle ---- */
+
+static void apply_config(struct agent_http *h, const struct agent_config *cfg)
+{
+    pthread_mutex_lock(&h->lock);
+    snprintf(h->token, sizeof(h->token), "%s", cfg->api.bearer_token);
+    h->max_body = cfg->api.max_body_bytes > 0 ? (size_t)cfg->api.max_body_bytes : 0;
+    snprintf(h->model_name, sizeof(h->model_name), "%s", cfg->api.model_name);
+    pthread_mutex_unlock(&h->lock);
+}
+
+int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
+                   const struct agent_http_hooks *hooks, const struct agent_http_params *params,
+                   struct agent_http **ret, char *err, size_t err_len)
+{
+    int rc;
+    struct agent_http *h = calloc(1, sizeof(*h));
+    if (!h) {
+        snprintf(err, err_len, "http: out of memory");
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    atomic_init(&h->refs, 1);
+    atomic_init(&h->stopping, false);
+    atomic_init(&h->serial, 0);
+    if (hooks)
+        h->hooks = *hooks;
+    if (params)
+        h->params = *params;
+    else
+        agent_http_params_defaults(&h->params);
+    if (h->params.poll_interval_ms == 0)
+        h->params.poll_interval_ms = 100;
+    h->worker = worker;
+    h->created = (int64_t)time(NULL);
+    if (getrandom(&h->serial_base, sizeof(h->serial_base), GRND_NONBLOCK) != sizeof(h->serial_base))
+        h->serial_base = cmn_wall_ns();
+    apply_config(h, cfg);
+
+    int port = h->params.port >= 0 ? h->params.port : cfg->api.port;
+    if (port > 65535) {
+        snprintf(err, err_len, "http: port %d out of range", port);
+        rc = -EINVAL;
+        goto fail;
+    }
+    struct sockaddr_in6 a6 = {0};
+    struct sockaddr_in a4 = {0};
+    const struct sockaddr *sa;
+    unsigned flags =
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (inet_pton(AF_INET, cfg->api.listen, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)port);
+        sa = (const struct sockaddr *)&a4;
+    } else if (inet_pton(AF_INET6, cfg->api.listen, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)port);
+        sa = (const struct sockaddr *)&a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        snprintf(err, err_len, "http: [api] listen '%s' is not an IPv4 or IPv6 address",
+                 cfg->api.listen);
+        rc = -EINVAL;
+        goto fail;
+    }
+    h->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR,
+                              sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->params.max_connections,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->params.idle_timeout_s,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    if (!h->mhd) {
+        snprintf(err, err_len, "http: cannot listen on %s port %d (in use, or not permitted)",
+                 cfg->api.listen, port);
+        rc = -EADDRINUSE;
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : (uint16_t)port;
+    *ret = h;
+    return 0;
+fail:
+    http_unref(h);
+    return rc;
+}
+
+void agent_http_free(struct agent_http *h)
+{
+    if (!h)
+        return;
+    atomic_store(&h->stopping, true);
+    MHD_stop_daemon(h->mhd);
+    h->mhd = NULL;
+    http_unref(h);
+}
+
+uint16_t agent_http_port(const struct agent_http *h)
+{
+    return h->port;
+}
+
+void agent_http_set_config(struct agent_http *h, const struct agent_config *cfg)
+{
+    apply_config(h, cfg);
+}
+
+void agent_http_set_worker(struct agent_http *h, struct agent_worker *worker)
+{
+    pthread_mutex_lock(&h->lock);
+    h->worker = worker;
+    pthread_mutex_unlock(&h->lock);
+}

@@ -1,0 +1,72 @@
+/* The agent's HTTP API: an OpenAI-compatible inference service on libmicrohttpd with one thread per
+ * connection (so a streaming response can block waiting for tokens) and a bounded number of
+ * connections. Requests go to the engine worker; the daemon supplies metrics and the governor
+ * through hooks.
+ *
+ * Endpoints: POST /v1/chat/completions, POST /v1/completions (SSE when "stream": true),
+ * GET /v1/models, GET /v1/models/{id}, GET /health (never needs the token, for probes),
+ * GET /metrics (Prometheus), GET and PUT /v1/governor. When a bearer token is configured every
+ * other endpoint needs `Authorization: Bearer <token>`. Errors are OpenAI error objects. */
+#ifndef AGENT_HTTP_H
+#define AGENT_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metrics.h"
+
+struct agent_http;
+struct agent_worker;
+struct agent_config;
+
+/* Called on connection threads, possibly several at once: they must be thread-safe. Any may be
+ * NULL (the metrics hook: those metrics are left out; the governor ones: 404 on /v1/governor). */
+struct agent_http_hooks {
+    /* Fills power_w, energy_j, temp_c, cpufreq[], policy and power_cap_w of a snapshot the
+     * server has initialised (agent_metrics_snapshot_init) and filled with its own counters,
+     * the latency histogram and the worker's stats; the hook may overwrite anything. */
+    void (*metrics)(void *user, struct agent_metrics_snapshot *snap);
+    /* Writes the governor state as one JSON object into buf (NUL-terminated); 0 or -errno. */
+    int (*governor_get)(void *user, char *buf, size_t len);
+    /* Applies a policy ("" = keep) and/or a power cap (NaN = keep, 0 = none). 0, or -EINVAL with
+     * a message for the client in err (400). Other -errno: 500. */
+    int (*governor_set)(void *user, const char *policy, double power_cap_w, char *err,
+                        size_t err_len);
+    void *user;
+};
+
+/* Settings that are not in the configuration file. */
+struct agent_http_params {
+    unsigned max_connections;  /* concurrent connections (each a thread); more are refused */
+    unsigned idle_timeout_s;   /* idle keep-alive connections are closed after this */
+    unsigned poll_interval_ms; /* how often a waiting request checks that its client is there */
+    int port;                  /* -1: cfg->api.port; 0: the kernel picks (see agent_http_port) */
+};
+
+/* 64 connections, 60 s idle timeout, 100 ms poll interval, port -1. */
+void agent_http_params_defaults(struct agent_http_params *p);
+
+/* Binds cfg->api.listen (an IPv4 or IPv6 address) and port and starts serving. worker may be NULL
+ * while the model loads (then /health says 503 "loading" and completions 503); hooks and params
+ * may be NULL. The server keeps no pointer to cfg. -EINVAL: bad address; -EADDRINUSE: cannot
+ * listen (err says where). */
+int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
+                   const struct agent_http_hooks *hooks, const struct agent_http_params *params,
+                   struct agent_http **ret, char *err, size_t err_len);
+
+/* Stops accepting, cancels in-flight generations, closes every connection and joins their
+ * threads. Requests still queued in the worker keep a reference to internal state until their
+ * on_done runs, so the worker may be freed before or after this. NULL is fine. */
+void agent_http_free(struct agent_http *h);
+
+/* The port actually bound. */
+uint16_t agent_http_port(const struct agent_http *h);
+
+/* Live settings from a reloaded config: bearer token, body limit, model name. */
+void agent_http_set_config(struct agent_http *h, const struct agent_config *cfg);
+
+/* Sets the worker once the model is loaded (NULL → worker only; a worker must outlive the
+ * server or be detached with NULL first, which waits for no request). */
+void agent_http_set_worker(struct agent_http *h, struct agent_worker *worker);
+
+#endif

@@ -1,0 +1,10 @@
+# The HTTP API: OpenAI wire format and Prometheus text (unit), the server over real sockets with
+# curl (integration), the official openai npm client against a real `ember agent` (integration),
+# and the request-body fuzz target.
+ember_add_test(NAME api_openai_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_openai_test.c
+               LIBS ember_agent)
+ember_add_test(NAME api_metrics_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_metrics_test.c
+               LIBS ember_agent)
+ember_add_fuzz(NAME openai_request
+               SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_fuzz_openai_request.c
+               LIBS ember_agent)
