@@ -646,6 +646,7 @@ int cmd_run(int argc, char **argv)
         mp.progress = on_progress;
         mp.progress_user = (void *)o.model;
     }
+    double rss0 = rss_mib();
     uint64_t t0 = cmn_now_ns();
     rc = eng_model_load(o.model, &mp, &model, err, sizeof(err));
     uint64_t load_ns = cmn_now_ns() - t0;
@@ -673,9 +674,14 @@ int cmd_run(int argc, char **argv)
         rc = EMBER_EXIT_FAILURE;
         goto out;
     }
-    fprintf(stderr, "load: %.2f ms (%s %s, %.2f MiB file, RSS %.2f MiB, context %u)\n",
+    /* RSS growth over the load and the context (KV cache, buffers) against the file size:
+     * how much of the model is really resident */
+    double rss1 = rss_mib();
+    fprintf(stderr,
+            "load: %.2f ms (%s %s, file %.2f MiB, RSS %.2f MiB = +%.2f MiB for model and "
+            "context, context %u tokens)\n",
             (double)load_ns / 1e6, info.arch, info.file_type, (double)info.size_bytes / 1048576.0,
-            rss_mib(), eng_n_ctx(ctx));
+            rss1, rss1 - rss0, eng_n_ctx(ctx));
 
     struct eng_gen_params gp;
     eng_gen_params_defaults(&gp);
