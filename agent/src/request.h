@@ -41,9 +41,10 @@ enum agent_finish {
 
 struct agent_result {
     enum agent_finish finish;
-    int error;           /* -errno when finish == AGENT_FINISH_ERROR */
-    char error_msg[256]; /* human-readable, for the API's error object */
-    uint64_t prompt_tokens;
+    int error;              /* -errno when finish == AGENT_FINISH_ERROR */
+    char error_msg[256];    /* human-readable, for the API's error object */
+    uint64_t prompt_tokens; /* the whole prompt, including cached_tokens */
+    uint64_t cached_tokens; /* prompt tokens the KV cache already held (not recomputed) */
     uint64_t gen_tokens;
     double ttft_ms;
     double duration_ms;

@@ -1,0 +1,521 @@
+/* The engine worker thread (see worker.h): a bounded FIFO of requests, one context, chat
+ * rendering with the model's template, and prompt-prefix reuse so a conversation's next turn
+ * only prefills what is new. */
+#include "worker.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/timeutil.h"
+#include "config.h"
+#include "engine/chat.h"
+#include "engine/engine.h"
+#include "engine/generate.h"
+#include "engine/sampler.h"
+#include "engine/tokenizer.h"
+
+#define QUEUE_CAP_MAX 4096
+
+struct agent_worker {
+    const struct eng_model *model;
+    const struct eng_vocab *vocab;
+    struct eng_context *ctx;
+    struct eng_chat_template tmpl;
+    char bos_text[64], eos_text[64];
+    char model_id[128];
+    struct agent_worker_hooks hooks;
+
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct agent_request **queue; /* ring of QUEUE_CAP_MAX */
+    size_t q_head, q_len;
+    size_t queue_depth; /* accepted waiting requests (live config) */
+    bool stopping;
+    struct agent_request *running;
+
+    /* sampling and limits from the config, swapped under lock on reload */
+    struct cfg_engine defaults;
+
+    /* Prompt reuse at the token level: the tokens the KV cache holds, in order. A new prompt
+     * that starts with them only prefills the rest (a conversation's next turn). */
+    int32_t *kv_tokens;
+    size_t n_kv_tokens;
+    int32_t *prompt_buf; /* tokenized prompt, n_ctx + 1 entries */
+    int32_t *gen_tokens; /* tokens sampled in the running request, n_ctx entries */
+    size_t n_gen_tokens;
+    size_t n_ctx;
+
+    /* stats (under lock) */
+    uint64_t requests, total_prompt_tokens, total_gen_tokens;
+    enum agent_phase phase;
+};
+
+static void set_phase(struct agent_worker *w, enum agent_phase phase)
+{
+    pthread_mutex_lock(&w->lock);
+    bool changed = w->phase != phase;
+    w->phase = phase;
+    pthread_mutex_unlock(&w->lock);
+    if (changed && w->hooks.phase)
+        w->hooks.phase(w->hooks.user, phase);
+}
+
+static void obs_prefill_begin(void *user, size_t n_tokens)
+{
+    (void)n_tokens;
+    set_phase(user, AGENT_PHASE_PREFILL);
+}
+
+static void obs_prefill_end(void *user, size_t n_tokens, uint64_t dur_ns)
+{
+    (void)n_tokens;
+    (void)dur_ns;
+    set_phase(user, AGENT_PHASE_DECODE);
+}
+
+static void obs_token(void *user, int32_t token)
+{
+    struct agent_worker *w = user;
+    if (w->n_gen_tokens < w->n_ctx)
+        w->gen_tokens[w->n_gen_tokens++] = token; /* only the worker thread touches these */
+    set_phase(w, AGENT_PHASE_DECODE);
+}
+
+static void obs_idle(void *user)
+{
+    set_phase(user, AGENT_PHASE_IDLE);
+}
+
+/* ---- one request ---- */
+
+struct run_state {
+    struct agent_worker *w;
+    struct agent_request *req;
+};
+
+static int on_text(void *user, const char *text, size_t len)
+{
+    struct run_state *rs = user;
+    if (atomic_load(&rs->req->cancel))
+        return 1;
+    return rs->req->sink.on_text ? rs->req->sink.on_text(rs->req->sink.user, text, len) : 0;
+}
+
+static int should_cancel(void *user)
+{
+    struct run_state *rs = user;
+    return atomic_load(&rs->req->cancel) ? 1 : 0;
+}
+
+static uint64_t fresh_seed(void)
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+        seed = cmn_wall_ns() ^ (cmn_now_ns() << 17);
+    return seed;
+}
+
+static void fill_sampling(const struct cfg_engine *d, const struct agent_sampling *s,
+                          struct eng_sampler_params *p, int32_t *ret_max_tokens)
+{
+    eng_sampler_params_defaults(p);
+    p->temperature = (float)(s->has_temperature ? s->temperature : d->temperature);
+    p->top_k = s->has_top_k ? s->top_k : d->top_k;
+    p->top_p = (float)(s->has_top_p ? s->top_p : d->top_p);
+    p->min_p = (float)(s->has_min_p ? s->min_p : d->min_p);
+    p->repeat_penalty = (float)(s->has_repeat_penalty ? s->repeat_penalty : d->repeat_penalty);
+    p->presence_penalty =
+        (float)(s->has_presence_penalty ? s->presence_penalty : d->presence_penalty);
+    p->frequency_penalty = (float)(s->has_frequency_penalty ? s->frequency_penalty : 0.0);
+    p->penalty_last_n = d->repeat_last_n;
+    if (s->has_seed)
+        p->seed = s->seed;
+    else if (d->seed >= 0)
+        p->seed = (uint64_t)d->seed;
+    else
+        p->seed = fresh_seed();
+    *ret_max_tokens = s->has_max_tokens ? s->max_tokens : d->max_tokens;
+}
+
+/* Renders the request's prompt text (malloc'd). */
+static int render_prompt(struct agent_worker *w, const struct agent_request *req, char **ret,
+                         char *err, size_t err_len)
+{
+    if (req->kind == AGENT_REQ_COMPLETION) {
+        *ret = strdup(req->prompt ? req->prompt : "");
+        return *ret ? 0 : -ENOMEM;
+    }
+    struct eng_chat_message msgs[AGENT_MAX_MESSAGES];
+    for (size_t i = 0; i < req->n_messages; i++)
+        msgs[i] = (struct eng_chat_message){req->messages[i].role, req->messages[i].content};
+    char today[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(today, sizeof(today), "%d %b %Y", localtime_r(&now, &tm));
+    struct eng_chat_render_opts ro = {.add_generation_prompt = true,
+                                      .bos_token = w->bos_text,
+                                      .eos_token = w->eos_text,
+                                      .date_string = today};
+    return eng_chat_render(&w->tmpl, msgs, req->n_messages, &ro, ret, NULL, err, err_len);
+}
+
+static void run_request(struct agent_worker *w, struct agent_request *req)
+{
+    struct agent_result res = {.finish = AGENT_FINISH_ERROR};
+    struct run_state rs = {.w = w, .req = req};
+    struct cfg_engine d;
+    pthread_mutex_lock(&w->lock);
+    d = w->defaults;
+    pthread_mutex_unlock(&w->lock);
+    if (w->hooks.policy)
+        w->hooks.policy(w->hooks.user, res.policy, sizeof(res.policy));
+
+    uint64_t start_ns = cmn_now_ns();
+    double e0 = w->hooks.energy_j ? w->hooks.energy_j(w->hooks.user, start_ns) : NAN;
+    char *prompt = NULL;
+    int rc = render_prompt(w, req, &prompt, res.error_msg, sizeof(res.error_msg));
+    if (rc < 0) {
+        res.error = rc;
+        goto done;
+    }
+
+    struct eng_gen_params gp;
+    eng_gen_params_defaults(&gp);
+    fill_sampling(&d, &req->sampling, &gp.sampling, &gp.max_tokens);
+    gp.n_batch = (uint32_t)d.batch_size;
+    gp.parse_special = req->kind == AGENT_REQ_CHAT; /* template markup, never user text alone */
+    for (size_t i = 0; i < req->n_stop && i < ENG_GEN_MAX_STOP; i++)
+        gp.stop[gp.n_stop++] = req->stop[i];
+    gp.on_text = on_text;
+    gp.should_cancel = should_cancel;
+    gp.user = &rs;
+
+    /* Tokenize the whole prompt, then skip what the KV cache already holds. */
+    bool add_bos = !(w->bos_text[0] && strncmp(prompt, w->bos_text, strlen(w->bos_text)) == 0);
+    size_t n_prompt = 0;
+    rc = eng_tokenize(w->vocab, prompt, strlen(prompt), add_bos, gp.parse_special, w->prompt_buf,
+                      w->n_ctx + 1, &n_prompt);
+    if (rc == -ENOSPC || n_prompt > w->n_ctx) {
+        res.error = -ENOSPC;
+        snprintf(res.error_msg, sizeof(res.error_msg),
+                 "the prompt is longer than the context window (%zu tokens)", w->n_ctx);
+        goto done;
+    }
+    if (rc < 0) {
+        res.error = rc;
+        snprintf(res.error_msg, sizeof(res.error_msg), "cannot tokenize the prompt");
+        goto done;
+    }
+    size_t common = 0;
+    while (common < w->n_kv_tokens && common < n_prompt &&
+           w->kv_tokens[common] == w->prompt_buf[common])
+        common++;
+    if (common == n_prompt && common > 0)
+        common--; /* at least one token must be decoded to get fresh logits */
+    if (eng_kv_trim(w->ctx, common) < 0)
+        common = 0;
+    w->n_kv_tokens = 0; /* invalid until this generation ends cleanly */
+    w->n_gen_tokens = 0;
+    gp.prompt = NULL;
+    gp.prompt_tokens = w->prompt_buf + common;
+    gp.n_prompt_tokens = n_prompt - common;
+    gp.keep_kv = common > 0;
+
+    struct eng_gen_result gr;
+    rc = eng_generate(w->ctx, w->vocab, &gp, &gr, res.error_msg, sizeof(res.error_msg));
+    if (rc < 0) {
+        res.error = rc;
+        goto done;
+    }
+    /* Without a context shift the cache holds the prompt then the sampled tokens in order
+     * (the last sampled one may not have been decoded). */
+    if (gr.kv_used >= n_prompt && gr.kv_used - n_prompt <= w->n_gen_tokens) {
+        memcpy(w->kv_tokens, w->prompt_buf, n_prompt * sizeof(int32_t));
+        memcpy(w->kv_tokens + n_prompt, w->gen_tokens, (gr.kv_used - n_prompt) * sizeof(int32_t));
+        w->n_kv_tokens = gr.kv_used;
+    }
+    switch (gr.reason) {
+    case ENG_STOP_EOG:
+    case ENG_STOP_STRING:
+        res.finish = AGENT_FINISH_STOP;
+        break;
+    case ENG_STOP_CANCELLED:
+        res.finish = AGENT_FINISH_CANCELLED;
+        break;
+    default:
+        res.finish = AGENT_FINISH_LENGTH;
+        break;
+    }
+    res.prompt_tokens = gr.stats.prompt_tokens;
+    res.gen_tokens = gr.stats.gen_tokens;
+    res.ttft_ms = (double)gr.stats.ttft_ns / 1e6;
+    if (gr.stats.prefill_ns)
+        res.prefill_tokens_per_s =
+            (double)gr.stats.prompt_tokens * 1e9 / (double)gr.stats.prefill_ns;
+    if (gr.stats.decode_ns && gr.stats.gen_tokens > 1)
+        res.decode_tokens_per_s =
+            (double)(gr.stats.gen_tokens - 1) * 1e9 / (double)gr.stats.decode_ns;
+    res.prompt_tokens = n_prompt; /* the whole prompt, also what came from the cache */
+    res.cached_tokens = common;
+
+done:;
+    uint64_t end_ns = cmn_now_ns();
+    res.duration_ms = (double)(end_ns - start_ns) / 1e6;
+    double e1 = w->hooks.energy_j ? w->hooks.energy_j(w->hooks.user, end_ns) : NAN;
+    if (isfinite(e0) && isfinite(e1) && e1 >= e0) {
+        res.energy_j = e1 - e0;
+        res.avg_power_w = res.duration_ms > 0 ? res.energy_j / (res.duration_ms / 1e3) : 0;
+        uint64_t tokens = res.prompt_tokens + res.gen_tokens;
+        res.j_per_token = tokens ? res.energy_j / (double)tokens : 0;
+    }
+    free(prompt);
+    set_phase(w, AGENT_PHASE_IDLE);
+    pthread_mutex_lock(&w->lock);
+    w->requests++;
+    w->total_prompt_tokens += res.prompt_tokens;
+    w->total_gen_tokens += res.gen_tokens;
+    pthread_mutex_unlock(&w->lock);
+    if (req->sink.on_done)
+        req->sink.on_done(req->sink.user, &res);
+    if (w->hooks.request_done)
+        w->hooks.request_done(w->hooks.user, &res);
+}
+
+static void *worker_main(void *arg)
+{
+    struct agent_worker *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->stopping && w->q_len == 0)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (w->q_len == 0 && w->stopping)
+            break;
+        struct agent_request *req = w->queue[w->q_head];
+        w->q_head = (w->q_head + 1) % QUEUE_CAP_MAX;
+        w->q_len--;
+        w->running = req;
+        pthread_mutex_unlock(&w->lock);
+        run_request(w, req);
+        pthread_mutex_lock(&w->lock);
+        w->running = NULL;
+        pthread_cond_broadcast(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* ---- setup ---- */
+
+static void pick_template(struct agent_worker *w, const struct agent_config *cfg)
+{
+    eng_chat_template_from_name("chatml", &w->tmpl);
+    if (strcmp(cfg->engine.chat_template, "auto") != 0) {
+        eng_chat_template_from_name(cfg->engine.chat_template, &w->tmpl);
+        return;
+    }
+    char *jinja = NULL, err[256];
+    if (eng_chat_template_read(cfg->engine.model, &jinja, err, sizeof(err)) == 0 && jinja) {
+        bool warn = false;
+        eng_chat_template_detect(jinja, &w->tmpl, &warn);
+    }
+    free(jinja);
+}
+
+static void token_text(const struct eng_vocab *vocab, int32_t id, char *buf, size_t cap)
+{
+    size_t n = 0;
+    const char *t = id >= 0 ? eng_token_text(vocab, id, &n) : NULL;
+    snprintf(buf, cap, "%.*s", t ? (int)n : 0, t ? t : "");
+}
+
+int agent_worker_new(const struct eng_model *model, const struct agent_config *cfg,
+                     const struct agent_worker_hooks *hooks, struct agent_worker **ret, char *err,
+                     size_t err_len)
+{
+    struct agent_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->queue = calloc(QUEUE_CAP_MAX, sizeof(*w->queue));
+    if (!w->queue) {
+        free(w);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (hooks)
+        w->hooks = *hooks;
+    w->defaults = cfg->engine;
+    w->queue_depth = (size_t)cfg->api.queue_depth;
+    w->model = model;
+    int rc = 0;
+    if (model) {
+        w->vocab = eng_model_vocab(model);
+        if (!w->vocab) {
+            snprintf(err, err_len, "%s: the model has no tokenizer", cfg->engine.model);
+            rc = -EINVAL;
+            goto fail;
+        }
+        struct eng_context_params cp;
+        eng_context_params_defaults(&cp);
+        cp.n_ctx = (uint32_t)cfg->engine.context_length;
+        cp.n_threads = (uint32_t)cfg->engine.threads;
+        cp.n_batch = (uint32_t)cfg->engine.batch_size;
+        rc = eng_context_new(model, &cp, &w->ctx, err, err_len);
+        if (rc < 0)
+            goto fail;
+        static const struct eng_observer obs = {
+            .prefill_begin = obs_prefill_begin,
+            .prefill_end = obs_prefill_end,
+            .token = obs_token,
+            .idle = obs_idle,
+        };
+        eng_set_observer(w->ctx, &obs, w);
+        w->n_ctx = eng_n_ctx(w->ctx);
+        w->kv_tokens = calloc(w->n_ctx + 1, sizeof(int32_t));
+        w->prompt_buf = calloc(w->n_ctx + 1, sizeof(int32_t));
+        w->gen_tokens = calloc(w->n_ctx + 1, sizeof(int32_t));
+        if (!w->kv_tokens || !w->prompt_buf || !w->gen_tokens) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        pick_template(w, cfg);
+        token_text(w->vocab, eng_vocab_bos(w->vocab), w->bos_text, sizeof(w->bos_text));
+        token_text(w->vocab, eng_vocab_eos(w->vocab), w->eos_text, sizeof(w->eos_text));
+        if (cfg->api.model_name[0]) {
+            snprintf(w->model_id, sizeof(w->model_id), "%.*s", (int)sizeof(w->model_id) - 1,
+                     cfg->api.model_name);
+        } else {
+            const char *base = strrchr(cfg->engine.model, '/');
+            base = base ? base + 1 : cfg->engine.model;
+            snprintf(w->model_id, sizeof(w->model_id), "%.*s", (int)sizeof(w->model_id) - 1, base);
+            char *dot = strrchr(w->model_id, '.');
+            if (dot && strcmp(dot, ".gguf") == 0)
+                *dot = '\0';
+        }
+    }
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        rc = -EAGAIN;
+        snprintf(err, err_len, "cannot start the engine worker thread");
+        goto fail;
+    }
+    w->thread_started = true;
+    *ret = w;
+    return 0;
+fail:
+    agent_worker_free(w, 0);
+    return rc;
+}
+
+static void fail_request(struct agent_request *req, int error, const char *msg)
+{
+    struct agent_result res = {.finish = AGENT_FINISH_CANCELLED, .error = error};
+    snprintf(res.error_msg, sizeof(res.error_msg), "%s", msg);
+    if (req->sink.on_done)
+        req->sink.on_done(req->sink.user, &res);
+}
+
+void agent_worker_free(struct agent_worker *w, int timeout_ms)
+{
+    if (!w)
+        return;
+    if (w->thread_started) {
+        pthread_mutex_lock(&w->lock);
+        w->stopping = true;
+        /* Queued requests never started: tell their clients now. */
+        while (w->q_len) {
+            struct agent_request *req = w->queue[w->q_head];
+            w->q_head = (w->q_head + 1) % QUEUE_CAP_MAX;
+            w->q_len--;
+            pthread_mutex_unlock(&w->lock);
+            fail_request(req, -ESHUTDOWN, "the agent is shutting down");
+            pthread_mutex_lock(&w->lock);
+        }
+        pthread_cond_broadcast(&w->cond);
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        while (w->running) {
+            if (pthread_cond_timedwait(&w->cond, &w->lock, &deadline) == ETIMEDOUT) {
+                if (w->running)
+                    atomic_store(&w->running->cancel, true);
+                while (w->running)
+                    pthread_cond_wait(&w->cond, &w->lock);
+            }
+        }
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->thread, NULL);
+    }
+    eng_context_free(w->ctx);
+    free(w->kv_tokens);
+    free(w->prompt_buf);
+    free(w->gen_tokens);
+    free(w->queue);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+}
+
+int agent_worker_submit(struct agent_worker *w, struct agent_request *req)
+{
+    if (!w->ctx)
+        return -ENODEV;
+    if (req->kind == AGENT_REQ_CHAT && req->n_messages == 0)
+        return -EINVAL;
+    pthread_mutex_lock(&w->lock);
+    int rc = 0;
+    size_t waiting_allowed = w->queue_depth;
+    if (w->stopping)
+        rc = -ESHUTDOWN;
+    else if (w->q_len >= waiting_allowed + (w->running ? 0 : 1) || w->q_len >= QUEUE_CAP_MAX)
+        rc = -EBUSY;
+    if (rc == 0) {
+        req->enqueued_ns = cmn_now_ns();
+        w->queue[(w->q_head + w->q_len) % QUEUE_CAP_MAX] = req;
+        w->q_len++;
+        pthread_cond_broadcast(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+void agent_worker_set_config(struct agent_worker *w, const struct agent_config *cfg)
+{
+    pthread_mutex_lock(&w->lock);
+    /* Only live keys change; batch size and context stay as the context was built. */
+    int batch = w->defaults.batch_size, ctx_len = w->defaults.context_length;
+    w->defaults = cfg->engine;
+    w->defaults.batch_size = batch;
+    w->defaults.context_length = ctx_len;
+    w->queue_depth = (size_t)cfg->api.queue_depth;
+    pthread_mutex_unlock(&w->lock);
+}
+
+void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret)
+{
+    pthread_mutex_lock(&w->lock);
+    ret->queue_depth = w->q_len;
+    ret->busy = w->running != NULL;
+    ret->requests = w->requests;
+    ret->prompt_tokens = w->total_prompt_tokens;
+    ret->gen_tokens = w->total_gen_tokens;
+    ret->phase = w->phase;
+    pthread_mutex_unlock(&w->lock);
+}
+
+const char *agent_worker_model_id(const struct agent_worker *w)
+{
+    return w->model_id;
+}
