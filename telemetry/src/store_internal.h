@@ -15,6 +15,7 @@
 /* Seqs handed out beyond the last commit are reserved in meta so a crash never reuses one. */
 #define TEL_SEQ_RESERVE      1024
 #define TEL_META_PENDING_MAX 16
+#define TEL_PAGE_SIZE_STR    "1024"
 #define TEL_META_VALUE_MAX   128
 
 /* A meta update waiting for the next batch (the MQTT cursor moves on every ack). */
@@ -44,6 +45,7 @@ struct tel_store {
     uint64_t next_session_id;
     double last_energy_j; /* energy_j of the newest queued or written sample */
     int have_energy;
+    uint64_t energy_saved_ns; /* monotonic time the total was last written to meta */
 
     uint64_t last_maintain_ns;
     uint64_t retry_after_ns; /* after a failed commit, do not retry before this */
