@@ -145,11 +145,22 @@ static bool calib_knee(struct balanced *b)
         return false;
     double need = best * (1.0 - ctx->tunables->decode_slowdown_max_pct / 100.0);
     for (unsigned p = 0; p < cal->n_points; p++) {
-        if (cal->points[p].decode_tok_s >= need) {
-            for (unsigned i = 0; i < ctx->n_clusters; i++)
-                b->cal_khz[i] = cal->points[p].khz[map[i]];
-            return true;
+        const struct gov_calib_point *hi = &cal->points[p];
+        if (!(hi->decode_tok_s >= need))
+            continue;
+        /* between two measured steps throughput is close to linear in the clock: interpolate
+         * where it crosses the budget (the controller rounds up to a real frequency) */
+        const struct gov_calib_point *lo = p ? &cal->points[p - 1] : NULL;
+        double x = 1;
+        if (lo && lo->decode_tok_s < need && hi->decode_tok_s > lo->decode_tok_s)
+            x = (need - lo->decode_tok_s) / (hi->decode_tok_s - lo->decode_tok_s);
+        for (unsigned i = 0; i < ctx->n_clusters; i++) {
+            double f = hi->khz[map[i]];
+            if (lo && x < 1)
+                f = lo->khz[map[i]] + x * ((double)hi->khz[map[i]] - lo->khz[map[i]]);
+            b->cal_khz[i] = (uint32_t)ceil(f);
         }
+        return true;
     }
     return false;
 }
@@ -158,6 +169,8 @@ static void balanced_setup(struct balanced *b, const struct gov_policy_ctx *ctx)
 {
     memset(b, 0, sizeof(*b));
     b->ctx = ctx;
+    for (unsigned i = 0; i < ctx->n_clusters; i++)
+        b->engine[i] = true; /* until a busy phase shows which clusters the engine uses */
     b->use_cal = calib_knee(b);
     b->r_decode = 1.0;
     b->stage = STAGE_FULL;
@@ -203,7 +216,8 @@ static double balanced_decode_r(struct balanced *b, const struct gov_inputs *in,
     uint32_t cur = gov_cluster_cur(in, p, 0);
     double s = t->decode_slowdown_max_pct / 100.0, rmin = r_floor(ctx);
     /* only a tick that ran entirely at one clock says what that clock gives */
-    if (cur && cur == b->prev_cur && isfinite(in->tokens_per_s))
+    bool whole = in->phase_ns >= (uint64_t)t->tick_ms * NS_PER_MS * 3 / 2;
+    if (whole && cur && cur == b->prev_cur && isfinite(in->tokens_per_s))
         gov_knee_add(&b->knee, (double)cur / ctx->ceil_khz[p], in->tokens_per_s);
     b->prev_cur = cur;
     b->stage_ns += dt_ns;
@@ -269,26 +283,35 @@ static void phase_decide(struct balanced *b, const struct gov_inputs *in, uint64
 {
     const struct gov_policy_ctx *ctx = b->ctx;
     uint64_t idle_ns = (uint64_t)ctx->tunables->idle_delay_ms * NS_PER_MS;
+    uint64_t window_ns = (uint64_t)ctx->tunables->tick_ms * NS_PER_MS * 3 / 2;
     for (unsigned i = 0; i < ctx->n_clusters; i++) {
+        /* the load of the first tick of a phase was measured before it began: until a full
+         * window lies inside the phase, trust what the previous busy phase showed */
         double load = gov_cluster_load(&ctx->clusters[i], in);
-        bool engine = load >= ENGINE_LOAD;
+        bool settled = in->phase_ns >= window_ns;
+        bool engine = load >= ENGINE_LOAD || (!settled && b->engine[i]);
         uint32_t f = gov_schedutil_freq(ctx, i, in);
         switch (in->phase) {
         case GOV_PHASE_PREFILL:
             if (engine)
                 f = prefill_khz[i];
-            b->engine[i] = engine;
+            if (settled)
+                b->engine[i] = engine;
             break;
         case GOV_PHASE_DECODE:
             if (engine)
                 f = decode_khz[i];
-            b->engine[i] = engine;
+            if (settled)
+                b->engine[i] = engine;
             b->decode_khz[i] = f;
             break;
         case GOV_PHASE_IDLE:
-            /* a short pause between requests keeps the decode clock; then the floor */
-            if (b->engine[i] && in->phase_ns < idle_ns && b->decode_khz[i] > f)
-                f = b->decode_khz[i];
+            /* a short pause between requests keeps the decode clock, then the floor; the
+             * engine's own load in the first window must not read as demand */
+            if (b->engine[i] && in->phase_ns < idle_ns)
+                f = b->decode_khz[i] ? b->decode_khz[i] : ctx->floor_khz[i];
+            else if (b->engine[i] && !settled)
+                f = ctx->floor_khz[i];
             break;
         }
         out->c[i].khz = f;
@@ -358,10 +381,17 @@ static void eff_build_ladder(struct efficiency *e)
     e->primary = p;
     const struct gov_cluster_info *c = &ctx->clusters[p];
     e->n_ladder = 0;
+    /* steps closer than the controller's dead band would never be applied */
+    double gap = (ctx->tunables->dead_band_pct + 1) / 100.0;
     if (c->n_freqs) {
-        for (unsigned k = c->n_freqs; k-- > 0 && e->n_ladder < GOV_MAX_FREQS;)
-            if (c->freqs_khz[k] <= ctx->ceil_khz[p] && c->freqs_khz[k] >= ctx->floor_khz[p])
-                e->ladder[e->n_ladder++] = c->freqs_khz[k];
+        for (unsigned k = c->n_freqs; k-- > 0 && e->n_ladder < GOV_MAX_FREQS;) {
+            uint32_t f = c->freqs_khz[k];
+            if (f > ctx->ceil_khz[p] || f < ctx->floor_khz[p])
+                continue;
+            if (e->n_ladder && f > e->ladder[e->n_ladder - 1] * (1 - gap))
+                continue;
+            e->ladder[e->n_ladder++] = f;
+        }
     } else {
         const unsigned steps = 16;
         for (unsigned k = 0; k < steps; k++)
@@ -413,7 +443,8 @@ static uint32_t eff_decode_khz(struct efficiency *e, const struct gov_inputs *in
     }
     uint32_t want = e->ladder[e->level];
     uint32_t cur = gov_cluster_cur(in, e->primary, 0);
-    if (near_khz(cur, want) && cur == e->prev_cur && isfinite(in->tokens_per_s) &&
+    bool whole = in->phase_ns >= (uint64_t)t->tick_ms * NS_PER_MS * 3 / 2;
+    if (whole && near_khz(cur, want) && cur == e->prev_cur && isfinite(in->tokens_per_s) &&
         in->tokens_per_s > 0 && isfinite(in->package_power_w)) {
         e->acc_w += in->package_power_w;
         e->acc_tps += in->tokens_per_s;
@@ -421,7 +452,15 @@ static uint32_t eff_decode_khz(struct efficiency *e, const struct gov_inputs *in
     }
     e->prev_cur = cur;
     e->level_ns += dt;
-    if (e->level_ns < (uint64_t)t->probe_ms * NS_PER_MS || e->acc_n < KNEE_MIN_SAMPLES)
+    uint64_t probe_ns = (uint64_t)t->probe_ms * NS_PER_MS;
+    if (e->acc_n < KNEE_MIN_SAMPLES && e->level_ns >= 4 * probe_ns) {
+        /* the level never took effect (a constraint holds the clock elsewhere): keep the best
+         * found so far rather than wait forever */
+        e->settled = true;
+        e->settled_ns = in->now_ns;
+        return e->ladder[e->best_level];
+    }
+    if (e->level_ns < probe_ns || e->acc_n < KNEE_MIN_SAMPLES)
         return want;
 
     double tps = e->acc_tps / e->acc_n, j = e->acc_w / e->acc_n / tps;

@@ -1,0 +1,165 @@
+/* The governor simulator: the very same controller (policy + constraints + anti-flap) driving a
+ * plant model instead of sysfs. The plant is a JSON profile (OPP table per cluster, switched
+ * capacitance and leakage, a two-node thermal RC network, a compute-bound prefill and a
+ * memory-bound decode) and a workload (requests with prompt and output lengths). The run reports
+ * joules per token, throughput, latency percentiles, power, temperature and frequency churn per
+ * policy, and can record a trace for CSV and SVG output. docs/governor-sim.md documents the
+ * profile and workload formats and where every built-in number comes from. */
+#ifndef GOVERNOR_SIM_H
+#define GOVERNOR_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "governor/policy.h"
+
+#define GOV_SIM_MAX_OPPS 64
+
+struct gov_sim_opp {
+    uint32_t khz;
+    double volt;
+};
+
+struct gov_sim_cluster {
+    char name[GOV_NAME_MAX];
+    unsigned n_cpus;
+    unsigned first_cpu;
+    unsigned n_opps; /* ascending; voltage is interpolated between them when continuous */
+    struct gov_sim_opp opps[GOV_SIM_MAX_OPPS];
+    bool continuous;      /* intel_pstate / amd-pstate: any kHz in range, no frequency table */
+    bool exact;           /* the backend can set one frequency (else limits only, HWP picks) */
+    bool boost_available; /* frequencies above base_khz need boost on */
+    uint32_t base_khz;    /* 0 = no boost range */
+    bool engine;          /* the inference engine's threads run here */
+    double ipc;           /* work per cycle relative to the profile's reference core */
+    double ceff_nf;       /* effective switched capacitance per core at activity 1 (nF) */
+    double leak_w;        /* leakage per core at leak_ref_v and leak_ref_c (W) */
+    double leak_ref_v;
+};
+
+struct gov_sim_profile {
+    char name[64];
+    char description[256];
+    unsigned n_clusters;
+    struct gov_sim_cluster clusters[GOV_MAX_CLUSTERS];
+    double uncore_w;           /* package power that does not follow the CPU clocks */
+    double idle_leak_fraction; /* share of leakage left while a core idles (cpuidle gating) */
+    double leak_temp_coef;     /* relative leakage increase per °C above leak_ref_c */
+    double leak_ref_c;
+    double firmware_power_limit_w; /* PL1/PPT the hardware enforces on its own; 0 = none */
+    /* thermal: junction node (die) and case node (heatsink / board) */
+    double ambient_c, r_jc, c_j, r_ca, c_c;
+    double passive_trip_c; /* first passive trip point of the platform's thermal zones */
+    double tjmax_c;        /* hardware throttles to the floor above this */
+    /* performance model */
+    double prefill_tok_per_gcycle;   /* prefill tokens per (GHz * core * ipc) per second */
+    double decode_mem_ms;            /* time per token streaming the weights (memory-bound) */
+    double decode_gcycles_per_token; /* compute per token in Gcycles of the reference core */
+    double decode_overlap;           /* 0..1: how much of the shorter part hides under the other */
+    double engine_util_decode;       /* busy fraction /proc/stat shows during decode */
+    double activity_prefill, activity_decode, activity_background;
+    double background_mhz; /* other processes' demand per CPU, MHz-equivalent */
+};
+
+/* Loads a built-in profile by name ("rk3588", "n100", "ryzen") or a JSON file by path
+ * (anything containing '/' or ending in ".json"). err names the file and the field. */
+int gov_sim_profile_load(const char *name_or_path, struct gov_sim_profile *ret, char *err,
+                         size_t err_len);
+int gov_sim_profile_parse(const char *json, struct gov_sim_profile *ret, char *err, size_t err_len);
+/* The directory the built-in profiles are read from ($EMBER_PROFILE_DIR, the installed data
+ * directory, or the source tree). */
+const char *gov_sim_profile_dir(void);
+/* Names of the built-in profiles, NULL-terminated. */
+const char *const *gov_sim_builtin_profiles(void);
+
+/* The controller's view of a profile cluster. */
+void gov_sim_cluster_info(const struct gov_sim_profile *p, unsigned i,
+                          struct gov_cluster_info *ret);
+
+struct gov_sim_request {
+    double at_s; /* arrival (open loop); ignored in closed loop */
+    unsigned prompt_tokens, gen_tokens;
+};
+
+struct gov_sim_workload {
+    char name[64];
+    bool closed_loop; /* the next request arrives when the previous one finishes */
+    double think_s;   /* closed loop: pause between a response and the next request */
+    size_t n;
+    struct gov_sim_request *req;
+};
+
+/* "chat", "burst", "steady" (seeded, deterministic) or a JSON file. */
+int gov_sim_workload_load(const char *name_or_path, double duration_s, uint64_t seed,
+                          struct gov_sim_workload *ret, char *err, size_t err_len);
+void gov_sim_workload_free(struct gov_sim_workload *w);
+
+struct gov_sim_options {
+    double duration_s; /* simulated time; open-loop requests that arrived are drained */
+    double ambient_c;  /* NaN = the profile's */
+    double step_ms;    /* plant integration step, default 1 */
+    bool calibrated;   /* run the calibration ladder first and hand the curve to the policy */
+    bool sensor_loss;  /* test hook: the temperature reading vanishes for 10 s at 40 % */
+    struct gov_tunables tunables;
+};
+
+void gov_sim_options_defaults(struct gov_sim_options *o);
+
+struct gov_sim_trace_point {
+    float t_s, power_w, temp_c;
+    uint8_t phase;
+    uint32_t khz[GOV_MAX_CLUSTERS];
+};
+
+struct gov_sim_trace {
+    size_t n, cap;
+    struct gov_sim_trace_point *pts;
+};
+
+void gov_sim_trace_free(struct gov_sim_trace *t);
+
+struct gov_sim_result {
+    char policy[GOV_NAME_MAX];
+    char profile[64];
+    char workload[64];
+    double sim_s;
+    unsigned requests, prompt_tokens, gen_tokens;
+    double energy_j, prefill_energy_j, decode_energy_j, idle_energy_j;
+    double j_per_token_prefill; /* prefill energy / prompt tokens */
+    double j_per_token_decode;  /* decode energy / generated tokens */
+    double joules_per_token;    /* (prefill + decode energy) / generated tokens */
+    double prefill_tokens_per_s, decode_tokens_per_s;
+    double ttft_p50_ms, ttft_p99_ms, token_latency_p99_ms;
+    double avg_power_w, peak_power_w;
+    double idle_power_w; /* settled idle: idle time after the first 5 s of each gap */
+    double peak_temp_c;
+    double thermal_target_c; /* effective target (NaN when off) */
+    double seconds_over_target;
+    double max_over_target_settled_c; /* worst excess 5 s after the target was first reached */
+    double power_cap_w;
+    double max_power_5s_w, min_power_5s_w; /* 5 s averages after 10 s, busy windows only */
+    double freq_changes_per_min;
+    double safe_state_s; /* time spent in the sensor-loss safe state */
+};
+
+/* Runs one policy over the workload. trace may be NULL (else filled every 100 ms). */
+int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
+                const char *policy, const struct gov_sim_options *o, struct gov_sim_result *ret,
+                struct gov_sim_trace *trace, char *err, size_t err_len);
+
+/* What `ember governor calibrate` would measure on this plant: a frequency ladder with prefill and
+ * decode tokens/s and package watts during decode. */
+int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_options *o,
+                      struct gov_calibration *ret);
+
+/* Output. The table puts policies side by side; JSON is one object per policy (an array). */
+void gov_sim_write_table(FILE *f, const struct gov_sim_result *r, size_t n);
+char *gov_sim_results_json(const struct gov_sim_result *r, size_t n); /* malloc'd */
+void gov_sim_write_csv(FILE *f, const struct gov_sim_result *r, const struct gov_sim_trace *t,
+                       size_t n, unsigned n_clusters);
+void gov_sim_write_svg(FILE *f, const struct gov_sim_result *r, const struct gov_sim_trace *t,
+                       size_t n, const struct gov_sim_profile *p);
+
+#endif
