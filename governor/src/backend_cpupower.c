@@ -92,6 +92,19 @@ static int fill_policy(struct gov_backend *b, size_t i, char *err, size_t err_le
         }
         cpufreq_put_available_frequencies(fr);
         qsort(p->freqs_khz, p->nfreqs, sizeof(p->freqs_khz[0]), cmp_u32);
+    } else {
+        /* libcpupower gives up on the whole list when one token is bad; a table driver
+         * without its table would look like a continuous range, so read the file ourselves. */
+        char val[1024];
+        size_t n = 0;
+        backend_policy_file(b, i, "scaling_available_frequencies", path, sizeof(path));
+        if (cmn_read_string(path, val, sizeof(val)) == 0 &&
+            gov_parse_freq_list(val, p->freqs_khz, GOV_HW_MAX_FREQS, &n, &bad) == 0) {
+            p->nfreqs = (unsigned)n;
+            if (!bad)
+                gov_events_push(&b->quirks, GOV_EVENT_HW_QUIRK, -EINVAL,
+                                "%s: libcpupower could not parse it; read directly", path);
+        }
     }
     if (bad) {
         backend_policy_file(b, i, "scaling_available_frequencies", path, sizeof(path));

@@ -6,3 +6,15 @@ ember_add_test(NAME govhw_backend SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govh
                LIBS ember_governor LABELS integration)
 ember_add_test(NAME govhw_sensors SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_sensors_test.c
                LIBS ember_governor LABELS integration)
+# Re-runs itself under ../shared/sysfs-trees/with-fake-cpu.sh (unshare -m + bind mount); 77 = skip.
+ember_add_test(NAME govhw_cpupower SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_cpupower_test.c
+               LIBS ember_governor LABELS integration)
+ember_add_test(NAME govhw_runtime SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_runtime_test.c
+               LIBS ember_governor LABELS integration)
+# kill -9 of a process that changed settings, then a new start restores the originals.
+add_executable(govhw_crash_helper ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_crash_helper.c)
+target_link_libraries(govhw_crash_helper PRIVATE ember_governor)
+ember_add_test(NAME govhw_crash SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_crash_test.c
+               LIBS ember_governor LABELS integration)
+target_compile_definitions(govhw_crash PRIVATE GOVHW_HELPER="$<TARGET_FILE:govhw_crash_helper>")
+add_dependencies(govhw_crash govhw_crash_helper)
