@@ -263,7 +263,7 @@ static void scalar_load(const uint8_t *p, uint32_t type, struct gguf_kv *kv)
 static int parse_kv(struct cursor *c, struct gguf_kv *kv, int idx)
 {
     char what[96];
-    uint64_t koff, klen;
+    uint64_t koff = 0, klen = 0;
     snprintf(what, sizeof(what), "metadata[%d].key", idx);
     int r = read_str(c, &koff, &klen, what);
     if (r)
@@ -283,7 +283,7 @@ static int parse_kv(struct cursor *c, struct gguf_kv *kv, int idx)
         return fail_at(c, type_at, "%s: unknown value type %" PRIu32, what, kv->type);
     kv->value_offset = c->pos;
     if (kv->type == GGUF_VT_STRING) {
-        uint64_t soff, slen;
+        uint64_t soff = 0, slen = 0;
         r = read_str(c, &soff, &slen, what);
         if (r)
             return r;
@@ -322,7 +322,7 @@ static int parse_kv(struct cursor *c, struct gguf_kv *kv, int idx)
         if (!kv->str_offsets)
             return -ENOMEM;
         for (uint64_t i = 0; i < kv->arr_n; i++) {
-            uint64_t soff, slen;
+            uint64_t soff = 0, slen = 0;
             kv->str_offsets[i] = c->pos;
             char ewhat[128];
             snprintf(ewhat, sizeof(ewhat), "%s[%" PRIu64 "]", what, i);
@@ -369,7 +369,7 @@ static int find_name(const struct name_idx *v, int n, const char *name)
 static int parse_tensor(struct cursor *c, struct gguf_tensor *t, int idx)
 {
     char what[128];
-    uint64_t noff, nlen;
+    uint64_t noff = 0, nlen = 0;
     snprintf(what, sizeof(what), "tensor[%d].name", idx);
     int r = read_str(c, &noff, &nlen, what);
     if (r)
