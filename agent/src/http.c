@@ -69,7 +69,8 @@ struct gen {
 
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t cv;
-    bool waiting; /* the connection thread sleeps on cv */
+    bool waiting;           /* the connection thread sleeps on cv */
+    uint64_t next_check_ns; /* when gen_wait next looks for a hang-up */
     bool has_text;
     bool done;
     bool oom;
@@ -299,7 +300,8 @@ static int gen_on_text(void *user, const char *text, size_t len)
     if (rc)
         g->oom = true;
     g->has_text = true;
-    if (g->waiting)
+    /* A non-streamed request only cares about the end. */
+    if (g->waiting && g->stream)
         pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
     return rc || atomic_load_explicit(&g->req->cancel, memory_order_relaxed);
@@ -338,18 +340,26 @@ static void gen_on_done(void *user, const struct agent_result *res)
 }
 
 /* Sleeps until woken or the poll interval passes; false when the wait should end because the
- * client went away or the server is stopping (the request is then cancelled). */
+ * client went away or the server is stopping (the request is then cancelled). The client check
+ * is a poll() for a hang-up, done at most once per interval however often tokens wake us. */
 static bool gen_wait(struct gen *g)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)g->h->params.poll_interval_ms * 1000000ULL;
-    ts.tv_sec += (time_t)(ns / 1000000000ULL);
-    ts.tv_nsec = (long)(ns % 1000000000ULL);
+    uint64_t interval_ns = (uint64_t)g->h->params.poll_interval_ms * 1000000ULL;
+    uint64_t now = cmn_now_ns();
+    if (g->next_check_ns == 0)
+        g->next_check_ns = now + interval_ns;
+    struct timespec ts = {.tv_sec = (time_t)(g->next_check_ns / 1000000000ULL),
+                          .tv_nsec = (long)(g->next_check_ns % 1000000000ULL)};
     g->waiting = true;
-    int rc = pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    pthread_cond_timedwait(&g->cv, &g->mu, &ts);
     g->waiting = false;
-    if (atomic_load(&g->h->stopping) || (rc == ETIMEDOUT && client_gone(g->client_fd))) {
+    bool gone = atomic_load(&g->h->stopping);
+    now = cmn_now_ns();
+    if (!gone && now >= g->next_check_ns) {
+        g->next_check_ns = now + interval_ns;
+        gone = client_gone(g->client_fd);
+    }
+    if (gone) {
         atomic_store(&g->req->cancel, true);
         return false;
     }
@@ -571,7 +581,8 @@ static enum MHD_Result handle_health(struct agent_http *h, struct MHD_Connection
         return respond_json(h, c, 503, "{\"status\":\"no_model\"}");
     struct openai_buf b = {0};
     enum MHD_Result ret = MHD_NO;
-    if (openai_buf_append(&b, "{\"status\":\"ok\",\"model\":\"", 25) == 0 &&
+    static const char head[] = "{\"status\":\"ok\",\"model\":\"";
+    if (openai_buf_append(&b, head, sizeof(head) - 1) == 0 &&
         openai_buf_append_json(&b, id, strlen(id)) == 0 && openai_buf_append(&b, "\"}", 2) == 0)
         ret = respond_json(h, c, 200, b.data);
     openai_buf_free(&b);
@@ -892,8 +903,7 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
                               sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->params.max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->params.idle_timeout_s,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(err, err_len, "http: cannot listen on %s port %d (in use, or not permitted)",
                  cfg->api.listen, port);

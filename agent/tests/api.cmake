@@ -8,3 +8,5 @@ ember_add_test(NAME api_metrics_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/a
 ember_add_fuzz(NAME openai_request
                SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_fuzz_openai_request.c
                LIBS ember_agent)
+ember_add_test(NAME api_http_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_http_test.c
+               LIBS ember_agent LABELS integration TIMEOUT 120)
