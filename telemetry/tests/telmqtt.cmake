@@ -4,7 +4,7 @@
 ember_add_test(NAME telmqtt_unit SOURCES ${CMAKE_CURRENT_LIST_DIR}/telmqtt_unit.c
                LIBS ember_telemetry PkgConfig::CJSON LABELS unit TIMEOUT 60)
 
-foreach(case plain password tls outage_stop outage_kill9 agent_kill9 hass commands)
+foreach(case plain password tls outage_stop outage_kill9 agent_kill9 hass commands v311)
     if(NOT TARGET telmqtt_broker_test)
         add_executable(telmqtt_broker_test ${CMAKE_CURRENT_LIST_DIR}/telmqtt_broker_test.c
                        ${CMAKE_CURRENT_LIST_DIR}/telmqtt_util.c)
@@ -22,3 +22,8 @@ endforeach()
 
 ember_add_fuzz(NAME mqtt_command SOURCES ${CMAKE_CURRENT_LIST_DIR}/telmqtt_fuzz_command.c
                LIBS ember_telemetry)
+
+# CPU cost at 1 Hz and 10 Hz (label bench: not part of the default run).
+add_test(NAME telmqtt_bench_cpu COMMAND telmqtt_broker_test bench)
+set_tests_properties(telmqtt_bench_cpu PROPERTIES LABELS bench SKIP_RETURN_CODE 77 TIMEOUT 120
+                     RESOURCE_LOCK mosquitto_cpu)

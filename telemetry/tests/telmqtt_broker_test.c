@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@ struct rig {
     char ask_topic[128], ask_payload[128], ask_corr[64];
     size_t ask_corr_len;
     char last_detail[256];
+    int max_wait_ms; /* longest poll when no deadline is nearer (0: 20 ms, for the predicates) */
 };
 
 static void on_policy(void *user, const char *policy)
@@ -211,7 +213,7 @@ static bool run_until(struct rig *r, int ms, pred_fn pred)
     while (cmn_now_ns() < end) {
         if (pred && pred(r))
             return true;
-        loop_once(r, 20);
+        loop_once(r, r->max_wait_ms ? r->max_wait_ms : 20);
     }
     return pred ? pred(r) : true;
 }
@@ -510,7 +512,8 @@ static int case_outage(bool kill9, int outage_ms)
     uint64_t t0 = cmn_now_ns();
     CHECK(run_until(&r, 5000, is_connected));
     r.producing = false;
-    CHECK(run_until(&r, 20000, all_received));
+    int catchup_ms = (int)(backlog * 1000 / p.replay_rate_per_s * 3 / 2) + 10000;
+    CHECK(run_until(&r, catchup_ms, all_received));
     double catchup_s = (double)(cmn_now_ns() - t0) / 1e9;
     CHECK(run_until(&r, 5000, all_acked));
     CHECK(tsub_check_seqs(&r.sub, 1, r.last_seq) == 0);
@@ -842,6 +845,91 @@ static int case_commands(void)
     return et_finish();
 }
 
+/* MQTT 3.1.1 against the real broker: the same stream; ask has no properties, so the answer goes
+ * to <base>/ask/response. */
+static int case_v311(void)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_PLAIN);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    struct tel_mqtt_params p;
+    params_for(&r, &p);
+    p.discovery = false;
+    p.protocol = TEL_MQTT_PROTO_V311;
+    CHECK(open_mqtt(&r, &p) == 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    CHECK_EQ_INT(tel_mqtt_protocol_version(r.m), 4);
+    produce_n(&r, 40, 5);
+    CHECK(run_until(&r, 10000, all_received));
+    CHECK(tsub_check_seqs(&r.sub, 1, 40) == 0);
+    tsub_publish(&r.sub, "ember/box1/ask", "hello", 5, false);
+    run_until(&r, 500, NULL);
+    CHECK_EQ_INT(r.n_ask, 1);
+    CHECK_STR(r.ask_topic, "");
+    CHECK(tel_mqtt_respond(r.m, NULL, NULL, 0, "hi", 2) == 0);
+    run_until(&r, 500, NULL);
+    CHECK_STR(last_payload(&r, "ask/response"), "hi");
+    tsub_publish(&r.sub, "ember/box1/governor/set", "powersave", 9, false);
+    run_until(&r, 300, NULL);
+    CHECK_STR(r.last_policy, "powersave");
+    rig_stop(&r);
+    return et_finish();
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU cost of the telemetry path (store append + batched commits + MQTT publish, PUBACKs,
+ * keepalive) at 1 Hz and 10 Hz, measured as this process's CPU time over wall time. The
+ * subscriber is closed first so only the agent's side is counted. TELMQTT_BENCH_S sets the
+ * length of each run (default 10 s). */
+static int case_bench(void)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_PLAIN);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    struct tel_mqtt_params p;
+    params_for(&r, &p);
+    p.keepalive_s = 60;
+    p.cursor_save_ms = 1000;
+    CHECK(open_mqtt(&r, &p) == 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    tsub_close(&r.sub);
+    r.have_sub = false;
+    r.max_wait_ms = 10000; /* only the publisher's own deadlines wake the loop, as in the agent */
+    int secs = getenv("TELMQTT_BENCH_S") ? atoi(getenv("TELMQTT_BENCH_S")) : 10;
+    const uint32_t intervals[] = {1000, 100};
+    for (int i = 0; i < 2; i++) {
+        uint64_t first = r.last_seq;
+        double c0 = cpu_s();
+        uint64_t t0 = cmn_now_ns();
+        start_producing(&r, intervals[i]);
+        run_until(&r, secs * 1000, NULL);
+        r.producing = false;
+        double wall = (double)(cmn_now_ns() - t0) / 1e9;
+        double pct = 100.0 * (cpu_s() - c0) / wall;
+        struct tel_mqtt_stats st;
+        tel_mqtt_get_stats(r.m, &st);
+        printf("bench: %u Hz for %.1f s: %llu samples, CPU %.3f%% of one core, acked up to %llu\n",
+               1000 / intervals[i], wall, (unsigned long long)(r.last_seq - first), pct,
+               (unsigned long long)st.acked_seq);
+        CHECK_MSG(pct < (intervals[i] == 1000 ? 1.0 : 5.0), "CPU %.3f%% over target", pct);
+    }
+    rig_stop(&r);
+    return et_finish();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -853,7 +941,8 @@ int main(int argc, char **argv)
     if (strcmp(c, "tls") == 0)
         return case_tls();
     if (strcmp(c, "outage_stop") == 0)
-        return case_outage(false, 5000);
+        return case_outage(false,
+                           getenv("TELMQTT_OUTAGE_MS") ? atoi(getenv("TELMQTT_OUTAGE_MS")) : 5000);
     if (strcmp(c, "outage_kill9") == 0)
         return case_outage(true, 3000);
     if (strcmp(c, "agent_kill9") == 0)
@@ -862,9 +951,13 @@ int main(int argc, char **argv)
         return case_hass();
     if (strcmp(c, "commands") == 0)
         return case_commands();
+    if (strcmp(c, "v311") == 0)
+        return case_v311();
+    if (strcmp(c, "bench") == 0)
+        return case_bench();
     fprintf(stderr,
             "usage: %s plain|password|tls|outage_stop|outage_kill9|agent_kill9|hass|"
-            "commands\n",
+            "commands|v311|bench\n",
             argv[0]);
     return 2;
 }

@@ -7,8 +7,10 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -403,6 +405,121 @@ static void test_backoff(void)
     tel_mqtt_free(m);
 }
 
+/* Reads one MQTT packet (fixed header, remaining length, body); returns its body length. */
+static int read_packet(int fd, uint8_t *type, uint8_t *body, size_t cap)
+{
+    uint8_t b;
+    if (read(fd, type, 1) != 1)
+        return -1;
+    size_t len = 0;
+    for (int shift = 0; shift < 28; shift += 7) {
+        if (read(fd, &b, 1) != 1)
+            return -1;
+        len |= (size_t)(b & 0x7F) << shift;
+        if (!(b & 0x80))
+            break;
+    }
+    if (len > cap)
+        return -1;
+    for (size_t got = 0; got < len;) {
+        ssize_t n = read(fd, body + got, len - got);
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return (int)len;
+}
+
+/* A broker that speaks only MQTT 3.1.1, as older ones do: a v5 CONNECT gets the 3.1.1 refusal
+ * "unacceptable protocol version" (return code 1); a 3.1.1 CONNECT is accepted. Mosquitto cannot
+ * be told to refuse v5, so this small stand-in plays that broker. It reports the protocol levels
+ * it saw through the pipe. */
+static void v311_only_broker(int lfd, int report)
+{
+    for (int conn = 0; conn < 4; conn++) {
+        int c = accept(lfd, NULL, NULL);
+        if (c < 0)
+            _exit(1);
+        uint8_t type, body[1024];
+        int n = read_packet(c, &type, body, sizeof(body));
+        if (n < 7 || (type & 0xF0) != 0x10)
+            _exit(2);
+        uint8_t level = body[6];
+        if (write(report, &level, 1) != 1)
+            _exit(3);
+        static const uint8_t refuse[] = {0x20, 0x02, 0x00, 0x01};
+        static const uint8_t accept_[] = {0x20, 0x02, 0x00, 0x00};
+        if (level == 5) {
+            if (write(c, refuse, sizeof(refuse)) != (ssize_t)sizeof(refuse))
+                _exit(4);
+            close(c);
+            continue;
+        }
+        if (write(c, accept_, sizeof(accept_)) != (ssize_t)sizeof(accept_))
+            _exit(4);
+        while (read_packet(c, &type, body, sizeof(body)) >= 0) {
+        }
+        close(c);
+    }
+    _exit(0);
+}
+
+static void test_fallback(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    int pipefd[2];
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(lfd, 4) == 0 &&
+          getsockname(lfd, (struct sockaddr *)&a, &alen) == 0 && pipe(pipefd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pipefd[0]);
+        v311_only_broker(lfd, pipefd[1]);
+    }
+    close(lfd);
+    close(pipefd[1]);
+
+    struct tel_mqtt_params p;
+    tel_mqtt_params_defaults(&p);
+    p.device_id = "box1";
+    p.port = ntohs(a.sin_port);
+    p.discovery = false;
+    struct tel_mqtt *m = NULL;
+    char err[256];
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == 0);
+    uint64_t end = cmn_now_ns() + 5 * CMN_NS_PER_S;
+    while (m && cmn_now_ns() < end && tel_mqtt_state(m) != TEL_MQTT_CONNECTED) {
+        struct tel_mqtt_poll pi;
+        uint64_t now = cmn_now_ns();
+        tel_mqtt_poll_info(m, now, &pi);
+        struct pollfd pfd = {.fd = pi.fd, .events = POLLIN | (pi.want_write ? POLLOUT : 0)};
+        int ms = pi.deadline_ns > now ? (int)((pi.deadline_ns - now) / CMN_NS_PER_MS) + 1 : 0;
+        poll(&pfd, pi.fd >= 0 ? 1 : 0, ms > 50 ? 50 : ms);
+        now = cmn_now_ns();
+        if (pi.fd >= 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP)))
+            tel_mqtt_handle_read(m, now);
+        if (pi.fd >= 0 && (pfd.revents & POLLOUT))
+            tel_mqtt_handle_write(m, now);
+        tel_mqtt_handle_misc(m, now);
+    }
+    CHECK(m && tel_mqtt_state(m) == TEL_MQTT_CONNECTED);
+    CHECK(m && tel_mqtt_protocol_version(m) == 4);
+    struct tel_mqtt_stats st = {0};
+    if (m)
+        tel_mqtt_get_stats(m, &st);
+    CHECK_EQ_INT(st.disconnects, 1);       /* the one v5 refusal */
+    CHECK_EQ_INT(st.reconnect_attempt, 0); /* a fallback is not a failure to back off from */
+    tel_mqtt_free(m);
+    uint8_t levels[4];
+    ssize_t n = read(pipefd[0], levels, sizeof(levels));
+    CHECK_EQ_INT(n, 2);
+    CHECK(n == 2 && levels[0] == 5 && levels[1] == 4);
+    close(pipefd[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
 int main(void)
 {
     test_policy();
@@ -412,5 +529,6 @@ int main(void)
     test_hass();
     test_params();
     test_backoff();
+    test_fallback();
     return et_finish();
 }

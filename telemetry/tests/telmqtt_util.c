@@ -257,7 +257,8 @@ static void sub_on_message(struct mosquitto *mosq, void *obj, const struct mosqu
     m->topic = strdup(msg->topic);
     m->len = msg->payloadlen;
     m->payload = malloc((size_t)msg->payloadlen + 1);
-    memcpy(m->payload, msg->payload, (size_t)msg->payloadlen);
+    if (msg->payloadlen > 0)
+        memcpy(m->payload, msg->payload, (size_t)msg->payloadlen);
     m->payload[msg->payloadlen] = '\0';
     m->retain = msg->retain;
     void *corr = NULL;
