@@ -57,10 +57,11 @@ static int delete_before(sqlite3 *db, const char *table, int64_t cutoff_ns, int 
 static int delete_oldest(sqlite3 *db, const char *table, const char *key, int *ret_changes)
 {
     char sql[256];
+    /* oldest by key: seq and rowid grow with time, and rollups are keyed by time */
     snprintf(sql, sizeof(sql),
-             "DELETE FROM %s WHERE %s IN (SELECT %s FROM %s ORDER BY ts_ns LIMIT "
+             "DELETE FROM %s WHERE %s IN (SELECT %s FROM %s ORDER BY %s LIMIT "
              "max(256, (SELECT count(*) FROM %s) / 8))",
-             table, key, key, table, table);
+             table, key, key, table, key, table);
     int r = tel_sql_exec(db, sql);
     *ret_changes = r == 0 ? sqlite3_changes(db) : 0;
     return r;
@@ -83,8 +84,22 @@ int tel_retention_run(struct tel_store *s, uint64_t now_wall_ns)
     uint64_t c_samples = cutoff(now_wall_ns, s->p.retain_samples_s);
     uint64_t c_1m = cutoff(now_wall_ns, s->p.retain_1m_s);
     uint64_t c_1h = cutoff(now_wall_ns, s->p.retain_1h_s);
-    if (c_samples)
-        r = delete_before(db, "samples", (int64_t)c_samples, NULL);
+    if (c_samples) {
+        /* No time index on samples: the old rows are the lowest seqs, so delete up to the first
+         * young one (the scan stops there). */
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db,
+                                    "DELETE FROM samples WHERE seq < coalesce((SELECT seq FROM"
+                                    " samples WHERE ts_ns >= ?1 ORDER BY seq LIMIT 1),"
+                                    " (SELECT max(seq) + 1 FROM samples))",
+                                    -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)c_samples);
+            rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        r = rc == SQLITE_DONE ? 0 : tel_sql_errno(rc);
+    }
     if (r == 0 && c_1m)
         r = delete_before(db, "rollup_1m", (int64_t)c_1m, NULL);
     if (r == 0 && c_1m)

@@ -1,9 +1,11 @@
 /* 1-minute and 1-hour rollups (count, min/avg/max of power, temperature, utilisation and mean
  * frequency, energy and tokens per bucket). Buckets are aligned to wall-clock minutes and hours.
- * The bucket holding the newest sample is still filling, so each run recomputes from the oldest
- * bucket not yet final (kept in meta) with INSERT OR REPLACE; finished buckets are never touched
- * again, which keeps the cost per run proportional to the new data. A sample whose wall time
- * lies before an already final bucket (the clock stepped back) is kept raw but not rolled up. */
+ * The bucket holding the newest sample is still filling, so each run recomputes from the first
+ * sample of that bucket (its seq kept in meta) with INSERT OR REPLACE; finished buckets are never
+ * touched again, which keeps the cost per run proportional to the new data. Samples are found by
+ * seq, not by time: the samples table has no time index, because every index is one more page
+ * written per commit. A sample whose wall time lies in an already final bucket (the clock
+ * stepped back) recomputes nothing older than the open bucket. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -75,15 +77,18 @@ static int run_i64(sqlite3 *db, const char *sql, int64_t arg, int64_t *ret_first
     return r;
 }
 
+/* Samples are read by seq (the primary key) from the first sample of the bucket still open;
+ * the energy of a bucket is its last total minus the total of the sample before it. */
 static const char rollup_1m_sql[] =
-    "INSERT OR REPLACE INTO rollup_1m SELECT b, count(*), min(power_w), avg(power_w),"
-    " max(power_w), min(temp_c), avg(temp_c), max(temp_c), min(util), avg(util), max(util),"
-    " min(freq_avg_mhz), avg(freq_avg_mhz), max(freq_avg_mhz),"
-    " max(energy_j) - coalesce((SELECT p.energy_j FROM samples p WHERE p.ts_ns < b"
-    "   ORDER BY p.ts_ns DESC LIMIT 1), min(energy_j)),"
-    " sum(tokens)"
-    " FROM (SELECT (ts_ns / 60000000000) * 60000000000 AS b, * FROM samples WHERE ts_ns >= ?1)"
-    " GROUP BY b";
+    "WITH m AS (SELECT (ts_ns / 60000000000) * 60000000000 AS b, count(*) AS n,"
+    " min(power_w) AS p0, avg(power_w) AS p1, max(power_w) AS p2, min(temp_c) AS t0,"
+    " avg(temp_c) AS t1, max(temp_c) AS t2, min(util) AS u0, avg(util) AS u1, max(util) AS u2,"
+    " min(freq_avg_mhz) AS f0, avg(freq_avg_mhz) AS f1, max(freq_avg_mhz) AS f2,"
+    " max(energy_j) AS e1, min(energy_j) AS e0, min(seq) AS s0, sum(tokens) AS tk"
+    " FROM samples WHERE seq >= ?1 GROUP BY b)"
+    " INSERT OR REPLACE INTO rollup_1m SELECT b, n, p0, p1, p2, t0, t1, t2, u0, u1, u2, f0, f1,"
+    " f2, e1 - coalesce((SELECT p.energy_j FROM samples p WHERE p.seq < m.s0"
+    " ORDER BY p.seq DESC LIMIT 1), e0), tk FROM m";
 
 static const char rollup_1h_sql[] =
     "INSERT OR REPLACE INTO rollup_1h SELECT h, sum(n), min(power_min),"
@@ -98,20 +103,21 @@ static const char rollup_1h_sql[] =
 
 int tel_rollup_run(sqlite3 *db)
 {
-    int64_t newest = 0, from_m = 0, from_h = 0;
-    int r = run_i64(db, "SELECT max(ts_ns) FROM samples WHERE ?1 = ?1", 0, &newest);
+    int64_t newest = 0, from_seq = 0, from_h = 0;
+    int r = run_i64(db, "SELECT ts_ns FROM samples WHERE ?1 = ?1 ORDER BY seq DESC LIMIT 1", 0,
+                    &newest);
     if (r == -ENOENT)
         return 0; /* no samples yet */
     if (r < 0)
         return r;
-    r = meta_i64(db, "rollup_1m_from", &from_m);
+    r = meta_i64(db, "rollup_1m_seq", &from_seq);
     if (r < 0 && r != -ENOENT)
         return r;
     r = meta_i64(db, "rollup_1h_from", &from_h);
     if (r < 0 && r != -ENOENT)
         return r;
 
-    r = run_i64(db, rollup_1m_sql, from_m, NULL);
+    r = run_i64(db, rollup_1m_sql, from_seq, NULL);
     if (r < 0)
         return r;
     int64_t newest_m = newest / NS_PER_MIN * NS_PER_MIN;
@@ -119,9 +125,21 @@ int tel_rollup_run(sqlite3 *db)
     if (r < 0)
         return r;
     int64_t newest_h = newest_m / NS_PER_HOUR * NS_PER_HOUR;
-    /* The buckets holding the newest sample are recomputed next time. */
-    if (newest_m > from_m)
-        r = meta_put_i64(db, "rollup_1m_from", newest_m);
+    /* Next time, start at the first sample of the minute still filling (found from the newest
+     * backwards, so the scan is as short as that minute). */
+    int64_t next_seq = 0;
+    sqlite3_stmt *st = NULL;
+    int rc =
+        sqlite3_prepare_v2(db, "SELECT seq, ts_ns FROM samples ORDER BY seq DESC", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return tel_sql_errno(rc);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_int64(st, 1) >= newest_m)
+        next_seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return tel_sql_errno(rc);
+    if (next_seq > from_seq)
+        r = meta_put_i64(db, "rollup_1m_seq", next_seq);
     if (r == 0 && newest_h > from_h)
         r = meta_put_i64(db, "rollup_1h_from", newest_h);
     return r;

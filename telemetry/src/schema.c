@@ -19,7 +19,9 @@ static const char schema_v1[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);";
 
 /* Version 2: token counts per sample (joules per token per phase), the mean frequency as a
- * column so rollups need no JSON, time indexes, and the rollup tables. */
+ * column so rollups need no JSON, time indexes on events and sessions, and the rollup tables.
+ * samples deliberately has no time index: it would add a page write to every 1 Hz commit (see
+ * rollup.c and retention.c for how they find rows by seq instead). */
 #define ROLLUP_COLUMNS                                                                \
     "(ts_ns INTEGER PRIMARY KEY, n INTEGER NOT NULL, power_min REAL, power_avg REAL," \
     " power_max REAL, temp_min REAL, temp_avg REAL, temp_max REAL, util_min REAL,"    \
@@ -31,7 +33,6 @@ static const char schema_v2[] =
     "ALTER TABLE samples ADD COLUMN tokens_per_s REAL;"
     "UPDATE samples SET freq_avg_mhz = (SELECT avg(value) FROM json_each(samples.freq_mhz))"
     " WHERE json_valid(freq_mhz);"
-    "CREATE INDEX samples_ts ON samples(ts_ns);"
     "CREATE INDEX events_ts ON events(ts_ns);"
     "CREATE INDEX sessions_ts ON sessions(ts_ns);"
     "CREATE TABLE rollup_1m" ROLLUP_COLUMNS ";"

@@ -460,9 +460,10 @@ int tel_store_open(const char *path, const struct tel_store_params *params,
 
     /* WAL: readers (ember report) never block the writer; NORMAL: a commit is durable against
      * a process crash, and only a power cut may lose the last commits, never consistency. */
-    /* Small pages: a 1 Hz commit carries a few hundred bytes, and every page it touches is
-     * written whole to the WAL, so 1 KiB pages write a quarter of what 4 KiB pages would. Only
-     * takes effect on a new database (before WAL and the first table). */
+    /* Small pages: a 1 Hz commit carries a few hundred bytes, and every page it touches (leaf,
+     * parent, pointer map, header) is written whole to the WAL, so the smallest page SQLite
+     * allows writes the least (measured: 4 KiB pages ~300 MB/day at 1 Hz, 512 B ~50 MB/day).
+     * Only takes effect on a new database (before WAL and the first table). */
     r = tel_sql_exec(s->db, "PRAGMA page_size=" TEL_PAGE_SIZE_STR);
     if (r < 0) {
         snprintf(err, err_len, "%s: setting page size: %s", path, sqlite3_errmsg(s->db));
@@ -482,7 +483,12 @@ int tel_store_open(const char *path, const struct tel_store_params *params,
     }
     r = tel_sql_exec(s->db, "PRAGMA synchronous=NORMAL");
     if (r == 0)
-        r = tel_sql_exec(s->db, "PRAGMA journal_size_limit=4194304");
+        r = tel_sql_exec(s->db, "PRAGMA journal_size_limit=8388608");
+    /* A longer WAL (8192 frames, ~4.4 MB) before each checkpoint: pages rewritten by many
+     * commits (the growing leaf, its parents, the header) reach the database file once per
+     * checkpoint instead of once per 1000 frames (-15% bytes written at 1 Hz). */
+    if (r == 0)
+        r = tel_sql_exec(s->db, "PRAGMA wal_autocheckpoint=8192");
     if (r < 0) {
         snprintf(err, err_len, "%s: setting pragmas: %s", path, sqlite3_errmsg(s->db));
         goto fail;

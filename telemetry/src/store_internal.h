@@ -15,7 +15,7 @@
 /* Seqs handed out beyond the last commit are reserved in meta so a crash never reuses one. */
 #define TEL_SEQ_RESERVE      1024
 #define TEL_META_PENDING_MAX 16
-#define TEL_PAGE_SIZE_STR    "1024"
+#define TEL_PAGE_SIZE_STR    "512"
 #define TEL_META_VALUE_MAX   128
 
 /* A meta update waiting for the next batch (the MQTT cursor moves on every ack). */

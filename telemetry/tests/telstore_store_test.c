@@ -203,7 +203,8 @@ static void test_batching_and_readback(void)
     /* the first commit saved the total; later ones only at the maintain interval */
     CHECK_NEAR(q_dbl(db, "SELECT CAST(value AS REAL) FROM meta WHERE key='energy_total_j'"), 109.0,
                1e-9);
-    CHECK_EQ_INT(q_i64(db, "PRAGMA page_size"), 1024);
+    CHECK_EQ_INT(q_i64(db, "PRAGMA page_size"), 512);
+    CHECK_EQ_INT(q_i64(db, "PRAGMA wal_autocheckpoint"), 8192);
     CHECK_STR(q_text(db, "SELECT freq_mhz FROM samples WHERE seq=1", buf, sizeof(buf)),
               "[2000,3000]");
     CHECK_NEAR(q_dbl(db, "SELECT freq_avg_mhz FROM samples WHERE seq=1"), 2500.0, 1e-9);
@@ -572,7 +573,7 @@ static void test_full_disk(void)
         return;
     sqlite3 *db = tel_store_db(s);
     int64_t pages = q_i64(db, "PRAGMA page_count");
-    CHECK_EQ_INT(tel_store_set_max_pages(s, (uint64_t)pages + 4), 0);
+    CHECK_EQ_INT(tel_store_set_max_pages(s, (uint64_t)pages + 24), 0);
     int i;
     struct tel_store_stats st;
     for (i = 0; i < 2000; i++) {
