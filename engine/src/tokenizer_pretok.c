@@ -50,7 +50,18 @@
     "-\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-"    \
     "\\x{118DF}\\x{1E900}-\\x{1E943}]+"
 
-#define RE_CJK "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
+/* CJK ideographs and Hangul. llama.cpp matches these classes against text in which every non-ASCII
+ * whitespace character was replaced by U+000B, so the ones inside the published ranges (U+1680,
+ * U+2000-U+200A, U+2028/9, U+202F, U+205F, U+3000) never match: the ranges leave them out. */
+#define RE_CJK                                                                     \
+    "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{167F}\\x{1681}-\\x{1FFF}\\x{200B}-\\x{2027}" \
+    "\\x{202A}-\\x{202E}\\x{2030}-\\x{205E}\\x{2060}-\\x{2FFF}\\x{3001}-\\x{4E00}" \
+    "\\x{AC00}-\\x{D7FF}]+"
+
+/* DeepSeek LLM's ASCII and full-width punctuation (its class ends at U+3002; U+3000 is left out
+ * for the reason given at RE_CJK). */
+#define RE_DEEPSEEK_PUNCT \
+    "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3001}-\\x{3002}]+"
 
 struct pretok_def {
     const char *names[12]; /* tokenizer.ggml.pre values */
@@ -67,9 +78,7 @@ static const struct pretok_def pretok_defs[] = {
     {{"llama3", "llama-v3", "llama-bpe", "falcon3"}, {RE_LLAMA3}, true, true},
     {{"dbrx", "smaug-bpe"}, {RE_LLAMA3}, false, false},
     {{"deepseek-llm"},
-     {"[\r\n]", RE_DEEPSEEK_LETTERS,
-      "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+",
-      "\\s+$", RE_CJK, "\\p{N}+"},
+     {"[\r\n]", RE_DEEPSEEK_LETTERS, RE_DEEPSEEK_PUNCT, "\\s+$", RE_CJK, "\\p{N}+"},
      false,
      false},
     {{"deepseek-coder"}, {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", RE_CJK, "\\p{N}"}, false, false},
