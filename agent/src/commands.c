@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 const struct ember_command ember_commands[] = {
+    {"agent", "run the daemon: API, governor, telemetry, MQTT", cmd_agent},
     {"run", "generate text with a GGUF model (prompt or chat)", cmd_run},
     {"tokenize", "print the token ids of text read from stdin", cmd_tokenize},
     {"config", "check or dump the configuration", cmd_config},

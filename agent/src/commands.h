@@ -21,6 +21,7 @@ struct ember_command {
 extern const struct ember_command ember_commands[];
 
 int cmd_config(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
 /* `ember governor sim` (dispatched by `ember governor`). */
 int cmd_governor_sim(int argc, char **argv);
 int cmd_report(int argc, char **argv);

@@ -14,6 +14,7 @@
 
 #include "commands.h"
 #include "common/fileio.h"
+#include "gov_config.h"
 #include "log.h"
 
 #define MAX_ERRORS 50
@@ -478,6 +479,19 @@ static void check_cross_keys(struct parse_ctx *ctx)
             }
         }
         add_error(ctx, line, rules[r].section, key, "%s", rules[r].reason);
+    }
+    if (ctx->n_errors)
+        return;
+    /* The governor's own rules for its tunables (e.g. thermal_target_c: 0 or 30..125). */
+    struct gov_tunables t;
+    const char *bad = NULL;
+    char reason[256];
+    if (agent_governor_tunables(&c->governor, &t, &bad, reason, sizeof(reason)) < 0) {
+        int line = 0;
+        size_t index;
+        if (bad && find_key("governor", bad, &index))
+            line = ctx->set_line[index];
+        add_error(ctx, line, "governor", bad ? bad : "?", "%s", reason);
     }
 }
 

@@ -1,0 +1,87 @@
+/* `ember agent`: parses its options and runs the daemon (daemon.c). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+
+static void agent_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ember agent [--config FILE] [--model GGUF] [--port N] [--help]\n"
+            "\n"
+            "Runs the Ember daemon: the OpenAI-compatible API over the configured model, the\n"
+            "DVFS governor, power telemetry (SQLite) and MQTT publishing. Meant to run under\n"
+            "systemd (Type=notify); runs in the foreground. SIGHUP reloads the configuration,\n"
+            "SIGTERM/SIGINT drain requests, restore CPU frequency settings and exit 0.\n"
+            "\n"
+            "  --config FILE  configuration (default " EMBER_DEFAULT_CONFIG ")\n"
+            "  --model GGUF   serve this model instead of [engine] model\n"
+            "  --port N       listen on this port instead of [api] port\n");
+}
+
+int cmd_agent(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"model", required_argument, NULL, 'm'},
+        {"port", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *model = NULL;
+    long port = -1;
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:m:p:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'm':
+            model = optarg;
+            break;
+        case 'p': {
+            char *end;
+            port = strtol(optarg, &end, 10);
+            if (*end || port < 1 || port > 65535) {
+                fprintf(stderr, "ember agent: --port %s: expected 1..65535\n", optarg);
+                return EMBER_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'h':
+            agent_usage(stdout);
+            return EMBER_EXIT_OK;
+        default:
+            agent_usage(stderr);
+            return EMBER_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ember agent: unexpected argument '%s'\n", argv[optind]);
+        return EMBER_EXIT_USAGE;
+    }
+    struct agent_config cfg;
+    int rc = agent_config_load_for_cli(config_path, &cfg);
+    if (rc)
+        return rc;
+    if (model) {
+        if (strlen(model) >= sizeof(cfg.engine.model)) {
+            fprintf(stderr, "ember agent: --model path too long\n");
+            return EMBER_EXIT_USAGE;
+        }
+        snprintf(cfg.engine.model, sizeof(cfg.engine.model), "%s", model);
+    }
+    if (port > 0)
+        cfg.api.port = (int)port;
+    /* A reload re-reads the file that was named (or the default one when it existed). */
+    const char *reload_path = config_path;
+    if (!reload_path && strcmp(cfg.source, "(defaults)") != 0)
+        reload_path = EMBER_DEFAULT_CONFIG;
+    return agent_daemon_run(&cfg, reload_path);
+}
