@@ -421,6 +421,9 @@ static enum MHD_Result submit_error(struct agent_http *h, struct MHD_Connection 
                            "the server is shutting down");
     case -ENODEV:
         return reply_error(h, c, 503, "server_error", "model_not_loaded", "no model is loaded");
+    case -EINVAL:
+        return reply_error(h, c, 400, "invalid_request_error", "invalid_value",
+                           "the engine refused the request");
     default:
         return reply_error(h, c, 500, "server_error", NULL, "cannot queue the request: %s",
                            strerror(rc < 0 ? -rc : rc));
@@ -598,10 +601,11 @@ static enum MHD_Result handle_metrics(struct agent_http *h, struct MHD_Connectio
     bool loaded;
     struct agent_worker *w = current_model(h, s->model, sizeof(s->model), &loaded);
     s->model_loaded = loaded;
+    (void)w;
     pthread_mutex_lock(&h->lock);
-    if (w) {
+    if (h->worker) { /* under the lock: the worker may have been detached meanwhile */
         struct agent_worker_stats ws;
-        agent_worker_stats(w, &ws);
+        agent_worker_stats(h->worker, &ws);
         s->requests = ws.requests;
         s->prompt_tokens = ws.prompt_tokens;
         s->gen_tokens = ws.gen_tokens;

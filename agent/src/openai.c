@@ -739,9 +739,11 @@ static int usage_energy(const struct agent_result *res, bool usage, struct opena
         rc |=
             buf_printf(b,
                        ",\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,"
-                       "\"total_tokens\":%llu}",
+                       "\"total_tokens\":%llu,"
+                       "\"prompt_tokens_details\":{\"cached_tokens\":%llu}}",
                        (unsigned long long)res->prompt_tokens, (unsigned long long)res->gen_tokens,
-                       (unsigned long long)(res->prompt_tokens + res->gen_tokens));
+                       (unsigned long long)(res->prompt_tokens + res->gen_tokens),
+                       (unsigned long long)res->cached_tokens);
     rc |= buf_str(b, ",\"energy\":{\"joules\":");
     rc |= buf_num(b, res->energy_j);
     rc |= buf_str(b, ",\"joules_per_token\":");

@@ -48,8 +48,8 @@ struct agent_worker {
 
 static void run_request(struct agent_worker *w, struct agent_request *req)
 {
-    const char *text = req->kind == AGENT_REQ_CHAT ? req->messages[req->n_messages - 1].content
-                                                   : req->prompt;
+    const char *text =
+        req->kind == AGENT_REQ_CHAT ? req->messages[req->n_messages - 1].content : req->prompt;
     struct agent_result res;
     memset(&res, 0, sizeof(res));
     res.prompt_tokens = strlen(text) / 4 + 1;
@@ -184,19 +184,19 @@ static void set_delay_us(int us)
 }
 
 /* Waits until cond (evaluated under the worker lock) holds; false after timeout_ms. */
-#define WAIT_FOR(cond, timeout_ms)                                                     \
-    ({                                                                                 \
-        uint64_t wf_end = cmn_now_ns() + (uint64_t)(timeout_ms) * 1000000ULL;          \
-        bool wf_ok;                                                                    \
-        for (;;) {                                                                     \
-            pthread_mutex_lock(&W.mu);                                                 \
-            wf_ok = (cond);                                                            \
-            pthread_mutex_unlock(&W.mu);                                               \
-            if (wf_ok || cmn_now_ns() > wf_end)                                        \
-                break;                                                                 \
-            usleep(5000);                                                              \
-        }                                                                              \
-        wf_ok;                                                                         \
+#define WAIT_FOR(cond, timeout_ms)                                          \
+    ({                                                                      \
+        uint64_t wf_end = cmn_now_ns() + (uint64_t)(timeout_ms)*1000000ULL; \
+        bool wf_ok;                                                         \
+        for (;;) {                                                          \
+            pthread_mutex_lock(&W.mu);                                      \
+            wf_ok = (cond);                                                 \
+            pthread_mutex_unlock(&W.mu);                                    \
+            if (wf_ok || cmn_now_ns() > wf_end)                             \
+                break;                                                      \
+            usleep(5000);                                                   \
+        }                                                                   \
+        wf_ok;                                                              \
     })
 
 /* ---- hooks: a governor with a policy and a cap, and fixed sensor values ---- */
@@ -290,8 +290,8 @@ static pid_t curl_start(const char *tag, const char *method, const char *path,
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     snprintf(bfile, sizeof(bfile), "%s/%s.body", tmpdir, tag);
     snprintf(hfile, sizeof(hfile), "%s/%s.hdr", tmpdir, tag);
-    const char *argv[40] = {"curl", "-sS", "-X", method, "-o", bfile, "-D", hfile, "--max-time",
-                            "20"};
+    const char *argv[40] = {"curl", "-sS", "-X",  method,       "-o",
+                            bfile,  "-D",  hfile, "--max-time", "20"};
     size_t n = 10;
     for (size_t i = 0; extra && extra[i] && n < 37; i++)
         argv[n++] = extra[i];
@@ -333,8 +333,9 @@ static void curl(struct resp *r, const char *method, const char *path, const cha
 /* POSTs a JSON body given inline. */
 static void post(struct resp *r, const char *path, const char *json, const char *auth)
 {
-    const char *extra[] = {"-H", "Content-Type: application/json", "--data-binary", json,
-                           auth ? "-H" : NULL, auth, NULL};
+    const char *extra[] = {
+        "-H", "Content-Type: application/json", "--data-binary", json, auth ? "-H" : NULL, auth,
+        NULL};
     curl(r, "POST", path, extra);
 }
 
@@ -356,8 +357,7 @@ static const char *jstr(const cJSON *j, const char *a, const char *b)
 /* Expects an OpenAI error object with this status and code. */
 static void expect_error(const struct resp *r, int status, const char *code, const char *what)
 {
-    CHECK_MSG(r->status == status, "%s: status %d, want %d (%s)", what, r->status, status,
-              r->body);
+    CHECK_MSG(r->status == status, "%s: status %d, want %d (%s)", what, r->status, status, r->body);
     cJSON *j = cJSON_Parse(r->body);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     CHECK_MSG(cJSON_IsObject(e), "%s: no error object in %s", what, r->body);
@@ -440,9 +440,8 @@ static void test_chat(void)
     post(&r, "/v1/chat/completions", MSG("QUOTES") ",\"max_tokens\":2}", NULL);
     j = json_of(&r);
     ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-    CHECK_STR(jstr(ch, "message", "content"),
-              "say \"hi\"\n\t\xe2\x82\xac"
-              "say \"hi\"\n\t\xe2\x82\xac");
+    CHECK_STR(jstr(ch, "message", "content"), "say \"hi\"\n\t\xe2\x82\xac"
+                                              "say \"hi\"\n\t\xe2\x82\xac");
     cJSON_Delete(j);
     resp_free(&r);
 
@@ -511,11 +510,10 @@ static void test_stream(void)
         cJSON_Delete(j);
         j = cJSON_Parse(ev[6]);
         CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "choices")), 0);
-        CHECK_EQ_INT(
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "usage"),
-                                             "completion_tokens")
-                ->valueint,
-            4);
+        CHECK_EQ_INT(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "usage"),
+                                                      "completion_tokens")
+                         ->valueint,
+                     4);
         cJSON_Delete(j);
         CHECK_STR(ev[7], "[DONE]");
     }
@@ -697,8 +695,8 @@ static void test_disconnect(bool stream)
     uint64_t before = W.finished;
     const char *body = stream ? MSG("long") ",\"max_tokens\":2000,\"stream\":true}"
                               : MSG("long") ",\"max_tokens\":2000}";
-    const char *extra[] = {"-H", "Content-Type: application/json", "--data-binary", body,
-                           "--max-time", "0.5", NULL};
+    const char *extra[] = {
+        "-H", "Content-Type: application/json", "--data-binary", body, "--max-time", "0.5", NULL};
     uint64_t t0 = cmn_now_ns();
     struct resp r;
     curl(&r, "POST", "/v1/chat/completions", extra);
@@ -808,9 +806,8 @@ int main(void)
     struct agent_config cfg;
     agent_config_defaults(&cfg);
     cfg.api.max_body_bytes = 4096;
-    struct agent_http_hooks hooks = {.metrics = hook_metrics,
-                                     .governor_get = hook_gov_get,
-                                     .governor_set = hook_gov_set};
+    struct agent_http_hooks hooks = {
+        .metrics = hook_metrics, .governor_get = hook_gov_get, .governor_set = hook_gov_set};
     struct agent_http_params params;
     agent_http_params_defaults(&params);
     params.port = 0;

@@ -472,6 +472,7 @@ static struct agent_result sample_result(enum agent_finish f)
     memset(&r, 0, sizeof(r));
     r.finish = f;
     r.prompt_tokens = 12;
+    r.cached_tokens = 4;
     r.gen_tokens = 30;
     r.energy_j = 8.4;
     r.j_per_token = 0.2;
@@ -515,6 +516,8 @@ static void test_response(void)
     CHECK(num(j, "usage", "prompt_tokens") == 12);
     CHECK(num(j, "usage", "completion_tokens") == 30);
     CHECK(num(j, "usage", "total_tokens") == 42);
+    CHECK(num(cJSON_GetObjectItemCaseSensitive(j, "usage"), "prompt_tokens_details",
+              "cached_tokens") == 4);
     CHECK_NEAR(num(j, "energy", "joules"), 8.4, 1e-9);
     CHECK_NEAR(num(j, "energy", "joules_per_token"), 0.2, 1e-9);
     CHECK_NEAR(num(j, "energy", "avg_watts"), 4.5, 1e-9);
