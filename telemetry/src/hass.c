@@ -88,8 +88,10 @@ int tel_hass_config(const struct tel_mqtt_params *p, const char *base, unsigned 
     char *command = NULL;
     cJSON *o = cJSON_CreateObject();
     int ok = o && state && avail;
+    /* No object_id (deprecated in recent Home Assistant): with has_entity_name the entity id
+     * derives from the device name and the entity name, e.g. sensor.ember_box1_power. */
     ok = ok && add_str(o, "name", e->name) && add_str(o, "unique_id", uid) &&
-         add_str(o, "object_id", uid) && add_str(o, "state_topic", state) &&
+         cJSON_AddTrueToObject(o, "has_entity_name") != NULL && add_str(o, "state_topic", state) &&
          add_str(o, "availability_topic", avail) && add_str(o, "payload_available", "online") &&
          add_str(o, "payload_not_available", "offline") &&
          cJSON_AddNumberToObject(o, "qos", 1) != NULL;
@@ -137,6 +139,11 @@ int tel_hass_config(const struct tel_mqtt_params *p, const char *base, unsigned 
         if (ok && p->sw_version && *p->sw_version)
             ok = add_str(dev, "sw_version", p->sw_version);
     }
+
+    cJSON *origin = ok ? cJSON_AddObjectToObject(o, "origin") : NULL;
+    ok = ok && origin && add_str(origin, "name", "Ember");
+    if (ok && p->sw_version && *p->sw_version)
+        ok = add_str(origin, "sw_version", p->sw_version);
 
     char *payload = ok ? cJSON_PrintUnformatted(o) : NULL;
     char *t = payload ? strdup(topic) : NULL;

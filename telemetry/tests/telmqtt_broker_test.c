@@ -218,6 +218,50 @@ static bool run_until(struct rig *r, int ms, pred_fn pred)
     return pred ? pred(r) : true;
 }
 
+/* Predicates with their parameters in globals (the loop takes plain function pointers). */
+static const char *g_topic;
+static size_t g_count;
+static const int *g_counter;
+static int g_counter_min;
+
+static bool topic_count_reached(struct rig *r)
+{
+    return tsub_count(&r->sub, g_topic) >= g_count;
+}
+
+static bool counter_reached(struct rig *r)
+{
+    (void)r;
+    return *g_counter >= g_counter_min;
+}
+
+static bool wait_topic(struct rig *r, const char *topic, size_t count)
+{
+    g_topic = topic;
+    g_count = count;
+    return run_until(r, 10000, topic_count_reached);
+}
+
+static bool wait_counter(struct rig *r, const int *counter, int min)
+{
+    g_counter = counter;
+    g_counter_min = min;
+    return run_until(r, 10000, counter_reached);
+}
+
+static size_t count_replayed(struct rig *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->sub.n; i++)
+        n += r->sub.msgs[i].replay_prop;
+    return n;
+}
+
+static bool replay_done(struct rig *r)
+{
+    return count_replayed(r) >= 26;
+}
+
 static bool is_connected(struct rig *r)
 {
     return tel_mqtt_state(r->m) == TEL_MQTT_CONNECTED && r->sub.subscribed;
@@ -365,7 +409,7 @@ static int case_plain(void)
                               .policy = "balanced"};
     CHECK(tel_mqtt_publish_session(r.m, &ses) == 0);
     CHECK(tel_mqtt_publish_event(r.m, "governor", "policy balanced") == 0);
-    run_until(&r, 500, NULL);
+    CHECK(wait_topic(&r, "ember/box1/event", 1));
     j = cJSON_Parse(last_payload(&r, "session") ? last_payload(&r, "session") : "");
     CHECK_NEAR(jnum(j, "id"), 7, 0);
     CHECK_NEAR(jnum(j, "gen_tokens"), 101, 0);
@@ -399,7 +443,7 @@ static int case_plain(void)
     /* Dying without DISCONNECT: the broker publishes the Last Will. */
     CHECK(open_mqtt(&r, &p) == 0);
     CHECK(run_until(&r, 5000, is_connected));
-    run_until(&r, 200, NULL);
+    CHECK(wait_topic(&r, "ember/box1/status", 3)); /* online, offline, online */
     st = tsub_last(&r.sub, "ember/box1/status");
     CHECK(st && strcmp(st->payload, "online") == 0);
     tel_mqtt_free(r.m); /* closes the socket, no DISCONNECT */
@@ -640,7 +684,7 @@ static int case_hass(void)
     params_for(&r, &p);
     CHECK(open_mqtt(&r, &p) == 0);
     CHECK(run_until(&r, 5000, is_connected));
-    run_until(&r, 300, NULL);
+    CHECK(wait_topic(&r, "homeassistant/number/ember_box1/power_cap/config", 1));
     const char *topics[] = {
         "homeassistant/sensor/ember_box1/power/config",
         "homeassistant/sensor/ember_box1/energy/config",
@@ -672,7 +716,7 @@ static int case_hass(void)
     size_t before = tsub_count(&r.sub, topics[6]);
     /* Home Assistant restarting announces itself: everything is sent again. */
     tsub_publish(&r.sub, "homeassistant/status", "online", 6, false);
-    run_until(&r, 500, NULL);
+    CHECK(wait_topic(&r, topics[7], before + 1));
     CHECK_EQ_INT(tsub_count(&r.sub, topics[6]), before + 1);
     struct tel_mqtt_stats st;
     tel_mqtt_get_stats(r.m, &st);
@@ -711,7 +755,9 @@ static int case_commands(void)
     tel_mqtt_publish_governor_state(r.m, "balanced");
     tel_mqtt_publish_power_cap_state(r.m, true, 0);
     CHECK(run_until(&r, 5000, is_connected));
-    run_until(&r, 200, NULL);
+    /* The state is published after SUBSCRIBE on the same connection: once it is here, the
+     * subscriptions are in place. */
+    CHECK(wait_topic(&r, "ember/box1/governor/state", 1));
 
     /* Bad governor/set and power_cap/set payloads: each an error event, no callback. */
     static char big[1 << 20];
@@ -773,7 +819,7 @@ static int case_commands(void)
      * flag), but is refused when the broker replays it at the next subscription: it would
      * otherwise fire again at every reconnect. */
     tsub_publish(&r.sub, "ember/box1/governor/set", "powersave", 9, true);
-    run_until(&r, 500, NULL);
+    CHECK(wait_counter(&r, &r.n_policy, 1));
     CHECK_EQ_INT(r.n_policy, 1);
     tel_mqtt_close(r.m, 2000);
     tel_mqtt_free(r.m);
@@ -792,14 +838,15 @@ static int case_commands(void)
     /* Valid ones reach the callbacks. */
     tsub_publish(&r.sub, "ember/box1/governor/set", "performance", 11, false);
     tsub_publish(&r.sub, "ember/box1/power_cap/set", "30.5", 4, false);
-    run_until(&r, 500, NULL);
+    CHECK(wait_counter(&r, &r.n_cap, 1));
+    CHECK(wait_counter(&r, &r.n_policy, 1));
     CHECK_EQ_INT(r.n_policy, 1);
     CHECK_STR(r.last_policy, "performance");
     CHECK_EQ_INT(r.n_cap, 1);
     CHECK(!r.cap_off);
     CHECK_NEAR(r.cap_w, 30.5, 0);
     tsub_publish(&r.sub, "ember/box1/power_cap/set", "off", 3, false);
-    run_until(&r, 300, NULL);
+    CHECK(wait_counter(&r, &r.n_cap, 2));
     CHECK_EQ_INT(r.n_cap, 2);
     CHECK(r.cap_off);
 
@@ -807,7 +854,8 @@ static int case_commands(void)
     produce_n(&r, 30, 2);
     CHECK(run_until(&r, 5000, all_received));
     tsub_publish(&r.sub, "ember/box1/replay/req", "5", 1, false);
-    run_until(&r, 1500, NULL);
+    CHECK(run_until(&r, 10000, replay_done));
+    run_until(&r, 300, NULL); /* and nothing more */
     size_t replayed = 0, first_replayed = 0;
     for (size_t i = 0; i < r.sub.n; i++) {
         if (r.sub.msgs[i].replay_prop) {
@@ -830,13 +878,13 @@ static int case_commands(void)
     run_until(&r, 200, NULL);
     mosquitto_publish_v5(r.sub.mosq, NULL, "ember/box1/ask", 13, "what is 2+2?", 1, false, props);
     mosquitto_property_free_all(&props);
-    run_until(&r, 500, NULL);
+    CHECK(wait_counter(&r, &r.n_ask, 1));
     CHECK_EQ_INT(r.n_ask, 1);
     CHECK_STR(r.ask_topic, "client/answers");
     CHECK_STR(r.ask_payload, "what is 2+2?");
     CHECK_EQ_INT(r.ask_corr_len, 6);
     CHECK(tel_mqtt_respond(r.m, r.ask_topic, r.ask_corr, r.ask_corr_len, "4", 1) == 0);
-    run_until(&r, 500, NULL);
+    CHECK(wait_topic(&r, "client/answers", 1));
     const struct tmsg *ans = tsub_last(&r.sub, "client/answers");
     CHECK(ans && strcmp(ans->payload, "4") == 0);
     CHECK(ans && ans->corr && strcmp(ans->corr, "req-42") == 0);
@@ -865,15 +913,16 @@ static int case_v311(void)
     produce_n(&r, 40, 5);
     CHECK(run_until(&r, 10000, all_received));
     CHECK(tsub_check_seqs(&r.sub, 1, 40) == 0);
+    CHECK(wait_topic(&r, "ember/box1/status", 1));
     tsub_publish(&r.sub, "ember/box1/ask", "hello", 5, false);
-    run_until(&r, 500, NULL);
+    CHECK(wait_counter(&r, &r.n_ask, 1));
     CHECK_EQ_INT(r.n_ask, 1);
     CHECK_STR(r.ask_topic, "");
     CHECK(tel_mqtt_respond(r.m, NULL, NULL, 0, "hi", 2) == 0);
-    run_until(&r, 500, NULL);
+    CHECK(wait_topic(&r, "ember/box1/ask/response", 1));
     CHECK_STR(last_payload(&r, "ask/response"), "hi");
     tsub_publish(&r.sub, "ember/box1/governor/set", "powersave", 9, false);
-    run_until(&r, 300, NULL);
+    CHECK(wait_counter(&r, &r.n_policy, 1));
     CHECK_STR(r.last_policy, "powersave");
     rig_stop(&r);
     return et_finish();

@@ -277,6 +277,10 @@ static void test_hass(void)
         CHECK_STR(jstr(dev, "name"), "Ember box1");
         CHECK_STR(jstr(dev, "manufacturer"), "Ember");
         CHECK_STR(jstr(dev, "sw_version"), "0.1.0");
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "has_entity_name")));
+        CHECK(!cJSON_HasObjectItem(j, "object_id"));
+        CHECK_NEAR(jnum(j, "qos"), 1, 0);
+        CHECK_STR(jstr(cJSON_GetObjectItemCaseSensitive(j, "origin"), "name"), "Ember");
         if (n < 6)
             CHECK_CONTAINS(jstr(j, "value_template"), "value_json.");
         if (n == 6) {

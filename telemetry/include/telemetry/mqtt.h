@@ -5,12 +5,22 @@
  * Assistant, and turns `governor/set` / `power_cap/set` / `ask` messages into callbacks after
  * validating them exactly. Single-threaded: call everything from the loop's thread.
  *
- * Driving it from epoll:
- *   each iteration: tel_mqtt_poll_info() -> when .generation changed since last time, EPOLL_CTL_ADD
- *   .fd (the old socket is gone); watch EPOLLIN always and EPOLLOUT while .want_write; wake up no
- *   later than .deadline_ns. On EPOLLIN call tel_mqtt_handle_read, on EPOLLOUT
- * tel_mqtt_handle_write, and on every wake-up tel_mqtt_handle_misc (keepalive, reconnect timer,
- * replay pacing). */
+ * Driving it from epoll (level-triggered; libmosquitto reads a bounded number of packets per
+ * call): each iteration call tel_mqtt_poll_info(); when .generation changed since last time,
+ * EPOLL_CTL_ADD .fd (the old socket is gone); watch EPOLLIN always and EPOLLOUT while
+ * .want_write; wake up no later than .deadline_ns. On EPOLLIN call tel_mqtt_handle_read, on
+ * EPOLLOUT tel_mqtt_handle_write, and on every wake-up tel_mqtt_handle_misc (keepalive, reconnect
+ * timer, replay pacing).
+ *
+ * Topics under <prefix>/<device_id>/ (the design's table): status (retained online/offline, also
+ * the Last Will), telemetry (JSON; "ts" is Unix seconds with millisecond resolution, unknown
+ * values are null), session, event, governor/state and power_cap/state (retained; the cap is
+ * watts or "off"); in: governor/set, power_cap/set, replay/req (a seq: samples from it up to the
+ * newest, at most replay_req_max, are re-sent on `telemetry`, marked under MQTT v5 with the user
+ * property replay=1 so live consumers can tell them apart), ask. A rejected command produces an
+ * `event` of kind "command_error" whose detail names the topic and the reason. Commands carrying
+ * the retain flag (replayed by the broker at subscription) are rejected too, so a stale retained
+ * command never fires again at a reconnect. */
 #ifndef TELEMETRY_MQTT_H
 #define TELEMETRY_MQTT_H
 
