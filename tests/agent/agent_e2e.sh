@@ -93,7 +93,7 @@ python3 "$src/tests/agent/notify_listen.py" "$tmp/notify.sock" "$tmp/notify.log"
 pids+=($!)
 wait_for 5 test -S "$tmp/notify.sock" || { echo "notify listener did not start"; exit 1; }
 
-NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=2000000 WATCHDOG_PID= \
+NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=2000000 \
     "$ember" agent --config "$tmp/ember.conf" > "$tmp/agent.log" 2>&1 &
 agent=$!
 pids+=($agent)
