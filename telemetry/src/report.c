@@ -73,6 +73,9 @@ static int prep(sqlite3 *db, const char *sql, const struct tel_report *r, sqlite
     }
     sqlite3_bind_int64(*ret, 1, (sqlite3_int64)r->since_ns);
     sqlite3_bind_int64(*ret, 2, (sqlite3_int64)r->until_ns);
+    /* the seq range of the window (statements on other tables have no ?3/?4: SQLITE_RANGE) */
+    sqlite3_bind_int64(*ret, 3, (sqlite3_int64)r->seq_lo_);
+    sqlite3_bind_int64(*ret, 4, (sqlite3_int64)r->seq_hi_);
     return 0;
 }
 
@@ -90,7 +93,8 @@ static int finish(sqlite3 *db, sqlite3_stmt *st, int rc, char *err, size_t err_l
 #define DELTAS                                                                \
     "WITH d AS (SELECT phase, policy, tokens, power_w,"                       \
     " energy_j - lag(energy_j) OVER w AS de, ts_ns - lag(ts_ns) OVER w AS dt" \
-    " FROM samples WHERE ts_ns BETWEEN ?1 AND ?2 WINDOW w AS (ORDER BY seq))"
+    " FROM samples WHERE seq BETWEEN ?3 AND ?4 AND ts_ns BETWEEN ?1 AND ?2"   \
+    " WINDOW w AS (ORDER BY seq))"
 
 static const char group_sql_fmt[] =
     DELTAS " SELECT coalesce(%s, ''), count(*), sum(tokens), sum(max(de, 0)),"
@@ -171,18 +175,41 @@ int tel_report_build(struct tel_store *store, const struct tel_report_params *pa
         snprintf(err, err_len, "report window starts after it ends");
         return -EINVAL;
     }
+    sqlite3_stmt *st = NULL;
     r->avg_power_w = r->max_power_w = r->avg_temp_c = r->max_temp_c = NAN;
     r->avg_freq_mhz = r->max_freq_mhz = r->j_per_token = NAN;
 
+    /* samples has no time index (see rollup.c): one scan finds the window's seq range, and
+     * every later query reads only that range through the primary key */
+    if (sqlite3_prepare_v2(db,
+                           "SELECT min(seq), max(seq) FROM samples WHERE ts_ns BETWEEN ?1 AND ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, err_len, "report query failed: %s", sqlite3_errmsg(db));
+        return -EIO;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)r->since_ns);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)r->until_ns);
+    int rc = sqlite3_step(st);
+    r->seq_lo_ = 1;
+    r->seq_hi_ = 0; /* empty */
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        r->seq_lo_ = (uint64_t)sqlite3_column_int64(st, 0);
+        r->seq_hi_ = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    if (rc == SQLITE_ROW)
+        rc = SQLITE_DONE;
+    int e = finish(db, st, rc, err, err_len);
+    if (e < 0)
+        return e;
+
     /* whole-window figures */
-    sqlite3_stmt *st = NULL;
     double timed_j = 0;
     char sql[1024];
     snprintf(sql, sizeof(sql),
              DELTAS ", a AS (SELECT count(*) AS n, min(ts_ns) AS t0, max(ts_ns) AS t1,"
                     " max(power_w) AS pmax, avg(temp_c) AS tavg, max(temp_c) AS tmax,"
                     " avg(freq_avg_mhz) AS favg, max(freq_avg_mhz) AS fmax"
-                    " FROM samples WHERE ts_ns BETWEEN ?1 AND ?2)"
+                    " FROM samples WHERE seq BETWEEN ?3 AND ?4 AND ts_ns BETWEEN ?1 AND ?2)"
                     " SELECT a.n, a.t0, a.t1, a.pmax, a.tavg, a.tmax, a.favg, a.fmax,"
                     " (SELECT sum(max(de, 0)) FROM d WHERE de IS NOT NULL),"
                     " (SELECT sum(tokens) FROM d WHERE de IS NOT NULL),"
@@ -191,10 +218,10 @@ int tel_report_build(struct tel_store *store, const struct tel_report_params *pa
                     " (SELECT sum(CASE WHEN dt > 0 AND dt <= %llu THEN max(de, 0) ELSE 0 END)"
                     "  FROM d WHERE de IS NOT NULL) FROM a",
              (unsigned long long)MAX_INTERVAL_NS, (unsigned long long)MAX_INTERVAL_NS);
-    int e = prep(db, sql, r, &st, err, err_len);
+    e = prep(db, sql, r, &st, err, err_len);
     if (e < 0)
         return e;
-    int rc = sqlite3_step(st);
+    rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         r->samples = (uint64_t)sqlite3_column_int64(st, 0);
         r->first_ts_ns = (uint64_t)sqlite3_column_int64(st, 1);
@@ -246,7 +273,8 @@ int tel_report_build(struct tel_store *store, const struct tel_report_params *pa
         return e;
 
     e = prep(db,
-             "SELECT coalesce(source, ''), count(*) FROM samples WHERE ts_ns BETWEEN ?1 AND ?2"
+             "SELECT coalesce(source, ''), count(*) FROM samples WHERE seq BETWEEN ?3 AND ?4"
+             " AND ts_ns BETWEEN ?1 AND ?2"
              " GROUP BY 1 ORDER BY 2 DESC",
              r, &st, err, err_len);
     if (e < 0)

@@ -18,7 +18,7 @@
 #define SVG_W     960
 #define MARGIN_L  72
 #define MARGIN_R  24
-#define TITLE_H   56
+#define TITLE_H   76
 #define PANEL_H   170
 #define PANEL_GAP 44
 #define AXIS_H    36
@@ -74,9 +74,9 @@ static int fetch(sqlite3 *db, const char *table, const char *cols, uint64_t from
 {
     char sql[512];
     snprintf(sql, sizeof(sql),
-             "SELECT min(ts_ns), %s FROM %s WHERE ts_ns >= ?1 AND ts_ns < ?2"
+             "SELECT min(ts_ns), %s FROM %s%s ts_ns >= ?1 AND ts_ns < ?2"
              " GROUP BY (ts_ns - ?1) / ?3 ORDER BY 1",
-             cols, table);
+             cols, table, strstr(table, " WHERE ") ? "" : " WHERE");
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         snprintf(err, err_len, "chart query on %s failed: %s", table, sqlite3_errmsg(db));
@@ -236,6 +236,24 @@ int tel_report_svg(struct tel_store *store, const struct tel_report_params *para
     struct series s = {0};
     int r = 0;
     uint64_t raw_from = first_ts(db, "samples", t0, t1);
+    /* samples has no time index: the window's seq range keeps the bucketing query on the
+     * primary key */
+    char raw_table[96] = "samples";
+    if (raw_from) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT min(seq), max(seq) FROM samples WHERE ts_ns BETWEEN ?1 AND"
+                               " ?2",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)t0);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)t1);
+            if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+                snprintf(
+                    raw_table, sizeof(raw_table), "samples WHERE seq BETWEEN %lld AND %lld AND",
+                    (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1));
+        }
+        sqlite3_finalize(st);
+    }
     uint64_t older_until = raw_from ? raw_from : t1 + 1;
     if (older_until > t0) {
         uint64_t m_from = first_ts(db, "rollup_1m", t0, older_until);
@@ -250,7 +268,7 @@ int tel_report_svg(struct tel_store *store, const struct tel_report_params *para
                       180 * CMN_NS_PER_S, &s, err, err_len);
     }
     if (r == 0 && raw_from)
-        r = fetch(db, "samples", "avg(power_w), avg(freq_avg_mhz), avg(temp_c)", raw_from, t1 + 1,
+        r = fetch(db, raw_table, "avg(power_w), avg(freq_avg_mhz), avg(temp_c)", raw_from, t1 + 1,
                   bucket, 30 * CMN_NS_PER_S, &s, err, err_len);
     if (r < 0) {
         series_free(&s);

@@ -65,6 +65,7 @@ struct tel_report {
         char kind[TEL_NAME_MAX];
         uint64_t count;
     } event_kinds[TEL_REPORT_GROUPS_MAX];
+    uint64_t seq_lo_, seq_hi_; /* internal: the window's seq range */
 };
 
 /* "24h", "90m", "7d", "2w", "45s" or a plain number of seconds -> seconds. -EINVAL otherwise
