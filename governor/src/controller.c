@@ -9,7 +9,8 @@
  *      trip) and the power-cap PI controller on package power, each a ceiling rounded down;
  *   4. applied = min(policy, constraints), unless the change is inside the dead band, or a policy
  *      decrease that has not been asked for hysteresis_ms, or comes sooner than rate_limit_ms
- *      after the previous change. Engine phase changes and constraint decreases skip these holds.
+ *      after the previous change. Engine phase changes skip these holds; a constraint decrease
+ *      waits only for the rate limit, and not even that once its limit is clearly exceeded.
  * Both PI controllers keep their integrator near the applied frequency while they are not
  * binding (tracking anti-windup), so heat or power that arrives after a cool, idle spell is met
  * at once rather than after the integrator unwinds. */
@@ -21,11 +22,13 @@
 
 #include "policy_internal.h"
 
-#define NS_PER_MS      1000000ULL
-#define NS_PER_S       1e9
-#define TRACK_HEADROOM 0.1 /* PI integrators stay at most this fraction of range above applied */
-#define TEMP_MIN_C     (-40.0) /* outside this a reading is garbage, treated like a lost sensor */
-#define TEMP_MAX_C     150.0
+#define NS_PER_MS           1000000ULL
+#define NS_PER_S            1e9
+#define CONSTRAINT_TOL_C    1.0  /* above target + this, a thermal decrease is not delayed */
+#define CONSTRAINT_TOL_FRAC 0.05 /* above cap * (1 + this), a power decrease is not delayed */
+#define TRACK_HEADROOM      0.1 /* PI integrators stay at most this fraction of range above applied */
+#define TEMP_MIN_C          (-40.0) /* outside this a reading is garbage, treated like a lost sensor */
+#define TEMP_MAX_C          150.0
 
 struct gov_controller {
     const struct gov_policy_ops *ops;
@@ -47,7 +50,7 @@ struct gov_controller {
     bool temp_seen[GOV_MAX_CLUSTERS];
     double th_ui[GOV_MAX_CLUSTERS]; /* thermal integrators, fraction of range */
     bool power_seen;
-    double pw_ui;
+    double pw_ui[3]; /* power integrators per engine phase: log of the ceiling scale */
     bool safe;
 };
 
@@ -203,7 +206,6 @@ int gov_controller_new(const char *policy, const struct gov_tunables *t,
         ctl->applied[i] = ctl->ceil_khz[i]; /* unknown until the first step: assume the worst */
         ctl->th_ui[i] = 1;
     }
-    ctl->pw_ui = 1;
     if ((rc = start_policy(ctl, ops))) {
         snprintf(err, err_len, "policy %s: %s", ops->name, strerror(-rc));
         goto fail;
@@ -252,6 +254,23 @@ static uint32_t khz_of(const struct gov_controller *ctl, unsigned i, double frac
     return (uint32_t)(ctl->floor_khz[i] + frac * span + 0.5);
 }
 
+/* A constraint ceiling on a continuous range (no frequency table) moves on a grid as coarse as the
+ * dead band; otherwise a PI output that creeps every tick would be a frequency change every tick.
+ */
+static uint32_t constraint_khz(const struct gov_controller *ctl, unsigned i, double frac)
+{
+    const struct gov_cluster_info *c = &ctl->clusters[i];
+    uint32_t lo = ctl->floor_khz[i], hi = ctl->ceil_khz[i];
+    uint32_t k = khz_of(ctl, i, frac);
+    if (!c->n_freqs) {
+        double step = fmax(ctl->t.dead_band_pct, 1.0) / 100.0 * hi;
+        /* anchored at the top, so an unconstrained ceiling is exactly the hardware's */
+        double snapped = hi - ceil(((double)hi - k) / step - 1e-9) * step;
+        k = snapped < lo ? lo : (uint32_t)snapped;
+    }
+    return gov_cluster_quantize(c, k, false, lo, hi);
+}
+
 /* One PI step on a fraction-of-range output with tracking anti-windup; error > 0 means room. */
 static double pi_step(double *ui, double e, double kp, double ki, double dt_s, double applied_frac)
 {
@@ -278,7 +297,8 @@ static void set_safe(struct gov_controller *ctl, uint64_t now, struct gov_target
         ctl->th_ui[i] = 0; /* come back slowly from the safe state */
         out->changed |= c->changed;
     }
-    ctl->pw_ui = 0;
+    for (unsigned p = 0; p < 3; p++)
+        ctl->pw_ui[p] = log((double)ctl->floor_khz[0] / ctl->ceil_khz[0]);
 }
 
 int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_raw,
@@ -331,20 +351,37 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
         pol.c[i].khz = ctl->applied[i];
     ctl->ops->decide(ctl->pstate, &in, now, &pol);
 
-    /* 2. the power cap: one PI for the package, the same fraction for every cluster */
-    double pw_frac = 1;
+    /* 2. the power cap: one PI for the package in the log domain (power goes roughly as f^2..3,
+     * so a relative error moves the clock by a relative step at any operating point); its output
+     * scales every cluster's ceiling. Prefill draws far more than decode at the same clock, so the
+     * integrator is kept per engine phase (gain scheduling): a new prefill starts from the clock
+     * that held the cap during the last one instead of overshooting while the PI catches up. The
+     * reading that arrives with a phase change belongs to the previous phase and is not used. */
+    double pw_scale = 1;
     bool pw_active = false;
     if (ctl->t.power_cap_w > 0) {
-        double applied = 0;
+        unsigned ph = in.phase <= GOV_PHASE_DECODE ? (unsigned)in.phase : 0;
+        double lowest = 1;
         for (unsigned i = 0; i < ctl->n; i++)
-            applied = fmax(applied, frac_of(ctl, i, ctl->applied[i]));
-        if (isfinite(in.package_power_w)) {
+            lowest = fmin(lowest, (double)ctl->floor_khz[i] / ctl->ceil_khz[i]);
+        if (isfinite(in.package_power_w) && in.package_power_w > 0) {
             ctl->power_seen = true;
-            double e = (ctl->t.power_cap_w - in.package_power_w) / ctl->t.power_cap_w;
-            pw_frac = pi_step(&ctl->pw_ui, e, ctl->t.power_kp, ctl->t.power_ki, dt_s, applied);
+            if (!phase_change) {
+                double applied = 0;
+                for (unsigned i = 0; i < ctl->n; i++)
+                    applied = fmax(applied, (double)ctl->applied[i] / ctl->ceil_khz[i]);
+                double e = log(ctl->t.power_cap_w / in.package_power_w);
+                double *ui = &ctl->pw_ui[ph];
+                *ui += ctl->t.power_ki * e * dt_s;
+                double top = log(fmin(1.0, applied * (1 + TRACK_HEADROOM)));
+                *ui = fmax(log(lowest), fmin(*ui, top));
+                pw_scale = exp(fmin(0, *ui + ctl->t.power_kp * e));
+            } else {
+                pw_scale = exp(fmin(0, ctl->pw_ui[ph]));
+            }
             pw_active = true;
         } else if (ctl->power_seen) {
-            pw_frac = ctl->pw_ui; /* reading gone: hold the last integrator, do not raise */
+            pw_scale = exp(fmin(0, ctl->pw_ui[ph])); /* reading gone: hold, do not raise */
             pw_active = true;
         }
     }
@@ -368,7 +405,7 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
             double e = target_c - in.temp_c[i];
             double f = pi_step(&ctl->th_ui[i], e, ctl->t.thermal_kp, ctl->t.thermal_ki, dt_s,
                                frac_of(ctl, i, ctl->applied[i]));
-            uint32_t k = gov_cluster_quantize(c, khz_of(ctl, i, f), false, lo, hi);
+            uint32_t k = constraint_khz(ctl, i, f);
             if (k < ceiling) {
                 ceiling = k;
                 c_reason = GOV_REASON_THERMAL;
@@ -377,7 +414,8 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
             }
         }
         if (pw_active) {
-            uint32_t k = gov_cluster_quantize(c, khz_of(ctl, i, pw_frac), false, lo, hi);
+            double khz = pw_scale * hi;
+            uint32_t k = constraint_khz(ctl, i, ((khz < lo ? lo : khz) - lo) / fmax(1, hi - lo));
             if (k < ceiling) {
                 ceiling = k;
                 c_reason = GOV_REASON_POWER_CAP;
@@ -394,7 +432,16 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
         bool hold = false;
         if (desired == cur) {
             ctl->lower_since_ns[i] = 0;
-        } else if (!phase_change && !(ceiling < cur)) {
+        } else if (ceiling < cur && !phase_change) {
+            /* a constraint pushes down: at once when its limit is clearly exceeded, else no
+             * faster than the rate limit (a PI dithering between two steps would otherwise
+             * change the clock every tick) */
+            bool over = (isfinite(target_c) && in.temp_c[i] > target_c + CONSTRAINT_TOL_C) ||
+                        (pw_active && isfinite(in.package_power_w) &&
+                         in.package_power_w > ctl->t.power_cap_w * (1 + CONSTRAINT_TOL_FRAC));
+            if (!over && now - ctl->last_change_ns[i] < (uint64_t)ctl->t.rate_limit_ms * NS_PER_MS)
+                hold = true;
+        } else if (!phase_change) {
             double band = ctl->t.dead_band_pct / 100.0 * cur;
             if (fabs((double)desired - (double)cur) < band)
                 hold = true;

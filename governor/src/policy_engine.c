@@ -3,8 +3,9 @@
  * without one from an online fit of time-per-token against frequency), and drops to the minimum
  * after idle_delay_ms without engine work. `efficiency` walks down the frequency ladder during
  * decode measuring joules per token (package power / tokens/s) and settles on the lowest one
- * within the slowdown budget. `quiet` is balanced without boost under a slow temperature cap
- * (quiet_temp_c) whose upward slew is limited, so fans are not spun up by bursts. Clusters that
+ * within the slowdown budget (starting from the calibration curve's best point when it has watts).
+ * `quiet` is balanced under a slow temperature cap (quiet_temp_c) whose upward slew is limited, so
+ * fans are not spun up by bursts. Clusters that
  * carry no engine load (below half busy) follow schedutil's rule in every phase. */
 #include <errno.h>
 #include <math.h>
@@ -369,6 +370,7 @@ struct efficiency {
     unsigned acc_n;
     double ref_tps, best_j;
     uint32_t prev_cur;
+    uint32_t cal_khz; /* the calibration's best point until the first online search ends */
 };
 
 static void eff_build_ladder(struct efficiency *e)
@@ -414,6 +416,45 @@ static void eff_restart(struct efficiency *e)
     e->best_j = INFINITY;
 }
 
+/* With a calibration curve that has watts, the lowest joules per token within the budget is
+ * known before any search: settle on the ladder step at or above it; reprobe_s later searches
+ * online anyway, so a stale curve is corrected. */
+static void eff_from_calibration(struct efficiency *e)
+{
+    const struct gov_policy_ctx *ctx = e->b.ctx;
+    const struct gov_calibration *cal = ctx->calibration;
+    if (!cal || !cal->n_points)
+        return;
+    int col = -1;
+    for (unsigned j = 0; j < cal->n_clusters; j++)
+        if (strcmp(cal->cluster_names[j], ctx->clusters[e->primary].name) == 0)
+            col = (int)j;
+    if (col < 0)
+        return;
+    double ref = 0;
+    for (unsigned p = 0; p < cal->n_points; p++)
+        ref = fmax(ref, cal->points[p].decode_tok_s);
+    double need = ref * (1.0 - ctx->tunables->decode_slowdown_max_pct / 100.0), best = INFINITY;
+    uint32_t best_khz = 0;
+    for (unsigned p = 0; p < cal->n_points; p++) {
+        const struct gov_calib_point *pt = &cal->points[p];
+        if (pt->decode_tok_s >= need && pt->watts > 0 && pt->watts / pt->decode_tok_s < best) {
+            best = pt->watts / pt->decode_tok_s;
+            best_khz = pt->khz[col];
+        }
+    }
+    if (!best_khz)
+        return;
+    unsigned lvl = 0;
+    for (unsigned k = 0; k < e->n_ladder; k++)
+        if (e->ladder[k] >= best_khz)
+            lvl = k;
+    e->best_level = lvl;
+    e->settled = true;
+    e->settled_ns = UINT64_MAX; /* the clock starts at the first decode tick */
+    e->cal_khz = best_khz;
+}
+
 static int eff_init(const struct gov_policy_ctx *ctx, void **ret_state)
 {
     struct efficiency *e = calloc(1, sizeof(*e));
@@ -422,6 +463,7 @@ static int eff_init(const struct gov_policy_ctx *ctx, void **ret_state)
     balanced_setup(&e->b, ctx);
     eff_build_ladder(e);
     eff_restart(e);
+    eff_from_calibration(e);
     *ret_state = e;
     return 0;
 }
@@ -435,12 +477,15 @@ static bool near_khz(uint32_t a, uint32_t b)
 static uint32_t eff_decode_khz(struct efficiency *e, const struct gov_inputs *in, uint64_t dt)
 {
     const struct gov_tunables *t = e->b.ctx->tunables;
+    if (e->settled && e->settled_ns == UINT64_MAX)
+        e->settled_ns = in->now_ns;
     if (e->settled) {
         if (t->reprobe_s > 0 && in->now_ns - e->settled_ns >= (uint64_t)t->reprobe_s * NS_PER_S)
             eff_restart(e);
         else
-            return e->ladder[e->best_level];
+            return e->cal_khz ? e->cal_khz : e->ladder[e->best_level];
     }
+    e->cal_khz = 0;
     uint32_t want = e->ladder[e->level];
     uint32_t cur = gov_cluster_cur(in, e->primary, 0);
     bool whole = in->phase_ns >= (uint64_t)t->tick_ms * NS_PER_MS * 3 / 2;
@@ -581,18 +626,17 @@ static void quiet_decide(void *state, const struct gov_inputs *in, uint64_t now_
     q->cap = want > q->cap ? fmin(want, q->cap + QUIET_SLEW_UP * dt) : want;
 
     for (unsigned i = 0; i < ctx->n_clusters; i++) {
-        const struct gov_cluster_info *c = &ctx->clusters[i];
-        double top = c->base_khz && c->base_khz < ctx->ceil_khz[i] ? c->base_khz : ctx->ceil_khz[i];
-        double lim = ctx->floor_khz[i] + q->cap * (top - ctx->floor_khz[i]);
+        double span = (double)ctx->ceil_khz[i] - ctx->floor_khz[i];
+        double lim = ctx->floor_khz[i] + q->cap * span;
         if (out->c[i].khz > lim)
-            out->c[i].khz = lim < ctx->floor_khz[i] ? ctx->floor_khz[i] : (uint32_t)lim;
-        out->c[i].boost = false;
+            out->c[i].khz = (uint32_t)lim;
+        out->c[i].boost = out->c[i].khz > ctx->clusters[i].base_khz;
     }
 }
 
 const struct gov_policy_ops gov_policy_quiet = {
     .name = "quiet",
-    .summary = "balanced without boost under a slow temperature (fan noise) cap",
+    .summary = "balanced under a slow temperature (fan noise) cap whose rise is rate limited",
     .init = quiet_init,
     .decide = quiet_decide,
     .free = policy_free,

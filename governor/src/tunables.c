@@ -47,11 +47,12 @@ static const struct gov_tunable_desc table[] = {
           "Thermal PI integral gain: fraction of the frequency range per °C·s of error."),
     T_DBL(power_cap_w, 0.5, 10000, true, "0",
           "Power constraint: hold package power at or below this (W); 0 = no cap."),
-    T_DBL(power_kp, 0, 10, false, "0.4",
-          "Power PI proportional gain: fraction of the frequency range per fraction of the cap."),
-    T_DBL(power_ki, 0, 50, false, "1.5",
-          "Power PI integral gain: fraction of the frequency range per fraction of the cap and "
-          "second."),
+    T_DBL(power_kp, 0, 10, false, "0.3",
+          "Power PI proportional gain, in the log domain: relative clock change per unit of "
+          "ln(cap / power)."),
+    T_DBL(power_ki, 0, 50, false, "1.0",
+          "Power PI integral gain, in the log domain: relative clock change per unit of "
+          "ln(cap / power) and second."),
     T_DBL(dead_band_pct, 0, 50, false, "3",
           "Ignore target changes smaller than this percent of the current frequency."),
     T_INT(rate_limit_ms, 0, 60000, false, "200",
