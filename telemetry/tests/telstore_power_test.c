@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ember_test.h"
@@ -274,6 +275,51 @@ static void test_rapl_psys_and_broken(void)
     tel_power_free(pw);
 }
 
+/* A real EACCES: energy_uj mode 000 read by an unprivileged user (root reads anything, so the
+ * check runs in a child that drops to nobody; skipped when not root). */
+static void test_rapl_eacces(void)
+{
+    if (geteuid() != 0)
+        return; /* test_rapl_psys_and_broken covered the unprivileged case */
+    char root[512];
+    if (!copy_tree("acpi-cpufreq-4c", "eacces", root, sizeof(root))) {
+        CHECK(0);
+        return;
+    }
+    char path[1024], cmd[2048];
+    snprintf(path, sizeof(path), "%s/%s/intel-rapl:0/energy_uj", root, RAPL);
+    CHECK_EQ_INT(chmod(path, 0), 0);
+    snprintf(cmd, sizeof(cmd), "chmod -R a+rX '%s' && chmod a+x '%s'", root, tmpdir);
+    CHECK_EQ_INT(system(cmd), 0);
+    CHECK_EQ_INT(chmod(path, 0), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(77);
+        struct tel_power *pw = open_power(root, 0, 0, 0);
+        int ok = pw && tel_power_source(pw) == TEL_SOURCE_ESTIMATE;
+        tel_power_free(pw);
+        struct tel_power_params p;
+        tel_power_params_defaults(&p);
+        p.root = root;
+        p.sources_mask = 1u << TEL_SOURCE_RAPL;
+        char err[512] = "";
+        pw = NULL;
+        ok = ok && tel_power_new(&p, 0, 0, &pw, err, sizeof(err)) == -ENODEV &&
+             strstr(err, "Permission denied") && strstr(err, "energy_uj");
+        if (!ok)
+            fprintf(stderr, "as nobody: %s\n", err);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77)
+        printf("EACCES check skipped: cannot switch to uid 65534\n");
+    else
+        CHECK_EQ_INT(WEXITSTATUS(status), 0);
+}
+
 static void test_hwmon(void)
 {
     char root[512];
@@ -474,6 +520,7 @@ int main(void)
         return 1;
     test_rapl_package();
     test_rapl_psys_and_broken();
+    test_rapl_eacces();
     test_hwmon();
     test_battery();
     test_estimate();
