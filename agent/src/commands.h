@@ -22,6 +22,8 @@ extern const struct ember_command ember_commands[];
 
 int cmd_config(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
+/* `ember governor status|set|restore|calibrate|sim`. */
+int cmd_governor(int argc, char **argv);
 /* `ember governor sim` (dispatched by `ember governor`). */
 int cmd_governor_sim(int argc, char **argv);
 int cmd_report(int argc, char **argv);

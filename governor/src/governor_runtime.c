@@ -594,6 +594,34 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
     return first;
 }
 
+int gov_governor_pin(struct gov_governor *g, const uint32_t *khz, unsigned n, bool boost)
+{
+    int first = 0;
+    if (!g || !khz || n != g->ncl)
+        return -EINVAL;
+    if (g->monitor_only)
+        return -EPERM;
+    int r = gov_backend_refresh(g->b, NULL, 0);
+    if (r)
+        return r;
+    if ((r = ensure_saved(g)))
+        return r;
+    int hw_boost = current_boost(g->b);
+    if (hw_boost > 0 && !boost)
+        note_write(g, gov_backend_set_boost(g->b, 0, &g->ev), &first);
+    for (unsigned k = 0; k < n; k++) {
+        const struct gov_cluster_info *c = &g->ci[k];
+        struct gov_cluster_target t = {0};
+        t.khz = gov_cluster_quantize(c, khz[k], false, c->cpuinfo_min_khz, c->cpuinfo_max_khz);
+        t.floor_khz = t.khz; /* limits-only drivers: min = max pins the frequency */
+        for (unsigned m = 0; m < g->nmem[k]; m++)
+            apply_policy(g, g->mem[k][m], c, &t, &first);
+    }
+    if (hw_boost == 0 && boost)
+        note_write(g, gov_backend_set_boost(g->b, 1, &g->ev), &first);
+    return first;
+}
+
 /* ---- live changes ---- */
 
 int gov_governor_set_policy(struct gov_governor *g, const char *name, char *err, size_t err_len)

@@ -18,3 +18,7 @@ ember_add_test(NAME govhw_crash SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_
                LIBS ember_governor LABELS integration)
 target_compile_definitions(govhw_crash PRIVATE GOVHW_HELPER="$<TARGET_FILE:govhw_crash_helper>")
 add_dependencies(govhw_crash govhw_crash_helper)
+# The CLI end to end (needs the ember binary, built in agent/).
+add_test(NAME govhw_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_cli.sh
+         $<TARGET_FILE:ember> ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR})
+set_tests_properties(govhw_cli PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 300)

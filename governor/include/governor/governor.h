@@ -141,7 +141,11 @@ struct gov_events *gov_governor_events(struct gov_governor *g);
 /* The parts, for the CLI (calibrate) and tests. */
 struct gov_backend *gov_governor_backend(struct gov_governor *g);
 const struct gov_controller *gov_governor_controller(const struct gov_governor *g);
-/* Saves the originals now if not yet saved (calibrate uses the backend directly). */
+/* Saves the originals now if not yet saved. */
 int gov_governor_save_originals(struct gov_governor *g, char *err, size_t err_len);
+/* Pins every cluster to khz[i] (snapped to a frequency it has) with boost on or off, bypassing
+ * the controller: `ember governor calibrate` steps through a ladder with it. Saves the originals
+ * first; -EPERM in monitor-only mode; the first write error otherwise (events say which). */
+int gov_governor_pin(struct gov_governor *g, const uint32_t *khz, unsigned n, bool boost);
 
 #endif
