@@ -679,7 +679,10 @@ static enum MHD_Result handle_governor(struct agent_http *h, struct MHD_Connecti
     if (rc)
         return reply_error(h, c, 500, "server_error", NULL, "cannot change the governor: %s",
                            msg[0] ? msg : strerror(-rc));
-    log_info("api: governor set (policy '%s', power cap %g W)", policy, cap);
+    if (policy[0])
+        log_info("api: governor policy set to %s", policy);
+    if (!isnan(cap))
+        log_info("api: governor power cap set to %g W (0 = none)", cap);
     return governor_state(h, c);
 }
 
