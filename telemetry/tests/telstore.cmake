@@ -14,3 +14,7 @@ ember_add_test(NAME telstore_report_cli SOURCES ${CMAKE_CURRENT_LIST_DIR}/telsto
 # CPU share and bytes per day at 1 Hz and 10 Hz (prints the figures; not in the default run).
 ember_add_test(NAME telstore_bench SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_bench.c
                LIBS ember_telemetry LABELS bench TIMEOUT 600)
+# A really full file system (private 2 MiB tmpfs; skips with 77 where mounting is not allowed).
+ember_add_test(NAME telstore_fulldisk_test
+               SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_fulldisk_test.c
+               LIBS ember_telemetry PkgConfig::SQLITE3 LABELS integration TIMEOUT 60)
