@@ -1,10 +1,12 @@
 /* The sampler chain of sampler.h: penalties, top-k, top-p, min-p, temperature, then a draw.
- * Candidates live in one array sized for n_vocab; filters shrink a prefix of it. Order of the
- * candidates is always deterministic (either id order or the total order "higher logit, then
- * lower id"), so a given seed and logits pick the same token whatever path the filters took.
- * Sorting is partial: top-k selects then sorts k entries; top-p sorts growing prefixes only
- * until the nucleus is complete, so a peaked distribution over 150k tokens costs one
- * selection pass, not a full sort. */
+ * The logits are copied once into a work row (penalties edit it in place, by id); greedy is an
+ * argmax over it. Candidates (id, logit) are built only for what can survive: top-k selects
+ * its k through a k-entry heap in one pass; without top-k, min-p's threshold is known from the
+ * maximum alone, so only tokens above it are gathered. top-p needs order only when the
+ * nucleus is smaller than the candidate set, and then sorts just the logit buckets that reach
+ * the nucleus, not the vocabulary. Candidate order is always deterministic (id order, or the
+ * total order "higher logit, then lower id"), so a given seed and logits pick the same token
+ * whatever path the filters took. */
 #include "engine/sampler.h"
 
 #include <errno.h>
@@ -25,6 +27,7 @@ struct eng_sampler {
     struct eng_sampler_params p;
     uint64_t rng[4];
 
+    float *work;        /* n_vocab: the logits being sampled, penalties applied */
     struct cand *cands; /* n_vocab */
     size_t n_cands;     /* live prefix after the last sample */
     bool sorted;        /* the live prefix is in descending order */
@@ -147,13 +150,14 @@ int eng_sampler_new(int32_t n_vocab, const struct eng_sampler_params *p,
         goto oom;
     s->n_vocab = n_vocab;
     s->p = *p;
+    s->work = malloc((size_t)n_vocab * sizeof(*s->work));
     s->cands = malloc((size_t)n_vocab * sizeof(*s->cands));
     s->probs = malloc((size_t)n_vocab * sizeof(*s->probs));
     s->dist_ids = malloc((size_t)n_vocab * sizeof(*s->dist_ids));
     s->counts = calloc((size_t)n_vocab, sizeof(*s->counts));
     s->stamp = calloc((size_t)n_vocab, sizeof(*s->stamp));
     s->ring = malloc((size_t)(p->penalty_last_n ? p->penalty_last_n : 1) * sizeof(*s->ring));
-    if (!s->cands || !s->probs || !s->dist_ids || !s->counts || !s->stamp || !s->ring)
+    if (!s->work || !s->cands || !s->probs || !s->dist_ids || !s->counts || !s->stamp || !s->ring)
         goto oom;
     eng_sampler_reset(s);
     *ret_sampler = s;
@@ -170,6 +174,7 @@ void eng_sampler_free(struct eng_sampler *s)
 {
     if (!s)
         return;
+    free(s->work);
     free(s->cands);
     free(s->probs);
     free(s->dist_ids);
@@ -235,52 +240,6 @@ static void cand_swap(struct cand *a, struct cand *b)
     *b = t;
 }
 
-/* Rearranges v[0..n) so that v[0..k) holds the k first entries of the total order (in any
- * order). Iterative quickselect with a median-of-three pivot; the order is total (ids are
- * unique), so the selected set does not depend on the algorithm. */
-static void select_top(struct cand *v, size_t n, size_t k)
-{
-    size_t lo = 0, hi = n; /* the k-th boundary lies in [lo, hi) */
-    if (k == 0 || k >= n)
-        return;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2, last = hi - 1;
-        /* median of v[lo], v[mid], v[last] moved to v[last] as the pivot */
-        if (cand_before(&v[mid], &v[lo]))
-            cand_swap(&v[mid], &v[lo]);
-        if (cand_before(&v[last], &v[lo]))
-            cand_swap(&v[last], &v[lo]);
-        if (cand_before(&v[mid], &v[last]))
-            cand_swap(&v[mid], &v[last]);
-        struct cand pivot = v[last];
-        size_t store = lo;
-        for (size_t i = lo; i < last; i++) {
-            if (cand_before(&v[i], &pivot))
-                cand_swap(&v[i], &v[store++]);
-        }
-        cand_swap(&v[store], &v[last]);
-        /* v[lo..store) before pivot, v[store] = pivot, v[store+1..hi) after */
-        if (store == k || store + 1 == k)
-            return;
-        if (store > k)
-            hi = store;
-        else
-            lo = store + 1;
-    }
-}
-
-/* Makes v[from..to) the next entries of the total order, sorted, given that v[0..from) is
- * already the sorted head and everything after it comes later in the order. */
-static void sort_range(struct cand *v, size_t n, size_t from, size_t to)
-{
-    if (to > n)
-        to = n;
-    if (from >= to)
-        return;
-    select_top(v + from, n - from, to - from);
-    qsort(v + from, to - from, sizeof(*v), cand_cmp);
-}
-
 /* ---- the chain ---- */
 
 static void apply_penalties(struct eng_sampler *s)
@@ -298,8 +257,7 @@ static void apply_penalties(struct eng_sampler *s)
         if (s->stamp[id] == s->stamp_gen)
             continue;
         s->stamp[id] = s->stamp_gen;
-        /* cands is still in id order here (penalties run first) */
-        float *l = &s->cands[id].logit;
+        float *l = &s->work[id];
         if (*l == -INFINITY)
             continue;
         /* llama.cpp llama_sampler_penalties_apply: divide positive logits, multiply negative
@@ -312,118 +270,193 @@ static void apply_penalties(struct eng_sampler *s)
     }
 }
 
-/* Keeps the smallest sorted prefix whose probability (softmax of the live candidates at
- * temperature 1) reaches top_p. */
-static void apply_top_p(struct eng_sampler *s, float max_logit)
+/* Top-k in one pass: a heap of the k best so far with the worst at the root (a candidate
+ * enters only when it beats the root), then the k sorted. */
+static void heap_sift_down(struct cand *h, size_t n, size_t i)
 {
-    struct cand *v = s->cands;
-    size_t n = s->n_cands;
-    double total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += exp((double)v[i].logit - max_logit);
-    double target = (double)s->p.top_p * total, cum = 0;
-    size_t done = s->sorted ? n : 0, chunk = 64, i = 0;
     for (;;) {
-        if (i == done) {
-            if (done == n)
-                break;
-            size_t next = done + chunk > n ? n : done + chunk;
-            sort_range(v, n, done, next);
-            done = next;
-            chunk *= 2;
-        }
-        cum += exp((double)v[i].logit - max_logit);
-        i++;
-        if (cum >= target)
-            break;
+        size_t l = 2 * i + 1, r = l + 1, worst = i;
+        if (l < n && cand_before(&h[worst], &h[l]))
+            worst = l;
+        if (r < n && cand_before(&h[worst], &h[r]))
+            worst = r;
+        if (worst == i)
+            return;
+        cand_swap(&h[i], &h[worst]);
+        i = worst;
     }
-    /* v[0..i) is sorted and is the nucleus; everything else is dropped */
-    s->n_cands = i;
+}
+
+static void select_top_k(struct eng_sampler *s, size_t k)
+{
+    struct cand *h = s->cands;
+    size_t n = 0;
+    for (int32_t i = 0; i < s->n_vocab; i++) {
+        struct cand c = {.logit = s->work[i], .id = i};
+        if (c.logit == -INFINITY)
+            continue;
+        if (n < k) {
+            /* sift up */
+            size_t j = n++;
+            h[j] = c;
+            while (j > 0 && cand_before(&h[(j - 1) / 2], &h[j])) {
+                cand_swap(&h[(j - 1) / 2], &h[j]);
+                j = (j - 1) / 2;
+            }
+        } else if (cand_before(&c, &h[0])) {
+            h[0] = c;
+            heap_sift_down(h, n, 0);
+        }
+    }
+    qsort(h, n, sizeof(*h), cand_cmp);
+    s->n_cands = n;
     s->sorted = true;
 }
 
+/* Keeps the smallest sorted prefix whose mass reaches top_p * total (total: the softmax
+ * denominator at temperature 1 over the set top-p applies to). probs[i] holds exp(logit - max)
+ * of each live candidate. */
+#define TOP_P_BUCKETS 256
+
+static void apply_top_p(struct eng_sampler *s, float max_logit, double total)
+{
+    struct cand *v = s->cands;
+    size_t n = s->n_cands;
+    double target = (double)s->p.top_p * total, mass = 0;
+    for (size_t i = 0; i < n; i++)
+        mass += (double)s->probs[i];
+    if (mass < target)
+        return; /* the whole candidate set lies inside the nucleus */
+    if (!s->sorted) {
+        /* Bucket the candidates by logit; the nucleus ends in the first bucket where the
+         * cumulative mass reaches the target, so only the buckets up to it need sorting. */
+        double bmass[TOP_P_BUCKETS] = {0};
+        float lo = max_logit;
+        for (size_t i = 0; i < n; i++)
+            if (v[i].logit < lo)
+                lo = v[i].logit;
+        float scale = max_logit > lo ? (float)(TOP_P_BUCKETS - 1) / (max_logit - lo) : 0.0f;
+        for (size_t i = 0; i < n; i++)
+            bmass[(int)((max_logit - v[i].logit) * scale)] += (double)s->probs[i];
+        double cum = 0;
+        int last = TOP_P_BUCKETS - 1;
+        for (int b = 0; b < TOP_P_BUCKETS; b++) {
+            cum += bmass[b];
+            if (cum >= target) {
+                last = b;
+                break;
+            }
+        }
+        size_t out = 0;
+        for (size_t i = 0; i < n; i++) {
+            if ((int)((max_logit - v[i].logit) * scale) <= last) {
+                v[out] = v[i];
+                s->probs[out++] = s->probs[i];
+            }
+        }
+        n = out;
+        qsort(v, n, sizeof(*v), cand_cmp);
+        for (size_t i = 0; i < n; i++)
+            s->probs[i] = expf(v[i].logit - max_logit);
+        s->sorted = true;
+    }
+    double cum = 0;
+    size_t keep = n;
+    for (size_t i = 0; i < n; i++) {
+        cum += (double)s->probs[i];
+        if (cum >= target) {
+            keep = i + 1;
+            break;
+        }
+    }
+    s->n_cands = keep;
+}
+
+/* p_i >= min_p * p_max  <=>  logit_i >= max_logit + log(min_p); order-preserving. */
 static void apply_min_p(struct eng_sampler *s, float max_logit)
 {
-    /* p_i >= min_p * p_max  <=>  logit_i >= max_logit + log(min_p) */
     float threshold = max_logit + logf(s->p.min_p);
     size_t out = 0;
     for (size_t i = 0; i < s->n_cands; i++) {
         if (s->cands[i].logit >= threshold)
-            s->cands[out++] = s->cands[i]; /* order-preserving compaction */
+            s->cands[out++] = s->cands[i];
     }
-    s->n_cands = out ? out : 1; /* the maximum always passes; guard against NaN thresholds */
-}
-
-static float max_live_logit(const struct eng_sampler *s)
-{
-    if (s->sorted)
-        return s->cands[0].logit;
-    float m = -INFINITY;
-    for (size_t i = 0; i < s->n_cands; i++)
-        if (s->cands[i].logit > m)
-            m = s->cands[i].logit;
-    return m;
+    s->n_cands = out ? out : 1; /* the maximum always passes */
 }
 
 int32_t eng_sampler_sample(struct eng_sampler *s, const float *logits)
 {
     const struct eng_sampler_params *p = &s->p;
-    size_t n = (size_t)s->n_vocab;
-    bool any_finite = false;
+    int32_t n = s->n_vocab;
+    float *w = s->work;
 
-    for (size_t i = 0; i < n; i++) {
+    s->n_cands = 0;
+    s->sorted = true;
+    for (int32_t i = 0; i < n; i++) {
         float l = logits[i];
         if (isnan(l))
             l = -INFINITY; /* a broken value never wins */
         else if (l == INFINITY)
             l = FLT_MAX; /* keeps l - max finite in the softmax */
-        if (isfinite(l))
-            any_finite = true;
-        s->cands[i] = (struct cand){.logit = l, .id = (int32_t)i};
+        w[i] = l;
     }
-    s->n_cands = 0;
-    s->sorted = true;
-    if (!any_finite)
+    apply_penalties(s);
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (w[i] > w[best])
+            best = i; /* strict: the lowest id wins ties */
+    float max_logit = w[best];
+    if (max_logit == -INFINITY)
         return -EINVAL;
 
-    apply_penalties(s);
-
     if (p->temperature <= 0 || p->top_k == 1) {
-        size_t best = 0;
-        for (size_t i = 1; i < n; i++)
-            if (s->cands[i].logit > s->cands[best].logit)
-                best = i; /* strict: the lowest id wins ties */
-        s->cands[0] = s->cands[best];
+        s->cands[0] = (struct cand){.logit = max_logit, .id = best};
         s->probs[0] = 1.0f;
         s->n_cands = 1;
-        return s->cands[0].id;
+        return best;
     }
 
-    /* Tokens at -inf (masked, or NaN from a broken kernel) never take part. */
-    size_t live = 0;
-    for (size_t i = 0; i < n; i++)
-        if (s->cands[i].logit != -INFINITY)
-            s->cands[live++] = s->cands[i];
-    s->n_cands = live;
-    s->sorted = live == 1;
-
-    if (p->top_k > 0 && (size_t)p->top_k < s->n_cands) {
-        select_top(s->cands, s->n_cands, (size_t)p->top_k);
-        s->n_cands = (size_t)p->top_k;
-        qsort(s->cands, s->n_cands, sizeof(*s->cands), cand_cmp);
-        s->sorted = true;
+    double total = 0;
+    if (p->top_k > 0 && p->top_k < n) {
+        select_top_k(s, (size_t)p->top_k);
+        for (size_t i = 0; p->top_p < 1.0f && i < s->n_cands; i++) {
+            s->probs[i] = expf(s->cands[i].logit - max_logit);
+            total += (double)s->probs[i];
+        }
+    } else {
+        /* min-p and top-p both keep an upper set of the logits, so their result does not
+         * depend on their order: gather only what passes min-p, while top-p's denominator
+         * still covers every token */
+        float threshold = p->min_p > 0.0f ? max_logit + logf(p->min_p) : -INFINITY;
+        bool need_total = p->top_p < 1.0f;
+        size_t m = 0;
+        for (int32_t i = 0; i < n; i++) {
+            float l = w[i];
+            if (l == -INFINITY)
+                continue;
+            float e = 0.0f;
+            if (need_total) {
+                e = expf(l - max_logit);
+                total += (double)e;
+            }
+            if (l >= threshold) {
+                s->cands[m] = (struct cand){.logit = l, .id = i};
+                s->probs[m++] = e; /* only top-p reads it before the softmax below */
+            }
+        }
+        s->n_cands = m;
+        s->sorted = m == 1;
     }
-    float max_logit = max_live_logit(s);
     if (p->top_p < 1.0f && s->n_cands > 1)
-        apply_top_p(s, max_logit);
+        apply_top_p(s, max_logit, total);
     if (p->min_p > 0.0f && s->n_cands > 1)
         apply_min_p(s, max_logit);
 
-    /* temperature, softmax and the draw, in double so rounding is the same on every libm
-     * that rounds exp() correctly for these ranges */
-    double inv_t = 1.0 / (double)p->temperature, sum = 0;
+    /* temperature, softmax and the draw */
+    float inv_t = 1.0f / p->temperature;
+    double sum = 0;
     for (size_t i = 0; i < s->n_cands; i++) {
-        s->probs[i] = (float)exp(((double)s->cands[i].logit - max_logit) * inv_t);
+        s->probs[i] = expf((s->cands[i].logit - max_logit) * inv_t);
         sum += (double)s->probs[i]; /* the same rounded values the draw walks */
     }
     double u = rng_uniform(s->rng) * sum, cum = 0;

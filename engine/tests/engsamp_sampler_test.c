@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 static struct eng_sampler_params plain(float temp)
@@ -171,6 +172,106 @@ static void test_top_p_large(void)
         mismatch += ids[i] != (int32_t)ref[i][1];
     CHECK_EQ_INT(mismatch, 0);
     eng_sampler_free(s);
+}
+
+/* A literal reference of the chain (llama.cpp order: top-k, top-p, min-p) that sorts the whole
+ * vocabulary, against the sampler's selective paths on random rows and parameters. It sums the
+ * same float exponentials in the same orders as the sampler, so the sets must match exactly. */
+static int ref_cmp(const void *a, const void *b)
+{
+    const float *x = a, *y = b; /* pairs {logit, id} */
+    if (x[0] != y[0])
+        return x[0] > y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static size_t ref_chain(const float *l, int n, const struct eng_sampler_params *p, int32_t *out)
+{
+    static float v[4096][2];
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (l[i] > mx)
+            mx = l[i];
+    double total_all = 0;
+    for (int i = 0; i < n; i++)
+        total_all += (double)expf(l[i] - mx);
+    for (int i = 0; i < n; i++) {
+        v[i][0] = l[i];
+        v[i][1] = (float)i;
+    }
+    qsort(v, (size_t)n, sizeof(v[0]), ref_cmp);
+    size_t m = (size_t)n;
+    bool topk = p->top_k > 0 && p->top_k < n;
+    if (topk)
+        m = (size_t)p->top_k;
+    if (p->top_p < 1.0f) {
+        double total = 0;
+        if (topk)
+            for (size_t i = 0; i < m; i++)
+                total += (double)expf(v[i][0] - mx);
+        else
+            total = total_all;
+        double target = (double)p->top_p * total, cum = 0;
+        for (size_t i = 0; i < m; i++) {
+            cum += (double)expf(v[i][0] - mx);
+            if (cum >= target) {
+                m = i + 1;
+                break;
+            }
+        }
+    }
+    if (p->min_p > 0.0f) {
+        float th = mx + logf(p->min_p);
+        size_t k = 0;
+        while (k < m && v[k][0] >= th)
+            k++;
+        m = k ? k : 1;
+    }
+    for (size_t i = 0; i < m; i++)
+        out[i] = (int32_t)v[i][1];
+    return m;
+}
+
+static void test_against_reference(void)
+{
+    enum { N = 3000 };
+    static float l[N];
+    static int32_t want[N];
+    uint64_t x = 2024;
+    int bad = 0, runs = 0;
+    for (int t = 0; t < 60; t++) {
+        struct eng_sampler_params p = plain(1.0f);
+        p.top_k = (t % 3 == 0) ? 0 : (int32_t)(1 + (t * 37) % 400);
+        p.top_p = (t % 4 == 0) ? 1.0f : 0.5f + 0.49f * (float)((t * 7) % 10) / 10.0f;
+        p.min_p = (t % 5 < 2) ? 0.0f : 0.01f * (float)(t % 7);
+        if (p.top_k == 1)
+            p.top_k = 2;
+        float spread = 2.0f + (float)(t % 6) * 3.0f;
+        for (int i = 0; i < N; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            /* quantized values: plenty of exact ties to exercise the id order */
+            l[i] = (float)(int)((double)(x >> 11) * 0x1.0p-53 * 64.0) * spread / 64.0f;
+        }
+        struct eng_sampler *s = mk(N, &p);
+        eng_sampler_sample(s, l);
+        const int32_t *ids;
+        const float *probs;
+        size_t n = eng_sampler_last_dist(s, &ids, &probs);
+        size_t m = ref_chain(l, N, &p, want);
+        runs++;
+        if (n != m || memcmp(ids, want, n * sizeof(*ids)) != 0) {
+            bad++;
+            fprintf(stderr, "case %d: top_k %d top_p %.3f min_p %.2f: %zu ids, reference %zu\n", t,
+                    (int)p.top_k, (double)p.top_p, (double)p.min_p, n, m);
+        }
+        double sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += probs[i];
+        CHECK_NEAR(sum, 1.0, 1e-4);
+        eng_sampler_free(s);
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(runs, 60);
 }
 
 static void test_min_p(void)
@@ -386,6 +487,7 @@ int main(void)
     test_top_k();
     test_top_p();
     test_top_p_large();
+    test_against_reference();
     test_min_p();
     test_penalties();
     test_seed_golden();
