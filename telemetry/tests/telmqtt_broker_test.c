@@ -928,6 +928,62 @@ static int case_v311(void)
     return et_finish();
 }
 
+/* A broker that hangs (SIGSTOP) instead of closing: only the keepalive can notice. The
+ * publisher must declare the connection dead, keep retrying, and deliver everything once the
+ * broker resumes. What the hung broker had already read from the dead connection is delivered
+ * too, so duplicates are allowed here (QoS 1 is at least once); losses are not. */
+static int case_keepalive(void)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_PLAIN);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    struct tel_mqtt_params p;
+    params_for(&r, &p);
+    p.discovery = false;
+    p.keepalive_s = 5;
+    p.connect_timeout_ms = 2000;
+    CHECK(open_mqtt(&r, &p) == 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    start_producing(&r, 20);
+    run_until(&r, 500, NULL);
+    kill(r.b.pid, SIGSTOP);
+    uint64_t t0 = cmn_now_ns();
+    bool noticed = false;
+    while (cmn_now_ns() - t0 < 14 * CMN_NS_PER_S) {
+        loop_once(&r, 20);
+        if (!noticed && tel_mqtt_state(r.m) != TEL_MQTT_CONNECTED) {
+            noticed = true;
+            printf("keepalive: dead connection noticed after %.1f s\n",
+                   (double)(cmn_now_ns() - t0) / 1e9);
+        }
+    }
+    CHECK(noticed);
+    kill(r.b.pid, SIGCONT);
+    r.producing = false;
+    CHECK(run_until(&r, 20000, all_received));
+    CHECK(run_until(&r, 5000, all_acked));
+    char *seen = calloc(r.last_seq + 1, 1);
+    size_t dups = 0;
+    for (size_t i = 0; i < r.sub.n_seqs; i++) {
+        if (r.sub.seqs[i] <= r.last_seq) {
+            dups += seen[r.sub.seqs[i]];
+            seen[r.sub.seqs[i]] = 1;
+        }
+    }
+    uint64_t missing = 0;
+    for (uint64_t q = 1; q <= r.last_seq; q++)
+        missing += !seen[q];
+    CHECK_EQ_INT(missing, 0);
+    printf("keepalive: %llu samples, %llu missing, %zu delivered twice\n",
+           (unsigned long long)r.last_seq, (unsigned long long)missing, dups);
+    free(seen);
+    rig_stop(&r);
+    return et_finish();
+}
+
 static double cpu_s(void)
 {
     struct rusage ru;
@@ -1002,11 +1058,13 @@ int main(int argc, char **argv)
         return case_commands();
     if (strcmp(c, "v311") == 0)
         return case_v311();
+    if (strcmp(c, "keepalive") == 0)
+        return case_keepalive();
     if (strcmp(c, "bench") == 0)
         return case_bench();
     fprintf(stderr,
             "usage: %s plain|password|tls|outage_stop|outage_kill9|agent_kill9|hass|"
-            "commands|v311|bench\n",
+            "commands|v311|keepalive|bench\n",
             argv[0]);
     return 2;
 }
