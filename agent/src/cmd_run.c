@@ -111,7 +111,7 @@ static int parse_int(const char *flag, const char *s, int64_t min, int64_t max, 
 {
     int64_t v;
     if (cmn_parse_i64(s, &v) < 0 || v < min || v > max) {
-        log_err("ember run: %s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)min,
+        log_err("run: %s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)min,
                 (long long)max);
         return -EINVAL;
     }
@@ -123,7 +123,7 @@ static int parse_float(const char *flag, const char *s, float *ret)
 {
     double v;
     if (cmn_parse_double(s, &v) < 0) {
-        log_err("ember run: %s: '%s' is not a number", flag, s);
+        log_err("run: %s: '%s' is not a number", flag, s);
         return -EINVAL;
     }
     *ret = (float)v;
@@ -159,7 +159,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
         {NULL, 0, NULL, 0},
     };
     int opt, rc = 0;
-    int64_t v;
+    int64_t v = 0;
     o->echo = true;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "m:p:n:c:t:b:h", options, NULL)) != -1) {
@@ -220,7 +220,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
         case OPT_STOP:
             if (o->n_stop == ENG_GEN_MAX_STOP || !*optarg ||
                 strlen(optarg) >= ENG_GEN_MAX_STOP_LEN) {
-                log_err("ember run: --stop: at most %d strings of 1 to %d bytes", ENG_GEN_MAX_STOP,
+                log_err("run: --stop: at most %d strings of 1 to %d bytes", ENG_GEN_MAX_STOP,
                         ENG_GEN_MAX_STOP_LEN - 1);
                 rc = -EINVAL;
             } else {
@@ -260,11 +260,11 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
         }
     }
     if (optind < argc) {
-        log_err("ember run: unexpected argument '%s' (see ember run --help)", argv[optind]);
+        log_err("run: unexpected argument '%s' (see ember run --help)", argv[optind]);
         return -EINVAL;
     }
     if (o->chat && o->prompt) {
-        log_err("ember run: -p and --chat exclude each other");
+        log_err("run: -p and --chat exclude each other");
         return -EINVAL;
     }
     return rc ? -EINVAL : 0;
@@ -332,11 +332,11 @@ static int apply_defaults(struct run_opts *o)
     }
     char err[256];
     if (eng_sampler_params_validate(&o->sp, err, sizeof(err)) < 0) {
-        log_err("ember run: %s", err);
+        log_err("run: %s", err);
         return -EINVAL;
     }
     if (!o->model) {
-        log_err("ember run: no model: give -m FILE (or set [engine] model)");
+        log_err("run: no model: give -m FILE (or set [engine] model)");
         return -EINVAL;
     }
     return 0;
@@ -475,7 +475,7 @@ static int pick_template(const struct run_opts *o, struct eng_chat_template *t)
 {
     if (o->template_name) {
         if (eng_chat_template_from_name(o->template_name, t) < 0) {
-            log_err("ember run: --chat-template: unknown '%s' (chatml, llama2, llama3, zephyr, "
+            log_err("run: --chat-template: unknown '%s' (chatml, llama2, llama3, zephyr, "
                     "mistral, phi3, gemma)",
                     o->template_name);
             return -EINVAL;
@@ -485,13 +485,13 @@ static int pick_template(const struct run_opts *o, struct eng_chat_template *t)
     char *jinja = NULL, err[256];
     int rc = eng_chat_template_read(o->model, &jinja, err, sizeof(err));
     if (rc < 0) {
-        log_err("ember run: %s", err);
+        log_err("run: %s", err);
         return rc;
     }
     bool warn;
     eng_chat_template_detect(jinja, t, &warn);
     if (warn)
-        log_warn("ember run: %s chat template; using ChatML (choose with --chat-template)",
+        log_warn("run: %s chat template; using ChatML (choose with --chat-template)",
                  jinja ? "unrecognised" : "the model has no");
     free(jinja);
     return 0;
@@ -556,7 +556,7 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
         }
         char *prompt = NULL, err[512];
         if (eng_chat_render(&c.tmpl, c.msgs, c.n, &ro, &prompt, NULL, err, sizeof(err)) < 0) {
-            log_err("ember run: %s", err);
+            log_err("run: %s", err);
             c.n--; /* drop the turn the template refused */
             free((char *)c.msgs[c.n].content);
             continue;
@@ -580,10 +580,10 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
             fputc('\n', stdout);
         fflush(stdout);
         if (grc < 0) {
-            log_err("ember run: %s", err);
+            log_err("run: %s", err);
             free(prompt);
             if (grc == -ENOSPC) {
-                log_err("ember run: the conversation no longer fits; starting over");
+                log_err("run: the conversation no longer fits; starting over");
                 chat_reset(&c, o->system);
                 continue;
             }
@@ -611,7 +611,7 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
             }
         }
         if (res.reason == ENG_STOP_CTX_FULL)
-            log_warn("ember run: the context is full; /reset to start over");
+            log_warn("run: the context is full; /reset to start over");
         free(prompt);
     }
     if (tty)
@@ -651,14 +651,14 @@ int cmd_run(int argc, char **argv)
     rc = eng_model_load(o.model, &mp, &model, err, sizeof(err));
     uint64_t load_ns = cmn_now_ns() - t0;
     if (rc < 0) {
-        log_err("ember run: %s", err);
+        log_err("run: %s", err);
         return EMBER_EXIT_FAILURE;
     }
     struct eng_model_info info;
     eng_model_info(model, &info);
     const struct eng_vocab *vocab = eng_model_vocab(model);
     if (!vocab) {
-        log_err("ember run: %s: the model has no tokenizer", o.model);
+        log_err("run: %s: the model has no tokenizer", o.model);
         rc = EMBER_EXIT_FAILURE;
         goto out;
     }
@@ -670,7 +670,7 @@ int cmd_run(int argc, char **argv)
         cp.n_batch = (uint32_t)o.batch;
     rc = eng_context_new(model, &cp, &ctx, err, sizeof(err));
     if (rc < 0) {
-        log_err("ember run: %s", err);
+        log_err("run: %s", err);
         rc = EMBER_EXIT_FAILURE;
         goto out;
     }
@@ -714,7 +714,7 @@ int cmd_run(int argc, char **argv)
         fputc('\n', stdout);
     fflush(stdout);
     if (rc < 0) {
-        log_err("ember run: %s", err);
+        log_err("run: %s", err);
         rc = rc == -ENOSPC ? EMBER_EXIT_USAGE : EMBER_EXIT_FAILURE;
         goto out;
     }
