@@ -22,3 +22,5 @@ add_dependencies(govhw_crash govhw_crash_helper)
 add_test(NAME govhw_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_cli.sh
          $<TARGET_FILE:ember> ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR})
 set_tests_properties(govhw_cli PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 300)
+ember_add_fuzz(NAME procstat SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_fuzz_procstat.c
+               LIBS ember_governor)
