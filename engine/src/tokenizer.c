@@ -442,6 +442,9 @@ int eng_tokenize(const struct eng_vocab *v, const char *text, size_t len, bool a
         *ret_n = 0;
     if (!v || (!text && len))
         return -EINVAL;
+    /* symbol offsets are 32-bit and SPM escaping triples spaces */
+    if (len > ENG_TOKENIZE_MAX_BYTES)
+        return -E2BIG;
 
     if (add_special && v->add_bos)
         emit(&sink, v->bos);

@@ -171,12 +171,12 @@ static int cmp_i32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static const struct eng_vocab *sort_vocab; /* qsort has no context argument */
-
-static int cmp_special(const void *a, const void *b)
+/* Longest text first, then lowest id (qsort_r: loads may run in parallel threads). */
+static int cmp_special(const void *a, const void *b, void *arg)
 {
+    const struct eng_vocab *v = arg;
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    uint32_t lx = sort_vocab->tokens[x].len, ly = sort_vocab->tokens[y].len;
+    uint32_t lx = v->tokens[x].len, ly = v->tokens[y].len;
     if (lx != ly)
         return lx > ly ? -1 : 1;
     return (x > y) - (x < y);
@@ -459,9 +459,7 @@ static int build_special_cache(struct eng_vocab *v, const char *model_name)
     for (int32_t i = 0; i < v->n_tokens; i++)
         if (v->tokens[i].attr & mask)
             v->special[v->n_special++] = i;
-    sort_vocab = v;
-    qsort(v->special, (size_t)v->n_special, sizeof(*v->special), cmp_special);
-    sort_vocab = NULL;
+    qsort_r(v->special, (size_t)v->n_special, sizeof(*v->special), cmp_special, v);
 
     /* Per-model attributes llama.cpp sets by name: Phi-3's special tokens eat the whitespace
      * that follows them (except <unk>, <s>, <|endoftext|>); Jina v2's <mask> the one before. */

@@ -183,6 +183,9 @@ static void test_spm(void)
     CHECK_EQ_INT(n, 3);
     CHECK_EQ_INT(eng_tokenize(NULL, "x", 1, true, false, ids, 2, &n), -EINVAL);
     CHECK_EQ_INT(eng_tokenize(v, NULL, 1, true, false, ids, 2, &n), -EINVAL);
+    /* the length is checked before the text is read */
+    CHECK_EQ_INT(eng_tokenize(v, "x", ENG_TOKENIZE_MAX_BYTES + 1, false, false, ids, 2, &n),
+                 -E2BIG);
 
     /* Invalid UTF-8 input is tokenized (as bytes), never rejected. */
     n = tok(v, "a\xFF\xC3", false, false, ids, 256);

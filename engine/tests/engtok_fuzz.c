@@ -66,8 +66,10 @@ static int utf8_valid(const char *s, size_t n)
     return 1;
 }
 
+/* round_trip: the vocabulary is a well-formed byte-level one (every byte has its character), so
+ * detokenizing gives the text back; not so for fuzzed vocabularies. */
 static void check_text(const struct eng_vocab *v, const char *text, size_t len, int add_special,
-                       int parse_special)
+                       int parse_special, int round_trip)
 {
     size_t n = 0;
     int32_t probe[1];
@@ -94,7 +96,7 @@ static void check_text(const struct eng_vocab *v, const char *text, size_t len, 
     total += k;
     if (!utf8_valid(out, total))
         abort();
-    if (eng_vocab_type(v) == ENG_VOCAB_BPE && !add_special) {
+    if (round_trip && eng_vocab_type(v) == ENG_VOCAB_BPE && !add_special) {
         char *clean = malloc(3 * len + 1);
         size_t clen = eng_utf8_sanitize(text, len, clean);
         if (clen != total || memcmp(clean, out, clen))
@@ -117,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mode < 6) {
         const struct eng_vocab *v = vocabs[mode % 3];
         if (v)
-            check_text(v, payload, len, (data[0] >> 3) & 1, (data[0] >> 4) & 1);
+            check_text(v, payload, len, (data[0] >> 3) & 1, (data[0] >> 4) & 1, 1);
         return 0;
     }
     struct gguf_file *f = NULL;
@@ -131,8 +133,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (eng_vocab_load_gguf(f, &v, err, sizeof(err)) == 0) {
             static const char text[] =
                 "Hello world! <s> 123 \xE4\xBD\xA0\xE5\xA5\xBD \xF0\x9F\x98\x80";
-            check_text(v, text, sizeof(text) - 1, 1, 1);
-            check_text(v, text, sizeof(text) - 1, 0, 0);
+            check_text(v, text, sizeof(text) - 1, 1, 1, 0);
+            check_text(v, text, sizeof(text) - 1, 0, 0, 0);
             eng_vocab_free(v);
         }
         gguf_close(f);

@@ -72,7 +72,8 @@ int32_t eng_token_lookup(const struct eng_vocab *vocab, const char *text, size_t
  * parse_special: recognise CONTROL tokens written in the text (e.g. "<|im_start|>");
  * USER_DEFINED tokens are always recognised. Writes at most cap ids to out and the full count
  * to *ret_n; returns -ENOSPC (with *ret_n = the count needed) when cap is too small, -ENOMEM,
- * or -EINVAL for a NULL vocab/text. */
+ * -E2BIG for text longer than ENG_TOKENIZE_MAX_BYTES, or -EINVAL for a NULL vocab/text. */
+#define ENG_TOKENIZE_MAX_BYTES ((size_t)1 << 30)
 int eng_tokenize(const struct eng_vocab *vocab, const char *text, size_t len, bool add_special,
                  bool parse_special, int32_t *out, size_t cap, size_t *ret_n);
 
