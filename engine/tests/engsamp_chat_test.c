@@ -344,10 +344,45 @@ static void test_fallbacks_and_errors(void)
     CHECK_EQ_INT(eng_chat_render(&bad, conv_b, 1, &o, &out, NULL, err, sizeof(err)), -EINVAL);
 }
 
+/* The template straight from GGUF files: the Qwen3 vocabulary carries one, stories260K none. */
+static void test_read_gguf(void)
+{
+    char path[1024], err[256] = "";
+    char *jinja = NULL;
+    snprintf(path, sizeof(path), "%s/vectors/tokenizer/ggml-vocab-qwen3.gguf", et_shared_dir());
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "skip GGUF part: %s missing\n", path);
+        return;
+    }
+    fclose(f);
+    CHECK_EQ_INT(eng_chat_template_read(path, &jinja, err, sizeof(err)), 0);
+    CHECK(jinja != NULL);
+    struct eng_chat_template tm;
+    bool warn = true;
+    eng_chat_template_detect(jinja, &tm, &warn);
+    CHECK(!warn);
+    CHECK_EQ_INT(tm.family, ENG_CHAT_CHATML);
+    CHECK_EQ_INT(tm.flags, ENG_CHAT_F_THINK);
+    char *file_copy = read_template("qwen3.jinja");
+    CHECK(file_copy && jinja && strcmp(file_copy, jinja) == 0);
+    free(file_copy);
+    free(jinja);
+
+    snprintf(path, sizeof(path), "%s/models/stories260K.gguf", et_shared_dir());
+    jinja = (char *)1;
+    CHECK_EQ_INT(eng_chat_template_read(path, &jinja, err, sizeof(err)), 0);
+    CHECK(jinja == NULL);
+    CHECK(eng_chat_template_read("/nonexistent.gguf", &jinja, err, sizeof(err)) < 0);
+    CHECK(jinja == NULL);
+    CHECK_CONTAINS(err, "nonexistent");
+}
+
 int main(void)
 {
     test_detection();
     test_goldens();
     test_fallbacks_and_errors();
+    test_read_gguf();
     return et_finish();
 }
