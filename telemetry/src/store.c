@@ -720,7 +720,7 @@ int tel_store_maintain(struct tel_store *s)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return r;
     }
-    r = tel_retention_run(s, cmn_wall_ns());
+    r = tel_retention_run(s, s->p.wall_clock_ns ? s->p.wall_clock_ns() : cmn_wall_ns());
     update_db_bytes(s);
     return r;
 }

@@ -24,6 +24,12 @@
 #define NS 1000000000ULL
 
 static char tmpdir[256];
+static uint64_t sim_wall_ns; /* the simulated wall clock retention sees */
+
+static uint64_t sim_clock(void)
+{
+    return sim_wall_ns;
+}
 
 static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -73,12 +79,45 @@ static void fill_sample(struct tel_sample *sm, uint64_t ts, const struct tel_pow
     sm->tokens_per_s = (double)sm->tokens;
 }
 
-/* One simulated hour at hz; returns the CPU seconds it took and the bytes written. */
-static int simulated_hour(const char *root, unsigned hz, double *ret_cpu, uint64_t *ret_bytes,
-                          uint64_t *ret_db_bytes)
+/* Seven days of 1 Hz history ending an hour ago, written in large batches (not measured). */
+static int prefill_week(const char *path)
+{
+    struct tel_store_params p;
+    tel_store_params_defaults(&p);
+    p.commit_rows = 5000;
+    p.pending_max = 5000;
+    p.maintain_interval_ms = 3600000;
+    struct tel_store *s = NULL;
+    char err[512];
+    if (tel_store_open(path, &p, &s, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    uint64_t t0 = (uint64_t)time(NULL) * NS - (7 * 86400ULL + 3600) * NS;
+    struct tel_power_reading rd = {0};
+    rd.source = TEL_SOURCE_RAPL;
+    for (uint64_t i = 0; i < 7 * 86400ULL; i++) {
+        rd.power_w = 5;
+        rd.energy_j = (double)i * 5;
+        struct tel_sample sm;
+        fill_sample(&sm, t0 + i * NS, &rd, i);
+        tel_store_append_sample(s, &sm, NULL);
+        if ((i + 1) % 3600 == 0)
+            tel_store_maintain(s);
+    }
+    tel_store_close(s);
+    return 0;
+}
+
+/* One simulated hour at hz; returns the CPU seconds it took and the bytes written. With
+ * steady, the database already holds a week, so retention deletes as much as is added. */
+static int simulated_hour(const char *root, unsigned hz, int steady, double *ret_cpu,
+                          uint64_t *ret_bytes, uint64_t *ret_db_bytes)
 {
     char path[512], err[512];
-    snprintf(path, sizeof(path), "%s/bench_%uhz.db", tmpdir, hz);
+    snprintf(path, sizeof(path), "%s/bench_%uhz%s.db", tmpdir, hz, steady ? "_steady" : "");
+    if (steady && prefill_week(path) < 0)
+        return -1;
     struct tel_store_params p;
     tel_store_params_defaults(&p);
     /* the default 5 s commit interval, expressed in ticks since time is simulated */
@@ -89,6 +128,16 @@ static int simulated_hour(const char *root, unsigned hz, double *ret_cpu, uint64
     if (tel_store_open(path, &p, &s, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
+    }
+    if (steady) {
+        /* params are copied at open: reopen with the simulated clock */
+        p.wall_clock_ns = sim_clock;
+        tel_store_close(s);
+        s = NULL;
+        sim_wall_ns = (uint64_t)time(NULL) * NS - 3600 * NS;
+        if (tel_store_open(path, &p, &s, err, sizeof(err)) < 0)
+            return -1;
+        tel_store_maintain(s);
     }
     struct tel_power_params pp;
     tel_power_params_defaults(&pp);
@@ -109,6 +158,7 @@ static int simulated_hour(const char *root, unsigned hz, double *ret_cpu, uint64
         struct tel_sample sm;
         fill_sample(&sm, t0 + i * step, &rd, i);
         tel_store_append_sample(s, &sm, NULL);
+        sim_wall_ns = t0 + i * step;
         if ((i + 1) % (60ULL * hz) == 0)
             tel_store_maintain(s); /* once a simulated minute */
     }
@@ -140,12 +190,23 @@ int main(int argc, char **argv)
     for (int k = 0; k < 2; k++) {
         double cpu = 0;
         uint64_t bytes = 0, dbb = 0;
-        CHECK_EQ_INT(simulated_hour(root, rates[k], &cpu, &bytes, &dbb), 0);
+        CHECK_EQ_INT(simulated_hour(root, rates[k], 0, &cpu, &bytes, &dbb), 0);
         double pct = cpu / 3600.0 * 100.0;
         printf("%2u Hz: %.3f s CPU per hour = %.4f%% of one core; %.2f MB written per day "
                "(write() bytes incl. WAL and checkpoints), database grows %.2f MB per day\n",
                rates[k], cpu, pct, (double)bytes * 24 / 1e6, (double)dbb * 24 / 1e6);
         CHECK_MSG(pct < (rates[k] == 1 ? 1.0 : 5.0), "%.3f%% of a core at %u Hz", pct, rates[k]);
+    }
+
+    /* day 8 at 1 Hz: the week of history is full, retention deletes what is added */
+    {
+        double cpu = 0;
+        uint64_t bytes = 0, dbb = 0;
+        CHECK_EQ_INT(simulated_hour(root, 1, 1, &cpu, &bytes, &dbb), 0);
+        printf(" 1 Hz steady state (7 days kept, retention deleting): %.3f s CPU per hour = "
+               "%.4f%% of one core; %.2f MB written per day; database %.1f MB\n",
+               cpu, cpu / 36.0, (double)bytes * 24 / 1e6, (double)dbb / 1e6);
+        CHECK(cpu / 36.0 < 1.0);
     }
 
     /* real time: 10 Hz for a few seconds with the default 5 s commit interval */

@@ -32,6 +32,9 @@ struct tel_store_params {
                                       beyond it fail as on a full disk (used by tests) */
     uint32_t maintain_interval_ms; /* rollups and retention at most this often (default 60000) */
     int read_only;                 /* open for reading (ember report); no writes, no migration */
+    /* Wall clock for retention ages; NULL: CLOCK_REALTIME. For simulations and tests that
+     * replay days of samples in seconds. */
+    uint64_t (*wall_clock_ns)(void);
     /* Called for every event the store records itself (disk full, recovered, dropped samples),
      * so the agent can log or publish it. May be NULL. */
     void (*on_event)(void *user, const struct tel_event *event);
@@ -77,8 +80,11 @@ int tel_store_samples_after(struct tel_store *store, uint64_t after_seq, uint32_
 /* Highest seq handed out so far (0 before the first sample). */
 uint64_t tel_store_last_seq(const struct tel_store *store);
 
-/* The meta table; written immediately (own small transaction, or with the next batch when one
- * is open). -ENOENT when the key is absent; -ENOSPC when the value does not fit. */
+/* The meta table. A set is queued and written with the next batch (at most commit_interval_ms
+ * later; tel_store_flush forces it), so moving the MQTT cursor on every ack costs no extra
+ * transaction; a get sees queued values first. After kill -9 a cursor can therefore be one
+ * batch behind (replay then re-sends a few samples: at least once, never lost). Keys up to 63
+ * bytes, values up to 127. -ENOENT when the key is absent; -ENOSPC when a value does not fit. */
 int tel_store_meta_get(struct tel_store *store, const char *key, char *buf, size_t cap);
 int tel_store_meta_set(struct tel_store *store, const char *key, const char *value);
 int tel_store_meta_get_u64(struct tel_store *store, const char *key, uint64_t *ret);
