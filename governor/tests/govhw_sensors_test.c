@@ -194,7 +194,9 @@ static void test_other_trees(void)
                 CHECK_NEAR(rd.passive_trip_c, t[k].passive_c, 1e-9);
             CHECK_NEAR(rd.critical_trip_c, t[k].crit_c, 1e-9);
             CHECK(!rd.fault);
-            CHECK_EQ_INT(rd.ncpus, govhw_num(govhw_expected(t[k].tree), "proc_stat_cpus"));
+            cJSON *exp = govhw_expected(t[k].tree);
+            CHECK_EQ_INT(rd.ncpus, govhw_num(exp, "proc_stat_cpus"));
+            cJSON_Delete(exp);
         }
         gov_sensors_free(s);
         govhw_rm_rf(root);
