@@ -104,7 +104,8 @@ struct balanced {
     uint32_t cal_khz[GOV_MAX_CLUSTERS]; /* calibration knee, per controller cluster */
     struct gov_knee knee;
     enum knee_stage stage;
-    uint64_t stage_ns;   /* decode time spent in the current stage */
+    uint64_t stage_ns; /* decode time spent in the current stage */
+    unsigned stage_samples;
     double r_decode;     /* decode frequency as a fraction of the ceiling */
     uint64_t settled_ns; /* when the search last settled */
     uint64_t last_ns;
@@ -218,13 +219,19 @@ static double balanced_decode_r(struct balanced *b, const struct gov_inputs *in,
     double s = t->decode_slowdown_max_pct / 100.0, rmin = r_floor(ctx);
     /* only a tick that ran entirely at one clock says what that clock gives */
     bool whole = in->phase_ns >= (uint64_t)t->tick_ms * NS_PER_MS * 3 / 2;
-    if (whole && cur && cur == b->prev_cur && isfinite(in->tokens_per_s))
+    if (whole && cur && cur == b->prev_cur && isfinite(in->tokens_per_s) && in->tokens_per_s > 0) {
         gov_knee_add(&b->knee, (double)cur / ctx->ceil_khz[p], in->tokens_per_s);
+        b->stage_samples++;
+    }
     b->prev_cur = cur;
     b->stage_ns += dt_ns;
 
     uint64_t probe_ns = (uint64_t)t->probe_ms * NS_PER_MS;
-    bool enough = b->stage_ns >= probe_ns && b->knee.n[knee_bin(b->r_decode)] >= KNEE_MIN_SAMPLES;
+    /* samples land where the clock really was (table rounding, constraints), so a stage
+     * counts its own samples rather than those of the bin it asked for */
+    bool enough = b->stage_ns >= probe_ns && b->stage_samples >= KNEE_MIN_SAMPLES;
+    if (enough)
+        b->stage_samples = 0;
     double a, bb;
     switch (b->stage) {
     case STAGE_FULL:
@@ -262,6 +269,7 @@ static double balanced_decode_r(struct balanced *b, const struct gov_inputs *in,
         if (b->stage == STAGE_SETTLED && t->reprobe_s > 0 &&
             in->now_ns - b->settled_ns >= (uint64_t)t->reprobe_s * NS_PER_S) {
             b->stage = STAGE_FULL, b->stage_ns = 0, b->r_decode = 1.0;
+            b->stage_samples = 0;
         }
         break;
     }

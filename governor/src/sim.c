@@ -191,11 +191,17 @@ int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_opti
     ret->n_clusters = p->n_clusters;
     unsigned prim = 0;
     for (unsigned i = 0; i < p->n_clusters; i++) {
-        snprintf(ret->cluster_names[i], GOV_NAME_MAX, "%s", p->clusters[i].name);
         if (p->clusters[i].engine && (!p->clusters[prim].engine ||
                                       p->clusters[i].opps[p->clusters[i].n_opps - 1].khz >
                                           p->clusters[prim].opps[p->clusters[prim].n_opps - 1].khz))
             prim = i;
+    }
+    /* the ladder steps through the engine's biggest cluster, which goes first in the file (the
+     * points are ordered by the first cluster's frequency) */
+    unsigned col[GOV_MAX_CLUSTERS], next = 1;
+    for (unsigned i = 0; i < p->n_clusters; i++) {
+        col[i] = i == prim ? 0 : next++;
+        snprintf(ret->cluster_names[col[i]], GOV_NAME_MAX, "%s", p->clusters[i].name);
     }
     const struct gov_sim_cluster *pk = &p->clusters[prim];
     uint32_t pmax = pk->opps[pk->n_opps - 1].khz, pmin = pk->opps[0].khz;
@@ -215,7 +221,7 @@ int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_opti
             uint32_t kmax = k->opps[k->n_opps - 1].khz;
             want[i] = i == prim ? f : table_snap(k, (uint32_t)(r * kmax));
             floor_khz[i] = k->opps[0].khz;
-            pt->khz[i] = want[i];
+            pt->khz[col[i]] = want[i];
         }
         /* steady-state temperature of a long decode run, for the leakage term */
         double temp = ambient + 20, w = 0;
