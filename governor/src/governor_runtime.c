@@ -644,6 +644,32 @@ int gov_governor_set_tunables(struct gov_governor *g, const struct gov_tunables 
     return gov_controller_set_tunables(g->ctl, t, err, err_len);
 }
 
+int gov_governor_load_calibration(struct gov_governor *g, const char *path, char *err,
+                                  size_t err_len)
+{
+    if (!g)
+        return -EINVAL;
+    struct gov_calibration *cal = NULL;
+    if (path && *path) {
+        cal = calloc(1, sizeof(*cal));
+        if (!cal)
+            return -ENOMEM;
+        int r = gov_calibration_load(path, cal, err, err_len);
+        if (r) {
+            free(cal);
+            return r;
+        }
+    }
+    int r = gov_controller_set_calibration(g->ctl, cal);
+    if (r) {
+        free(cal);
+        return r;
+    }
+    free(g->cal);
+    g->cal = cal;
+    return 0;
+}
+
 struct gov_events *gov_governor_events(struct gov_governor *g)
 {
     return g ? &g->ev : NULL;

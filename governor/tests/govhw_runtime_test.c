@@ -211,6 +211,31 @@ static void test_amd_and_rk(void)
             CHECK_STR(s.c[2].cpus, "6-7");
             CHECK_NEAR(s.passive_trip_c, 75.0, 1e-9);
             CHECK_NEAR(s.power_w, 5.0, 1e-9);
+            /* A curve from calibrate is taken live; a bad one changes nothing. */
+            struct gov_calibration *cal = calloc(1, sizeof(*cal));
+            cal->n_clusters = 3;
+            snprintf(cal->cluster_names[0], GOV_NAME_MAX, "policy0");
+            snprintf(cal->cluster_names[1], GOV_NAME_MAX, "policy4");
+            snprintf(cal->cluster_names[2], GOV_NAME_MAX, "policy6");
+            static const uint32_t lk[3] = {408000, 1008000, 1800000};
+            static const uint32_t bk[3] = {408000, 1416000, 2400000};
+            for (unsigned k = 0; k < 3; k++) {
+                struct gov_calib_point *pt = &cal->points[cal->n_points++];
+                pt->khz[0] = lk[k];
+                pt->khz[1] = pt->khz[2] = bk[k];
+                pt->prefill_tok_s = 100.0 * (k + 1);
+                pt->decode_tok_s = 10.0 + k;
+                pt->watts = 2.0 * (k + 1);
+            }
+            char cpath[PATH_MAX + 16];
+            snprintf(cpath, sizeof(cpath), "%s/cal.json", root);
+            CHECK_EQ_INT(gov_calibration_save(cal, cpath, err, sizeof(err)), 0);
+            free(cal);
+            CHECK_EQ_INT(gov_governor_load_calibration(g, cpath, err, sizeof(err)), 0);
+            govhw_put(root, "bad.json", "{\"points\": 3}");
+            snprintf(cpath, sizeof(cpath), "%s/bad.json", root);
+            CHECK(gov_governor_load_calibration(g, cpath, err, sizeof(err)) != 0);
+            CHECK_EQ_INT(gov_governor_load_calibration(g, NULL, err, sizeof(err)), 0);
             CHECK_EQ_INT(gov_governor_restore(g, err, sizeof(err)), 0);
             CHECK_STR(pol(root, "policy6", "scaling_governor"), "schedutil");
             gov_governor_free(g);
@@ -376,8 +401,109 @@ out:
     govhw_rm_rf(root);
 }
 
+/* intel_pstate in passive mode: the intel_cpufreq driver takes generic governors, userspace
+ * included, over a continuous range. */
+static void test_intel_passive(void)
+{
+    char root[PATH_MAX], saved[PATH_MAX + 32], err[512];
+    if (govhw_copy_tree("intel-pstate-n100", root, sizeof(root)) != 0) {
+        CHECK(0);
+        return;
+    }
+    govhw_put(root, "sys/devices/system/cpu/intel_pstate/status", "passive\n");
+    for (int i = 0; i < 4; i++) {
+        char rel[128];
+        snprintf(rel, sizeof(rel), "sys/devices/system/cpu/cpufreq/policy%d/scaling_driver", i);
+        govhw_put(root, rel, "intel_cpufreq\n");
+        snprintf(rel, sizeof(rel),
+                 "sys/devices/system/cpu/cpufreq/policy%d/scaling_available_governors", i);
+        govhw_put(root, rel, "conservative ondemand userspace powersave performance schedutil\n");
+        snprintf(rel, sizeof(rel), "sys/devices/system/cpu/cpufreq/policy%d/scaling_governor", i);
+        govhw_put(root, rel, "schedutil\n");
+    }
+    struct gov_governor *g = make(root, "performance", saved, sizeof(saved), false);
+    if (!g)
+        goto out;
+    struct gov_tick_result res;
+    gov_governor_tick(g, 1000 * MS, GOV_PHASE_PREFILL, NAN, NAN, &res);
+    struct gov_status s;
+    gov_governor_status(g, &s);
+    CHECK_STR(s.pstate_status, "passive");
+    CHECK(s.c[0].exact_freq);
+    CHECK_STR(pol(root, "policy1", "scaling_governor"), "userspace");
+    CHECK_STR(pol(root, "policy1", "scaling_setspeed"), "3400000");
+    CHECK_STR(govhw_get(root, "sys/devices/system/cpu/intel_pstate/no_turbo"), "0");
+    CHECK_EQ_INT(gov_governor_restore(g, err, sizeof(err)), 0);
+    CHECK_STR(pol(root, "policy1", "scaling_governor"), "schedutil");
+    gov_governor_free(g);
+out:
+    govhw_rm_rf(root);
+}
+
+/* More policies than the controller has clusters (acpi-cpufreq has one per CPU): identical
+ * hardware shares a cluster, different hardware (a hybrid part's E-cores) gets its own. */
+static void test_many_policies(void)
+{
+    char root[PATH_MAX], saved[PATH_MAX + 32], err[512];
+    if (govhw_copy_tree("acpi-cpufreq-4c", root, sizeof(root)) != 0) {
+        CHECK(0);
+        return;
+    }
+    char cmd[PATH_MAX * 2 + 64], stat[4096];
+    size_t len = (size_t)snprintf(stat, sizeof(stat), "cpu  1 1 1 1 1 1 1 0 0 0\n");
+    for (int i = 0; i < 12; i++) {
+        char rel[128], v[16];
+        if (i >= 4) {
+            snprintf(cmd, sizeof(cmd), "%s/sys/devices/system/cpu/cpufreq", root);
+            char from[PATH_MAX + 32], to[PATH_MAX + 32];
+            snprintf(from, sizeof(from), "%s/policy3", cmd);
+            snprintf(to, sizeof(to), "%s/policy%d", cmd, i);
+            const char *argv[] = {"cp", "-a", from, to, NULL};
+            CHECK_EQ_INT(govhw_run(argv), 0);
+            snprintf(v, sizeof(v), "%d\n", i);
+            snprintf(rel, sizeof(rel), "sys/devices/system/cpu/cpufreq/policy%d/related_cpus", i);
+            govhw_put(root, rel, v);
+            snprintf(rel, sizeof(rel), "sys/devices/system/cpu/cpufreq/policy%d/affected_cpus", i);
+            govhw_put(root, rel, v);
+        }
+        if (i >= 8) { /* the "E-cores": a lower ceiling */
+            snprintf(rel, sizeof(rel), "sys/devices/system/cpu/cpufreq/policy%d/cpuinfo_max_freq",
+                     i);
+            govhw_put(root, rel, "2000000\n");
+            snprintf(rel, sizeof(rel),
+                     "sys/devices/system/cpu/cpufreq/policy%d/scaling_available_frequencies", i);
+            govhw_put(root, rel, "2000000 1600000 1200000 800000\n");
+            snprintf(rel, sizeof(rel), "sys/devices/system/cpu/cpufreq/policy%d/scaling_max_freq",
+                     i);
+            govhw_put(root, rel, "2000000\n");
+        }
+        len += (size_t)snprintf(stat + len, sizeof(stat) - len, "cpu%d 1 0 1 10 0 0 0 0 0 0\n", i);
+    }
+    govhw_put(root, "proc/stat", stat);
+    struct gov_governor *g = make(root, "performance", saved, sizeof(saved), false);
+    if (!g)
+        goto out;
+    gov_governor_tick(g, 1000 * MS, GOV_PHASE_PREFILL, NAN, NAN, NULL);
+    struct gov_status s;
+    gov_governor_status(g, &s);
+    CHECK_EQ_INT(s.n_clusters, 2);
+    CHECK_EQ_INT(s.c[0].n_policies, 8);
+    CHECK_STR(s.c[0].cpus, "0-7");
+    CHECK_STR(s.c[1].cpus, "8-11");
+    CHECK_STR(s.c[0].name, "policy0+7");
+    CHECK_STR(pol(root, "policy7", "scaling_setspeed"), "2901000");
+    CHECK_STR(pol(root, "policy11", "scaling_setspeed"), "2000000");
+    CHECK_EQ_INT(gov_governor_restore(g, err, sizeof(err)), 0);
+    CHECK_STR(pol(root, "policy11", "scaling_governor"), "schedutil");
+    gov_governor_free(g);
+out:
+    govhw_rm_rf(root);
+}
+
 int main(void)
 {
+    test_intel_passive();
+    test_many_policies();
     test_acpi();
     test_intel_limits();
     test_amd_and_rk();

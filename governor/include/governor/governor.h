@@ -127,6 +127,11 @@ int gov_governor_set_policy(struct gov_governor *g, const char *name, char *err,
 int gov_governor_set_tunables(struct gov_governor *g, const struct gov_tunables *t, char *err,
                               size_t err_len);
 
+/* Loads a calibration curve (after `ember governor calibrate` wrote a new one) and hands it to
+ * the controller; NULL or "" drops the curve. Nothing changes on error. */
+int gov_governor_load_calibration(struct gov_governor *g, const char *path, char *err,
+                                  size_t err_len);
+
 /* Writes the saved originals back and removes the saved file. 0 also when nothing was saved. */
 int gov_governor_restore(struct gov_governor *g, char *err, size_t err_len);
 
