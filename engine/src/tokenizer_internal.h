@@ -57,7 +57,7 @@ struct eng_vocab {
     uint64_t merges_mask;
     int32_t n_merges;
 
-    /* SPM: the id for byte b (<0xXX>, else the one-byte token, else unk, else -1).
+    /* SPM: the id for byte b (<0xHH>, else the one-byte token, else unk, else -1).
      * BPE: the id of byte b's byte-level character (-1 if missing). */
     int32_t byte_token[256];
 

@@ -77,7 +77,7 @@ int32_t eng_token_lookup(const struct eng_vocab *vocab, const char *text, size_t
 int eng_tokenize(const struct eng_vocab *vocab, const char *text, size_t len, bool add_special,
                  bool parse_special, int32_t *out, size_t cap, size_t *ret_n);
 
-/* The bytes a token stands for: SPM U+2581 -> space and <0xXX> byte tokens -> that byte; BPE
+/* The bytes a token stands for: SPM U+2581 -> space and <0xHH> byte tokens -> that byte; BPE
  * byte-level characters -> bytes. CONTROL/UNKNOWN tokens give their text only with special,
  * else nothing; UNUSED tokens give nothing. The piece may be an incomplete UTF-8 sequence.
  * Writes at most cap bytes (no NUL) and the length to *ret_len; -ENOSPC when cap is too small
