@@ -96,6 +96,8 @@ struct tel_mqtt {
     uint32_t n_inflight;
     double tokens;
     uint64_t tokens_ns;
+    double err_tokens; /* error events allowed now (flood guard) */
+    uint64_t err_tokens_ns;
 
     struct queued *queue;
     uint32_t q_head, q_len;
@@ -444,11 +446,26 @@ static void publish_states(struct tel_mqtt *m)
 
 /* ---- commands in ---- */
 
+/* Error events are limited to a burst of ERR_BURST and ERR_RATE_PER_S after it, so a client
+ * flooding bad commands cannot turn us into an amplifier or fill the offline queue; every
+ * rejection is still counted in the stats. */
+#define ERR_BURST      50.0
+#define ERR_RATE_PER_S 10.0
+
 static void reject(struct tel_mqtt *m, const char *what, const char *why)
 {
+    m->st.commands_rejected++;
+    if (m->now_ns > m->err_tokens_ns) {
+        m->err_tokens += (double)(m->now_ns - m->err_tokens_ns) * ERR_RATE_PER_S / 1e9;
+        if (m->err_tokens > ERR_BURST)
+            m->err_tokens = ERR_BURST;
+        m->err_tokens_ns = m->now_ns;
+    }
+    if (m->err_tokens < 1)
+        return;
+    m->err_tokens -= 1;
     char detail[TEL_DETAIL_MAX];
     snprintf(detail, sizeof(detail), "%s: %s", what, why);
-    m->st.commands_rejected++;
     tel_mqtt_publish_event(m, "command_error", detail);
 }
 
@@ -499,7 +516,10 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         return;
     }
     if (strcmp(t, m->topic[T_ASK]) == 0) {
-        handle_ask(m, msg, props);
+        if (msg->retain)
+            reject(m, "ask", "retained requests are ignored");
+        else
+            handle_ask(m, msg, props);
         return;
     }
     int which = strcmp(t, m->topic[T_GOV_SET]) == 0      ? T_GOV_SET
@@ -1114,6 +1134,7 @@ int tel_mqtt_new(const struct tel_mqtt_params *params, const struct tel_mqtt_cal
     }
     m->next_send = m->acked_seq + 1;
     m->st.acked_seq = m->acked_seq;
+    m->err_tokens = ERR_BURST;
     m->state = TEL_MQTT_DISCONNECTED;
     m->next_connect_ns = 0; /* connect at the first handle_misc */
     *ret = m;

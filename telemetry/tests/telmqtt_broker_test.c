@@ -257,6 +257,15 @@ static size_t count_replayed(struct rig *r)
     return n;
 }
 
+static uint64_t g_rejected_min;
+
+static bool rejected_reached(struct rig *r)
+{
+    struct tel_mqtt_stats st;
+    tel_mqtt_get_stats(r->m, &st);
+    return st.commands_rejected >= g_rejected_min;
+}
+
 static bool replay_done(struct rig *r)
 {
     return count_replayed(r) >= 26;
@@ -888,6 +897,20 @@ static int case_commands(void)
     const struct tmsg *ans = tsub_last(&r.sub, "client/answers");
     CHECK(ans && strcmp(ans->payload, "4") == 0);
     CHECK(ans && ans->corr && strcmp(ans->corr, "req-42") == 0);
+
+    /* A flood of bad commands: all rejected and counted, but error events are rate limited. */
+    tel_mqtt_get_stats(r.m, &st);
+    uint64_t rejected0 = st.commands_rejected;
+    size_t ev0 = tsub_count(&r.sub, "ember/box1/event");
+    for (int i = 0; i < 300; i++)
+        tsub_publish(&r.sub, "ember/box1/governor/set", "turbo", 5, false);
+    g_rejected_min = rejected0 + 300;
+    CHECK(run_until(&r, 10000, rejected_reached));
+    run_until(&r, 300, NULL);
+    size_t flood_events = tsub_count(&r.sub, "ember/box1/event") - ev0;
+    CHECK_MSG(flood_events >= 45 && flood_events <= 100, "%zu error events for 300 bad commands",
+              flood_events);
+    CHECK_EQ_INT(r.n_policy, 1);
 
     rig_stop(&r);
     return et_finish();
