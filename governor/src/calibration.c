@@ -32,10 +32,16 @@ static int get_opt_number(const cJSON *o, const char *key, double *ret, char *er
     return 0;
 }
 
+/* Points order by their frequency vector, first cluster first: a ladder that raises every
+ * cluster together (a small cluster repeating its top step while a big one still climbs) stays
+ * in ladder order. */
 static int cmp_point(const void *a, const void *b)
 {
     const struct gov_calib_point *pa = a, *pb = b;
-    return pa->khz[0] < pb->khz[0] ? -1 : pa->khz[0] > pb->khz[0];
+    for (unsigned c = 0; c < GOV_MAX_CLUSTERS; c++)
+        if (pa->khz[c] != pb->khz[c])
+            return pa->khz[c] < pb->khz[c] ? -1 : 1;
+    return 0;
 }
 
 int gov_calibration_parse(const char *json, struct gov_calibration *ret, char *err, size_t err_len)
@@ -132,8 +138,9 @@ int gov_calibration_parse(const char *json, struct gov_calibration *ret, char *e
     }
     qsort(ret->points, ret->n_points, sizeof(ret->points[0]), cmp_point);
     for (unsigned i = 1; i < ret->n_points; i++) {
-        if (ret->points[i].khz[0] == ret->points[i - 1].khz[0]) {
-            snprintf(err, err_len, "points: two points at %u kHz", ret->points[i].khz[0]);
+        if (cmp_point(&ret->points[i], &ret->points[i - 1]) == 0) {
+            snprintf(err, err_len, "points: two points at the same frequencies (%u kHz, ...)",
+                     ret->points[i].khz[0]);
             goto fail;
         }
     }

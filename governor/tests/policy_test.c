@@ -766,6 +766,15 @@ static void test_calibration_json(void)
     CHECK_EQ_INT(back.points[0].khz[1], 1100);
     CHECK_EQ_INT(back.points[1].khz[1], 2000);
     CHECK(isnan(back.points[1].watts));
+    /* a small cluster repeating its top step while the big one climbs is a valid ladder */
+    CHECK_EQ_INT(gov_calibration_parse("{\"clusters\":[\"little\",\"big\"],\"points\":["
+                                       "{\"khz\":[1800,2400],\"decode_tok_s\":9},"
+                                       "{\"khz\":[1800,2200],\"decode_tok_s\":8.5},"
+                                       "{\"khz\":[1600,2000],\"decode_tok_s\":8}]}",
+                                       &back, err, sizeof(err)),
+                 0);
+    CHECK_EQ_INT(back.points[1].khz[1], 2200);
+    CHECK_EQ_INT(back.points[2].khz[1], 2400);
 
     static const char *const bad[] = {
         "",
