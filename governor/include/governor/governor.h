@@ -5,7 +5,9 @@
  * or monitor_only), goes to the safe state (minimum frequency, boost off) while a sensor is lost
  * or returns garbage, restores the settings a crashed earlier run left behind when it starts, and
  * restores its own on gov_governor_restore(). Events (read-back mismatches, sensor faults,
- * conflicting daemons, restores) queue in a ring the agent drains. */
+ * conflicting daemons, restores) queue in a ring the agent drains. The object is not
+ * thread-safe: tick, status and set_policy belong to one thread (the agent's loop), which hands
+ * snapshots (gov_governor_status) to other threads. */
 #ifndef GOVERNOR_GOVERNOR_H
 #define GOVERNOR_GOVERNOR_H
 
