@@ -71,6 +71,7 @@ struct gen {
     pthread_cond_t cv;
     bool waiting;           /* the connection thread sleeps on cv */
     uint64_t next_check_ns; /* when gen_wait next looks for a hang-up */
+    uint64_t last_send_ns;  /* when the content reader last handed out bytes */
     bool has_text;
     bool done;
     bool oom;
@@ -112,6 +113,7 @@ void agent_http_params_defaults(struct agent_http_params *p)
     p->max_connections = 64;
     p->idle_timeout_s = 60;
     p->poll_interval_ms = 100;
+    p->stream_coalesce_ms = 10;
     p->port = -1;
 }
 
@@ -372,8 +374,21 @@ static ssize_t gen_read(void *cls, uint64_t pos, char *buf, size_t max)
     struct gen *g = cls;
     ssize_t ret;
     pthread_mutex_lock(&g->mu);
+    uint64_t window_ns = (uint64_t)g->h->params.stream_coalesce_ms * 1000000ULL;
     for (;;) {
         if (g->out_off < g->out.len) {
+            /* Tokens that come faster than the window are sent together: one wake-up and
+             * one send per window instead of per token. Slower tokens go out at once. */
+            uint64_t now = cmn_now_ns();
+            if (!g->done && now < g->last_send_ns + window_ns && g->out.len - g->out_off < max &&
+                !atomic_load(&g->h->stopping)) {
+                uint64_t until = g->last_send_ns + window_ns;
+                struct timespec ts = {.tv_sec = (time_t)(until / 1000000000ULL),
+                                      .tv_nsec = (long)(until % 1000000000ULL)};
+                pthread_cond_timedwait(&g->cv, &g->mu, &ts); /* on_done still wakes us */
+                continue;
+            }
+            g->last_send_ns = now;
             size_t n = g->out.len - g->out_off;
             if (n > max)
                 n = max;

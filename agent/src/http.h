@@ -37,13 +37,15 @@ struct agent_http_hooks {
 
 /* Settings that are not in the configuration file. */
 struct agent_http_params {
-    unsigned max_connections;  /* concurrent connections (each a thread); more are refused */
-    unsigned idle_timeout_s;   /* idle keep-alive connections are closed after this */
-    unsigned poll_interval_ms; /* how often a waiting request checks that its client is there */
-    int port;                  /* -1: cfg->api.port; 0: the kernel picks (see agent_http_port) */
+    unsigned max_connections;    /* concurrent connections (each a thread); more are refused */
+    unsigned idle_timeout_s;     /* idle keep-alive connections are closed after this */
+    unsigned poll_interval_ms;   /* how often a waiting request checks that its client is there */
+    unsigned stream_coalesce_ms; /* streamed tokens closer together than this share one send
+                                    (0: every token is sent on its own) */
+    int port;                    /* -1: cfg->api.port; 0: the kernel picks (see agent_http_port) */
 };
 
-/* 64 connections, 60 s idle timeout, 100 ms poll interval, port -1. */
+/* 64 connections, 60 s idle timeout, 100 ms poll interval, 10 ms coalescing, port -1. */
 void agent_http_params_defaults(struct agent_http_params *p);
 
 /* Binds cfg->api.listen (an IPv4 or IPv6 address) and port and starts serving. worker may be NULL

@@ -16,3 +16,6 @@ add_test(NAME api_node_openai
                  ${CMAKE_SOURCE_DIR})
 set_tests_properties(api_node_openai PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 180
                      ENVIRONMENT "EMBER_SHARED_DIR=${EMBER_SHARED_DIR}")
+# API overhead per streamed token vs the engine's own time (prints the numbers; label bench).
+ember_add_test(NAME api_stream_bench SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_stream_bench.c
+               LIBS ember_agent LABELS bench TIMEOUT 300)
