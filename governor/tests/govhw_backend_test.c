@@ -241,6 +241,14 @@ static void test_amd(void)
     CHECK_EQ_INT(gov_backend_set_perf_pct(b, 10, 90, &ev), -EOPNOTSUPP);
     CHECK_EQ_INT(ev.count, 0);
     gov_backend_free(b);
+    /* amd-pstate guided mode (the driver is then "amd-pstate" with generic governors). */
+    govhw_put(root, "sys/devices/system/cpu/amd_pstate/status", "guided\n");
+    b = open_tree(root);
+    if (b) {
+        CHECK_EQ_INT(gov_backend_global(b)->status, GOV_PSTATE_STATUS_GUIDED);
+        CHECK_STR(gov_pstate_status_name(gov_backend_global(b)->status), "guided");
+        gov_backend_free(b);
+    }
 out:
     govhw_rm_rf(root);
 }
