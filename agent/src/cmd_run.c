@@ -58,7 +58,7 @@ static void run_usage(FILE *out)
             "      --repeat-penalty R    repetition penalty (1 = off)\n"
             "      --repeat-last-n N     tokens the penalties look at\n"
             "      --presence-penalty P  presence penalty (0 = off)\n"
-            "      --seed S              sampling seed (-1 = random)\n"
+            "      --seed S              sampling seed (-1 = random, the default)\n"
             "      --stop STR            stop at STR (not printed); repeatable\n"
             "      --ignore-eos          keep generating past end-of-text tokens\n"
             "  -c, --ctx N               context size in tokens (0 = the model's, capped at 4096)\n"
@@ -303,7 +303,7 @@ static int apply_defaults(struct run_opts *o)
         if (!o->template_name && strcmp(e->chat_template, "auto") != 0)
             o->template_name = strdup(e->chat_template);
     } else if (!o->have_seed) {
-        o->seed = (int64_t)def.seed;
+        o->seed = -1; /* as [engine] seed's default: a fresh seed per run */
     }
     if (!o->have_n_predict)
         o->n_predict = -1;
@@ -682,6 +682,13 @@ int cmd_run(int argc, char **argv)
             "context, context %u tokens)\n",
             (double)load_ns / 1e6, info.arch, info.file_type, (double)info.size_bytes / 1048576.0,
             rss1, rss1 - rss0, eng_n_ctx(ctx));
+
+    fprintf(stderr,
+            "sampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, repeat-penalty %.2f over %d, "
+            "presence-penalty %.2f, seed %llu\n",
+            (double)o.sp.temperature, (int)o.sp.top_k, (double)o.sp.top_p, (double)o.sp.min_p,
+            (double)o.sp.repeat_penalty, (int)o.sp.penalty_last_n, (double)o.sp.presence_penalty,
+            (unsigned long long)o.sp.seed);
 
     struct eng_gen_params gp;
     eng_gen_params_defaults(&gp);
