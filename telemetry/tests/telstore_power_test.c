@@ -20,6 +20,7 @@
 
 #include "ember_test.h"
 #include "telemetry/power.h"
+#include "telemetry/store.h"
 
 #define NS   1000000000ULL
 #define RAPL "sys/devices/virtual/powercap/intel-rapl"
@@ -513,6 +514,60 @@ static void test_estimate(void)
     CHECK_EQ_INT(tel_source_from_name("BATTERY", &src), -EINVAL);
 }
 
+/* The agent's restart path: samples stored with the RAPL total, the process ends, the machine
+ * reboots (the RAPL counter starts low again), the new process seeds tel_power from the store:
+ * the total carries on from where it was and never goes back. */
+static void test_restart_continuity(void)
+{
+    char root[512], db[600], err[512];
+    if (!copy_tree("acpi-cpufreq-4c", "restart", root, sizeof(root))) {
+        CHECK(0);
+        return;
+    }
+    snprintf(db, sizeof(db), "%s/restart.db", tmpdir);
+    const char *pkg = RAPL "/intel-rapl:0/energy_uj";
+    uint64_t e0 = get_u64(root, pkg);
+    double last = 0;
+    for (int boot = 0; boot < 2; boot++) {
+        struct tel_store_params sp;
+        tel_store_params_defaults(&sp);
+        sp.retain_samples_s = 0;
+        struct tel_store *st = NULL;
+        CHECK_EQ_INT(tel_store_open(db, &sp, &st, err, sizeof(err)), 0);
+        if (!st)
+            return;
+        double saved = -1;
+        CHECK_EQ_INT(tel_store_energy_total_j(st, &saved), 0);
+        CHECK_NEAR(saved, last, 1e-9);
+        if (boot == 1)
+            put(root, pkg, "%llu", 1000000ULL); /* after a reboot the counter is small */
+        struct tel_power *pw = open_power(root, 0, 0, saved);
+        CHECK(pw != NULL);
+        if (!pw) {
+            tel_store_close(st);
+            return;
+        }
+        uint64_t base = boot == 0 ? e0 : 1000000ULL;
+        for (int i = 1; i <= 5; i++) {
+            put(root, pkg, "%llu", (unsigned long long)(base + (uint64_t)i * 4000000ULL));
+            struct tel_power_reading rd;
+            CHECK_EQ_INT(tel_power_read(pw, (uint64_t)i * NS, NULL, &rd), 0);
+            CHECK(rd.energy_j >= last);
+            struct tel_sample sm;
+            memset(&sm, 0, sizeof(sm));
+            sm.ts_ns = 1700000000ULL * NS + (uint64_t)(boot * 100 + i) * NS;
+            sm.power_w = rd.power_w;
+            sm.energy_j = rd.energy_j;
+            sm.source = rd.source;
+            CHECK_EQ_INT(tel_store_append_sample(st, &sm, NULL), 0);
+            last = rd.energy_j;
+        }
+        CHECK_NEAR(last, 20.0 * (boot + 1), 1e-9); /* 4 J a second, 5 s per boot */
+        tel_power_free(pw);
+        tel_store_close(st);
+    }
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/telstore_power_XXXXXX");
@@ -524,6 +579,7 @@ int main(void)
     test_hwmon();
     test_battery();
     test_estimate();
+    test_restart_continuity();
     nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     return et_finish();
 }
