@@ -541,6 +541,16 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
         g->safe = safe;
     }
 
+    if (g->saved && access(g->saved_path, F_OK) != 0) {
+        /* Someone restored behind our back (`ember governor restore` while we run): what is on
+         * the hardware now are the originals again, so take them afresh before the next write. */
+        g->saved = false;
+        memset(g->taken, 0, sizeof(g->taken));
+        gov_events_push(&g->ev, GOV_EVENT_RESTORED, 0,
+                        "%s was removed while running; the settings found now are saved as the "
+                        "originals before the next write",
+                        g->saved_path);
+    }
     if (!g->monitor_only) {
         bool need = false;
         int hw_boost = current_boost(g->b);

@@ -123,6 +123,20 @@ static void test_acpi(void)
     cJSON_Delete(j);
     free(json);
 
+    /* `ember governor restore` run while the governor runs: originals back, file gone. The
+     * governor notices, saves the originals afresh and takes over again. */
+    struct gov_backend_params bp = {.sysfs_root = root};
+    struct gov_backend *other = NULL;
+    CHECK_EQ_INT(gov_backend_open(&bp, &other, err, sizeof(err)), 0);
+    CHECK_EQ_INT(gov_saved_restore_file(other, saved, NULL, NULL, err, sizeof(err)), 0);
+    gov_backend_free(other);
+    CHECK_STR(pol(root, "policy3", "scaling_governor"), "schedutil");
+    run_for(g, &t, 200, GOV_PHASE_IDLE);
+    CHECK_STR(pol(root, "policy3", "scaling_governor"), "userspace");
+    CHECK_EQ_INT(gov_saved_read(saved, &st, err, sizeof(err)), 0);
+    CHECK_STR(st.pol[3].governor, "schedutil");
+    CHECK_EQ_INT(count_kind(ev, GOV_EVENT_RESTORED, "was removed while running"), 1);
+
     CHECK_EQ_INT(gov_governor_restore(g, err, sizeof(err)), 0);
     CHECK(access(saved, F_OK) != 0);
     for (int i = 0; i < 4; i++) {
@@ -133,7 +147,7 @@ static void test_acpi(void)
         CHECK_STR(pol(root, name, "scaling_max_freq"), "2901000");
     }
     CHECK_STR(govhw_get(root, "sys/devices/system/cpu/cpufreq/boost"), "1");
-    CHECK_EQ_INT(count_kind(ev, GOV_EVENT_RESTORED, NULL), 1);
+    CHECK_EQ_INT(count_kind(ev, GOV_EVENT_RESTORED, "restored from"), 1);
     gov_governor_free(g);
 out:
     govhw_rm_rf(root);
