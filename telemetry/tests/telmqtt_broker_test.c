@@ -46,6 +46,7 @@ struct rig {
     size_t ask_corr_len;
     char last_detail[256];
     int max_wait_ms; /* longest poll when no deadline is nearer (0: 20 ms, for the predicates) */
+    uint32_t max_inflight_seen;
 };
 
 static void on_policy(void *user, const char *policy)
@@ -192,6 +193,10 @@ static void loop_once(struct rig *r, int max_ms)
             tel_mqtt_handle_write(r->m, now);
     }
     tel_mqtt_handle_misc(r->m, now);
+    struct tel_mqtt_stats st;
+    tel_mqtt_get_stats(r->m, &st);
+    if (st.inflight > r->max_inflight_seen)
+        r->max_inflight_seen = st.inflight;
     if (sub_i >= 0)
         tsub_io(&r->sub, fds[sub_i].revents & (POLLIN | POLLERR | POLLHUP),
                 fds[sub_i].revents & POLLOUT);
@@ -573,6 +578,8 @@ static int case_outage(bool kill9, int outage_ms)
     struct tel_mqtt_stats st;
     tel_mqtt_get_stats(r.m, &st);
     CHECK(st.published_replay >= backlog);
+    CHECK_MSG(r.max_inflight_seen <= p.inflight_max && r.max_inflight_seen > 1,
+              "in flight at most %u (window %u)", r.max_inflight_seen, p.inflight_max);
     /* Throttled: the backlog cannot have gone out faster than the rate (plus one burst). */
     double min_s = ((double)backlog - (double)p.inflight_max) / p.replay_rate_per_s;
     CHECK_MSG(catchup_s >= min_s * 0.9, "catch-up %.2f s, rate allows no less than %.2f s",
