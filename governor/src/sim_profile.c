@@ -436,10 +436,10 @@ int gov_sim_workload_load(const char *name_or_path, double duration_s, uint64_t 
         for (double t = 2; t < duration_s && !rc; t += 15 + 30 * rnd(&s))
             rc = push(w, &cap, t, rnd_between(&s, 20, 200), rnd_between(&s, 50, 400));
     } else if (strcmp(name_or_path, "burst") == 0) {
-        /* a batch job every 60 s: 6 documents of 100..600 tokens, summaries of 50..250 */
+        /* a batch job every 120 s: 4 documents of 100..600 tokens, summaries of 50..250 */
         snprintf(w->name, sizeof(w->name), "burst");
-        for (double t = 2; t < duration_s && !rc; t += 60)
-            for (int k = 0; k < 6 && !rc; k++)
+        for (double t = 2; t < duration_s && !rc; t += 120)
+            for (int k = 0; k < 4 && !rc; k++)
                 rc = push(w, &cap, t, rnd_between(&s, 100, 600), rnd_between(&s, 50, 250));
     } else if (strcmp(name_or_path, "steady") == 0) {
         /* a saturated server: the next request starts as soon as the previous finishes */

@@ -117,11 +117,11 @@ struct gov_tunables {
     double thermal_target_c; /* 0 (off) or 30..125, default 85; also kept trip_margin_c below
                                 the first passive trip point */
     double trip_margin_c;    /* 0..30, default 5 */
-    double thermal_kp;       /* 0..1, default 0.06: fraction of the range per °C of error */
-    double thermal_ki;       /* 0..1, default 0.03: fraction of the range per °C·s */
+    double thermal_kp;       /* 0..1, default 0.08: fraction of the range per °C of error */
+    double thermal_ki;       /* 0..1, default 0.02: fraction of the range per °C·s */
     double power_cap_w;      /* 0 (off) or 0.5..10000, default 0 */
-    double power_kp;         /* 0..10, default 0.3: log domain, relative clock per ln(cap/power) */
-    double power_ki;         /* 0..50, default 1.0: log domain, per ln(cap/power) and second; the
+    double power_kp;         /* 0..1, default 0.3: log domain, relative clock per ln(cap/power) */
+    double power_ki;         /* 0..1, default 1.0: log domain, per ln(cap/power) and second; the
                                 integrator is kept per engine phase */
     /* anti-flap */
     double dead_band_pct; /* 0..50, default 3: ignore changes smaller than this % of cur */
