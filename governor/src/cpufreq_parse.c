@@ -83,7 +83,8 @@ int gov_parse_cpu_list(const char *s, uint16_t *cpus, size_t cap, size_t *ret_n)
         cpus[n++] = (uint16_t)c;
     }
     *ret_n = n;
-    qsort(cpus, n, sizeof(*cpus), cmp_u16); /* already ascending; keeps the contract explicit */
+    if (n > 1) /* already ascending; keeps the contract explicit */
+        qsort(cpus, n, sizeof(*cpus), cmp_u16);
     return 0;
 }
 
@@ -132,7 +133,8 @@ int gov_parse_freq_list(const char *s, uint32_t *khz, size_t cap, size_t *ret_n,
             return -ERANGE;
         khz[n++] = (uint32_t)v;
     }
-    qsort(khz, n, sizeof(*khz), cmp_u32);
+    if (n > 1)
+        qsort(khz, n, sizeof(*khz), cmp_u32);
     *ret_n = n;
     if (ret_bad)
         *ret_bad = bad;
