@@ -232,30 +232,42 @@ const float *eng_get_logits_ith(const struct eng_context *c, size_t i)
 
 /* ---- matrix products ---- */
 
-/* Up to three matrices sharing one input (Q/K/V, gate/up). */
+/* Up to three matrices sharing one input (Q/K/V, gate/up). Their rows, taken back to back,
+ * are cut into chunks of whole 16-row blocks that the pool's threads claim one by one. */
 struct matmul_job {
     const struct eng_context *c;
     int n_w;
     const struct eng_weight *w[3];
     float *y[3];
+    int64_t row_end[3]; /* cumulative rows */
+    int64_t rows_per_chunk;
     const void *act; /* input rows in the vec_dot type */
     size_t act_row;  /* bytes between token rows of act */
     int n_tok;
 };
 
-/* Rows of the output are split evenly among threads; within a thread, 16 rows at a time are
- * run against every token so a weight row is reused from cache across the batch. */
-static void matmul_worker(void *arg, int ith, int nth)
+#define MATMUL_BLOCK 16
+
+/* Within a chunk, 16 rows at a time are run against every token so a weight row is reused from
+ * cache across the batch. */
+static void matmul_chunk(void *arg, int chunk, int ith)
 {
     const struct matmul_job *j = arg;
-    for (int wi = 0; wi < j->n_w; wi++) {
+    (void)ith;
+    int64_t g0 = chunk * j->rows_per_chunk, g1 = g0 + j->rows_per_chunk;
+    int64_t base = 0;
+    for (int wi = 0; wi < j->n_w; base = j->row_end[wi], wi++) {
+        int64_t r0 = g0 > base ? g0 - base : 0;
+        int64_t r1 = (g1 < j->row_end[wi] ? g1 : j->row_end[wi]) - base;
+        if (r0 >= r1)
+            continue;
         const struct eng_weight *w = j->w[wi];
         eng_vec_dot_fn dot = j->c->k->dot[w->type];
-        int64_t rows = w->ne1, r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth;
         const char *wd = w->data;
         float *y = j->y[wi];
-        for (int64_t rb = r0; rb < r1; rb += 16) {
-            int64_t re = rb + 16 < r1 ? rb + 16 : r1;
+        int64_t rows = w->ne1;
+        for (int64_t rb = r0; rb < r1; rb += MATMUL_BLOCK) {
+            int64_t re = rb + MATMUL_BLOCK < r1 ? rb + MATMUL_BLOCK : r1;
             for (int t = 0; t < j->n_tok; t++) {
                 const void *a = (const char *)j->act + (size_t)t * j->act_row;
                 float *yt = y + (size_t)t * rows;
@@ -273,9 +285,12 @@ static void matmul(struct eng_context *c, int n_w, const struct eng_weight *cons
     int64_t n_in = w[0]->ne0;
     uint32_t vt = eng_type_traits(w[0]->type)->vec_dot_type;
     struct matmul_job j = {.c = c, .n_w = n_w, .n_tok = n_tok};
+    int64_t total = 0;
     for (int i = 0; i < n_w; i++) {
         j.w[i] = w[i];
         j.y[i] = y[i];
+        total += w[i]->ne1;
+        j.row_end[i] = total;
     }
     if (vt == GGUF_TT_F32) {
         j.act = x;
@@ -287,7 +302,12 @@ static void matmul(struct eng_context *c, int n_w, const struct eng_weight *cons
         j.act = c->act_q;
         j.act_row = c->act_q_row;
     }
-    eng_pool_run(c->pool, matmul_worker, &j);
+    /* about four chunks per thread balance a busy machine without much claiming traffic */
+    int64_t want = (int64_t)eng_pool_size(c->pool) * 4;
+    int64_t per = (total + want - 1) / want;
+    per = (per + MATMUL_BLOCK - 1) / MATMUL_BLOCK * MATMUL_BLOCK;
+    j.rows_per_chunk = per;
+    eng_pool_run(c->pool, matmul_chunk, &j, (int)((total + per - 1) / per));
 }
 
 static void matmul1(struct eng_context *c, const struct eng_weight *w, float *y, const float *x,
@@ -310,7 +330,8 @@ struct attn_job {
     size_t pos0;
 };
 
-static void attn_worker(void *arg, int ith, int nth)
+/* One chunk is one (token, head) pair. */
+static void attn_chunk(void *arg, int task, int ith)
 {
     const struct attn_job *j = arg;
     struct eng_context *c = j->c;
@@ -322,25 +343,22 @@ static void attn_worker(void *arg, int ith, int nth)
     const char *kc = (const char *)c->k_cache + (size_t)j->layer * c->n_ctx * c->kv_row_k * es;
     const char *vc = (const char *)c->v_cache + (size_t)j->layer * c->n_ctx * c->kv_row_v * es;
     eng_vec_dot_fn dot = c->k->dot[c->kv_f32 ? GGUF_TT_F32 : GGUF_TT_F16];
-    int total = j->n_tok * hp->n_head;
-    for (int task = total * ith / nth; task < total * (ith + 1) / nth; task++) {
-        int t = task / hp->n_head, h = task % hp->n_head, kvh = h / group;
-        size_t n_pos = j->pos0 + (size_t)t + 1; /* causal: positions 0..pos0+t */
-        const float *q = c->q + (size_t)t * hp->n_head * hdk + (size_t)h * hdk;
-        for (size_t p = 0; p < n_pos; p++) {
-            const char *krow = kc + (p * c->kv_row_k + (size_t)kvh * hdk) * es;
-            scores[p] = dot(hdk, krow, q) * scale;
-        }
-        eng_softmax(scores, (int)n_pos);
-        float *out = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
-        memset(out, 0, (size_t)hdv * sizeof(float));
-        for (size_t p = 0; p < n_pos; p++) {
-            const char *vrow = vc + (p * c->kv_row_v + (size_t)kvh * hdv) * es;
-            if (c->kv_f32)
-                c->k->axpy_f32(hdv, scores[p], (const float *)vrow, out);
-            else
-                c->k->axpy_f16(hdv, scores[p], (const eng_fp16 *)vrow, out);
-        }
+    int t = task / hp->n_head, h = task % hp->n_head, kvh = h / group;
+    size_t n_pos = j->pos0 + (size_t)t + 1; /* causal: positions 0..pos0+t */
+    const float *q = c->q + (size_t)t * hp->n_head * hdk + (size_t)h * hdk;
+    for (size_t p = 0; p < n_pos; p++) {
+        const char *krow = kc + (p * c->kv_row_k + (size_t)kvh * hdk) * es;
+        scores[p] = dot(hdk, krow, q) * scale;
+    }
+    eng_softmax(scores, (int)n_pos);
+    float *out = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
+    memset(out, 0, (size_t)hdv * sizeof(float));
+    for (size_t p = 0; p < n_pos; p++) {
+        const char *vrow = vc + (p * c->kv_row_v + (size_t)kvh * hdv) * es;
+        if (c->kv_f32)
+            c->k->axpy_f32(hdv, scores[p], (const float *)vrow, out);
+        else
+            c->k->axpy_f16(hdv, scores[p], (const eng_fp16 *)vrow, out);
     }
 }
 
@@ -417,7 +435,7 @@ static void forward(struct eng_context *c, const int32_t *tokens, int n_tok, int
         }
         store_kv(c, l, n_tok);
         struct attn_job aj = {.c = c, .layer = l, .n_tok = n_tok, .pos0 = c->n_past};
-        eng_pool_run(c->pool, attn_worker, &aj);
+        eng_pool_run(c->pool, attn_chunk, &aj, n_tok * hp->n_head);
         matmul1(c, &L->wo, c->tmp, c->att, n_tok);
         for (size_t i = 0; i < (size_t)n_tok * d; i++)
             c->x[i] += c->tmp[i];

@@ -1,13 +1,19 @@
-/* Fork-join pool. A job is published by bumping a generation counter (under the mutex, so a
- * worker about to sleep cannot miss it); workers poll the counter for a short spin and then
- * wait on a condition variable. Completion is an atomic countdown; the caller spins on it
- * briefly and then sleeps on a second condition variable. */
+/* Fork-join pool with dynamically claimed chunks. The job state is one 64-bit atomic holding
+ * (generation << 32 | next chunk); a thread claims a chunk with a compare-and-swap that also
+ * checks the generation, so a worker that wakes up late, even after the job is over and the next
+ * has been published, can never run a chunk of the wrong job. Job descriptors alternate between
+ * two slots so the one being published never overwrites the one a late worker may still read.
+ * The caller waits for the completed-chunk count, spinning briefly and then yielding (the chunk
+ * it waits for runs on a thread the scheduler may need to run first). Idle workers sleep on a
+ * condition variable; the caller only signals it when someone sleeps. */
 #include "threadpool.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -17,8 +23,16 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* About 20-50 us of polling: longer than the gap between two matmuls of one decode step. */
-#define SPIN_ITERS 20000
+/* Polling before a worker sleeps: roughly 50-100 us, more than the gap between two jobs of
+ * one decode step and much less than the gap between tokens when a human is waiting. */
+#define WORKER_SPIN 4000
+#define CALLER_SPIN 1000
+
+struct job_slot {
+    _Atomic(eng_pool_fn) fn;
+    _Atomic(void *) arg;
+    atomic_uint n_chunks;
+};
 
 struct worker {
     struct eng_pool *pool;
@@ -31,40 +45,61 @@ struct eng_pool {
     struct worker *workers;
     int n_started;
     pthread_mutex_t mu;
-    pthread_cond_t cv_start, cv_done;
-    atomic_uint gen;
-    atomic_int pending;
+    pthread_cond_t cv;
+    atomic_uint_fast64_t state; /* generation << 32 | next chunk */
+    atomic_uint done;
+    atomic_int sleepers;
     atomic_bool stop;
-    eng_pool_fn fn;
-    void *arg;
+    struct job_slot slots[2];
 };
 
-static void *worker_main(void *p)
+static uint32_t gen_of(uint64_t s)
 {
-    struct worker *w = p;
-    struct eng_pool *pool = w->pool;
-    unsigned seen = 0;
+    return (uint32_t)(s >> 32);
+}
+
+/* Claims and runs chunks of generation g until none are left. */
+static void work(struct eng_pool *p, uint32_t g, int ith)
+{
+    struct job_slot *slot = &p->slots[g & 1];
+    eng_pool_fn fn = atomic_load(&slot->fn);
+    void *arg = atomic_load(&slot->arg);
+    uint32_t n = atomic_load(&slot->n_chunks);
+    uint64_t s = atomic_load(&p->state);
     for (;;) {
-        unsigned g = atomic_load(&pool->gen);
-        for (int i = 0; i < SPIN_ITERS && g == seen && !atomic_load(&pool->stop); i++) {
+        if (gen_of(s) != g || (uint32_t)s >= n)
+            return;
+        if (atomic_compare_exchange_weak(&p->state, &s, s + 1)) {
+            fn(arg, (int)(uint32_t)s, ith);
+            atomic_fetch_add(&p->done, 1);
+            s = atomic_load(&p->state);
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct eng_pool *p = w->pool;
+    uint32_t seen = gen_of(atomic_load(&p->state));
+    for (;;) {
+        uint32_t g = gen_of(atomic_load(&p->state));
+        for (int i = 0; i < WORKER_SPIN && g == seen && !atomic_load(&p->stop); i++) {
             cpu_relax();
-            g = atomic_load(&pool->gen);
+            g = gen_of(atomic_load(&p->state));
         }
-        if (g == seen) {
-            pthread_mutex_lock(&pool->mu);
-            while ((g = atomic_load(&pool->gen)) == seen && !atomic_load(&pool->stop))
-                pthread_cond_wait(&pool->cv_start, &pool->mu);
-            pthread_mutex_unlock(&pool->mu);
+        if (g == seen && !atomic_load(&p->stop)) {
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while ((g = gen_of(atomic_load(&p->state))) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->cv, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
         }
-        if (atomic_load(&pool->stop))
+        if (atomic_load(&p->stop))
             return NULL;
         seen = g;
-        pool->fn(pool->arg, w->ith, pool->n);
-        if (atomic_fetch_sub(&pool->pending, 1) == 1) {
-            pthread_mutex_lock(&pool->mu);
-            pthread_cond_signal(&pool->cv_done);
-            pthread_mutex_unlock(&pool->mu);
-        }
+        work(p, g, w->ith);
     }
 }
 
@@ -78,8 +113,7 @@ int eng_pool_new(int n_threads, struct eng_pool **ret)
         return -ENOMEM;
     p->n = n_threads;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv_start, NULL);
-    pthread_cond_init(&p->cv_done, NULL);
+    pthread_cond_init(&p->cv, NULL);
     p->workers = calloc((size_t)n_threads, sizeof(*p->workers));
     if (!p->workers) {
         eng_pool_free(p);
@@ -104,14 +138,13 @@ void eng_pool_free(struct eng_pool *p)
         return;
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->stop, true);
-    pthread_cond_broadcast(&p->cv_start);
+    pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i <= p->n_started; i++)
         pthread_join(p->workers[i].thread, NULL);
     free(p->workers);
     pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv_start);
-    pthread_cond_destroy(&p->cv_done);
+    pthread_cond_destroy(&p->cv);
     free(p);
 }
 
@@ -120,26 +153,34 @@ int eng_pool_size(const struct eng_pool *p)
     return p->n;
 }
 
-void eng_pool_run(struct eng_pool *p, eng_pool_fn fn, void *arg)
+void eng_pool_run(struct eng_pool *p, eng_pool_fn fn, void *arg, int n_chunks)
 {
-    if (p->n == 1) {
-        fn(arg, 0, 1);
+    if (n_chunks <= 0)
+        return;
+    if (p->n == 1 || n_chunks == 1) {
+        for (int c = 0; c < n_chunks; c++)
+            fn(arg, c, 0);
         return;
     }
-    p->fn = fn;
-    p->arg = arg;
-    atomic_store(&p->pending, p->n - 1);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add(&p->gen, 1);
-    pthread_cond_broadcast(&p->cv_start);
-    pthread_mutex_unlock(&p->mu);
-    fn(arg, 0, p->n);
-    for (int i = 0; i < SPIN_ITERS && atomic_load(&p->pending) > 0; i++)
-        cpu_relax();
-    if (atomic_load(&p->pending) > 0) {
+    uint32_t g = gen_of(atomic_load(&p->state)) + 1;
+    struct job_slot *slot = &p->slots[g & 1];
+    atomic_store(&slot->fn, fn);
+    atomic_store(&slot->arg, arg);
+    atomic_store(&slot->n_chunks, (unsigned)n_chunks);
+    atomic_store(&p->done, 0);
+    atomic_store(&p->state, (uint64_t)g << 32);
+    /* a worker registers as a sleeper under the mutex before re-checking the state, so either
+     * it sees the new generation or we see it sleeping */
+    if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->pending) > 0)
-            pthread_cond_wait(&p->cv_done, &p->mu);
+        pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
+    }
+    work(p, g, 0);
+    for (int i = 0; atomic_load(&p->done) < (unsigned)n_chunks; i++) {
+        if (i < CALLER_SPIN)
+            cpu_relax();
+        else
+            sched_yield();
     }
 }
