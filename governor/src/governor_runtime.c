@@ -33,6 +33,8 @@ struct gov_governor {
     bool safe;
     char safe_reason[256];
 
+    uint8_t zone_clusters[GOV_MAX_ZONES]; /* bit k: the zone belongs to cluster k */
+    double cl_temp_c[GOV_MAX_CLUSTERS];
     struct gov_sensor_reading rd;
     bool have_reading;
     struct gov_targets last;
@@ -173,6 +175,77 @@ static int build_clusters(struct gov_governor *g, char *err, size_t err_len)
         g->mem[k][g->nmem[k]++] = (uint16_t)i;
     }
     return 0;
+}
+
+/* Which clusters a CPU thermal zone measures. Per-cluster zones are named after the cluster
+ * kind (RK3588: littlecore-thermal, bigcore0/1-thermal; Amlogic/MediaTek: cpu_little, cpu_big)
+ * or a CPU (Qualcomm: cpu4-gold-usr, some boards cpu0-thermal); everything else (package, SoC,
+ * x86_pkg_temp, a plain cpu-thermal) covers every cluster. */
+static uint8_t zone_cluster_mask(const struct gov_governor *g, const char *type)
+{
+    uint8_t all = (uint8_t)((1u << g->ncl) - 1);
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (unsigned k = 0; k < g->ncl; k++) {
+        lo = g->ci[k].cpuinfo_max_khz < lo ? g->ci[k].cpuinfo_max_khz : lo;
+        hi = g->ci[k].cpuinfo_max_khz > hi ? g->ci[k].cpuinfo_max_khz : hi;
+    }
+    const char *p;
+    if ((p = strcasestr(type, "cpu")) && p[3] >= '0' && p[3] <= '9') {
+        unsigned cpu = (unsigned)strtoul(p + 3, NULL, 10);
+        for (unsigned k = 0; k < g->ncl; k++)
+            for (unsigned j = 0; j < g->ci[k].n_cpus; j++)
+                if (g->ci[k].cpus[j] == cpu)
+                    return (uint8_t)(1u << k);
+        return all;
+    }
+    if (lo == hi)
+        return all; /* one kind of core: nothing to tell apart */
+    if (strcasestr(type, "little")) {
+        uint8_t m = 0;
+        for (unsigned k = 0; k < g->ncl; k++)
+            if (g->ci[k].cpuinfo_max_khz == lo)
+                m |= (uint8_t)(1u << k);
+        return m;
+    }
+    if ((p = strcasestr(type, "big"))) {
+        /* "bigcore1": the second big cluster in CPU order; "big" alone: all of them. */
+        p += 3;
+        while (*p && (*p < '0' || *p > '9') && *p != '-' && *p != '_')
+            p++;
+        int nth = *p >= '0' && *p <= '9' ? (int)strtol(p, NULL, 10) : -1;
+        uint8_t m = 0;
+        int seen = 0;
+        for (unsigned k = 0; k < g->ncl; k++) {
+            if (g->ci[k].cpuinfo_max_khz != hi)
+                continue;
+            if (nth < 0 || seen == nth)
+                m |= (uint8_t)(1u << k);
+            seen++;
+        }
+        return m ? m : all;
+    }
+    return all;
+}
+
+static void map_zones(struct gov_governor *g)
+{
+    for (size_t i = 0; i < gov_sensors_zone_count(g->s) && i < GOV_MAX_ZONES; i++) {
+        const struct gov_thermal_zone *z = gov_sensors_zone(g->s, i);
+        g->zone_clusters[i] = z->is_cpu ? zone_cluster_mask(g, z->type) : 0;
+    }
+}
+
+static void cluster_temps(struct gov_governor *g)
+{
+    for (unsigned k = 0; k < g->ncl; k++) {
+        double t = NAN;
+        for (size_t i = 0; i < gov_sensors_zone_count(g->s) && i < GOV_MAX_ZONES; i++) {
+            const struct gov_thermal_zone *z = gov_sensors_zone(g->s, i);
+            if (z->valid && (g->zone_clusters[i] & (1u << k)) && !(z->temp_mc / 1000.0 <= t))
+                t = z->temp_mc / 1000.0;
+        }
+        g->cl_temp_c[k] = isnan(t) ? g->rd.cpu_temp_c : t;
+    }
 }
 
 /* ---- saving, restoring ---- */
@@ -350,6 +423,7 @@ int gov_governor_new(const struct gov_governor_params *p, struct gov_governor **
 
     if ((r = build_clusters(g, err, err_len)))
         goto fail;
+    map_zones(g);
     if (p->calibration_path && *p->calibration_path) {
         g->cal = calloc(1, sizeof(*g->cal));
         if (!g->cal) {
@@ -501,10 +575,9 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
     gov_inputs_init(&in, now_ns);
     for (unsigned c = 0; c < g->rd.ncpus && c < GOV_MAX_CPUS; c++)
         in.util[c] = g->rd.util[c] >= 0.0f ? (double)g->rd.util[c] : NAN;
+    cluster_temps(g);
     for (unsigned k = 0; k < g->ncl; k++) {
-        /* One package temperature for every cluster: on the SoCs and packages we know, heat
-         * spreads across clusters within seconds, and the hottest sensor is the safe input. */
-        in.temp_c[k] = g->rd.cpu_temp_c;
+        in.temp_c[k] = g->cl_temp_c[k];
         in.cur_khz[k] = gov_backend_policy(g->b, g->mem[k][0])->cur_khz;
     }
     in.passive_trip_c = g->rd.passive_trip_c;
@@ -590,6 +663,7 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
             ret->c[k].khz = t.c[k].khz;
             ret->c[k].prev_khz = g->have_targets ? g->last.c[k].khz : 0;
             ret->c[k].cur_khz = in.cur_khz[k];
+            ret->c[k].temp_c = in.temp_c[k];
             ret->c[k].reasons = t.c[k].reasons;
             ret->c[k].changed = !g->have_targets || t.c[k].khz != g->last.c[k].khz;
             ret->changed |= ret->c[k].changed;
@@ -777,6 +851,7 @@ void gov_governor_status(const struct gov_governor *g, struct gov_status *st)
             }
         }
         c->util = n ? sum / n : NAN;
+        c->temp_c = g->have_reading ? g->cl_temp_c[k] : NAN;
     }
     for (size_t i = 0; i < gov_sensors_zone_count(g->s) && st->n_zones < GOV_STATUS_MAX_ZONES;
          i++) {

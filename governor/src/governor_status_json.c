@@ -79,6 +79,7 @@ char *gov_status_to_json(const struct gov_status *st)
         cJSON_AddStringToObject(o, "reasons", reasons);
         cJSON_AddBoolToObject(o, "exact_freq", c->exact_freq);
         add_num(o, "util", c->util);
+        add_num(o, "temp_c", c->temp_c);
     }
     arr = cJSON_AddArrayToObject(root, "thermal_zones");
     for (unsigned k = 0; arr && k < st->n_zones; k++) {

@@ -224,6 +224,20 @@ static void test_amd_and_rk(void)
             CHECK_STR(s.c[0].cpus, "0-3");
             CHECK_STR(s.c[2].cpus, "6-7");
             CHECK_NEAR(s.passive_trip_c, 75.0, 1e-9);
+            /* Per-cluster zones: little = max(soc, littlecore), big0 = max(soc, bigcore0). */
+            CHECK_NEAR(s.c[0].temp_c, 46.153, 1e-9);
+            CHECK_NEAR(s.c[1].temp_c, 47.076, 1e-9);
+            CHECK_NEAR(s.c[2].temp_c, 47.999, 1e-9);
+            govhw_put(root, "sys/devices/virtual/thermal/thermal_zone2/temp", "91000\n");
+            gov_governor_tick(g, t + 100 * MS, GOV_PHASE_PREFILL, 5.0, NAN, &res);
+            CHECK_NEAR(res.c[2].temp_c, 91.0, 1e-9);
+            CHECK_NEAR(res.c[1].temp_c, 47.076, 1e-9);
+            CHECK_NEAR(res.c[0].temp_c, 46.153, 1e-9);
+            /* the hot big cluster is throttled (thermal target 70 C: 75 C trip - 5), not others */
+            CHECK(res.c[2].reasons & GOV_REASON_THERMAL);
+            CHECK(res.c[2].khz < 2400000);
+            CHECK_EQ_INT(res.c[1].khz, 2400000);
+            CHECK_EQ_INT(res.c[0].khz, 1800000);
             CHECK_NEAR(s.power_w, 5.0, 1e-9);
             /* A curve from calibrate is taken live; a bad one changes nothing. */
             struct gov_calibration *cal = calloc(1, sizeof(*cal));
@@ -514,8 +528,36 @@ out:
     govhw_rm_rf(root);
 }
 
+/* Zone names of other SoCs: "cpuN-..." names the cluster of CPU N, "cpu_little" the little
+ * cores; a hot zone only raises its own cluster's temperature. */
+static void test_zone_names(void)
+{
+    char root[PATH_MAX], saved[PATH_MAX + 32];
+    if (govhw_copy_tree("rk3588-3cluster", root, sizeof(root)) != 0) {
+        CHECK(0);
+        return;
+    }
+    govhw_put(root, "sys/devices/virtual/thermal/thermal_zone1/type", "cpu4-gold-usr\n");
+    govhw_put(root, "sys/devices/virtual/thermal/thermal_zone2/type", "cpu6-gold-usr\n");
+    govhw_put(root, "sys/devices/virtual/thermal/thermal_zone3/type", "cpu_little\n");
+    govhw_put(root, "sys/devices/virtual/thermal/thermal_zone1/temp", "80000\n");
+    govhw_put(root, "sys/devices/virtual/thermal/thermal_zone3/temp", "60000\n");
+    struct gov_governor *g = make(root, "powersave", saved, sizeof(saved), true);
+    if (g) {
+        struct gov_tick_result res;
+        gov_governor_tick(g, 1000 * MS, GOV_PHASE_IDLE, NAN, NAN, &res);
+        CHECK_NEAR(res.c[0].temp_c, 60.0, 1e-9);   /* cpu_little */
+        CHECK_NEAR(res.c[1].temp_c, 80.0, 1e-9);   /* cpu4-gold-usr */
+        CHECK_NEAR(res.c[2].temp_c, 47.999, 1e-9); /* cpu6-gold-usr */
+        CHECK_NEAR(res.cpu_temp_c, 80.0, 1e-9);    /* the package view: the hottest */
+        gov_governor_free(g);
+    }
+    govhw_rm_rf(root);
+}
+
 int main(void)
 {
+    test_zone_names();
     test_intel_passive();
     test_many_policies();
     test_acpi();

@@ -41,6 +41,7 @@ struct gov_tick_cluster {
     uint32_t khz;      /* applied (or, in monitor-only mode, what would be applied) */
     uint32_t prev_khz; /* before this tick */
     uint32_t cur_khz;  /* scaling_cur_freq as read this tick, 0 unknown */
+    double temp_c;     /* the hottest sensor of this cluster (see gov_status_cluster) */
     unsigned reasons;  /* GOV_REASON_* */
     bool changed;
 };
@@ -71,6 +72,10 @@ struct gov_status_cluster {
     unsigned reasons;
     bool exact_freq;
     double util; /* mean over its CPUs, NaN unknown */
+    /* Hottest valid zone that belongs to this cluster: per-cluster zones by their type
+     * ("littlecore", "bigcore1", "cpu4-...") plus the package/SoC zones every cluster shares;
+     * the package temperature when the cluster has no zone of its own. NaN when none. */
+    double temp_c;
 };
 
 struct gov_status_zone {
