@@ -234,8 +234,8 @@ static void print_status(const struct gov_status *s, const char *writable_why)
         printf("power cap  %.1f W\n", s->power_cap_w);
     if (s->safe_state)
         printf("SAFE STATE %s\n", s->safe_reason);
-    printf("\n%-14s %-8s %-15s %-11s %6s %6s %6s %6s %6s %5s %7s  %s\n", "cluster", "cpus",
-           "driver", "governor", "hwmin", "hwmax", "min", "max", "cur", "util", "target",
+    printf("\n%-14s %-8s %-15s %-11s %6s %6s %6s %6s %6s %5s %7s %7s  %s\n", "cluster", "cpus",
+           "driver", "governor", "hwmin", "hwmax", "min", "max", "cur", "util", "temp", "target",
            "reasons");
     for (unsigned k = 0; k < s->n_clusters; k++) {
         const struct gov_status_cluster *x = &s->c[k];
@@ -251,8 +251,10 @@ static void print_status(const struct gov_status *s, const char *writable_why)
             snprintf(util, sizeof(util), "%3.0f%%", x->util * 100);
         else
             snprintf(util, sizeof(util), "-");
-        printf("%-14s %-8s %-15s %-11s %6s %6s %6s %6s %6s %5s %7s  %s\n", x->name, x->cpus,
-               x->driver, x->hw_governor, a, b, c, d, e, util, f, r);
+        char tc[16];
+        temp(tc, sizeof(tc), x->temp_c);
+        printf("%-14s %-8s %-15s %-11s %6s %6s %6s %6s %6s %5s %7s %7s  %s\n", x->name, x->cpus,
+               x->driver, x->hw_governor, a, b, c, d, e, util, tc, f, r);
     }
     printf("(MHz; target is what the configured policy would set now)\n");
     if (s->n_zones) {
