@@ -237,6 +237,10 @@ int eng_pretok_split(const struct eng_pretok *p, const char *text, size_t len,
             while (start < n) {
                 int m =
                     pcre2_match(code, subject, n, start, PCRE2_NO_UTF_CHECK, s->match_data, NULL);
+                /* the interpreter keeps its backtracking stack on the heap */
+                if (m == PCRE2_ERROR_JIT_STACKLIMIT)
+                    m = pcre2_match(code, subject, n, start, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
+                                    s->match_data, NULL);
                 if (m == PCRE2_ERROR_NOMATCH)
                     break;
                 if (m < 0)
