@@ -30,6 +30,9 @@ struct gov_governor {
     char monitor_reason[256];
     bool saved;                      /* originals are on disk */
     bool taken[GOV_HW_MAX_POLICIES]; /* we switched this policy into our mode */
+    /* After a failed write a policy is left alone this long, so a knob that never sticks
+     * costs one event per period, not one per tick. */
+    uint64_t retry_after_ns[GOV_HW_MAX_POLICIES];
     bool safe;
     char safe_reason[256];
 
@@ -46,6 +49,8 @@ struct gov_governor {
     unsigned nconf;
     struct gov_conflict conf[GOV_STATUS_MAX_CONFLICTS];
 };
+
+#define GOV_RETRY_AFTER_FAILURE_NS (5ULL * 1000000000ULL)
 
 static void set_err(char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -354,6 +359,7 @@ int gov_governor_restore(struct gov_governor *g, char *err, size_t err_len)
     if (r == 0 || r == -ENOENT) {
         g->saved = false;
         memset(g->taken, 0, sizeof(g->taken));
+        memset(g->retry_after_ns, 0, sizeof(g->retry_after_ns));
         return 0;
     }
     return r;
@@ -643,8 +649,15 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
             if (hw_boost >= 0 && !t.boost && hw_boost)
                 note_write(g, gov_backend_set_boost(g->b, 0, &g->ev), &first);
             for (unsigned k = 0; k < t.n_clusters; k++)
-                for (unsigned m = 0; m < g->nmem[k]; m++)
-                    apply_policy(g, g->mem[k][m], &g->ci[k], &t.c[k], &first);
+                for (unsigned m = 0; m < g->nmem[k]; m++) {
+                    size_t i = g->mem[k][m];
+                    if (now_ns < g->retry_after_ns[i])
+                        continue;
+                    uint64_t errs = g->write_errors;
+                    apply_policy(g, i, &g->ci[k], &t.c[k], &first);
+                    g->retry_after_ns[i] =
+                        g->write_errors != errs ? now_ns + GOV_RETRY_AFTER_FAILURE_NS : 0;
+                }
             if (hw_boost >= 0 && t.boost && !hw_boost)
                 note_write(g, gov_backend_set_boost(g->b, 1, &g->ev), &first);
         }

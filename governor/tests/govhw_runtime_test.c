@@ -320,6 +320,38 @@ out:
     govhw_rm_rf(root);
 }
 
+/* A knob that never sticks: one failure event per retry period, not one per tick. */
+static void test_write_backoff(void)
+{
+    char root[PATH_MAX], saved[PATH_MAX + 32], path[PATH_MAX];
+    if (govhw_copy_tree("rk3588-3cluster", root, sizeof(root)) != 0) {
+        CHECK(0);
+        return;
+    }
+    cmn_path(path, sizeof(path), root, "sys/devices/system/cpu/cpufreq/policy6/scaling_setspeed");
+    unlink(path);
+    CHECK(symlink("/dev/null", path) == 0);
+    struct gov_governor *g = make(root, "performance", saved, sizeof(saved), false);
+    if (g) {
+        uint64_t t = 1000 * MS;
+        struct gov_tick_result res;
+        CHECK(gov_governor_tick(g, t, GOV_PHASE_PREFILL, NAN, NAN, &res) != 0);
+        CHECK(res.apply_error != 0);
+        run_for(g, &t, 3000, GOV_PHASE_PREFILL); /* 30 ticks inside the 5 s period */
+        struct gov_status s;
+        gov_governor_status(g, &s);
+        CHECK_EQ_INT(s.write_errors, 1);
+        run_for(g, &t, 3000, GOV_PHASE_PREFILL); /* past it: one more try */
+        gov_governor_status(g, &s);
+        CHECK_EQ_INT(s.write_errors, 2);
+        CHECK_STR(pol(root, "policy4", "scaling_setspeed"), "2400000"); /* the others work */
+        char err[256];
+        gov_governor_restore(g, err, sizeof(err));
+        gov_governor_free(g);
+    }
+    govhw_rm_rf(root);
+}
+
 static void test_monitor_only_and_save_failure(void)
 {
     char root[PATH_MAX], saved[PATH_MAX + 32];
@@ -558,6 +590,7 @@ static void test_zone_names(void)
 int main(void)
 {
     test_zone_names();
+    test_write_backoff();
     test_intel_passive();
     test_many_policies();
     test_acpi();
