@@ -472,13 +472,13 @@ int eng_decode(struct eng_context *c, const int32_t *tokens, size_t n_tokens)
 {
     if (!c || !tokens || n_tokens == 0)
         return -EINVAL;
-    for (size_t i = 0; i < n_tokens; i++)
-        if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
-            return -EINVAL;
     if (n_tokens > c->n_ctx - c->n_past)
         return -ENOSPC;
     if (c->logits_all && n_tokens > c->n_logits_rows)
         return -E2BIG;
+    for (size_t i = 0; i < n_tokens; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
+            return -EINVAL;
     int prefill = n_tokens > 1;
     uint64_t t0 = 0;
     if (prefill && c->obs.prefill_begin)

@@ -102,6 +102,85 @@ static void check_greedy(struct eng_context *ctx, const cJSON *run, double tol, 
               first_diff < n_new ? want[first_diff] : -1, limit);
 }
 
+struct obs_log {
+    int begins, ends, tokens, idles, dones;
+    size_t last_n;
+    uint64_t last_dur_ns;
+    int32_t last_token;
+    uint64_t last_gen;
+};
+
+static void on_begin(void *u, size_t n)
+{
+    struct obs_log *l = u;
+    l->begins++;
+    l->last_n = n;
+}
+
+static void on_end(void *u, size_t n, uint64_t dur_ns)
+{
+    struct obs_log *l = u;
+    l->ends++;
+    l->last_n = n;
+    l->last_dur_ns = dur_ns;
+}
+
+static void on_token(void *u, int32_t t)
+{
+    struct obs_log *l = u;
+    l->tokens++;
+    l->last_token = t;
+}
+
+static void on_idle(void *u)
+{
+    ((struct obs_log *)u)->idles++;
+}
+
+static void on_done(void *u, const struct eng_request_stats *s)
+{
+    struct obs_log *l = u;
+    l->dones++;
+    l->last_gen = s->gen_tokens;
+}
+
+/* The observer sees prefill begin/end around batches of more than one token only, and whatever
+ * the generation loop reports through eng_notify_*. */
+static void check_observer(struct eng_context *ctx, const int32_t *seq)
+{
+    struct obs_log log = {0};
+    struct eng_observer obs = {.prefill_begin = on_begin,
+                               .prefill_end = on_end,
+                               .token = on_token,
+                               .idle = on_idle,
+                               .request_done = on_done};
+    eng_set_observer(ctx, &obs, &log);
+    eng_kv_clear(ctx);
+    CHECK_EQ_INT(eng_decode(ctx, seq, 9), 0);
+    CHECK_EQ_INT(log.begins, 1);
+    CHECK_EQ_INT(log.ends, 1);
+    CHECK_EQ_INT(log.last_n, 9);
+    CHECK(log.last_dur_ns > 0);
+    CHECK_EQ_INT(eng_decode(ctx, seq + 9, 1), 0);
+    CHECK_EQ_INT(log.begins, 1);
+    eng_notify_token(ctx, 42);
+    eng_notify_idle(ctx);
+    struct eng_request_stats st = {.prompt_tokens = 9, .gen_tokens = 1};
+    eng_notify_request_done(ctx, &st);
+    CHECK_EQ_INT(log.tokens, 1);
+    CHECK_EQ_INT(log.last_token, 42);
+    CHECK_EQ_INT(log.idles, 1);
+    CHECK_EQ_INT(log.dones, 1);
+    CHECK_EQ_INT(log.last_gen, 1);
+    /* a refused batch reports nothing */
+    static const int32_t zeros[1024];
+    CHECK_EQ_INT(eng_decode(ctx, zeros, eng_n_ctx(ctx) - eng_kv_used(ctx) + 1), -ENOSPC);
+    CHECK_EQ_INT(log.begins, 1);
+    eng_set_observer(ctx, NULL, NULL);
+    CHECK_EQ_INT(eng_decode(ctx, seq, 2), 0);
+    CHECK_EQ_INT(log.begins, 1);
+}
+
 static void run_model(const cJSON *model, const char *key, int kv_f32, const char *models_dir)
 {
     int quantized = strcmp(key, "Q8_0") == 0 || strcmp(key, "Q4_0") == 0;
@@ -122,6 +201,11 @@ static void run_model(const cJSON *model, const char *key, int kv_f32, const cha
     CHECK_EQ_INT(info.n_layer, 5);
     CHECK_EQ_INT(info.n_head_kv, 4);
     CHECK(info.rope_freq_base == 10000.0f);
+    CHECK_EQ_INT(info.bos_id, 1);
+    CHECK_EQ_INT(info.eos_id, 2);
+    CHECK_EQ_INT(info.n_ctx_train, 2048);
+    CHECK(eng_model_vocab(m) != NULL);
+    CHECK_STR(info.file_type, strcmp(key, "F32") == 0 ? "F32" : key);
 
     struct eng_context_params cp;
     eng_context_params_defaults(&cp);
@@ -226,6 +310,7 @@ static void run_model(const cJSON *model, const char *key, int kv_f32, const cha
     CHECK_EQ_INT(eng_decode(ctx, &bad, 1), -EINVAL);
     CHECK_EQ_INT(eng_decode(ctx, seq, 0), -EINVAL);
 
+    check_observer(ctx, seq);
     check_greedy(ctx, bos, tol, label);
     const cJSON *prompt;
     int pi = 0;
@@ -277,6 +362,30 @@ int main(int argc, char **argv)
     printf("cpu: %s\n", eng_cpu_features_string());
     const cJSON *model = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "models"), argv[1]);
     CHECK_MSG(model != NULL, "no model %s in the vectors", argv[1]);
+    if (strcmp(argv[1], "F32") == 0) {
+        /* vocab-only load of a tokenizer GGUF: no tensors needed, no context possible */
+        char vpath[1024], err[256];
+        snprintf(vpath, sizeof(vpath), "%s/vectors/tokenizer/ggml-vocab-llama-spm.gguf",
+                 et_shared_dir());
+        struct eng_model_params mp;
+        eng_model_params_defaults(&mp);
+        mp.vocab_only = 1;
+        struct eng_model *vm = NULL;
+        int r = eng_model_load(vpath, &mp, &vm, err, sizeof(err));
+        CHECK_MSG(r == 0, "%s", err);
+        if (!r) {
+            CHECK(eng_model_vocab(vm) != NULL);
+            struct eng_context *vc = NULL;
+            CHECK_EQ_INT(eng_context_new(vm, NULL, &vc, err, sizeof(err)), -EINVAL);
+            CHECK_CONTAINS(err, "vocab-only");
+        }
+        eng_model_free(vm);
+        /* the same file as a full model: the first missing key is named */
+        CHECK_EQ_INT(eng_model_load(vpath, NULL, &vm, err, sizeof(err)), -EINVAL);
+        CHECK_CONTAINS(err, "token_embd.weight");
+        CHECK_EQ_INT(eng_model_load("/nonexistent.gguf", NULL, &vm, err, sizeof(err)), -ENOENT);
+        CHECK_CONTAINS(err, "/nonexistent.gguf");
+    }
     if (model) {
         run_model(model, argv[1], 1, models_dir);
         run_model(model, argv[1], 0, models_dir);
