@@ -115,7 +115,7 @@ static void init(void)
     if ((cpu_flags & AVX512_NEED) == AVX512_NEED) {
         k_avx512 = k_avx2;
         k_avx512.name = "avx512";
-        eng_kernels_fill_avx512(&k_avx512);
+        eng_kernels_fill_avx512(&k_avx512, cpu_flags);
         k_best = &k_avx512;
     }
 #endif

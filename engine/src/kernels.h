@@ -45,7 +45,7 @@ const struct eng_kernels *eng_kernels_best(void);
 
 /* Filled by kernels_avx2.c / kernels_avx512.c over a copy of the scalar table (x86 only). */
 void eng_kernels_fill_avx2(struct eng_kernels *k);
-void eng_kernels_fill_avx512(struct eng_kernels *k);
+void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags);
 
 /* ---- scalar ops of the forward pass (not hot enough for SIMD variants) ---- */
 void eng_rmsnorm(float *y, const float *x, const float *w, int n, float eps);

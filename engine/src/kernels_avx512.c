@@ -152,6 +152,63 @@ static float dot_q4_0(int n, const void *w, const void *a)
     return _mm512_reduce_add_ps(acc);
 }
 
+/* AVX512-VNNI: dpbusd multiplies unsigned by signed bytes and sums groups of four into int32
+ * in one instruction. Q4_0 quants are used unsigned (0..15) and the -8 offset is taken out with
+ * a second dpbusd of the activations against 8; Q8_0 weights move their sign onto the
+ * activations as above. Compiled for VNNI by attribute and only installed when CPUID has it. */
+#define VNNI __attribute__((target("avx512vnni")))
+
+VNNI static inline __m256i unpack_q4_u(const uint8_t *qs)
+{
+    __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+}
+
+VNNI static float dot_q4_0_vnni(int n, const void *w, const void *a)
+{
+    const struct block_q4_0 *x = w;
+    const struct block_q8_0 *y = a;
+    int nb = n / QK4_0, i = 0;
+    const __m512i eight = _mm512_set1_epi8(8);
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 2 <= nb; i += 2) {
+        __m512i bx = join(unpack_q4_u(x[i].qs), unpack_q4_u(x[i + 1].qs));
+        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs),
+                          _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bx, by);
+        __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, by);
+        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), h2f(x[i + 1].d) * h2f(y[i + 1].d));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(s, o)), acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    if (i < nb)
+        sum += eng_dot_q4_0_ref(QK4_0, &x[i], &y[i]);
+    return sum;
+}
+
+VNNI static float dot_q8_0_vnni(int n, const void *w, const void *a)
+{
+    const struct block_q8_0 *x = w, *y = a;
+    int nb = n / QK8_0, i = 0;
+    __m512 acc = _mm512_setzero_ps();
+    for (; i + 2 <= nb; i += 2) {
+        __m512i bx = join(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                          _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
+        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs),
+                          _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        __mmask64 neg = _mm512_movepi8_mask(bx);
+        __m512i sy = _mm512_mask_sub_epi8(by, neg, _mm512_setzero_si512(), by);
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(bx), sy);
+        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), h2f(x[i + 1].d) * h2f(y[i + 1].d));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    if (i < nb)
+        sum += eng_dot_q8_0_ref(QK8_0, &x[i], &y[i]);
+    return sum;
+}
+
 static void axpy_f16(int n, float a, const eng_fp16 *x, float *y)
 {
     __m512 va = _mm512_set1_ps(a);
@@ -162,7 +219,7 @@ static void axpy_f16(int n, float a, const eng_fp16 *x, float *y)
         y[i] += a * h2f(x[i]);
 }
 
-void eng_kernels_fill_avx512(struct eng_kernels *k)
+void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags)
 {
     k->dot[GGUF_TT_F32] = dot_f32;
     k->dot[GGUF_TT_F16] = dot_f16;
@@ -170,4 +227,8 @@ void eng_kernels_fill_avx512(struct eng_kernels *k)
     k->dot[GGUF_TT_Q8_0] = dot_q8_0;
     k->dot[GGUF_TT_Q4_0] = dot_q4_0;
     k->axpy_f16 = axpy_f16;
+    if (cpu_flags & ENG_CPU_AVX512VNNI) {
+        k->dot[GGUF_TT_Q8_0] = dot_q8_0_vnni;
+        k->dot[GGUF_TT_Q4_0] = dot_q4_0_vnni;
+    }
 }
