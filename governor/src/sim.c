@@ -355,7 +355,7 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
     /* accumulators since the last controller step */
     double acc_t = 0, acc_e = 0, acc_busy[GOV_MAX_CLUSTERS] = {0}, acc_dec_t = 0;
     double acc_tok_frac = 0;
-    bool force_step = true;
+    bool force_step = true, in_safe = false;
     double idle_since = 0, first_over = NAN;
     double tr_t = 0, tr_e = 0, slot_p[CAP_WINDOW] = {0};
     bool slot_busy[CAP_WINDOW] = {0};
@@ -452,8 +452,7 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
                     table_snap(k, tg.c[i].floor_khz ? tg.c[i].floor_khz : ci[i].cpuinfo_min_khz);
                 safe |= (tg.c[i].reasons & GOV_REASON_SENSOR_LOSS) != 0;
             }
-            if (safe)
-                r->safe_state_s += tick;
+            in_safe = safe;
             acc_t = acc_e = acc_dec_t = acc_tok_frac = 0;
             memset(acc_busy, 0, sizeof(acc_busy));
             if (!force_step || t >= next_tick - 1e-9)
@@ -507,6 +506,8 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
         }
 
         /* bookkeeping */
+        if (in_safe)
+            r->safe_state_s += dt;
         r->energy_j += pw * dt;
         if (ph == GOV_PHASE_PREFILL)
             r->prefill_energy_j += pw * dt, prefill_t += dt;
