@@ -139,12 +139,12 @@ static void test_profile(const char *name)
                r[i].peak_temp_c);
     }
 
-    /* power cap: 60 % of what performance draws, every policy */
+    /* power cap: 45 % of what performance draws at its peak, every policy */
     o.ambient_c = NAN;
     o.tunables.thermal_target_c = 85;
     struct gov_sim_result free_run;
     CHECK_EQ_INT(gov_sim_run(p, &w, "performance", &o, &free_run, NULL, err, sizeof(err)), 0);
-    double cap = round(0.6 * free_run.max_power_5s_w * 10) / 10;
+    double cap = round(0.45 * free_run.max_power_5s_w * 10) / 10;
     char v[32];
     snprintf(v, sizeof(v), "%.1f", cap);
     CHECK_EQ_INT(gov_tunables_set(&o.tunables, "power_cap_w", v, err, sizeof(err)), 0);
