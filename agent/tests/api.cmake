@@ -19,3 +19,6 @@ set_tests_properties(api_node_openai PROPERTIES LABELS integration SKIP_RETURN_C
 # API overhead per streamed token vs the engine's own time (prints the numbers; label bench).
 ember_add_test(NAME api_stream_bench SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_stream_bench.c
                LIBS ember_agent LABELS bench TIMEOUT 300)
+ember_add_test(NAME api_http_worker_test
+               SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_http_worker_test.c
+               LIBS ember_agent LABELS integration TIMEOUT 180)
