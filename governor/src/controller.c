@@ -9,8 +9,10 @@
  *      trip) and the power-cap PI controller on package power, each a ceiling rounded down;
  *   4. applied = min(policy, constraints), unless the change is inside the dead band, or a policy
  *      decrease that has not been asked for hysteresis_ms, or comes sooner than rate_limit_ms
- *      after the previous change. Engine phase changes skip these holds; a constraint decrease
- *      waits only for the rate limit, and not even that once its limit is clearly exceeded.
+ *      after the previous change. Engine phase changes skip these holds. While a constraint
+ *      binds, its moves come at most once per CONSTRAINT_DWELL rate limits (enough to dither
+ *      between two table steps and hold an average), and a decrease is immediate once its limit
+ *      is clearly exceeded.
  * Both PI controllers keep their integrator near the applied frequency while they are not
  * binding (tracking anti-windup), so heat or power that arrives after a cool, idle spell is met
  * at once rather than after the integrator unwinds. */
@@ -26,6 +28,7 @@
 #define NS_PER_S            1e9
 #define CONSTRAINT_TOL_C    1.0  /* above target + this, a thermal decrease is not delayed */
 #define CONSTRAINT_TOL_FRAC 0.05 /* above cap * (1 + this), a power decrease is not delayed */
+#define CONSTRAINT_DWELL    5   /* constraint-driven moves: at most one per this many rate limits */
 #define TRACK_HEADROOM      0.1 /* PI integrators stay at most this fraction of range above applied */
 #define TEMP_MIN_C          (-40.0) /* outside this a reading is garbage, treated like a lost sensor */
 #define TEMP_MAX_C          150.0
@@ -429,6 +432,7 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
 
         /* 4. anti-flap */
         uint32_t cur = ctl->applied[i];
+        uint64_t dwell_ns = (uint64_t)ctl->t.rate_limit_ms * NS_PER_MS * CONSTRAINT_DWELL;
         bool hold = false;
         if (desired == cur) {
             ctl->lower_since_ns[i] = 0;
@@ -439,7 +443,12 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
             bool over = (isfinite(target_c) && in.temp_c[i] > target_c + CONSTRAINT_TOL_C) ||
                         (pw_active && isfinite(in.package_power_w) &&
                          in.package_power_w > ctl->t.power_cap_w * (1 + CONSTRAINT_TOL_FRAC));
-            if (!over && now - ctl->last_change_ns[i] < (uint64_t)ctl->t.rate_limit_ms * NS_PER_MS)
+            if (!over && now - ctl->last_change_ns[i] < dwell_ns)
+                hold = true;
+        } else if (!phase_change && ceiling < p_khz && desired > cur) {
+            /* a constraint that still binds lets the clock back up slowly: holding a limit
+             * between two steps needs dithering, but once a second is enough for it */
+            if (now - ctl->last_change_ns[i] < dwell_ns)
                 hold = true;
         } else if (!phase_change) {
             double band = ctl->t.dead_band_pct / 100.0 * cur;
