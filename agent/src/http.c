@@ -846,6 +846,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -922,11 +923,12 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
         rc = -EINVAL;
         goto fail;
     }
-    h->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR,
-                              sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->params.max_connections,
+    /* The logger goes first so that libmicrohttpd never prints on its own. */
+    h->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_access, h,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR, sa,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->params.max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->params.idle_timeout_s,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(err, err_len, "http: cannot listen on %s port %d (in use, or not permitted)",
                  cfg->api.listen, port);

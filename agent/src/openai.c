@@ -742,7 +742,7 @@ static int usage_energy(const struct agent_result *res, bool usage, struct opena
                        "\"total_tokens\":%llu,"
                        "\"prompt_tokens_details\":{\"cached_tokens\":%llu}}",
                        (unsigned long long)res->prompt_tokens, (unsigned long long)res->gen_tokens,
-                       (unsigned long long)(res->prompt_tokens + res->gen_tokens),
+                       (unsigned long long)res->prompt_tokens + (unsigned long long)res->gen_tokens,
                        (unsigned long long)res->cached_tokens);
     rc |= buf_str(b, ",\"energy\":{\"joules\":");
     rc |= buf_num(b, res->energy_j);
