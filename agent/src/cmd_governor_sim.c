@@ -243,7 +243,10 @@ int cmd_governor_sim(int argc, char **argv)
         gov_sim_write_csv(csv, res, traces, n, prof->n_clusters);
     if (svg)
         gov_sim_write_svg(svg, res, traces, n, prof);
-    if ((csv && fclose(csv)) | (svg && fclose(svg))) {
+    /* both files are closed whatever happens to the first */
+    int close_csv = csv ? fclose(csv) : 0;
+    int close_svg = svg ? fclose(svg) : 0;
+    if (close_csv || close_svg) {
         csv = svg = NULL;
         fprintf(stderr, "ember governor sim: writing the trace failed: %s\n", strerror(errno));
         goto out;
