@@ -139,6 +139,35 @@ static inline __m256i dot_u8_scaled(__m256i u, const int8_t *q8, int16_t sc_lo, 
     return _mm256_madd_epi16(p, _mm256_set_m128i(_mm_set1_epi16(sc_hi), _mm_set1_epi16(sc_lo)));
 }
 
+/* Unpacks the 12-byte Q4_K/Q5_K scales field into 8 scales (bytes 0..7 of *sc) and 8 mins
+ * (bytes 0..7 of *mn) without branches: the same bit moves as eng_k4_scale_min, four bytes at a
+ * time. */
+static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8])
+{
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    uint32_t u[3], o[4];
+    memcpy(u, q, 12);
+    o[0] = u[0] & m6;
+    o[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+    o[2] = u[1] & m6;
+    o[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+    memcpy(sc, o, 8);
+    memcpy(mn, o + 2, 8);
+}
+
+/* sum_j mn[j] * (bsums[2j] + bsums[2j+1]) for the 8 sub-blocks of 32. */
+static inline int32_t k4_min_sum(const uint8_t mn[8], const int16_t bsums[16])
+{
+    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+    __m128i b0 = _mm_loadu_si128((const __m128i *)bsums);
+    __m128i b1 = _mm_loadu_si128((const __m128i *)(bsums + 8));
+    __m128i pairs = _mm_hadd_epi16(b0, b1); /* |pair| <= 32 * 127: no overflow */
+    __m128i p = _mm_madd_epi16(m, pairs);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
+    return _mm_cvtsi128_si32(p);
+}
+
 static float dot_q4_K(int n, const void *w, const void *a)
 {
     const struct block_q4_K *x = w;
@@ -148,11 +177,8 @@ static float dot_q4_K(int n, const void *w, const void *a)
     float summ = 0;
     for (int i = 0; i < n / QK_K; i++) {
         uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++)
-            eng_k4_scale_min(j, x[i].scales, &sc[j], &m[j]);
-        int32_t sm = 0;
-        for (int j = 0; j < 8; j++)
-            sm += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        k4_scales(x[i].scales, sc, m);
+        int32_t sm = k4_min_sum(m, y[i].bsums);
         __m256i si = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
@@ -177,11 +203,8 @@ static float dot_q5_K(int n, const void *w, const void *a)
     float summ = 0;
     for (int i = 0; i < n / QK_K; i++) {
         uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++)
-            eng_k4_scale_min(j, x[i].scales, &sc[j], &m[j]);
-        int32_t sm = 0;
-        for (int j = 0; j < 8; j++)
-            sm += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        k4_scales(x[i].scales, sc, m);
+        int32_t sm = k4_min_sum(m, y[i].bsums);
         __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i si = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
@@ -215,9 +238,13 @@ static float dot_q6_K(int n, const void *w, const void *a)
     float corr = 0;
     for (int i = 0; i < n / QK_K; i++) {
         const int8_t *sc = x[i].scales;
-        int32_t c = 0;
-        for (int g = 0; g < 16; g++)
-            c += sc[g] * y[i].bsums[g];
+        /* sum_g sc[g] * bsums[g] */
+        __m256i cs = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)),
+                                       _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        __m128i c4 = _mm_add_epi32(_mm256_castsi256_si128(cs), _mm256_extracti128_si256(cs, 1));
+        c4 = _mm_add_epi32(c4, _mm_shuffle_epi32(c4, 0x4E));
+        c4 = _mm_add_epi32(c4, _mm_shuffle_epi32(c4, 0xB1));
+        int32_t c = _mm_cvtsi128_si32(c4);
         __m256i si = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
