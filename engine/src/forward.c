@@ -266,9 +266,20 @@ static void matmul_chunk(void *arg, int chunk, int ith)
         const char *wd = w->data;
         float *y = j->y[wi];
         int64_t rows = w->ne1;
+        void (*x4)(int, const void *, const void *, size_t, float *) = j->c->k->dot_x4[w->type];
         for (int64_t rb = r0; rb < r1; rb += MATMUL_BLOCK) {
             int64_t re = rb + MATMUL_BLOCK < r1 ? rb + MATMUL_BLOCK : r1;
-            for (int t = 0; t < j->n_tok; t++) {
+            int t0 = 0;
+            for (; x4 && t0 + 4 <= j->n_tok; t0 += 4) {
+                const void *a = (const char *)j->act + (size_t)t0 * j->act_row;
+                for (int64_t r = rb; r < re; r++) {
+                    float o[4];
+                    x4((int)w->ne0, wd + (size_t)r * w->row_bytes, a, j->act_row, o);
+                    for (int k = 0; k < 4; k++)
+                        y[(size_t)(t0 + k) * rows + r] = o[k];
+                }
+            }
+            for (int t = t0; t < j->n_tok; t++) {
                 const void *a = (const char *)j->act + (size_t)t * j->act_row;
                 float *yt = y + (size_t)t * rows;
                 for (int64_t r = rb; r < re; r++)

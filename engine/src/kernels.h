@@ -6,6 +6,7 @@
 #ifndef ENGINE_KERNELS_H
 #define ENGINE_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "quant.h"
@@ -14,6 +15,10 @@ struct eng_kernels {
     const char *name;
     /* dot[weight type](n, weight row, activation row in that type's vec_dot_type) */
     eng_vec_dot_fn dot[GGUF_TT_COUNT];
+    /* optional (NULL: dot per token): one weight row against 4 activation rows at a,
+     * a + a_stride, ... (prefill reuses each unpacked weight block four times) */
+    void (*dot_x4[GGUF_TT_COUNT])(int n, const void *w, const void *a, size_t a_stride,
+                                  float out[4]);
     /* activation conversion into the vec_dot types */
     eng_from_float_fn quant_q8_0;
     eng_from_float_fn quant_q8_K;

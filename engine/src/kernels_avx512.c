@@ -209,6 +209,66 @@ VNNI static float dot_q8_0_vnni(int n, const void *w, const void *a)
     return sum;
 }
 
+VNNI static void dot_x4_q4_0_vnni(int n, const void *w, const void *a, size_t stride, float out[4])
+{
+    const struct block_q4_0 *x = w;
+    const struct block_q8_0 *y[4];
+    for (int t = 0; t < 4; t++)
+        y[t] = (const struct block_q8_0 *)((const char *)a + (size_t)t * stride);
+    int nb = n / QK4_0, i = 0;
+    const __m512i eight = _mm512_set1_epi8(8);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    for (; i + 2 <= nb; i += 2) {
+        __m512i bx = join(unpack_q4_u(x[i].qs), unpack_q4_u(x[i + 1].qs));
+        float dx0 = h2f(x[i].d), dx1 = h2f(x[i + 1].d);
+        for (int t = 0; t < 4; t++) {
+            __m512i by = join(_mm256_loadu_si256((const __m256i *)y[t][i].qs),
+                              _mm256_loadu_si256((const __m256i *)y[t][i + 1].qs));
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bx, by);
+            __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, by);
+            __m512 d = scales2(dx0 * h2f(y[t][i].d), dx1 * h2f(y[t][i + 1].d));
+            acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(s, o)), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+        if (i < nb)
+            out[t] += eng_dot_q4_0_ref(QK4_0, &x[i], &y[t][i]);
+    }
+}
+
+VNNI static void dot_x4_q8_0_vnni(int n, const void *w, const void *a, size_t stride, float out[4])
+{
+    const struct block_q8_0 *x = w;
+    const struct block_q8_0 *y[4];
+    for (int t = 0; t < 4; t++)
+        y[t] = (const struct block_q8_0 *)((const char *)a + (size_t)t * stride);
+    int nb = n / QK8_0, i = 0;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    for (; i + 2 <= nb; i += 2) {
+        __m512i bx = join(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                          _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
+        __mmask64 neg = _mm512_movepi8_mask(bx);
+        __m512i ax = _mm512_abs_epi8(bx);
+        float dx0 = h2f(x[i].d), dx1 = h2f(x[i + 1].d);
+        for (int t = 0; t < 4; t++) {
+            __m512i by = join(_mm256_loadu_si256((const __m256i *)y[t][i].qs),
+                              _mm256_loadu_si256((const __m256i *)y[t][i + 1].qs));
+            __m512i sy = _mm512_mask_sub_epi8(by, neg, _mm512_setzero_si512(), by);
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
+            __m512 d = scales2(dx0 * h2f(y[t][i].d), dx1 * h2f(y[t][i + 1].d));
+            acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+        if (i < nb)
+            out[t] += eng_dot_q8_0_ref(QK8_0, &x[i], &y[t][i]);
+    }
+}
+
 static void axpy_f16(int n, float a, const eng_fp16 *x, float *y)
 {
     __m512 va = _mm512_set1_ps(a);
@@ -230,5 +290,7 @@ void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags)
     if (cpu_flags & ENG_CPU_AVX512VNNI) {
         k->dot[GGUF_TT_Q8_0] = dot_q8_0_vnni;
         k->dot[GGUF_TT_Q4_0] = dot_q4_0_vnni;
+        k->dot_x4[GGUF_TT_Q8_0] = dot_x4_q8_0_vnni;
+        k->dot_x4[GGUF_TT_Q4_0] = dot_x4_q4_0_vnni;
     }
 }

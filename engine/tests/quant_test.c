@@ -277,6 +277,28 @@ static void test_dots(void)
                 for (int v = 0; v < 2; v++) {
                     if (!variants[v])
                         continue;
+                    if (variants[v]->dot_x4[type] && rep == 0) {
+                        /* four activation rows: the same one, then three fresh ones */
+                        size_t arow = eng_row_bytes(tr->vec_dot_type, n);
+                        char *a4 = malloc(arow * 4), *tmp = malloc((size_t)n * 4);
+                        for (int t = 0; t < 4; t++) {
+                            for (int i = 0; i < n; i++)
+                                ((float *)tmp)[i] = t ? rndf() * 3.0f : a[i];
+                            at->from_float((const float *)tmp, a4 + arow * t, n);
+                        }
+                        float o[4];
+                        variants[v]->dot_x4[type](n, w, a4, arow, o);
+                        for (int t = 0; t < 4; t++) {
+                            float rt = ref->dot[type](n, w, a4 + arow * t);
+                            if (fabs(o[t] - rt) > 1e-5 * fabs(rt) + 1e-4 + tol) {
+                                var_ok[v] = 0;
+                                fprintf(stderr, "%s %s x4 n=%d row %d: %.9g vs ref %.9g\n",
+                                        variants[v]->name, tr->name, n, t, o[t], rt);
+                            }
+                        }
+                        free(a4);
+                        free(tmp);
+                    }
                     float s = variants[v]->dot[type](n, w, aq);
                     if (fabs(s - r) > tol) {
                         var_ok[v] = 0;
