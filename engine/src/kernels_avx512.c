@@ -58,6 +58,45 @@ static float dot_f16(int n, const void *w, const void *a)
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
+/* F16 weights against four F32 activation rows: each converted weight vector feeds four rows.
+ * Accumulators and their order mirror dot_f16 so prefill and decode give identical sums. */
+static void dot_x4_f16(int n, const void *w, const void *a, size_t stride, float out[4])
+{
+    const eng_fp16 *x = w;
+    const float *y[4];
+    for (int t = 0; t < 4; t++)
+        y[t] = (const float *)((const char *)a + (size_t)t * stride);
+    __m512 s[4][4];
+    for (int t = 0; t < 4; t++)
+        for (int k = 0; k < 4; k++)
+            s[t][k] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512 x0 = load_f16(x + i), x1 = load_f16(x + i + 16);
+        __m512 x2 = load_f16(x + i + 32), x3 = load_f16(x + i + 48);
+        for (int t = 0; t < 4; t++) {
+            s[t][0] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(y[t] + i), s[t][0]);
+            s[t][1] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(y[t] + i + 16), s[t][1]);
+            s[t][2] = _mm512_fmadd_ps(x2, _mm512_loadu_ps(y[t] + i + 32), s[t][2]);
+            s[t][3] = _mm512_fmadd_ps(x3, _mm512_loadu_ps(y[t] + i + 48), s[t][3]);
+        }
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m512 xv = load_f16(x + i);
+        for (int t = 0; t < 4; t++)
+            s[t][0] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(y[t] + i), s[t][0]);
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i));
+        for (int t = 0; t < 4; t++)
+            s[t][1] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, y[t] + i), s[t][1]);
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(s[t][0], s[t][1]), _mm512_add_ps(s[t][2], s[t][3])));
+}
+
 static inline __m512 load_bf16_mask(__mmask16 m, const eng_bf16 *p)
 {
     __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
@@ -287,6 +326,7 @@ void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags)
     k->dot[GGUF_TT_Q8_0] = dot_q8_0;
     k->dot[GGUF_TT_Q4_0] = dot_q4_0;
     k->axpy_f16 = axpy_f16;
+    k->dot_x4[GGUF_TT_F16] = dot_x4_f16;
     if (cpu_flags & ENG_CPU_AVX512VNNI) {
         k->dot[GGUF_TT_Q8_0] = dot_q8_0_vnni;
         k->dot[GGUF_TT_Q4_0] = dot_q4_0_vnni;
