@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -770,6 +773,71 @@ static void test_metrics_governor(void)
     resp_free(&r);
 }
 
+static int raw_connect(int to_port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)to_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Connection limit, idle timeout and oversized headers, on a second server with small limits. */
+static void test_limits(struct agent_config *cfg)
+{
+    struct agent_http_params p;
+    agent_http_params_defaults(&p);
+    p.port = 0;
+    p.max_connections = 2;
+    p.idle_timeout_s = 2;
+    struct agent_http *h = NULL;
+    char err[256];
+    CHECK_EQ_INT(agent_http_new(cfg, &W, NULL, &p, &h, err, sizeof(err)), 0);
+    if (!h)
+        return;
+    int main_port = port;
+    port = agent_http_port(h);
+    int a = raw_connect(port), b = raw_connect(port);
+    CHECK(a >= 0 && b >= 0);
+    usleep(100000);
+    /* Over the limit, connections wait in the listen backlog until a slot frees. */
+    struct resp r;
+    const char *quick[] = {"--max-time", "0.7", NULL};
+    curl(&r, "GET", "/health", quick);
+    CHECK_MSG(r.status == 0, "a third connection was served (%d) over a limit of 2", r.status);
+    resp_free(&r);
+    /* Idle connections are closed after the timeout, which frees the slots. */
+    char c;
+    uint64_t t0 = cmn_now_ns();
+    CHECK_EQ_INT(read(a, &c, 1), 0);
+    double idle_s = (double)(cmn_now_ns() - t0) / 1e9;
+    CHECK_MSG(idle_s < 4, "idle connection closed after %.1f s", idle_s);
+    close(a);
+    close(b);
+    usleep(100000);
+    curl(&r, "GET", "/health", NULL);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    /* A 64 KiB header is refused, not buffered. */
+    char *big = malloc(65536 + 16);
+    memcpy(big, "X-Big: ", 7);
+    memset(big + 7, 'a', 65536);
+    big[7 + 65536] = '\0';
+    const char *hdr[] = {"-H", big, NULL};
+    curl(&r, "GET", "/health", hdr);
+    CHECK_MSG(r.status == 431 || r.status == 413 || r.status == 0, "64 KiB header: %d", r.status);
+    resp_free(&r);
+    free(big);
+    curl(&r, "GET", "/health", NULL);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    agent_http_free(h);
+    port = main_port;
+}
+
 static void test_shutdown_in_flight(struct agent_http *h)
 {
     set_delay_us(5000);
@@ -840,6 +908,7 @@ int main(void)
     test_disconnect(true);
     test_disconnect(false);
     test_metrics_governor();
+    test_limits(&cfg);
     test_shutdown_in_flight(h);
     worker_stop();
     rmdir(tmpdir);
