@@ -14,7 +14,7 @@
 #endif
 
 static unsigned cpu_flags;
-static struct eng_kernels k_scalar, k_avx2, k_avx512;
+static struct eng_kernels k_scalar, k_avx2, k_avx512, k_neon;
 static const struct eng_kernels *k_best;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -119,6 +119,12 @@ static void init(void)
         k_best = &k_avx512;
     }
 #endif
+#if defined(__aarch64__)
+    k_neon = k_scalar;
+    k_neon.name = "neon";
+    eng_kernels_fill_neon(&k_neon);
+    k_best = &k_neon;
+#endif
     const char *force = getenv("EMBER_KERNELS");
     if (force && strcmp(force, "scalar") == 0)
         k_best = &k_scalar;
@@ -148,6 +154,12 @@ const struct eng_kernels *eng_kernels_avx512(void)
 {
     pthread_once(&once, init);
     return k_avx512.name ? &k_avx512 : NULL;
+}
+
+const struct eng_kernels *eng_kernels_neon(void)
+{
+    pthread_once(&once, init);
+    return k_neon.name ? &k_neon : NULL;
 }
 
 const struct eng_kernels *eng_kernels_best(void)

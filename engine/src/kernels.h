@@ -1,8 +1,8 @@
 /* Compute kernels behind one table per instruction set. The scalar table is the readable
- * reference (it points at quant.c's reference code); the AVX2 and AVX-512 tables start as copies
- * of it and override the hot functions they implement. eng_kernels_best() picks one at run time
- * from CPUID (and the OS's saved-state support), once; EMBER_KERNELS=scalar|avx2|avx512 forces a
- * lower one for comparisons. Private to the engine. */
+ * reference (it points at quant.c's reference code); the AVX2, AVX-512 and NEON tables start as
+ * copies of it and override the hot functions they implement. eng_kernels_best() picks one at run
+ * time from CPUID (and the OS's saved-state support), once; EMBER_KERNELS=scalar|avx2|avx512 forces
+ * a lower one for comparisons. Private to the engine. */
 #ifndef ENGINE_KERNELS_H
 #define ENGINE_KERNELS_H
 
@@ -46,11 +46,14 @@ const struct eng_kernels *eng_kernels_scalar(void);
 /* NULL when this build or this CPU lacks the instruction set. */
 const struct eng_kernels *eng_kernels_avx2(void);
 const struct eng_kernels *eng_kernels_avx512(void);
+const struct eng_kernels *eng_kernels_neon(void);
 const struct eng_kernels *eng_kernels_best(void);
 
 /* Filled by kernels_avx2.c / kernels_avx512.c over a copy of the scalar table (x86 only). */
 void eng_kernels_fill_avx2(struct eng_kernels *k);
 void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags);
+/* kernels_neon.c (AArch64 only; NEON is part of the base architecture there). */
+void eng_kernels_fill_neon(struct eng_kernels *k);
 
 /* ---- scalar ops of the forward pass (not hot enough for SIMD variants) ---- */
 void eng_rmsnorm(float *y, const float *x, const float *w, int n, float eps);

@@ -230,13 +230,16 @@ static void test_dots(void)
                               GGUF_TT_Q4_0, GGUF_TT_Q4_K, GGUF_TT_Q5_K, GGUF_TT_Q6_K};
     const int sizes[] = {1,  7,   8,   15,  16,  17,  31,  32,   33,   63,   64,  65,
                          96, 100, 160, 256, 257, 512, 768, 1000, 1024, 2048, 4096};
-    const struct eng_kernels *variants[] = {eng_kernels_avx2(), eng_kernels_avx512()};
+    const struct eng_kernels *variants[] = {eng_kernels_avx2(), eng_kernels_avx512(),
+                                            eng_kernels_neon()};
     const struct eng_kernels *ref = eng_kernels_scalar();
     printf("cpu features 0x%x, best kernels %s\n", eng_cpu_features(), eng_kernels_best()->name);
     if (!variants[0])
         printf("AVX2 variant skipped: not supported here\n");
     if (!variants[1])
         printf("AVX-512 variant skipped: not supported here\n");
+    if (!variants[2])
+        printf("NEON variant skipped: not an AArch64 build\n");
     enum { NMAX = 4096 };
     void *w = malloc(NMAX * 4), *aq = malloc(NMAX * 4 + 4096);
     float *a = malloc(NMAX * 4), *wf = malloc(NMAX * 4), *af = malloc(NMAX * 4);
@@ -244,7 +247,7 @@ static void test_dots(void)
         uint32_t type = types[ti];
         const struct eng_type_traits *tr = eng_type_traits(type);
         const struct eng_type_traits *at = eng_type_traits(tr->vec_dot_type);
-        int ref_ok = 1, var_ok[2] = {1, 1}, tested = 0;
+        int ref_ok = 1, var_ok[3] = {1, 1, 1}, tested = 0;
         for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
             int n = sizes[si];
             if (n % (int)tr->blck)
@@ -274,7 +277,7 @@ static void test_dots(void)
                     fprintf(stderr, "%s n=%d: ref dot %.9g, dequantized dot %.9g\n", tr->name, n, r,
                             exact);
                 }
-                for (int v = 0; v < 2; v++) {
+                for (int v = 0; v < 3; v++) {
                     if (!variants[v])
                         continue;
                     if (variants[v]->dot_x4[type] && rep == 0) {
@@ -312,10 +315,11 @@ static void test_dots(void)
         CHECK_MSG(ref_ok, "%s reference dot", tr->name);
         CHECK_MSG(var_ok[0], "%s avx2 dot", tr->name);
         CHECK_MSG(var_ok[1], "%s avx512 dot", tr->name);
+        CHECK_MSG(var_ok[2], "%s neon dot", tr->name);
     }
 
     /* activation quantization and the small vector helpers, bit for bit where exact */
-    for (int v = 0; v < 2; v++) {
+    for (int v = 0; v < 3; v++) {
         const struct eng_kernels *k = variants[v];
         if (!k)
             continue;

@@ -1,0 +1,156 @@
+/* AArch64 NEON kernels (ARMv8.0 baseline: no dot-product or FP16-arithmetic extensions needed):
+ * float dot products with four accumulators, F16 weights widened with vcvt, and the Q8_0/Q4_0
+ * integer dots via widening multiplies (vmull_s8) and pairwise accumulation. Compiled only on
+ * AArch64 (the build marks this file header-only elsewhere); the kernel test compares it with the
+ * scalar reference there like the x86 variants. */
+#include "kernels.h"
+
+#include <arm_neon.h>
+
+static float dot_f32(int n, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(y + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(x + i + 4), vld1q_f32(y + i + 4));
+        s2 = vfmaq_f32(s2, vld1q_f32(x + i + 8), vld1q_f32(y + i + 8));
+        s3 = vfmaq_f32(s3, vld1q_f32(x + i + 12), vld1q_f32(y + i + 12));
+    }
+    for (; i + 4 <= n; i += 4)
+        s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(y + i));
+    float s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+    for (; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+static inline float32x4_t load_f16(const eng_fp16 *p)
+{
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+}
+
+static float dot_f16(int n, const void *w, const void *a)
+{
+    const eng_fp16 *x = w;
+    const float *y = a;
+    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = vfmaq_f32(s0, load_f16(x + i), vld1q_f32(y + i));
+        s1 = vfmaq_f32(s1, load_f16(x + i + 4), vld1q_f32(y + i + 4));
+        s2 = vfmaq_f32(s2, load_f16(x + i + 8), vld1q_f32(y + i + 8));
+        s3 = vfmaq_f32(s3, load_f16(x + i + 12), vld1q_f32(y + i + 12));
+    }
+    for (; i + 4 <= n; i += 4)
+        s0 = vfmaq_f32(s0, load_f16(x + i), vld1q_f32(y + i));
+    float s = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
+    for (; i < n; i++)
+        s += eng_fp16_to_fp32(x[i]) * y[i];
+    return s;
+}
+
+/* Sum of the products of 32 signed bytes (two 16-byte halves). */
+static inline int32_t dot_i8x32(int8x16_t x0, int8x16_t x1, int8x16_t y0, int8x16_t y1)
+{
+    int32x4_t acc = vdupq_n_s32(0);
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(x0), vget_low_s8(y0)));
+    acc = vpadalq_s16(acc, vmull_high_s8(x0, y0));
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(x1), vget_low_s8(y1)));
+    acc = vpadalq_s16(acc, vmull_high_s8(x1, y1));
+    return vaddvq_s32(acc);
+}
+
+static float dot_q8_0(int n, const void *w, const void *a)
+{
+    const struct block_q8_0 *x = w, *y = a;
+    float s = 0;
+    for (int i = 0; i < n / QK8_0; i++) {
+        int32_t d = dot_i8x32(vld1q_s8(x[i].qs), vld1q_s8(x[i].qs + 16), vld1q_s8(y[i].qs),
+                              vld1q_s8(y[i].qs + 16));
+        s += (float)d * (eng_fp16_to_fp32(x[i].d) * eng_fp16_to_fp32(y[i].d));
+    }
+    return s;
+}
+
+static float dot_q4_0(int n, const void *w, const void *a)
+{
+    const struct block_q4_0 *x = w;
+    const struct block_q8_0 *y = a;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const int8x16_t eight = vdupq_n_s8(8);
+    float s = 0;
+    for (int i = 0; i < n / QK4_0; i++) {
+        uint8x16_t v = vld1q_u8(x[i].qs);
+        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), eight);
+        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+        int32_t d = dot_i8x32(lo, hi, vld1q_s8(y[i].qs), vld1q_s8(y[i].qs + 16));
+        s += (float)d * (eng_fp16_to_fp32(x[i].d) * eng_fp16_to_fp32(y[i].d));
+    }
+    return s;
+}
+
+/* As the scalar reference: d = max|x| / 127, round to nearest even (vcvtnq). */
+static void quant_q8_0(const float *x, void *yv, int64_t n)
+{
+    struct block_q8_0 *y = yv;
+    for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        float32x4_t v[8];
+        float32x4_t amax = vdupq_n_f32(0);
+        for (int k = 0; k < 8; k++) {
+            v[k] = vld1q_f32(x + 4 * k);
+            amax = vmaxq_f32(amax, vabsq_f32(v[k]));
+        }
+        float d = vmaxvq_f32(amax) / 127.0f, id = d ? 1.0f / d : 0.0f;
+        y[i].d = eng_fp32_to_fp16(d);
+        for (int k = 0; k < 8; k++) {
+            int32x4_t q = vcvtnq_s32_f32(vmulq_n_f32(v[k], id));
+            int16x4_t q16 = vqmovn_s32(q);
+            int8x8_t q8 = vqmovn_s16(vcombine_s16(q16, q16));
+            y[i].qs[4 * k + 0] = vget_lane_s8(q8, 0);
+            y[i].qs[4 * k + 1] = vget_lane_s8(q8, 1);
+            y[i].qs[4 * k + 2] = vget_lane_s8(q8, 2);
+            y[i].qs[4 * k + 3] = vget_lane_s8(q8, 3);
+        }
+    }
+}
+
+static void axpy_f32(int n, float a, const float *x, float *y)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static void axpy_f16(int n, float a, const eng_fp16 *x, float *y)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), load_f16(x + i), a));
+    for (; i < n; i++)
+        y[i] += a * eng_fp16_to_fp32(x[i]);
+}
+
+static void f32_to_f16(const float *x, eng_fp16 *y, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1_u16(y + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    for (; i < n; i++)
+        y[i] = eng_fp32_to_fp16(x[i]);
+}
+
+void eng_kernels_fill_neon(struct eng_kernels *k)
+{
+    k->dot[GGUF_TT_F32] = dot_f32;
+    k->dot[GGUF_TT_F16] = dot_f16;
+    k->dot[GGUF_TT_Q8_0] = dot_q8_0;
+    k->dot[GGUF_TT_Q4_0] = dot_q4_0;
+    k->quant_q8_0 = quant_q8_0;
+    k->axpy_f32 = axpy_f32;
+    k->axpy_f16 = axpy_f16;
+    k->f32_to_f16 = f32_to_f16;
+}
