@@ -55,23 +55,21 @@ static size_t align_up(size_t n)
     return (n + 63) & ~(size_t)63;
 }
 
+static size_t act_row_bytes(const struct eng_weight *w)
+{
+    return eng_row_bytes(eng_type_traits(w->type)->vec_dot_type, w->ne0);
+}
+
 /* Largest per-token activation row in any vec_dot type the model's matrices use. */
 static size_t max_act_row(const struct eng_model *m)
 {
-    const struct eng_hparams *hp = &m->hp;
-    size_t best = 0;
-    const struct eng_weight *ws[] = {&m->output};
-    for (size_t i = 0; i < 1; i++) {
-        const struct eng_type_traits *t = eng_type_traits(ws[i]->type);
-        size_t b = eng_row_bytes(t->vec_dot_type, ws[i]->ne0);
-        best = b > best ? b : best;
-    }
-    for (int l = 0; l < hp->n_layer; l++) {
+    size_t best = act_row_bytes(&m->output);
+    for (int l = 0; l < m->hp.n_layer; l++) {
         const struct eng_layer *L = &m->layers[l];
-        const struct eng_weight *lw[] = {&L->wq, &L->wo, &L->w_gate, &L->w_down};
-        for (size_t i = 0; i < 4; i++) {
-            const struct eng_type_traits *t = eng_type_traits(lw[i]->type);
-            size_t b = eng_row_bytes(t->vec_dot_type, lw[i]->ne0);
+        const struct eng_weight *lw[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                         &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof(lw) / sizeof(lw[0]); i++) {
+            size_t b = act_row_bytes(lw[i]);
             best = b > best ? b : best;
         }
     }
@@ -405,7 +403,7 @@ static void forward(struct eng_context *c, const int32_t *tokens, int n_tok, int
     const struct eng_model *m = c->m;
     const struct eng_hparams *hp = &m->hp;
     int d = hp->n_embd, qdim = hp->n_head * hp->head_dim_k;
-    int kdim = (int)c->kv_row_k, vdim = (int)c->kv_row_v, odim = hp->n_head * hp->head_dim_v;
+    int kdim = (int)c->kv_row_k, vdim = (int)c->kv_row_v;
     const struct eng_type_traits *et = eng_type_traits(m->tok_embd.type);
     for (int t = 0; t < n_tok; t++)
         et->to_float((const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
@@ -450,7 +448,6 @@ static void forward(struct eng_context *c, const int32_t *tokens, int n_tok, int
         matmul1(c, &L->wo, c->tmp, c->att, n_tok);
         for (size_t i = 0; i < (size_t)n_tok * d; i++)
             c->x[i] += c->tmp[i];
-        (void)odim;
 
         for (int t = 0; t < n_tok; t++)
             eng_rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)t * d, L->ffn_norm, d, hp->eps);

@@ -200,9 +200,8 @@ static int get_vector(struct loader *L, const char *name, int64_t n, int require
     const struct eng_type_traits *tr = eng_type_traits(t->type);
     int64_t count = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
     if (!tr || !tr->to_float || count != n || (int64_t)(n % tr->blck)) {
-        snprintf(L->err, L->err_len, "model: tensor '%s': %lld elements of %s, expected %lld %s",
-                 name, (long long)count, gguf_tensor_type_name(t->type), (long long)n,
-                 "float values");
+        snprintf(L->err, L->err_len, "model: tensor '%s': %lld elements of type %s, expected %lld",
+                 name, (long long)count, gguf_tensor_type_name(t->type), (long long)n);
         return -EINVAL;
     }
     float *v = malloc((size_t)n * sizeof(float));
