@@ -21,6 +21,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/timeutil.h"
 #include "config.h"
@@ -43,6 +44,8 @@ struct agent_http {
     atomic_uint_fast64_t serial;
     atomic_int refs; /* the owner plus one per request the worker still holds */
     atomic_bool stopping;
+    atomic_bool quiesced; /* no new connections; new requests get 503 */
+    int quiesced_fd;      /* the listen socket handed back by libmicrohttpd, closed at free */
 
     pthread_mutex_t lock; /* everything below */
     struct agent_worker *worker;
@@ -457,6 +460,11 @@ static enum MHD_Result handle_completion(struct agent_http *h, struct MHD_Connec
     if (rc)
         return respond_error(h, c, &e, NULL, NULL);
 
+    if (atomic_load(&h->quiesced)) {
+        agent_request_free(req);
+        return reply_error(h, c, 503, "server_error", "shutting_down",
+                           "the server is shutting down");
+    }
     char id[OPENAI_MAX_MODEL_BYTES];
     bool loaded;
     struct agent_worker *w = current_model(h, id, sizeof(id), &loaded);
@@ -594,6 +602,8 @@ static enum MHD_Result handle_health(struct agent_http *h, struct MHD_Connection
     char id[OPENAI_MAX_MODEL_BYTES];
     bool loaded;
     struct agent_worker *w = current_model(h, id, sizeof(id), &loaded);
+    if (atomic_load(&h->quiesced))
+        return respond_json(h, c, 503, "{\"status\":\"stopping\"}");
     if (!w)
         return respond_json(h, c, 503, "{\"status\":\"loading\"}");
     if (!loaded)
@@ -882,6 +892,8 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
     pthread_mutex_init(&h->lock, NULL);
     atomic_init(&h->refs, 1);
     atomic_init(&h->stopping, false);
+    atomic_init(&h->quiesced, false);
+    h->quiesced_fd = -1;
     atomic_init(&h->serial, 0);
     if (hooks)
         h->hooks = *hooks;
@@ -906,8 +918,9 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
     struct sockaddr_in6 a6 = {0};
     struct sockaddr_in a4 = {0};
     const struct sockaddr *sa;
-    unsigned flags =
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* ITC: needed by MHD_quiesce_daemon */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (inet_pton(AF_INET, cfg->api.listen, &a4.sin_addr) == 1) {
         a4.sin_family = AF_INET;
         a4.sin_port = htons((uint16_t)port);
@@ -951,7 +964,18 @@ void agent_http_free(struct agent_http *h)
     atomic_store(&h->stopping, true);
     MHD_stop_daemon(h->mhd);
     h->mhd = NULL;
+    if (h->quiesced_fd >= 0)
+        close(h->quiesced_fd);
     http_unref(h);
+}
+
+void agent_http_quiesce(struct agent_http *h)
+{
+    if (!h || atomic_exchange(&h->quiesced, true))
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(h->mhd);
+    if (fd != MHD_INVALID_SOCKET)
+        h->quiesced_fd = fd;
 }
 
 uint16_t agent_http_port(const struct agent_http *h)

@@ -61,6 +61,15 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
  * on_done runs, so the worker may be freed before or after this. NULL is fine. */
 void agent_http_free(struct agent_http *h);
 
+/* For a graceful stop: closes the listening socket and answers new requests on open
+ * connections with 503 (/health: "stopping"), while requests already running keep streaming.
+ * Then detach and free the worker (it finishes or cancels them within its timeout), then the
+ * server:
+ *   agent_http_quiesce(h); agent_http_set_worker(h, NULL); agent_worker_free(w, timeout_ms);
+ *   agent_http_free(h);
+ * (set_worker(NULL) before agent_worker_free, so no connection thread reaches a freed worker.) */
+void agent_http_quiesce(struct agent_http *h);
+
 /* The port actually bound. */
 uint16_t agent_http_port(const struct agent_http *h);
 

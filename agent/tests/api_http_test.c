@@ -838,8 +838,52 @@ static void test_limits(struct agent_config *cfg)
     port = main_port;
 }
 
-static void test_shutdown_in_flight(struct agent_http *h)
+/* Graceful stop: no new connections, new requests on open ones get 503, the running stream
+ * completes normally. */
+static void test_quiesce(struct agent_http *h)
 {
+    set_delay_us(5000);
+    const char *slow[] = {"-H", "Content-Type: application/json", "--data-binary",
+                          MSG("a") ",\"max_tokens\":60,\"stream\":true}", NULL};
+    int keep = raw_connect(port); /* an idle keep-alive connection opened before */
+    pid_t a = curl_start("ga", "POST", "/v1/chat/completions", slow);
+    CHECK(WAIT_FOR(W.busy, 5000));
+    agent_http_quiesce(h);
+    struct resp r;
+    curl(&r, "GET", "/health", NULL);
+    CHECK_MSG(r.status == 0, "a new connection was served (%d) after quiesce", r.status);
+    resp_free(&r);
+    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    CHECK(write(keep, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1));
+    char buf[512] = "";
+    ssize_t n = 0, got;
+    while ((got = read(keep, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
+        n += got;
+    buf[n > 0 ? n : 0] = '\0';
+    CHECK_CONTAINS(buf, "HTTP/1.1 503");
+    CHECK_CONTAINS(buf, "{\"status\":\"stopping\"}");
+    close(keep);
+    curl_finish(a, "ga", &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "tok59 ");
+    CHECK_CONTAINS(r.body, "\"finish_reason\":\"length\"");
+    CHECK_CONTAINS(r.body, "data: [DONE]\n\n");
+    resp_free(&r);
+    set_delay_us(0);
+}
+
+/* Hard stop: agent_http_free with a stream in flight cancels it and returns promptly. */
+static void test_free_in_flight(struct agent_config *cfg)
+{
+    struct agent_http_params p;
+    agent_http_params_defaults(&p);
+    p.port = 0;
+    struct agent_http *h = NULL;
+    char err[256];
+    CHECK_EQ_INT(agent_http_new(cfg, &W, NULL, &p, &h, err, sizeof(err)), 0);
+    if (!h)
+        return;
+    port = agent_http_port(h);
     set_delay_us(5000);
     uint64_t before = W.finished;
     const char *slow[] = {"-H", "Content-Type: application/json", "--data-binary",
@@ -858,6 +902,7 @@ static void test_shutdown_in_flight(struct agent_http *h)
     CHECK_CONTAINS(r.body, "data: {\"id\":\"chatcmpl-");
     resp_free(&r);
     printf("shutdown with a stream in flight: %.0f ms\n", ms);
+    set_delay_us(0);
 }
 
 int main(void)
@@ -909,7 +954,10 @@ int main(void)
     test_disconnect(false);
     test_metrics_governor();
     test_limits(&cfg);
-    test_shutdown_in_flight(h);
+    test_free_in_flight(&cfg);
+    port = agent_http_port(h);
+    test_quiesce(h);
+    agent_http_free(h);
     worker_stop();
     rmdir(tmpdir);
     return et_finish();
