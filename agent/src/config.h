@@ -32,6 +32,9 @@ struct cfg_engine {
     double repeat_penalty;
     int repeat_last_n;
     double presence_penalty;
+    double frequency_penalty;
+    bool context_shift;
+    int keep_tokens;
     int max_tokens;
     long long seed;
 };
@@ -40,6 +43,7 @@ struct cfg_governor {
     bool enabled;
     char policy[CFG_STR_SMALL];
     int tick_ms;
+    char backend[CFG_STR_SMALL];
     char sysfs_root[CFG_STR_PATH];
     char saved_path[CFG_STR_PATH];
     char calibration_path[CFG_STR_PATH];

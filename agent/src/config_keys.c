@@ -40,6 +40,7 @@ static const char *const policies[] = {"performance",  "powersave", "ondemand",
                                        "conservative", "schedutil", "balanced",
                                        "efficiency",   "quiet",     NULL};
 static const char *const mqtt_protocols[] = {"v5", "v311", NULL};
+static const char *const backends[] = {"auto", "sysfs", "libcpupower", NULL};
 
 const struct cfg_key agent_config_keys[] = {
     /* [agent] */
@@ -67,11 +68,18 @@ const struct cfg_key agent_config_keys[] = {
     KEY_INT(engine, top_k, 0, 100000, "40", true, "Default top-k (0 = off)."),
     KEY_DBL(engine, top_p, 0, 1, "0.95", true, "Default nucleus (top-p) threshold (1 = off)."),
     KEY_DBL(engine, min_p, 0, 1, "0.05", true, "Default min-p threshold (0 = off)."),
-    KEY_DBL(engine, repeat_penalty, 0.5, 2, "1.1", true,
+    KEY_DBL(engine, repeat_penalty, 0.5, 2, "1", true,
             "Default repetition penalty over the last repeat_last_n tokens (1 = off)."),
     KEY_INT(engine, repeat_last_n, 0, 8192, "64", true,
             "How many recent tokens the repetition and presence penalties look at."),
     KEY_DBL(engine, presence_penalty, -2, 2, "0", true, "Default presence penalty (0 = off)."),
+    KEY_DBL(engine, frequency_penalty, -2, 2, "0", true,
+            "Default frequency penalty: subtracted once per occurrence in the window (0 = off)."),
+    KEY_BOOL(engine, context_shift, "false", true,
+             "When the context fills up during a reply, drop the older half (after keep_tokens) "
+             "and go on instead of ending the reply with finish_reason length."),
+    KEY_INT(engine, keep_tokens, 0, 1048576, "0", true,
+            "Leading tokens (e.g. the system prompt) a context shift never drops."),
     KEY_INT(engine, max_tokens, 1, 1048576, "512", true,
             "Default cap on generated tokens per request."),
     KEY_INT(engine, seed, -1, 4294967295.0, "-1", true,
@@ -84,6 +92,9 @@ const struct cfg_key agent_config_keys[] = {
              "Frequency policy: performance, powersave, ondemand, conservative, schedutil, "
              "balanced (engine-phase aware), efficiency (lowest joules per token), quiet."),
     KEY_INT(governor, tick_ms, 10, 10000, "100", false, "How often the governor decides."),
+    KEY_ENUM(governor, backend, backends, "auto", false,
+             "cpufreq interface: auto uses libcpupower when sysfs_root is /, else direct sysfs; "
+             "libcpupower is refused for any other root."),
     KEY_STR(governor, sysfs_root, "/", false,
             "Root under which /sys and /proc are read (tests point it at a fake tree)."),
     KEY_STR(governor, saved_path, "/run/ember/governor.saved", false,
@@ -129,11 +140,12 @@ const struct cfg_key agent_config_keys[] = {
             "degree C above target)."),
     KEY_DBL(governor, thermal_ki, 0, 1, "0.02", true,
             "Thermal PI controller: integral gain (fraction of the range per degree C second)."),
-    KEY_DBL(governor, power_kp, 0, 1, "0.05", true,
-            "Power cap PI controller: proportional gain (fraction of the range per watt over, "
-            "scaled by 10 W / cap)."),
-    KEY_DBL(governor, power_ki, 0, 1, "0.1", true,
-            "Power cap PI controller: integral gain (fraction of the range per watt second)."),
+    KEY_DBL(governor, power_kp, 0, 1, "0.3", true,
+            "Power cap PI controller, proportional gain in the log domain: relative clock "
+            "change per unit of ln(cap / power)."),
+    KEY_DBL(governor, power_ki, 0, 1, "1", true,
+            "Power cap PI controller, integral gain in the log domain: per unit of "
+            "ln(cap / power) and second."),
     KEY_INT(governor, rate_limit_us, 0, 1000000, "0", true,
             "schedutil: its own minimum time between frequency changes."),
     KEY_INT(governor, probe_ms, 100, 60000, "1000", true,

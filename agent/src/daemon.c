@@ -165,6 +165,15 @@ static void drain_governor_events(struct agent_daemon *d)
 
 /* ---- governor ---- */
 
+/* The frequency a cluster runs at: with an exact (userspace) setting that is what we set;
+ * otherwise the hardware picks within limits and scaling_cur_freq says what it picked. */
+static uint32_t cluster_khz(const struct gov_status_cluster *c)
+{
+    if (c->exact_freq && c->target_khz)
+        return c->target_khz;
+    return c->cur_khz ? c->cur_khz : c->target_khz;
+}
+
 static void refresh_shared_governor(struct agent_daemon *d)
 {
     struct gov_status st;
@@ -180,7 +189,7 @@ static void refresh_shared_governor(struct agent_daemon *d)
     d->n_freq = st.n_clusters;
     for (unsigned i = 0; i < st.n_clusters && i < GOV_MAX_CLUSTERS; i++) {
         snprintf(d->freq_names[i], sizeof(d->freq_names[i]), "%s", st.c[i].name);
-        d->freq_khz[i] = st.c[i].cur_khz ? (double)st.c[i].cur_khz : (double)st.c[i].target_khz;
+        d->freq_khz[i] = cluster_khz(&st.c[i]);
     }
     pthread_mutex_unlock(&d->shared_lock);
 }
@@ -282,7 +291,7 @@ static void on_sample_timer(void *user, uint64_t now_ns)
         double util_sum = 0;
         unsigned util_n = 0;
         for (unsigned i = 0; i < st.n_clusters && s.n_freq < TEL_MAX_FREQ; i++) {
-            uint32_t khz = st.c[i].cur_khz ? st.c[i].cur_khz : st.c[i].target_khz;
+            uint32_t khz = cluster_khz(&st.c[i]);
             s.freq_mhz[s.n_freq++] = khz / 1000.0;
             if (isfinite(st.c[i].util)) {
                 util_sum += st.c[i].util;
@@ -832,6 +841,9 @@ static int start_governor(struct agent_daemon *d)
     gp.saved_path = d->cfg.governor.saved_path;
     gp.calibration_path = d->cfg.governor.calibration_path;
     gp.monitor_only = !d->cfg.governor.enabled;
+    gp.backend = strcmp(d->cfg.governor.backend, "sysfs") == 0         ? GOV_BACKEND_SYSFS
+                 : strcmp(d->cfg.governor.backend, "libcpupower") == 0 ? GOV_BACKEND_LIBCPUPOWER
+                                                                       : GOV_BACKEND_AUTO;
     char err[512];
     if (agent_governor_tunables(&d->cfg.governor, &gp.tunables, NULL, err, sizeof(err)) < 0) {
         log_err("governor: %s", err);

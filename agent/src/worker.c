@@ -134,7 +134,8 @@ static void fill_sampling(const struct cfg_engine *d, const struct agent_samplin
     p->repeat_penalty = (float)(s->has_repeat_penalty ? s->repeat_penalty : d->repeat_penalty);
     p->presence_penalty =
         (float)(s->has_presence_penalty ? s->presence_penalty : d->presence_penalty);
-    p->frequency_penalty = (float)(s->has_frequency_penalty ? s->frequency_penalty : 0.0);
+    p->frequency_penalty =
+        (float)(s->has_frequency_penalty ? s->frequency_penalty : d->frequency_penalty);
     p->penalty_last_n = d->repeat_last_n;
     if (s->has_seed)
         p->seed = s->seed;
@@ -191,6 +192,8 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     eng_gen_params_defaults(&gp);
     fill_sampling(&d, &req->sampling, &gp.sampling, &gp.max_tokens);
     gp.n_batch = (uint32_t)d.batch_size;
+    gp.ctx_full = d.context_shift ? ENG_CTX_FULL_SHIFT : ENG_CTX_FULL_STOP;
+    gp.n_keep = (uint32_t)d.keep_tokens;
     gp.parse_special = req->kind == AGENT_REQ_CHAT; /* template markup, never user text alone */
     for (size_t i = 0; i < req->n_stop && i < ENG_GEN_MAX_STOP; i++)
         gp.stop[gp.n_stop++] = req->stop[i];
@@ -237,7 +240,8 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     }
     /* Without a context shift the cache holds the prompt then the sampled tokens in order
      * (the last sampled one may not have been decoded). */
-    if (gr.kv_used >= n_prompt && gr.kv_used - n_prompt <= w->n_gen_tokens) {
+    size_t expect = n_prompt + w->n_gen_tokens; /* a context shift leaves fewer */
+    if (w->n_gen_tokens < w->n_ctx && (gr.kv_used == expect || gr.kv_used + 1 == expect)) {
         memcpy(w->kv_tokens, w->prompt_buf, n_prompt * sizeof(int32_t));
         memcpy(w->kv_tokens + n_prompt, w->gen_tokens, (gr.kv_used - n_prompt) * sizeof(int32_t));
         w->n_kv_tokens = gr.kv_used;
