@@ -103,6 +103,15 @@ static int load_hparams(struct loader *L, const char *arch)
         (r = req_u32(L, arch, "attention.head_count", &hp->n_head)) ||
         (r = opt_u32(L, arch, "attention.head_count_kv", hp->n_head, &hp->n_head_kv)))
         return r;
+    /* sanity bounds far above any published model, so absurd values fail here and not in a
+     * multi-terabyte allocation */
+    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->n_embd > (1 << 20) || hp->n_ff > (1 << 22)) {
+        snprintf(L->err, L->err_len,
+                 "model: %s hyper-parameters out of range (block_count %d, head_count %d, "
+                 "embedding_length %d, feed_forward_length %d)",
+                 arch, hp->n_layer, hp->n_head, hp->n_embd, hp->n_ff);
+        return -EINVAL;
+    }
     if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv) {
         snprintf(L->err, L->err_len,
                  "model: %s.attention.head_count %d is not a multiple of head_count_kv %d", arch,
