@@ -79,6 +79,7 @@ struct agent_daemon {
 
     struct agent_timer *gov_timer, *sample_timer, *mqtt_timer, *watchdog_timer;
     int mqtt_fd;
+    uint64_t mqtt_generation; /* the client's socket generation the watch belongs to */
     bool mqtt_want_write;
 
     atomic_int phase; /* enum agent_phase, written by the worker */
@@ -374,12 +375,13 @@ static void mqtt_update_watch(struct agent_daemon *d, uint64_t now_ns)
 {
     struct tel_mqtt_poll p;
     tel_mqtt_poll_info(d->mqtt, now_ns, &p);
-    if (p.fd != d->mqtt_fd) {
+    if (p.fd != d->mqtt_fd || p.generation != d->mqtt_generation) {
         if (d->mqtt_fd >= 0)
             agent_loop_del_fd(d->loop, d->mqtt_fd);
         d->mqtt_fd = -1;
         if (p.fd >= 0)
             d->mqtt_fd = p.fd;
+        d->mqtt_generation = p.generation;
         d->mqtt_want_write = !p.want_write; /* force the add below */
     }
     if (d->mqtt_fd >= 0 && d->mqtt_want_write != p.want_write) {
