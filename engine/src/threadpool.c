@@ -46,7 +46,7 @@ struct eng_pool {
     int n_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_uint_fast64_t state; /* generation << 32 | next chunk */
+    _Atomic uint64_t state; /* generation << 32 | next chunk */
     atomic_uint done;
     atomic_int sleepers;
     atomic_bool stop;
