@@ -39,8 +39,9 @@ static size_t run_all(const struct gov_sim_profile *p, const struct gov_sim_work
     return n;
 }
 
-static const struct gov_sim_result *find(const struct gov_sim_result *r, size_t n,
-                                         const char *policy)
+/* noinline: gcc 12 at -O3 misreads the bound after inlining (-Wstringop-overread) */
+__attribute__((noinline)) static const struct gov_sim_result *find(const struct gov_sim_result *r,
+                                                                   size_t n, const char *policy)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(r[i].policy, policy) == 0)
