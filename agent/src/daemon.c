@@ -1033,9 +1033,11 @@ static void shutdown_all(struct agent_daemon *d)
     uint64_t t0 = cmn_now_ns();
     /* Running requests may finish (their clients still stream) within the timeout; queued ones
      * are refused, new ones get 503. */
-    agent_worker_free(d->worker, d->cfg.agent.shutdown_timeout_ms);
-    if (d->http)
+    if (d->http) {
+        agent_http_quiesce(d->http); /* no new connections; new requests get 503 */
         agent_http_set_worker(d->http, NULL);
+    }
+    agent_worker_free(d->worker, d->cfg.agent.shutdown_timeout_ms);
     d->worker = NULL;
     agent_http_free(d->http);
     d->http = NULL;
