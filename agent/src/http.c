@@ -108,6 +108,7 @@ struct conn {
     uint64_t start_ns;
     bool responded; /* a response was queued before the body arrived */
     bool too_big;
+    size_t max_body; /* the limit when the request began (a reload may change it) */
     struct openai_buf body;
 };
 
@@ -771,6 +772,7 @@ static enum MHD_Result first_call(struct agent_http *h, struct MHD_Connection *c
     pthread_mutex_lock(&h->lock);
     size_t max = h->max_body;
     pthread_mutex_unlock(&h->lock);
+    cn->max_body = max;
     if (cl) {
         char *end;
         errno = 0;
@@ -804,10 +806,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
     if (*upload_size) {
-        pthread_mutex_lock(&h->lock);
-        size_t max = h->max_body;
-        pthread_mutex_unlock(&h->lock);
-        if (!cn->too_big && cn->body.len + *upload_size > max) {
+        if (!cn->too_big && cn->body.len + *upload_size > cn->max_body) {
             cn->too_big = true;
             openai_buf_free(&cn->body);
         }
@@ -819,7 +818,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     if (cn->too_big) {
         cn->responded = true;
         return reply_error(h, c, 413, "invalid_request_error", "body_too_large",
-                           "request body exceeds the limit of %zu bytes", h->max_body);
+                           "request body exceeds the limit of %zu bytes", cn->max_body);
     }
     cn->responded = true;
     switch (routes[cn->route].route) {

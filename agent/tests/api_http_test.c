@@ -40,8 +40,8 @@ struct agent_worker {
     size_t qlen, depth;
     bool busy, stop;
     pthread_t thread;
-    char model[64];
-    int delay_us; /* per token */
+    _Atomic(const char *) model; /* "" = no model; swapped whole, never edited in place */
+    int delay_us;                /* per token */
     uint64_t requests, prompt_tokens, gen_tokens;
     /* the last finished request */
     uint64_t finished;
@@ -131,7 +131,7 @@ int agent_worker_submit(struct agent_worker *w, struct agent_request *req)
     pthread_mutex_lock(&w->mu);
     if (w->stop)
         rc = -ESHUTDOWN;
-    else if (!w->model[0])
+    else if (!atomic_load(&w->model)[0])
         rc = -ENODEV;
     else if (w->qlen >= w->depth)
         rc = -EBUSY;
@@ -156,7 +156,7 @@ void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret)
 
 const char *agent_worker_model_id(const struct agent_worker *w)
 {
-    return w->model;
+    return atomic_load(&w->model);
 }
 
 static struct agent_worker W;
@@ -166,7 +166,7 @@ static void worker_start(void)
     pthread_mutex_init(&W.mu, NULL);
     pthread_cond_init(&W.cv, NULL);
     W.depth = 1;
-    snprintf(W.model, sizeof(W.model), "stories260K");
+    atomic_store(&W.model, "stories260K");
     pthread_create(&W.thread, NULL, worker_main, &W);
 }
 
@@ -643,9 +643,7 @@ static void test_no_model(struct agent_http *h)
     resp_free(&r);
     agent_http_set_worker(h, &W);
 
-    pthread_mutex_lock(&W.mu);
-    W.model[0] = '\0';
-    pthread_mutex_unlock(&W.mu);
+    atomic_store(&W.model, "");
     curl(&r, "GET", "/health", NULL);
     CHECK_EQ_INT(r.status, 503);
     CHECK_STR(r.body, "{\"status\":\"no_model\"}");
@@ -656,9 +654,7 @@ static void test_no_model(struct agent_http *h)
     curl(&r, "GET", "/v1/models", NULL);
     CHECK_STR(r.body, "{\"object\":\"list\",\"data\":[]}");
     resp_free(&r);
-    pthread_mutex_lock(&W.mu);
-    snprintf(W.model, sizeof(W.model), "stories260K");
-    pthread_mutex_unlock(&W.mu);
+    atomic_store(&W.model, "stories260K");
 }
 
 static void test_queue_full(void)
