@@ -20,6 +20,8 @@ struct sink_state {
     size_t len;
     int done;
     int cancel_after; /* pieces before returning nonzero; 0 = never */
+    int gated;        /* the first piece blocks until gate_open: keeps the worker busy */
+    int gate_open;
     int pieces;
     struct agent_result result;
 };
@@ -34,6 +36,9 @@ static int sink_text(void *user, const char *text, size_t len)
         s->text[s->len] = '\0';
     }
     s->pieces++;
+    pthread_cond_broadcast(&s->cond);
+    while (s->gated && !s->gate_open)
+        pthread_cond_wait(&s->cond, &s->lock);
     int stop = s->cancel_after && s->pieces >= s->cancel_after;
     pthread_mutex_unlock(&s->lock);
     return stop;
@@ -179,33 +184,44 @@ int main(void)
     CHECK_EQ_INT(s3.result.finish, AGENT_FINISH_CANCELLED);
     CHECK(s3.result.gen_tokens < 20);
 
-    /* Queue bound: one running + queue_depth (1) waiting; the third is refused. */
+    /* Queue bound: one running + queue_depth (1) waiting; the third is refused. The first
+     * request's sink blocks on its first piece, so the worker is provably busy. */
     struct sink_state q[3];
     struct agent_request *qr[3];
     int accepted = 0, busy = 0;
     for (int i = 0; i < 3; i++) {
         sink_init(&q[i]);
         qr[i] = completion("Once upon a time", 150, &q[i]);
+    }
+    q[0].gated = 1;
+    CHECK_EQ_INT(agent_worker_submit(w, qr[0]), 0);
+    pthread_mutex_lock(&q[0].lock);
+    while (q[0].pieces == 0)
+        pthread_cond_wait(&q[0].cond, &q[0].lock);
+    pthread_mutex_unlock(&q[0].lock);
+    for (int i = 1; i < 3; i++) {
         int rc = agent_worker_submit(w, qr[i]);
         if (rc == 0)
             accepted++;
         else if (rc == -EBUSY)
             busy++;
-        if (i == 0)
-            usleep(20000); /* let the first one start running */
     }
-    CHECK_EQ_INT(accepted, 2);
+    CHECK_EQ_INT(accepted, 1);
     CHECK_EQ_INT(busy, 1);
     struct agent_worker_stats st;
     agent_worker_stats(w, &st);
     CHECK(st.busy);
-    for (int i = 0; i < 3; i++) {
-        if (i < accepted) {
-            sink_wait(&q[i]);
-            CHECK_EQ_INT(q[i].result.gen_tokens, 150);
-        }
-        agent_request_free(qr[i]);
+    CHECK_EQ_INT(st.queue_depth, 1);
+    pthread_mutex_lock(&q[0].lock);
+    q[0].gate_open = 1;
+    pthread_cond_broadcast(&q[0].cond);
+    pthread_mutex_unlock(&q[0].lock);
+    for (int i = 0; i < 2; i++) {
+        sink_wait(&q[i]);
+        CHECK_EQ_INT(q[i].result.gen_tokens, 150);
     }
+    for (int i = 0; i < 3; i++)
+        agent_request_free(qr[i]);
 
     /* Shutdown with a long request running: it is cancelled after the timeout. */
     struct sink_state s4;
