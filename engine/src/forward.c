@@ -355,19 +355,26 @@ static void attn_chunk(void *arg, int task, int ith)
     int t = task / hp->n_head, h = task % hp->n_head, kvh = h / group;
     size_t n_pos = j->pos0 + (size_t)t + 1; /* causal: positions 0..pos0+t */
     const float *q = c->q + (size_t)t * hp->n_head * hdk + (size_t)h * hdk;
-    for (size_t p = 0; p < n_pos; p++) {
-        const char *krow = kc + (p * c->kv_row_k + (size_t)kvh * hdk) * es;
-        scores[p] = dot(hdk, krow, q) * scale;
+    if (c->kv_f32) {
+        for (size_t p = 0; p < n_pos; p++) {
+            const char *krow = kc + (p * c->kv_row_k + (size_t)kvh * hdk) * es;
+            scores[p] = dot(hdk, krow, q) * scale;
+        }
+    } else {
+        c->k->attn_scores_f16(hdk, (const eng_fp16 *)kc + (size_t)kvh * hdk, c->kv_row_k,
+                              (int)n_pos, q, scale, scores);
     }
     eng_softmax(scores, (int)n_pos);
     float *out = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
-    memset(out, 0, (size_t)hdv * sizeof(float));
-    for (size_t p = 0; p < n_pos; p++) {
-        const char *vrow = vc + (p * c->kv_row_v + (size_t)kvh * hdv) * es;
-        if (c->kv_f32)
+    if (c->kv_f32) {
+        memset(out, 0, (size_t)hdv * sizeof(float));
+        for (size_t p = 0; p < n_pos; p++) {
+            const char *vrow = vc + (p * c->kv_row_v + (size_t)kvh * hdv) * es;
             c->k->axpy_f32(hdv, scores[p], (const float *)vrow, out);
-        else
-            c->k->axpy_f16(hdv, scores[p], (const eng_fp16 *)vrow, out);
+        }
+    } else {
+        c->k->attn_values_f16(hdv, (const eng_fp16 *)vc + (size_t)kvh * hdv, c->kv_row_v,
+                              (int)n_pos, scores, out);
     }
 }
 

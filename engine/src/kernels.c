@@ -81,6 +81,22 @@ static void scalar_axpy_f32(int n, float a, const float *x, float *y)
         y[i] += a * x[i];
 }
 
+static void scalar_attn_scores_f16(int hd, const eng_fp16 *k, size_t stride, int n_pos,
+                                   const float *q, float scale, float *out)
+{
+    for (int p = 0; p < n_pos; p++)
+        out[p] = eng_dot_f16_ref(hd, k + (size_t)p * stride, q) * scale;
+}
+
+static void scalar_attn_values_f16(int hd, const eng_fp16 *v, size_t stride, int n_pos,
+                                   const float *w, float *out)
+{
+    for (int i = 0; i < hd; i++)
+        out[i] = 0;
+    for (int p = 0; p < n_pos; p++)
+        scalar_axpy_f16(hd, w[p], v + (size_t)p * stride, out);
+}
+
 static void scalar_f32_to_f16(const float *x, eng_fp16 *y, int n)
 {
     for (int i = 0; i < n; i++)
@@ -104,6 +120,8 @@ static void init(void)
     k_scalar.axpy_f16 = scalar_axpy_f16;
     k_scalar.axpy_f32 = scalar_axpy_f32;
     k_scalar.f32_to_f16 = scalar_f32_to_f16;
+    k_scalar.attn_scores_f16 = scalar_attn_scores_f16;
+    k_scalar.attn_values_f16 = scalar_attn_values_f16;
     k_best = &k_scalar;
 #ifdef ENG_X86
     if ((cpu_flags & AVX2_NEED) == AVX2_NEED) {

@@ -25,6 +25,12 @@ struct eng_kernels {
     /* y[i] += a * x[i], x in F16 or F32 (attention's weighted sum of V rows) */
     void (*axpy_f16)(int n, float a, const eng_fp16 *x, float *y);
     void (*axpy_f32)(int n, float a, const float *x, float *y);
+    /* attention over an F16 KV cache, rows of hd values stride elements apart:
+     * out[p] = scale * (k_p . q) for p < n_pos, and out[i] = sum_p w[p] * v_p[i] */
+    void (*attn_scores_f16)(int hd, const eng_fp16 *k, size_t stride, int n_pos, const float *q,
+                            float scale, float *out);
+    void (*attn_values_f16)(int hd, const eng_fp16 *v, size_t stride, int n_pos, const float *w,
+                            float *out);
     /* y[i] = fp16(x[i]) (KV cache writes) */
     void (*f32_to_f16)(const float *x, eng_fp16 *y, int n);
 };

@@ -422,6 +422,61 @@ static void f32_to_f16(const float *x, eng_fp16 *y, int n)
         y[i] = _cvtss_sh(x[i], 0);
 }
 
+/* One key row at a time, the whole dot product in registers (no call per position). */
+static void attn_scores_f16(int hd, const eng_fp16 *k, size_t stride, int n_pos, const float *q,
+                            float scale, float *out)
+{
+    for (int p = 0; p < n_pos; p++) {
+        const eng_fp16 *kp = k + (size_t)p * stride;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+        int i = 0;
+        for (; i + 16 <= hd; i += 16) {
+            s0 = _mm256_fmadd_ps(load_f16(kp + i), _mm256_loadu_ps(q + i), s0);
+            s1 = _mm256_fmadd_ps(load_f16(kp + i + 8), _mm256_loadu_ps(q + i + 8), s1);
+        }
+        for (; i + 8 <= hd; i += 8)
+            s0 = _mm256_fmadd_ps(load_f16(kp + i), _mm256_loadu_ps(q + i), s0);
+        float sum = hsum_ps(_mm256_add_ps(s0, s1));
+        for (; i < hd; i++)
+            sum += h2f(kp[i]) * q[i];
+        out[p] = sum * scale;
+    }
+}
+
+/* 32 output values at a time stay in four registers while every position is added in. */
+static void attn_values_f16(int hd, const eng_fp16 *v, size_t stride, int n_pos, const float *w,
+                            float *out)
+{
+    int i = 0;
+    for (; i + 32 <= hd; i += 32) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int p = 0; p < n_pos; p++) {
+            const eng_fp16 *vp = v + (size_t)p * stride + i;
+            __m256 wp = _mm256_set1_ps(w[p]);
+            a0 = _mm256_fmadd_ps(wp, load_f16(vp), a0);
+            a1 = _mm256_fmadd_ps(wp, load_f16(vp + 8), a1);
+            a2 = _mm256_fmadd_ps(wp, load_f16(vp + 16), a2);
+            a3 = _mm256_fmadd_ps(wp, load_f16(vp + 24), a3);
+        }
+        _mm256_storeu_ps(out + i, a0);
+        _mm256_storeu_ps(out + i + 8, a1);
+        _mm256_storeu_ps(out + i + 16, a2);
+        _mm256_storeu_ps(out + i + 24, a3);
+    }
+    for (; i + 8 <= hd; i += 8) {
+        __m256 a0 = _mm256_setzero_ps();
+        for (int p = 0; p < n_pos; p++)
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), load_f16(v + (size_t)p * stride + i), a0);
+        _mm256_storeu_ps(out + i, a0);
+    }
+    for (; i < hd; i++) {
+        float a = 0;
+        for (int p = 0; p < n_pos; p++)
+            a += w[p] * h2f(v[(size_t)p * stride + i]);
+        out[i] = a;
+    }
+}
+
 void eng_kernels_fill_avx2(struct eng_kernels *k)
 {
     k->dot[GGUF_TT_F32] = dot_f32;
@@ -438,4 +493,6 @@ void eng_kernels_fill_avx2(struct eng_kernels *k)
     k->axpy_f32 = axpy_f32;
     k->axpy_f16 = axpy_f16;
     k->f32_to_f16 = f32_to_f16;
+    k->attn_scores_f16 = attn_scores_f16;
+    k->attn_values_f16 = attn_values_f16;
 }

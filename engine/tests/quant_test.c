@@ -354,6 +354,37 @@ static void test_dots(void)
                 ok &= fabsf(wf[i] - af[i]) <= 2e-3f;
         }
         CHECK_MSG(ok, "%s f16 convert / axpy", k->name);
+        /* attention over an F16 cache with odd head sizes and strides */
+        ok = 1;
+        const int hds[] = {8, 40, 64, 100, 128}, npos[] = {1, 7, 300};
+        for (size_t hi = 0; hi < sizeof(hds) / sizeof(hds[0]); hi++) {
+            for (size_t pi = 0; pi < sizeof(npos) / sizeof(npos[0]); pi++) {
+                int hd = hds[hi], np = npos[pi];
+                size_t stride = (size_t)hd * 3 + 5;
+                eng_fp16 *kv = malloc(stride * (size_t)np * 2);
+                float *q = malloc((size_t)hd * 4), *r1 = malloc((size_t)np * 4 + (size_t)hd * 4);
+                float *r2 = malloc((size_t)np * 4 + (size_t)hd * 4);
+                for (size_t i = 0; i < stride * (size_t)np; i++)
+                    kv[i] = eng_fp32_to_fp16(rndf());
+                for (int i = 0; i < hd; i++)
+                    q[i] = rndf();
+                ref->attn_scores_f16(hd, kv, stride, np, q, 0.125f, r1);
+                k->attn_scores_f16(hd, kv, stride, np, q, 0.125f, r2);
+                for (int p = 0; p < np; p++)
+                    ok &= fabsf(r1[p] - r2[p]) <= 1e-5f * (float)hd;
+                for (int p = 0; p < np; p++)
+                    r1[p] = fabsf(rndf()) / (float)np;
+                ref->attn_values_f16(hd, kv, stride, np, r1, r1 + np);
+                k->attn_values_f16(hd, kv, stride, np, r1, r2 + np);
+                for (int i = 0; i < hd; i++)
+                    ok &= fabsf(r1[np + i] - r2[np + i]) <= 1e-5f;
+                free(kv);
+                free(q);
+                free(r1);
+                free(r2);
+            }
+        }
+        CHECK_MSG(ok, "%s attention kernels", k->name);
     }
     free(w);
     free(aq);
