@@ -195,7 +195,7 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     gp.ctx_full = d.context_shift ? ENG_CTX_FULL_SHIFT : ENG_CTX_FULL_STOP;
     gp.n_keep = (uint32_t)d.keep_tokens;
     gp.parse_special = req->kind == AGENT_REQ_CHAT; /* template markup, never user text alone */
-    for (size_t i = 0; i < req->n_stop && i < ENG_GEN_MAX_STOP; i++)
+    for (size_t i = 0; i < req->n_stop && i < AGENT_MAX_STOP && i < ENG_GEN_MAX_STOP; i++)
         gp.stop[gp.n_stop++] = req->stop[i];
     gp.on_text = on_text;
     gp.should_cancel = should_cancel;

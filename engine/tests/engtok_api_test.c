@@ -232,7 +232,8 @@ static void test_bpe(void)
 
     /* Multi-byte characters split over byte-level tokens: every streamed chunk is valid
      * UTF-8 and the whole equals the text. */
-    const char *text = "日本語のテキストと中文字符，한국어 텍스트, emoji 👩‍👩‍👧‍👦 "
+    const char *text = "日本語のテキストと中文字符，한국어 텍스트, emoji "
+                       "👩‍👩‍👧‍👦 "
                        "and "
                        "ğüşçö";
     n = tok(v, text, false, false, ids, 4096);

@@ -376,7 +376,7 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
                 double e = log(ctl->t.power_cap_w / in.package_power_w);
                 double *ui = &ctl->pw_ui[ph];
                 *ui += ctl->t.power_ki * e * dt_s;
-                double top = log(fmin(1.0, applied * (1 + TRACK_HEADROOM)));
+                double top = log(fmin(1.0, fmax(applied, 1e-9) * (1 + TRACK_HEADROOM)));
                 *ui = fmax(log(lowest), fmin(*ui, top));
                 pw_scale = exp(fmin(0, *ui + ctl->t.power_kp * e));
             } else {

@@ -198,7 +198,7 @@ int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_opti
     }
     /* the ladder steps through the engine's biggest cluster, which goes first in the file (the
      * points are ordered by the first cluster's frequency) */
-    unsigned col[GOV_MAX_CLUSTERS], next = 1;
+    unsigned col[GOV_MAX_CLUSTERS] = {0}, next = 1;
     for (unsigned i = 0; i < p->n_clusters; i++) {
         col[i] = i == prim ? 0 : next++;
         snprintf(ret->cluster_names[col[i]], GOV_NAME_MAX, "%s", p->clusters[i].name);
