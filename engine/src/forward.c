@@ -364,7 +364,7 @@ static void attn_chunk(void *arg, int task, int ith)
         c->k->attn_scores_f16(hdk, (const eng_fp16 *)kc + (size_t)kvh * hdk, c->kv_row_k,
                               (int)n_pos, q, scale, scores);
     }
-    eng_softmax(scores, (int)n_pos);
+    c->k->softmax(scores, (int)n_pos);
     float *out = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
     if (c->kv_f32) {
         memset(out, 0, (size_t)hdv * sizeof(float));

@@ -122,6 +122,7 @@ static void init(void)
     k_scalar.f32_to_f16 = scalar_f32_to_f16;
     k_scalar.attn_scores_f16 = scalar_attn_scores_f16;
     k_scalar.attn_values_f16 = scalar_attn_values_f16;
+    k_scalar.softmax = eng_softmax;
     k_best = &k_scalar;
 #ifdef ENG_X86
     if ((cpu_flags & AVX2_NEED) == AVX2_NEED) {

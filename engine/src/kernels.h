@@ -31,6 +31,8 @@ struct eng_kernels {
                             float scale, float *out);
     void (*attn_values_f16)(int hd, const eng_fp16 *v, size_t stride, int n_pos, const float *w,
                             float *out);
+    /* in-place softmax of n values (attention weights) */
+    void (*softmax)(float *x, int n);
     /* y[i] = fp16(x[i]) (KV cache writes) */
     void (*f32_to_f16)(const float *x, eng_fp16 *y, int n);
 };

@@ -385,6 +385,20 @@ static void test_dots(void)
             }
         }
         CHECK_MSG(ok, "%s attention kernels", k->name);
+        ok = 1;
+        for (int n = 1; n < 700; n += 37) {
+            for (int i = 0; i < n; i++)
+                wf[i] = af[i] = rndf() * (n % 2 ? 30.0f : 3.0f) - (i % 5 == 0 ? 100.0f : 0.0f);
+            ref->softmax(wf, n);
+            k->softmax(af, n);
+            double sum = 0;
+            for (int i = 0; i < n; i++) {
+                ok &= fabsf(wf[i] - af[i]) <= 1e-6f * (1.0f + wf[i] * 10.0f);
+                sum += af[i];
+            }
+            ok &= fabs(sum - 1.0) < 1e-5;
+        }
+        CHECK_MSG(ok, "%s softmax", k->name);
     }
     free(w);
     free(aq);
