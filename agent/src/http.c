@@ -973,8 +973,12 @@ void agent_http_quiesce(struct agent_http *h)
     if (!h || atomic_exchange(&h->quiesced, true))
         return;
     MHD_socket fd = MHD_quiesce_daemon(h->mhd);
-    if (fd != MHD_INVALID_SOCKET)
+    if (fd != MHD_INVALID_SOCKET) {
+        /* Refuse new connections now instead of leaving them in the backlog; the descriptor
+         * itself may only be closed after MHD_stop_daemon. */
+        shutdown(fd, SHUT_RDWR);
         h->quiesced_fd = fd;
+    }
 }
 
 uint16_t agent_http_port(const struct agent_http *h)

@@ -846,7 +846,9 @@ static void test_quiesce(struct agent_http *h)
     CHECK(WAIT_FOR(W.busy, 5000));
     agent_http_quiesce(h);
     struct resp r;
+    uint64_t t0 = cmn_now_ns();
     curl(&r, "GET", "/health", NULL);
+    CHECK_MSG(cmn_now_ns() - t0 < 2000000000ULL, "a new connection hung instead of failing");
     CHECK_MSG(r.status == 0, "a new connection was served (%d) after quiesce", r.status);
     resp_free(&r);
     static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
