@@ -5,6 +5,7 @@
 #include "kernels.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 static inline float h2f(eng_fp16 h)
 {
@@ -308,6 +309,119 @@ VNNI static void dot_x4_q8_0_vnni(int n, const void *w, const void *a, size_t st
     }
 }
 
+/* ---- k-quants: a 64-quant chunk whose activations are contiguous fills one register; the
+ * per-sub-block scales are spread over its 16-bit lanes with one vpermw ---- */
+
+static inline __m256i k4_unpack_scales(const uint8_t *q, uint8_t mn[8])
+{
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    uint32_t u[3], o[4];
+    memcpy(u, q, 12);
+    o[0] = u[0] & m6;
+    o[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+    o[2] = u[1] & m6;
+    o[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+    memcpy(mn, o + 2, 8);
+    /* the 8 scales as 16-bit lanes 0..7 */
+    return _mm256_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)o));
+}
+
+static inline int32_t k4_min_sum(const uint8_t mn[8], const int16_t bsums[16])
+{
+    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+    __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums),
+                                   _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    __m128i p = _mm_madd_epi16(m, pairs);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
+    return _mm_cvtsi128_si32(p);
+}
+
+/* 16-bit lane indices: lanes 0..15 take scale a, lanes 16..31 scale b */
+static inline __m512i lane_idx2(int a, int b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)a)),
+                              _mm256_set1_epi16((short)b), 1);
+}
+
+static float dot_q4_K(int n, const void *w, const void *a)
+{
+    const struct block_q4_K *x = w;
+    const struct block_q8_K *y = a;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m512 acc = _mm512_setzero_ps();
+    float summ = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        uint8_t mn[8];
+        __m512i sc = _mm512_castsi256_si512(k4_unpack_scales(x[i].scales, mn));
+        int32_t sm = k4_min_sum(mn, y[i].bsums);
+        __m512i si = _mm512_setzero_si512();
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            __m512i u =
+                join(_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+            __m512i p = _mm512_maddubs_epi16(u, _mm512_loadu_si512(y[i].qs + 64 * j));
+            __m512i s = _mm512_permutexvar_epi16(lane_idx2(2 * j, 2 * j + 1), sc);
+            si = _mm512_add_epi32(si, _mm512_madd_epi16(p, s));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(h2f(x[i].d) * y[i].d), _mm512_cvtepi32_ps(si), acc);
+        summ += h2f(x[i].dmin) * y[i].d * (float)sm;
+    }
+    return _mm512_reduce_add_ps(acc) - summ;
+}
+
+static float dot_q6_K(int n, const void *w, const void *a)
+{
+    const struct block_q6_K *x = w;
+    const struct block_q8_K *y = a;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    __m512 acc = _mm512_setzero_ps();
+    float corr = 0;
+    for (int i = 0; i < n / QK_K; i++) {
+        /* the 16 scales as 16-bit lanes; lanes 0..7 of each 64-quant pair use 4 of them */
+        __m512i sc = _mm512_castsi256_si512(
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales)));
+        __m256i cs = _mm256_madd_epi16(_mm512_castsi512_si256(sc),
+                                       _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        __m128i c4 = _mm_add_epi32(_mm256_castsi256_si128(cs), _mm256_extracti128_si256(cs, 1));
+        c4 = _mm_add_epi32(c4, _mm_shuffle_epi32(c4, 0x4E));
+        c4 = _mm_add_epi32(c4, _mm_shuffle_epi32(c4, 0xB1));
+        int32_t c = _mm_cvtsi128_si32(c4);
+        __m512i si = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
+            const int8_t *q8 = y[i].qs + 128 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                         _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                         _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                         _mm256_and_si256(qh, m30));
+            __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+            /* quants 0..63 of this half use scales 8h+0..3, quants 64..127 scales 8h+4..7,
+             * each scale over 16 quants = 8 lanes of 16 bits */
+            int b = 8 * h;
+            __m512i i12 =
+                _mm512_set_epi16(b + 3, b + 3, b + 3, b + 3, b + 3, b + 3, b + 3, b + 3, b + 2,
+                                 b + 2, b + 2, b + 2, b + 2, b + 2, b + 2, b + 2, b + 1, b + 1,
+                                 b + 1, b + 1, b + 1, b + 1, b + 1, b + 1, b, b, b, b, b, b, b, b);
+            __m512i i34 = _mm512_add_epi16(i12, _mm512_set1_epi16(4));
+            __m512i p12 = _mm512_maddubs_epi16(join(q1, q2), _mm512_loadu_si512(q8));
+            __m512i p34 = _mm512_maddubs_epi16(join(q3, q4), _mm512_loadu_si512(q8 + 64));
+            si = _mm512_add_epi32(si, _mm512_madd_epi16(p12, _mm512_permutexvar_epi16(i12, sc)));
+            si = _mm512_add_epi32(si, _mm512_madd_epi16(p34, _mm512_permutexvar_epi16(i34, sc)));
+        }
+        float d = h2f(x[i].d) * y[i].d;
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(si), acc);
+        corr += d * 32.0f * (float)c;
+    }
+    return _mm512_reduce_add_ps(acc) - corr;
+}
+
 static void axpy_f16(int n, float a, const eng_fp16 *x, float *y)
 {
     __m512 va = _mm512_set1_ps(a);
@@ -327,6 +441,8 @@ void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags)
     k->dot[GGUF_TT_Q4_0] = dot_q4_0;
     k->axpy_f16 = axpy_f16;
     k->dot_x4[GGUF_TT_F16] = dot_x4_f16;
+    k->dot[GGUF_TT_Q4_K] = dot_q4_K;
+    k->dot[GGUF_TT_Q6_K] = dot_q6_K;
     if (cpu_flags & ENG_CPU_AVX512VNNI) {
         k->dot[GGUF_TT_Q8_0] = dot_q8_0_vnni;
         k->dot[GGUF_TT_Q4_0] = dot_q4_0_vnni;
