@@ -231,6 +231,8 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     gp.prompt_tokens = w->prompt_buf + common;
     gp.n_prompt_tokens = n_prompt - common;
     gp.keep_kv = common > 0;
+    gp.history_tokens = w->prompt_buf; /* penalties see the cached prefix too */
+    gp.n_history_tokens = common;
 
     struct eng_gen_result gr;
     rc = eng_generate(w->ctx, w->vocab, &gp, &gr, res.error_msg, sizeof(res.error_msg));

@@ -173,6 +173,24 @@ int main(void)
               (unsigned long long)s2.result.prompt_tokens);
     CHECK_CONTAINS(s2.text, " she"); /* greedy continuation of "One day" in the golden text */
 
+    /* With a repetition penalty, a cached prefix must give the same text as a cold prompt:
+     * the penalty window sees the cached tokens too. */
+    struct sink_state c1, c2;
+    sink_init(&c1);
+    sink_init(&c2);
+    r = completion("The dog ran to the park. The dog saw a big dog. The dog", 24, &c1);
+    r->sampling.repeat_penalty = 1.3;
+    CHECK_EQ_INT(agent_worker_submit(w, r), 0);
+    sink_wait(&c1);
+    agent_request_free(r);
+    r = completion("The dog ran to the park. The dog saw a big dog. The dog", 24, &c2);
+    r->sampling.repeat_penalty = 1.3;
+    CHECK_EQ_INT(agent_worker_submit(w, r), 0);
+    sink_wait(&c2);
+    agent_request_free(r);
+    CHECK(c2.result.cached_tokens > 0);
+    CHECK_STR(c2.text, c1.text);
+
     /* Cancellation from the sink stops the generation. */
     struct sink_state s3;
     sink_init(&s3);

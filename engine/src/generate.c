@@ -237,6 +237,9 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
     res->stats.prompt_tokens = n_toks;
 
     /* ---- prefill ---- */
+    if (p->keep_kv)
+        for (size_t i = 0; i < p->n_history_tokens && p->history_tokens; i++)
+            eng_sampler_accept(smp, p->history_tokens[i]);
     for (size_t i = 0; i < n_toks; i++)
         eng_sampler_accept(smp, toks[i]);
     processed = n_toks > 0;

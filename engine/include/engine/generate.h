@@ -57,6 +57,10 @@ struct eng_gen_params {
     /* Keep what the KV cache already holds and append the prompt after it (a chat's next
      * turn); default false: the cache is cleared first. */
     bool keep_kv;
+    /* With keep_kv: the tokens the cache already holds (or their tail), fed to the penalty
+     * window before the prompt so a cached prefix is penalised as if it had been prefilled. */
+    const int32_t *history_tokens;
+    size_t n_history_tokens;
 
     int32_t max_tokens; /* tokens to generate; < 0 = until EOG, a stop string or full context */
     bool ignore_eog;    /* keep going past end-of-generation tokens (benchmarks) */
