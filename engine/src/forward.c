@@ -35,6 +35,7 @@ struct eng_context {
     /* arena */
     void *arena;
     float *x, *xn, *q, *kk, *vv, *att, *tmp, *gate, *up, *scores, *logits;
+    float *rope_cs;   /* per token of the batch: cos/sin of its RoPE angles (n_rot floats) */
     void *act_q;      /* activations converted to a vec_dot type */
     size_t act_q_row; /* bytes per token row in act_q */
     size_t n_logits_rows;
@@ -147,6 +148,7 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
         (size_t)n_threads * c->n_ctx * 4,           /* scores */
         c->n_logits_rows * (size_t)hp->n_vocab * 4, /* logits */
         nb * c->act_q_row,                          /* act_q */
+        nb * (size_t)hp->n_rot * 4,                 /* rope_cs */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
@@ -160,9 +162,11 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     }
     memset(c->arena, 0, total);
     char *p = c->arena;
-    void **slots[] = {(void **)&c->x,  (void **)&c->xn,     (void **)&c->q,      (void **)&c->kk,
-                      (void **)&c->vv, (void **)&c->att,    (void **)&c->tmp,    (void **)&c->gate,
-                      (void **)&c->up, (void **)&c->scores, (void **)&c->logits, &c->act_q};
+    void **slots[] = {(void **)&c->x,      (void **)&c->xn,     (void **)&c->q,
+                      (void **)&c->kk,     (void **)&c->vv,     (void **)&c->att,
+                      (void **)&c->tmp,    (void **)&c->gate,   (void **)&c->up,
+                      (void **)&c->scores, (void **)&c->logits, &c->act_q,
+                      (void **)&c->rope_cs};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         *slots[i] = p;
         p += align_up(sizes[i]);
@@ -416,6 +420,10 @@ static void forward(struct eng_context *c, const int32_t *tokens, int n_tok, int
         et->to_float((const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
                      c->x + (size_t)t * d, d);
 
+    for (int t = 0; t < n_tok; t++)
+        eng_rope_angles(c->rope_cs + (size_t)t * hp->n_rot, hp->n_rot, (int)(c->n_past + (size_t)t),
+                        hp->rope_freq_base, hp->rope_freq_scale, m->rope_freqs);
+
     for (int l = 0; l < hp->n_layer; l++) {
         const struct eng_layer *L = &m->layers[l];
         for (int t = 0; t < n_tok; t++)
@@ -443,11 +451,9 @@ static void forward(struct eng_context *c, const int32_t *tokens, int n_tok, int
                     eng_rmsnorm(k + (size_t)h * hp->head_dim_k, k + (size_t)h * hp->head_dim_k,
                                 L->k_norm, hp->head_dim_k, hp->eps);
             }
-            int pos = (int)(c->n_past + (size_t)t);
-            eng_rope(q, hp->n_head, hp->head_dim_k, hp->n_rot, pos, hp->rope_freq_base,
-                     hp->rope_freq_scale, m->rope_freqs, hp->rope_neox);
-            eng_rope(k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, pos, hp->rope_freq_base,
-                     hp->rope_freq_scale, m->rope_freqs, hp->rope_neox);
+            const float *cs = c->rope_cs + (size_t)t * hp->n_rot;
+            eng_rope_apply(q, hp->n_head, hp->head_dim_k, hp->n_rot, cs, hp->rope_neox);
+            eng_rope_apply(k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, cs, hp->rope_neox);
         }
         store_kv(c, l, n_tok);
         struct attn_job aj = {.c = c, .layer = l, .n_tok = n_tok, .pos0 = c->n_past};

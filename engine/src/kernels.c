@@ -199,6 +199,33 @@ void eng_rmsnorm(float *y, const float *x, const float *w, int n, float eps)
         y[i] = x[i] * scale * (w ? w[i] : 1.0f);
 }
 
+void eng_rope_angles(float *cs, int n_rot, int pos, float freq_base, float freq_scale,
+                     const float *freq_factors)
+{
+    for (int i = 0; i < n_rot / 2; i++) {
+        double theta = (double)pos * freq_scale * pow(freq_base, -2.0 * i / n_rot);
+        if (freq_factors)
+            theta /= freq_factors[i];
+        cs[2 * i] = (float)cos(theta);
+        cs[2 * i + 1] = (float)sin(theta);
+    }
+}
+
+void eng_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs, int neox)
+{
+    int half = n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            float a = v[i0], b = v[i1];
+            v[i0] = a * c - b * s;
+            v[i1] = a * s + b * c;
+        }
+    }
+}
+
 void eng_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float freq_base,
               float freq_scale, const float *freq_factors, int neox)
 {

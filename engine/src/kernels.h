@@ -69,6 +69,11 @@ void eng_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
  * neox: pairs (i, i + n_rot/2); else adjacent pairs (2i, 2i+1). freq_factors may be NULL. */
 void eng_rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float freq_base,
               float freq_scale, const float *freq_factors, int neox);
+/* The same in two steps, so the angles of a position are computed once for all layers:
+ * cs[2i], cs[2i+1] = cos, sin of pair i (n_rot floats), then applied to any number of heads. */
+void eng_rope_angles(float *cs, int n_rot, int pos, float freq_base, float freq_scale,
+                     const float *freq_factors);
+void eng_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs, int neox);
 void eng_softmax(float *x, int n);
 /* out[i] = silu(gate[i]) * up[i] */
 void eng_swiglu(float *out, const float *gate, const float *up, int n);

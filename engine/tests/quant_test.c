@@ -431,6 +431,23 @@ static void test_ops(void)
     CHECK_NEAR(q[1], cos(0.1), 1e-6);
     CHECK_NEAR(q[5], sin(0.1), 1e-6);
 
+    /* angles computed once and applied equal the one-step reference, both orderings, with
+     * llama3-style frequency divisors and a partial rotation (n_rot < head_dim) */
+    float ff[8] = {1, 2, 4, 8, 1, 1, 1, 1}, cs[16], h1[2 * 24], h2[2 * 24];
+    for (int neox = 0; neox < 2; neox++) {
+        for (int i = 0; i < 48; i++)
+            h1[i] = h2[i] = rndf();
+        float untouched = h1[20];
+        eng_rope(h1, 2, 24, 16, 37, 500000.0f, 0.5f, ff, neox);
+        eng_rope_angles(cs, 16, 37, 500000.0f, 0.5f, ff);
+        eng_rope_apply(h2, 2, 24, 16, cs, neox);
+        int same = 1;
+        for (int i = 0; i < 48; i++)
+            same &= h1[i] == h2[i];
+        CHECK_MSG(same, "rope angles+apply (neox %d) differ from eng_rope", neox);
+        CHECK(h1[20] == untouched); /* dims past n_rot are not rotated */
+    }
+
     float s[4] = {1, 2, 3, 1000};
     eng_softmax(s, 3);
     CHECK_NEAR(s[0] + s[1] + s[2], 1.0, 1e-6);
