@@ -113,6 +113,9 @@ struct cfg_api {
     int max_body_bytes;
     int queue_depth;
     char model_name[CFG_STR_SMALL];
+    int max_connections;
+    int idle_timeout_s;
+    int stream_coalesce_ms;
 };
 
 struct cfg_gpio {

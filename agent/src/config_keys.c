@@ -212,6 +212,13 @@ const struct cfg_key agent_config_keys[] = {
     KEY_INT(api, queue_depth, 1, 4096, "8", true,
             "Requests waiting for the engine beyond the one running; more get 429."),
     KEY_STR(api, model_name, "", false, "Model id reported by /v1/models; empty = file name."),
+    KEY_INT(api, max_connections, 1, 1024, "64", false,
+            "Concurrent HTTP connections (one thread each); more wait in the listen backlog."),
+    KEY_INT(api, idle_timeout_s, 1, 3600, "60", false,
+            "Idle keep-alive connections are closed after this many seconds."),
+    KEY_INT(api, stream_coalesce_ms, 0, 100, "10", false,
+            "Streamed tokens closer together than this share one write (0 = one write per "
+            "token)."),
 
     /* [gpio] */
     KEY_BOOL(gpio, enabled, "false", false, "Drive a status LED, a fan and a button via libgpiod."),

@@ -1103,12 +1103,18 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
 
     char err[512];
     if (d->cfg.api.enabled) {
-        int rc = agent_http_new(&d->cfg, NULL,
-                                &(struct agent_http_hooks){.metrics = hook_metrics,
-                                                           .governor_get = hook_governor_get,
-                                                           .governor_set = hook_governor_set,
-                                                           .user = d},
-                                NULL, &d->http, err, sizeof(err));
+        struct agent_http_hooks hooks = {
+            .metrics = hook_metrics,
+            .governor_get = hook_governor_get,
+            .governor_set = hook_governor_set,
+            .user = d,
+        };
+        struct agent_http_params hp;
+        agent_http_params_defaults(&hp);
+        hp.max_connections = (unsigned)d->cfg.api.max_connections;
+        hp.idle_timeout_s = (unsigned)d->cfg.api.idle_timeout_s;
+        hp.stream_coalesce_ms = (unsigned)d->cfg.api.stream_coalesce_ms;
+        int rc = agent_http_new(&d->cfg, NULL, &hooks, &hp, &d->http, err, sizeof(err));
         if (rc < 0) {
             log_err("api: %s", err);
             goto stop;
