@@ -35,9 +35,11 @@ struct eng_context {
     /* arena */
     void *arena;
     float *x, *xn, *q, *kk, *vv, *att, *tmp, *gate, *up, *scores, *logits;
-    float *rope_cs;   /* per token of the batch: cos/sin of its RoPE angles (n_rot floats) */
-    void *act_q;      /* activations converted to a vec_dot type */
-    size_t act_q_row; /* bytes per token row in act_q */
+    float *rope_cs;    /* per token of the batch: cos/sin of its RoPE angles (n_rot floats) */
+    void *act_q;       /* activations converted to a vec_dot type */
+    float *act_d8;     /* Q8_0 activation scales, 8 copies per block, for the 4-token kernels */
+    size_t act_d8_row; /* floats per token row in act_d8 */
+    size_t act_q_row;  /* bytes per token row in act_q */
     size_t n_logits_rows;
     size_t n_out; /* rows of logits valid after the last decode */
 
@@ -135,6 +137,7 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     size_t tmp_w = (size_t)hp->n_embd > odim ? (size_t)hp->n_embd : odim;
     c->n_logits_rows = c->logits_all ? nb : 1;
     c->act_q_row = align_up(max_act_row(model));
+    c->act_d8_row = c->act_q_row / sizeof(struct block_q8_0) * 8;
     size_t sizes[] = {
         nb * hp->n_embd * 4,                        /* x */
         nb * hp->n_embd * 4,                        /* xn */
@@ -149,6 +152,7 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
         c->n_logits_rows * (size_t)hp->n_vocab * 4, /* logits */
         nb * c->act_q_row,                          /* act_q */
         nb * (size_t)hp->n_rot * 4,                 /* rope_cs */
+        nb * c->act_d8_row * 4,                     /* act_d8 */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
@@ -162,11 +166,11 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     }
     memset(c->arena, 0, total);
     char *p = c->arena;
-    void **slots[] = {(void **)&c->x,      (void **)&c->xn,     (void **)&c->q,
-                      (void **)&c->kk,     (void **)&c->vv,     (void **)&c->att,
-                      (void **)&c->tmp,    (void **)&c->gate,   (void **)&c->up,
-                      (void **)&c->scores, (void **)&c->logits, &c->act_q,
-                      (void **)&c->rope_cs};
+    void **slots[] = {(void **)&c->x,       (void **)&c->xn,     (void **)&c->q,
+                      (void **)&c->kk,      (void **)&c->vv,     (void **)&c->att,
+                      (void **)&c->tmp,     (void **)&c->gate,   (void **)&c->up,
+                      (void **)&c->scores,  (void **)&c->logits, &c->act_q,
+                      (void **)&c->rope_cs, (void **)&c->act_d8};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         *slots[i] = p;
         p += align_up(sizes[i]);
@@ -243,8 +247,10 @@ struct matmul_job {
     float *y[3];
     int64_t row_end[3]; /* cumulative rows */
     int64_t rows_per_chunk;
-    const void *act; /* input rows in the vec_dot type */
-    size_t act_row;  /* bytes between token rows of act */
+    const void *act;     /* input rows in the vec_dot type */
+    const float *act_d8; /* Q8_0 inputs: block scales, 8 copies each (NULL otherwise) */
+    size_t act_d8_row;
+    size_t act_row; /* bytes between token rows of act */
     int n_tok;
 };
 
@@ -268,7 +274,9 @@ static void matmul_chunk(void *arg, int chunk, int ith)
         const char *wd = w->data;
         float *y = j->y[wi];
         int64_t rows = w->ne1;
-        void (*x4)(int, const void *, const void *, size_t, float *) = j->c->k->dot_x4[w->type];
+        eng_dot_x4_fn x4 = j->c->k->dot_x4[w->type];
+        if (eng_type_traits(w->type)->vec_dot_type == GGUF_TT_Q8_0 && !j->act_d8)
+            x4 = NULL;
         for (int64_t rb = r0; rb < r1; rb += MATMUL_BLOCK) {
             int64_t re = rb + MATMUL_BLOCK < r1 ? rb + MATMUL_BLOCK : r1;
             int t0 = 0;
@@ -276,7 +284,8 @@ static void matmul_chunk(void *arg, int chunk, int ith)
                 const void *a = (const char *)j->act + (size_t)t0 * j->act_row;
                 for (int64_t r = rb; r < re; r++) {
                     float o[4];
-                    x4((int)w->ne0, wd + (size_t)r * w->row_bytes, a, j->act_row, o);
+                    x4((int)w->ne0, wd + (size_t)r * w->row_bytes, a, j->act_row,
+                       j->act_d8 ? j->act_d8 + (size_t)t0 * j->act_d8_row : NULL, j->act_d8_row, o);
                     for (int k = 0; k < 4; k++)
                         y[(size_t)(t0 + k) * rows + r] = o[k];
                 }
@@ -314,6 +323,13 @@ static void matmul(struct eng_context *c, int n_w, const struct eng_weight *cons
             q(x + (size_t)t * n_in, (char *)c->act_q + (size_t)t * c->act_q_row, n_in);
         j.act = c->act_q;
         j.act_row = c->act_q_row;
+        if (vt == GGUF_TT_Q8_0 && n_tok >= 4) {
+            for (int t = 0; t < n_tok; t++)
+                eng_q8_0_scales8((const char *)c->act_q + (size_t)t * c->act_q_row,
+                                 c->act_d8 + (size_t)t * c->act_d8_row, (int)n_in);
+            j.act_d8 = c->act_d8;
+            j.act_d8_row = c->act_d8_row;
+        }
     }
     /* about four chunks per thread balance a busy machine without much claiming traffic */
     int64_t want = (int64_t)eng_pool_size(c->pool) * 4;

@@ -187,6 +187,16 @@ const struct eng_kernels *eng_kernels_best(void)
     return k_best;
 }
 
+void eng_q8_0_scales8(const void *a, float *ad8, int n)
+{
+    const struct block_q8_0 *b = a;
+    for (int i = 0; i < n / QK8_0; i++) {
+        float d = eng_fp16_to_fp32(b[i].d);
+        for (int k = 0; k < 8; k++)
+            ad8[8 * i + k] = d;
+    }
+}
+
 /* ---- forward-pass ops ---- */
 
 void eng_rmsnorm(float *y, const float *x, const float *w, int n, float eps)

@@ -197,8 +197,11 @@ static float dot_q4_K(int n, const void *w, const void *a)
 
 /* Q4_K against four activation rows: scales and quants are decoded once per super-block and
  * used for all four, with the same arithmetic order as dot_q4_K. */
-static void dot_x4_q4_K(int n, const void *w, const void *a, size_t stride, float out[4])
+static void dot_x4_q4_K(int n, const void *w, const void *a, size_t stride, const float *ad8,
+                        size_t ad8_stride, float out[4])
 {
+    (void)ad8;
+    (void)ad8_stride;
     const struct block_q4_K *x = w;
     const struct block_q8_K *y[4];
     for (int t = 0; t < 4; t++)
@@ -319,8 +322,11 @@ static float dot_q6_K(int n, const void *w, const void *a)
 #define ROUND_NEAREST (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 
 /* Q6_K against four activation rows, arithmetic as in dot_q6_K. */
-static void dot_x4_q6_K(int n, const void *w, const void *a, size_t stride, float out[4])
+static void dot_x4_q6_K(int n, const void *w, const void *a, size_t stride, const float *ad8,
+                        size_t ad8_stride, float out[4])
 {
+    (void)ad8;
+    (void)ad8_stride;
     const struct block_q6_K *x = w;
     const struct block_q8_K *y[4];
     for (int t = 0; t < 4; t++)

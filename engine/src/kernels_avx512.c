@@ -61,8 +61,11 @@ static float dot_f16(int n, const void *w, const void *a)
 
 /* F16 weights against four F32 activation rows: each converted weight vector feeds four rows.
  * Accumulators and their order mirror dot_f16 so prefill and decode give identical sums. */
-static void dot_x4_f16(int n, const void *w, const void *a, size_t stride, float out[4])
+static void dot_x4_f16(int n, const void *w, const void *a, size_t stride, const float *ad8,
+                       size_t ad8_stride, float out[4])
 {
+    (void)ad8;
+    (void)ad8_stride;
     const eng_fp16 *x = w;
     const float *y[4];
     for (int t = 0; t < 4; t++)
@@ -249,7 +252,8 @@ VNNI static float dot_q8_0_vnni(int n, const void *w, const void *a)
     return sum;
 }
 
-VNNI static void dot_x4_q4_0_vnni(int n, const void *w, const void *a, size_t stride, float out[4])
+VNNI static void dot_x4_q4_0_vnni(int n, const void *w, const void *a, size_t stride,
+                                  const float *ad8, size_t ad8_stride, float out[4])
 {
     const struct block_q4_0 *x = w;
     const struct block_q8_0 *y[4];
@@ -261,13 +265,14 @@ VNNI static void dot_x4_q4_0_vnni(int n, const void *w, const void *a, size_t st
                      _mm512_setzero_ps()};
     for (; i + 2 <= nb; i += 2) {
         __m512i bx = join(unpack_q4_u(x[i].qs), unpack_q4_u(x[i + 1].qs));
-        float dx0 = h2f(x[i].d), dx1 = h2f(x[i + 1].d);
+        __m512 wd = scales2(h2f(x[i].d), h2f(x[i + 1].d));
         for (int t = 0; t < 4; t++) {
             __m512i by = join(_mm256_loadu_si256((const __m256i *)y[t][i].qs),
                               _mm256_loadu_si256((const __m256i *)y[t][i + 1].qs));
             __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bx, by);
             __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, by);
-            __m512 d = scales2(dx0 * h2f(y[t][i].d), dx1 * h2f(y[t][i + 1].d));
+            /* the same float products as dot_q4_0_vnni, so prefill equals decode */
+            __m512 d = _mm512_mul_ps(wd, _mm512_loadu_ps(ad8 + (size_t)t * ad8_stride + 8 * i));
             acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(s, o)), acc[t]);
         }
     }
@@ -278,7 +283,8 @@ VNNI static void dot_x4_q4_0_vnni(int n, const void *w, const void *a, size_t st
     }
 }
 
-VNNI static void dot_x4_q8_0_vnni(int n, const void *w, const void *a, size_t stride, float out[4])
+VNNI static void dot_x4_q8_0_vnni(int n, const void *w, const void *a, size_t stride,
+                                  const float *ad8, size_t ad8_stride, float out[4])
 {
     const struct block_q8_0 *x = w;
     const struct block_q8_0 *y[4];
@@ -292,13 +298,13 @@ VNNI static void dot_x4_q8_0_vnni(int n, const void *w, const void *a, size_t st
                           _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
         __mmask64 neg = _mm512_movepi8_mask(bx);
         __m512i ax = _mm512_abs_epi8(bx);
-        float dx0 = h2f(x[i].d), dx1 = h2f(x[i + 1].d);
+        __m512 wd = scales2(h2f(x[i].d), h2f(x[i + 1].d));
         for (int t = 0; t < 4; t++) {
             __m512i by = join(_mm256_loadu_si256((const __m256i *)y[t][i].qs),
                               _mm256_loadu_si256((const __m256i *)y[t][i + 1].qs));
             __m512i sy = _mm512_mask_sub_epi8(by, neg, _mm512_setzero_si512(), by);
             __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
-            __m512 d = scales2(dx0 * h2f(y[t][i].d), dx1 * h2f(y[t][i + 1].d));
+            __m512 d = _mm512_mul_ps(wd, _mm512_loadu_ps(ad8 + (size_t)t * ad8_stride + 8 * i));
             acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[t]);
         }
     }
