@@ -349,7 +349,7 @@ int agent_worker_new(const struct eng_model *model, const struct agent_config *c
     struct agent_worker *w = calloc(1, sizeof(*w));
     if (!w)
         return -ENOMEM;
-    w->queue = calloc(QUEUE_CAP_MAX, sizeof(*w->queue));
+    w->queue = calloc(QUEUE_CAP_MAX, sizeof(*w->queue)); // NOLINT(bugprone-sizeof-expression)
     if (!w->queue) {
         free(w);
         return -ENOMEM;

@@ -223,7 +223,7 @@ static void scalar_load(const uint8_t *p, uint32_t type, struct gguf_kv *kv)
         break;
     case GGUF_VT_INT8:
         memcpy(&i8, p, 1);
-        kv->num.i = i8;
+        kv->num.i = i8; // NOLINT(bugprone-signed-char-misuse): a signed GGUF INT8
         break;
     case GGUF_VT_UINT16:
         memcpy(&u16, p, 2);

@@ -26,7 +26,7 @@ static int add_num(cJSON *o, const char *name, double v, double scale)
 
 static double ts_seconds(uint64_t ts_ns)
 {
-    return (double)(ts_ns / 1000000ULL) / 1000.0;
+    return floor((double)ts_ns / 1e6) / 1000.0; /* millisecond resolution */
 }
 
 static char *finish(cJSON *o, int ok)
