@@ -1,7 +1,8 @@
-/* AVX-512 (F, BW, VL, DQ) kernels: 16-wide float dot products for F32/F16/BF16 weights and the
- * Q8_0/Q4_0 integer dots two blocks per 512-bit register. AVX-512BW has no sign instruction, so the
- * sign of the weights moves onto the activations with a masked negate before maddubs. The k-quant
- * dots stay on the AVX2 versions (the table starts as a copy of the AVX2 one). */
+/* AVX-512 (F, BW, VL, DQ) kernels: 16-wide float dot products for F32/BF16 weights, the
+ * Q8_0/Q4_0 integer dots two blocks per 512-bit register (VNNI when present), Q4_K/Q6_K with one
+ * register per 64 quants, and the four-token prefill kernels. AVX-512BW has no sign instruction,
+ * so the sign of the weights moves onto the activations with a masked negate. The table starts as
+ * a copy of the AVX2 one and keeps what is faster there (the F16 decode dot, Q5_K). */
 #include "kernels.h"
 
 #include <immintrin.h>
@@ -37,30 +38,24 @@ static inline __m512 load_f16(const eng_fp16 *p)
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
-static float dot_f16(int n, const void *w, const void *a)
+/* F16 weights against four F32 activation rows: each converted weight vector feeds four rows.
+ * 256-bit vectors with the accumulators and reduction order of the AVX2 dot_f16, which this
+ * table keeps for decode (its 256-bit loads stream F16 rows faster here than 512-bit ones), so
+ * prefill and decode give identical sums; AVX-512VL supplies the 32 registers it needs. */
+static inline float hsum256(__m256 v)
 {
-    const eng_fp16 *x = w;
-    const float *y = a;
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    int i = 0;
-    for (; i + 64 <= n; i += 64) {
-        s0 = _mm512_fmadd_ps(load_f16(x + i), _mm512_loadu_ps(y + i), s0);
-        s1 = _mm512_fmadd_ps(load_f16(x + i + 16), _mm512_loadu_ps(y + i + 16), s1);
-        s2 = _mm512_fmadd_ps(load_f16(x + i + 32), _mm512_loadu_ps(y + i + 32), s2);
-        s3 = _mm512_fmadd_ps(load_f16(x + i + 48), _mm512_loadu_ps(y + i + 48), s3);
-    }
-    for (; i + 16 <= n; i += 16)
-        s0 = _mm512_fmadd_ps(load_f16(x + i), _mm512_loadu_ps(y + i), s0);
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i));
-        s1 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, y + i), s1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 sh = _mm_movehdup_ps(lo);
+    lo = _mm_add_ps(lo, sh);
+    sh = _mm_movehl_ps(sh, lo);
+    return _mm_cvtss_f32(_mm_add_ss(lo, sh));
 }
 
-/* F16 weights against four F32 activation rows: each converted weight vector feeds four rows.
- * Accumulators and their order mirror dot_f16 so prefill and decode give identical sums. */
+static inline __m256 load_f16_256(const eng_fp16 *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
 static void dot_x4_f16(int n, const void *w, const void *a, size_t stride, const float *ad8,
                        size_t ad8_stride, float out[4])
 {
@@ -70,35 +65,32 @@ static void dot_x4_f16(int n, const void *w, const void *a, size_t stride, const
     const float *y[4];
     for (int t = 0; t < 4; t++)
         y[t] = (const float *)((const char *)a + (size_t)t * stride);
-    __m512 s[4][4];
+    __m256 s[4][4];
     for (int t = 0; t < 4; t++)
         for (int k = 0; k < 4; k++)
-            s[t][k] = _mm512_setzero_ps();
+            s[t][k] = _mm256_setzero_ps();
     int i = 0;
-    for (; i + 64 <= n; i += 64) {
-        __m512 x0 = load_f16(x + i), x1 = load_f16(x + i + 16);
-        __m512 x2 = load_f16(x + i + 32), x3 = load_f16(x + i + 48);
+    for (; i + 32 <= n; i += 32) {
+        __m256 x0 = load_f16_256(x + i), x1 = load_f16_256(x + i + 8);
+        __m256 x2 = load_f16_256(x + i + 16), x3 = load_f16_256(x + i + 24);
         for (int t = 0; t < 4; t++) {
-            s[t][0] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(y[t] + i), s[t][0]);
-            s[t][1] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(y[t] + i + 16), s[t][1]);
-            s[t][2] = _mm512_fmadd_ps(x2, _mm512_loadu_ps(y[t] + i + 32), s[t][2]);
-            s[t][3] = _mm512_fmadd_ps(x3, _mm512_loadu_ps(y[t] + i + 48), s[t][3]);
+            s[t][0] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(y[t] + i), s[t][0]);
+            s[t][1] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(y[t] + i + 8), s[t][1]);
+            s[t][2] = _mm256_fmadd_ps(x2, _mm256_loadu_ps(y[t] + i + 16), s[t][2]);
+            s[t][3] = _mm256_fmadd_ps(x3, _mm256_loadu_ps(y[t] + i + 24), s[t][3]);
         }
     }
-    for (; i + 16 <= n; i += 16) {
-        __m512 xv = load_f16(x + i);
+    for (; i + 8 <= n; i += 8) {
+        __m256 xv = load_f16_256(x + i);
         for (int t = 0; t < 4; t++)
-            s[t][0] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(y[t] + i), s[t][0]);
+            s[t][0] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y[t] + i), s[t][0]);
     }
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i));
-        for (int t = 0; t < 4; t++)
-            s[t][1] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, y[t] + i), s[t][1]);
+    for (int t = 0; t < 4; t++) {
+        out[t] = hsum256(
+            _mm256_add_ps(_mm256_add_ps(s[t][0], s[t][1]), _mm256_add_ps(s[t][2], s[t][3])));
+        for (int r = i; r < n; r++)
+            out[t] += h2f(x[r]) * y[t][r];
     }
-    for (int t = 0; t < 4; t++)
-        out[t] = _mm512_reduce_add_ps(
-            _mm512_add_ps(_mm512_add_ps(s[t][0], s[t][1]), _mm512_add_ps(s[t][2], s[t][3])));
 }
 
 static inline __m512 load_bf16_mask(__mmask16 m, const eng_bf16 *p)
@@ -441,7 +433,6 @@ static void axpy_f16(int n, float a, const eng_fp16 *x, float *y)
 void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags)
 {
     k->dot[GGUF_TT_F32] = dot_f32;
-    k->dot[GGUF_TT_F16] = dot_f16;
     k->dot[GGUF_TT_BF16] = dot_bf16;
     k->dot[GGUF_TT_Q8_0] = dot_q8_0;
     k->dot[GGUF_TT_Q4_0] = dot_q4_0;
