@@ -362,8 +362,7 @@ static bool check_line_syntax(struct parse_ctx *ctx, const char *line, size_t n)
         ctx->section_known = section_exists(section);
         if (!ctx->section_known)
             add_error(ctx, ctx->lineno, section, NULL,
-                      "unknown section (known: agent, engine, governor, telemetry, mqtt, api, "
-                      "gpio, plugins)");
+                      "unknown section (known: agent, engine, governor, telemetry, mqtt, api)");
         return ctx->section_known;
     }
     const char *eq = memchr(line, '=', n);
@@ -456,8 +455,6 @@ static void check_cross_keys(struct parse_ctx *ctx)
     } rules[] = {
         {c->governor.min_mhz && c->governor.max_mhz && c->governor.min_mhz > c->governor.max_mhz,
          "governor", "min_mhz", "min_mhz is above max_mhz"},
-        {c->gpio.fan_off_temp_c >= c->gpio.fan_on_temp_c, "gpio", "fan_off_temp_c",
-         "fan_off_temp_c must be below fan_on_temp_c"},
         {c->mqtt.reconnect_min_ms > c->mqtt.reconnect_max_ms, "mqtt", "reconnect_min_ms",
          "reconnect_min_ms is above reconnect_max_ms"},
         {(c->mqtt.tls_cert[0] != 0) != (c->mqtt.tls_key[0] != 0), "mqtt", "tls_cert",

@@ -118,22 +118,6 @@ struct cfg_api {
     int stream_coalesce_ms;
 };
 
-struct cfg_gpio {
-    bool enabled;
-    char chip[CFG_STR_PATH];
-    int led_line;
-    int fan_line;
-    int button_line;
-    bool active_low;
-    double fan_on_temp_c;
-    double fan_off_temp_c;
-};
-
-struct cfg_plugins {
-    char dir[CFG_STR_PATH];
-    char load[CFG_STR_PATH];
-};
-
 struct agent_config {
     struct cfg_agent agent;
     struct cfg_engine engine;
@@ -141,8 +125,6 @@ struct agent_config {
     struct cfg_telemetry telemetry;
     struct cfg_mqtt mqtt;
     struct cfg_api api;
-    struct cfg_gpio gpio;
-    struct cfg_plugins plugins;
     /* Where the values came from, for messages: the file path or "(defaults)". */
     char source[CFG_STR_PATH];
 };

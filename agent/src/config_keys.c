@@ -220,21 +220,5 @@ const struct cfg_key agent_config_keys[] = {
             "Streamed tokens closer together than this share one write (0 = one write per "
             "token)."),
 
-    /* [gpio] */
-    KEY_BOOL(gpio, enabled, "false", false, "Drive a status LED, a fan and a button via libgpiod."),
-    KEY_STR(gpio, chip, "/dev/gpiochip0", false, "GPIO chip device."),
-    KEY_INT(gpio, led_line, -1, 1023, "-1", false, "Line offset of the status LED (-1 = none)."),
-    KEY_INT(gpio, fan_line, -1, 1023, "-1", false, "Line offset of the fan switch (-1 = none)."),
-    KEY_INT(gpio, button_line, -1, 1023, "-1", false,
-            "Line offset of the button (-1 = none); a press toggles the quiet policy."),
-    KEY_BOOL(gpio, active_low, "false", false, "Lines are active low."),
-    KEY_DBL(gpio, fan_on_temp_c, 20, 120, "60", true, "Fan switches on at this temperature."),
-    KEY_DBL(gpio, fan_off_temp_c, 20, 120, "50", true,
-            "Fan switches off below this temperature (must be below fan_on_temp_c)."),
-
-    /* [plugins] */
-    KEY_STR(plugins, dir, "/usr/lib/ember/plugins", false, "Directory searched for plugins."),
-    KEY_STR(plugins, load, "", false, "Comma-separated plugin names to load at start."),
-
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, false, false, NULL},
 };

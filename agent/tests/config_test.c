@@ -106,8 +106,8 @@ int main(void)
     expect_error("[mqtt]\nenabled = maybe\n", "t.conf:2: [mqtt] enabled: 'maybe' is not a boolean");
     expect_error("[governor]\nmin_mhz = 2000\nmax_mhz = 1000\n",
                  "t.conf:3: [governor] max_mhz: min_mhz is above max_mhz");
-    expect_error("[gpio]\nfan_on_temp_c = 40\nfan_off_temp_c = 45\n",
-                 "t.conf:3: [gpio] fan_off_temp_c: fan_off_temp_c must be below fan_on_temp_c");
+    expect_error("[mqtt]\nreconnect_min_ms = 9000\nreconnect_max_ms = 5000\n",
+                 "t.conf:3: [mqtt] reconnect_max_ms: reconnect_min_ms is above reconnect_max_ms");
     expect_error("[mqtt]\ntls_cert = /c.pem\n",
                  "[mqtt] tls_cert: tls_cert and tls_key must be set together");
     expect_error("[engine]\nbad key = 1\n", "t.conf:2: [engine]: invalid key name");
