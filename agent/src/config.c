@@ -685,6 +685,13 @@ int agent_config_restart_keys(const struct agent_config *a, const struct agent_c
     return count;
 }
 
+void agent_config_apply_live(struct agent_config *cur, const struct agent_config *next)
+{
+    for (const struct cfg_key *k = agent_config_keys; k->section; k++)
+        if (k->live)
+            memcpy((char *)cur + k->offset, (const char *)next + k->offset, k->size);
+}
+
 static void log_lines(const char *text)
 {
     const char *p = text;

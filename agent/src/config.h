@@ -174,6 +174,10 @@ void agent_config_dump(const struct agent_config *cfg, FILE *out, bool with_docs
 int agent_config_restart_keys(const struct agent_config *a, const struct agent_config *b, char *buf,
                               size_t len);
 
+/* Copies the keys marked live from next into cur (what a SIGHUP reload applies); keys that
+ * need a restart keep their running values. */
+void agent_config_apply_live(struct agent_config *cur, const struct agent_config *next);
+
 /* For sub-commands: loads --config PATH (NULL = the default path, where absence means built-in
  * defaults; an explicit path must exist). Logs every problem; returns 0 or EMBER_EXIT_USAGE. */
 int agent_config_load_for_cli(const char *path, struct agent_config *cfg);

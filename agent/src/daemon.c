@@ -788,10 +788,7 @@ static void reload_config(struct agent_daemon *d)
         drain_governor_events(d);
     }
     agent_timer_set_interval(d->sample_timer, (uint64_t)next.telemetry.sample_interval_ms);
-    /* Keys that need a restart keep their running values. */
-    struct agent_config applied = next;
-    applied.engine.context_length = d->cfg.engine.context_length;
-    d->cfg = applied;
+    agent_config_apply_live(&d->cfg, &next); /* restart-only keys keep running values */
     log_notice("reload: %s applied", d->config_path);
     record_event(d, "config", "configuration reloaded");
 }

@@ -142,6 +142,18 @@ int main(void)
     CHECK_CONTAINS(names, "[mqtt] port");
     CHECK_CONTAINS(names, "[api] port");
 
+    /* A reload applies live keys only. */
+    struct agent_config cur;
+    agent_config_defaults(&cur);
+    b = cur;
+    b.governor.power_cap_w = 7;
+    b.mqtt.port = 1999;
+    snprintf(b.engine.model, sizeof(b.engine.model), "/other.gguf");
+    agent_config_apply_live(&cur, &b);
+    CHECK_NEAR(cur.governor.power_cap_w, 7, 1e-12);
+    CHECK_EQ_INT(cur.mqtt.port, 1883);
+    CHECK_STR(cur.engine.model, "");
+
     /* Every key's doc is there, and dump output parses back to the same values. */
     for (const struct cfg_key *k = agent_config_keys; k->section; k++)
         CHECK_MSG(k->doc && strlen(k->doc) > 10, "[%s] %s has no documentation", k->section,
