@@ -133,6 +133,58 @@ static float dot_q4_0(int n, const void *w, const void *a)
     return hsum_ps(acc);
 }
 
+/* Q8_0/Q4_0 against four activation rows, with the block arithmetic of dot_q8_0/dot_q4_0 (the
+ * scale products are the same floats), so prefill equals decode. ad8: see eng_kernels.dot_x4. */
+static void dot_x4_q8_0(int n, const void *w, const void *a, size_t stride, const float *ad8,
+                        size_t ad8_stride, float out[4])
+{
+    const struct block_q8_0 *x = w;
+    const struct block_q8_0 *y[4];
+    for (int t = 0; t < 4; t++)
+        y[t] = (const struct block_q8_0 *)((const char *)a + (size_t)t * stride);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < n / QK8_0; i++) {
+        __m256i bx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i ax = _mm256_sign_epi8(bx, bx);
+        __m256 dx = _mm256_set1_ps(h2f(x[i].d));
+        for (int t = 0; t < 4; t++) {
+            __m256i by = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(by, bx)), ones);
+            __m256 d = _mm256_mul_ps(dx, _mm256_loadu_ps(ad8 + (size_t)t * ad8_stride + 8 * i));
+            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
+static void dot_x4_q4_0(int n, const void *w, const void *a, size_t stride, const float *ad8,
+                        size_t ad8_stride, float out[4])
+{
+    const struct block_q4_0 *x = w;
+    const struct block_q8_0 *y[4];
+    for (int t = 0; t < 4; t++)
+        y[t] = (const struct block_q8_0 *)((const char *)a + (size_t)t * stride);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    const __m256i ones = _mm256_set1_epi16(1), off = _mm256_set1_epi8(8);
+    for (int i = 0; i < n / QK4_0; i++) {
+        __m256i bx = _mm256_sub_epi8(unpack_q4(x[i].qs), off);
+        __m256i ax = _mm256_sign_epi8(bx, bx);
+        __m256 dx = _mm256_set1_ps(h2f(x[i].d));
+        for (int t = 0; t < 4; t++) {
+            __m256i by = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(by, bx)), ones);
+            __m256 d = _mm256_mul_ps(dx, _mm256_loadu_ps(ad8 + (size_t)t * ad8_stride + 8 * i));
+            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++)
+        out[t] = hsum_ps(acc[t]);
+}
+
 /* 32 unsigned quants u (< 64) times 32 signed q8, each half of 16 weighted by its own scale. */
 static inline __m256i dot_u8_scaled(__m256i u, const int8_t *q8, int16_t sc_lo, int16_t sc_hi)
 {
@@ -546,6 +598,8 @@ void eng_kernels_fill_avx2(struct eng_kernels *k)
     k->dot[GGUF_TT_Q4_K] = dot_q4_K;
     k->dot[GGUF_TT_Q5_K] = dot_q5_K;
     k->dot[GGUF_TT_Q6_K] = dot_q6_K;
+    k->dot_x4[GGUF_TT_Q8_0] = dot_x4_q8_0;
+    k->dot_x4[GGUF_TT_Q4_0] = dot_x4_q4_0;
     k->dot_x4[GGUF_TT_Q4_K] = dot_x4_q4_K;
     k->dot_x4[GGUF_TT_Q6_K] = dot_x4_q6_K;
     k->quant_q8_0 = quant_q8_0;

@@ -428,6 +428,7 @@ static void run_case(struct model_desc *d, double rel_tol, int quantized, const 
         CHECK_EQ_INT(eng_context_new(m, &cp, &c, err, sizeof(err)), 0);
         if (!c)
             break;
+        static float batch_logits[7][128];
         double worst = 0, tight = rel_tol * maxabs;
         int top1 = 0, n_tight = 0;
         /* 7 tokens as a prefill, then one at a time */
@@ -436,6 +437,8 @@ static void run_case(struct model_desc *d, double rel_tol, int quantized, const 
             if (p >= 7)
                 CHECK_EQ_INT(eng_decode(c, &tok[p], 1), 0);
             const float *lg = p < 7 ? eng_get_logits_ith(c, (size_t)p) : eng_get_logits(c);
+            if (p < 7)
+                memcpy(batch_logits[p], lg, sizeof(float) * (size_t)d->n_vocab);
             int am = 0, rm = 0;
             for (int i = 0; i < d->n_vocab; i++) {
                 double diff = fabs(lg[i] - ref[(size_t)p * d->n_vocab + i]);
@@ -454,6 +457,20 @@ static void run_case(struct model_desc *d, double rel_tol, int quantized, const 
                "top-1 %d/%d\n",
                label, kv_f32 ? "f32" : "f16", worst, maxabs, tol, n_tight, total, tight, top1, N);
         CHECK_MSG(worst <= tol, "%s: logits off by %g (tol %g)", label, worst, tol);
+        /* batching never changes results: a fresh context fed one token at a time gives the
+         * same logits, bit for bit, as the 7-token prefill (the four-token kernels mirror the
+         * one-token dots) */
+        struct eng_context *c1 = NULL;
+        CHECK_EQ_INT(eng_context_new(m, &cp, &c1, err, sizeof(err)), 0);
+        int same = c1 != NULL;
+        for (int p = 0; p < 7 && c1; p++) {
+            CHECK_EQ_INT(eng_decode(c1, &tok[p], 1), 0);
+            same &= memcmp(eng_get_logits(c1), batch_logits[p],
+                           sizeof(float) * (size_t)d->n_vocab) == 0;
+        }
+        CHECK_MSG(same, "%s kv-%s: one-token decode differs from the batched prefill", label,
+                  kv_f32 ? "f32" : "f16");
+        eng_context_free(c1);
         if (quantized && kv_f32)
             CHECK_MSG(n_tight >= total / 2, "%s: only %d/%d logits within %g", label, n_tight,
                       total, tight);
