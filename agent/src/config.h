@@ -24,6 +24,7 @@ struct cfg_engine {
     int threads;
     int context_length;
     int batch_size;
+    char kv_cache[CFG_STR_SMALL];
     char chat_template[CFG_STR_SMALL];
     double temperature;
     int top_k;

@@ -40,6 +40,7 @@ static const char *const policies[] = {"performance",  "powersave", "ondemand",
                                        "conservative", "schedutil", "balanced",
                                        "efficiency",   "quiet",     NULL};
 static const char *const mqtt_protocols[] = {"v5", "v311", NULL};
+static const char *const kv_types[] = {"f16", "f32", NULL};
 static const char *const backends[] = {"auto", "sysfs", "libcpupower", NULL};
 
 const struct cfg_key agent_config_keys[] = {
@@ -60,6 +61,8 @@ const struct cfg_key agent_config_keys[] = {
     KEY_INT(engine, context_length, 64, 1048576, "2048", false,
             "Context window in tokens (KV cache size); capped by the model's own."),
     KEY_INT(engine, batch_size, 1, 8192, "512", false, "Prompt tokens processed per prefill step."),
+    KEY_ENUM(engine, kv_cache, kv_types, "f16", false,
+             "KV cache precision: f16 halves its memory; f32 is exact (for comparisons)."),
     KEY_ENUM(engine, chat_template, chat_templates, "auto", false,
              "Chat template; auto = recognise the model's tokenizer.chat_template (ChatML if "
              "unknown)."),

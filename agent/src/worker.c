@@ -374,6 +374,7 @@ int agent_worker_new(const struct eng_model *model, const struct agent_config *c
         cp.n_ctx = (uint32_t)cfg->engine.context_length;
         cp.n_threads = (uint32_t)cfg->engine.threads;
         cp.n_batch = (uint32_t)cfg->engine.batch_size;
+        cp.kv_f32 = strcmp(cfg->engine.kv_cache, "f32") == 0;
         rc = eng_context_new(model, &cp, &w->ctx, err, err_len);
         if (rc < 0)
             goto fail;
