@@ -9,45 +9,13 @@
 #include "ember_test.h"
 #include "engine/engine.h"
 #include "quant.h"
+#include "gguf_writer.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <unistd.h>
 
-/* ---- a tiny GGUF writer ---- */
-
-struct buf {
-    uint8_t *p;
-    size_t len, cap;
-};
-
-static void put(struct buf *b, const void *d, size_t n)
-{
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p)
-            abort();
-    }
-    memcpy(b->p + b->len, d, n);
-    b->len += n;
-}
-
-static void put_u32(struct buf *b, uint32_t v)
-{
-    put(b, &v, 4);
-}
-
-static void put_u64(struct buf *b, uint64_t v)
-{
-    put(b, &v, 8);
-}
-
-static void put_str(struct buf *b, const char *s)
-{
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
+/* ---- a tiny GGUF writer (buffer helpers in gguf_writer.h) ---- */
 
 #define MAX_T 64
 

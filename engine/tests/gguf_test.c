@@ -4,42 +4,10 @@
  * naming the field. The shared stories260K model is opened from disk as a real-file check. */
 #include "ember_test.h"
 #include "gguf.h"
+#include "gguf_writer.h"
 
 #include <errno.h>
 #include <stdint.h>
-
-struct buf {
-    uint8_t *p;
-    size_t len, cap;
-};
-
-static void put(struct buf *b, const void *d, size_t n)
-{
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p)
-            abort();
-    }
-    memcpy(b->p + b->len, d, n);
-    b->len += n;
-}
-
-static void put_u32(struct buf *b, uint32_t v)
-{
-    put(b, &v, 4);
-}
-
-static void put_u64(struct buf *b, uint64_t v)
-{
-    put(b, &v, 8);
-}
-
-static void put_str(struct buf *b, const char *s)
-{
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
 
 static void put_key(struct buf *b, const char *k, uint32_t type)
 {
