@@ -49,3 +49,20 @@ function(ember_add_fuzz)
         target_link_libraries(fuzz_${F_NAME} PRIVATE ${F_LIBS})
     endif()
 endfunction()
+
+# Sanitizer runtime options for every test a directory declared (ember_add_test or add_test);
+# each CMakeLists.txt that declares tests calls this once at its end.
+function(ember_apply_test_env)
+    if(EMBER_SANITIZE STREQUAL "thread")
+        set(env "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=${CMAKE_SOURCE_DIR}/tests/tsan.supp")
+    elseif(EMBER_SANITIZE)
+        set(env "ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1"
+                "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+    else()
+        return()
+    endif()
+    get_property(dir_tests DIRECTORY PROPERTY TESTS)
+    foreach(t ${dir_tests})
+        set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT ${env})
+    endforeach()
+endfunction()

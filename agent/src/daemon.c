@@ -334,7 +334,9 @@ static void on_sample_timer(void *user, uint64_t now_ns)
             d->last_energy_j = r.energy_j;
         }
     }
+    pthread_mutex_lock(&d->shared_lock); /* HTTP threads read it for /metrics */
     d->last_temp_c = s.temp_c;
+    pthread_mutex_unlock(&d->shared_lock);
 
     struct agent_worker_stats ws = {0};
     if (d->worker)

@@ -49,6 +49,14 @@ struct agent_worker {
     uint64_t last_gen;
 };
 
+/* What the main thread may look at, copied under the fake worker's lock. */
+struct worker_view {
+    size_t qlen;
+    bool busy;
+    uint64_t requests, finished, last_gen;
+    enum agent_finish last_finish;
+};
+
 static void run_request(struct agent_worker *w, struct agent_request *req)
 {
     const char *text =
@@ -72,8 +80,11 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
                 res.finish = AGENT_FINISH_CANCELLED;
                 break;
             }
-            if (w->delay_us)
-                usleep((useconds_t)w->delay_us);
+            pthread_mutex_lock(&w->mu);
+            int delay_us = w->delay_us;
+            pthread_mutex_unlock(&w->mu);
+            if (delay_us)
+                usleep((useconds_t)delay_us);
             char piece[32];
             int len = quotes ? snprintf(piece, sizeof(piece), "say \"hi\"\n\t\xe2\x82\xac")
                              : snprintf(piece, sizeof(piece), "tok%d ", i);
@@ -160,6 +171,14 @@ const char *agent_worker_model_id(const struct agent_worker *w)
 }
 
 static struct agent_worker W;
+
+static struct worker_view wv(void)
+{
+    pthread_mutex_lock(&W.mu);
+    struct worker_view v = {W.qlen, W.busy, W.requests, W.finished, W.last_gen, W.last_finish};
+    pthread_mutex_unlock(&W.mu);
+    return v;
+}
 
 static void worker_start(void)
 {
@@ -671,7 +690,7 @@ static void test_queue_full(void)
     expect_error(&r, 429, "queue_full", "third request");
     resp_free(&r);
     /* Both clients hang up: both generations are cancelled, the queued one before it starts. */
-    uint64_t before = W.finished;
+    uint64_t before = wv().finished;
     kill(a, SIGTERM);
     kill(b, SIGTERM);
     struct resp ra, rb;
@@ -681,9 +700,9 @@ static void test_queue_full(void)
     resp_free(&rb);
     CHECK_MSG(WAIT_FOR(W.finished >= before + 2 && !W.busy && W.qlen == 0, 3000),
               "cancelled requests still running");
-    CHECK_EQ_INT(W.last_finish, AGENT_FINISH_CANCELLED);
-    CHECK_MSG(W.last_gen < 100, "queued request generated %llu tokens after its client left",
-              (unsigned long long)W.last_gen);
+    CHECK_EQ_INT(wv().last_finish, AGENT_FINISH_CANCELLED);
+    CHECK_MSG(wv().last_gen < 100, "queued request generated %llu tokens after its client left",
+              (unsigned long long)wv().last_gen);
     set_delay_us(0);
 }
 
@@ -691,7 +710,7 @@ static void test_queue_full(void)
 static void test_disconnect(bool stream)
 {
     set_delay_us(5000);
-    uint64_t before = W.finished;
+    uint64_t before = wv().finished;
     const char *body = stream ? MSG("long") ",\"max_tokens\":2000,\"stream\":true}"
                               : MSG("long") ",\"max_tokens\":2000}";
     const char *extra[] = {
@@ -703,11 +722,11 @@ static void test_disconnect(bool stream)
     bool ended = WAIT_FOR(W.finished > before, 2000);
     double after_ms = (double)(cmn_now_ns() - t0) / 1e6 - 500;
     CHECK_MSG(ended, "generation went on after the client left (stream %d)", stream);
-    CHECK_EQ_INT(W.last_finish, AGENT_FINISH_CANCELLED);
+    CHECK_EQ_INT(wv().last_finish, AGENT_FINISH_CANCELLED);
     /* 2000 tokens would take 10 s; at 5 ms a token the 0.5 s client saw about 100. */
-    CHECK_MSG(W.last_gen < 400, "generated %llu tokens", (unsigned long long)W.last_gen);
+    CHECK_MSG(wv().last_gen < 400, "generated %llu tokens", (unsigned long long)wv().last_gen);
     printf("disconnect (%s): cancelled after %llu tokens, %.0f ms after the client left\n",
-           stream ? "stream" : "non-stream", (unsigned long long)W.last_gen, after_ms);
+           stream ? "stream" : "non-stream", (unsigned long long)wv().last_gen, after_ms);
     set_delay_us(0);
 }
 
@@ -753,9 +772,7 @@ static void test_metrics_governor(void)
     CHECK_CONTAINS(r.body, "ember_tokens_per_second{phase=\"decode\"} 100\n");
     /* Every successful completion so far was observed once in the histogram. */
     char want[96];
-    pthread_mutex_lock(&W.mu);
-    uint64_t ok = W.requests;
-    pthread_mutex_unlock(&W.mu);
+    uint64_t ok = wv().requests;
     static const char count[] = "ember_request_duration_seconds_count ";
     const char *c = strstr(r.body, count);
     CHECK(c != NULL);
@@ -883,7 +900,7 @@ static void test_free_in_flight(struct agent_config *cfg)
         return;
     port = agent_http_port(h);
     set_delay_us(5000);
-    uint64_t before = W.finished;
+    uint64_t before = wv().finished;
     const char *slow[] = {"-H", "Content-Type: application/json", "--data-binary",
                           MSG("a") ",\"max_tokens\":5000,\"stream\":true}", NULL};
     pid_t a = curl_start("sa", "POST", "/v1/chat/completions", slow);
@@ -894,7 +911,7 @@ static void test_free_in_flight(struct agent_config *cfg)
     double ms = (double)(cmn_now_ns() - t0) / 1e6;
     CHECK_MSG(ms < 2000, "agent_http_free took %.0f ms", ms);
     CHECK_MSG(WAIT_FOR(W.finished > before, 2000), "generation survived the server");
-    CHECK_EQ_INT(W.last_finish, AGENT_FINISH_CANCELLED);
+    CHECK_EQ_INT(wv().last_finish, AGENT_FINISH_CANCELLED);
     struct resp r;
     curl_finish(a, "sa", &r);
     CHECK_CONTAINS(r.body, "data: {\"id\":\"chatcmpl-");

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ember_test.h"
 #include "governor/policy.h"
@@ -230,8 +231,9 @@ static void test_formats(void)
 
     /* a profile and a workload from files */
     char ppath[512], wpath[512];
-    snprintf(ppath, sizeof(ppath), "%s/gov_sim_custom.json", EMBER_BINARY_DIR);
-    snprintf(wpath, sizeof(wpath), "%s/gov_sim_workload.json", EMBER_BINARY_DIR);
+    /* per process: the three profile tests run this binary in parallel */
+    snprintf(ppath, sizeof(ppath), "%s/gov_sim_custom.%d.json", EMBER_BINARY_DIR, (int)getpid());
+    snprintf(wpath, sizeof(wpath), "%s/gov_sim_workload.%d.json", EMBER_BINARY_DIR, (int)getpid());
     FILE *f = fopen(ppath, "w");
     CHECK(f != NULL);
     if (f) {
