@@ -799,8 +799,12 @@ int64_t gguf_arr_int(const struct gguf_arr *arr, uint64_t i)
         return 0;
     uint32_t sz = value_types[arr->type].size;
     scalar_load((const uint8_t *)arr->data + i * sz, arr->type, &tmp);
-    if (arr->type == GGUF_VT_FLOAT32 || arr->type == GGUF_VT_FLOAT64)
+    if (arr->type == GGUF_VT_FLOAT32 || arr->type == GGUF_VT_FLOAT64) {
+        /* NaN and values outside int64 would make the conversion undefined: they read as 0 */
+        if (!(tmp.num.f > -9.2e18 && tmp.num.f < 9.2e18))
+            return 0;
         return (int64_t)tmp.num.f;
+    }
     return is_signed(arr->type) ? tmp.num.i : (int64_t)tmp.num.u;
 }
 
