@@ -175,24 +175,30 @@ static uint32_t cluster_khz(const struct gov_status_cluster *c)
     return c->cur_khz ? c->cur_khz : c->target_khz;
 }
 
-static void refresh_shared_governor(struct agent_daemon *d)
+/* Copies a governor status snapshot to what HTTP threads read. */
+static void share_governor_status(struct agent_daemon *d, const struct gov_status *st)
 {
-    struct gov_status st;
-    gov_governor_status(d->gov, &st);
-    char *json = gov_status_to_json(&st);
+    char *json = gov_status_to_json(st);
     pthread_mutex_lock(&d->shared_lock);
     if (json) {
         free(d->gov_json);
         d->gov_json = json;
     }
-    snprintf(d->policy, sizeof(d->policy), "%s", st.policy);
-    d->power_cap_w = st.power_cap_w;
-    d->n_freq = st.n_clusters;
-    for (unsigned i = 0; i < st.n_clusters && i < GOV_MAX_CLUSTERS; i++) {
-        snprintf(d->freq_names[i], sizeof(d->freq_names[i]), "%s", st.c[i].name);
-        d->freq_khz[i] = cluster_khz(&st.c[i]);
+    snprintf(d->policy, sizeof(d->policy), "%s", st->policy);
+    d->power_cap_w = st->power_cap_w;
+    d->n_freq = st->n_clusters;
+    for (unsigned i = 0; i < st->n_clusters && i < GOV_MAX_CLUSTERS; i++) {
+        snprintf(d->freq_names[i], sizeof(d->freq_names[i]), "%s", st->c[i].name);
+        d->freq_khz[i] = cluster_khz(&st->c[i]);
     }
     pthread_mutex_unlock(&d->shared_lock);
+}
+
+static void refresh_shared_governor(struct agent_daemon *d)
+{
+    struct gov_status st;
+    gov_governor_status(d->gov, &st);
+    share_governor_status(d, &st);
 }
 
 static void governor_tick(struct agent_daemon *d, uint64_t now_ns)
@@ -356,7 +362,7 @@ static void on_sample_timer(void *user, uint64_t now_ns)
     if (d->mqtt)
         tel_mqtt_publish_sample(d->mqtt, &s);
     if (d->gov)
-        refresh_shared_governor(d);
+        share_governor_status(d, &st); /* the snapshot taken above, not a second read */
 }
 
 static void on_store_event(void *user, const struct tel_event *ev)
