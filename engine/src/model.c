@@ -308,6 +308,9 @@ static void fill_info(struct eng_model *m)
         const struct gguf_tensor *t = gguf_tensor_at(m->gguf, i);
         in->n_params += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
         in->weight_bytes += t->size;
+        if (strcmp(t->name, "token_embd.weight") != 0 ||
+            !gguf_find_tensor(m->gguf, "output.weight"))
+            in->stream_bytes += t->size;
         if (t->n_dims == 2)
             bytes_by_type[t->type] += t->size;
     }

@@ -26,6 +26,8 @@ struct eng_model_params {
     eng_progress_fn progress; /* may be NULL */
     void *progress_user;
     int vocab_only; /* load metadata and vocabulary only (no tensors needed, none touched) */
+    int use_mmap;   /* compute on the file mapping (little RAM) instead of copying the weights into
+                       anonymous huge-page memory and repacking them (the default, faster) */
 };
 
 void eng_model_params_defaults(struct eng_model_params *p);
@@ -49,6 +51,8 @@ struct eng_model_info {
     uint64_t n_params;     /* elements in all tensors */
     uint64_t size_bytes;   /* the file's size */
     uint64_t weight_bytes; /* bytes of tensor data */
+    uint64_t stream_bytes; /* weight bytes one decode step reads: every tensor but the token
+                              embedding, whose rows are gathered (unless it is also the output) */
     int32_t bos_id;        /* -1 when the vocabulary has none */
     int32_t eos_id;
 };
