@@ -15,6 +15,7 @@
 
 #include "common/timeutil.h"
 #include "kernels.h"
+#include "pack.h"
 #include "model.h"
 #include "quant.h"
 #include "threadpool.h"
@@ -35,11 +36,14 @@ struct eng_context {
     /* arena */
     void *arena;
     float *x, *xn, *q, *kk, *vv, *att, *tmp, *gate, *up, *scores, *logits;
-    float *rope_cs;    /* per token of the batch: cos/sin of its RoPE angles (n_rot floats) */
-    void *act_q;       /* activations converted to a vec_dot type */
-    float *act_d8;     /* Q8_0 activation scales, 8 copies per block, for the 4-token kernels */
-    size_t act_d8_row; /* floats per token row in act_d8 */
-    size_t act_q_row;  /* bytes per token row in act_q */
+    float *rope_cs;     /* per token of the batch: cos/sin of its RoPE angles (n_rot floats) */
+    void *act_q;        /* activations converted to a vec_dot type */
+    size_t act_q_row;   /* bytes per token row in act_q */
+    float *act_d;       /* Q8_0 activations: block scales as floats (panel kernels) */
+    int32_t *act_sum;   /* Q8_0 activations: block sums of quants (panel kernels) */
+    size_t act_aux_row; /* entries per token row in act_d and act_sum */
+    char *scratch;      /* per thread: one panel packed on the fly, then 8 x n_batch outputs */
+    size_t scratch_pack, scratch_per_thread;
     size_t n_logits_rows;
     size_t n_out; /* rows of logits valid after the last decode */
 
@@ -75,6 +79,20 @@ static size_t max_act_row(const struct eng_model *m)
             size_t b = act_row_bytes(lw[i]);
             best = b > best ? b : best;
         }
+    }
+    return best;
+}
+
+/* Longest weight row in bytes (the panel packed on the fly holds 8 of them). */
+static size_t max_weight_row(const struct eng_model *m)
+{
+    size_t best = m->output.row_bytes;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const struct eng_layer *L = &m->layers[l];
+        const struct eng_weight *lw[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                         &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof(lw) / sizeof(lw[0]); i++)
+            best = lw[i]->row_bytes > best ? lw[i]->row_bytes : best;
     }
     return best;
 }
@@ -137,7 +155,9 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     size_t tmp_w = (size_t)hp->n_embd > odim ? (size_t)hp->n_embd : odim;
     c->n_logits_rows = c->logits_all ? nb : 1;
     c->act_q_row = align_up(max_act_row(model));
-    c->act_d8_row = c->act_q_row / sizeof(struct block_q8_0) * 8;
+    c->act_aux_row = c->act_q_row / sizeof(struct block_q8_0);
+    c->scratch_pack = align_up(max_weight_row(model) * ENG_PANEL);
+    c->scratch_per_thread = c->scratch_pack + align_up(nb * ENG_PANEL * sizeof(float));
     size_t sizes[] = {
         nb * hp->n_embd * 4,                        /* x */
         nb * hp->n_embd * 4,                        /* xn */
@@ -152,7 +172,9 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
         c->n_logits_rows * (size_t)hp->n_vocab * 4, /* logits */
         nb * c->act_q_row,                          /* act_q */
         nb * (size_t)hp->n_rot * 4,                 /* rope_cs */
-        nb * c->act_d8_row * 4,                     /* act_d8 */
+        nb * c->act_aux_row * 4,                    /* act_d */
+        nb * c->act_aux_row * 4,                    /* act_sum */
+        (size_t)n_threads * c->scratch_per_thread,  /* scratch */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
@@ -166,11 +188,11 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     }
     memset(c->arena, 0, total);
     char *p = c->arena;
-    void **slots[] = {(void **)&c->x,       (void **)&c->xn,     (void **)&c->q,
-                      (void **)&c->kk,      (void **)&c->vv,     (void **)&c->att,
-                      (void **)&c->tmp,     (void **)&c->gate,   (void **)&c->up,
-                      (void **)&c->scores,  (void **)&c->logits, &c->act_q,
-                      (void **)&c->rope_cs, (void **)&c->act_d8};
+    void **slots[] = {
+        (void **)&c->x,       (void **)&c->xn,     (void **)&c->q,       (void **)&c->kk,
+        (void **)&c->vv,      (void **)&c->att,    (void **)&c->tmp,     (void **)&c->gate,
+        (void **)&c->up,      (void **)&c->scores, (void **)&c->logits,  &c->act_q,
+        (void **)&c->rope_cs, (void **)&c->act_d,  (void **)&c->act_sum, (void **)&c->scratch};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         *slots[i] = p;
         p += align_up(sizes[i]);
@@ -238,64 +260,92 @@ const float *eng_get_logits_ith(const struct eng_context *c, size_t i)
 
 /* ---- matrix products ---- */
 
-/* Up to three matrices sharing one input (Q/K/V, gate/up). Their rows, taken back to back,
- * are cut into chunks of whole 16-row blocks that the pool's threads claim one by one. */
+/* Up to three matrices sharing one input (Q/K/V, gate/up). Their rows, taken back to back in
+ * panels of 8, are cut into chunks of whole panels that the pool's threads claim one by one. */
 struct matmul_job {
     const struct eng_context *c;
     int n_w;
     const struct eng_weight *w[3];
     float *y[3];
-    int64_t row_end[3]; /* cumulative rows */
-    int64_t rows_per_chunk;
-    const void *act;     /* input rows in the vec_dot type */
-    const float *act_d8; /* Q8_0 inputs: block scales, 8 copies each (NULL otherwise) */
-    size_t act_d8_row;
-    size_t act_row; /* bytes between token rows of act */
+    int64_t panel_end[3]; /* cumulative panels */
+    int64_t panels_per_chunk;
+    struct eng_act act; /* input rows in the vec_dot type (+ Q8_0 scales and sums) */
     int n_tok;
 };
 
-#define MATMUL_BLOCK 16
+/* Row-interleaved panels: packed ones straight from the weights, others (plain weights under
+ * use_mmap, and the rows after a matrix's last full panel) packed on the fly into the thread's
+ * scratch first. The kernel's arithmetic does not depend on which, so neither do the logits. */
+static void matmul_panels(const struct matmul_job *j, const struct eng_weight *w, float *y,
+                          int64_t p0, int64_t p1, int ith)
+{
+    const struct eng_context *c = j->c;
+    eng_panel_fn fn = c->k->panel[w->type];
+    size_t pb = w->row_bytes * ENG_PANEL;
+    int64_t full = w->ne1 / ENG_PANEL;
+    char *scratch = c->scratch + (size_t)ith * c->scratch_per_thread;
+    float *ybuf = (float *)(scratch + c->scratch_pack);
+    if (w->packed && p0 < full) {
+        int64_t e = p1 < full ? p1 : full;
+        fn(w->ne0, (const char *)w->data + (size_t)p0 * pb, (int)(e - p0), &j->act, j->n_tok,
+           y + p0 * ENG_PANEL, (size_t)w->ne1);
+        p0 = e;
+    }
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t r0 = p * ENG_PANEL, n_rows = w->ne1 - r0 < ENG_PANEL ? w->ne1 - r0 : ENG_PANEL;
+        eng_pack_panel(w->type, w->ne0, (const char *)w->data + (size_t)r0 * w->row_bytes,
+                       w->row_bytes, (int)n_rows, scratch);
+        if (n_rows == ENG_PANEL) {
+            fn(w->ne0, scratch, 1, &j->act, j->n_tok, y + r0, (size_t)w->ne1);
+            continue;
+        }
+        fn(w->ne0, scratch, 1, &j->act, j->n_tok, ybuf, ENG_PANEL);
+        for (int t = 0; t < j->n_tok; t++)
+            memcpy(y + (size_t)t * w->ne1 + r0, ybuf + (size_t)t * ENG_PANEL,
+                   (size_t)n_rows * sizeof(float));
+    }
+}
 
-/* Within a chunk, 16 rows at a time are run against every token so a weight row is reused from
- * cache across the batch. */
+/* Types without a packed layout (the k-quants): per weight row against four tokens at a time
+ * where the kernel set has a four-token variant, else one dot product per token. */
+static void matmul_rows(const struct matmul_job *j, const struct eng_weight *w, float *y,
+                        int64_t r0, int64_t r1)
+{
+    eng_vec_dot_fn dot = j->c->k->dot[w->type];
+    eng_dot_x4_fn x4 = j->c->k->dot_x4[w->type];
+    const char *wd = w->data, *act = j->act.q;
+    size_t ar = j->act.row_bytes;
+    int64_t rows = w->ne1;
+    int t0 = 0;
+    for (; x4 && t0 + 4 <= j->n_tok; t0 += 4)
+        for (int64_t r = r0; r < r1; r++) {
+            float o[4];
+            x4((int)w->ne0, wd + (size_t)r * w->row_bytes, act + (size_t)t0 * ar, ar, NULL, 0, o);
+            for (int k = 0; k < 4; k++)
+                y[(size_t)(t0 + k) * rows + r] = o[k];
+        }
+    for (int t = t0; t < j->n_tok; t++)
+        for (int64_t r = r0; r < r1; r++)
+            y[(size_t)t * rows + r] =
+                dot((int)w->ne0, wd + (size_t)r * w->row_bytes, act + (size_t)t * ar);
+}
+
 static void matmul_chunk(void *arg, int chunk, int ith)
 {
     const struct matmul_job *j = arg;
-    (void)ith;
-    int64_t g0 = chunk * j->rows_per_chunk, g1 = g0 + j->rows_per_chunk;
+    int64_t g0 = chunk * j->panels_per_chunk, g1 = g0 + j->panels_per_chunk;
     int64_t base = 0;
-    for (int wi = 0; wi < j->n_w; base = j->row_end[wi], wi++) {
-        int64_t r0 = g0 > base ? g0 - base : 0;
-        int64_t r1 = (g1 < j->row_end[wi] ? g1 : j->row_end[wi]) - base;
-        if (r0 >= r1)
+    for (int wi = 0; wi < j->n_w; base = j->panel_end[wi], wi++) {
+        int64_t p0 = g0 > base ? g0 - base : 0;
+        int64_t p1 = (g1 < j->panel_end[wi] ? g1 : j->panel_end[wi]) - base;
+        if (p0 >= p1)
             continue;
         const struct eng_weight *w = j->w[wi];
-        eng_vec_dot_fn dot = j->c->k->dot[w->type];
-        const char *wd = w->data;
-        float *y = j->y[wi];
-        int64_t rows = w->ne1;
-        eng_dot_x4_fn x4 = j->c->k->dot_x4[w->type];
-        if (eng_type_traits(w->type)->vec_dot_type == GGUF_TT_Q8_0 && !j->act_d8)
-            x4 = NULL;
-        for (int64_t rb = r0; rb < r1; rb += MATMUL_BLOCK) {
-            int64_t re = rb + MATMUL_BLOCK < r1 ? rb + MATMUL_BLOCK : r1;
-            int t0 = 0;
-            for (; x4 && t0 + 4 <= j->n_tok; t0 += 4) {
-                const void *a = (const char *)j->act + (size_t)t0 * j->act_row;
-                for (int64_t r = rb; r < re; r++) {
-                    float o[4];
-                    x4((int)w->ne0, wd + (size_t)r * w->row_bytes, a, j->act_row,
-                       j->act_d8 ? j->act_d8 + (size_t)t0 * j->act_d8_row : NULL, j->act_d8_row, o);
-                    for (int k = 0; k < 4; k++)
-                        y[(size_t)(t0 + k) * rows + r] = o[k];
-                }
-            }
-            for (int t = t0; t < j->n_tok; t++) {
-                const void *a = (const char *)j->act + (size_t)t * j->act_row;
-                float *yt = y + (size_t)t * rows;
-                for (int64_t r = rb; r < re; r++)
-                    yt[r] = dot((int)w->ne0, wd + (size_t)r * w->row_bytes, a);
-            }
+        if (j->c->k->panel[w->type]) {
+            matmul_panels(j, w, j->y[wi], p0, p1, ith);
+        } else {
+            int64_t r1 = p1 * ENG_PANEL < w->ne1 ? p1 * ENG_PANEL : w->ne1;
+            matmul_rows(j, w, j->y[wi], p0 * ENG_PANEL, r1);
         }
     }
 }
@@ -311,31 +361,32 @@ static void matmul(struct eng_context *c, int n_w, const struct eng_weight *cons
     for (int i = 0; i < n_w; i++) {
         j.w[i] = w[i];
         j.y[i] = y[i];
-        total += w[i]->ne1;
-        j.row_end[i] = total;
+        total += (w[i]->ne1 + ENG_PANEL - 1) / ENG_PANEL;
+        j.panel_end[i] = total;
     }
     if (vt == GGUF_TT_F32) {
-        j.act = x;
-        j.act_row = (size_t)n_in * sizeof(float);
+        j.act.q = x;
+        j.act.row_bytes = (size_t)n_in * sizeof(float);
     } else {
         eng_from_float_fn q = vt == GGUF_TT_Q8_0 ? c->k->quant_q8_0 : c->k->quant_q8_K;
         for (int t = 0; t < n_tok; t++)
             q(x + (size_t)t * n_in, (char *)c->act_q + (size_t)t * c->act_q_row, n_in);
-        j.act = c->act_q;
-        j.act_row = c->act_q_row;
-        if (vt == GGUF_TT_Q8_0 && n_tok >= 4) {
+        j.act.q = c->act_q;
+        j.act.row_bytes = c->act_q_row;
+        if (vt == GGUF_TT_Q8_0) {
             for (int t = 0; t < n_tok; t++)
-                eng_q8_0_scales8((const char *)c->act_q + (size_t)t * c->act_q_row,
-                                 c->act_d8 + (size_t)t * c->act_d8_row, (int)n_in);
-            j.act_d8 = c->act_d8;
-            j.act_d8_row = c->act_d8_row;
+                eng_act_q8_0_aux((const char *)c->act_q + (size_t)t * c->act_q_row, n_in,
+                                 c->act_d + (size_t)t * c->act_aux_row,
+                                 c->act_sum + (size_t)t * c->act_aux_row);
+            j.act.d = c->act_d;
+            j.act.sum = c->act_sum;
+            j.act.aux_row = c->act_aux_row;
         }
     }
     /* about four chunks per thread balance a busy machine without much claiming traffic */
     int64_t want = (int64_t)eng_pool_size(c->pool) * 4;
     int64_t per = (total + want - 1) / want;
-    per = (per + MATMUL_BLOCK - 1) / MATMUL_BLOCK * MATMUL_BLOCK;
-    j.rows_per_chunk = per;
+    j.panels_per_chunk = per;
     eng_pool_run(c->pool, matmul_chunk, &j, (int)((total + per - 1) / per));
 }
 
@@ -431,10 +482,16 @@ static void forward(struct eng_context *c, const int32_t *tokens, int n_tok, int
     const struct eng_hparams *hp = &m->hp;
     int d = hp->n_embd, qdim = hp->n_head * hp->head_dim_k;
     int kdim = (int)c->kv_row_k, vdim = (int)c->kv_row_v;
-    const struct eng_type_traits *et = eng_type_traits(m->tok_embd.type);
-    for (int t = 0; t < n_tok; t++)
-        et->to_float((const char *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
-                     c->x + (size_t)t * d, d);
+    const struct eng_weight *te = &m->tok_embd;
+    for (int t = 0; t < n_tok; t++) {
+        if (te->packed)
+            eng_pack_row_to_float(te->type, te->ne0, te->ne1, te->data, tokens[t],
+                                  c->x + (size_t)t * d);
+        else
+            eng_type_traits(te->type)->to_float((const char *)te->data +
+                                                    (size_t)tokens[t] * te->row_bytes,
+                                                c->x + (size_t)t * d, d);
+    }
 
     for (int t = 0; t < n_tok; t++)
         eng_rope_angles(c->rope_cs + (size_t)t * hp->n_rot, hp->n_rot, (int)(c->n_past + (size_t)t),

@@ -114,6 +114,7 @@ static void init(void)
     for (uint32_t t = 0; t < GGUF_TT_COUNT; t++) {
         const struct eng_type_traits *tr = eng_type_traits(t);
         k_scalar.dot[t] = tr ? tr->vec_dot_ref : NULL;
+        k_scalar.panel[t] = eng_panel_ref(t);
     }
     k_scalar.quant_q8_0 = eng_quant_q8_0;
     k_scalar.quant_q8_K = eng_quant_q8_K;
@@ -129,6 +130,7 @@ static void init(void)
         k_avx2 = k_scalar;
         k_avx2.name = "avx2";
         eng_kernels_fill_avx2(&k_avx2);
+        eng_panels_fill_avx2(&k_avx2);
         k_best = &k_avx2;
     }
     if ((cpu_flags & AVX512_NEED) == AVX512_NEED) {

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pack.h"
 #include "quant.h"
 
 typedef void (*eng_dot_x4_fn)(int n, const void *w, const void *a, size_t a_stride,
@@ -26,6 +27,9 @@ struct eng_kernels {
      * activations ad8 holds each block's scale as a float repeated 8 times (8 floats per block,
      * rows ad8_stride floats apart), converted once per matmul; NULL for other types. */
     eng_dot_x4_fn dot_x4[GGUF_TT_COUNT];
+    /* matrix products over row-interleaved panels (pack.h), NULL for types without a packed
+     * layout; the scalar table holds pack.c's reference kernels */
+    eng_panel_fn panel[GGUF_TT_COUNT];
     /* activation conversion into the vec_dot types */
     eng_from_float_fn quant_q8_0;
     eng_from_float_fn quant_q8_K;
@@ -67,6 +71,8 @@ const struct eng_kernels *eng_kernels_best(void);
 /* Filled by kernels_avx2.c / kernels_avx512.c over a copy of the scalar table (x86 only). */
 void eng_kernels_fill_avx2(struct eng_kernels *k);
 void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags);
+/* panel_avx2.c */
+void eng_panels_fill_avx2(struct eng_kernels *k);
 /* kernels_neon.c (AArch64 only; NEON is part of the base architecture there). */
 void eng_kernels_fill_neon(struct eng_kernels *k);
 

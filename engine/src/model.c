@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include "pack.h"
 #include "quant.h"
 #include "tokenizer_internal.h"
 
@@ -22,19 +24,108 @@ void eng_model_params_defaults(struct eng_model_params *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* The one place that decides where a weight's bytes live: today, in the read-only file mapping
- * (page cache shared with other processes, nothing copied). */
-static const void *place_weight(struct eng_model *m, const struct gguf_tensor *t)
-{
-    (void)m;
-    return t->data;
-}
-
 struct loader {
     struct eng_model *m;
     char *err;
     size_t err_len;
+    const struct eng_model_params *params;
+    size_t placed, to_place; /* bytes of matrices copied so far, of all (progress) */
+    size_t used;             /* bytes of m->weights handed out */
 };
+
+/* The one place that decides where a weight's bytes live. With use_mmap: in the read-only file
+ * mapping (page cache shared with other processes, nothing copied). Otherwise copied into the
+ * model's anonymous huge-page region, packed into row-interleaved panels where the type has a
+ * packed layout (pack.h); the file pages just read are dropped from this process again, so the
+ * resident size stays about one copy of the weights. */
+static int place_weight(struct loader *L, const struct gguf_tensor *t, int pack, const void **ret,
+                        int *ret_packed)
+{
+    struct eng_model *m = L->m;
+    *ret = t->data;
+    *ret_packed = 0;
+    if (!m->weights)
+        return 0;
+    size_t need = (t->size + 63) & ~(size_t)63;
+    if (need > m->weights_size - L->used) {
+        snprintf(L->err, L->err_len, "model: tensor '%s': no room left in the weight region",
+                 t->name);
+        return -EFAULT;
+    }
+    char *dst = (char *)m->weights + L->used;
+    pack = pack && eng_pack_supported(t->type);
+    if (pack)
+        eng_pack_matrix(t->type, t->ne[0], t->ne[1], t->data, dst);
+    else
+        memcpy(dst, t->data, t->size);
+    L->used += need;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t b = ((uintptr_t)t->data + t->size) & ~((uintptr_t)page - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_DONTNEED);
+    *ret = dst;
+    *ret_packed = pack;
+    L->placed += t->size;
+    const struct eng_model_params *p = L->params;
+    if (p->progress &&
+        p->progress(0.3f + 0.7f * (float)L->placed / (float)L->to_place, p->progress_user))
+        return -ECANCELED;
+    return 0;
+}
+
+static long mem_available_mib(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[128];
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib < 0 ? -1 : kib / 1024;
+}
+
+/* Reserves the anonymous region for every matrix of the file, 2 MiB aligned so that
+ * transparent huge pages can back it (fewer TLB misses while streaming weights). */
+static int reserve_weights(struct loader *L)
+{
+    struct eng_model *m = L->m;
+    size_t total = 0;
+    for (int i = 0; i < gguf_n_tensors(m->gguf); i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(m->gguf, i);
+        if (t->n_dims == 2) {
+            total += (t->size + 63) & ~(size_t)63;
+            L->to_place += t->size;
+        }
+    }
+    if (!total)
+        return 0;
+    long avail = mem_available_mib();
+    if (avail >= 0 && (long)(total >> 20) > avail) {
+        snprintf(L->err, L->err_len,
+                 "model: the weights need %zu MiB of memory but only %ld MiB are available; "
+                 "compute on the file mapping instead ([engine] mmap = true, ember run --mmap)",
+                 total >> 20, avail);
+        return -ENOMEM;
+    }
+    size_t huge = (size_t)2 << 20, size = (total + huge - 1) & ~(huge - 1);
+    char *raw = mmap(NULL, size + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) {
+        snprintf(L->err, L->err_len, "model: cannot map %zu MiB for the weights: %s", size >> 20,
+                 strerror(errno));
+        return -ENOMEM;
+    }
+    char *aligned = (char *)(((uintptr_t)raw + huge - 1) & ~((uintptr_t)huge - 1));
+    if (aligned > raw)
+        munmap(raw, (size_t)(aligned - raw));
+    munmap(aligned + size, (size_t)(raw + huge - aligned));
+    madvise(aligned, size, MADV_HUGEPAGE); /* advice only: fine where THP is off */
+    m->weights = aligned;
+    m->weights_size = size;
+    return 0;
+}
 
 static int req_u32(struct loader *L, const char *arch, const char *suffix, int32_t *ret)
 {
@@ -165,7 +256,7 @@ static const struct gguf_tensor *find(struct loader *L, const char *name, int re
 }
 
 /* A matrix with ne0 == in and ne1 == out (out < 0: any). */
-static int get_matrix(struct loader *L, const char *name, int64_t in, int64_t out,
+static int get_matrix(struct loader *L, const char *name, int64_t in, int64_t out, int pack,
                       struct eng_weight *w)
 {
     const struct gguf_tensor *t = find(L, name, 1);
@@ -184,7 +275,10 @@ static int get_matrix(struct loader *L, const char *name, int64_t in, int64_t ou
                  (long long)out);
         return -EINVAL;
     }
-    const void *data = place_weight(L->m, t);
+    const void *data;
+    int packed, r = place_weight(L, t, pack, &data, &packed);
+    if (r)
+        return r;
     size_t align = t->type == GGUF_TT_F32 ? 4 : 2;
     if ((uintptr_t)data % align) {
         snprintf(L->err, L->err_len, "model: tensor '%s': data is not %zu-byte aligned", name,
@@ -193,6 +287,7 @@ static int get_matrix(struct loader *L, const char *name, int64_t in, int64_t ou
     }
     w->data = data;
     w->type = t->type;
+    w->packed = packed;
     w->ne0 = t->ne[0];
     w->ne1 = t->ne[1];
     w->row_bytes = eng_row_bytes(t->type, t->ne[0]);
@@ -234,15 +329,20 @@ static int load_tensors(struct loader *L)
         return -EINVAL;
     }
     hp->n_vocab = (int32_t)te->ne[1];
-    if ((r = get_matrix(L, "token_embd.weight", hp->n_embd, hp->n_vocab, &m->tok_embd)))
+    int tied = !gguf_find_tensor(m->gguf, "output.weight");
+    if (!L->params->use_mmap && (r = reserve_weights(L)))
+        return r;
+    /* the embedding is packed only when it is also the output matrix (rows are then looked up
+     * in the panels) */
+    if ((r = get_matrix(L, "token_embd.weight", hp->n_embd, hp->n_vocab, tied, &m->tok_embd)))
         return r;
     if (!eng_type_traits(m->tok_embd.type)->to_float) {
         snprintf(L->err, L->err_len, "model: token_embd.weight: cannot dequantize %s",
                  gguf_tensor_type_name(m->tok_embd.type));
         return -EINVAL;
     }
-    if (gguf_find_tensor(m->gguf, "output.weight")) {
-        if ((r = get_matrix(L, "output.weight", hp->n_embd, hp->n_vocab, &m->output)))
+    if (!tied) {
+        if ((r = get_matrix(L, "output.weight", hp->n_embd, hp->n_vocab, 1, &m->output)))
             return r;
     } else {
         m->output = m->tok_embd; /* tied embeddings */
@@ -263,13 +363,13 @@ static int load_tensors(struct loader *L)
 #define NAME(s) (snprintf(n, sizeof(n), "blk.%d." s, i), n)
         if ((r = get_vector(L, NAME("attn_norm.weight"), hp->n_embd, 1, &l->attn_norm)) ||
             (r = get_vector(L, NAME("ffn_norm.weight"), hp->n_embd, 1, &l->ffn_norm)) ||
-            (r = get_matrix(L, NAME("attn_q.weight"), hp->n_embd, qdim, &l->wq)) ||
-            (r = get_matrix(L, NAME("attn_k.weight"), hp->n_embd, kdim, &l->wk)) ||
-            (r = get_matrix(L, NAME("attn_v.weight"), hp->n_embd, vdim, &l->wv)) ||
-            (r = get_matrix(L, NAME("attn_output.weight"), odim, hp->n_embd, &l->wo)) ||
-            (r = get_matrix(L, NAME("ffn_gate.weight"), hp->n_embd, hp->n_ff, &l->w_gate)) ||
-            (r = get_matrix(L, NAME("ffn_up.weight"), hp->n_embd, hp->n_ff, &l->w_up)) ||
-            (r = get_matrix(L, NAME("ffn_down.weight"), hp->n_ff, hp->n_embd, &l->w_down)))
+            (r = get_matrix(L, NAME("attn_q.weight"), hp->n_embd, qdim, 1, &l->wq)) ||
+            (r = get_matrix(L, NAME("attn_k.weight"), hp->n_embd, kdim, 1, &l->wk)) ||
+            (r = get_matrix(L, NAME("attn_v.weight"), hp->n_embd, vdim, 1, &l->wv)) ||
+            (r = get_matrix(L, NAME("attn_output.weight"), odim, hp->n_embd, 1, &l->wo)) ||
+            (r = get_matrix(L, NAME("ffn_gate.weight"), hp->n_embd, hp->n_ff, 1, &l->w_gate)) ||
+            (r = get_matrix(L, NAME("ffn_up.weight"), hp->n_embd, hp->n_ff, 1, &l->w_up)) ||
+            (r = get_matrix(L, NAME("ffn_down.weight"), hp->n_ff, hp->n_embd, 1, &l->w_down)))
             return r;
         /* qwen2 has Q/K/V biases; llama files sometimes carry them too (optional there) */
         int need_bias = hp->arch == ENG_ARCH_QWEN2;
@@ -343,7 +443,7 @@ int eng_model_load(const char *path, const struct eng_model_params *params,
     struct eng_model *m = calloc(1, sizeof(*m));
     if (!m)
         return -ENOMEM;
-    struct loader L = {m, err, err_len};
+    struct loader L = {m, err, err_len, params, 0, 0, 0};
     int r = gguf_open(path, &m->gguf, err, err_len);
     if (r)
         goto fail;
@@ -391,12 +491,17 @@ int eng_model_load(const char *path, const struct eng_model_params *params,
         r = load_hparams(&L, arch);
         if (!r)
             r = load_tensors(&L);
+        if (r == -ECANCELED)
+            goto cancelled;
         if (r) {
-            snprintf(err, err_len, "%s: %s", path, r == -ENOMEM ? "out of memory" : merr);
+            snprintf(err, err_len, "%s: %s", path,
+                     r == -ENOMEM && !merr[0] ? "out of memory" : merr);
             goto fail;
         }
-        /* the mapping will be read front to back on the first token */
-        madvise((void *)gguf_base(m->gguf), gguf_file_size(m->gguf), MADV_WILLNEED);
+        if (m->weights)
+            mprotect(m->weights, m->weights_size, PROT_READ); /* weights never change */
+        else /* the mapping will be read front to back on the first token */
+            madvise((void *)gguf_base(m->gguf), gguf_file_size(m->gguf), MADV_WILLNEED);
     }
     fill_info(m);
     if (params->progress && params->progress(1.0f, params->progress_user)) {
@@ -432,6 +537,8 @@ void eng_model_free(struct eng_model *m)
     free(m->output_norm);
     free(m->rope_freqs);
     eng_vocab_free(m->vocab);
+    if (m->weights)
+        munmap(m->weights, m->weights_size);
     gguf_close(m->gguf);
     free(m);
 }

@@ -15,10 +15,12 @@ enum eng_arch {
     ENG_ARCH_QWEN3,
 };
 
-/* A matrix of ne1 rows of ne0 elements, row-major in its GGUF type. */
+/* A matrix of ne1 rows of ne0 elements in its GGUF type: row-major, or (packed) in the
+ * row-interleaved panels of pack.h, which take the same bytes. */
 struct eng_weight {
     const void *data;
     uint32_t type;
+    int packed;
     int64_t ne0, ne1;
     size_t row_bytes;
 };
@@ -47,6 +49,10 @@ struct eng_model {
     struct eng_layer *layers;
     struct eng_vocab *vocab;
     struct eng_model_info info;
+    /* the weights' own copy in anonymous (huge-page) memory; NULL when computing on the file
+     * mapping (eng_model_params.use_mmap) */
+    void *weights;
+    size_t weights_size;
 };
 
 #endif

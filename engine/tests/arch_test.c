@@ -439,6 +439,24 @@ static void run_case(struct model_desc *d, double rel_tol, int quantized, const 
         CHECK_MSG(same, "%s kv-%s: one-token decode differs from the batched prefill", label,
                   kv_f32 ? "f32" : "f16");
         eng_context_free(c1);
+        /* repacking never changes results: the same file computed on its plain mapping
+         * (use_mmap, panels packed on the fly) gives the same logits, bit for bit */
+        struct eng_model_params mp;
+        eng_model_params_defaults(&mp);
+        mp.use_mmap = 1;
+        struct eng_model *mm = NULL;
+        struct eng_context *cm = NULL;
+        CHECK_EQ_INT(eng_model_load(path, &mp, &mm, err, sizeof(err)), 0);
+        if (mm)
+            CHECK_EQ_INT(eng_context_new(mm, &cp, &cm, err, sizeof(err)), 0);
+        int same_mmap = cm && eng_decode(cm, tok, 7) == 0;
+        for (int p = 0; p < 7 && same_mmap; p++)
+            same_mmap = memcmp(eng_get_logits_ith(cm, (size_t)p), batch_logits[p],
+                               sizeof(float) * (size_t)d->n_vocab) == 0;
+        CHECK_MSG(same_mmap, "%s kv-%s: logits on the plain mapping differ from the packed copy",
+                  label, kv_f32 ? "f32" : "f16");
+        eng_context_free(cm);
+        eng_model_free(mm);
         if (quantized && kv_f32)
             CHECK_MSG(n_tight >= total / 2, "%s: only %d/%d logits within %g", label, n_tight,
                       total, tight);

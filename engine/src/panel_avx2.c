@@ -1,0 +1,281 @@
+/* AVX2 + FMA + F16C panel kernels over the row-interleaved layouts of pack.h: one ymm lane per
+ * weight row, so a kernel never sums horizontally and each weight load serves several tokens
+ * (decode is the one-token case of the same code). Every (row, token) result is computed with
+ * exactly the operations of pack.c's reference kernels, in the same order: mul then add for the
+ * quantized types (this file is built with -ffp-contract=off, so they are never fused), fused
+ * multiply-add per element for the float types.
+ *
+ * Quantized tiles: per block, the 8 rows' quant bytes arrive as 4-byte groups; the 4 activation
+ * bytes that meet a group are broadcast to every lane, and maddubs + madd give each lane its row's
+ * partial dot product. Q4_0 nibbles are used unsigned (0..15) and the -8 offset is applied once
+ * per block through the activation block's sum, so eight maddubs results fit in int16
+ * (8 * 2 * 15 * 127 < 32768) before one widening madd. Q8_0 moves the weight's sign onto the
+ * activation (maddubs needs one unsigned side) and widens after each group. */
+#include "kernels.h"
+#include "pack.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __m256i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* ---- Q4_0 ---- */
+
+/* one panel, nt (1..4) tokens starting at token t0 */
+INLINE void q4_0_tile(int64_t nb, const struct block_q4_0x8 *w, const struct eng_act *a, int t0,
+                      int nt, float *y, size_t ldy)
+{
+    const struct block_q8_0 *x[4];
+    const float *ad[4];
+    const int32_t *as[4];
+    __m256 acc[4];
+    for (int t = 0; t < nt; t++) {
+        x[t] = (const struct block_q8_0 *)((const char *)a->q + (size_t)(t0 + t) * a->row_bytes);
+        ad[t] = a->d + (size_t)(t0 + t) * a->aux_row;
+        as[t] = a->sum + (size_t)(t0 + t) * a->aux_row;
+        acc[t] = _mm256_setzero_ps();
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++) {
+        const struct block_q4_0x8 *blk = w + b;
+        __m256i p[4];
+        for (int t = 0; t < nt; t++)
+            p[t] = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * g));
+            __m256i lo = _mm256_and_si256(raw, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            for (int t = 0; t < nt; t++) {
+                __m256i s =
+                    _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(x[t][b].qs + 4 * g)),
+                                     _mm256_maddubs_epi16(hi, bcast4(x[t][b].qs + 16 + 4 * g)));
+                p[t] = _mm256_add_epi16(p[t], s);
+            }
+        }
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk->d));
+        for (int t = 0; t < nt; t++) {
+            __m256i isum =
+                _mm256_sub_epi32(_mm256_madd_epi16(p[t], ones), _mm256_set1_epi32(8 * as[t][b]));
+            __m256 sc = _mm256_mul_ps(dw, _mm256_set1_ps(ad[t][b]));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(isum), sc));
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(y + (size_t)(t0 + t) * ldy, acc[t]);
+}
+
+static void panel_q4_0(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok,
+                       float *y, size_t ldy)
+{
+    int64_t nb = ne0 / QK4_0;
+    for (int p = 0; p < n_panels; p++) {
+        const struct block_q4_0x8 *pw = (const struct block_q4_0x8 *)w + (size_t)p * nb;
+        float *py = y + (size_t)p * ENG_PANEL;
+        int t = 0;
+        for (; t + 4 <= n_tok; t += 4)
+            q4_0_tile(nb, pw, a, t, 4, py, ldy);
+        switch (n_tok - t) {
+        case 3:
+            q4_0_tile(nb, pw, a, t, 3, py, ldy);
+            break;
+        case 2:
+            q4_0_tile(nb, pw, a, t, 2, py, ldy);
+            break;
+        case 1:
+            q4_0_tile(nb, pw, a, t, 1, py, ldy);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* ---- Q8_0 ---- */
+
+INLINE void q8_0_tile(int64_t nb, const struct block_q8_0x8 *w, const struct eng_act *a, int t0,
+                      int nt, float *y, size_t ldy)
+{
+    const struct block_q8_0 *x[4];
+    const float *ad[4];
+    __m256 acc[4];
+    for (int t = 0; t < nt; t++) {
+        x[t] = (const struct block_q8_0 *)((const char *)a->q + (size_t)(t0 + t) * a->row_bytes);
+        ad[t] = a->d + (size_t)(t0 + t) * a->aux_row;
+        acc[t] = _mm256_setzero_ps();
+    }
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++) {
+        const struct block_q8_0x8 *blk = w + b;
+        __m256i s32[4];
+        for (int t = 0; t < nt; t++)
+            s32[t] = _mm256_setzero_si256();
+        for (int g = 0; g < 8; g++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * g));
+            __m256i mag = _mm256_sign_epi8(raw, raw);
+            for (int t = 0; t < nt; t++) {
+                __m256i s16 =
+                    _mm256_maddubs_epi16(mag, _mm256_sign_epi8(bcast4(x[t][b].qs + 4 * g), raw));
+                s32[t] = _mm256_add_epi32(s32[t], _mm256_madd_epi16(s16, ones));
+            }
+        }
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk->d));
+        for (int t = 0; t < nt; t++) {
+            __m256 sc = _mm256_mul_ps(dw, _mm256_set1_ps(ad[t][b]));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(s32[t]), sc));
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(y + (size_t)(t0 + t) * ldy, acc[t]);
+}
+
+static void panel_q8_0(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok,
+                       float *y, size_t ldy)
+{
+    int64_t nb = ne0 / QK8_0;
+    for (int p = 0; p < n_panels; p++) {
+        const struct block_q8_0x8 *pw = (const struct block_q8_0x8 *)w + (size_t)p * nb;
+        float *py = y + (size_t)p * ENG_PANEL;
+        int t = 0;
+        for (; t + 4 <= n_tok; t += 4)
+            q8_0_tile(nb, pw, a, t, 4, py, ldy);
+        switch (n_tok - t) {
+        case 3:
+            q8_0_tile(nb, pw, a, t, 3, py, ldy);
+            break;
+        case 2:
+            q8_0_tile(nb, pw, a, t, 2, py, ldy);
+            break;
+        case 1:
+            q8_0_tile(nb, pw, a, t, 1, py, ldy);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* ---- F32, F16, BF16 ---- */
+
+enum { ES_F32, ES_F16, ES_BF16 };
+
+INLINE __m256 load8(int kind, const char *p)
+{
+    if (kind == ES_F32)
+        return _mm256_loadu_ps((const float *)p);
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    if (kind == ES_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* np (1..4) panels, pb bytes apart, times nt tokens, np * nt <= 12 accumulators */
+INLINE void float_tile(int kind, int64_t ne0, const char *w, size_t pb, int np,
+                       const struct eng_act *a, int t0, int nt, float *y, size_t ldy)
+{
+    size_t es = kind == ES_F32 ? 4 : 2;
+    const float *x[6];
+    __m256 acc[4][6];
+    for (int t = 0; t < nt; t++)
+        x[t] = (const float *)((const char *)a->q + (size_t)(t0 + t) * a->row_bytes);
+    for (int i = 0; i < np; i++)
+        for (int t = 0; t < nt; t++)
+            acc[i][t] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < ne0; k++) {
+        __m256 wv[4];
+        for (int i = 0; i < np; i++)
+            wv[i] = load8(kind, w + (size_t)i * pb + (size_t)k * ENG_PANEL * es);
+        for (int t = 0; t < nt; t++) {
+            __m256 xb = _mm256_broadcast_ss(x[t] + k);
+            for (int i = 0; i < np; i++)
+                acc[i][t] = _mm256_fmadd_ps(wv[i], xb, acc[i][t]);
+        }
+    }
+    for (int i = 0; i < np; i++)
+        for (int t = 0; t < nt; t++)
+            _mm256_storeu_ps(y + (size_t)(t0 + t) * ldy + (size_t)i * ENG_PANEL, acc[i][t]);
+}
+
+/* Decode: four panels per pass give four independent FMA chains. Prefill: two panels times six
+ * tokens (12 accumulators, 2 weight vectors, 1 broadcast: 15 of 16 registers). */
+INLINE void panel_float(int kind, int64_t ne0, const void *w, int n_panels, const struct eng_act *a,
+                        int n_tok, float *y, size_t ldy)
+{
+    size_t pb = (size_t)ne0 * ENG_PANEL * (kind == ES_F32 ? 4 : 2);
+    const char *wc = w;
+    int p = 0;
+    if (n_tok == 1) {
+        for (; p + 4 <= n_panels; p += 4)
+            float_tile(kind, ne0, wc + (size_t)p * pb, pb, 4, a, 0, 1, y + (size_t)p * 8, ldy);
+        for (; p < n_panels; p++)
+            float_tile(kind, ne0, wc + (size_t)p * pb, pb, 1, a, 0, 1, y + (size_t)p * 8, ldy);
+        return;
+    }
+    for (; p < n_panels; p += 2) {
+        int np = n_panels - p >= 2 ? 2 : 1;
+        const char *pw = wc + (size_t)p * pb;
+        float *py = y + (size_t)p * ENG_PANEL;
+        int t = 0;
+        if (np == 2) {
+            for (; t + 6 <= n_tok; t += 6)
+                float_tile(kind, ne0, pw, pb, 2, a, t, 6, py, ldy);
+            switch (n_tok - t) {
+            case 5:
+                float_tile(kind, ne0, pw, pb, 2, a, t, 5, py, ldy);
+                break;
+            case 4:
+                float_tile(kind, ne0, pw, pb, 2, a, t, 4, py, ldy);
+                break;
+            case 3:
+                float_tile(kind, ne0, pw, pb, 2, a, t, 3, py, ldy);
+                break;
+            case 2:
+                float_tile(kind, ne0, pw, pb, 2, a, t, 2, py, ldy);
+                break;
+            case 1:
+                float_tile(kind, ne0, pw, pb, 2, a, t, 1, py, ldy);
+                break;
+            default:
+                break;
+            }
+        } else {
+            for (; t + 6 <= n_tok; t += 6)
+                float_tile(kind, ne0, pw, pb, 1, a, t, 6, py, ldy);
+            for (; t < n_tok; t++)
+                float_tile(kind, ne0, pw, pb, 1, a, t, 1, py, ldy);
+        }
+    }
+}
+
+static void panel_f32(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok,
+                      float *y, size_t ldy)
+{
+    panel_float(ES_F32, ne0, w, n_panels, a, n_tok, y, ldy);
+}
+
+static void panel_f16(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok,
+                      float *y, size_t ldy)
+{
+    panel_float(ES_F16, ne0, w, n_panels, a, n_tok, y, ldy);
+}
+
+static void panel_bf16(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok,
+                       float *y, size_t ldy)
+{
+    panel_float(ES_BF16, ne0, w, n_panels, a, n_tok, y, ldy);
+}
+
+void eng_panels_fill_avx2(struct eng_kernels *k)
+{
+    k->panel[GGUF_TT_F32] = panel_f32;
+    k->panel[GGUF_TT_F16] = panel_f16;
+    k->panel[GGUF_TT_BF16] = panel_bf16;
+    k->panel[GGUF_TT_Q8_0] = panel_q8_0;
+    k->panel[GGUF_TT_Q4_0] = panel_q4_0;
+}

@@ -1,0 +1,197 @@
+/* Row-interleaved panels (pack.h): packing keeps every row's values (unpacked again row by row),
+ * the scalar reference panel kernels reproduce the engine's reference dot products bit for bit
+ * (Q8_0, Q4_0: eng_dot_*_ref; float types: one fused multiply-add per element in order), and
+ * every SIMD variant the CPU can run gives exactly the reference's results for odd widths, tail
+ * panels and 1 to 13 tokens. A variant whose instruction set is missing is named as skipped. */
+#include "ember_test.h"
+#include "kernels.h"
+#include "pack.h"
+#include "quant.h"
+
+#include <stdint.h>
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+
+static float rndf(void) /* [-1, 1) */
+{
+    return (float)((double)rnd() / 2147483648.0 - 1.0);
+}
+
+static void quantize_rows(uint32_t type, const float *x, int64_t ne0, int64_t ne1, void *dst)
+{
+    const struct eng_type_traits *tr = eng_type_traits(type);
+    size_t rb = eng_row_bytes(type, ne0);
+    for (int64_t r = 0; r < ne1; r++)
+        tr->from_float(x + r * ne0, (char *)dst + (size_t)r * rb, ne0);
+    if (type == GGUF_TT_Q8_0) { /* -128 is legal in a file though our quantizer never writes it */
+        struct block_q8_0 *b = dst;
+        for (int64_t i = 0; i < ne1 * ne0 / QK8_0; i += 3)
+            b[i].qs[rnd() % QK8_0] = -128;
+    }
+}
+
+/* The defining arithmetic of one (row, token) result. */
+static float expected(uint32_t type, int64_t ne0, const void *row, const void *act_row)
+{
+    if (type == GGUF_TT_Q8_0 || type == GGUF_TT_Q4_0)
+        return eng_type_traits(type)->vec_dot_ref((int)ne0, row, act_row);
+    float *w = malloc(sizeof(float) * (size_t)ne0);
+    eng_type_traits(type)->to_float(row, w, ne0);
+    const float *x = act_row;
+    float s = 0;
+    for (int64_t k = 0; k < ne0; k++)
+        s = fmaf(w[k], x[k], s);
+    free(w);
+    return s;
+}
+
+struct variant {
+    const char *name;
+    const struct eng_kernels *k;
+};
+
+static void test_type(uint32_t type, const struct variant *vs, int n_vs)
+{
+    const struct eng_type_traits *tr = eng_type_traits(type);
+    int quantized = tr->vec_dot_type == GGUF_TT_Q8_0;
+    const int64_t widths[] = {32, 64, 96, 256, 768, 2048};
+    const int64_t heights[] = {8, 16, 24, 13, 5, 40};
+    const int toks[] = {1, 2, 3, 4, 5, 6, 7, 9, 13};
+    int unpack_ok = 1, n_cases = 0;
+    int ok[8];
+    for (int v = 0; v < n_vs; v++)
+        ok[v] = 1;
+    for (size_t wi = 0; wi < sizeof(widths) / sizeof(widths[0]); wi++) {
+        int64_t ne0 = widths[wi];
+        size_t rb = eng_row_bytes(type, ne0);
+        for (size_t hi = 0; hi < sizeof(heights) / sizeof(heights[0]); hi++) {
+            int64_t ne1 = heights[hi];
+            float *wf = malloc(sizeof(float) * (size_t)(ne0 * ne1));
+            for (int64_t i = 0; i < ne0 * ne1; i++)
+                wf[i] = rndf() * (i % 7 == 0 ? 4.0f : 1.0f);
+            char *plain = malloc(rb * (size_t)ne1), *packed = malloc(rb * (size_t)ne1);
+            quantize_rows(type, wf, ne0, ne1, plain);
+            eng_pack_matrix(type, ne0, ne1, plain, packed);
+            float *a = malloc(sizeof(float) * (size_t)ne0),
+                  *b = malloc(sizeof(float) * (size_t)ne0);
+            for (int64_t r = 0; r < ne1; r++) {
+                tr->to_float(plain + (size_t)r * rb, a, ne0);
+                eng_pack_row_to_float(type, ne0, ne1, packed, r, b);
+                unpack_ok &= memcmp(a, b, sizeof(float) * (size_t)ne0) == 0;
+            }
+            free(a);
+            free(b);
+
+            int n_tok = toks[(wi + hi) % (sizeof(toks) / sizeof(toks[0]))];
+            if (ne0 == 768 && ne1 == 40)
+                n_tok = 13;
+            /* activations: F32 rows, or Q8_0 blocks with their scales and sums */
+            size_t arow = quantized ? eng_row_bytes(GGUF_TT_Q8_0, ne0) : sizeof(float) * ne0;
+            size_t nb = (size_t)ne0 / QK8_0;
+            char *act = malloc(arow * (size_t)n_tok);
+            float *ad = malloc(sizeof(float) * nb * (size_t)n_tok);
+            int32_t *as = malloc(sizeof(int32_t) * nb * (size_t)n_tok);
+            float *x = malloc(sizeof(float) * (size_t)ne0);
+            for (int t = 0; t < n_tok; t++) {
+                for (int64_t k = 0; k < ne0; k++)
+                    x[k] = rndf() * (t == 1 ? 50.0f : 1.0f);
+                if (quantized) {
+                    eng_quant_q8_0(x, act + (size_t)t * arow, ne0);
+                    eng_act_q8_0_aux(act + (size_t)t * arow, ne0, ad + (size_t)t * nb,
+                                     as + (size_t)t * nb);
+                } else {
+                    memcpy(act + (size_t)t * arow, x, arow);
+                }
+            }
+            struct eng_act ea = {act, arow, ad, as, nb};
+            float *want = malloc(sizeof(float) * (size_t)(n_tok * ne1));
+            for (int t = 0; t < n_tok; t++)
+                for (int64_t r = 0; r < ne1; r++)
+                    want[(size_t)t * ne1 + r] =
+                        expected(type, ne0, plain + (size_t)r * rb, act + (size_t)t * arow);
+
+            int64_t full = ne1 / ENG_PANEL;
+            size_t ldy = (size_t)(full + 1) * ENG_PANEL;
+            float *got = malloc(sizeof(float) * ldy * (size_t)n_tok);
+            char *tail = malloc(rb * ENG_PANEL);
+            for (int v = 0; v < n_vs; v++) {
+                eng_panel_fn fn = vs[v].k->panel[type];
+                if (!fn) {
+                    ok[v] = 0;
+                    continue;
+                }
+                memset(got, 0xFF, sizeof(float) * ldy * (size_t)n_tok);
+                if (full)
+                    fn(ne0, packed, (int)full, &ea, n_tok, got, ldy);
+                if (ne1 > full * ENG_PANEL) { /* the tail panel, packed on the fly */
+                    eng_pack_panel(type, ne0, packed + (size_t)full * ENG_PANEL * rb, rb,
+                                   (int)(ne1 - full * ENG_PANEL), tail);
+                    fn(ne0, tail, 1, &ea, n_tok, got + full * ENG_PANEL, ldy);
+                }
+                for (int t = 0; t < n_tok; t++)
+                    for (int64_t r = 0; r < ne1; r++) {
+                        float g = got[(size_t)t * ldy + r], e = want[(size_t)t * ne1 + r];
+                        if (memcmp(&g, &e, sizeof(float)) != 0) {
+                            if (ok[v])
+                                fprintf(stderr,
+                                        "%s %s: %lldx%lld, token %d/%d, row %lld: %.9g != %.9g\n",
+                                        vs[v].name, tr->name, (long long)ne1, (long long)ne0, t,
+                                        n_tok, (long long)r, g, e);
+                            ok[v] = 0;
+                        }
+                    }
+            }
+            n_cases++;
+            free(wf);
+            free(plain);
+            free(packed);
+            free(act);
+            free(ad);
+            free(as);
+            free(x);
+            free(want);
+            free(got);
+            free(tail);
+        }
+    }
+    CHECK_MSG(unpack_ok, "%s: a packed row does not unpack to the plain row", tr->name);
+    for (int v = 0; v < n_vs; v++) {
+        CHECK_MSG(ok[v], "%s %s: panel results differ from the reference arithmetic", vs[v].name,
+                  tr->name);
+        printf("%-7s %-5s %d shapes bit-identical: %s\n", vs[v].name, tr->name, n_cases,
+               ok[v] ? "yes" : "NO");
+    }
+}
+
+int main(void)
+{
+    struct variant vs[4];
+    int n = 0;
+    vs[n++] = (struct variant){"scalar", eng_kernels_scalar()};
+    const struct variant opt[] = {{"avx2", eng_kernels_avx2()},
+                                  {"avx512", eng_kernels_avx512()},
+                                  {"neon", eng_kernels_neon()}};
+    for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
+        if (opt[i].k)
+            vs[n++] = opt[i];
+        else
+            printf("SKIPPED %s panel kernels: this CPU or build lacks the instruction set\n",
+                   opt[i].name);
+    }
+    const uint32_t types[] = {GGUF_TT_F32, GGUF_TT_F16, GGUF_TT_BF16, GGUF_TT_Q8_0, GGUF_TT_Q4_0};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        CHECK(eng_pack_supported(types[i]));
+        test_type(types[i], vs, n);
+    }
+    CHECK(!eng_pack_supported(GGUF_TT_Q6_K));
+    printf("%d passed, %d failed\n", et_passed, et_failed);
+    return et_failed ? 1 : 0;
+}
