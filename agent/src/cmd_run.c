@@ -66,6 +66,8 @@ static void run_usage(FILE *out)
             "  -t, --threads N           compute threads (0 = one per CPU)\n"
             "  -b, --batch N             prompt tokens per prefill step\n"
             "      --no-echo             do not print the prompt before its continuation\n"
+            "      --mmap                compute on the file mapping (less RAM, slower) instead\n"
+            "                            of a repacked copy (default: [engine] mmap)\n"
             "      --config FILE         configuration file (default " EMBER_DEFAULT_CONFIG ")\n"
             "  -h, --help                this text\n"
             "\n"
@@ -88,6 +90,7 @@ enum {
     OPT_IGNORE_EOS,
     OPT_SHIFT,
     OPT_NO_ECHO,
+    OPT_MMAP,
     OPT_CONFIG,
 };
 
@@ -97,7 +100,7 @@ struct run_opts {
     const char *system;
     const char *template_name;
     const char *config;
-    bool chat, echo, ignore_eos, shift;
+    bool chat, echo, ignore_eos, shift, mmap;
     int64_t n_predict, n_ctx, threads, batch;
     bool have_n_predict, have_ctx, have_threads, have_batch, have_seed;
     struct eng_sampler_params sp;
@@ -154,6 +157,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
         {"threads", required_argument, NULL, 't'},
         {"batch", required_argument, NULL, 'b'},
         {"no-echo", no_argument, NULL, OPT_NO_ECHO},
+        {"mmap", no_argument, NULL, OPT_MMAP},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -230,6 +234,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
         case OPT_IGNORE_EOS:
             o->ignore_eos = true;
             break;
+        case OPT_MMAP:
+            o->mmap = true;
+            break;
         case 'c':
             rc |= parse_int("--ctx", optarg, 0, 1 << 24, &o->n_ctx);
             o->have_ctx = true;
@@ -298,6 +305,7 @@ static int apply_defaults(struct run_opts *o)
             o->n_ctx = e->context_length;
         if (!o->have_batch)
             o->batch = e->batch_size;
+        o->mmap = o->mmap || e->mmap;
         if (!o->have_seed)
             o->seed = e->seed;
         if (!o->template_name && strcmp(e->chat_template, "auto") != 0)
@@ -642,6 +650,7 @@ int cmd_run(int argc, char **argv)
 
     struct eng_model_params mp;
     eng_model_params_defaults(&mp);
+    mp.use_mmap = o.mmap;
     if (isatty(STDERR_FILENO)) {
         mp.progress = on_progress;
         mp.progress_user = (void *)o.model;

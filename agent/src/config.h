@@ -25,6 +25,7 @@ struct cfg_engine {
     int context_length;
     int batch_size;
     char kv_cache[CFG_STR_SMALL];
+    bool mmap;
     char chat_template[CFG_STR_SMALL];
     double temperature;
     int top_k;

@@ -63,6 +63,10 @@ const struct cfg_key agent_config_keys[] = {
     KEY_INT(engine, batch_size, 1, 8192, "512", false, "Prompt tokens processed per prefill step."),
     KEY_ENUM(engine, kv_cache, kv_types, "f16", false,
              "KV cache precision: f16 halves its memory; f32 is exact (for comparisons)."),
+    KEY_BOOL(engine, mmap, "false", false,
+             "Compute on the model file's mapping instead of copying the weights into memory. "
+             "The copy (default) uses huge pages and row-interleaved layouts and is faster; "
+             "mmap needs no second copy for boxes short of RAM."),
     KEY_ENUM(engine, chat_template, chat_templates, "auto", false,
              "Chat template; auto = recognise the model's tokenizer.chat_template (ChatML if "
              "unknown)."),

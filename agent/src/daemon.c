@@ -833,7 +833,7 @@ static int load_progress(float fraction, void *user)
     if (decile != last_decile) {
         last_decile = decile;
         sd_notifyf(0, "STATUS=loading model %d%%\nWATCHDOG=1", decile * 10);
-        log_debug("model load %d%%", decile * 10);
+        log_info("engine: loading model: %d%%", decile * 10);
     }
     return 0;
 }
@@ -990,6 +990,7 @@ static int load_model(struct agent_daemon *d)
     struct eng_model_params mp;
     eng_model_params_defaults(&mp);
     mp.progress = load_progress;
+    mp.use_mmap = d->cfg.engine.mmap;
     char err[512];
     int rc = eng_model_load(d->cfg.engine.model, &mp, &d->model, err, sizeof(err));
     if (rc < 0) {
