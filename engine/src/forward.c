@@ -1,10 +1,10 @@
-/* Contexts and the forward pass of the llama family: RMSNorm, Q/K/V projections (+ qwen2
- * biases, + qwen3 per-head Q/K RMSNorm), RoPE (NORM or NEOX ordering), grouped-query causal
- * attention over an F16 (or F32) KV cache, output projection, SwiGLU feed-forward, residuals,
- * final norm and logits. A batch of tokens runs each weight matrix once for all of its tokens
- * (prefill); one token is a decode step. All buffers come from one arena sized at context
- * creation for n_batch tokens and n_ctx positions: nothing is allocated per token. Matrix
- * products and attention heads are split across the context's persistent thread pool. */
+/* Contexts and the CPU backend of the forward graph (graph.h): each op kind has one function
+ * here, run in graph order over the n_tok tokens of a step (prefill: a batch; decode: one).
+ * RMSNorm, matrix products (+ qwen2 biases), qwen3 per-head Q/K RMSNorm, RoPE (NORM or NEOX
+ * ordering), grouped-query causal attention over an F16 (or F32) KV cache, SwiGLU, residuals,
+ * final norm and logits. Activations live in one arena laid out by the graph's memory plan at
+ * context creation for n_batch tokens and n_ctx positions: nothing is allocated per token.
+ * Matrix products and attention heads are split across the context's persistent thread pool. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/timeutil.h"
+#include "graph.h"
 #include "kernels.h"
 #include "pack.h"
 #include "model.h"
@@ -33,19 +34,29 @@ struct eng_context {
     void *k_cache, *v_cache;
     size_t kv_row_k, kv_row_v; /* elements per position */
 
-    /* arena */
+    /* the fused graph and the statistics of its unfused form (eng_graph_stats) */
+    struct eng_graph g;
+    struct eng_graph_stats gstats;
+
+    /* arena: the graph's activations (planned), then fixed scratch */
     void *arena;
-    float *x, *xn, *q, *kk, *vv, *att, *tmp, *gate, *up, *scores, *logits;
+    char *act; /* planned activation tensors */
+    float *scores, *logits;
     float *rope_cs;     /* per token of the batch: cos/sin of its RoPE angles (n_rot floats) */
+    float *row_tmp;     /* one input row after its fused transform (RMSNorm, SwiGLU) */
     void *act_q;        /* activations converted to a vec_dot type */
     size_t act_q_row;   /* bytes per token row in act_q */
     float *act_d;       /* Q8_0 activations: block scales as floats (panel kernels) */
     int32_t *act_sum;   /* Q8_0 activations: block sums of quants (panel kernels) */
     size_t act_aux_row; /* entries per token row in act_d and act_sum */
-    char *scratch;      /* per thread: one panel packed on the fly, then 8 x n_batch outputs */
+    char *scratch;      /* per thread: one panel packed on the fly, then 32 x n_batch outputs */
     size_t scratch_pack, scratch_per_thread;
     size_t n_logits_rows;
     size_t n_out; /* rows of logits valid after the last decode */
+
+    /* the step being run */
+    const int32_t *step_tokens;
+    int step_n_tok, step_first, step_n_out, step_want_all;
 
     struct eng_observer obs;
     void *obs_user;
@@ -151,27 +162,40 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     size_t kv_bytes_v = (size_t)hp->n_layer * c->n_ctx * c->kv_row_v * es;
     c->k_cache = calloc(1, kv_bytes_k);
     c->v_cache = calloc(1, kv_bytes_v);
-    size_t qdim = (size_t)hp->n_head * hp->head_dim_k, odim = (size_t)hp->n_head * hp->head_dim_v;
-    size_t tmp_w = (size_t)hp->n_embd > odim ? (size_t)hp->n_embd : odim;
     c->n_logits_rows = c->logits_all ? nb : 1;
     c->act_q_row = align_up(max_act_row(model));
     c->act_aux_row = c->act_q_row / sizeof(struct block_q8_0);
     c->scratch_pack = align_up(max_weight_row(model) * ENG_PANEL);
-    c->scratch_per_thread = c->scratch_pack + align_up(nb * ENG_PANEL * sizeof(float));
+    c->scratch_per_thread = c->scratch_pack + align_up(nb * 4 * ENG_PANEL * sizeof(float));
+    size_t row_w = (size_t)(hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd);
+    size_t odim = (size_t)hp->n_head * hp->head_dim_v;
+    row_w = row_w > odim ? row_w : odim;
+
+    /* the graph: built, measured unfused, fused, planned for n_batch tokens */
+    if ((r = eng_graph_build(model, &c->g)) || (r = eng_graph_plan(&c->g, nb))) {
+        snprintf(err, err_len, "context: cannot build the compute graph");
+        goto fail;
+    }
+    c->gstats.ops_unfused = c->g.n_ops;
+    c->gstats.tensors_unfused = eng_graph_live_tensors(&c->g);
+    c->gstats.act_bytes_unfused = c->g.peak;
+    if (!params->no_fusion)
+        eng_graph_fuse(&c->g);
+    if ((r = eng_graph_plan(&c->g, nb))) {
+        snprintf(err, err_len, "context: cannot plan the compute graph");
+        goto fail;
+    }
+    c->gstats.ops_fused = c->g.n_ops;
+    c->gstats.tensors_fused = eng_graph_live_tensors(&c->g);
+    c->gstats.act_bytes_fused = c->g.peak;
+
     size_t sizes[] = {
-        nb * hp->n_embd * 4,                        /* x */
-        nb * hp->n_embd * 4,                        /* xn */
-        nb * qdim * 4,                              /* q */
-        nb * c->kv_row_k * 4,                       /* kk */
-        nb * c->kv_row_v * 4,                       /* vv */
-        nb * odim * 4,                              /* att */
-        nb * tmp_w * 4,                             /* tmp */
-        nb * (size_t)hp->n_ff * 4,                  /* gate */
-        nb * (size_t)hp->n_ff * 4,                  /* up */
+        c->g.peak,                                  /* planned activations */
         (size_t)n_threads * c->n_ctx * 4,           /* scores */
         c->n_logits_rows * (size_t)hp->n_vocab * 4, /* logits */
         nb * c->act_q_row,                          /* act_q */
         nb * (size_t)hp->n_rot * 4,                 /* rope_cs */
+        row_w * 4,                                  /* row_tmp */
         nb * c->act_aux_row * 4,                    /* act_d */
         nb * c->act_aux_row * 4,                    /* act_sum */
         (size_t)n_threads * c->scratch_per_thread,  /* scratch */
@@ -179,6 +203,7 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     size_t total = 0;
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         total += align_up(sizes[i]);
+    c->gstats.scratch_bytes = total - align_up(c->g.peak);
     c->arena = aligned_alloc(64, total);
     if (!c->k_cache || !c->v_cache || !c->arena) {
         snprintf(err, err_len, "context: cannot allocate %zu MiB for n_ctx %u, n_batch %u",
@@ -188,11 +213,9 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     }
     memset(c->arena, 0, total);
     char *p = c->arena;
-    void **slots[] = {
-        (void **)&c->x,       (void **)&c->xn,     (void **)&c->q,       (void **)&c->kk,
-        (void **)&c->vv,      (void **)&c->att,    (void **)&c->tmp,     (void **)&c->gate,
-        (void **)&c->up,      (void **)&c->scores, (void **)&c->logits,  &c->act_q,
-        (void **)&c->rope_cs, (void **)&c->act_d,  (void **)&c->act_sum, (void **)&c->scratch};
+    void **slots[] = {(void **)&c->act,   (void **)&c->scores,  (void **)&c->logits,
+                      &c->act_q,          (void **)&c->rope_cs, (void **)&c->row_tmp,
+                      (void **)&c->act_d, (void **)&c->act_sum, (void **)&c->scratch};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         *slots[i] = p;
         p += align_up(sizes[i]);
@@ -209,10 +232,16 @@ void eng_context_free(struct eng_context *c)
     if (!c)
         return;
     eng_pool_free(c->pool);
+    eng_graph_free(&c->g);
     free(c->k_cache);
     free(c->v_cache);
     free(c->arena);
     free(c);
+}
+
+void eng_graph_stats(const struct eng_context *c, struct eng_graph_stats *ret)
+{
+    *ret = c->gstats;
 }
 
 uint32_t eng_n_ctx(const struct eng_context *c)
@@ -260,74 +289,116 @@ const float *eng_get_logits_ith(const struct eng_context *c, size_t i)
 
 /* ---- matrix products ---- */
 
+static float *tensor(const struct eng_context *c, int id)
+{
+    return (float *)(c->act + c->g.t[id].offset);
+}
+
 /* Up to three matrices sharing one input (Q/K/V, gate/up). Their rows, taken back to back in
  * panels of 8, are cut into chunks of whole panels that the pool's threads claim one by one. */
 struct matmul_job {
     const struct eng_context *c;
+    const struct eng_op *op;
     int n_w;
-    const struct eng_weight *w[3];
-    float *y[3];
-    int64_t panel_end[3]; /* cumulative panels */
+    const struct eng_weight *w[ENG_GRAPH_MAX_W];
+    float *y[ENG_GRAPH_MAX_W];
+    const float *bias[ENG_GRAPH_MAX_W]; /* ENG_MM_POST_BIAS, else NULL */
+    int add;                            /* ENG_MM_POST_ADD */
+    int64_t panel_end[ENG_GRAPH_MAX_W]; /* cumulative panels */
     int64_t panels_per_chunk;
     struct eng_act act; /* input rows in the vec_dot type (+ Q8_0 scales and sums) */
     int n_tok;
 };
 
+/* Results of rows [r0, r0 + n_rows) for every token, computed into buf (ldb floats between
+ * tokens), land in y with the fused post-ops: + bias, then stored or added to the stream. The
+ * additions are the same float operations the unfused ops would do. */
+static void emit(const struct matmul_job *j, int wi, const float *buf, size_t ldb, int64_t r0,
+                 int64_t n_rows)
+{
+    int64_t rows = j->w[wi]->ne1;
+    const float *b = j->bias[wi];
+    for (int t = 0; t < j->n_tok; t++) {
+        float *yt = j->y[wi] + (size_t)t * rows + r0;
+        const float *bt = buf + (size_t)t * ldb;
+        for (int64_t r = 0; r < n_rows; r++) {
+            float v = bt[r];
+            if (b)
+                v = v + b[r0 + r];
+            yt[r] = j->add ? yt[r] + v : v;
+        }
+    }
+}
+
 /* Row-interleaved panels: packed ones straight from the weights, others (plain weights under
  * use_mmap, and the rows after a matrix's last full panel) packed on the fly into the thread's
  * scratch first. The kernel's arithmetic does not depend on which, so neither do the logits. */
-static void matmul_panels(const struct matmul_job *j, const struct eng_weight *w, float *y,
-                          int64_t p0, int64_t p1, int ith)
+static void matmul_panels(const struct matmul_job *j, int wi, int64_t p0, int64_t p1, int ith)
 {
     const struct eng_context *c = j->c;
+    const struct eng_weight *w = j->w[wi];
+    float *y = j->y[wi];
     eng_panel_fn fn = c->k->panel[w->type];
     size_t pb = w->row_bytes * ENG_PANEL;
     int64_t full = w->ne1 / ENG_PANEL;
+    int post = j->bias[wi] || j->add;
     char *scratch = c->scratch + (size_t)ith * c->scratch_per_thread;
-    float *ybuf = (float *)(scratch + c->scratch_pack);
-    if (w->packed && p0 < full) {
+    float *ybuf = (float *)(scratch + c->scratch_pack); /* 4 panels x n_tok outputs */
+    while (w->packed && p0 < full && p0 < p1) {
         int64_t e = p1 < full ? p1 : full;
-        fn(w->ne0, (const char *)w->data + (size_t)p0 * pb, (int)(e - p0), &j->act, j->n_tok,
-           y + p0 * ENG_PANEL, (size_t)w->ne1);
+        if (!post) {
+            fn(w->ne0, (const char *)w->data + (size_t)p0 * pb, (int)(e - p0), &j->act, j->n_tok,
+               y + p0 * ENG_PANEL, (size_t)w->ne1);
+            p0 = e;
+            break;
+        }
+        e = e - p0 > 4 ? p0 + 4 : e;
+        fn(w->ne0, (const char *)w->data + (size_t)p0 * pb, (int)(e - p0), &j->act, j->n_tok, ybuf,
+           4 * ENG_PANEL);
+        emit(j, wi, ybuf, 4 * ENG_PANEL, p0 * ENG_PANEL, (e - p0) * ENG_PANEL);
         p0 = e;
     }
     for (int64_t p = p0; p < p1; p++) {
         int64_t r0 = p * ENG_PANEL, n_rows = w->ne1 - r0 < ENG_PANEL ? w->ne1 - r0 : ENG_PANEL;
         eng_pack_panel(w->type, w->ne0, (const char *)w->data + (size_t)r0 * w->row_bytes,
                        w->row_bytes, (int)n_rows, scratch);
-        if (n_rows == ENG_PANEL) {
+        if (n_rows == ENG_PANEL && !post) {
             fn(w->ne0, scratch, 1, &j->act, j->n_tok, y + r0, (size_t)w->ne1);
             continue;
         }
         fn(w->ne0, scratch, 1, &j->act, j->n_tok, ybuf, ENG_PANEL);
-        for (int t = 0; t < j->n_tok; t++)
-            memcpy(y + (size_t)t * w->ne1 + r0, ybuf + (size_t)t * ENG_PANEL,
-                   (size_t)n_rows * sizeof(float));
+        emit(j, wi, ybuf, ENG_PANEL, r0, n_rows);
     }
 }
 
 /* Types without a packed layout (the k-quants): per weight row against four tokens at a time
  * where the kernel set has a four-token variant, else one dot product per token. */
-static void matmul_rows(const struct matmul_job *j, const struct eng_weight *w, float *y,
-                        int64_t r0, int64_t r1)
+static void matmul_rows(const struct matmul_job *j, int wi, int64_t r0, int64_t r1, int ith)
 {
+    const struct eng_weight *w = j->w[wi];
     eng_vec_dot_fn dot = j->c->k->dot[w->type];
     eng_dot_x4_fn x4 = j->c->k->dot_x4[w->type];
     const char *wd = w->data, *act = j->act.q;
     size_t ar = j->act.row_bytes;
-    int64_t rows = w->ne1;
-    int t0 = 0;
-    for (; x4 && t0 + 4 <= j->n_tok; t0 += 4)
-        for (int64_t r = r0; r < r1; r++) {
-            float o[4];
-            x4((int)w->ne0, wd + (size_t)r * w->row_bytes, act + (size_t)t0 * ar, ar, NULL, 0, o);
-            for (int k = 0; k < 4; k++)
-                y[(size_t)(t0 + k) * rows + r] = o[k];
-        }
-    for (int t = t0; t < j->n_tok; t++)
-        for (int64_t r = r0; r < r1; r++)
-            y[(size_t)t * rows + r] =
-                dot((int)w->ne0, wd + (size_t)r * w->row_bytes, act + (size_t)t * ar);
+    float *ybuf = (float *)(j->c->scratch + (size_t)ith * j->c->scratch_per_thread +
+                            j->c->scratch_pack); /* rows of 8 x n_tok outputs */
+    for (int64_t rb = r0; rb < r1; rb += ENG_PANEL) {
+        int64_t n_rows = r1 - rb < ENG_PANEL ? r1 - rb : ENG_PANEL;
+        int t0 = 0;
+        for (; x4 && t0 + 4 <= j->n_tok; t0 += 4)
+            for (int64_t r = 0; r < n_rows; r++) {
+                float o[4];
+                x4((int)w->ne0, wd + (size_t)(rb + r) * w->row_bytes, act + (size_t)t0 * ar, ar,
+                   NULL, 0, o);
+                for (int k = 0; k < 4; k++)
+                    ybuf[(size_t)(t0 + k) * ENG_PANEL + r] = o[k];
+            }
+        for (int t = t0; t < j->n_tok; t++)
+            for (int64_t r = 0; r < n_rows; r++)
+                ybuf[(size_t)t * ENG_PANEL + r] =
+                    dot((int)w->ne0, wd + (size_t)(rb + r) * w->row_bytes, act + (size_t)t * ar);
+        emit(j, wi, ybuf, ENG_PANEL, rb, n_rows);
+    }
 }
 
 static void matmul_chunk(void *arg, int chunk, int ith)
@@ -342,64 +413,82 @@ static void matmul_chunk(void *arg, int chunk, int ith)
             continue;
         const struct eng_weight *w = j->w[wi];
         if (j->c->k->panel[w->type]) {
-            matmul_panels(j, w, j->y[wi], p0, p1, ith);
+            matmul_panels(j, wi, p0, p1, ith);
         } else {
             int64_t r1 = p1 * ENG_PANEL < w->ne1 ? p1 * ENG_PANEL : w->ne1;
-            matmul_rows(j, w, j->y[wi], p0 * ENG_PANEL, r1);
+            matmul_rows(j, wi, p0 * ENG_PANEL, r1, ith);
         }
     }
 }
 
-/* y_i[t][:] = W_i x[t] for the n_w matrices (all with x's width as ne0). */
-static void matmul(struct eng_context *c, int n_w, const struct eng_weight *const *w,
-                   float *const *y, const float *x, int n_tok)
+/* Rows of the op's input, after its fused transform (RMSNorm or SwiGLU), converted into the
+ * weights' vec_dot type. A float input without a transform is read where it lies. */
+static void matmul_input(struct eng_context *c, const struct eng_op *op, int n_tok, int row0,
+                         struct eng_act *act)
 {
-    int64_t n_in = w[0]->ne0;
-    uint32_t vt = eng_type_traits(w[0]->type)->vec_dot_type;
-    struct matmul_job j = {.c = c, .n_w = n_w, .n_tok = n_tok};
+    int64_t n_in = op->w[0]->ne0;
+    uint32_t vt = eng_type_traits(op->w[0]->type)->vec_dot_type;
+    const float *src = tensor(c, op->in) + (size_t)row0 * n_in;
+    const float *src2 = op->in2 >= 0 ? tensor(c, op->in2) : NULL;
+    int transform = op->flags & (ENG_MM_PRE_NORM | ENG_MM_PRE_SWIGLU);
+    memset(act, 0, sizeof(*act));
+    if (vt == GGUF_TT_F32 && !transform) {
+        act->q = src;
+        act->row_bytes = (size_t)n_in * sizeof(float);
+        return;
+    }
+    eng_from_float_fn q = vt == GGUF_TT_Q8_0 ? c->k->quant_q8_0 : c->k->quant_q8_K;
+    for (int t = 0; t < n_tok; t++) {
+        const float *row = src + (size_t)t * n_in;
+        char *dst = (char *)c->act_q + (size_t)t * c->act_q_row;
+        float *tr = vt == GGUF_TT_F32 ? (float *)dst : c->row_tmp;
+        if (op->flags & ENG_MM_PRE_NORM) {
+            eng_rmsnorm(tr, row, op->vec_norm, (int)n_in, c->m->hp.eps);
+            row = tr;
+        } else if (op->flags & ENG_MM_PRE_SWIGLU) {
+            eng_swiglu(tr, row, src2 + (size_t)t * n_in, (int)n_in);
+            row = tr;
+        }
+        if (vt != GGUF_TT_F32)
+            q(row, dst, n_in);
+    }
+    act->q = c->act_q;
+    act->row_bytes = c->act_q_row;
+    if (vt == GGUF_TT_Q8_0) {
+        for (int t = 0; t < n_tok; t++)
+            eng_act_q8_0_aux((const char *)c->act_q + (size_t)t * c->act_q_row, n_in,
+                             c->act_d + (size_t)t * c->act_aux_row,
+                             c->act_sum + (size_t)t * c->act_aux_row);
+        act->d = c->act_d;
+        act->sum = c->act_sum;
+        act->aux_row = c->act_aux_row;
+    }
+}
+
+static void op_matmul(struct eng_context *c, const struct eng_op *op)
+{
+    const struct eng_hparams *hp = &c->m->hp;
+    int last = op->flags & ENG_MM_LAST_ROWS;
+    int n_tok = last ? c->step_n_out : c->step_n_tok;
+    int row0 = last && op->in == c->g.x ? c->step_first : 0;
+    struct matmul_job j = {.c = c, .op = op, .n_w = op->n_w, .n_tok = n_tok};
+    j.add = (op->flags & ENG_MM_POST_ADD) != 0;
     int64_t total = 0;
-    for (int i = 0; i < n_w; i++) {
-        j.w[i] = w[i];
-        j.y[i] = y[i];
-        total += (w[i]->ne1 + ENG_PANEL - 1) / ENG_PANEL;
+    for (int i = 0; i < op->n_w; i++) {
+        j.w[i] = op->w[i];
+        j.y[i] = op->flags & ENG_MM_TO_LOGITS
+                     ? c->logits + (c->step_want_all ? c->n_out : 0) * (size_t)hp->n_vocab
+                     : tensor(c, op->out[i]);
+        j.bias[i] = op->flags & ENG_MM_POST_BIAS ? op->vec[i] : NULL;
+        total += (op->w[i]->ne1 + ENG_PANEL - 1) / ENG_PANEL;
         j.panel_end[i] = total;
     }
-    if (vt == GGUF_TT_F32) {
-        j.act.q = x;
-        j.act.row_bytes = (size_t)n_in * sizeof(float);
-    } else {
-        eng_from_float_fn q = vt == GGUF_TT_Q8_0 ? c->k->quant_q8_0 : c->k->quant_q8_K;
-        for (int t = 0; t < n_tok; t++)
-            q(x + (size_t)t * n_in, (char *)c->act_q + (size_t)t * c->act_q_row, n_in);
-        j.act.q = c->act_q;
-        j.act.row_bytes = c->act_q_row;
-        if (vt == GGUF_TT_Q8_0) {
-            for (int t = 0; t < n_tok; t++)
-                eng_act_q8_0_aux((const char *)c->act_q + (size_t)t * c->act_q_row, n_in,
-                                 c->act_d + (size_t)t * c->act_aux_row,
-                                 c->act_sum + (size_t)t * c->act_aux_row);
-            j.act.d = c->act_d;
-            j.act.sum = c->act_sum;
-            j.act.aux_row = c->act_aux_row;
-        }
-    }
+    matmul_input(c, op, n_tok, row0, &j.act);
     /* about four chunks per thread balance a busy machine without much claiming traffic */
     int64_t want = (int64_t)eng_pool_size(c->pool) * 4;
     int64_t per = (total + want - 1) / want;
     j.panels_per_chunk = per;
     eng_pool_run(c->pool, matmul_chunk, &j, (int)((total + per - 1) / per));
-}
-
-static void matmul1(struct eng_context *c, const struct eng_weight *w, float *y, const float *x,
-                    int n_tok)
-{
-    matmul(c, 1, &w, &y, x, n_tok);
-}
-
-/* Groups of matrices must share a vec_dot type to share the converted input. */
-static int same_act(const struct eng_weight *a, const struct eng_weight *b)
-{
-    return eng_type_traits(a->type)->vec_dot_type == eng_type_traits(b->type)->vec_dot_type;
 }
 
 /* ---- attention ---- */
@@ -408,6 +497,8 @@ struct attn_job {
     struct eng_context *c;
     int layer, n_tok;
     size_t pos0;
+    const float *q;
+    float *out;
 };
 
 /* One chunk is one (token, head) pair. */
@@ -425,7 +516,7 @@ static void attn_chunk(void *arg, int task, int ith)
     eng_vec_dot_fn dot = c->k->dot[c->kv_f32 ? GGUF_TT_F32 : GGUF_TT_F16];
     int t = task / hp->n_head, h = task % hp->n_head, kvh = h / group;
     size_t n_pos = j->pos0 + (size_t)t + 1; /* causal: positions 0..pos0+t */
-    const float *q = c->q + (size_t)t * hp->n_head * hdk + (size_t)h * hdk;
+    const float *q = j->q + (size_t)t * hp->n_head * hdk + (size_t)h * hdk;
     if (c->kv_f32) {
         for (size_t p = 0; p < n_pos; p++) {
             const char *krow = kc + (p * c->kv_row_k + (size_t)kvh * hdk) * es;
@@ -436,7 +527,7 @@ static void attn_chunk(void *arg, int task, int ith)
                               (int)n_pos, q, scale, scores);
     }
     c->k->softmax(scores, (int)n_pos);
-    float *out = c->att + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
+    float *out = j->out + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
     if (c->kv_f32) {
         memset(out, 0, (size_t)hdv * sizeof(float));
         for (size_t p = 0; p < n_pos; p++) {
@@ -449,16 +540,101 @@ static void attn_chunk(void *arg, int task, int ith)
     }
 }
 
-/* ---- one forward step over n_tok tokens at positions pos0.. ---- */
+static void op_attention(struct eng_context *c, const struct eng_op *op)
+{
+    struct attn_job aj = {.c = c,
+                          .layer = op->layer,
+                          .n_tok = c->step_n_tok,
+                          .pos0 = c->n_past,
+                          .q = tensor(c, op->in),
+                          .out = tensor(c, op->out[0])};
+    eng_pool_run(c->pool, attn_chunk, &aj, c->step_n_tok * c->m->hp.n_head);
+}
 
-static void store_kv(struct eng_context *c, int layer, int n_tok)
+/* ---- the other ops ---- */
+
+static void op_embed(struct eng_context *c, const struct eng_op *op)
+{
+    const struct eng_weight *te = &c->m->tok_embd;
+    int d = c->m->hp.n_embd;
+    float *x = tensor(c, op->out[0]);
+    for (int t = 0; t < c->step_n_tok; t++) {
+        int32_t id = c->step_tokens[t];
+        if (te->packed)
+            eng_pack_row_to_float(te->type, te->ne0, te->ne1, te->data, id, x + (size_t)t * d);
+        else
+            eng_type_traits(te->type)->to_float((const char *)te->data + (size_t)id * te->row_bytes,
+                                                x + (size_t)t * d, d);
+    }
+}
+
+static void op_rmsnorm(struct eng_context *c, const struct eng_op *op)
+{
+    int d = (int)c->g.t[op->out[0]].width;
+    int last = op->flags & ENG_MM_LAST_ROWS;
+    int n = last ? c->step_n_out : c->step_n_tok;
+    int row0 = last && op->in == c->g.x ? c->step_first : 0;
+    const float *x = tensor(c, op->in) + (size_t)row0 * d;
+    float *y = tensor(c, op->out[0]);
+    for (int t = 0; t < n; t++)
+        eng_rmsnorm(y + (size_t)t * d, x + (size_t)t * d, op->vec[0], d, c->m->hp.eps);
+}
+
+static void op_add_bias(struct eng_context *c, const struct eng_op *op)
+{
+    int64_t n = c->g.t[op->out[0]].width;
+    float *y = tensor(c, op->out[0]);
+    for (int t = 0; t < c->step_n_tok; t++)
+        for (int64_t i = 0; i < n; i++)
+            y[(size_t)t * n + i] = y[(size_t)t * n + i] + op->vec[0][i];
+}
+
+static void op_add(struct eng_context *c, const struct eng_op *op)
+{
+    size_t n = (size_t)c->g.t[op->out[0]].width * (size_t)c->step_n_tok;
+    float *y = tensor(c, op->out[0]);
+    const float *x = tensor(c, op->in);
+    for (size_t i = 0; i < n; i++)
+        y[i] = y[i] + x[i];
+}
+
+static void op_head_norm(struct eng_context *c, const struct eng_op *op)
+{
+    const struct eng_hparams *hp = &c->m->hp;
+    int hd = hp->head_dim_k;
+    for (int which = 0; which < 2; which++) {
+        int heads = which ? hp->n_head_kv : hp->n_head;
+        float *v = tensor(c, op->out[which]);
+        for (int t = 0; t < c->step_n_tok; t++)
+            for (int h = 0; h < heads; h++) {
+                float *p = v + ((size_t)t * heads + (size_t)h) * hd;
+                eng_rmsnorm(p, p, op->vec[which], hd, hp->eps);
+            }
+    }
+}
+
+static void rope_rows(struct eng_context *c, float *x, int n_heads)
+{
+    const struct eng_hparams *hp = &c->m->hp;
+    size_t w = (size_t)n_heads * hp->head_dim_k;
+    for (int t = 0; t < c->step_n_tok; t++)
+        eng_rope_apply(x + (size_t)t * w, n_heads, hp->head_dim_k, hp->n_rot,
+                       c->rope_cs + (size_t)t * hp->n_rot, hp->rope_neox);
+}
+
+static void op_rope(struct eng_context *c, const struct eng_op *op)
+{
+    rope_rows(c, tensor(c, op->out[0]), op->n_heads);
+}
+
+static void store_kv(struct eng_context *c, int layer, const float *kk, const float *vv)
 {
     size_t es = c->kv_f32 ? 4 : 2;
     char *kc = (char *)c->k_cache + (size_t)layer * c->n_ctx * c->kv_row_k * es;
     char *vc = (char *)c->v_cache + (size_t)layer * c->n_ctx * c->kv_row_v * es;
-    for (int t = 0; t < n_tok; t++) {
+    for (int t = 0; t < c->step_n_tok; t++) {
         size_t p = c->n_past + (size_t)t;
-        const float *k = c->kk + (size_t)t * c->kv_row_k, *v = c->vv + (size_t)t * c->kv_row_v;
+        const float *k = kk + (size_t)t * c->kv_row_k, *v = vv + (size_t)t * c->kv_row_v;
         if (c->kv_f32) {
             memcpy(kc + p * c->kv_row_k * es, k, c->kv_row_k * es);
             memcpy(vc + p * c->kv_row_v * es, v, c->kv_row_v * es);
@@ -469,96 +645,51 @@ static void store_kv(struct eng_context *c, int layer, int n_tok)
     }
 }
 
-static void add_bias(float *y, const float *b, int n_tok, int n)
+static void op_store_kv(struct eng_context *c, const struct eng_op *op)
 {
-    for (int t = 0; t < n_tok; t++)
-        for (int i = 0; i < n; i++)
-            y[(size_t)t * n + i] += b[i];
+    store_kv(c, op->layer, tensor(c, op->in), tensor(c, op->in2));
 }
+
+static void op_rope_kv(struct eng_context *c, const struct eng_op *op)
+{
+    rope_rows(c, tensor(c, op->out[0]), op->n_heads);
+    rope_rows(c, tensor(c, op->in), c->m->hp.n_head_kv);
+    store_kv(c, op->layer, tensor(c, op->in), tensor(c, op->in2));
+}
+
+static void op_swiglu(struct eng_context *c, const struct eng_op *op)
+{
+    int n = (int)c->g.t[op->out[0]].width * c->step_n_tok;
+    eng_swiglu(tensor(c, op->out[0]), tensor(c, op->in), tensor(c, op->in2), n);
+}
+
+/* The CPU backend: one function per op kind. */
+typedef void (*op_fn)(struct eng_context *c, const struct eng_op *op);
+static const op_fn cpu_ops[ENG_OP_KIND_COUNT] = {
+    [ENG_OP_EMBED] = op_embed,         [ENG_OP_RMSNORM] = op_rmsnorm,
+    [ENG_OP_MATMUL] = op_matmul,       [ENG_OP_ADD_BIAS] = op_add_bias,
+    [ENG_OP_HEAD_NORM] = op_head_norm, [ENG_OP_ROPE] = op_rope,
+    [ENG_OP_STORE_KV] = op_store_kv,   [ENG_OP_ROPE_KV] = op_rope_kv,
+    [ENG_OP_ATTENTION] = op_attention, [ENG_OP_ADD] = op_add,
+    [ENG_OP_SWIGLU] = op_swiglu,
+};
+
+/* ---- one forward step over n_tok tokens at positions n_past.. ---- */
 
 static void forward(struct eng_context *c, const int32_t *tokens, int n_tok, int want_all)
 {
-    const struct eng_model *m = c->m;
-    const struct eng_hparams *hp = &m->hp;
-    int d = hp->n_embd, qdim = hp->n_head * hp->head_dim_k;
-    int kdim = (int)c->kv_row_k, vdim = (int)c->kv_row_v;
-    const struct eng_weight *te = &m->tok_embd;
-    for (int t = 0; t < n_tok; t++) {
-        if (te->packed)
-            eng_pack_row_to_float(te->type, te->ne0, te->ne1, te->data, tokens[t],
-                                  c->x + (size_t)t * d);
-        else
-            eng_type_traits(te->type)->to_float((const char *)te->data +
-                                                    (size_t)tokens[t] * te->row_bytes,
-                                                c->x + (size_t)t * d, d);
-    }
-
+    const struct eng_hparams *hp = &c->m->hp;
+    c->step_tokens = tokens;
+    c->step_n_tok = n_tok;
+    c->step_want_all = want_all;
+    c->step_first = want_all ? 0 : n_tok - 1; /* logits of every token (logits_all) or the last */
+    c->step_n_out = n_tok - c->step_first;
     for (int t = 0; t < n_tok; t++)
         eng_rope_angles(c->rope_cs + (size_t)t * hp->n_rot, hp->n_rot, (int)(c->n_past + (size_t)t),
-                        hp->rope_freq_base, hp->rope_freq_scale, m->rope_freqs);
-
-    for (int l = 0; l < hp->n_layer; l++) {
-        const struct eng_layer *L = &m->layers[l];
-        for (int t = 0; t < n_tok; t++)
-            eng_rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, hp->eps);
-        const struct eng_weight *wqkv[3] = {&L->wq, &L->wk, &L->wv};
-        float *yqkv[3] = {c->q, c->kk, c->vv};
-        if (same_act(&L->wq, &L->wk) && same_act(&L->wq, &L->wv)) {
-            matmul(c, 3, wqkv, yqkv, c->xn, n_tok);
-        } else {
-            for (int i = 0; i < 3; i++)
-                matmul1(c, wqkv[i], yqkv[i], c->xn, n_tok);
-        }
-        if (L->bq) {
-            add_bias(c->q, L->bq, n_tok, qdim);
-            add_bias(c->kk, L->bk, n_tok, kdim);
-            add_bias(c->vv, L->bv, n_tok, vdim);
-        }
-        for (int t = 0; t < n_tok; t++) {
-            float *q = c->q + (size_t)t * qdim, *k = c->kk + (size_t)t * kdim;
-            if (L->q_norm) {
-                for (int h = 0; h < hp->n_head; h++)
-                    eng_rmsnorm(q + (size_t)h * hp->head_dim_k, q + (size_t)h * hp->head_dim_k,
-                                L->q_norm, hp->head_dim_k, hp->eps);
-                for (int h = 0; h < hp->n_head_kv; h++)
-                    eng_rmsnorm(k + (size_t)h * hp->head_dim_k, k + (size_t)h * hp->head_dim_k,
-                                L->k_norm, hp->head_dim_k, hp->eps);
-            }
-            const float *cs = c->rope_cs + (size_t)t * hp->n_rot;
-            eng_rope_apply(q, hp->n_head, hp->head_dim_k, hp->n_rot, cs, hp->rope_neox);
-            eng_rope_apply(k, hp->n_head_kv, hp->head_dim_k, hp->n_rot, cs, hp->rope_neox);
-        }
-        store_kv(c, l, n_tok);
-        struct attn_job aj = {.c = c, .layer = l, .n_tok = n_tok, .pos0 = c->n_past};
-        eng_pool_run(c->pool, attn_chunk, &aj, n_tok * hp->n_head);
-        matmul1(c, &L->wo, c->tmp, c->att, n_tok);
-        for (size_t i = 0; i < (size_t)n_tok * d; i++)
-            c->x[i] += c->tmp[i];
-
-        for (int t = 0; t < n_tok; t++)
-            eng_rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)t * d, L->ffn_norm, d, hp->eps);
-        const struct eng_weight *wgu[2] = {&L->w_gate, &L->w_up};
-        float *ygu[2] = {c->gate, c->up};
-        if (same_act(&L->w_gate, &L->w_up)) {
-            matmul(c, 2, wgu, ygu, c->xn, n_tok);
-        } else {
-            matmul1(c, wgu[0], ygu[0], c->xn, n_tok);
-            matmul1(c, wgu[1], ygu[1], c->xn, n_tok);
-        }
-        eng_swiglu(c->gate, c->gate, c->up, n_tok * hp->n_ff);
-        matmul1(c, &L->w_down, c->tmp, c->gate, n_tok);
-        for (size_t i = 0; i < (size_t)n_tok * d; i++)
-            c->x[i] += c->tmp[i];
-    }
-
-    /* logits: every token's (logits_all) or the last one's */
-    int first = want_all ? 0 : n_tok - 1, n_out = n_tok - first;
-    for (int t = 0; t < n_out; t++)
-        eng_rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)(first + t) * d, m->output_norm, d,
-                    hp->eps);
-    matmul1(c, &m->output, c->logits + (want_all ? c->n_out : 0) * (size_t)hp->n_vocab, c->xn,
-            n_out);
-    c->n_out = want_all ? c->n_out + (size_t)n_out : 1;
+                        hp->rope_freq_base, hp->rope_freq_scale, c->m->rope_freqs);
+    for (int i = 0; i < c->g.n_ops; i++)
+        cpu_ops[c->g.ops[i].kind](c, &c->g.ops[i]);
+    c->n_out = want_all ? c->n_out + (size_t)c->step_n_out : 1;
     c->n_past += (size_t)n_tok;
 }
 

@@ -457,6 +457,32 @@ static void run_case(struct model_desc *d, double rel_tol, int quantized, const 
                   label, kv_f32 ? "f32" : "f16");
         eng_context_free(cm);
         eng_model_free(mm);
+        /* fusion never changes results: the unfused graph gives the same logits, bit for bit,
+         * with more ops and more activation memory */
+        struct eng_context_params cpu = cp;
+        cpu.no_fusion = 1;
+        struct eng_context *cu = NULL;
+        CHECK_EQ_INT(eng_context_new(m, &cpu, &cu, err, sizeof(err)), 0);
+        int same_unfused = cu && eng_decode(cu, tok, 7) == 0;
+        for (int p = 0; p < 7 && same_unfused; p++)
+            same_unfused = memcmp(eng_get_logits_ith(cu, (size_t)p), batch_logits[p],
+                                  sizeof(float) * (size_t)d->n_vocab) == 0;
+        CHECK_MSG(same_unfused, "%s kv-%s: the unfused graph's logits differ from the fused one",
+                  label, kv_f32 ? "f32" : "f16");
+        struct eng_graph_stats gs, gsu;
+        eng_graph_stats(c, &gs);
+        if (cu) {
+            eng_graph_stats(cu, &gsu);
+            CHECK_EQ_INT(gsu.ops_fused, gsu.ops_unfused);
+            CHECK_EQ_INT(gs.ops_unfused, gsu.ops_unfused);
+        }
+        CHECK_MSG(gs.ops_fused < gs.ops_unfused && gs.act_bytes_fused < gs.act_bytes_unfused,
+                  "%s: fusion left %d of %d ops, %zu of %zu bytes", label, gs.ops_fused,
+                  gs.ops_unfused, gs.act_bytes_fused, gs.act_bytes_unfused);
+        if (kv_f32)
+            printf("%s graph: %d -> %d ops, activations %zu -> %zu bytes\n", label, gs.ops_unfused,
+                   gs.ops_fused, gs.act_bytes_unfused, gs.act_bytes_fused);
+        eng_context_free(cu);
         if (quantized && kv_f32)
             CHECK_MSG(n_tight >= total / 2, "%s: only %d/%d logits within %g", label, n_tight,
                       total, tight);

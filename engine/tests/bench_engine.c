@@ -3,7 +3,7 @@
  * (as llama-bench's tg test), decodes n_gen tokens one at a time feeding back the argmax
  * (generation tokens/s). Also prints load time and resident memory
  * after load and after the first forward pass against the file size.
- *   engcore_bench MODEL [threads=2] [n_prompt=128] [n_gen=64] [reps=3]
+ *   engcore_bench MODEL [threads=2] [n_prompt=128] [n_gen=64] [reps=3] [fused|unfused]
  * Not a ctest-timed test (label bench): exits 0 unless the engine fails. */
 #include "common/timeutil.h"
 #include "engine/engine.h"
@@ -58,6 +58,7 @@ int main(int argc, char **argv)
     struct eng_context_params cp;
     eng_context_params_defaults(&cp);
     cp.n_threads = (uint32_t)threads;
+    cp.no_fusion = argc > 6 && strcmp(argv[6], "unfused") == 0;
     cp.n_ctx = (uint32_t)(n_prompt + n_gen + 8);
     cp.n_batch = (uint32_t)(n_prompt > 0 ? n_prompt : 1);
     struct eng_context *c = NULL;

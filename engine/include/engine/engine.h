@@ -71,7 +71,19 @@ struct eng_context_params {
     int logits_all;     /* keep logits of every token of the last eng_decode call (tests);
                            such a call may then hold at most n_batch tokens (else -E2BIG) */
     int kv_f32;         /* F32 KV cache (exact comparisons); default F16 */
+    int no_fusion;      /* run the unfused graph (tests compare it with the fused one) */
 };
+
+/* The compute graph of a context before and after fusion: op count, activation tensors and the
+ * bytes of the planned activation arena for n_batch tokens; scratch_bytes is the fixed part
+ * (quantized activations, attention scores, logits, per-thread packing buffers). */
+struct eng_graph_stats {
+    int ops_unfused, ops_fused;
+    int tensors_unfused, tensors_fused;
+    size_t act_bytes_unfused, act_bytes_fused;
+    size_t scratch_bytes;
+};
+void eng_graph_stats(const struct eng_context *ctx, struct eng_graph_stats *ret);
 
 /* n_ctx 0, n_threads 0, n_batch 256, logits_all 0, kv_f32 0. */
 void eng_context_params_defaults(struct eng_context_params *p);
