@@ -1,8 +1,8 @@
 /* Compute kernels behind one table per instruction set. The scalar table is the readable
  * reference (it points at quant.c's reference code); the AVX2, AVX-512 and NEON tables start as
  * copies of it and override the hot functions they implement. eng_kernels_best() picks one at run
- * time from CPUID (and the OS's saved-state support), once; EMBER_KERNELS=scalar|avx2|avx512 forces
- * a lower one for comparisons. Private to the engine. */
+ * time from CPUID (and the OS's saved-state support), once; EMBER_KERNELS=scalar|avx2|avx512|neon
+ * forces another one the machine can run, for comparisons. Private to the engine. */
 #ifndef ENGINE_KERNELS_H
 #define ENGINE_KERNELS_H
 

@@ -360,6 +360,15 @@ int main(int argc, char **argv)
         return ET_SKIP;
     }
     printf("cpu: %s\n", eng_cpu_features_string());
+    /* a forced kernel set this CPU or build cannot run is skipped, by name, never passed */
+    const char *forced = getenv("EMBER_KERNELS"),
+               *running = strstr(eng_cpu_features_string(), "kernels: ");
+    if (forced && (!running || strcmp(running + 9, forced) != 0)) {
+        printf("SKIPPED: EMBER_KERNELS=%s: this CPU or build cannot run those kernels (%s)\n",
+               forced, eng_cpu_features_string());
+        cJSON_Delete(j);
+        return ET_SKIP;
+    }
     const cJSON *model = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "models"), argv[1]);
     CHECK_MSG(model != NULL, "no model %s in the vectors", argv[1]);
     if (strcmp(argv[1], "F32") == 0) {
