@@ -21,6 +21,10 @@
 #include "quant.h"
 #include "threadpool.h"
 
+/* attention: positions per key/value block, query tokens per task (see attn_chunk) */
+#define ATT_BLOCK 256
+#define ATT_TQ    4
+
 struct eng_context {
     const struct eng_model *m;
     const struct eng_kernels *k;
@@ -40,8 +44,9 @@ struct eng_context {
 
     /* arena: the graph's activations (planned), then fixed scratch */
     void *arena;
-    char *act; /* planned activation tensors */
-    float *scores, *logits;
+    char *act;              /* planned activation tensors */
+    float *scores, *logits; /* scores: per thread, the attention workspace (attn_ws_floats) */
+    size_t attn_ws_floats;
     float *rope_cs;     /* per token of the batch: cos/sin of its RoPE angles (n_rot floats) */
     float *row_tmp;     /* one input row after its fused transform (RMSNorm, SwiGLU) */
     void *act_q;        /* activations converted to a vec_dot type */
@@ -167,6 +172,8 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     c->act_aux_row = c->act_q_row / sizeof(struct block_q8_0);
     c->scratch_pack = align_up(max_weight_row(model) * ENG_PANEL);
     c->scratch_per_thread = c->scratch_pack + align_up(nb * 4 * ENG_PANEL * sizeof(float));
+    c->attn_ws_floats =
+        align_up((ATT_TQ * ATT_BLOCK + (ATT_TQ + 1) * (size_t)hp->head_dim_v) * 4) / 4;
     size_t row_w = (size_t)(hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd);
     size_t odim = (size_t)hp->n_head * hp->head_dim_v;
     row_w = row_w > odim ? row_w : odim;
@@ -191,7 +198,7 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
 
     size_t sizes[] = {
         c->g.peak,                                  /* planned activations */
-        (size_t)n_threads * c->n_ctx * 4,           /* scores */
+        (size_t)n_threads * c->attn_ws_floats * 4,  /* scores */
         c->n_logits_rows * (size_t)hp->n_vocab * 4, /* logits */
         nb * c->act_q_row,                          /* act_q */
         nb * (size_t)hp->n_rot * 4,                 /* rope_cs */
@@ -493,15 +500,19 @@ static void op_matmul(struct eng_context *c, const struct eng_op *op)
 
 /* ---- attention ---- */
 
+/* Flash-style: keys and values are visited in blocks of ATT_BLOCK positions with an online
+ * softmax (running max and sum per query, earlier partial sums rescaled when the max grows), so
+ * no score row of the whole context is kept; a task is one head and up to ATT_TQ query tokens,
+ * which share each key/value block while it is in cache. Blocks start at absolute positions, so
+ * a token's result is the same in any batch. */
 struct attn_job {
     struct eng_context *c;
-    int layer, n_tok;
+    int layer, n_tok, n_groups;
     size_t pos0;
     const float *q;
     float *out;
 };
 
-/* One chunk is one (token, head) pair. */
 static void attn_chunk(void *arg, int task, int ith)
 {
     const struct attn_job *j = arg;
@@ -509,46 +520,76 @@ static void attn_chunk(void *arg, int task, int ith)
     const struct eng_hparams *hp = &c->m->hp;
     int hdk = hp->head_dim_k, hdv = hp->head_dim_v, group = hp->n_head / hp->n_head_kv;
     float scale = 1.0f / sqrtf((float)hdk);
-    float *scores = c->scores + (size_t)ith * c->n_ctx;
     size_t es = c->kv_f32 ? 4 : 2;
     const char *kc = (const char *)c->k_cache + (size_t)j->layer * c->n_ctx * c->kv_row_k * es;
     const char *vc = (const char *)c->v_cache + (size_t)j->layer * c->n_ctx * c->kv_row_v * es;
-    eng_vec_dot_fn dot = c->k->dot[c->kv_f32 ? GGUF_TT_F32 : GGUF_TT_F16];
-    int t = task / hp->n_head, h = task % hp->n_head, kvh = h / group;
-    size_t n_pos = j->pos0 + (size_t)t + 1; /* causal: positions 0..pos0+t */
-    const float *q = j->q + (size_t)t * hp->n_head * hdk + (size_t)h * hdk;
-    if (c->kv_f32) {
-        for (size_t p = 0; p < n_pos; p++) {
-            const char *krow = kc + (p * c->kv_row_k + (size_t)kvh * hdk) * es;
-            scores[p] = dot(hdk, krow, q) * scale;
-        }
-    } else {
-        c->k->attn_scores_f16(hdk, (const eng_fp16 *)kc + (size_t)kvh * hdk, c->kv_row_k,
-                              (int)n_pos, q, scale, scores);
+    eng_vec_dot_fn dot = c->k->dot[GGUF_TT_F32];
+    int h = task / j->n_groups, t0 = task % j->n_groups * ATT_TQ, kvh = h / group;
+    int nt = j->n_tok - t0 < ATT_TQ ? j->n_tok - t0 : ATT_TQ;
+    float *sc = c->scores + (size_t)ith * c->attn_ws_floats;
+    float *acc = sc + ATT_TQ * ATT_BLOCK, *part = acc + (size_t)ATT_TQ * hdv;
+    float m[ATT_TQ], l[ATT_TQ];
+    for (int i = 0; i < nt; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0;
     }
-    c->k->softmax(scores, (int)n_pos);
-    float *out = j->out + (size_t)t * hp->n_head * hdv + (size_t)h * hdv;
-    if (c->kv_f32) {
-        memset(out, 0, (size_t)hdv * sizeof(float));
-        for (size_t p = 0; p < n_pos; p++) {
-            const char *vrow = vc + (p * c->kv_row_v + (size_t)kvh * hdv) * es;
-            c->k->axpy_f32(hdv, scores[p], (const float *)vrow, out);
+    memset(acc, 0, sizeof(float) * (size_t)nt * hdv);
+    size_t end = j->pos0 + (size_t)t0 + (size_t)nt; /* the last query sees positions < end */
+    for (size_t p0 = 0; p0 < end; p0 += ATT_BLOCK) {
+        const char *kb = kc + (p0 * c->kv_row_k + (size_t)kvh * hdk) * es;
+        const char *vb = vc + (p0 * c->kv_row_v + (size_t)kvh * hdv) * es;
+        for (int i = 0; i < nt; i++) {
+            size_t n_pos = j->pos0 + (size_t)(t0 + i) + 1; /* causal: positions < n_pos */
+            if (p0 >= n_pos)
+                continue;
+            int nb = n_pos - p0 < ATT_BLOCK ? (int)(n_pos - p0) : ATT_BLOCK;
+            const float *q = j->q + ((size_t)(t0 + i) * hp->n_head + (size_t)h) * hdk;
+            float *s = sc + (size_t)i * ATT_BLOCK;
+            if (c->kv_f32) {
+                for (int p = 0; p < nb; p++)
+                    s[p] = dot(hdk, kb + (size_t)p * c->kv_row_k * es, q) * scale;
+            } else {
+                c->k->attn_scores_f16(hdk, (const eng_fp16 *)kb, c->kv_row_k, nb, q, scale, s);
+            }
+            float mb = s[0];
+            for (int p = 1; p < nb; p++)
+                mb = s[p] > mb ? s[p] : mb;
+            float mn = mb > m[i] ? mb : m[i];
+            float alpha = expf(m[i] - mn); /* 0 on the first block */
+            l[i] = l[i] * alpha + c->k->exp_sum(s, nb, mn);
+            m[i] = mn;
+            if (c->kv_f32) {
+                memset(part, 0, sizeof(float) * (size_t)hdv);
+                for (int p = 0; p < nb; p++)
+                    c->k->axpy_f32(hdv, s[p], (const float *)(vb + (size_t)p * c->kv_row_v * es),
+                                   part);
+            } else {
+                c->k->attn_values_f16(hdv, (const eng_fp16 *)vb, c->kv_row_v, nb, s, part);
+            }
+            float *a = acc + (size_t)i * hdv;
+            for (int d = 0; d < hdv; d++)
+                a[d] = a[d] * alpha + part[d];
         }
-    } else {
-        c->k->attn_values_f16(hdv, (const eng_fp16 *)vc + (size_t)kvh * hdv, c->kv_row_v,
-                              (int)n_pos, scores, out);
+    }
+    for (int i = 0; i < nt; i++) {
+        float inv = 1.0f / l[i], *a = acc + (size_t)i * hdv;
+        float *out = j->out + ((size_t)(t0 + i) * hp->n_head + (size_t)h) * hdv;
+        for (int d = 0; d < hdv; d++)
+            out[d] = a[d] * inv;
     }
 }
 
 static void op_attention(struct eng_context *c, const struct eng_op *op)
 {
+    int n_groups = (c->step_n_tok + ATT_TQ - 1) / ATT_TQ;
     struct attn_job aj = {.c = c,
                           .layer = op->layer,
                           .n_tok = c->step_n_tok,
+                          .n_groups = n_groups,
                           .pos0 = c->n_past,
                           .q = tensor(c, op->in),
                           .out = tensor(c, op->out[0])};
-    eng_pool_run(c->pool, attn_chunk, &aj, c->step_n_tok * c->m->hp.n_head);
+    eng_pool_run(c->pool, attn_chunk, &aj, n_groups * c->m->hp.n_head);
 }
 
 /* ---- the other ops ---- */

@@ -123,7 +123,7 @@ static void init(void)
     k_scalar.f32_to_f16 = scalar_f32_to_f16;
     k_scalar.attn_scores_f16 = scalar_attn_scores_f16;
     k_scalar.attn_values_f16 = scalar_attn_values_f16;
-    k_scalar.softmax = eng_softmax;
+    k_scalar.exp_sum = eng_exp_sum;
     k_best = &k_scalar;
 #ifdef ENG_X86
     if ((cpu_flags & AVX2_NEED) == AVX2_NEED) {
@@ -273,6 +273,16 @@ void eng_softmax(float *x, int n)
     float inv = (float)(1.0 / sum);
     for (int i = 0; i < n; i++)
         x[i] *= inv;
+}
+
+float eng_exp_sum(float *x, int n, float sub)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - sub);
+        sum += x[i];
+    }
+    return (float)sum;
 }
 
 void eng_swiglu(float *out, const float *gate, const float *up, int n)

@@ -42,8 +42,8 @@ struct eng_kernels {
                             float scale, float *out);
     void (*attn_values_f16)(int hd, const eng_fp16 *v, size_t stride, int n_pos, const float *w,
                             float *out);
-    /* in-place softmax of n values (attention weights) */
-    void (*softmax)(float *x, int n);
+    /* x[i] = exp(x[i] - sub) in place; returns the sum (attention's online softmax) */
+    float (*exp_sum)(float *x, int n, float sub);
     /* y[i] = fp16(x[i]) (KV cache writes) */
     void (*f32_to_f16)(const float *x, eng_fp16 *y, int n);
 };
@@ -88,6 +88,7 @@ void eng_rope_angles(float *cs, int n_rot, int pos, float freq_base, float freq_
                      const float *freq_factors);
 void eng_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs, int neox);
 void eng_softmax(float *x, int n);
+float eng_exp_sum(float *x, int n, float sub);
 /* out[i] = silu(gate[i]) * up[i] */
 void eng_swiglu(float *out, const float *gate, const float *up, int n);
 

@@ -503,34 +503,21 @@ static inline __m256 exp_ps(__m256 x)
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
-static void softmax(float *x, int n)
+static float exp_sum(float *x, int n, float sub)
 {
+    __m256 vsub = _mm256_set1_ps(sub), vsum = _mm256_setzero_ps();
     int i = 0;
-    __m256 mv = _mm256_set1_ps(-INFINITY);
-    for (; i + 8 <= n; i += 8)
-        mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    float max = _mm_cvtss_f32(m4);
-    for (; i < n; i++)
-        max = x[i] > max ? x[i] : max;
-    __m256 vmax = _mm256_set1_ps(max), vsum = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vsub));
         _mm256_storeu_ps(x + i, e);
         vsum = _mm256_add_ps(vsum, e);
     }
     float sum = hsum_ps(vsum);
     for (; i < n; i++) {
-        x[i] = expf(x[i] - max);
+        x[i] = expf(x[i] - sub);
         sum += x[i];
     }
-    __m256 inv = _mm256_set1_ps(1.0f / sum);
-    for (i = 0; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
-    for (; i < n; i++)
-        x[i] *= 1.0f / sum;
+    return sum;
 }
 
 /* One key row at a time, the whole dot product in registers (no call per position). */
@@ -608,5 +595,5 @@ void eng_kernels_fill_avx2(struct eng_kernels *k)
     k->f32_to_f16 = f32_to_f16;
     k->attn_scores_f16 = attn_scores_f16;
     k->attn_values_f16 = attn_values_f16;
-    k->softmax = softmax;
+    k->exp_sum = exp_sum;
 }

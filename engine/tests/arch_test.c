@@ -511,6 +511,63 @@ static void run_case(struct model_desc *d, double rel_tol, int quantized, const 
     free_desc(d);
 }
 
+/* A context longer than one attention block (256 positions): the online softmax across blocks
+ * matches the reference, and one-token decode matches the batched prefill bit for bit. */
+static void run_long(struct model_desc *d, const char *label)
+{
+    char path[256], err[512];
+    snprintf(path, sizeof(path), "%s/engcore_arch_long_%d.gguf", EMBER_BINARY_DIR, (int)getpid());
+    build(d);
+    CHECK_EQ_INT(write_gguf(d, path, NULL, NULL), 0);
+    enum { N = 600, TAIL = 4 };
+    static int32_t tok[N];
+    for (int i = 0; i < N; i++)
+        tok[i] = (int32_t)((rndf() + 1) * 0.5 * (d->n_vocab - 1));
+    double *ref = malloc(sizeof(double) * N * (size_t)d->n_vocab);
+    reference(d, tok, N, ref);
+    struct eng_model *m = NULL;
+    CHECK_EQ_INT(eng_model_load(path, NULL, &m, err, sizeof(err)), 0);
+    struct eng_context_params cp;
+    eng_context_params_defaults(&cp);
+    cp.n_ctx = 1024;
+    cp.n_batch = 512;
+    cp.n_threads = 2;
+    cp.kv_f32 = 1;
+    struct eng_context *c = NULL, *c1 = NULL;
+    if (m) {
+        CHECK_EQ_INT(eng_context_new(m, &cp, &c, err, sizeof(err)), 0);
+        CHECK_EQ_INT(eng_context_new(m, &cp, &c1, err, sizeof(err)), 0);
+    }
+    double worst = 0, maxabs = 0;
+    int same = c && c1;
+    /* the batch: N - TAIL tokens, then the tail one by one; c1 feeds every token alone */
+    if (same)
+        CHECK_EQ_INT(eng_decode(c, tok, N - TAIL), 0);
+    for (int p = 0; p < N && same; p++) {
+        CHECK_EQ_INT(eng_decode(c1, &tok[p], 1), 0);
+        if (p >= N - TAIL)
+            CHECK_EQ_INT(eng_decode(c, &tok[p], 1), 0);
+        if (p < N - TAIL - 1)
+            continue;
+        same &= memcmp(eng_get_logits(c), eng_get_logits(c1), sizeof(float) * d->n_vocab) == 0;
+        for (int i = 0; i < d->n_vocab; i++) {
+            double r = ref[(size_t)p * d->n_vocab + i];
+            maxabs = fmax(maxabs, fabs(r));
+            worst = fmax(worst, fabs(eng_get_logits(c)[i] - r));
+        }
+    }
+    printf("%s long (%d positions, blocks of 256): max|dlogit| %.3g of %.3g\n", label, N, worst,
+           maxabs);
+    CHECK_MSG(same, "%s long: one-token decode differs from the batched prefill", label);
+    CHECK_MSG(worst <= 1e-4 * maxabs, "%s long: logits off by %g", label, worst);
+    eng_context_free(c);
+    eng_context_free(c1);
+    eng_model_free(m);
+    unlink(path);
+    free(ref);
+    free_desc(d);
+}
+
 int main(void)
 {
     /* llama: tied output, GQA 4/2, llama3-style rope factors, rope base 500000, F32 + F16 */
@@ -531,6 +588,12 @@ int main(void)
                                .t_out = GGUF_TT_BF16,
                                .t_embd = GGUF_TT_F16};
     run_case(&llama, 1e-5, 0, "llama");
+    struct model_desc llama_long = llama;
+    llama_long.n_t = 0;
+    llama_long.t_ffn = GGUF_TT_F32;
+    llama_long.t_embd = GGUF_TT_F32;
+    llama_long.t_out = GGUF_TT_F32;
+    run_long(&llama_long, "llama");
     /* qwen2: biases, NEOX, quantized weights (Q8_0 activations: looser) */
     struct model_desc qwen2 = {.arch = "qwen2",
                                .n_embd = 64,
