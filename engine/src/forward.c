@@ -365,6 +365,22 @@ static void matmul_panels(const struct matmul_job *j, int wi, int64_t p0, int64_
         emit(j, wi, ybuf, 4 * ENG_PANEL, p0 * ENG_PANEL, (e - p0) * ENG_PANEL);
         p0 = e;
     }
+    /* plain quantized rows for a token or few: the row dots share the panels' arithmetic
+     * (pack.h), so they read the rows where they lie instead of packing each panel */
+    eng_vec_dot_fn dot = c->k->dot[w->type];
+    if (p0 < p1 && j->n_tok < 4 && (w->type == GGUF_TT_Q8_0 || w->type == GGUF_TT_Q4_0)) {
+        size_t ar = j->act.row_bytes;
+        for (int64_t p = p0; p < p1; p++) {
+            int64_t r0 = p * ENG_PANEL, n_rows = w->ne1 - r0 < ENG_PANEL ? w->ne1 - r0 : ENG_PANEL;
+            for (int t = 0; t < j->n_tok; t++)
+                for (int64_t r = 0; r < n_rows; r++)
+                    ybuf[(size_t)t * ENG_PANEL + r] =
+                        dot((int)w->ne0, (const char *)w->data + (size_t)(r0 + r) * w->row_bytes,
+                            (const char *)j->act.q + (size_t)t * ar);
+            emit(j, wi, ybuf, ENG_PANEL, r0, n_rows);
+        }
+        return;
+    }
     for (int64_t p = p0; p < p1; p++) {
         int64_t r0 = p * ENG_PANEL, n_rows = w->ne1 - r0 < ENG_PANEL ? w->ne1 - r0 : ENG_PANEL;
         eng_pack_panel(w->type, w->ne0, (const char *)w->data + (size_t)r0 * w->row_bytes,

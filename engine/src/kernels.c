@@ -144,6 +144,8 @@ static void init(void)
     k_neon = k_scalar;
     k_neon.name = "neon";
     eng_kernels_fill_neon(&k_neon);
+    /* no NEON panel kernels yet: matrices stay plain and run on the NEON dots */
+    memset(k_neon.panel, 0, sizeof(k_neon.panel));
     k_best = &k_neon;
 #endif
     /* EMBER_KERNELS forces a set for comparisons; one this build or CPU cannot run leaves the
@@ -190,16 +192,6 @@ const struct eng_kernels *eng_kernels_best(void)
 {
     pthread_once(&once, init);
     return k_best;
-}
-
-void eng_q8_0_scales8(const void *a, float *ad8, int n)
-{
-    const struct block_q8_0 *b = a;
-    for (int i = 0; i < n / QK8_0; i++) {
-        float d = eng_fp16_to_fp32(b[i].d);
-        for (int k = 0; k < 8; k++)
-            ad8[8 * i + k] = d;
-    }
 }
 
 /* ---- forward-pass ops ---- */

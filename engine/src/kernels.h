@@ -15,17 +15,13 @@
 typedef void (*eng_dot_x4_fn)(int n, const void *w, const void *a, size_t a_stride,
                               const float *ad8, size_t ad8_stride, float out[4]);
 
-/* ad8 for n elements of Q8_0 activations (see eng_kernels.dot_x4). */
-void eng_q8_0_scales8(const void *a, float *ad8, int n);
-
 struct eng_kernels {
     const char *name;
     /* dot[weight type](n, weight row, activation row in that type's vec_dot_type) */
     eng_vec_dot_fn dot[GGUF_TT_COUNT];
     /* optional (NULL: dot per token): one weight row against 4 activation rows at a,
-     * a + a_stride, ... (prefill reuses each unpacked weight block four times). For Q8_0
-     * activations ad8 holds each block's scale as a float repeated 8 times (8 floats per block,
-     * rows ad8_stride floats apart), converted once per matmul; NULL for other types. */
+     * a + a_stride, ... (prefill reuses each unpacked weight block four times; types without
+     * panel kernels). ad8 is unused (NULL) by the k-quant kernels. */
     eng_dot_x4_fn dot_x4[GGUF_TT_COUNT];
     /* matrix products over row-interleaved panels (pack.h), NULL for types without a packed
      * layout; the scalar table holds pack.c's reference kernels */

@@ -98,17 +98,16 @@ static inline __m256i dot_i8_i32(__m256i x, __m256i y)
     return _mm256_madd_epi16(dot, _mm256_set1_epi16(1));
 }
 
-static float dot_q8_0(int n, const void *w, const void *a)
+/* Q8_0 and Q4_0 rows with the arithmetic of pack.h (the panel kernels' and eng_dot_*_ref's):
+ * exact integer block sums, then s = s + (float)isum * (dw * da) block after block. Eight blocks'
+ * sums are reduced together (hadd tree) and their products added in block order, so plain rows
+ * (use_mmap decode) give the packed path's results bit for bit. */
+static inline __m256i reduce8_epi32(const __m256i v[8])
 {
-    const struct block_q8_0 *x = w, *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < n / QK8_0; i++) {
-        __m256i bx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        __m256i by = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i32(bx, by)), acc);
-    }
-    return hsum_ps(acc);
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
 }
 
 static inline __m256i unpack_q4(const uint8_t *qs)
@@ -118,72 +117,53 @@ static inline __m256i unpack_q4(const uint8_t *qs)
     return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
 }
 
-static float dot_q4_0(int n, const void *w, const void *a)
+static inline int32_t hsum_epi32(__m256i v)
 {
-    const struct block_q4_0 *x = w;
-    const struct block_q8_0 *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i off = _mm256_set1_epi8(8);
-    for (int i = 0; i < n / QK4_0; i++) {
-        __m256i bx = _mm256_sub_epi8(unpack_q4(x[i].qs), off);
-        __m256i by = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        __m256 d = _mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i32(bx, by)), acc);
-    }
-    return hsum_ps(acc);
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
 }
 
-/* Q8_0/Q4_0 against four activation rows, with the block arithmetic of dot_q8_0/dot_q4_0 (the
- * scale products are the same floats), so prefill equals decode. ad8: see eng_kernels.dot_x4. */
-static void dot_x4_q8_0(int n, const void *w, const void *a, size_t stride, const float *ad8,
-                        size_t ad8_stride, float out[4])
+static inline __m256i q8_block_isum(const struct block_q8_0 *x, const struct block_q8_0 *y)
 {
-    const struct block_q8_0 *x = w;
-    const struct block_q8_0 *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const struct block_q8_0 *)((const char *)a + (size_t)t * stride);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int i = 0; i < n / QK8_0; i++) {
-        __m256i bx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        __m256i ax = _mm256_sign_epi8(bx, bx);
-        __m256 dx = _mm256_set1_ps(h2f(x[i].d));
-        for (int t = 0; t < 4; t++) {
-            __m256i by = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(by, bx)), ones);
-            __m256 d = _mm256_mul_ps(dx, _mm256_loadu_ps(ad8 + (size_t)t * ad8_stride + 8 * i));
-            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t]);
-        }
-    }
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]);
+    return dot_i8_i32(_mm256_loadu_si256((const __m256i *)x->qs),
+                      _mm256_loadu_si256((const __m256i *)y->qs));
 }
 
-static void dot_x4_q4_0(int n, const void *w, const void *a, size_t stride, const float *ad8,
-                        size_t ad8_stride, float out[4])
+static inline __m256i q4_block_isum(const struct block_q4_0 *x, const struct block_q8_0 *y)
 {
-    const struct block_q4_0 *x = w;
-    const struct block_q8_0 *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const struct block_q8_0 *)((const char *)a + (size_t)t * stride);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    const __m256i ones = _mm256_set1_epi16(1), off = _mm256_set1_epi8(8);
-    for (int i = 0; i < n / QK4_0; i++) {
-        __m256i bx = _mm256_sub_epi8(unpack_q4(x[i].qs), off);
-        __m256i ax = _mm256_sign_epi8(bx, bx);
-        __m256 dx = _mm256_set1_ps(h2f(x[i].d));
-        for (int t = 0; t < 4; t++) {
-            __m256i by = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(by, bx)), ones);
-            __m256 d = _mm256_mul_ps(dx, _mm256_loadu_ps(ad8 + (size_t)t * ad8_stride + 8 * i));
-            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t]);
-        }
-    }
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]);
+    return dot_i8_i32(_mm256_sub_epi8(unpack_q4(x->qs), _mm256_set1_epi8(8)),
+                      _mm256_loadu_si256((const __m256i *)y->qs));
 }
+
+#define BLOCK_DOT(NAME, WTYPE, ISUM)                                                      \
+    static float NAME(int n, const void *w, const void *a)                                \
+    {                                                                                     \
+        const WTYPE *x = w;                                                               \
+        const struct block_q8_0 *y = a;                                                   \
+        int nb = n / QK8_0, i = 0;                                                        \
+        float s = 0;                                                                      \
+        for (; i + 8 <= nb; i += 8) {                                                     \
+            __m256i v[8];                                                                 \
+            float dw[8], da[8], p[8];                                                     \
+            for (int k = 0; k < 8; k++) {                                                 \
+                v[k] = ISUM(&x[i + k], &y[i + k]);                                        \
+                dw[k] = h2f(x[i + k].d);                                                  \
+                da[k] = h2f(y[i + k].d);                                                  \
+            }                                                                             \
+            __m256 sc = _mm256_mul_ps(_mm256_loadu_ps(dw), _mm256_loadu_ps(da));          \
+            _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_cvtepi32_ps(reduce8_epi32(v)), sc)); \
+            for (int k = 0; k < 8; k++)                                                   \
+                s = s + p[k];                                                             \
+        }                                                                                 \
+        for (; i < nb; i++)                                                               \
+            s = s + (float)hsum_epi32(ISUM(&x[i], &y[i])) * (h2f(x[i].d) * h2f(y[i].d));  \
+        return s;                                                                         \
+    }
+
+BLOCK_DOT(dot_q8_0, struct block_q8_0, q8_block_isum)
+BLOCK_DOT(dot_q4_0, struct block_q4_0, q4_block_isum)
 
 /* 32 unsigned quants u (< 64) times 32 signed q8, each half of 16 weighted by its own scale. */
 static inline __m256i dot_u8_scaled(__m256i u, const int8_t *q8, int16_t sc_lo, int16_t sc_hi)
@@ -585,8 +565,6 @@ void eng_kernels_fill_avx2(struct eng_kernels *k)
     k->dot[GGUF_TT_Q4_K] = dot_q4_K;
     k->dot[GGUF_TT_Q5_K] = dot_q5_K;
     k->dot[GGUF_TT_Q6_K] = dot_q6_K;
-    k->dot_x4[GGUF_TT_Q8_0] = dot_x4_q8_0;
-    k->dot_x4[GGUF_TT_Q4_0] = dot_x4_q4_0;
     k->dot_x4[GGUF_TT_Q4_K] = dot_x4_q4_K;
     k->dot_x4[GGUF_TT_Q6_K] = dot_x4_q6_K;
     k->quant_q8_0 = quant_q8_0;

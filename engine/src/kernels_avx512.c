@@ -1,8 +1,9 @@
-/* AVX-512 (F, BW, VL, DQ) kernels: 16-wide float dot products for F32/BF16 weights, the
- * Q8_0/Q4_0 integer dots two blocks per 512-bit register (VNNI when present), Q4_K/Q6_K with one
- * register per 64 quants, and the four-token prefill kernels. AVX-512BW has no sign instruction,
- * so the sign of the weights moves onto the activations with a masked negate. The table starts as
- * a copy of the AVX2 one and keeps what is faster there (the F16 decode dot, Q5_K). */
+/* AVX-512 (F, BW, VL, DQ) kernels: 16-wide float dot products for F32/BF16 rows (attention over
+ * an F32 cache, tests), and Q4_K/Q6_K with one register per 64 quants, one and four tokens.
+ * AVX-512BW has no sign instruction, so the sign of the weights moves onto the activations with a
+ * masked negate. The table starts as a copy of the AVX2 one, whose panel kernels (pack.h) run the
+ * F32/F16/BF16/Q8_0/Q4_0 matrices here too; AVX-512 panel kernels are not written yet (no
+ * AVX-512 machine to check them on). */
 #include "kernels.h"
 
 #include <immintrin.h>
@@ -38,61 +39,6 @@ static inline __m512 load_f16(const eng_fp16 *p)
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
-/* F16 weights against four F32 activation rows: each converted weight vector feeds four rows.
- * 256-bit vectors with the accumulators and reduction order of the AVX2 dot_f16, which this
- * table keeps for decode (its 256-bit loads stream F16 rows faster here than 512-bit ones), so
- * prefill and decode give identical sums; AVX-512VL supplies the 32 registers it needs. */
-static inline float hsum256(__m256 v)
-{
-    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    __m128 sh = _mm_movehdup_ps(lo);
-    lo = _mm_add_ps(lo, sh);
-    sh = _mm_movehl_ps(sh, lo);
-    return _mm_cvtss_f32(_mm_add_ss(lo, sh));
-}
-
-static inline __m256 load_f16_256(const eng_fp16 *p)
-{
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
-static void dot_x4_f16(int n, const void *w, const void *a, size_t stride, const float *ad8,
-                       size_t ad8_stride, float out[4])
-{
-    (void)ad8;
-    (void)ad8_stride;
-    const eng_fp16 *x = w;
-    const float *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const float *)((const char *)a + (size_t)t * stride);
-    __m256 s[4][4];
-    for (int t = 0; t < 4; t++)
-        for (int k = 0; k < 4; k++)
-            s[t][k] = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m256 x0 = load_f16_256(x + i), x1 = load_f16_256(x + i + 8);
-        __m256 x2 = load_f16_256(x + i + 16), x3 = load_f16_256(x + i + 24);
-        for (int t = 0; t < 4; t++) {
-            s[t][0] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(y[t] + i), s[t][0]);
-            s[t][1] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(y[t] + i + 8), s[t][1]);
-            s[t][2] = _mm256_fmadd_ps(x2, _mm256_loadu_ps(y[t] + i + 16), s[t][2]);
-            s[t][3] = _mm256_fmadd_ps(x3, _mm256_loadu_ps(y[t] + i + 24), s[t][3]);
-        }
-    }
-    for (; i + 8 <= n; i += 8) {
-        __m256 xv = load_f16_256(x + i);
-        for (int t = 0; t < 4; t++)
-            s[t][0] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(y[t] + i), s[t][0]);
-    }
-    for (int t = 0; t < 4; t++) {
-        out[t] = hsum256(
-            _mm256_add_ps(_mm256_add_ps(s[t][0], s[t][1]), _mm256_add_ps(s[t][2], s[t][3])));
-        for (int r = i; r < n; r++)
-            out[t] += h2f(x[r]) * y[t][r];
-    }
-}
-
 static inline __m512 load_bf16_mask(__mmask16 m, const eng_bf16 *p)
 {
     __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
@@ -117,194 +63,9 @@ static float dot_bf16(int n, const void *w, const void *a)
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-/* 64 signed x 64 signed bytes -> 16 int32 sums of 4 products. */
-static inline __m512i dot_i8_i32(__m512i x, __m512i y)
-{
-    __mmask64 neg = _mm512_movepi8_mask(x);
-    __m512i sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
-    __m512i dot = _mm512_maddubs_epi16(_mm512_abs_epi8(x), sy);
-    return _mm512_madd_epi16(dot, _mm512_set1_epi16(1));
-}
-
 static inline __m512i join(__m256i lo, __m256i hi)
 {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-static inline __m512 scales2(float d0, float d1)
-{
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(d0)), _mm256_set1_ps(d1), 1);
-}
-
-static inline __m256i unpack_q4(const uint8_t *qs)
-{
-    __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-    return _mm256_sub_epi8(_mm256_and_si256(b, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
-}
-
-static float dot_q8_0(int n, const void *w, const void *a)
-{
-    const struct block_q8_0 *x = w, *y = a;
-    int nb = n / QK8_0, i = 0;
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 2 <= nb; i += 2) {
-        __m512i bx = join(_mm256_loadu_si256((const __m256i *)x[i].qs),
-                          _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs),
-                          _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), h2f(x[i + 1].d) * h2f(y[i + 1].d));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_i8_i32(bx, by)), acc);
-    }
-    if (i < nb) {
-        __m512i bx = join(_mm256_loadu_si256((const __m256i *)x[i].qs), _mm256_setzero_si256());
-        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs), _mm256_setzero_si256());
-        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), 0.0f);
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_i8_i32(bx, by)), acc);
-    }
-    return _mm512_reduce_add_ps(acc);
-}
-
-static float dot_q4_0(int n, const void *w, const void *a)
-{
-    const struct block_q4_0 *x = w;
-    const struct block_q8_0 *y = a;
-    int nb = n / QK4_0, i = 0;
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 2 <= nb; i += 2) {
-        __m512i bx = join(unpack_q4(x[i].qs), unpack_q4(x[i + 1].qs));
-        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs),
-                          _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), h2f(x[i + 1].d) * h2f(y[i + 1].d));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_i8_i32(bx, by)), acc);
-    }
-    if (i < nb) {
-        __m512i bx = join(unpack_q4(x[i].qs), _mm256_setzero_si256());
-        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs), _mm256_setzero_si256());
-        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), 0.0f);
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(dot_i8_i32(bx, by)), acc);
-    }
-    return _mm512_reduce_add_ps(acc);
-}
-
-/* AVX512-VNNI: dpbusd multiplies unsigned by signed bytes and sums groups of four into int32
- * in one instruction. Q4_0 quants are used unsigned (0..15) and the -8 offset is taken out with
- * a second dpbusd of the activations against 8; Q8_0 weights move their sign onto the
- * activations as above. Compiled for VNNI by attribute and only installed when CPUID has it. */
-#define VNNI __attribute__((target("avx512vnni")))
-
-VNNI static inline __m256i unpack_q4_u(const uint8_t *qs)
-{
-    __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
-}
-
-VNNI static float dot_q4_0_vnni(int n, const void *w, const void *a)
-{
-    const struct block_q4_0 *x = w;
-    const struct block_q8_0 *y = a;
-    int nb = n / QK4_0, i = 0;
-    const __m512i eight = _mm512_set1_epi8(8);
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 2 <= nb; i += 2) {
-        __m512i bx = join(unpack_q4_u(x[i].qs), unpack_q4_u(x[i + 1].qs));
-        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs),
-                          _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bx, by);
-        __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, by);
-        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), h2f(x[i + 1].d) * h2f(y[i + 1].d));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(s, o)), acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-    if (i < nb)
-        sum += eng_dot_q4_0_ref(QK4_0, &x[i], &y[i]);
-    return sum;
-}
-
-VNNI static float dot_q8_0_vnni(int n, const void *w, const void *a)
-{
-    const struct block_q8_0 *x = w, *y = a;
-    int nb = n / QK8_0, i = 0;
-    __m512 acc = _mm512_setzero_ps();
-    for (; i + 2 <= nb; i += 2) {
-        __m512i bx = join(_mm256_loadu_si256((const __m256i *)x[i].qs),
-                          _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-        __m512i by = join(_mm256_loadu_si256((const __m256i *)y[i].qs),
-                          _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        __mmask64 neg = _mm512_movepi8_mask(bx);
-        __m512i sy = _mm512_mask_sub_epi8(by, neg, _mm512_setzero_si512(), by);
-        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(bx), sy);
-        __m512 d = scales2(h2f(x[i].d) * h2f(y[i].d), h2f(x[i + 1].d) * h2f(y[i + 1].d));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-    if (i < nb)
-        sum += eng_dot_q8_0_ref(QK8_0, &x[i], &y[i]);
-    return sum;
-}
-
-VNNI static void dot_x4_q4_0_vnni(int n, const void *w, const void *a, size_t stride,
-                                  const float *ad8, size_t ad8_stride, float out[4])
-{
-    const struct block_q4_0 *x = w;
-    const struct block_q8_0 *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const struct block_q8_0 *)((const char *)a + (size_t)t * stride);
-    int nb = n / QK4_0, i = 0;
-    const __m512i eight = _mm512_set1_epi8(8);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    for (; i + 2 <= nb; i += 2) {
-        __m512i bx = join(unpack_q4_u(x[i].qs), unpack_q4_u(x[i + 1].qs));
-        __m512 wd = scales2(h2f(x[i].d), h2f(x[i + 1].d));
-        for (int t = 0; t < 4; t++) {
-            __m512i by = join(_mm256_loadu_si256((const __m256i *)y[t][i].qs),
-                              _mm256_loadu_si256((const __m256i *)y[t][i + 1].qs));
-            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), bx, by);
-            __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, by);
-            /* the same float products as dot_q4_0_vnni, so prefill equals decode */
-            __m512 d = _mm512_mul_ps(wd, _mm512_loadu_ps(ad8 + (size_t)t * ad8_stride + 8 * i));
-            acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(s, o)), acc[t]);
-        }
-    }
-    for (int t = 0; t < 4; t++) {
-        out[t] = _mm512_reduce_add_ps(acc[t]);
-        if (i < nb)
-            out[t] += eng_dot_q4_0_ref(QK4_0, &x[i], &y[t][i]);
-    }
-}
-
-VNNI static void dot_x4_q8_0_vnni(int n, const void *w, const void *a, size_t stride,
-                                  const float *ad8, size_t ad8_stride, float out[4])
-{
-    const struct block_q8_0 *x = w;
-    const struct block_q8_0 *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const struct block_q8_0 *)((const char *)a + (size_t)t * stride);
-    int nb = n / QK8_0, i = 0;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    for (; i + 2 <= nb; i += 2) {
-        __m512i bx = join(_mm256_loadu_si256((const __m256i *)x[i].qs),
-                          _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
-        __mmask64 neg = _mm512_movepi8_mask(bx);
-        __m512i ax = _mm512_abs_epi8(bx);
-        __m512 wd = scales2(h2f(x[i].d), h2f(x[i + 1].d));
-        for (int t = 0; t < 4; t++) {
-            __m512i by = join(_mm256_loadu_si256((const __m256i *)y[t][i].qs),
-                              _mm256_loadu_si256((const __m256i *)y[t][i + 1].qs));
-            __m512i sy = _mm512_mask_sub_epi8(by, neg, _mm512_setzero_si512(), by);
-            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
-            __m512 d = _mm512_mul_ps(wd, _mm512_loadu_ps(ad8 + (size_t)t * ad8_stride + 8 * i));
-            acc[t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[t]);
-        }
-    }
-    for (int t = 0; t < 4; t++) {
-        out[t] = _mm512_reduce_add_ps(acc[t]);
-        if (i < nb)
-            out[t] += eng_dot_q8_0_ref(QK8_0, &x[i], &y[t][i]);
-    }
 }
 
 /* ---- k-quants: a 64-quant chunk whose activations are contiguous fills one register; the
@@ -535,24 +296,14 @@ static void axpy_f16(int n, float a, const eng_fp16 *x, float *y)
 
 void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags)
 {
+    (void)cpu_flags;
+    /* F32/F16/BF16/Q8_0/Q4_0 matrices run on the panel kernels inherited from the AVX2 table
+     * (pack.h); these dots serve the k-quants, attention over an F32 cache and tests */
     k->dot[GGUF_TT_F32] = dot_f32;
     k->dot[GGUF_TT_BF16] = dot_bf16;
-    k->dot[GGUF_TT_Q8_0] = dot_q8_0;
-    k->dot[GGUF_TT_Q4_0] = dot_q4_0;
-    /* the AVX2 four-token kernels sum in another order than these dots: without VNNI, prefill
-     * uses the dots too, so results never depend on how tokens are batched */
-    k->dot_x4[GGUF_TT_Q8_0] = NULL;
-    k->dot_x4[GGUF_TT_Q4_0] = NULL;
     k->axpy_f16 = axpy_f16;
-    k->dot_x4[GGUF_TT_F16] = dot_x4_f16;
     k->dot[GGUF_TT_Q4_K] = dot_q4_K;
     k->dot[GGUF_TT_Q6_K] = dot_q6_K;
     k->dot_x4[GGUF_TT_Q4_K] = dot_x4_q4_K;
     k->dot_x4[GGUF_TT_Q6_K] = dot_x4_q6_K;
-    if (cpu_flags & ENG_CPU_AVX512VNNI) {
-        k->dot[GGUF_TT_Q8_0] = dot_q8_0_vnni;
-        k->dot[GGUF_TT_Q4_0] = dot_q4_0_vnni;
-        k->dot_x4[GGUF_TT_Q8_0] = dot_x4_q8_0_vnni;
-        k->dot_x4[GGUF_TT_Q4_0] = dot_x4_q4_0_vnni;
-    }
 }

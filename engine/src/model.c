@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "kernels.h"
 #include "pack.h"
 #include "quant.h"
 #include "tokenizer_internal.h"
@@ -53,7 +54,8 @@ static int place_weight(struct loader *L, const struct gguf_tensor *t, int pack,
         return -EFAULT;
     }
     char *dst = (char *)m->weights + L->used;
-    pack = pack && eng_pack_supported(t->type);
+    /* packed where the running kernel set streams panels of this type */
+    pack = pack && eng_pack_supported(t->type) && eng_kernels_best()->panel[t->type];
     if (pack)
         eng_pack_matrix(t->type, t->ne[0], t->ne[1], t->data, dst);
     else

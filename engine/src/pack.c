@@ -36,17 +36,24 @@ void eng_pack_panel(uint32_t type, int64_t ne0, const void *src, size_t row_byte
 {
     const char *s = src;
     char *d = dst;
-    memset(dst, 0, row_bytes * ENG_PANEL);
+    if (n_rows < ENG_PANEL)
+        memset(dst, 0, row_bytes * ENG_PANEL);
     if (type == GGUF_TT_Q8_0 || type == GGUF_TT_Q4_0) {
+        /* fixed-size copies compile to single moves: this also runs per panel under use_mmap */
         size_t qb = quant_bytes(type), blk = 2 + qb, nb = (size_t)ne0 / QK8_0;
         for (size_t b = 0; b < nb; b++) {
             char *out = d + b * blk * ENG_PANEL; /* d[8], then 8 * qb quant bytes */
             for (int r = 0; r < n_rows; r++) {
                 const char *in = s + (size_t)r * row_bytes + b * blk;
+                char *o = out + 2 * ENG_PANEL + (size_t)r * 4;
                 memcpy(out + 2 * r, in, 2);
-                for (size_t g = 0; g < qb / 4; g++)
-                    memcpy(out + 2 * ENG_PANEL + g * 4 * ENG_PANEL + (size_t)r * 4, in + 2 + 4 * g,
-                           4);
+                memcpy(o, in + 2, 4);
+                memcpy(o + 4 * ENG_PANEL, in + 6, 4);
+                memcpy(o + 8 * ENG_PANEL, in + 10, 4);
+                memcpy(o + 12 * ENG_PANEL, in + 14, 4);
+                if (qb == QK8_0)
+                    for (size_t g = 4; g < QK8_0 / 4; g++)
+                        memcpy(o + g * 4 * ENG_PANEL, in + 2 + 4 * g, 4);
             }
         }
         return;

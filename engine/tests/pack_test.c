@@ -136,6 +136,21 @@ static void test_type(uint32_t type, const struct variant *vs, int n_vs)
                                    (int)(ne1 - full * ENG_PANEL), tail);
                     fn(ne0, tail, 1, &ea, n_tok, got + full * ENG_PANEL, ldy);
                 }
+                /* the quantized types' row dots follow the same arithmetic (plain rows under
+                 * use_mmap are read with them) */
+                if (quantized)
+                    for (int t = 0; t < n_tok; t++)
+                        for (int64_t r = 0; r < ne1; r++) {
+                            float g = vs[v].k->dot[type]((int)ne0, plain + (size_t)r * rb,
+                                                         act + (size_t)t * arow);
+                            if (memcmp(&g, &want[(size_t)t * ne1 + r], sizeof(float)) != 0) {
+                                if (ok[v])
+                                    fprintf(stderr, "%s %s row dot: %lld wide: %.9g != %.9g\n",
+                                            vs[v].name, tr->name, (long long)ne0, g,
+                                            want[(size_t)t * ne1 + r]);
+                                ok[v] = 0;
+                            }
+                        }
                 for (int t = 0; t < n_tok; t++)
                     for (int64_t r = 0; r < ne1; r++) {
                         float g = got[(size_t)t * ldy + r], e = want[(size_t)t * ne1 + r];
