@@ -71,32 +71,6 @@ INLINE void q4_0_tile(int64_t nb, const struct block_q4_0x8 *w, const struct eng
         _mm256_storeu_ps(y + (size_t)(t0 + t) * ldy, acc[t]);
 }
 
-static void panel_q4_0(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok,
-                       float *y, size_t ldy)
-{
-    int64_t nb = ne0 / QK4_0;
-    for (int p = 0; p < n_panels; p++) {
-        const struct block_q4_0x8 *pw = (const struct block_q4_0x8 *)w + (size_t)p * nb;
-        float *py = y + (size_t)p * ENG_PANEL;
-        int t = 0;
-        for (; t + 4 <= n_tok; t += 4)
-            q4_0_tile(nb, pw, a, t, 4, py, ldy);
-        switch (n_tok - t) {
-        case 3:
-            q4_0_tile(nb, pw, a, t, 3, py, ldy);
-            break;
-        case 2:
-            q4_0_tile(nb, pw, a, t, 2, py, ldy);
-            break;
-        case 1:
-            q4_0_tile(nb, pw, a, t, 1, py, ldy);
-            break;
-        default:
-            break;
-        }
-    }
-}
-
 /* ---- Q8_0 ---- */
 
 INLINE void q8_0_tile(int64_t nb, const struct block_q8_0x8 *w, const struct eng_act *a, int t0,
@@ -135,31 +109,30 @@ INLINE void q8_0_tile(int64_t nb, const struct block_q8_0x8 *w, const struct eng
         _mm256_storeu_ps(y + (size_t)(t0 + t) * ldy, acc[t]);
 }
 
-static void panel_q8_0(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok,
-                       float *y, size_t ldy)
-{
-    int64_t nb = ne0 / QK8_0;
-    for (int p = 0; p < n_panels; p++) {
-        const struct block_q8_0x8 *pw = (const struct block_q8_0x8 *)w + (size_t)p * nb;
-        float *py = y + (size_t)p * ENG_PANEL;
-        int t = 0;
-        for (; t + 4 <= n_tok; t += 4)
-            q8_0_tile(nb, pw, a, t, 4, py, ldy);
-        switch (n_tok - t) {
-        case 3:
-            q8_0_tile(nb, pw, a, t, 3, py, ldy);
-            break;
-        case 2:
-            q8_0_tile(nb, pw, a, t, 2, py, ldy);
-            break;
-        case 1:
-            q8_0_tile(nb, pw, a, t, 1, py, ldy);
-            break;
-        default:
-            break;
-        }
+/* Panel by panel, four tokens per tile while they last; the tile size is a constant in each call
+ * so the compiler keeps the accumulators in registers. */
+#define PANEL_QUANT(NAME, BLOCK, TILE)                                                             \
+    static void NAME(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok, \
+                     float *y, size_t ldy)                                                         \
+    {                                                                                              \
+        int64_t nb = ne0 / QK8_0;                                                                  \
+        for (int p = 0; p < n_panels; p++) {                                                       \
+            const BLOCK *pw = (const BLOCK *)w + (size_t)p * nb;                                   \
+            float *py = y + (size_t)p * ENG_PANEL;                                                 \
+            int t = 0;                                                                             \
+            for (; t + 4 <= n_tok; t += 4)                                                         \
+                TILE(nb, pw, a, t, 4, py, ldy);                                                    \
+            if (n_tok - t == 3)                                                                    \
+                TILE(nb, pw, a, t, 3, py, ldy);                                                    \
+            else if (n_tok - t == 2)                                                               \
+                TILE(nb, pw, a, t, 2, py, ldy);                                                    \
+            else if (n_tok - t == 1)                                                               \
+                TILE(nb, pw, a, t, 1, py, ldy);                                                    \
+        }                                                                                          \
     }
-}
+
+PANEL_QUANT(panel_q4_0, struct block_q4_0x8, q4_0_tile)
+PANEL_QUANT(panel_q8_0, struct block_q8_0x8, q8_0_tile)
 
 /* ---- F32, F16, BF16 ---- */
 
