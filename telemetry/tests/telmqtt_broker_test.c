@@ -688,7 +688,76 @@ static int case_agent_kill9(void)
     return et_finish();
 }
 
-static int case_hass(void)
+/* Everything the subscriber received, as JSON lines for tests/hass/hass_check.py. */
+static int dump_messages(const struct tsub *sub, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    for (size_t i = 0; i < sub->n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "topic", sub->msgs[i].topic);
+        cJSON_AddStringToObject(o, "payload", sub->msgs[i].payload);
+        cJSON_AddBoolToObject(o, "retain", sub->msgs[i].retain);
+        char *line = cJSON_PrintUnformatted(o);
+        if (line)
+            fprintf(f, "%s\n", line);
+        free(line);
+        cJSON_Delete(o);
+    }
+    return fclose(f);
+}
+
+/* Home Assistant's rules, applied by Python's jinja2 to what the broker delivered. */
+static int hass_check(struct rig *r, int n_entities, bool dashboard)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/messages.jsonl", r->b.dir);
+    if (dump_messages(&r->sub, path) != 0)
+        return -1;
+    return tb_sh("/usr/bin/python3 %s/tests/hass/hass_check.py %s --entities %d %s%s",
+                 EMBER_SOURCE_DIR, path, n_entities,
+                 dashboard ? "--dashboard " EMBER_SOURCE_DIR : "",
+                 dashboard ? "/deploy/homeassistant/ember-dashboard.yaml" : "");
+}
+
+static void produce_sample(struct rig *r, struct tel_sample *s)
+{
+    if (tel_store_append_sample(r->store, s, NULL) != 0)
+        return;
+    r->produced++;
+    r->last_seq = s->seq;
+    tel_mqtt_publish_sample(r->m, s);
+}
+
+static uint64_t msg_index(const struct tsub *sub, const char *topic, size_t nth)
+{
+    for (size_t i = 0; i < sub->n; i++)
+        if (strcmp(sub->msgs[i].topic, topic) == 0 && nth-- == 0)
+            return i;
+    return UINT64_MAX;
+}
+
+#define N_HASS_ENTITIES 11
+
+static const char *const hass_topics[N_HASS_ENTITIES] = {
+    "homeassistant/sensor/ember_box1/power/config",
+    "homeassistant/sensor/ember_box1/energy/config",
+    "homeassistant/sensor/ember_box1/temperature/config",
+    "homeassistant/sensor/ember_box1/cpu_frequency/config",
+    "homeassistant/sensor/ember_box1/utilisation/config",
+    "homeassistant/sensor/ember_box1/engine_phase/config",
+    "homeassistant/sensor/ember_box1/model/config",
+    "homeassistant/sensor/ember_box1/tokens_per_s/config",
+    "homeassistant/sensor/ember_box1/joules_per_token/config",
+    "homeassistant/select/ember_box1/governor_policy/config",
+    "homeassistant/number/ember_box1/power_cap/config",
+};
+
+/* Discovery (per entity or per device), real states including nulls rendered by Home
+ * Assistant's rules, the birth message (discovery at once, states after a random delay), and
+ * the controls turning unavailable without a governor. */
+static int case_hass(enum tel_mqtt_discovery_mode mode)
 {
     struct rig r;
     int rc = rig_start(&r, TB_PLAIN);
@@ -698,49 +767,119 @@ static int case_hass(void)
     }
     struct tel_mqtt_params p;
     params_for(&r, &p);
+    p.discovery_mode = mode;
+    p.birth_delay_max_ms = 900;
+    p.configuration_url = "http://box1.local:8088/health";
+    p.support_url = "https://example.org/ember";
     CHECK(open_mqtt(&r, &p) == 0);
+    tel_mqtt_publish_governor_state(r.m, "balanced");
+    tel_mqtt_publish_power_cap_state(r.m, false, 45);
+    struct tel_model_info mi = {.name = "stories260K",
+                                .file = "stories260K.gguf",
+                                .arch = "llama",
+                                .quant = "F32",
+                                .n_params = 260000};
+    tel_mqtt_publish_model(r.m, &mi);
     CHECK(run_until(&r, 5000, is_connected));
-    CHECK(wait_topic(&r, "homeassistant/number/ember_box1/power_cap/config", 1));
-    const char *topics[] = {
-        "homeassistant/sensor/ember_box1/power/config",
-        "homeassistant/sensor/ember_box1/energy/config",
-        "homeassistant/sensor/ember_box1/temperature/config",
-        "homeassistant/sensor/ember_box1/cpu_frequency/config",
-        "homeassistant/sensor/ember_box1/tokens_per_s/config",
-        "homeassistant/sensor/ember_box1/joules_per_token/config",
-        "homeassistant/select/ember_box1/governor_policy/config",
-        "homeassistant/number/ember_box1/power_cap/config",
-    };
-    for (int i = 0; i < 8; i++) {
-        const struct tmsg *m = tsub_last(&r.sub, topics[i]);
-        CHECK_MSG(m != NULL, "%s not published", topics[i]);
-        if (!m)
-            continue;
-        cJSON *j = cJSON_Parse(m->payload);
-        CHECK(j != NULL);
-        CHECK_STR(jstr(j, "availability_topic"), "ember/box1/status");
-        CHECK(jstr(j, "unique_id") != NULL);
+    const char *last_cfg = mode == TEL_MQTT_DISCOVERY_DEVICE
+                               ? "homeassistant/device/ember_box1/config"
+                               : hass_topics[N_HASS_ENTITIES - 1];
+    CHECK(wait_topic(&r, last_cfg, 1));
+    if (mode == TEL_MQTT_DISCOVERY_COMPONENT) {
+        for (int i = 0; i < N_HASS_ENTITIES; i++) {
+            const struct tmsg *m = tsub_last(&r.sub, hass_topics[i]);
+            CHECK_MSG(m != NULL, "%s not published", hass_topics[i]);
+            cJSON *j = cJSON_Parse(m ? m->payload : "");
+            CHECK(j && jstr(j, "unique_id") != NULL);
+            CHECK(!cJSON_HasObjectItem(j, "has_entity_name"));
+            cJSON_Delete(j);
+        }
+        cJSON *j = cJSON_Parse(tsub_last(&r.sub, hass_topics[1])->payload);
+        CHECK_STR(jstr(j, "state_topic"), "ember/box1/state"); /* not telemetry (issue 20) */
+        CHECK_STR(jstr(j, "state_class"), "total_increasing");
         cJSON_Delete(j);
+    } else {
+        CHECK_EQ_INT(tsub_count(&r.sub, hass_topics[0]), 0);
     }
-    const struct tmsg *power = tsub_last(&r.sub, topics[0]);
-    cJSON *j = cJSON_Parse(power ? power->payload : "");
-    CHECK_STR(jstr(j, "device_class"), "power");
-    CHECK_STR(jstr(j, "state_class"), "measurement");
-    CHECK_STR(jstr(j, "unit_of_measurement"), "W");
-    CHECK_STR(jstr(j, "state_topic"), "ember/box1/telemetry");
-    cJSON_Delete(j);
-    size_t before = tsub_count(&r.sub, topics[6]);
-    /* Home Assistant restarting announces itself: everything is sent again. */
-    tsub_publish(&r.sub, "homeassistant/status", "online", 6, false);
-    CHECK(wait_topic(&r, topics[7], before + 1));
-    CHECK_EQ_INT(tsub_count(&r.sub, topics[6]), before + 1);
+
+    /* Real states: ordinary samples, then unknowns (null power, temperature, utilisation, a
+     * cluster without frequency, no cpufreq at all, no governor), sessions with and without
+     * generated tokens, the model before and after loading, the cap on and off. */
+    produce_n(&r, 5, 5);
+    struct tel_sample s;
+    fill_sample(&s, r.produced);
+    s.power_w = s.temp_c = s.util = NAN;
+    s.freq_mhz[0] = NAN;
+    s.policy[0] = '\0';
+    produce_sample(&r, &s);
+    fill_sample(&s, r.produced);
+    s.n_freq = 0;
+    snprintf(s.phase, sizeof(s.phase), "prefill");
+    produce_sample(&r, &s);
+    fill_sample(&s, r.produced);
+    s.freq_mhz[0] = s.freq_mhz[1] = NAN;
+    produce_sample(&r, &s);
+    struct tel_session ses = {.id = 1,
+                              .ts_ns = cmn_wall_ns(),
+                              .prompt_tokens = 12,
+                              .gen_tokens = 40,
+                              .ttft_ms = 180,
+                              .duration_ms = 2180,
+                              .energy_j = 21.5,
+                              .j_per_token = 0.41,
+                              .policy = "balanced"};
+    tel_mqtt_publish_session(r.m, &ses);
+    ses.gen_tokens = 0;
+    ses.j_per_token = 1.8;
+    tel_mqtt_publish_session(r.m, &ses);
+    tel_mqtt_publish_power_cap_state(r.m, true, 0);
+    tel_mqtt_publish_model(r.m, &(struct tel_model_info){0});
+    tel_mqtt_publish_model(r.m, &mi);
+    CHECK(wait_topic(&r, "ember/box1/state", 8));
+    CHECK(wait_topic(&r, "ember/box1/model", 3));
     struct tel_mqtt_stats st;
     tel_mqtt_get_stats(r.m, &st);
+    CHECK_EQ_INT(st.states_published, 8);
+
+    /* Home Assistant restarts: discovery at once, the states after the random delay. */
+    size_t cfg0 = tsub_count(&r.sub, last_cfg),
+           gov0 = tsub_count(&r.sub, "ember/box1/governor/state");
+    size_t state0 = tsub_count(&r.sub, "ember/box1/state");
+    uint64_t t_birth = cmn_now_ns();
+    tsub_publish(&r.sub, "homeassistant/status", "online", 6, false);
+    CHECK(wait_topic(&r, last_cfg, cfg0 + 1));
+    CHECK(wait_topic(&r, "ember/box1/governor/state", gov0 + 1));
+    double delay_ms = (double)(cmn_now_ns() - t_birth) / 1e6;
+    CHECK_MSG(delay_ms >= 300 * 0.9 && delay_ms < 900 + 500, "states %.0f ms after the birth",
+              delay_ms);
+    CHECK(wait_topic(&r, "ember/box1/state", state0 + 1)); /* the last live one, again */
+    CHECK(msg_index(&r.sub, last_cfg, cfg0) < msg_index(&r.sub, "ember/box1/governor/state", gov0));
+    for (const char *const *t = (const char *const[]){"ember/box1/power_cap/state",
+                                                      "ember/box1/model", "ember/box1/session/last",
+                                                      "ember/box1/governor/available", NULL};
+         *t; t++)
+        CHECK_MSG(tsub_count(&r.sub, *t) >= 2, "%s not republished after the birth", *t);
+    tel_mqtt_get_stats(r.m, &st);
     CHECK_EQ_INT(st.discovery_published, 2);
+    CHECK_EQ_INT(st.birth_republished, 1);
     /* Anything else on that topic does not. */
     tsub_publish(&r.sub, "homeassistant/status", "offline", 7, false);
+    run_until(&r, 1200, NULL);
+    CHECK_EQ_INT(tsub_count(&r.sub, last_cfg), cfg0 + 1);
+    CHECK_EQ_INT(tsub_count(&r.sub, "ember/box1/governor/state"), gov0 + 1);
+
+    CHECK_MSG(hass_check(&r, N_HASS_ENTITIES, mode == TEL_MQTT_DISCOVERY_COMPONENT) == 0,
+              "tests/hass/hass_check.py found problems (above)");
+
+    /* No governor: the select and number turn unavailable; no "" policy is published. */
+    gov0 = tsub_count(&r.sub, "ember/box1/governor/state");
+    tel_mqtt_publish_governor_state(r.m, NULL);
+    CHECK(wait_topic(&r, "ember/box1/governor/available", 3));
+    CHECK_STR(last_payload(&r, "governor/available"), "offline");
+    tel_mqtt_publish_power_cap_state(r.m, true, 0);
     run_until(&r, 300, NULL);
-    CHECK_EQ_INT(tsub_count(&r.sub, topics[6]), before + 1);
+    CHECK_EQ_INT(tsub_count(&r.sub, "ember/box1/governor/state"), gov0);
+    CHECK_STR(last_payload(&r, "governor/state"), "balanced");
     rig_stop(&r);
     return et_finish();
 }
@@ -1083,7 +1222,9 @@ int main(int argc, char **argv)
     if (strcmp(c, "agent_kill9") == 0)
         return case_agent_kill9();
     if (strcmp(c, "hass") == 0)
-        return case_hass();
+        return case_hass(TEL_MQTT_DISCOVERY_COMPONENT);
+    if (strcmp(c, "hass_device") == 0)
+        return case_hass(TEL_MQTT_DISCOVERY_DEVICE);
     if (strcmp(c, "commands") == 0)
         return case_commands();
     if (strcmp(c, "v311") == 0)
