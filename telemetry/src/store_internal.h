@@ -47,7 +47,7 @@ struct tel_store {
     int have_energy;
     double committed_energy_j; /* energy_j of the newest committed sample (or the total restored
                                   at open): what a kill -9 can no longer take back */
-    uint64_t energy_saved_ns; /* monotonic time the total was last written to meta */
+    uint64_t energy_saved_ns;  /* monotonic time the total was last written to meta */
 
     uint64_t last_maintain_ns;
     uint64_t retry_after_ns; /* after a failed commit, do not retry before this */

@@ -193,7 +193,7 @@ struct tel_mqtt_stats {
     uint64_t discovery_published;   /* discovery rounds */
     uint64_t states_published;      /* `state` messages */
     uint64_t birth_republished;     /* states re-sent after Home Assistant's birth message */
-    uint64_t stale_configs_cleared; /* empty retained configs sent for stale entities */
+    uint64_t stale_configs_cleared; /* empty retained messages for stale entities and topics */
     uint64_t queue_dropped;         /* sessions/events dropped while offline */
     uint32_t inflight;
     uint32_t reconnect_attempt; /* consecutive failed attempts (backoff exponent) */
