@@ -104,7 +104,10 @@ struct cfg_mqtt {
     int reconnect_max_ms;
     int replay_rate_per_s;
     bool discovery;
+    char discovery_mode[CFG_STR_SMALL];
     char discovery_prefix[CFG_STR_SMALL];
+    char configuration_url[CFG_STR_PATH];
+    char support_url[CFG_STR_PATH];
 };
 
 struct cfg_api {

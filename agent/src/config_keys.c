@@ -40,6 +40,7 @@ static const char *const policies[] = {"performance",  "powersave", "ondemand",
                                        "conservative", "schedutil", "balanced",
                                        "efficiency",   "quiet",     NULL};
 static const char *const mqtt_protocols[] = {"v5", "v311", NULL};
+static const char *const discovery_modes[] = {"component", "device", NULL};
 static const char *const kv_types[] = {"f16", "f32", NULL};
 static const char *const backends[] = {"auto", "sysfs", "libcpupower", NULL};
 
@@ -204,8 +205,18 @@ const struct cfg_key agent_config_keys[] = {
     KEY_INT(mqtt, reconnect_max_ms, 1000, 3600000, "60000", false, "Longest reconnect delay."),
     KEY_INT(mqtt, replay_rate_per_s, 1, 100000, "50", false,
             "After an outage, stored samples are replayed at most this fast."),
-    KEY_BOOL(mqtt, discovery, "true", false, "Publish Home Assistant discovery config."),
+    KEY_BOOL(mqtt, discovery, "true", false,
+             "Publish Home Assistant discovery config; false removes the entities announced "
+             "before."),
+    KEY_ENUM(mqtt, discovery_mode, discovery_modes, "component", false,
+             "component: one discovery message per entity; device: one message for the whole "
+             "device (Home Assistant 2024.11 or later; switching migrates the entities)."),
     KEY_STR(mqtt, discovery_prefix, "homeassistant", false, "Home Assistant discovery prefix."),
+    KEY_STR(mqtt, configuration_url, "", false,
+            "Link on the Home Assistant device page (http, https or homeassistant URL; empty = "
+            "none)."),
+    KEY_STR(mqtt, support_url, "", false,
+            "Support link in the discovery origin (http or https URL; empty = none)."),
 
     /* [api] */
     KEY_BOOL(api, enabled, "true", false, "Serve the OpenAI-compatible HTTP API."),

@@ -233,6 +233,12 @@ static void on_gov_timer(void *user, uint64_t now_ns)
 
 static void publish_governor_state(struct agent_daemon *d)
 {
+    if (!d->gov) {
+        /* Nothing can carry out a policy or a cap: the controls turn unavailable. */
+        if (d->mqtt)
+            tel_mqtt_publish_governor_state(d->mqtt, NULL);
+        return;
+    }
     refresh_shared_governor(d);
     if (!d->mqtt)
         return;
@@ -949,7 +955,14 @@ static int start_mqtt(struct agent_daemon *d)
     p.reconnect_max_ms = (uint32_t)c->mqtt.reconnect_max_ms;
     p.replay_rate_per_s = (uint32_t)c->mqtt.replay_rate_per_s;
     p.discovery = c->mqtt.discovery;
+    p.discovery_mode = strcmp(c->mqtt.discovery_mode, "device") == 0 ? TEL_MQTT_DISCOVERY_DEVICE
+                                                                     : TEL_MQTT_DISCOVERY_COMPONENT;
     p.discovery_prefix = c->mqtt.discovery_prefix;
+    p.configuration_url = c->mqtt.configuration_url;
+    p.support_url = c->mqtt.support_url;
+    /* Three missed samples, and never under 30 s (Home Assistant's recorder samples slower). */
+    uint64_t expire_s = 3 * (uint64_t)c->telemetry.sample_interval_ms / 1000;
+    p.expire_after_s = expire_s < 30 ? 30 : expire_s > 86400 ? 86400 : (uint32_t)expire_s;
     p.sw_version = EMBER_VERSION;
     const struct gov_policy_ops *const *list = gov_policy_list();
     for (size_t i = 0; list[i] && p.commands.n_policies < TEL_MQTT_MAX_POLICIES; i++)
@@ -983,6 +996,8 @@ static int load_model(struct agent_daemon *d)
 {
     if (!d->cfg.engine.model[0]) {
         log_warn("engine: no model configured ([engine] model); /health answers 503");
+        if (d->mqtt)
+            tel_mqtt_publish_model(d->mqtt, &(struct tel_model_info){0});
         return 0;
     }
     notify_status("loading model %s", d->cfg.engine.model);
@@ -1002,6 +1017,21 @@ static int load_model(struct agent_daemon *d)
     log_info("engine: %s (%s, %s, %d layers, %.1f MB) loaded in %.0f ms; %s", d->cfg.engine.model,
              info.arch, info.file_type, info.n_layer, (double)info.size_bytes / 1e6,
              (double)(cmn_now_ns() - t0) / 1e6, eng_cpu_features_string());
+    if (d->mqtt) {
+        const char *file = strrchr(d->cfg.engine.model, '/');
+        struct tel_model_info mi = {
+            .name = d->cfg.api.model_name[0] ? d->cfg.api.model_name
+                    : info.name[0]           ? info.name
+                                             : (file ? file + 1 : d->cfg.engine.model),
+            .file = file ? file + 1 : d->cfg.engine.model,
+            .arch = info.arch,
+            .quant = info.file_type,
+            .n_params = info.n_params,
+            .size_bytes = info.size_bytes,
+            .context_length = info.n_ctx_train > 0 ? (uint32_t)info.n_ctx_train : 0,
+        };
+        tel_mqtt_publish_model(d->mqtt, &mi);
+    }
     struct agent_worker_hooks hooks = {
         .phase = hook_phase,
         .energy_j = hook_energy,

@@ -11,7 +11,15 @@
  * the in-flight table maps message ids to seqs until their PUBACK. Every seq below both next_send
  * and the lowest in-flight seq has been acknowledged: that is the cursor persisted in the store's
  * meta table. When the connection drops, next_send goes back to cursor + 1 and the pump reads the
- * backlog from the store, at most replay_rate_per_s per second and inflight_max unacknowledged. */
+ * backlog from the store, at most replay_rate_per_s per second and inflight_max unacknowledged.
+ *
+ * Topics that only move forward: a sample goes out on `telemetry` only at the moment it is
+ * produced, and anything sent late (the backlog, replay/req history) goes on telemetry/replay, so
+ * `telemetry` never goes back in seq. `state`, what Home Assistant reads, carries the newest live
+ * sample only, with the energy total the store has committed: a kill -9 can lose the uncommitted
+ * batch, and the total restored at the next start is never below a committed one, so no energy
+ * value Home Assistant has seen is ever followed by a lower one (its recorder would count a drop
+ * of more than 10 % as a meter reset and add the whole total again). */
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -52,14 +60,46 @@ enum topic_id {
     T_REPLAY_REQ,
     T_ASK,
     T_ASK_RESPONSE,
+    T_STATE,
+    T_REPLAY,
+    T_SESSION_LAST,
+    T_MODEL,
+    T_GOV_AVAIL,
     T_HASS_STATUS,
     T_COUNT_,
 };
 
 static const char *const topic_suffix[T_COUNT_] = {
-    "status",       "telemetry",     "session",    "event", "governor/state", "power_cap/state",
-    "governor/set", "power_cap/set", "replay/req", "ask",   "ask/response",   NULL,
+    "status",
+    "telemetry",
+    "session",
+    "event",
+    "governor/state",
+    "power_cap/state",
+    "governor/set",
+    "power_cap/set",
+    "replay/req",
+    "ask",
+    "ask/response",
+    "state",
+    "telemetry/replay",
+    "session/last",
+    "model",
+    "governor/available",
+    NULL,
 };
+
+/* Retained topics under the base, cleared when the device id changes. */
+static const char *const retained_suffixes[] = {
+    "status", "governor/state", "power_cap/state", "governor/available", "model", "session/last"};
+
+#define TEL_META_VALUE_MAX_ 128
+
+/* Store meta keys: what discovery announced last, so stale entities can be removed. */
+#define META_HASS_MODE   "hass_discovery_mode" /* "component", "device" or "off" */
+#define META_HASS_PREFIX "hass_discovery_prefix"
+#define META_HASS_DEVICE "hass_device_id"
+#define META_MQTT_PREFIX "mqtt_prefix"
 
 struct tel_mqtt {
     struct tel_mqtt_params p; /* strings owned (strdup'd) */
@@ -104,8 +144,17 @@ struct tel_mqtt {
 
     char gov_state[TEL_NAME_MAX];
     bool have_gov;
+    bool gov_available;
     char cap_state[32];
     bool have_cap;
+    char *state_json;      /* the last `state` published, re-sent after HA's birth message */
+    uint64_t state_seq;    /* its seq: `state` never goes back */
+    double state_energy_j; /* its total: never published lower */
+    char *session_json;    /* session/last (retained) */
+    char *model_json;      /* model (retained) */
+    uint64_t birth_due_ns; /* states re-sent at this time after HA's birth message; 0: none */
+    bool migrate_pending;  /* old-format configs to clear after the new discovery */
+    enum tel_mqtt_discovery_mode migrate_from;
 
     struct tel_mqtt_stats st;
 };
@@ -142,6 +191,8 @@ void tel_mqtt_params_defaults(struct tel_mqtt_params *p)
     p->queue_max = 64;
     p->discovery = true;
     p->discovery_prefix = "homeassistant";
+    p->expire_after_s = 30;
+    p->birth_delay_max_ms = 3000;
 }
 
 /* ---- small helpers ---- */
@@ -254,7 +305,9 @@ static void save_cursor(struct tel_mqtt *m, uint64_t now_ns, bool force)
     m->saved_ns = now_ns;
 }
 
-static int publish_sample_msg(struct tel_mqtt *m, const struct tel_sample *s, uint8_t kind)
+/* live: on `telemetry` (the sample is being produced now); otherwise on telemetry/replay. */
+static int publish_sample_msg(struct tel_mqtt *m, const struct tel_sample *s, uint8_t kind,
+                              bool live)
 {
     if (m->n_inflight >= m->p.inflight_max)
         return -EAGAIN;
@@ -265,7 +318,8 @@ static int publish_sample_msg(struct tel_mqtt *m, const struct tel_sample *s, ui
     if (kind == KIND_HISTORY && m->proto_version == MQTT_PROTOCOL_V5)
         mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "replay", "1");
     int mid = 0;
-    int rc = publish_raw(m, &mid, m->topic[T_TELEMETRY], json, strlen(json), false, props);
+    int rc = publish_raw(m, &mid, m->topic[live ? T_TELEMETRY : T_REPLAY], json, strlen(json),
+                         false, props);
     mosquitto_property_free_all(&props);
     free(json);
     if (rc)
@@ -289,7 +343,7 @@ static int pump_cb(void *user, const struct tel_sample *s)
         m->hist_active = false;
         return 1;
     }
-    int rc = publish_sample_msg(m, s, c->kind);
+    int rc = publish_sample_msg(m, s, c->kind, false);
     if (rc) {
         c->err = rc;
         return 1;
@@ -421,6 +475,9 @@ static int send_or_queue(struct tel_mqtt *m, const char *topic, char *payload)
 
 /* ---- discovery and state ---- */
 
+static void for_each_config_topic(struct tel_mqtt *m, const char *dprefix, const char *device_id,
+                                  enum tel_mqtt_discovery_mode mode, const char *payload);
+
 static void publish_discovery(struct tel_mqtt *m)
 {
     if (!m->p.discovery)
@@ -434,14 +491,117 @@ static void publish_discovery(struct tel_mqtt *m)
         free(payload);
     }
     m->st.discovery_published++;
+    if (m->migrate_pending) {
+        /* The new config is out: the old retained ones would otherwise come back at every
+         * Home Assistant start. */
+        for_each_config_topic(m, m->p.discovery_prefix, m->p.device_id, m->migrate_from, NULL);
+        m->migrate_pending = false;
+    }
 }
 
-static void publish_states(struct tel_mqtt *m)
+/* Everything Home Assistant shows that is not discovery. with_live adds `status` and the last
+ * `state` (after HA's birth message; at connect `status` went first and `state` follows with the
+ * next sample). */
+static void publish_states(struct tel_mqtt *m, bool with_live)
 {
+    if (with_live)
+        publish_str(m, m->topic[T_STATUS], "online", true);
     if (m->have_gov)
+        publish_str(m, m->topic[T_GOV_AVAIL], m->gov_available ? "online" : "offline", true);
+    if (m->have_gov && m->gov_available)
         publish_str(m, m->topic[T_GOV_STATE], m->gov_state, true);
-    if (m->have_cap)
+    if (m->have_cap && m->gov_available)
         publish_str(m, m->topic[T_CAP_STATE], m->cap_state, true);
+    if (m->model_json)
+        publish_str(m, m->topic[T_MODEL], m->model_json, true);
+    if (m->session_json)
+        publish_str(m, m->topic[T_SESSION_LAST], m->session_json, true);
+    if (with_live && m->state_json)
+        publish_str(m, m->topic[T_STATE], m->state_json, false);
+}
+
+static void clear_retained(struct tel_mqtt *m, const char *topic)
+{
+    if (publish_raw(m, NULL, topic, "", 0, true, NULL) == 0)
+        m->st.stale_configs_cleared++;
+}
+
+/* Sends payload (or an empty retained message when payload is NULL) to every config topic of a
+ * discovery identity. */
+static void for_each_config_topic(struct tel_mqtt *m, const char *dprefix, const char *device_id,
+                                  enum tel_mqtt_discovery_mode mode, const char *payload)
+{
+    for (unsigned i = 0;; i++) {
+        char *t = NULL;
+        if (tel_hass_config_topic(dprefix, device_id, mode, i, &t) != 0)
+            break;
+        if (payload)
+            publish_str(m, t, payload, false);
+        else
+            clear_retained(m, t);
+        free(t);
+    }
+}
+
+static int mode_from_name(const char *s, enum tel_mqtt_discovery_mode *ret)
+{
+    if (strcmp(s, "component") == 0)
+        *ret = TEL_MQTT_DISCOVERY_COMPONENT;
+    else if (strcmp(s, "device") == 0)
+        *ret = TEL_MQTT_DISCOVERY_DEVICE;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+/* Compares what the store says discovery announced last with what it announces now: entities
+ * of another device id or discovery prefix, or of a box whose discovery was switched off, get
+ * empty retained configs (Home Assistant removes them) and a changed id's retained topics are
+ * cleared; a switch between component and device messages for the same device follows Home
+ * Assistant's migration (migrate_discovery to the old topics, the new config, then the old ones
+ * cleared), which keeps entity ids and their history. Then records the current announcement. */
+static void reconcile_discovery(struct tel_mqtt *m)
+{
+    if (!m->store)
+        return;
+    char mode_s[16] = "", dprefix[TEL_META_VALUE_MAX_] = "", dev[TEL_META_VALUE_MAX_] = "",
+         prefix[TEL_META_VALUE_MAX_] = "";
+    enum tel_mqtt_discovery_mode old_mode = TEL_MQTT_DISCOVERY_COMPONENT;
+    bool got_mode = tel_store_meta_get(m->store, META_HASS_MODE, mode_s, sizeof(mode_s)) == 0;
+    bool old_off = got_mode && strcmp(mode_s, "off") == 0;
+    bool had = got_mode && (old_off || mode_from_name(mode_s, &old_mode) == 0) &&
+               tel_store_meta_get(m->store, META_HASS_PREFIX, dprefix, sizeof(dprefix)) == 0 &&
+               tel_store_meta_get(m->store, META_HASS_DEVICE, dev, sizeof(dev)) == 0;
+    if (tel_store_meta_get(m->store, META_MQTT_PREFIX, prefix, sizeof(prefix)) != 0)
+        prefix[0] = '\0';
+    const struct tel_mqtt_params *p = &m->p;
+    bool same_device =
+        had && strcmp(dprefix, p->discovery_prefix) == 0 && strcmp(dev, p->device_id) == 0;
+    if (had && !old_off && p->discovery && same_device && old_mode != p->discovery_mode) {
+        for_each_config_topic(m, dprefix, dev, old_mode, "{\"migrate_discovery\":true}");
+        m->migrate_from = old_mode;
+        m->migrate_pending = true;
+    } else if (had && !old_off && (!p->discovery || !same_device)) {
+        for_each_config_topic(m, dprefix, dev, old_mode, NULL);
+    }
+    if (prefix[0] && dev[0] && (strcmp(prefix, p->prefix) != 0 || strcmp(dev, p->device_id) != 0)) {
+        for (size_t i = 0; i < sizeof(retained_suffixes) / sizeof(retained_suffixes[0]); i++) {
+            char t[TEL_META_VALUE_MAX_ * 2 + 32];
+            snprintf(t, sizeof(t), "%s/%s/%s", prefix, dev, retained_suffixes[i]);
+            clear_retained(m, t);
+        }
+    }
+    const char *now_mode = !p->discovery                                    ? "off"
+                           : p->discovery_mode == TEL_MQTT_DISCOVERY_DEVICE ? "device"
+                                                                            : "component";
+    if (!had || strcmp(mode_s, now_mode) != 0 || !same_device)
+        tel_store_meta_set(m->store, META_HASS_MODE, now_mode);
+    if (!same_device) {
+        tel_store_meta_set(m->store, META_HASS_PREFIX, p->discovery_prefix);
+        tel_store_meta_set(m->store, META_HASS_DEVICE, p->device_id);
+    }
+    if (strcmp(prefix, p->prefix) != 0)
+        tel_store_meta_set(m->store, META_MQTT_PREFIX, p->prefix);
 }
 
 /* ---- commands in ---- */
@@ -511,8 +671,15 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     char err[160];
 
     if (m->topic[T_HASS_STATUS] && strcmp(t, m->topic[T_HASS_STATUS]) == 0) {
-        if (len == 6 && memcmp(msg->payload, "online", 6) == 0)
+        if (len == 6 && memcmp(msg->payload, "online", 6) == 0) {
+            /* Home Assistant (re)started: discovery now, states a little later (its
+             * documentation asks for a random delay, so that a fleet does not answer at once and
+             * the new entities have subscribed). */
             publish_discovery(m);
+            uint64_t max_ms = m->p.birth_delay_max_ms;
+            uint64_t ms = max_ms / 3 + (max_ms ? rng_next(m) % (max_ms - max_ms / 3 + 1) : 0);
+            m->birth_due_ns = m->now_ns + ms * CMN_NS_PER_MS;
+        }
         return;
     }
     if (strcmp(t, m->topic[T_ASK]) == 0) {
@@ -613,7 +780,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
     if (m->topic[T_HASS_STATUS])
         subs[n++] = m->topic[T_HASS_STATUS];
     mosquitto_subscribe_multiple(mosq, NULL, n, subs, 1, 0, NULL);
-    publish_states(m);
+    publish_states(m, false);
+    reconcile_discovery(m);
     publish_discovery(m);
     queue_flush(m);
     notify(m, TEL_MQTT_CONNECTED, "connected to %s:%d (MQTT %s)", m->p.host, m->p.port,
@@ -681,6 +849,7 @@ static void drop_connection(struct tel_mqtt *m, uint64_t now_ns)
     }
     m->lost = false;
     m->state = TEL_MQTT_DISCONNECTED;
+    m->birth_due_ns = 0; /* the next connect publishes everything anyway */
     m->st.disconnects++;
     uint64_t delay_ms = 0;
     if (m->retry_now) {
@@ -808,6 +977,11 @@ int tel_mqtt_handle_misc(struct tel_mqtt *m, uint64_t now_ns)
         drop_connection(m, now_ns);
         return 0;
     }
+    if (m->state == TEL_MQTT_CONNECTED && m->birth_due_ns && now_ns >= m->birth_due_ns) {
+        m->birth_due_ns = 0;
+        publish_states(m, true);
+        m->st.birth_republished++;
+    }
     if (m->state == TEL_MQTT_CONNECTED && m->mosq && mosquitto_socket(m->mosq) >= 0)
         mosquitto_loop_misc(m->mosq); /* keepalive: PINGREQ, and the broker's silence */
     after_io(m, now_ns);
@@ -844,6 +1018,8 @@ void tel_mqtt_poll_info(struct tel_mqtt *m, uint64_t now_ns, struct tel_mqtt_pol
             if (t < d)
                 d = t;
         }
+        if (m->birth_due_ns && m->birth_due_ns < d)
+            d = m->birth_due_ns;
         break;
     }
     ret->deadline_ns = d;
@@ -870,12 +1046,33 @@ void tel_mqtt_get_stats(const struct tel_mqtt *m, struct tel_mqtt_stats *ret)
 
 /* ---- publishing API ---- */
 
+/* The dashboard view of a live sample: only ever forward, in seq and in energy. */
+static void publish_state(struct tel_mqtt *m, const struct tel_sample *s)
+{
+    if (m->state != TEL_MQTT_CONNECTED || (m->state_json && s->seq <= m->state_seq))
+        return;
+    double e = m->store ? tel_store_committed_energy_j(m->store) : s->energy_j;
+    if (!isfinite(e) || e < m->state_energy_j)
+        e = m->state_energy_j;
+    char *json = tel_payload_state_json(s, e);
+    if (!json || publish_str(m, m->topic[T_STATE], json, false) != 0) {
+        free(json);
+        return;
+    }
+    free(m->state_json);
+    m->state_json = json;
+    m->state_seq = s->seq;
+    m->state_energy_j = e;
+    m->st.states_published++;
+}
+
 int tel_mqtt_publish_sample(struct tel_mqtt *m, const struct tel_sample *s)
 {
+    publish_state(m, s);
     if (!m->store) {
         /* Nothing to replay from: publish now or never. */
         if (s->seq >= m->next_send && m->state == TEL_MQTT_CONNECTED &&
-            publish_sample_msg(m, s, KIND_FORWARD) == 0)
+            publish_sample_msg(m, s, KIND_FORWARD, true) == 0)
             m->st.published_live++;
         if (s->seq >= m->next_send)
             m->next_send = s->seq + 1;
@@ -886,7 +1083,7 @@ int tel_mqtt_publish_sample(struct tel_mqtt *m, const struct tel_sample *s)
         return 0; /* offline, or a backlog ahead of it: the pump sends it from the store */
     if (m->n_inflight >= m->p.inflight_max)
         return 0;
-    int rc = publish_sample_msg(m, s, KIND_FORWARD);
+    int rc = publish_sample_msg(m, s, KIND_FORWARD, true);
     if (rc == 0) {
         m->next_send = s->seq + 1;
         m->st.published_live++;
@@ -896,7 +1093,27 @@ int tel_mqtt_publish_sample(struct tel_mqtt *m, const struct tel_sample *s)
 
 int tel_mqtt_publish_session(struct tel_mqtt *m, const struct tel_session *s)
 {
-    return send_or_queue(m, m->topic[T_SESSION], tel_payload_session_json(s));
+    char *json = tel_payload_session_json(s);
+    char *last = json ? strdup(json) : NULL;
+    if (last) {
+        free(m->session_json);
+        m->session_json = last;
+        if (m->state == TEL_MQTT_CONNECTED)
+            publish_str(m, m->topic[T_SESSION_LAST], last, true);
+    }
+    return send_or_queue(m, m->topic[T_SESSION], json);
+}
+
+int tel_mqtt_publish_model(struct tel_mqtt *m, const struct tel_model_info *model)
+{
+    char *json = model ? tel_payload_model_json(model) : NULL;
+    if (!json)
+        return model ? -ENOMEM : -EINVAL;
+    free(m->model_json);
+    m->model_json = json;
+    if (m->state == TEL_MQTT_CONNECTED)
+        publish_str(m, m->topic[T_MODEL], json, true);
+    return 0;
 }
 
 int tel_mqtt_publish_event(struct tel_mqtt *m, const char *kind, const char *detail)
@@ -906,11 +1123,18 @@ int tel_mqtt_publish_event(struct tel_mqtt *m, const char *kind, const char *det
 
 int tel_mqtt_publish_governor_state(struct tel_mqtt *m, const char *policy)
 {
-    if (!policy || strlen(policy) >= sizeof(m->gov_state))
+    if (policy && strlen(policy) >= sizeof(m->gov_state))
         return -EINVAL;
-    snprintf(m->gov_state, sizeof(m->gov_state), "%s", policy);
+    bool available = policy && *policy;
+    bool changed = !m->have_gov || available != m->gov_available;
+    snprintf(m->gov_state, sizeof(m->gov_state), "%s", available ? policy : "");
     m->have_gov = true;
-    if (m->state == TEL_MQTT_CONNECTED)
+    m->gov_available = available;
+    if (m->state != TEL_MQTT_CONNECTED)
+        return 0;
+    if (changed)
+        publish_str(m, m->topic[T_GOV_AVAIL], available ? "online" : "offline", true);
+    if (available)
         publish_str(m, m->topic[T_GOV_STATE], m->gov_state, true);
     return 0;
 }
@@ -924,7 +1148,7 @@ int tel_mqtt_publish_power_cap_state(struct tel_mqtt *m, bool off, double cap_w)
     else
         snprintf(m->cap_state, sizeof(m->cap_state), "%.15g", round(cap_w * 1000) / 1000);
     m->have_cap = true;
-    if (m->state == TEL_MQTT_CONNECTED)
+    if (m->state == TEL_MQTT_CONNECTED && (!m->have_gov || m->gov_available))
         publish_str(m, m->topic[T_CAP_STATE], m->cap_state, true);
     return 0;
 }
@@ -991,8 +1215,28 @@ static void free_fields(struct tel_mqtt_params *p)
     free((char *)p->discovery_prefix);
     free((char *)p->device_name);
     free((char *)p->sw_version);
+    free((char *)p->configuration_url);
+    free((char *)p->support_url);
     for (uint32_t i = 0; i < TEL_MQTT_MAX_POLICIES; i++)
         free((char *)p->commands.policies[i]);
+}
+
+/* What Home Assistant's URL validator accepts for these fields: a scheme it allows and a
+ * non-empty rest without spaces or control characters (NULL and "" mean "not set"). */
+static int valid_url(const char *s, bool homeassistant_ok)
+{
+    if (!s || !*s)
+        return 1;
+    size_t skip = strncmp(s, "https://", 8) == 0                                ? 8
+                  : strncmp(s, "http://", 7) == 0                               ? 7
+                  : homeassistant_ok && strncmp(s, "homeassistant://", 16) == 0 ? 16
+                                                                                : 0;
+    if (!skip || !s[skip] || strlen(s) > 512)
+        return 0;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        if (*c <= ' ' || *c == 0x7f || *c == '"')
+            return 0;
+    return 1;
 }
 
 static int check_params(const struct tel_mqtt_params *p, char *err, size_t err_len)
@@ -1010,8 +1254,22 @@ static int check_params(const struct tel_mqtt_params *p, char *err, size_t err_l
         return set_err(err, err_len, -EINVAL,
                        "mqtt: device_id \"%s\" must be 1-64 of [A-Za-z0-9_-]",
                        p->device_id ? p->device_id : "");
-    if (p->discovery && !valid_prefix(p->discovery_prefix))
+    if (!valid_prefix(p->discovery_prefix))
         return set_err(err, err_len, -EINVAL, "mqtt: discovery_prefix is not a valid topic");
+    if (!valid_url(p->configuration_url, true))
+        return set_err(err, err_len, -EINVAL,
+                       "mqtt: configuration_url \"%s\" is not an http://, https:// or "
+                       "homeassistant:// URL",
+                       p->configuration_url);
+    if (!valid_url(p->support_url, false))
+        return set_err(err, err_len, -EINVAL,
+                       "mqtt: support_url \"%s\" is not an http:// or https:// URL",
+                       p->support_url);
+    if (p->discovery_mode != TEL_MQTT_DISCOVERY_COMPONENT &&
+        p->discovery_mode != TEL_MQTT_DISCOVERY_DEVICE)
+        return set_err(err, err_len, -EINVAL, "mqtt: unknown discovery mode");
+    if (p->birth_delay_max_ms > 600000)
+        return set_err(err, err_len, -EINVAL, "mqtt: birth_delay_max_ms above 600000");
     if (p->keepalive_s < 5 || p->keepalive_s > 65535)
         return set_err(err, err_len, -EINVAL, "mqtt: keepalive_s %d outside 5..65535",
                        p->keepalive_s);
@@ -1066,14 +1324,16 @@ int tel_mqtt_new(const struct tel_mqtt_params *params, const struct tel_mqtt_cal
     mosquitto_lib_init();
     m->p = *params;
     /* Every string pointer is cleared before any copy, so free_fields never frees the caller's. */
-    const char **fields[] = {&m->p.host,        &m->p.prefix,    &m->p.device_id,
-                             &m->p.username,    &m->p.password,  &m->p.tls_ca,
-                             &m->p.tls_cert,    &m->p.tls_key,   &m->p.discovery_prefix,
-                             &m->p.device_name, &m->p.sw_version};
-    const char *srcs[] = {params->host,        params->prefix,    params->device_id,
-                          params->username,    params->password,  params->tls_ca,
-                          params->tls_cert,    params->tls_key,   params->discovery_prefix,
-                          params->device_name, params->sw_version};
+    const char **fields[] = {&m->p.host,        &m->p.prefix,     &m->p.device_id,
+                             &m->p.username,    &m->p.password,   &m->p.tls_ca,
+                             &m->p.tls_cert,    &m->p.tls_key,    &m->p.discovery_prefix,
+                             &m->p.device_name, &m->p.sw_version, &m->p.configuration_url,
+                             &m->p.support_url};
+    const char *srcs[] = {params->host,        params->prefix,     params->device_id,
+                          params->username,    params->password,   params->tls_ca,
+                          params->tls_cert,    params->tls_key,    params->discovery_prefix,
+                          params->device_name, params->sw_version, params->configuration_url,
+                          params->support_url};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         *fields[i] = NULL;
     memset(m->p.commands.policies, 0, sizeof(m->p.commands.policies));
@@ -1217,6 +1477,9 @@ void tel_mqtt_free(struct tel_mqtt *m)
         mosquitto_destroy(m->mosq);
     for (uint32_t i = 0; m->queue && i < m->q_len; i++)
         free(m->queue[(m->q_head + i) % m->p.queue_max].payload);
+    free(m->state_json);
+    free(m->session_json);
+    free(m->model_json);
     free(m->queue);
     free(m->inflight);
     for (int i = 0; i < T_COUNT_; i++)

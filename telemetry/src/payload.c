@@ -1,9 +1,10 @@
-/* The JSON bodies Ember publishes over MQTT (telemetry, session, event), in the shape the design
- * fixes, built with cJSON so strings are escaped correctly. Values are rounded to what the sensors
- * can resolve, so payloads stay short and readable; unknown values (NaN) are JSON null. "ts" is
- * wall-clock Unix time in seconds with millisecond resolution. */
+/* The JSON bodies Ember publishes over MQTT (telemetry, state, session, event, model), in the shape
+ * the design fixes, built with cJSON so strings are escaped correctly. Values are rounded to what
+ * the sensors can resolve, so payloads stay short and readable; unknown values (NaN) are JSON null.
+ * "ts" is wall-clock Unix time in seconds with millisecond resolution. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -36,16 +37,19 @@ static char *finish(cJSON *o, int ok)
     return out;
 }
 
-char *tel_payload_sample_json(const struct tel_sample *s)
+/* The fields telemetry and state share; energy_j is the total to publish. */
+static cJSON *sample_object(const struct tel_sample *s, double energy_j)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
-    int ok =
-        cJSON_AddNumberToObject(o, "v", 1) && cJSON_AddNumberToObject(o, "seq", (double)s->seq) &&
-        cJSON_AddNumberToObject(o, "ts", ts_seconds(s->ts_ns)) &&
-        add_num(o, "power_w", s->power_w, 1e3) &&
-        add_num(o, "energy_wh", s->energy_j / 3600.0, 1e4) && add_num(o, "temp_c", s->temp_c, 1e2);
+    int ok = cJSON_AddNumberToObject(o, "v", 1) &&
+             cJSON_AddNumberToObject(o, "seq", (double)s->seq) &&
+             cJSON_AddNumberToObject(o, "ts", ts_seconds(s->ts_ns)) &&
+             add_num(o, "power_w", s->power_w, 1e3) &&
+             /* Truncated, not rounded: a state total must never read above the one on disk. */
+             add_num(o, "energy_wh", floor(energy_j / 3600.0 * 1e4) / 1e4, 1e4) &&
+             add_num(o, "temp_c", s->temp_c, 1e2);
     cJSON *freq = ok ? cJSON_AddArrayToObject(o, "freq_mhz") : NULL;
     ok = ok && freq;
     for (uint32_t i = 0; ok && i < s->n_freq && i < TEL_MAX_FREQ; i++) {
@@ -55,9 +59,63 @@ char *tel_payload_sample_json(const struct tel_sample *s)
         if (ok)
             cJSON_AddItemToArray(freq, item);
     }
-    ok = ok && add_num(o, "util", s->util, 1e4) &&
-         cJSON_AddStringToObject(o, "policy", s->policy) &&
-         cJSON_AddStringToObject(o, "phase", s->phase);
+    ok = ok && add_num(o, "util", s->util, 1e4);
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+char *tel_payload_sample_json(const struct tel_sample *s)
+{
+    cJSON *o = sample_object(s, s->energy_j);
+    if (!o)
+        return NULL;
+    int ok = cJSON_AddStringToObject(o, "policy", s->policy) &&
+             cJSON_AddStringToObject(o, "phase", s->phase);
+    return finish(o, ok);
+}
+
+static int valid_phase(const char *p)
+{
+    return strcmp(p, "idle") == 0 || strcmp(p, "prefill") == 0 || strcmp(p, "decode") == 0;
+}
+
+char *tel_payload_state_json(const struct tel_sample *s, double energy_j)
+{
+    cJSON *o = sample_object(s, energy_j);
+    if (!o)
+        return NULL;
+    /* No governor: null rather than "" (not a policy). A phase outside the three is reported as
+     * idle: the enum entity has no "unknown" option. */
+    cJSON *policy = s->policy[0] ? cJSON_CreateString(s->policy) : cJSON_CreateNull();
+    int ok = policy != NULL;
+    if (ok)
+        cJSON_AddItemToObject(o, "policy", policy);
+    ok = ok && cJSON_AddStringToObject(o, "phase", valid_phase(s->phase) ? s->phase : "idle") &&
+         add_num(o, "tokens_per_s", s->tokens_per_s, 1e2) &&
+         cJSON_AddStringToObject(o, "source", tel_source_name(s->source));
+    return finish(o, ok);
+}
+
+char *tel_payload_model_json(const struct tel_model_info *mi)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    int ok = 1;
+    const char *strs[][2] = {
+        {"name", mi->name}, {"file", mi->file}, {"arch", mi->arch}, {"quant", mi->quant}};
+    for (size_t i = 0; ok && i < sizeof(strs) / sizeof(strs[0]); i++) {
+        cJSON *v = strs[i][1] && *strs[i][1] ? cJSON_CreateString(strs[i][1]) : cJSON_CreateNull();
+        ok = v != NULL;
+        if (ok)
+            cJSON_AddItemToObject(o, strs[i][0], v);
+    }
+    ok = ok && add_num(o, "params_m", mi->n_params ? (double)mi->n_params / 1e6 : NAN, 1e1) &&
+         add_num(o, "size_mb", mi->size_bytes ? (double)mi->size_bytes / 1e6 : NAN, 1e1) &&
+         add_num(o, "context_length", mi->context_length ? (double)mi->context_length : NAN, 1);
     return finish(o, ok);
 }
 

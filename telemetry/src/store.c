@@ -313,6 +313,8 @@ static int commit_batch(struct tel_store *s)
     if (save_energy)
         s->energy_saved_ns = now;
     uint32_t written = s->ring_len;
+    if (written) /* rows are in seq order and their totals never decrease: the last is largest */
+        s->committed_energy_j = s->ring[(s->ring_head + written - 1) % s->p.pending_max].energy_j;
     s->st.samples_written += written;
     s->st.commits++;
     s->ring_head = 0;
@@ -556,6 +558,7 @@ int tel_store_open(const char *path, const struct tel_store_params *params,
         s->last_energy_j = total;
         s->have_energy = 1;
     }
+    s->committed_energy_j = s->have_energy ? s->last_energy_j : 0.0;
 
     s->ring = calloc(params->pending_max, sizeof(*s->ring));
     s->sessions = calloc(TEL_PENDING_SESSIONS_MAX, sizeof(*s->sessions));
@@ -926,6 +929,11 @@ int tel_store_energy_total_j(struct tel_store *s, double *ret_j)
         return -EINVAL;
     *ret_j = v;
     return 0;
+}
+
+double tel_store_committed_energy_j(const struct tel_store *s)
+{
+    return s ? s->committed_energy_j : 0.0;
 }
 
 void tel_store_get_stats(const struct tel_store *s, struct tel_store_stats *ret)

@@ -45,7 +45,9 @@ struct tel_store {
     uint64_t next_session_id;
     double last_energy_j; /* energy_j of the newest queued or written sample */
     int have_energy;
-    uint64_t energy_saved_ns; /* monotonic time the total was last written to meta */
+    double committed_energy_j; /* energy_j of the newest committed sample (or the total restored
+                                  at open): what a kill -9 can no longer take back */
+    uint64_t energy_saved_ns;  /* monotonic time the total was last written to meta */
 
     uint64_t last_maintain_ns;
     uint64_t retry_after_ns; /* after a failed commit, do not retry before this */

@@ -4,7 +4,7 @@
 ember_add_test(NAME telmqtt_unit SOURCES ${CMAKE_CURRENT_LIST_DIR}/telmqtt_unit.c
                LIBS ember_telemetry PkgConfig::CJSON LABELS unit TIMEOUT 60)
 
-foreach(case plain password tls outage_stop outage_kill9 agent_kill9 hass commands v311
+foreach(case plain password tls outage_stop outage_kill9 agent_kill9 hass hass_device hass_stale ha_energy commands v311
              keepalive)
     if(NOT TARGET telmqtt_broker_test)
         add_executable(telmqtt_broker_test ${CMAKE_CURRENT_LIST_DIR}/telmqtt_broker_test.c

@@ -202,114 +202,257 @@ static void test_payloads(void)
     free(js);
 }
 
+/* The availability list: status first, then governor/available when governed. */
+static void check_availability(const cJSON *o, bool governed)
+{
+    const cJSON *av = cJSON_GetObjectItemCaseSensitive(o, "availability");
+    CHECK(cJSON_IsArray(av) && cJSON_GetArraySize(av) == (governed ? 2 : 1));
+    CHECK_STR(jstr(cJSON_GetArrayItem(av, 0), "topic"), "ember/box1/status");
+    if (governed) {
+        CHECK_STR(jstr(cJSON_GetArrayItem(av, 1), "topic"), "ember/box1/governor/available");
+        CHECK_STR(jstr(o, "availability_mode"), "all");
+    }
+    CHECK(!cJSON_HasObjectItem(o, "availability_topic")); /* not both forms */
+}
+
+struct hass_want {
+    const char *object, *platform, *name, *state_topic, *unit, *device_class, *state_class;
+    int precision; /* -1: none */
+    bool live, governed;
+};
+
+static const struct hass_want hass_want[] = {
+    {"power", "sensor", "Power", "ember/box1/state", "W", "power", "measurement", 1, true, false},
+    {"energy", "sensor", "Energy", "ember/box1/state", "Wh", "energy", "total_increasing", 2, true,
+     false},
+    {"temperature", "sensor", "Temperature", "ember/box1/state",
+     "\xC2\xB0"
+     "C",
+     "temperature", "measurement", 1, true, false},
+    {"cpu_frequency", "sensor", "CPU frequency", "ember/box1/state", "MHz", "frequency",
+     "measurement", 0, true, false},
+    {"utilisation", "sensor", "CPU utilisation", "ember/box1/state", "%", NULL, "measurement", 1,
+     true, false},
+    {"engine_phase", "sensor", "Engine phase", "ember/box1/state", NULL, "enum", NULL, -1, true,
+     false},
+    {"model", "sensor", "Model", "ember/box1/model", NULL, NULL, NULL, -1, false, false},
+    {"tokens_per_s", "sensor", "Tokens per second", "ember/box1/session/last", "tok/s", NULL,
+     "measurement", 1, false, false},
+    {"joules_per_token", "sensor", "Joules per token", "ember/box1/session/last", "J/tok", NULL,
+     "measurement", 3, false, false},
+    {"governor_policy", "select", "Governor policy", "ember/box1/governor/state", NULL, NULL, NULL,
+     -1, false, true},
+    {"power_cap", "number", "Power cap", "ember/box1/power_cap/state", "W", "power", NULL, -1,
+     false, true},
+};
+#define N_HASS (sizeof(hass_want) / sizeof(hass_want[0]))
+
+/* The options of one entity, as in either discovery mode. */
+static void check_entity(const cJSON *j, const struct hass_want *w, bool in_device)
+{
+    char uid[64];
+    snprintf(uid, sizeof(uid), "ember_box1_%s", w->object);
+    CHECK_STR(jstr(j, "name"), w->name);
+    CHECK_STR(jstr(j, "unique_id"), uid);
+    CHECK_STR(jstr(j, "state_topic"), w->state_topic);
+    if (!in_device || w->governed)
+        check_availability(j, w->governed);
+    if (in_device && !w->governed)
+        CHECK(!cJSON_HasObjectItem(j, "availability")); /* from the root */
+    const char *keys[] = {"unit_of_measurement", "device_class", "state_class"};
+    const char *vals[] = {w->unit, w->device_class, w->state_class};
+    for (int k = 0; k < 3; k++) {
+        if (vals[k])
+            CHECK_STR(jstr(j, keys[k]), vals[k]);
+        else
+            CHECK_MSG(!cJSON_HasObjectItem(j, keys[k]), "%s: %s present", w->object, keys[k]);
+    }
+    if (w->precision >= 0)
+        CHECK_NEAR(jnum(j, "suggested_display_precision"), w->precision, 0);
+    else
+        CHECK(!cJSON_HasObjectItem(j, "suggested_display_precision"));
+    if (w->live)
+        CHECK_NEAR(jnum(j, "expire_after"), 45, 0);
+    else
+        CHECK(!cJSON_HasObjectItem(j, "expire_after"));
+    /* Not MQTT discovery options (issue 20): has_entity_name is implied, object_id deprecated. */
+    CHECK(!cJSON_HasObjectItem(j, "has_entity_name"));
+    CHECK(!cJSON_HasObjectItem(j, "object_id"));
+    CHECK(!cJSON_HasObjectItem(j, "payload_reset"));
+    if (strcmp(w->platform, "sensor") == 0)
+        CHECK(jstr(j, "value_template") != NULL);
+    if (strcmp(w->object, "engine_phase") == 0) {
+        const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "options");
+        CHECK(cJSON_GetArraySize(opts) == 3);
+    }
+    if (strcmp(w->object, "tokens_per_s") == 0 || strcmp(w->object, "model") == 0)
+        CHECK_STR(jstr(j, "json_attributes_topic"), w->state_topic);
+    if (strcmp(w->object, "governor_policy") == 0) {
+        CHECK_STR(jstr(j, "command_topic"), "ember/box1/governor/set");
+        const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "options");
+        CHECK(cJSON_GetArraySize(opts) == 3);
+        CHECK_STR(cJSON_GetArrayItem(opts, 2) ? cJSON_GetArrayItem(opts, 2)->valuestring : NULL,
+                  "powersave");
+    }
+    if (strcmp(w->object, "power_cap") == 0) {
+        /* Whole watts from 0 (= off): min 0.5 with step 1 used to offer 1.5, 2.5, ... */
+        CHECK_STR(jstr(j, "command_topic"), "ember/box1/power_cap/set");
+        CHECK_NEAR(jnum(j, "min"), 0, 0);
+        CHECK_NEAR(jnum(j, "max"), 65, 0);
+        CHECK_NEAR(jnum(j, "step"), 1, 0);
+        CHECK_CONTAINS(jstr(j, "command_template"), "'off'");
+        CHECK_CONTAINS(jstr(j, "value_template"), "'off'");
+    }
+}
+
+static void check_device_origin(const cJSON *j)
+{
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(j, "device");
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(dev, "identifiers");
+    CHECK(cJSON_IsArray(ids) && cJSON_GetArraySize(ids) == 1);
+    CHECK_STR(cJSON_GetArrayItem(ids, 0) ? cJSON_GetArrayItem(ids, 0)->valuestring : NULL,
+              "ember_box1");
+    CHECK_STR(jstr(dev, "name"), "Ember box1");
+    CHECK_STR(jstr(dev, "manufacturer"), "Ember");
+    CHECK_STR(jstr(dev, "sw_version"), "0.1.0");
+    CHECK_STR(jstr(dev, "configuration_url"), "http://box1.local:8088/health");
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "origin");
+    CHECK_STR(jstr(o, "name"), "Ember");
+    CHECK_STR(jstr(o, "sw_version"), "0.1.0");
+    CHECK_STR(jstr(o, "support_url"), "https://example.org/ember/support");
+}
+
+static void hass_params(struct tel_mqtt_params *p)
+{
+    tel_mqtt_params_defaults(p);
+    p->device_id = "box1";
+    p->sw_version = "0.1.0";
+    p->commands = commands();
+    p->expire_after_s = 45;
+    p->configuration_url = "http://box1.local:8088/health";
+    p->support_url = "https://example.org/ember/support";
+}
+
 static void test_hass(void)
 {
     struct tel_mqtt_params p;
-    tel_mqtt_params_defaults(&p);
-    p.device_id = "box1";
-    p.sw_version = "0.1.0";
-    p.commands = commands();
-    struct want {
-        const char *topic, *name, *state_topic, *unit, *device_class, *state_class;
-    } want[] = {
-        {"homeassistant/sensor/ember_box1/power/config", "Power", "ember/box1/telemetry", "W",
-         "power", "measurement"},
-        {"homeassistant/sensor/ember_box1/energy/config", "Energy", "ember/box1/telemetry", "Wh",
-         "energy", "total_increasing"},
-        {"homeassistant/sensor/ember_box1/temperature/config", "Temperature",
-         "ember/box1/telemetry",
-         "\xC2\xB0"
-         "C",
-         "temperature", "measurement"},
-        {"homeassistant/sensor/ember_box1/cpu_frequency/config", "CPU frequency",
-         "ember/box1/telemetry", "MHz", "frequency", "measurement"},
-        {"homeassistant/sensor/ember_box1/tokens_per_s/config", "Tokens per second",
-         "ember/box1/session", "tok/s", NULL, "measurement"},
-        {"homeassistant/sensor/ember_box1/joules_per_token/config", "Joules per token",
-         "ember/box1/session", "J/tok", NULL, "measurement"},
-        {"homeassistant/select/ember_box1/governor_policy/config", "Governor policy",
-         "ember/box1/governor/state", NULL, NULL, NULL},
-        {"homeassistant/number/ember_box1/power_cap/config", "Power cap",
-         "ember/box1/power_cap/state", "W", "power", NULL},
-    };
-    const char *uids[8] = {0};
-    char *payloads[8] = {0};
+    hass_params(&p);
     unsigned n = 0;
     for (;; n++) {
-        char *topic = NULL, *payload = NULL;
+        char *topic = NULL, *payload = NULL, *t2 = NULL;
         int rc = tel_hass_config(&p, "ember/box1", n, &topic, &payload);
         if (rc == -ENOENT)
             break;
         CHECK(rc == 0);
-        if (n >= 8) {
-            free(topic);
-            free(payload);
-            continue;
+        CHECK(tel_hass_config_topic("homeassistant", "box1", TEL_MQTT_DISCOVERY_COMPONENT, n,
+                                    &t2) == 0);
+        CHECK_STR(t2, topic);
+        free(t2);
+        if (n < N_HASS) {
+            const struct hass_want *w = &hass_want[n];
+            char want_topic[128];
+            snprintf(want_topic, sizeof(want_topic), "homeassistant/%s/ember_box1/%s/config",
+                     w->platform, w->object);
+            CHECK_STR(topic, want_topic);
+            cJSON *j = cJSON_Parse(payload);
+            CHECK(j != NULL);
+            check_entity(j, w, false);
+            check_device_origin(j);
+            CHECK_NEAR(jnum(j, "qos"), 1, 0);
+            cJSON_Delete(j);
         }
-        const struct want *w = &want[n];
-        CHECK_STR(topic, w->topic);
-        cJSON *j = cJSON_Parse(payload);
-        CHECK(j != NULL);
-        CHECK_STR(jstr(j, "name"), w->name);
-        CHECK_STR(jstr(j, "state_topic"), w->state_topic);
-        CHECK_STR(jstr(j, "availability_topic"), "ember/box1/status");
-        CHECK_STR(jstr(j, "payload_available"), "online");
-        CHECK_STR(jstr(j, "payload_not_available"), "offline");
-        if (w->unit)
-            CHECK_STR(jstr(j, "unit_of_measurement"), w->unit);
-        else
-            CHECK(!cJSON_HasObjectItem(j, "unit_of_measurement"));
-        if (w->device_class)
-            CHECK_STR(jstr(j, "device_class"), w->device_class);
-        else
-            CHECK(!cJSON_HasObjectItem(j, "device_class"));
-        if (w->state_class)
-            CHECK_STR(jstr(j, "state_class"), w->state_class);
-        else
-            CHECK(!cJSON_HasObjectItem(j, "state_class"));
-        const char *uid = jstr(j, "unique_id");
-        CHECK(uid && strncmp(uid, "ember_box1_", 11) == 0);
-        const cJSON *dev = cJSON_GetObjectItemCaseSensitive(j, "device");
-        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(dev, "identifiers");
-        CHECK(cJSON_IsArray(ids) && cJSON_GetArraySize(ids) == 1);
-        CHECK_STR(cJSON_GetArrayItem(ids, 0) ? cJSON_GetArrayItem(ids, 0)->valuestring : NULL,
-                  "ember_box1");
-        CHECK_STR(jstr(dev, "name"), "Ember box1");
-        CHECK_STR(jstr(dev, "manufacturer"), "Ember");
-        CHECK_STR(jstr(dev, "sw_version"), "0.1.0");
-        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "has_entity_name")));
-        CHECK(!cJSON_HasObjectItem(j, "object_id"));
-        CHECK_NEAR(jnum(j, "qos"), 1, 0);
-        CHECK_STR(jstr(cJSON_GetObjectItemCaseSensitive(j, "origin"), "name"), "Ember");
-        if (n < 6)
-            CHECK_CONTAINS(jstr(j, "value_template"), "value_json.");
-        if (n == 6) {
-            CHECK_STR(jstr(j, "command_topic"), "ember/box1/governor/set");
-            const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "options");
-            CHECK(cJSON_GetArraySize(opts) == 3);
-            CHECK_STR(cJSON_GetArrayItem(opts, 2) ? cJSON_GetArrayItem(opts, 2)->valuestring : NULL,
-                      "powersave");
-        }
-        if (n == 7) {
-            CHECK_STR(jstr(j, "command_topic"), "ember/box1/power_cap/set");
-            CHECK_NEAR(jnum(j, "min"), 5, 0);
-            CHECK_NEAR(jnum(j, "max"), 65, 0);
-            CHECK_NEAR(jnum(j, "step"), 1, 0);
-            CHECK_STR(jstr(j, "payload_reset"), "off");
-        }
-        uids[n] = uid ? strdup(uid) : NULL;
-        payloads[n] = payload;
-        cJSON_Delete(j);
         free(topic);
+        free(payload);
     }
-    CHECK_EQ_INT(n, 8);
-    for (unsigned a = 0; a < 8; a++)
-        for (unsigned b = a + 1; b < 8; b++)
-            CHECK(uids[a] && uids[b] && strcmp(uids[a], uids[b]) != 0);
-    for (unsigned a = 0; a < 8; a++) {
-        free((char *)uids[a]);
-        free(payloads[a]);
+    CHECK_EQ_INT(n, N_HASS);
+    char *t = NULL;
+    CHECK(tel_hass_config_topic("homeassistant", "box1", TEL_MQTT_DISCOVERY_COMPONENT, N_HASS,
+                                &t) == -ENOENT);
+
+    /* Device mode: one message, the entities under "components" with their platform. */
+    p.discovery_mode = TEL_MQTT_DISCOVERY_DEVICE;
+    char *topic = NULL, *payload = NULL;
+    CHECK(tel_hass_config(&p, "ember/box1", 0, &topic, &payload) == 0);
+    CHECK_STR(topic, "homeassistant/device/ember_box1/config");
+    cJSON *j = cJSON_Parse(payload ? payload : "");
+    check_device_origin(j);
+    check_availability(j, false);
+    CHECK_NEAR(jnum(j, "qos"), 1, 0);
+    const cJSON *cmps = cJSON_GetObjectItemCaseSensitive(j, "components");
+    CHECK(cJSON_IsObject(cmps) && cJSON_GetArraySize(cmps) == (int)N_HASS);
+    for (size_t i = 0; i < N_HASS; i++) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(cmps, hass_want[i].object);
+        CHECK_MSG(c != NULL, "component %s missing", hass_want[i].object);
+        if (!c)
+            continue;
+        CHECK_STR(jstr(c, "platform"), hass_want[i].platform);
+        check_entity(c, &hass_want[i], true);
+        CHECK(!cJSON_HasObjectItem(c, "device") && !cJSON_HasObjectItem(c, "origin"));
     }
+    cJSON_Delete(j);
+    free(topic);
+    free(payload);
+    CHECK(tel_hass_config(&p, "ember/box1", 1, &topic, &payload) == -ENOENT);
+    CHECK(tel_hass_config_topic("ha", "x", TEL_MQTT_DISCOVERY_DEVICE, 0, &t) == 0);
+    CHECK_STR(t, "ha/device/ember_x/config");
+    free(t);
+
+    /* Without the optional links the keys are absent, not empty. */
+    p.configuration_url = p.support_url = NULL;
+    p.expire_after_s = 0;
+    CHECK(tel_hass_config(&p, "ember/box1", 0, &topic, &payload) == 0);
+    CHECK(payload && !strstr(payload, "configuration_url") && !strstr(payload, "support_url") &&
+          !strstr(payload, "expire_after"));
+    free(topic);
+    free(payload);
+}
+
+/* The state payload: the energy given (the committed total), null policy without a governor,
+ * a phase always one of the enum's options. */
+static void test_state_payload(void)
+{
+    struct tel_sample s = {.seq = 9,
+                           .ts_ns = 1000000000ull,
+                           .power_w = NAN,
+                           .energy_j = 7200,
+                           .temp_c = NAN,
+                           .util = NAN,
+                           .n_freq = 2,
+                           .tokens_per_s = NAN};
+    s.freq_mhz[0] = NAN;
+    s.freq_mhz[1] = 1800;
+    char *js = tel_payload_state_json(&s, 3600.0 * 1.23456789);
+    cJSON *j = cJSON_Parse(js ? js : "");
+    CHECK_NEAR(jnum(j, "energy_wh"), 1.2345, 1e-12); /* truncated: never above the stored total */
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "power_w")));
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "policy")));
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "util")));
+    CHECK(cJSON_IsNull(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "freq_mhz"), 0)));
+    CHECK_STR(jstr(j, "phase"), "idle");
+    CHECK_STR(jstr(j, "source"), "none");
+    cJSON_Delete(j);
+    free(js);
+    snprintf(s.policy, sizeof(s.policy), "balanced");
+    snprintf(s.phase, sizeof(s.phase), "decode");
+    js = tel_payload_state_json(&s, 0);
+    j = cJSON_Parse(js ? js : "");
+    CHECK_STR(jstr(j, "policy"), "balanced");
+    CHECK_STR(jstr(j, "phase"), "decode");
+    cJSON_Delete(j);
+    free(js);
+
+    struct tel_model_info mi = {.name = "stories", .arch = "llama", .n_params = 260000};
+    js = tel_payload_model_json(&mi);
+    j = cJSON_Parse(js ? js : "");
+    CHECK_STR(jstr(j, "name"), "stories");
+    CHECK_NEAR(jnum(j, "params_m"), 0.3, 1e-9);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "quant")));
+    cJSON_Delete(j);
+    free(js);
+    js = tel_payload_model_json(&(struct tel_model_info){0});
+    CHECK_STR(js, "{\"name\":null,\"file\":null,\"arch\":null,\"quant\":null,\"params_m\":null,"
+                  "\"size_mb\":null,\"context_length\":null}");
+    free(js);
 }
 
 static void test_params(void)
@@ -342,6 +485,18 @@ static void test_params(void)
     p.reconnect_max_ms = 10;
     CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == -EINVAL);
     p.reconnect_max_ms = 60000;
+    /* Links Home Assistant would reject, making the whole discovery message invalid. */
+    const char *bad_urls[] = {"box1.local", "ftp://x", "http://", "http://a b", "file:///x"};
+    for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+        p.configuration_url = bad_urls[i];
+        CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == -EINVAL);
+        CHECK_CONTAINS(err, "configuration_url");
+    }
+    p.configuration_url = "homeassistant://config/devices";
+    p.support_url = "homeassistant://x"; /* only the device link may point into HA */
+    CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == -EINVAL);
+    CHECK_CONTAINS(err, "support_url");
+    p.support_url = "https://example.org/ember";
     CHECK(tel_mqtt_new(&p, NULL, NULL, &m, err, sizeof(err)) == 0);
     tel_mqtt_free(m);
     tel_mqtt_free(NULL);
@@ -531,6 +686,7 @@ int main(void)
     test_seq();
     test_payloads();
     test_hass();
+    test_state_payload();
     test_params();
     test_backoff();
     test_fallback();

@@ -276,8 +276,12 @@ static void sub_on_message(struct mosquitto *mosq, void *obj, const struct mosqu
         free(name);
         free(value);
     }
+    /* The store-and-forward stream: live samples and the backlog re-sent after an outage
+     * (telemetry/replay without the replay=1 property of replay/req history). */
     size_t tl = strlen(msg->topic);
-    if (tl > 10 && strcmp(msg->topic + tl - 10, "/telemetry") == 0 && !m->replay_prop) {
+    bool live = tl > 10 && strcmp(msg->topic + tl - 10, "/telemetry") == 0;
+    bool backlog = tl > 17 && strcmp(msg->topic + tl - 17, "/telemetry/replay") == 0;
+    if ((live || backlog) && !m->replay_prop) {
         cJSON *j = cJSON_Parse(m->payload);
         cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "seq");
         if (cJSON_IsNumber(seq)) {

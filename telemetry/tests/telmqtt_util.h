@@ -46,7 +46,7 @@ struct tsub {
     bool connected, subscribed;
     struct tmsg *msgs;
     size_t n, cap;
-    /* telemetry seqs in arrival order, without the replay/req ones */
+    /* telemetry and telemetry/replay seqs in arrival order, without the replay/req ones */
     uint64_t *seqs;
     size_t n_seqs, cap_seqs;
     const char *host;

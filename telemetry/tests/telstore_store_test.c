@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ember_test.h"
@@ -666,11 +668,51 @@ static void test_bad_params(void)
     tel_store_close(NULL);
 }
 
+/* The committed total: what the next open restores even after a kill -9, so a value published
+ * from it is never taken back. Rows waiting in memory do not count. */
+static void test_committed_energy(void)
+{
+    char path[512], err[256];
+    db_path(path, sizeof(path), "committed.db");
+    struct tel_store_params p;
+    tel_store_params_defaults(&p);
+    p.commit_rows = 5;
+    p.commit_interval_ms = 3600000;
+    /* A child appends and dies without closing (kill -9 as far as the file is concerned). */
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct tel_store *s = NULL;
+        if (tel_store_open(path, &p, &s, err, sizeof(err)) != 0)
+            _exit(2);
+        int bad = tel_store_committed_energy_j(s) != 0;
+        for (int i = 1; i <= 7; i++) {
+            struct tel_sample sm = mk(T0 + (uint64_t)i * 1000000000ull, 10, 100.0 * i, "idle");
+            bad |= tel_store_append_sample(s, &sm, NULL) != 0;
+            /* rows 1-4 wait; row 5 commits the batch; rows 6-7 wait again */
+            bad |= tel_store_committed_energy_j(s) != (i < 5 ? 0 : 500);
+        }
+        double queued = 0;
+        bad |= tel_store_energy_total_j(s, &queued) != 0 || queued != 700;
+        _exit(bad ? 1 : 0);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    double total = 0;
+    struct tel_store *s2 = NULL;
+    CHECK_EQ_INT(tel_store_open(path, &p, &s2, err, sizeof(err)), 0);
+    CHECK_EQ_INT(tel_store_energy_total_j(s2, &total), 0);
+    CHECK(total >= 500); /* never below what was committed (and so published) */
+    CHECK_NEAR(tel_store_committed_energy_j(s2), total, 0);
+    tel_store_close(s2);
+}
+
 int main(void)
 {
     make_tmp();
     test_batching_and_readback();
     test_time_batching();
+    test_committed_energy();
     test_rollups();
     test_retention();
     test_migration();

@@ -117,6 +117,10 @@ check "status online (retained)" wait_for 10 grep -q "^ember/$dev/status online"
 check "telemetry samples published" wait_for 10 grep -q "^ember/$dev/telemetry {\"v\":1,\"seq\"" "$tmp/mqtt.log"
 check "session published" wait_for 10 grep -q "^ember/$dev/session " "$tmp/mqtt.log"
 check "HA discovery" wait_for 10 grep -q '"unique_id"' <(mosquitto_sub -p "$mqtt_port" -t 'homeassistant/#' -v -W 2 2>/dev/null)
+check "state for Home Assistant published" wait_for 10 grep -q "^ember/$dev/state {\"v\":1,\"seq\"" "$tmp/mqtt.log"
+check "loaded model published" wait_for 10 grep -q "^ember/$dev/model {\"name\":" "$tmp/mqtt.log"
+check "governor controls available" wait_for 10 grep -q "^ember/$dev/governor/available online" "$tmp/mqtt.log"
+check "last session retained" wait_for 10 grep -q "^ember/$dev/session/last " "$tmp/mqtt.log"
 
 # --- policy from MQTT
 mosquitto_pub -p "$mqtt_port" -t "ember/$dev/governor/set" -m powersave

@@ -12,15 +12,19 @@
  * EPOLLOUT tel_mqtt_handle_write, and on every wake-up tel_mqtt_handle_misc (keepalive, reconnect
  * timer, replay pacing).
  *
- * Topics under <prefix>/<device_id>/ (the design's table): status (retained online/offline, also
- * the Last Will), telemetry (JSON; "ts" is Unix seconds with millisecond resolution, unknown
- * values are null), session, event, governor/state and power_cap/state (retained; the cap is
- * watts or "off"); in: governor/set, power_cap/set, replay/req (a seq: samples from it up to the
- * newest, at most replay_req_max, are re-sent on `telemetry`, marked under MQTT v5 with the user
- * property replay=1 so live consumers can tell them apart), ask. A rejected command produces an
- * `event` of kind "command_error" whose detail names the topic and the reason. Commands carrying
- * the retain flag (replayed by the broker at subscription) are rejected too, so a stale retained
- * command never fires again at a reconnect. */
+ * Topics under <prefix>/<device_id>/ (docs/telemetry.md has the table): status (retained
+ * online/offline, also the Last Will); telemetry (each sample once, as it is produced; "ts" is
+ * Unix seconds with millisecond resolution, unknown values are null); telemetry/replay (samples
+ * sent late: the backlog the broker did not acknowledge before an outage, and history asked for
+ * by replay/req, the latter marked under MQTT v5 with the user property replay=1); state (the
+ * newest live sample for dashboards, never older than one already published, with the energy
+ * total already committed to the store so that no published total is ever taken back);
+ * session, event; session/last, model, governor/state, power_cap/state, governor/available
+ * (retained). In: governor/set, power_cap/set, replay/req (a seq: samples from it up to the
+ * newest, at most replay_req_max), ask. A rejected command produces an `event` of kind
+ * "command_error" whose detail names the topic and the reason. Commands carrying the retain flag
+ * (replayed by the broker at subscription) are rejected too, so a stale retained command never
+ * fires again at a reconnect. */
 #ifndef TELEMETRY_MQTT_H
 #define TELEMETRY_MQTT_H
 
@@ -40,6 +44,11 @@ struct tel_mqtt;
 enum tel_mqtt_protocol {
     TEL_MQTT_PROTO_V5 = 0, /* MQTT v5; falls back to 3.1.1 when the broker refuses v5 */
     TEL_MQTT_PROTO_V311,   /* MQTT 3.1.1 only */
+};
+
+enum tel_mqtt_discovery_mode {
+    TEL_MQTT_DISCOVERY_COMPONENT = 0, /* one config message per entity */
+    TEL_MQTT_DISCOVERY_DEVICE,        /* one homeassistant/device/... message with components */
 };
 
 enum tel_mqtt_conn_state {
@@ -80,10 +89,17 @@ struct tel_mqtt_params {
     uint32_t queue_max;              /* sessions/events kept while offline (default 64) */
     uint64_t jitter_seed;            /* 0: seeded from the clock */
     /* Home Assistant discovery */
-    bool discovery;               /* default true */
-    const char *discovery_prefix; /* default "homeassistant" */
-    const char *device_name;      /* shown in Home Assistant; default "Ember <device_id>" */
-    const char *sw_version;       /* may be NULL */
+    bool discovery; /* default true */
+    enum tel_mqtt_discovery_mode discovery_mode;
+    const char *discovery_prefix;  /* default "homeassistant" */
+    const char *device_name;       /* shown in Home Assistant; default "Ember <device_id>" */
+    const char *sw_version;        /* may be NULL */
+    const char *configuration_url; /* device page link (http, https or homeassistant URL) */
+    const char *support_url;       /* origin support link (http or https URL) */
+    uint32_t expire_after_s;       /* live sensors turn unavailable without a state this long
+                                      (default 30; 0: never) */
+    uint32_t birth_delay_max_ms;   /* states follow Home Assistant's birth message after a
+                                      random delay of 1/3..all of this (default 3000) */
     struct tel_mqtt_commands commands;
 };
 
@@ -133,17 +149,32 @@ enum tel_mqtt_conn_state tel_mqtt_state(const struct tel_mqtt *m);
 /* 5 or 4 (3.1.1) for the current or last connection. */
 int tel_mqtt_protocol_version(const struct tel_mqtt *m);
 
-/* A sample already appended to the store (its seq assigned). Published at once when connected,
- * nothing older is waiting and the in-flight window has room; otherwise it is left to the
- * replay, which reads it from the store. Never fails for being offline. */
+/* A sample already appended to the store (its seq assigned). On `telemetry` at once when
+ * connected, nothing older is waiting and the in-flight window has room; otherwise it is left to
+ * the replay (on telemetry/replay), which reads it from the store. When connected it also becomes
+ * the `state`, unless a newer one already went out. Never fails for being offline. */
 int tel_mqtt_publish_sample(struct tel_mqtt *m, const struct tel_sample *s);
 /* Sessions and events: QoS 1, not retained; kept in a bounded queue while offline (oldest
  * dropped first). */
 int tel_mqtt_publish_session(struct tel_mqtt *m, const struct tel_session *s);
 int tel_mqtt_publish_event(struct tel_mqtt *m, const char *kind, const char *detail);
-/* Retained state, re-published on every connect. cap: off or cap_w. */
+/* Retained state, re-published on every connect and after Home Assistant's birth message.
+ * policy NULL or "": there is no governor to command; governor/available says offline (the
+ * select and number entities turn unavailable) and no policy is published. cap: off or cap_w. */
 int tel_mqtt_publish_governor_state(struct tel_mqtt *m, const char *policy);
 int tel_mqtt_publish_power_cap_state(struct tel_mqtt *m, bool off, double cap_w);
+
+/* The loaded model, for the retained `model` topic; strings may be NULL, numbers 0 = unknown. */
+struct tel_model_info {
+    const char *name; /* shown as the entity's state; NULL: no model loaded */
+    const char *file;
+    const char *arch;
+    const char *quant;
+    uint64_t n_params;
+    uint64_t size_bytes;
+    uint32_t context_length;
+};
+int tel_mqtt_publish_model(struct tel_mqtt *m, const struct tel_model_info *model);
 /* Answers an `ask`: to response_topic with the correlation data (MQTT v5); with no response
  * topic, to <prefix>/<device_id>/ask/response. -ENOTCONN when offline (answers are not kept). */
 int tel_mqtt_respond(struct tel_mqtt *m, const char *response_topic, const void *correlation,
@@ -159,8 +190,11 @@ struct tel_mqtt_stats {
     uint64_t acked_seq;         /* every sample <= this was acknowledged */
     uint64_t commands_ok;
     uint64_t commands_rejected;
-    uint64_t discovery_published; /* discovery rounds */
-    uint64_t queue_dropped;       /* sessions/events dropped while offline */
+    uint64_t discovery_published;   /* discovery rounds */
+    uint64_t states_published;      /* `state` messages */
+    uint64_t birth_republished;     /* states re-sent after Home Assistant's birth message */
+    uint64_t stale_configs_cleared; /* empty retained messages for stale entities and topics */
+    uint64_t queue_dropped;         /* sessions/events dropped while offline */
     uint32_t inflight;
     uint32_t reconnect_attempt; /* consecutive failed attempts (backoff exponent) */
     uint64_t next_connect_ns;   /* when DISCONNECTED */
@@ -185,10 +219,19 @@ int tel_command_parse_seq(const void *payload, size_t len, uint64_t *ret_seq, ch
 char *tel_payload_sample_json(const struct tel_sample *s);
 char *tel_payload_session_json(const struct tel_session *s);
 char *tel_payload_event_json(uint64_t ts_ns, const char *kind, const char *detail);
+/* The `state` body: the sample's fields with energy_j as the total, policy null when empty, a
+ * phase outside idle/prefill/decode as idle, plus tokens_per_s and source. */
+char *tel_payload_state_json(const struct tel_sample *s, double energy_j);
+char *tel_payload_model_json(const struct tel_model_info *model);
 
-/* Home Assistant discovery: the n-th config message (topic and retained JSON payload, both
- * malloc'd); -ENOENT past the last one. base is "<prefix>/<device_id>". */
+/* Home Assistant discovery, in p->discovery_mode: the n-th config message (topic and retained
+ * JSON payload, both malloc'd); -ENOENT past the last one (device mode has one message). base is
+ * "<prefix>/<device_id>". */
 int tel_hass_config(const struct tel_mqtt_params *p, const char *base, unsigned idx,
                     char **ret_topic, char **ret_payload);
+/* The n-th config topic that discovery under (discovery_prefix, device_id, mode) uses, malloc'd;
+ * -ENOENT past the last one. For removing stale entities with empty retained messages. */
+int tel_hass_config_topic(const char *discovery_prefix, const char *device_id,
+                          enum tel_mqtt_discovery_mode mode, unsigned idx, char **ret_topic);
 
 #endif
