@@ -108,8 +108,8 @@ static int parse_list(const char *flag, const char *s, bool is_int, double max, 
     char *rest = buf, *item;
     /* strtok_r would skip empty items ("1,,2"); strsep keeps them so they are reported */
     while ((item = strsep(&rest, ",")) != NULL) {
-        int64_t iv;
-        double dv;
+        int64_t iv = 0;
+        double dv = 0;
         bool ok = is_int ? cmn_parse_i64(item, &iv) == 0 && iv >= 1 && iv <= (int64_t)max
                          : cmn_parse_double(item, &dv) == 0 && dv > 0 && dv <= max;
         if (!ok) {

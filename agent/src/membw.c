@@ -63,6 +63,8 @@ static double membw_pass(const membw_vec *buf, size_t n_vec, uint32_t n_threads,
 {
     struct membw_part parts[MEMBW_MAX_THREADS];
     pthread_t tids[MEMBW_MAX_THREADS];
+    if (n_threads == 0 || n_threads > MEMBW_MAX_THREADS)
+        return -1;
     size_t chunk = n_vec / n_threads / 4 * 4;
     for (uint32_t i = 0; i < n_threads; i++)
         parts[i] = (struct membw_part){.p = buf + (size_t)i * chunk, .n = chunk};
