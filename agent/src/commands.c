@@ -7,6 +7,7 @@
 const struct ember_command ember_commands[] = {
     {"agent", "run the daemon: API, governor, telemetry, MQTT", cmd_agent},
     {"run", "generate text with a GGUF model (prompt or chat)", cmd_run},
+    {"bench", "prompt and generation speed of a model (as llama-bench)", cmd_bench},
     {"tokenize", "print the token ids of text read from stdin", cmd_tokenize},
     {"governor", "CPU frequency governor: status, set, restore, calibrate, sim", cmd_governor},
     {"config", "check or dump the configuration", cmd_config},

@@ -29,5 +29,7 @@ int cmd_governor_sim(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+/* `ember bench`: prompt and generation speed, llama-bench style. */
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -1,8 +1,10 @@
-# Throughput bench (label bench, not part of the default test run): prompt and generation tokens/s
-# and resident memory on stories260K; run it by hand on any GGUF: engcore_bench MODEL [threads].
-ember_add_test(NAME engcore_bench SOURCES ${CMAKE_CURRENT_LIST_DIR}/bench_engine.c
-               LIBS ember_engine ARGS ${EMBER_SHARED_DIR}/models/stories260K.gguf 2 128 64 3
-               LABELS bench)
+# Throughput bench (label bench, not part of the default test run): `ember bench` on stories260K,
+# prompt and generation tokens/s, time to first token, peak RSS and roofline percent. On any GGUF
+# run `ember bench -m MODEL`; against llama.cpp, scripts/bench-vs-llamacpp (docs/performance.md).
+add_test(NAME engcore_bench
+         COMMAND $<TARGET_FILE:ember> bench -m ${EMBER_SHARED_DIR}/models/stories260K.gguf
+                 -p 128 -n 64 -r 3 -t 2)
+set_tests_properties(engcore_bench PROPERTIES LABELS bench TIMEOUT 300)
 # Panel kernels in isolation (label bench): weight GB/s for one token, GMAC/s for 4 and 16.
 ember_add_test(NAME engcore_bench_panels SOURCES ${CMAKE_CURRENT_LIST_DIR}/bench_panels.c
                LIBS ember_engine ARGS 512 1024 1 LABELS bench)
