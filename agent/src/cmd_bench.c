@@ -54,13 +54,19 @@ static void bench_usage(FILE *out)
             "      --bandwidth GBPS[,..]  memory read bandwidth in GB/s instead of measuring it:\n"
             "                             one value, or one per thread count\n"
             "      --json                 one JSON object per thread count (JSON Lines)\n"
+            "      --graph                print the compute graph's op count and planned\n"
+            "                             activation memory (N_PROMPT tokens) before and after\n"
+            "                             fusion, then exit\n"
+            "      --no-fusion            run the unfused graph (to measure what fusion gains)\n"
+            "      --mmap                 compute on the file mapping instead of a packed copy\n"
+            "                             (default: [engine] mmap)\n"
             "      --config FILE          configuration file (default " EMBER_DEFAULT_CONFIG ")\n"
             "  -h, --help                 this text\n"
             "\n"
             "Exit codes: 0 ok, 1 model load or decode failure, 2 usage error.\n");
 }
 
-enum { OPT_JSON = 256, OPT_BANDWIDTH, OPT_CONFIG };
+enum { OPT_JSON = 256, OPT_BANDWIDTH, OPT_CONFIG, OPT_GRAPH, OPT_NO_FUSION, OPT_MMAP };
 
 struct bench_opts {
     const char *model;
@@ -70,7 +76,7 @@ struct bench_opts {
     size_t n_threads;
     double bandwidth[BENCH_MAX_LIST]; /* GB/s given with --bandwidth */
     size_t n_bandwidth;
-    bool json;
+    bool json, graph, no_fusion, mmap;
 };
 
 /* What one thread count measured; NAN where the test did not run. */
@@ -141,6 +147,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
         {"repetitions", required_argument, NULL, 'r'},
         {"bandwidth", required_argument, NULL, OPT_BANDWIDTH},
         {"json", no_argument, NULL, OPT_JSON},
+        {"graph", no_argument, NULL, OPT_GRAPH},
+        {"no-fusion", no_argument, NULL, OPT_NO_FUSION},
+        {"mmap", no_argument, NULL, OPT_MMAP},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -179,6 +188,15 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
         case OPT_BANDWIDTH:
             rc |= parse_list("--bandwidth", optarg, false, 1e6, o->bandwidth, &o->n_bandwidth);
             break;
+        case OPT_GRAPH:
+            o->graph = true;
+            break;
+        case OPT_NO_FUSION:
+            o->no_fusion = true;
+            break;
+        case OPT_MMAP:
+            o->mmap = true;
+            break;
         case OPT_JSON:
             o->json = true;
             break;
@@ -209,12 +227,13 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
                 o->n_bandwidth, o->n_threads);
         return -EINVAL;
     }
-    if (!o->model && (o->config || access(EMBER_DEFAULT_CONFIG, F_OK) == 0)) {
+    if (o->config || access(EMBER_DEFAULT_CONFIG, F_OK) == 0) {
         struct agent_config cfg;
         if (agent_config_load_for_cli(o->config, &cfg))
             return -EINVAL;
-        if (cfg.engine.model[0])
+        if (!o->model && cfg.engine.model[0])
             o->model = strdup(cfg.engine.model); /* lives for the process */
+        o->mmap = o->mmap || cfg.engine.mmap;
     }
     if (!o->model) {
         log_err("bench: no model: give -m FILE (or set [engine] model)");
@@ -301,6 +320,7 @@ static int bench_threads(const struct eng_model *model, const struct eng_model_i
     cp.n_threads = r->threads;
     cp.n_ctx = (uint32_t)(o->n_prompt + o->n_gen + 1);
     cp.n_batch = (uint32_t)(o->n_prompt > 0 ? o->n_prompt : 1); /* the prompt in one step */
+    cp.no_fusion = o->no_fusion;
     rc = eng_context_new(model, &cp, &ctx, err, sizeof(err));
     if (rc < 0) {
         log_err("bench: %s", err);
@@ -517,6 +537,50 @@ static void print_rows(const struct bench_opts *o, const struct eng_model_info *
     fflush(stdout);
 }
 
+/* --graph: the fused graph against the unfused one, for a context of N_PROMPT tokens. */
+static int print_graph(const struct eng_model *model, const struct eng_model_info *info,
+                       const struct bench_opts *o)
+{
+    struct eng_context_params cp;
+    eng_context_params_defaults(&cp);
+    cp.n_threads = o->threads[0];
+    cp.n_ctx = (uint32_t)(o->n_prompt + o->n_gen + 1);
+    cp.n_batch = (uint32_t)(o->n_prompt > 0 ? o->n_prompt : 1);
+    struct eng_context *ctx = NULL;
+    char err[512];
+    int rc = eng_context_new(model, &cp, &ctx, err, sizeof(err));
+    if (rc < 0) {
+        log_err("bench: %s", err);
+        return rc;
+    }
+    struct eng_graph_stats g;
+    eng_graph_stats(ctx, &g);
+    eng_context_free(ctx);
+    double mib = 1.0 / (1 << 20),
+           saved = 100.0 * (1.0 - (double)g.act_bytes_fused / (double)g.act_bytes_unfused);
+    if (o->json) {
+        printf("{\"model\":\"%s\",\"type\":\"%s\",\"n_layer\":%d,\"n_batch\":%u,"
+               "\"ops_unfused\":%d,\"ops_fused\":%d,\"tensors_unfused\":%d,"
+               "\"tensors_fused\":%d,\"activation_bytes_unfused\":%zu,"
+               "\"activation_bytes_fused\":%zu,\"scratch_bytes\":%zu}\n",
+               info->name[0] ? info->name : o->model, info->file_type, info->n_layer, cp.n_batch,
+               g.ops_unfused, g.ops_fused, g.tensors_unfused, g.tensors_fused, g.act_bytes_unfused,
+               g.act_bytes_fused, g.scratch_bytes);
+        return 0;
+    }
+    printf("compute graph of %s (%s, %d layers) for %u tokens per step\n", o->model,
+           info->file_type, info->n_layer, cp.n_batch);
+    printf("%-22s %10s %10s\n", "", "unfused", "fused");
+    printf("%-22s %10d %10d  (%.0f %% fewer)\n", "ops", g.ops_unfused, g.ops_fused,
+           100.0 * (1.0 - (double)g.ops_fused / g.ops_unfused));
+    printf("%-22s %10d %10d\n", "activation tensors", g.tensors_unfused, g.tensors_fused);
+    printf("%-22s %10.2f %10.2f  (%.0f %% less)\n", "activation MiB (peak)",
+           (double)g.act_bytes_unfused * mib, (double)g.act_bytes_fused * mib, saved);
+    printf("%-22s %10.2f %10.2f  (quantized activations, attention, logits, packing)\n",
+           "fixed scratch MiB", (double)g.scratch_bytes * mib, (double)g.scratch_bytes * mib);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     struct bench_opts o = {0};
@@ -537,7 +601,7 @@ int cmd_bench(int argc, char **argv)
         if (o.n_bandwidth)
             res[i].bandwidth_gbps = o.bandwidth[o.n_bandwidth == 1 ? 0 : i];
     }
-    if (!o.n_bandwidth) {
+    if (!o.n_bandwidth && !o.graph) {
         rc = agent_membw_measure(o.threads, o.n_threads, bw);
         if (rc < 0)
             log_warn("bench: memory bandwidth could not be measured (%s); no roofline "
@@ -549,6 +613,7 @@ int cmd_bench(int argc, char **argv)
 
     struct eng_model_params mp;
     eng_model_params_defaults(&mp);
+    mp.use_mmap = o.mmap;
     if (isatty(STDERR_FILENO)) {
         mp.progress = on_progress;
         mp.progress_user = (void *)o.model;
@@ -565,6 +630,11 @@ int cmd_bench(int argc, char **argv)
     if (info.n_vocab <= 0) {
         log_err("bench: %s: the model has no output vocabulary", o.model);
         rc = EMBER_EXIT_FAILURE;
+        goto out;
+    }
+
+    if (o.graph) {
+        rc = print_graph(model, &info, &o) < 0 ? EMBER_EXIT_FAILURE : EMBER_EXIT_OK;
         goto out;
     }
 
