@@ -176,5 +176,22 @@ int main(int argc, char **argv)
         CHECK_NEAR(num(lines[0], "bandwidth_gbps"), 10, 1e-9);
         cJSON_Delete(lines[0]);
     }
+
+    /* --graph: fusion leaves fewer ops and less activation memory; nothing is timed */
+    snprintf(cmd, sizeof(cmd), "'%s' bench -m '%s' -p 64 --graph --json", ember, model);
+    CHECK_EQ_INT(run(cmd), 0);
+    n = parse_lines(lines, 4);
+    CHECK_EQ_INT(n, 1);
+    if (n == 1) {
+        CHECK(num(lines[0], "ops_fused") > 0);
+        CHECK(num(lines[0], "ops_fused") < num(lines[0], "ops_unfused"));
+        CHECK(num(lines[0], "activation_bytes_fused") < num(lines[0], "activation_bytes_unfused"));
+        CHECK_NEAR(num(lines[0], "n_batch"), 64, 0);
+        cJSON_Delete(lines[0]);
+    }
+    snprintf(cmd, sizeof(cmd), "'%s' bench -m '%s' -p 16 --graph", ember, model);
+    CHECK_EQ_INT(run(cmd), 0);
+    CHECK_CONTAINS(out_buf, "activation MiB (peak)");
+    CHECK_CONTAINS(out_buf, "for 16 tokens per step");
     return et_finish();
 }
