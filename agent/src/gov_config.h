@@ -1,7 +1,7 @@
 /* Translation of the [governor] configuration section into the governor's tunables. The
- * governor owns the meaning and the cross-key rules of its tunables (gov_tunable_table); the
- * agent's key table repeats each of them so etc/ember.conf documents them, and a test keeps the
- * two in step (same names, defaults and ranges). */
+ * governor owns the meaning, ranges and cross-key rules of its tunables (gov_tunable_table); the
+ * agent's key table lists each of them so etc/ember.conf documents them, reads their ranges from
+ * that table (agent_config_key_range), and a test keeps names and defaults in step. */
 #ifndef AGENT_GOV_CONFIG_H
 #define AGENT_GOV_CONFIG_H
 
