@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 #include "common/fileio.h"
@@ -591,18 +592,24 @@ int agent_config_load_file(const char *path, struct agent_config *cfg, char *err
         snprintf(err, err_len, "%s: %s\n", path, strerror(e));
         return -e;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        snprintf(err, err_len, "%s: is a directory, not a configuration file\n", path);
+        return -EISDIR;
+    }
     char *buf = malloc(CFG_MAX_FILE_BYTES + 1);
     if (!buf) {
         fclose(f);
         return -ENOMEM;
     }
     size_t n = fread(buf, 1, CFG_MAX_FILE_BYTES + 1, f);
-    int rc = ferror(f) ? -EIO : 0;
+    int rc = ferror(f) ? (errno ? -errno : -EIO) : 0;
     fclose(f);
     if (rc == 0)
         rc = agent_config_parse(buf, n, path, cfg, err, err_len);
     else
-        snprintf(err, err_len, "%s: read error\n", path);
+        snprintf(err, err_len, "%s: %s\n", path, strerror(-rc));
     free(buf);
     return rc;
 }

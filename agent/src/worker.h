@@ -52,8 +52,9 @@ struct agent_worker_stats {
     size_t queue_depth; /* waiting, not counting the running one */
     int busy;           /* a request is running */
     uint64_t requests;  /* finished so far */
-    uint64_t prompt_tokens, gen_tokens;
+    uint64_t prompt_tokens, gen_tokens; /* of finished requests */
     enum agent_phase phase;
+    uint64_t live_gen_tokens; /* generated so far, running request included */
 };
 void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret);
 
