@@ -81,8 +81,7 @@ int cmd_config(int argc, char **argv)
         if (optind < argc - 1)
             path = argv[1 + optind++];
         if (optind < argc - 1)
-            return cli_usage_error("unexpected argument '%s' (one FILE at most)",
-                                   argv[1 + optind]);
+            return cli_usage_error("unexpected argument '%s' (one FILE at most)", argv[1 + optind]);
         if (!path)
             path = EMBER_DEFAULT_CONFIG;
         char err[16384];
@@ -90,7 +89,7 @@ int cmd_config(int argc, char **argv)
         if (rc < 0) {
             log_problems(err);
             return rc == -EINVAL || rc == -ENOENT || rc == -EISDIR ? EMBER_EXIT_USAGE
-                                                                    : EMBER_EXIT_FAILURE;
+                                                                   : EMBER_EXIT_FAILURE;
         }
         printf("%s: ok\n", path);
         return EMBER_EXIT_OK;

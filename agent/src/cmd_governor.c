@@ -45,8 +45,7 @@ static void governor_usage(FILE *out)
         "\n"
         "Common options: --root DIR reads DIR/sys and DIR/proc instead of / (fake trees);\n"
         "--saved FILE overrides [governor] saved_path (whose default, under a root other than\n"
-        "/, is DIR/run/ember/governor.saved); --config FILE (default " EMBER_DEFAULT_CONFIG
-        ").\n"
+        "/, is DIR/run/ember/governor.saved); --config FILE (default " EMBER_DEFAULT_CONFIG ").\n"
         "Exit codes: 0 ok, 1 failure, 2 usage, 3 this machine cannot do it.\n");
 }
 
@@ -167,9 +166,9 @@ static int parse_common(int argc, char **argv, struct gov_cli *c, const char *sh
         log_err("[governor] %s: %s", key ? key : "?", err);
         return EMBER_EXIT_USAGE;
     }
-    int r = agent_governor_paths(&c->cfg.governor, c->root, c->saved, c->root_abs,
-                                 sizeof(c->root_abs), c->saved_path, sizeof(c->saved_path), err,
-                                 sizeof(err));
+    int r =
+        agent_governor_paths(&c->cfg.governor, c->root, c->saved, c->root_abs, sizeof(c->root_abs),
+                             c->saved_path, sizeof(c->saved_path), err, sizeof(err));
     if (r < 0) {
         if (c->root)
             return cli_usage_error("--root %s", err);
@@ -398,8 +397,7 @@ static int governor_set(int argc, char **argv)
     }
     gov_governor_free(g);
     if (r || res.monitor_only) {
-        log_err("%s was not fully applied (%s)", policy,
-                r ? strerror(-r) : "monitor-only");
+        log_err("%s was not fully applied (%s)", policy, r ? strerror(-r) : "monitor-only");
         return EMBER_EXIT_FAILURE;
     }
     return EMBER_EXIT_OK;

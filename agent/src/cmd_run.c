@@ -41,45 +41,46 @@ static void run_usage(FILE *out)
     struct agent_config d;
     agent_config_defaults(&d);
     const struct cfg_engine *e = &d.engine;
-    fprintf(out,
-            "usage: ember run -m MODEL [-p PROMPT | --chat] [options]\n"
-            "\n"
-            "Generates text with a GGUF model: the continuation of PROMPT (empty: from the\n"
-            "start-of-text token), or a chat whose user turns are read from stdin (one per line;\n"
-            "an interactive prompt when stdin is a terminal; /reset starts over, /exit ends).\n"
-            "Text goes to stdout (ending with a newline), timings to stderr. Defaults come from\n"
-            "the [engine] section of the configuration; the built-in ones are shown.\n"
-            "\n"
-            "  -m, --model FILE          GGUF model (default: [engine] model)\n"
-            "  -p, --prompt TEXT         prompt for plain completion (echoed unless --no-echo)\n"
-            "      --chat                chat mode (user turns from stdin)\n"
-            "      --system TEXT         chat mode: system message\n"
-            "      --chat-template NAME  chat mode: chatml|llama2|llama3|zephyr|mistral|phi3|gemma\n"
-            "                            (default: recognised from the model; ChatML if unknown)\n"
-            "  -n, --n-predict N         tokens to generate (-1: until end of text; default -1)\n"
-            "      --temp T              temperature (0 = greedy; default %g)\n"
-            "      --top-k K             top-k (0 = off; default %d)\n"
-            "      --top-p P             nucleus threshold in (0, 1] (1 = off; default %g)\n"
-            "      --min-p P             min-p threshold (0 = off; default %g)\n"
-            "      --repeat-penalty R    repetition penalty (1 = off; default %g)\n"
-            "      --repeat-last-n N     tokens the penalties look at (default %d)\n"
-            "      --presence-penalty P  presence penalty (0 = off; default %g)\n"
-            "      --seed S              sampling seed, 0..%lld (-1 = random; default %lld)\n"
-            "      --stop STR            stop at STR (not printed); repeatable\n"
-            "      --ignore-eos          keep generating past end-of-text tokens\n"
-            "  -c, --ctx N               context size in tokens, at most %u (0 = the model's,\n"
-            "                            capped at 4096; default %d)\n"
-            "      --context-shift       when the context fills up, drop old tokens and go on\n"
-            "  -t, --threads N           compute threads (0 = one per CPU; default %d)\n"
-            "  -b, --batch N             prompt tokens per prefill step (default %d)\n"
-            "      --no-echo             do not print the prompt before its continuation\n"
-            "      --config FILE         configuration file (default " EMBER_DEFAULT_CONFIG ")\n"
-            "  -h, --help                this text\n"
-            "\n"
-            "Exit codes: 0 ok, 1 model or generation failure, 2 usage or configuration error.\n",
-            e->temperature, e->top_k, e->top_p, e->min_p, e->repeat_penalty, e->repeat_last_n,
-            e->presence_penalty, (long long)INT64_MAX, e->seed, (unsigned)ENG_N_CTX_MAX,
-            e->context_length, e->threads, e->batch_size);
+    fprintf(
+        out,
+        "usage: ember run -m MODEL [-p PROMPT | --chat] [options]\n"
+        "\n"
+        "Generates text with a GGUF model: the continuation of PROMPT (empty: from the\n"
+        "start-of-text token), or a chat whose user turns are read from stdin (one per line;\n"
+        "an interactive prompt when stdin is a terminal; /reset starts over, /exit ends).\n"
+        "Text goes to stdout (ending with a newline), timings to stderr. Defaults come from\n"
+        "the [engine] section of the configuration; the built-in ones are shown.\n"
+        "\n"
+        "  -m, --model FILE          GGUF model (default: [engine] model)\n"
+        "  -p, --prompt TEXT         prompt for plain completion (echoed unless --no-echo)\n"
+        "      --chat                chat mode (user turns from stdin)\n"
+        "      --system TEXT         chat mode: system message\n"
+        "      --chat-template NAME  chat mode: chatml|llama2|llama3|zephyr|mistral|phi3|gemma\n"
+        "                            (default: recognised from the model; ChatML if unknown)\n"
+        "  -n, --n-predict N         tokens to generate (-1: until end of text; default -1)\n"
+        "      --temp T              temperature (0 = greedy; default %g)\n"
+        "      --top-k K             top-k (0 = off; default %d)\n"
+        "      --top-p P             nucleus threshold in (0, 1] (1 = off; default %g)\n"
+        "      --min-p P             min-p threshold (0 = off; default %g)\n"
+        "      --repeat-penalty R    repetition penalty (1 = off; default %g)\n"
+        "      --repeat-last-n N     tokens the penalties look at (default %d)\n"
+        "      --presence-penalty P  presence penalty (0 = off; default %g)\n"
+        "      --seed S              sampling seed, 0..%lld (-1 = random; default %lld)\n"
+        "      --stop STR            stop at STR (not printed); repeatable\n"
+        "      --ignore-eos          keep generating past end-of-text tokens\n"
+        "  -c, --ctx N               context size in tokens, at most %u (0 = the model's,\n"
+        "                            capped at 4096; default %d)\n"
+        "      --context-shift       when the context fills up, drop old tokens and go on\n"
+        "  -t, --threads N           compute threads (0 = one per CPU; default %d)\n"
+        "  -b, --batch N             prompt tokens per prefill step (default %d)\n"
+        "      --no-echo             do not print the prompt before its continuation\n"
+        "      --config FILE         configuration file (default " EMBER_DEFAULT_CONFIG ")\n"
+        "  -h, --help                this text\n"
+        "\n"
+        "Exit codes: 0 ok, 1 model or generation failure, 2 usage or configuration error.\n",
+        e->temperature, e->top_k, e->top_p, e->min_p, e->repeat_penalty, e->repeat_last_n,
+        e->presence_penalty, (long long)INT64_MAX, e->seed, (unsigned)ENG_N_CTX_MAX,
+        e->context_length, e->threads, e->batch_size);
 }
 
 enum {
@@ -216,8 +217,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->have_rp = true;
             break;
         case OPT_REPEAT_LAST_N:
-            rc |= parse_int("--repeat-last-n", optarg, 0, (int64_t)eng_sampler_ranges.penalty_last_n.max,
-                            &v);
+            rc |= parse_int("--repeat-last-n", optarg, 0,
+                            (int64_t)eng_sampler_ranges.penalty_last_n.max, &v);
             o->sp.penalty_last_n = (int32_t)v;
             o->have_rln = true;
             break;
@@ -508,8 +509,10 @@ static int pick_template(const struct run_opts *o, struct eng_chat_template *t)
 }
 
 static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
-                    const struct run_opts *o, struct eng_gen_params *gp)
+                    const struct run_opts *o, const struct eng_gen_params *base)
 {
+    struct eng_gen_params params = *base; /* per turn: prompt, cache reuse, text callback */
+    struct eng_gen_params *gp = &params;
     struct chat c = {0};
     struct out_state out = {.keep = true};
     char *line = NULL;

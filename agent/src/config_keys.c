@@ -11,40 +11,47 @@
 #define OFF(field) offsetof(struct agent_config, field)
 #define SZ(field)  sizeof(((struct agent_config *)0)->field)
 
-#define KEY_BOOL(sec, name, def, live, doc)                                                   \
-    {                                                                                         \
-#sec, #name, CFG_BOOL, OFF(sec.name), SZ(sec.name), 0, 1, NULL, def, live, false, doc, NULL \
-    }
-#define KEY_INT(sec, name, lo, hi, def, live, doc)                                             \
+#define KEY_BOOL(sec, name, def, live, doc)                                                    \
     {                                                                                          \
-#sec, #name, CFG_INT, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc, NULL \
+#sec, #name, CFG_BOOL, OFF(sec.name), SZ(sec.name), 0, 1, NULL, def, live, false, doc, \
+            NULL                                                                               \
     }
-#define KEY_DBL(sec, name, lo, hi, def, live, doc)                                                \
-    {                                                                                             \
-#sec, #name, CFG_DOUBLE, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc, NULL \
-    }
-#define KEY_STR(sec, name, def, live, doc)                                                      \
+#define KEY_INT(sec, name, lo, hi, def, live, doc)                                              \
     {                                                                                           \
-#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, false, doc, NULL \
+#sec, #name, CFG_INT, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc, \
+            NULL                                                                                \
     }
-#define KEY_SECRET(sec, name, def, live, doc)                                                  \
-    {                                                                                          \
-#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, true, doc, NULL \
-    }
-/* A number whose range is owned by the module that enforces it. */
-#define KEY_RANGED(sec, name, type, range, def, live, doc)                                     \
-    {                                                                                          \
-#sec, #name, type, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, false, doc, &(range) \
-    }
-/* A [governor] tunable: its range is read from the governor's own table. */
-#define KEY_GOV(name, type, def, live, doc)                                                        \
+#define KEY_DBL(sec, name, lo, hi, def, live, doc)                                                 \
     {                                                                                              \
-"governor", #name, type, OFF(governor.name), SZ(governor.name), 0, 0, NULL, def, live, false, doc, \
+#sec, #name, CFG_DOUBLE, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc, \
             NULL                                                                                   \
     }
-#define KEY_ENUM(sec, name, choices, def, live, doc)                                             \
+#define KEY_STR(sec, name, def, live, doc)                                                       \
     {                                                                                            \
-#sec, #name, CFG_ENUM, OFF(sec.name), SZ(sec.name), 0, 0, choices, def, live, false, doc, NULL \
+#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, false, doc, \
+            NULL                                                                                 \
+    }
+#define KEY_SECRET(sec, name, def, live, doc)                                                   \
+    {                                                                                           \
+#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, true, doc, \
+            NULL                                                                                \
+    }
+/* A number whose range is owned by the module that enforces it. */
+#define KEY_RANGED(sec, name, type, range, def, live, doc)                                 \
+    {                                                                                      \
+#sec, #name, type, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, false, doc, \
+            &(range)                                                                       \
+    }
+/* A [governor] tunable: its range is read from the governor's own table. */
+#define KEY_GOV(name, type, def, live, doc)                                                    \
+    {                                                                                          \
+        "governor", #name, type, OFF(governor.name), SZ(governor.name), 0, 0, NULL, def, live, \
+            false, doc, NULL                                                                   \
+    }
+#define KEY_ENUM(sec, name, choices, def, live, doc)                                              \
+    {                                                                                             \
+#sec, #name, CFG_ENUM, OFF(sec.name), SZ(sec.name), 0, 0, choices, def, live, false, doc, \
+            NULL                                                                                  \
     }
 
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
@@ -81,17 +88,22 @@ const struct cfg_key agent_config_keys[] = {
              "Chat template; auto = recognise the model's tokenizer.chat_template (ChatML if "
              "unknown)."),
     KEY_RANGED(engine, temperature, CFG_DOUBLE, eng_sampler_ranges.temperature, "0.8", true,
-            "Default sampling temperature for requests that do not set one (0 = greedy)."),
-    KEY_RANGED(engine, top_k, CFG_INT, eng_sampler_ranges.top_k, "40", true, "Default top-k (0 = off)."),
-    KEY_RANGED(engine, top_p, CFG_DOUBLE, eng_sampler_ranges.top_p, "0.95", true, "Default nucleus (top-p) threshold (1 = off)."),
-    KEY_RANGED(engine, min_p, CFG_DOUBLE, eng_sampler_ranges.min_p, "0.05", true, "Default min-p threshold (0 = off)."),
+               "Default sampling temperature for requests that do not set one (0 = greedy)."),
+    KEY_RANGED(engine, top_k, CFG_INT, eng_sampler_ranges.top_k, "40", true,
+               "Default top-k (0 = off)."),
+    KEY_RANGED(engine, top_p, CFG_DOUBLE, eng_sampler_ranges.top_p, "0.95", true,
+               "Default nucleus (top-p) threshold (1 = off)."),
+    KEY_RANGED(engine, min_p, CFG_DOUBLE, eng_sampler_ranges.min_p, "0.05", true,
+               "Default min-p threshold (0 = off)."),
     KEY_RANGED(engine, repeat_penalty, CFG_DOUBLE, eng_sampler_ranges.repeat_penalty, "1", true,
-            "Default repetition penalty over the last repeat_last_n tokens (1 = off)."),
+               "Default repetition penalty over the last repeat_last_n tokens (1 = off)."),
     KEY_RANGED(engine, repeat_last_n, CFG_INT, eng_sampler_ranges.penalty_last_n, "64", true,
-            "How many recent tokens the repetition and presence penalties look at."),
-    KEY_RANGED(engine, presence_penalty, CFG_DOUBLE, eng_sampler_ranges.presence_penalty, "0", true, "Default presence penalty (0 = off)."),
-    KEY_RANGED(engine, frequency_penalty, CFG_DOUBLE, eng_sampler_ranges.frequency_penalty, "0", true,
-            "Default frequency penalty: subtracted once per occurrence in the window (0 = off)."),
+               "How many recent tokens the repetition and presence penalties look at."),
+    KEY_RANGED(engine, presence_penalty, CFG_DOUBLE, eng_sampler_ranges.presence_penalty, "0", true,
+               "Default presence penalty (0 = off)."),
+    KEY_RANGED(
+        engine, frequency_penalty, CFG_DOUBLE, eng_sampler_ranges.frequency_penalty, "0", true,
+        "Default frequency penalty: subtracted once per occurrence in the window (0 = off)."),
     KEY_BOOL(engine, context_shift, "false", true,
              "When the context fills up during a reply, drop the older half (after keep_tokens) "
              "and go on instead of ending the reply with finish_reason length."),
@@ -138,8 +150,7 @@ const struct cfg_key agent_config_keys[] = {
             "conservative: utilisation percent below which frequency steps down."),
     KEY_GOV(sampling_down_factor, CFG_INT, "1", true,
             "ondemand: ticks to stay at maximum before re-evaluating a decrease."),
-    KEY_GOV(powersave_bias, CFG_INT, "0", true,
-            "ondemand: lower targets by this many per-mille."),
+    KEY_GOV(powersave_bias, CFG_INT, "0", true, "ondemand: lower targets by this many per-mille."),
     KEY_GOV(freq_step_pct, CFG_INT, "5", true,
             "conservative: step size as percent of the maximum frequency."),
     KEY_GOV(quiet_temp_c, CFG_DOUBLE, "65", true,

@@ -875,8 +875,8 @@ static int start_governor(struct agent_daemon *d)
     struct gov_governor_params gp;
     gov_governor_params_defaults(&gp);
     char err[512], root[PATH_MAX], saved[PATH_MAX];
-    if (agent_governor_paths(&d->cfg.governor, NULL, NULL, root, sizeof(root), saved,
-                             sizeof(saved), err, sizeof(err)) < 0) {
+    if (agent_governor_paths(&d->cfg.governor, NULL, NULL, root, sizeof(root), saved, sizeof(saved),
+                             err, sizeof(err)) < 0) {
         log_warn("governor: [governor] sysfs_root %s; continuing without frequency control", err);
         return 0;
     }

@@ -356,8 +356,8 @@ static int parse_sampling(const cJSON *root, struct agent_sampling *s, struct op
                     &s->temperature, e) ||
         get_sampler(root, "top_p", &r->top_p, -INFINITY, INFINITY, &s->has_top_p, &s->top_p, e) ||
         get_sampler(root, "min_p", &r->min_p, -INFINITY, INFINITY, &s->has_min_p, &s->min_p, e) ||
-        get_sampler(root, "repeat_penalty", &r->repeat_penalty, 0, 10,
-                    &s->has_repeat_penalty, &s->repeat_penalty, e) ||
+        get_sampler(root, "repeat_penalty", &r->repeat_penalty, 0, 10, &s->has_repeat_penalty,
+                    &s->repeat_penalty, e) ||
         get_sampler(root, "presence_penalty", &r->presence_penalty, -INFINITY, INFINITY,
                     &s->has_presence_penalty, &s->presence_penalty, e) ||
         get_sampler(root, "frequency_penalty", &r->frequency_penalty, -INFINITY, INFINITY,

@@ -54,8 +54,9 @@ static bool set_sampler_field(struct eng_sampler_params *p, const char *key, dou
  * (`config check` took top_p = 0, then `run` failed). */
 static void test_sampler_ranges_agree(void)
 {
-    static const double values[] = {-3, -2.5, -2, -1, -0.5, 0, 1e-6, 0.05, 0.5, 0.95, 1, 1.5,
-                                     2, 2.5, 5, 5.5, 64, 100, 101, 8192, 100000, 1048576, 2e6};
+    static const double values[] = {-3,  -2.5, -2,  -1,   -0.5,   0,       1e-6, 0.05,
+                                    0.5, 0.95, 1,   1.5,  2,      2.5,     5,    5.5,
+                                    64,  100,  101, 8192, 100000, 1048576, 2e6};
     int sampler_keys = 0;
     for (const struct cfg_key *k = agent_config_keys; k->section; k++) {
         struct eng_sampler_params probe;
@@ -76,8 +77,8 @@ static void test_sampler_ranges_agree(void)
             eng_sampler_params_defaults(&sp);
             set_sampler_field(&sp, k->name, values[i]);
             bool engine_ok = eng_sampler_params_validate(&sp, NULL, 0) == 0;
-            CHECK_MSG(checker_ok == engine_ok, "[engine] %s = %g: checker %s, sampler %s",
-                      k->name, values[i], checker_ok ? "accepts" : "refuses",
+            CHECK_MSG(checker_ok == engine_ok, "[engine] %s = %g: checker %s, sampler %s", k->name,
+                      values[i], checker_ok ? "accepts" : "refuses",
                       engine_ok ? "accepts" : "refuses");
         }
     }
@@ -132,7 +133,8 @@ int main(void)
                  "t.conf:4: [api] port: duplicate key (first set on line 2)");
     expect_error("[governor]\ntick_ms = 5\n",
                  "t.conf:2: [governor] tick_ms: 5 is out of range (10..10000)");
-    expect_error("[engine]\ntop_p = 1.5\n", "t.conf:2: [engine] top_p: 1.5 is out of range ((0, 1])");
+    expect_error("[engine]\ntop_p = 1.5\n",
+                 "t.conf:2: [engine] top_p: 1.5 is out of range ((0, 1])");
     expect_error("[engine]\nthreads = 99999999999999999999\n",
                  "t.conf:2: [engine] threads: 99999999999999999999 is out of range");
     expect_error("[engine]\nthreads = four\n",

@@ -74,8 +74,7 @@ static int cancelled(const struct gen *g)
 
 /* Decodes n tokens in n_batch pieces, recording them in hist; time goes to *acc_ns (the
  * prompt's prefill_ns, or shift_ns when a context shift re-processes kept tokens). */
-static int prefill(struct gen *g, const int32_t *toks, size_t n, uint64_t *acc_ns,
-                   bool *ret_cancel)
+static int prefill(struct gen *g, const int32_t *toks, size_t n, uint64_t *acc_ns, bool *ret_cancel)
 {
     size_t batch = g->p->n_batch ? g->p->n_batch : DEFAULT_N_BATCH;
     for (size_t i = 0; i < n; i += batch) {

@@ -59,7 +59,8 @@ void gov_sim_write_table(FILE *f, const struct gov_sim_result *r, size_t n)
 {
     if (!n)
         return;
-    fprintf(f, "profile %s, workload %s, arrivals over %.0f s (each policy is simulated until its "
+    fprintf(f,
+            "profile %s, workload %s, arrivals over %.0f s (each policy is simulated until its "
             "requests are served)",
             r[0].profile, r[0].workload, r[0].duration_s);
     if (isfinite(r[0].thermal_target_c))
