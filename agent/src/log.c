@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@ struct rate_slot {
 };
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static enum agent_log_level log_max = AGENT_LOG_INFO;
+/* written by a SIGHUP reload while other threads log: atomic */
+static atomic_int log_max = AGENT_LOG_INFO;
 static int log_journal = -1;
 static struct rate_slot rate[RATE_SLOTS];
 static char log_command[64] = "";
@@ -42,7 +44,7 @@ static const char *const level_names[] = {
 
 void agent_log_set_level(enum agent_log_level max_level)
 {
-    log_max = max_level;
+    atomic_store_explicit(&log_max, (int)max_level, memory_order_relaxed);
 }
 
 int agent_log_level_parse(const char *name, enum agent_log_level *ret)
@@ -149,7 +151,7 @@ static int rate_allow(uint64_t hash, uint64_t now, unsigned *ret_suppressed)
 
 void agent_log(enum agent_log_level level, const char *fmt, ...)
 {
-    if (level > log_max)
+    if ((int)level > atomic_load_explicit(&log_max, memory_order_relaxed))
         return;
     char msg[2048];
     va_list ap;

@@ -12,13 +12,13 @@ model="$shared/models/stories260K.gguf"
 for tool in curl python3; do command -v "$tool" >/dev/null || { echo "skip: $tool missing"; exit 77; }; done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ember-cli.XXXXXX")
 pids=()
+pass=0 fail=0
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
-    rm -rf "$tmp"
+    if [ "$fail" != 0 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
-pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
