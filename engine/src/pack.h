@@ -61,16 +61,16 @@ _Static_assert(sizeof(struct block_q4_0x8) == 8 * sizeof(struct block_q4_0), "sa
 
 struct block_q6_Kx8 {
     eng_fp16 d[ENG_PANEL];
-    int8_t scales[QK_K / 16 * ENG_PANEL];      /* [sub-block][row] */
-    uint8_t q[QK_K / 16][3][4 * ENG_PANEL];    /* [sub-block][lo0, lo1, hi][row][byte] */
+    int8_t scales[QK_K / 16 * ENG_PANEL];   /* [sub-block][row] */
+    uint8_t q[QK_K / 16][3][4 * ENG_PANEL]; /* [sub-block][lo0, lo1, hi][row][byte] */
 };
 _Static_assert(sizeof(struct block_q6_Kx8) == 8 * sizeof(struct block_q6_K), "same size as plain");
 
 struct block_q4_Kx8 {
     eng_fp16 d[ENG_PANEL];
     eng_fp16 dmin[ENG_PANEL];
-    uint8_t scales[12 * ENG_PANEL];    /* [group of 4 bytes][row][byte] */
-    uint8_t qs[QK_K / 2 * ENG_PANEL];  /* [group of 4 bytes][row][byte] */
+    uint8_t scales[12 * ENG_PANEL];   /* [group of 4 bytes][row][byte] */
+    uint8_t qs[QK_K / 2 * ENG_PANEL]; /* [group of 4 bytes][row][byte] */
 };
 _Static_assert(sizeof(struct block_q4_Kx8) == 8 * sizeof(struct block_q4_K), "same size as plain");
 
@@ -78,7 +78,7 @@ struct block_q5_Kx8 {
     eng_fp16 d[ENG_PANEL];
     eng_fp16 dmin[ENG_PANEL];
     uint8_t scales[12 * ENG_PANEL];
-    uint8_t qh[QK_K / 8 * ENG_PANEL];  /* [group of 4 bytes][row][byte] */
+    uint8_t qh[QK_K / 8 * ENG_PANEL]; /* [group of 4 bytes][row][byte] */
     uint8_t qs[QK_K / 2 * ENG_PANEL];
 };
 _Static_assert(sizeof(struct block_q5_Kx8) == 8 * sizeof(struct block_q5_K), "same size as plain");

@@ -207,8 +207,8 @@ INLINE void q6_K_tile(int64_t nb, const struct block_q6_Kx8 *w, const struct eng
             __m128i v = _mm_loadu_si128((const __m128i *)(blk->scales + 16 * i));
             __m256i sp = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(v, _mm_srli_si128(v, 8)));
             for (int t = 0; t < nt; t++)
-                isum[t] = _mm256_sub_epi32(
-                    isum[t], _mm256_madd_epi16(sp, bcast32(x[t][b].bsums + 2 * i)));
+                isum[t] = _mm256_sub_epi32(isum[t],
+                                           _mm256_madd_epi16(sp, bcast32(x[t][b].bsums + 2 * i)));
         }
         for (int t = 0; t < nt; t++)
             isum[t] = _mm256_slli_epi32(isum[t], 5);
@@ -232,8 +232,8 @@ INLINE void q6_K_tile(int64_t nb, const struct block_q6_Kx8 *w, const struct eng
                                               _mm256_maddubs_epi16(g1, bcast4(q8 + 4)));
                 __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(g2, bcast4(q8 + 8)),
                                               _mm256_maddubs_epi16(g3, bcast4(q8 + 12)));
-                isum[t] = _mm256_add_epi32(
-                    isum[t], _mm256_add_epi32(_mm256_madd_epi16(p0, sc), _mm256_madd_epi16(p1, sc)));
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(p0, sc),
+                                                                     _mm256_madd_epi16(p1, sc)));
             }
         }
         __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk->d));
@@ -248,31 +248,31 @@ INLINE void q6_K_tile(int64_t nb, const struct block_q6_Kx8 *w, const struct eng
 
 /* A panel function over a tile function: all tokens in tiles of 4 and one of the rest, panel by
  * panel (each weight super-block loaded once per 4 tokens). */
-#define PANEL_FN(name, tile, blk_t)                                                               \
-    static void name(int64_t ne0, const void *w, int n_panels, const struct eng_act *a,          \
-                     int n_tok, float *y, size_t ldy)                                             \
-    {                                                                                             \
-        int64_t nb = ne0 / QK_K;                                                                  \
-        for (int p = 0; p < n_panels; p++) {                                                      \
-            const blk_t *pw = (const blk_t *)w + (size_t)p * nb;                                  \
-            float *py = y + (size_t)p * ENG_PANEL;                                                \
-            int t = 0;                                                                            \
-            for (; t + 4 <= n_tok; t += 4)                                                        \
-                tile(nb, pw, a, t, 4, py, ldy);                                                   \
-            switch (n_tok - t) {                                                                  \
-            case 3:                                                                               \
-                tile(nb, pw, a, t, 3, py, ldy);                                                   \
-                break;                                                                            \
-            case 2:                                                                               \
-                tile(nb, pw, a, t, 2, py, ldy);                                                   \
-                break;                                                                            \
-            case 1:                                                                               \
-                tile(nb, pw, a, t, 1, py, ldy);                                                   \
-                break;                                                                            \
-            default:                                                                              \
-                break;                                                                            \
-            }                                                                                     \
-        }                                                                                         \
+#define PANEL_FN(name, tile, blk_t)                                                                \
+    static void name(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok, \
+                     float *y, size_t ldy)                                                         \
+    {                                                                                              \
+        int64_t nb = ne0 / QK_K;                                                                   \
+        for (int p = 0; p < n_panels; p++) {                                                       \
+            const blk_t *pw = (const blk_t *)w + (size_t)p * nb;                                   \
+            float *py = y + (size_t)p * ENG_PANEL;                                                 \
+            int t = 0;                                                                             \
+            for (; t + 4 <= n_tok; t += 4)                                                         \
+                tile(nb, pw, a, t, 4, py, ldy);                                                    \
+            switch (n_tok - t) {                                                                   \
+            case 3:                                                                                \
+                tile(nb, pw, a, t, 3, py, ldy);                                                    \
+                break;                                                                             \
+            case 2:                                                                                \
+                tile(nb, pw, a, t, 2, py, ldy);                                                    \
+                break;                                                                             \
+            case 1:                                                                                \
+                tile(nb, pw, a, t, 1, py, ldy);                                                    \
+                break;                                                                             \
+            default:                                                                               \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 PANEL_FN(panel_q6_K, q6_K_tile, struct block_q6_Kx8)
