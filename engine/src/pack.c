@@ -14,6 +14,7 @@ int eng_pack_supported(uint32_t type)
     case GGUF_TT_BF16:
     case GGUF_TT_Q8_0:
     case GGUF_TT_Q4_0:
+    case GGUF_TT_Q4_K:
     case GGUF_TT_Q6_K:
         return 1;
     default:
@@ -398,6 +399,12 @@ static void panel_k_ref(uint32_t type, int64_t ne0, const void *w, int n_panels,
     }
 }
 
+static void panel_q4_K_ref(int64_t ne0, const void *w, int n_panels, const struct eng_act *a,
+                           int n_tok, float *y, size_t ldy)
+{
+    panel_k_ref(GGUF_TT_Q4_K, ne0, w, n_panels, a, n_tok, y, ldy);
+}
+
 static void panel_q6_K_ref(int64_t ne0, const void *w, int n_panels, const struct eng_act *a,
                            int n_tok, float *y, size_t ldy)
 {
@@ -417,6 +424,8 @@ eng_panel_fn eng_panel_ref(uint32_t type)
         return panel_q8_0_ref;
     case GGUF_TT_Q4_0:
         return panel_q4_0_ref;
+    case GGUF_TT_Q4_K:
+        return panel_q4_K_ref;
     case GGUF_TT_Q6_K:
         return panel_q6_K_ref;
     default:

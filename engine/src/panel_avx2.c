@@ -277,6 +277,134 @@ INLINE void q6_K_tile(int64_t nb, const struct block_q6_Kx8 *w, const struct eng
 
 PANEL_FN(panel_q6_K, q6_K_tile, struct block_q6_Kx8)
 
+/* ---- Q4_K, Q5_K ---- */
+
+/* The 8 rows' 6-bit scales and mins of a super-block, decoded lane by lane from its 3 groups of
+ * scale bytes (eng_k4_scale_min's arithmetic on 32-bit words): byte j of sm[0] and sm[1] holds
+ * the scale of sub-block j and j + 4, byte j of sm[2] and sm[3] their mins. */
+INLINE void k4_decode(const uint8_t *scales, __m256i sm[4])
+{
+    const __m256i m6 = _mm256_set1_epi8(0x3F), m4 = _mm256_set1_epi8(0x0F),
+                  m2 = _mm256_set1_epi8(0x03);
+    __m256i u0 = _mm256_loadu_si256((const __m256i *)scales);
+    __m256i u1 = _mm256_loadu_si256((const __m256i *)(scales + 32));
+    __m256i u2 = _mm256_loadu_si256((const __m256i *)(scales + 64));
+    sm[0] = _mm256_and_si256(u0, m6);
+    sm[1] = _mm256_or_si256(_mm256_and_si256(u2, m4),
+                            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u0, 6), m2), 4));
+    sm[2] = _mm256_and_si256(u1, m6);
+    sm[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4),
+                            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u1, 6), m2), 4));
+}
+
+/* Byte j (0..3) of each 32-bit lane of v, unsigned, as the lane's int16 pair (v_j, v_j). */
+INLINE __m256i byte_pairs(__m256i v, int j)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 0x00040004, 0x00080008, 0x000C000C, 0, 0x00040004,
+                                           0x00080008, 0x000C000C);
+    __m256i idx = _mm256_set1_epi32((int)(0x80008000u | (unsigned)j << 16 | (unsigned)j));
+    return _mm256_shuffle_epi8(v, _mm256_add_epi32(lane, idx));
+}
+
+/* Bit `bit` of every byte moved to bit 4 (Q5_K's fifth bit as 16); epi16 shifts only move bits
+ * between the bytes of a word at positions the mask then clears. */
+INLINE __m256i bit_to_16(__m256i h, int bit)
+{
+    __m256i v = bit < 4 ? _mm256_slli_epi16(h, 4 - bit) : _mm256_srli_epi16(h, bit - 4);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+/* Integer bounds (activations in -128..127, |bsums| <= 2048; scales and mins 0..63):
+ *   - Q4_K quants 0..15: maddubs lane halves |q0 a0 + q1 a1| <= 2 * 15 * 128 = 3840; the 8 groups
+ *     of a 32-element sub-block add in int16 to <= 30720 < 32768;
+ *   - Q5_K quants 0..31: 2 * 31 * 128 = 7936 per maddubs, so only 4 groups (<= 31744) add in
+ *     int16 before each widening madd;
+ *   - the madd with the sub-block scale gives <= 2 * 31744 * 63 per half sub-block, and the
+ *     super-block's scaled sum is at most 8 * 63 * 32 * 31 * 128 = 64012288 in magnitude at
+ *     every step (all partial sums are sums of same-bounded terms);
+ *   - mins: madd of (m_j, m_j) with (bsums_2j, bsums_2j+1): <= 8 * 63 * 4096 = 2064384.
+ * So both int32 lanes hold eng_q4_K_isums' / eng_q5_K_isums' exact sums. */
+INLINE void k4_tile(int q5, int64_t nb, const void *w, const struct eng_act *a, int t0, int nt,
+                    float *y, size_t ldy)
+{
+    const struct block_q8_K *x[4];
+    __m256 acc[4];
+    for (int t = 0; t < nt; t++) {
+        x[t] = (const struct block_q8_K *)((const char *)a->q + (size_t)(t0 + t) * a->row_bytes);
+        acc[t] = _mm256_setzero_ps();
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const int run = q5 ? 4 : 8; /* groups summed in int16 before widening */
+    for (int64_t b = 0; b < nb; b++) {
+        const struct block_q4_Kx8 *b4 = (const struct block_q4_Kx8 *)w + b;
+        const struct block_q5_Kx8 *b5 = (const struct block_q5_Kx8 *)w + b;
+        const eng_fp16 *d = q5 ? b5->d : b4->d, *dmin = q5 ? b5->dmin : b4->dmin;
+        const uint8_t *qs = q5 ? b5->qs : b4->qs;
+        __m256i sm[4], isum[4], imin[4];
+        k4_decode(q5 ? b5->scales : b4->scales, sm);
+        for (int t = 0; t < nt; t++) {
+            isum[t] = _mm256_setzero_si256();
+            imin[t] = _mm256_setzero_si256();
+        }
+        for (int j = 0; j < 8; j++) {
+            __m256i mp = byte_pairs(sm[2 + j / 4], j % 4);
+            for (int t = 0; t < nt; t++)
+                imin[t] = _mm256_add_epi32(imin[t],
+                                           _mm256_madd_epi16(mp, bcast32(x[t][b].bsums + 2 * j)));
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) { /* sub-blocks 2c (low nibbles) and 2c + 1 (high) */
+            __m256i sc_lo = byte_pairs(sm[c / 2], 2 * c % 4);
+            __m256i sc_hi = byte_pairs(sm[c / 2], (2 * c + 1) % 4);
+            for (int g0 = 0; g0 < 8; g0 += run) {
+                __m256i plo[4], phi[4];
+                for (int t = 0; t < nt; t++) {
+                    plo[t] = _mm256_setzero_si256();
+                    phi[t] = _mm256_setzero_si256();
+                }
+                for (int g = g0; g < g0 + run; g++) {
+                    __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * (8 * c + g)));
+                    __m256i lo = _mm256_and_si256(raw, m4);
+                    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                    if (q5) {
+                        __m256i h = _mm256_loadu_si256((const __m256i *)(b5->qh + 32 * g));
+                        lo = _mm256_or_si256(lo, bit_to_16(h, 2 * c));
+                        hi = _mm256_or_si256(hi, bit_to_16(h, 2 * c + 1));
+                    }
+                    for (int t = 0; t < nt; t++) {
+                        const int8_t *q8 = x[t][b].qs + 64 * c + 4 * g;
+                        plo[t] = _mm256_add_epi16(plo[t], _mm256_maddubs_epi16(lo, bcast4(q8)));
+                        phi[t] =
+                            _mm256_add_epi16(phi[t], _mm256_maddubs_epi16(hi, bcast4(q8 + 32)));
+                    }
+                }
+                for (int t = 0; t < nt; t++)
+                    isum[t] = _mm256_add_epi32(isum[t],
+                                               _mm256_add_epi32(_mm256_madd_epi16(plo[t], sc_lo),
+                                                                _mm256_madd_epi16(phi[t], sc_hi)));
+            }
+        }
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d));
+        __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dmin));
+        for (int t = 0; t < nt; t++) {
+            __m256 da = _mm256_set1_ps(x[t][b].d);
+            __m256 s = _mm256_mul_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum[t]));
+            __m256 m = _mm256_mul_ps(_mm256_mul_ps(dm, da), _mm256_cvtepi32_ps(imin[t]));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_sub_ps(s, m));
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(y + (size_t)(t0 + t) * ldy, acc[t]);
+}
+
+INLINE void q4_K_tile(int64_t nb, const struct block_q4_Kx8 *w, const struct eng_act *a, int t0,
+                      int nt, float *y, size_t ldy)
+{
+    k4_tile(0, nb, w, a, t0, nt, y, ldy);
+}
+
+PANEL_FN(panel_q4_K, q4_K_tile, struct block_q4_Kx8)
+
 /* ---- F32, F16, BF16 ---- */
 
 enum { ES_F32, ES_F16, ES_BF16 };
@@ -394,5 +522,6 @@ void eng_panels_fill_avx2(struct eng_kernels *k)
     k->panel[GGUF_TT_BF16] = panel_bf16;
     k->panel[GGUF_TT_Q8_0] = panel_q8_0;
     k->panel[GGUF_TT_Q4_0] = panel_q4_0;
+    k->panel[GGUF_TT_Q4_K] = panel_q4_K;
     k->panel[GGUF_TT_Q6_K] = panel_q6_K;
 }
