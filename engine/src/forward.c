@@ -306,7 +306,8 @@ static void matmul_panels(const struct matmul_job *j, const struct eng_weight *w
     }
 }
 
-/* Types without a packed layout (Q5_K for now): per weight row against four tokens at a time
+/* Types without a packed layout (none of the types read today; every kernel table has panel
+ * kernels for them): per weight row against four tokens at a time
  * where the kernel set has a four-token variant, else one dot product per token. */
 static void matmul_rows(const struct matmul_job *j, const struct eng_weight *w, float *y,
                         int64_t r0, int64_t r1)

@@ -247,48 +247,6 @@ static float dot_q4_K(int n, const void *w, const void *a)
     return hsum_ps(acc) - summ;
 }
 
-/* Q4_K against four activation rows: scales and quants are decoded once per super-block and
- * used for all four, with the same arithmetic order as dot_q4_K. */
-static void dot_x4_q4_K(int n, const void *w, const void *a, size_t stride, const float *ad8,
-                        size_t ad8_stride, float out[4])
-{
-    (void)ad8;
-    (void)ad8_stride;
-    const struct block_q4_K *x = w;
-    const struct block_q8_K *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const struct block_q8_K *)((const char *)a + (size_t)t * stride);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    float summ[4] = {0, 0, 0, 0};
-    for (int i = 0; i < n / QK_K; i++) {
-        uint8_t sc[8], m[8];
-        k4_scales(x[i].scales, sc, m);
-        __m256i si[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                         _mm256_setzero_si256()};
-        for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q, m4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            for (int t = 0; t < 4; t++) {
-                si[t] = _mm256_add_epi32(
-                    si[t], dot_u8_scaled(lo, y[t][i].qs + 64 * j, sc[2 * j], sc[2 * j]));
-                si[t] = _mm256_add_epi32(si[t], dot_u8_scaled(hi, y[t][i].qs + 64 * j + 32,
-                                                              sc[2 * j + 1], sc[2 * j + 1]));
-            }
-        }
-        float d = h2f(x[i].d), dmin = h2f(x[i].dmin);
-        for (int t = 0; t < 4; t++) {
-            acc[t] =
-                _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][i].d), _mm256_cvtepi32_ps(si[t]), acc[t]);
-            summ[t] += dmin * y[t][i].d * (float)k4_min_sum(m, y[t][i].bsums);
-        }
-    }
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]) - summ[t];
-}
-
 static float dot_q5_K(int n, const void *w, const void *a)
 {
     const struct block_q5_K *x = w;
@@ -372,56 +330,6 @@ static float dot_q6_K(int n, const void *w, const void *a)
 }
 
 #define ROUND_NEAREST (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-
-/* Q6_K against four activation rows, arithmetic as in dot_q6_K. */
-static void dot_x4_q6_K(int n, const void *w, const void *a, size_t stride, const float *ad8,
-                        size_t ad8_stride, float out[4])
-{
-    (void)ad8;
-    (void)ad8_stride;
-    const struct block_q6_K *x = w;
-    const struct block_q8_K *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const struct block_q8_K *)((const char *)a + (size_t)t * stride);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    float corr[4] = {0, 0, 0, 0};
-    for (int i = 0; i < n / QK_K; i++) {
-        const int8_t *sc = x[i].scales;
-        __m256i si[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                         _mm256_setzero_si256()};
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
-            const int8_t *s = sc + 8 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-            __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                         _mm256_and_si256(qh, m30));
-            __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-            for (int t = 0; t < 4; t++) {
-                const int8_t *q8 = y[t][i].qs + 128 * h;
-                si[t] = _mm256_add_epi32(si[t], dot_u8_scaled(q1, q8, s[0], s[1]));
-                si[t] = _mm256_add_epi32(si[t], dot_u8_scaled(q2, q8 + 32, s[2], s[3]));
-                si[t] = _mm256_add_epi32(si[t], dot_u8_scaled(q3, q8 + 64, s[4], s[5]));
-                si[t] = _mm256_add_epi32(si[t], dot_u8_scaled(q4, q8 + 96, s[6], s[7]));
-            }
-        }
-        for (int t = 0; t < 4; t++) {
-            float d = h2f(x[i].d) * y[t][i].d;
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(si[t]), acc[t]);
-            corr[t] += d * 32.0f * (float)q6_offset_sum(sc, y[t][i].bsums);
-        }
-    }
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]) - corr[t];
-}
 
 static void quant_q8_0(const float *x, void *yv, int64_t n)
 {
@@ -600,8 +508,6 @@ void eng_kernels_fill_avx2(struct eng_kernels *k)
     k->dot[GGUF_TT_Q6_K] = dot_q6_K;
     k->dot_x4[GGUF_TT_Q8_0] = dot_x4_q8_0;
     k->dot_x4[GGUF_TT_Q4_0] = dot_x4_q4_0;
-    k->dot_x4[GGUF_TT_Q4_K] = dot_x4_q4_K;
-    k->dot_x4[GGUF_TT_Q6_K] = dot_x4_q6_K;
     k->quant_q8_0 = quant_q8_0;
     k->axpy_f32 = axpy_f32;
     k->axpy_f16 = axpy_f16;

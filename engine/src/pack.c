@@ -15,6 +15,7 @@ int eng_pack_supported(uint32_t type)
     case GGUF_TT_Q8_0:
     case GGUF_TT_Q4_0:
     case GGUF_TT_Q4_K:
+    case GGUF_TT_Q5_K:
     case GGUF_TT_Q6_K:
         return 1;
     default:
@@ -405,6 +406,12 @@ static void panel_q4_K_ref(int64_t ne0, const void *w, int n_panels, const struc
     panel_k_ref(GGUF_TT_Q4_K, ne0, w, n_panels, a, n_tok, y, ldy);
 }
 
+static void panel_q5_K_ref(int64_t ne0, const void *w, int n_panels, const struct eng_act *a,
+                           int n_tok, float *y, size_t ldy)
+{
+    panel_k_ref(GGUF_TT_Q5_K, ne0, w, n_panels, a, n_tok, y, ldy);
+}
+
 static void panel_q6_K_ref(int64_t ne0, const void *w, int n_panels, const struct eng_act *a,
                            int n_tok, float *y, size_t ldy)
 {
@@ -426,6 +433,8 @@ eng_panel_fn eng_panel_ref(uint32_t type)
         return panel_q4_0_ref;
     case GGUF_TT_Q4_K:
         return panel_q4_K_ref;
+    case GGUF_TT_Q5_K:
+        return panel_q5_K_ref;
     case GGUF_TT_Q6_K:
         return panel_q6_K_ref;
     default:

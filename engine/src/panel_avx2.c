@@ -405,6 +405,14 @@ INLINE void q4_K_tile(int64_t nb, const struct block_q4_Kx8 *w, const struct eng
 
 PANEL_FN(panel_q4_K, q4_K_tile, struct block_q4_Kx8)
 
+INLINE void q5_K_tile(int64_t nb, const struct block_q5_Kx8 *w, const struct eng_act *a, int t0,
+                      int nt, float *y, size_t ldy)
+{
+    k4_tile(1, nb, w, a, t0, nt, y, ldy);
+}
+
+PANEL_FN(panel_q5_K, q5_K_tile, struct block_q5_Kx8)
+
 /* ---- F32, F16, BF16 ---- */
 
 enum { ES_F32, ES_F16, ES_BF16 };
@@ -523,5 +531,6 @@ void eng_panels_fill_avx2(struct eng_kernels *k)
     k->panel[GGUF_TT_Q8_0] = panel_q8_0;
     k->panel[GGUF_TT_Q4_0] = panel_q4_0;
     k->panel[GGUF_TT_Q4_K] = panel_q4_K;
+    k->panel[GGUF_TT_Q5_K] = panel_q5_K;
     k->panel[GGUF_TT_Q6_K] = panel_q6_K;
 }
