@@ -52,36 +52,47 @@ static void get_groups(uint8_t *out, const uint8_t *in, size_t n, int r)
         memcpy(out + 4 * g, in + g * 4 * ENG_PANEL + (size_t)r * 4, 4);
 }
 
-/* Q6_K element e (0..255) as stored, q + 32 in 0..63: in the plain block (ql nibble of quarter
- * qq of half h, qh bits 2qq..2qq+1) and in row r of a packed super-block (pack.h). */
-static int q6_plain_get(const struct block_q6_K *b, int e)
+/* Q6_K sub-block k (16 elements, stored as q + 32 in 0..63) sits in the plain block at half
+ * h = k / 8, quarter qq = k % 8 / 2, elements l0 = 16 * (k % 2) .. l0 + 15 of that quarter: low
+ * nibbles in ql (upper nibbles for quarters 2 and 3), top 2 bits at bits 2qq of qh. */
+struct q6_place {
+    int ql, ql_shift, qh, qh_shift;
+};
+
+static struct q6_place q6_place(int k)
 {
-    int h = e / 128, qq = e % 128 / 32, l = e % 32;
-    int lo = (b->ql[64 * h + 32 * (qq & 1) + l] >> (4 * (qq >> 1))) & 0xF;
-    int hi = (b->qh[32 * h + l] >> (2 * qq)) & 3;
-    return lo | hi << 4;
+    int h = k / 8, qq = k % 8 / 2, l0 = 16 * (k % 2);
+    return (struct q6_place){64 * h + 32 * (qq & 1) + l0, 4 * (qq >> 1), 32 * h + l0, 2 * qq};
 }
 
-static void q6_plain_or(struct block_q6_K *b, int e, int v)
+/* Sub-block k of a plain block into row r's 12 bytes of the packed super-block (pack.h). */
+static void q6_sub_pack(const struct block_q6_K *b, int k, struct block_q6_Kx8 *p, int r)
 {
-    int h = e / 128, qq = e % 128 / 32, l = e % 32;
-    b->ql[64 * h + 32 * (qq & 1) + l] |= (uint8_t)((v & 0xF) << (4 * (qq >> 1)));
-    b->qh[32 * h + l] |= (uint8_t)((v >> 4) << (2 * qq));
+    struct q6_place pl = q6_place(k);
+    uint8_t lo[16], hi[16];
+    for (int i = 0; i < 16; i++) {
+        lo[i] = (uint8_t)((b->ql[pl.ql + i] >> pl.ql_shift) & 0xF);
+        hi[i] = (uint8_t)((b->qh[pl.qh + i] >> pl.qh_shift) & 3);
+    }
+    for (int j = 0; j < 4; j++) {
+        p->q[k][0][4 * r + j] = (uint8_t)(lo[j] | lo[4 + j] << 4);
+        p->q[k][1][4 * r + j] = (uint8_t)(lo[8 + j] | lo[12 + j] << 4);
+        p->q[k][2][4 * r + j] =
+            (uint8_t)(hi[j] | hi[4 + j] << 2 | hi[8 + j] << 4 | hi[12 + j] << 6);
+    }
 }
 
-static int q6_packed_get(const struct block_q6_Kx8 *p, int r, int e)
+/* The reverse, into a zeroed plain block. */
+static void q6_sub_unpack(const struct block_q6_Kx8 *p, int r, int k, struct block_q6_K *b)
 {
-    int k = e / 16, i = e % 16, at = 4 * r + i % 4;
-    int lo = (p->q[k][i / 8][at] >> (4 * (i / 4 % 2))) & 0xF;
-    int hi = (p->q[k][2][at] >> (2 * (i / 4))) & 3;
-    return lo | hi << 4;
-}
-
-static void q6_packed_or(struct block_q6_Kx8 *p, int r, int e, int v)
-{
-    int k = e / 16, i = e % 16, at = 4 * r + i % 4;
-    p->q[k][i / 8][at] |= (uint8_t)((v & 0xF) << (4 * (i / 4 % 2)));
-    p->q[k][2][at] |= (uint8_t)((v >> 4) << (2 * (i / 4)));
+    struct q6_place pl = q6_place(k);
+    for (int i = 0; i < 16; i++) {
+        int at = 4 * r + i % 4;
+        int lo = (p->q[k][i / 8][at] >> (4 * (i / 4 % 2))) & 0xF;
+        int hi = (p->q[k][2][at] >> (2 * (i / 4))) & 3;
+        b->ql[pl.ql + i] |= (uint8_t)(lo << pl.ql_shift);
+        b->qh[pl.qh + i] |= (uint8_t)(hi << pl.qh_shift);
+    }
 }
 
 /* One plain k-quant super-block in as row r of the packed super-block at dst (zeroed first). */
@@ -93,8 +104,8 @@ static void kblock_pack(uint32_t type, const void *in, int r, void *dst)
         p->d[r] = b->d;
         for (int k = 0; k < QK_K / 16; k++)
             p->scales[k * ENG_PANEL + r] = b->scales[k];
-        for (int e = 0; e < QK_K; e++)
-            q6_packed_or(p, r, e, q6_plain_get(b, e));
+        for (int k = 0; k < QK_K / 16; k++)
+            q6_sub_pack(b, k, p, r);
     } else if (type == GGUF_TT_Q4_K) {
         const struct block_q4_K *b = in;
         struct block_q4_Kx8 *p = dst;
@@ -123,8 +134,8 @@ static void kblock_unpack(uint32_t type, const void *src, int r, void *out)
         b->d = p->d[r];
         for (int k = 0; k < QK_K / 16; k++)
             b->scales[k] = p->scales[k * ENG_PANEL + r];
-        for (int e = 0; e < QK_K; e++)
-            q6_plain_or(b, e, q6_packed_get(p, r, e));
+        for (int k = 0; k < QK_K / 16; k++)
+            q6_sub_unpack(p, r, k, b);
     } else if (type == GGUF_TT_Q4_K) {
         const struct block_q4_Kx8 *p = src;
         struct block_q4_K *b = out;
