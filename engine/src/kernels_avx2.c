@@ -1,6 +1,7 @@
 /* AVX2 + FMA + F16C kernels: float dot products with four 8-wide accumulators, F16/BF16 weights
  * widened in registers, and the integer block dot products (Q8_0, Q4_0 against Q8_0 activations;
- * Q4_K, Q5_K, Q6_K against Q8_K) built on maddubs (u8 x s8 -> s16 pairs). Compiled with
+ * Q4_K, Q5_K, Q6_K against Q8_K) built on maddubs (u8 x s8 -> s16 pairs), and the Q8_0 / Q8_K
+ * activation quantizers (bit-identical to quant.c's). Compiled with
  * -mavx2 -mfma -mf16c and only called when CPUID says the machine has them. */
 #include "kernels.h"
 
@@ -359,6 +360,45 @@ static void quant_q8_0(const float *x, void *yv, int64_t n)
     }
 }
 
+/* Bit for bit eng_quant_q8_K: the same max (exact in any order), scale, reciprocal, products
+ * rounded to nearest even and clamping; bsums from the stored quants (sad over sign-flipped
+ * bytes, minus the bias). */
+static void quant_q8_K(const float *x, void *yv, int64_t n)
+{
+    struct block_q8_K *y = yv;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-127);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), flip = _mm256_set1_epi8(-128);
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        __m256 mx = _mm256_setzero_ps();
+        for (int j = 0; j < QK_K / 8; j++)
+            mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * j)));
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(mx, 1), _mm256_castps256_ps128(mx));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float d = _mm_cvtss_f32(m4) / 127.0f;
+        y[i].d = d;
+        __m256 id = _mm256_set1_ps(d ? 1.0f / d : 0.0f);
+        for (int c = 0; c < QK_K / 32; c++) {
+            __m256i q[4];
+            for (int k = 0; k < 4; k++) {
+                __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 32 * c + 8 * k), id);
+                q[k] = _mm256_cvtps_epi32(_mm256_round_ps(v, ROUND_NEAREST));
+                q[k] = _mm256_max_epi32(_mm256_min_epi32(q[k], hi), lo);
+            }
+            __m256i b =
+                _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            b = _mm256_permutevar8x32_epi32(b, perm);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * c), b);
+            /* per 64-bit quarter: sum of 8 quants + 8 * 128 */
+            __m256i s = _mm256_sad_epu8(_mm256_xor_si256(b, flip), _mm256_setzero_si256());
+            s = _mm256_add_epi64(s, _mm256_shuffle_epi32(s, 0x4E));
+            y[i].bsums[2 * c] = (int16_t)(_mm256_extract_epi32(s, 0) - 16 * 128);
+            y[i].bsums[2 * c + 1] = (int16_t)(_mm256_extract_epi32(s, 4) - 16 * 128);
+        }
+    }
+}
+
 static void axpy_f32(int n, float a, const float *x, float *y)
 {
     __m256 va = _mm256_set1_ps(a);
@@ -509,6 +549,7 @@ void eng_kernels_fill_avx2(struct eng_kernels *k)
     k->dot_x4[GGUF_TT_Q8_0] = dot_x4_q8_0;
     k->dot_x4[GGUF_TT_Q4_0] = dot_x4_q4_0;
     k->quant_q8_0 = quant_q8_0;
+    k->quant_q8_K = quant_q8_K;
     k->axpy_f32 = axpy_f32;
     k->axpy_f16 = axpy_f16;
     k->f32_to_f16 = f32_to_f16;
