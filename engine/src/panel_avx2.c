@@ -352,36 +352,39 @@ INLINE void k4_tile(int q5, int64_t nb, const void *w, const struct eng_act *a, 
                 imin[t] = _mm256_add_epi32(imin[t],
                                            _mm256_madd_epi16(mp, bcast32(x[t][b].bsums + 2 * j)));
         }
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) { /* sub-blocks 2c (low nibbles) and 2c + 1 (high) */
-            __m256i sc_lo = byte_pairs(sm[c / 2], 2 * c % 4);
-            __m256i sc_hi = byte_pairs(sm[c / 2], (2 * c + 1) % 4);
+        /* Passes over the quants: with 1 or 2 tokens both nibbles of a load at once (sub-blocks
+         * 2c and 2c + 1), with 3 or 4 one sub-block per pass, so that the int16 sums of all
+         * tokens stay in registers (the quant vector is loaded twice instead). */
+        const int nn = nt > 2 ? 1 : 2;
+#pragma GCC unroll 8
+        for (int s0 = 0; s0 < 8; s0 += nn) {
+            const int c = s0 / 2;
+            __m256i sc[2];
+            for (int n = 0; n < nn; n++)
+                sc[n] = byte_pairs(sm[(s0 + n) / 4], (s0 + n) % 4);
             for (int g0 = 0; g0 < 8; g0 += run) {
-                __m256i plo[4], phi[4];
-                for (int t = 0; t < nt; t++) {
-                    plo[t] = _mm256_setzero_si256();
-                    phi[t] = _mm256_setzero_si256();
-                }
+                __m256i p[2][4];
+                for (int n = 0; n < nn; n++)
+                    for (int t = 0; t < nt; t++)
+                        p[n][t] = _mm256_setzero_si256();
                 for (int g = g0; g < g0 + run; g++) {
                     __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * (8 * c + g)));
-                    __m256i lo = _mm256_and_si256(raw, m4);
-                    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-                    if (q5) {
-                        __m256i h = _mm256_loadu_si256((const __m256i *)(b5->qh + 32 * g));
-                        lo = _mm256_or_si256(lo, bit_to_16(h, 2 * c));
-                        hi = _mm256_or_si256(hi, bit_to_16(h, 2 * c + 1));
-                    }
-                    for (int t = 0; t < nt; t++) {
-                        const int8_t *q8 = x[t][b].qs + 64 * c + 4 * g;
-                        plo[t] = _mm256_add_epi16(plo[t], _mm256_maddubs_epi16(lo, bcast4(q8)));
-                        phi[t] =
-                            _mm256_add_epi16(phi[t], _mm256_maddubs_epi16(hi, bcast4(q8 + 32)));
+                    __m256i h = q5 ? _mm256_loadu_si256((const __m256i *)(b5->qh + 32 * g))
+                                   : _mm256_setzero_si256();
+                    for (int n = 0; n < nn; n++) {
+                        const int s = s0 + n; /* odd: high nibbles */
+                        __m256i q = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(raw, 4) : raw, m4);
+                        if (q5)
+                            q = _mm256_or_si256(q, bit_to_16(h, s));
+                        for (int t = 0; t < nt; t++)
+                            p[n][t] = _mm256_add_epi16(
+                                p[n][t],
+                                _mm256_maddubs_epi16(q, bcast4(x[t][b].qs + 32 * s + 4 * g)));
                     }
                 }
-                for (int t = 0; t < nt; t++)
-                    isum[t] = _mm256_add_epi32(isum[t],
-                                               _mm256_add_epi32(_mm256_madd_epi16(plo[t], sc_lo),
-                                                                _mm256_madd_epi16(phi[t], sc_hi)));
+                for (int n = 0; n < nn; n++)
+                    for (int t = 0; t < nt; t++)
+                        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p[n][t], sc[n]));
             }
         }
         __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d));
