@@ -65,21 +65,26 @@ static struct q6_place q6_place(int k)
     return (struct q6_place){64 * h + 32 * (qq & 1) + l0, 4 * (qq >> 1), 32 * h + l0, 2 * qq};
 }
 
-/* Sub-block k of a plain block into row r's 12 bytes of the packed super-block (pack.h). */
+/* Sub-block k of a plain block into row r's 12 bytes of the packed super-block (pack.h), eight
+ * fields at a time in 64-bit words (byte i of a little-endian word is element i's field). */
 static void q6_sub_pack(const struct block_q6_K *b, int k, struct block_q6_Kx8 *p, int r)
 {
+    const uint64_t m4 = 0x0F0F0F0F0F0F0F0Full, m2 = 0x0303030303030303ull;
     struct q6_place pl = q6_place(k);
-    uint8_t lo[16], hi[16];
-    for (int i = 0; i < 16; i++) {
-        lo[i] = (uint8_t)((b->ql[pl.ql + i] >> pl.ql_shift) & 0xF);
-        hi[i] = (uint8_t)((b->qh[pl.qh + i] >> pl.qh_shift) & 3);
+    uint64_t l[2], h[2];
+    memcpy(l, b->ql + pl.ql, 16);
+    memcpy(h, b->qh + pl.qh, 16);
+    for (int i = 0; i < 2; i++) {
+        l[i] = (l[i] >> pl.ql_shift) & m4; /* nibbles of elements 8i .. 8i + 7 */
+        h[i] = (h[i] >> pl.qh_shift) & m2; /* their top 2 bits */
     }
-    for (int j = 0; j < 4; j++) {
-        p->q[k][0][4 * r + j] = (uint8_t)(lo[j] | lo[4 + j] << 4);
-        p->q[k][1][4 * r + j] = (uint8_t)(lo[8 + j] | lo[12 + j] << 4);
-        p->q[k][2][4 * r + j] =
-            (uint8_t)(hi[j] | hi[4 + j] << 2 | hi[8 + j] << 4 | hi[12 + j] << 6);
-    }
+    uint32_t lo0 = (uint32_t)l[0] | (uint32_t)(l[0] >> 32) << 4;
+    uint32_t lo1 = (uint32_t)l[1] | (uint32_t)(l[1] >> 32) << 4;
+    uint32_t hi = (uint32_t)h[0] | (uint32_t)(h[0] >> 32) << 2 | (uint32_t)h[1] << 4 |
+                  (uint32_t)(h[1] >> 32) << 6;
+    memcpy(p->q[k][0] + 4 * r, &lo0, 4);
+    memcpy(p->q[k][1] + 4 * r, &lo1, 4);
+    memcpy(p->q[k][2] + 4 * r, &hi, 4);
 }
 
 /* The reverse, into a zeroed plain block. */
