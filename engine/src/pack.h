@@ -10,8 +10,8 @@
  *     scales, sub-block k's 8 rows side by side; then per 16-element sub-block k three 32-byte
  *     vectors of 4 bytes per row: lo0 (low nibbles of elements 16k+0..3, high nibbles 16k+4..7),
  *     lo1 (16k+8..11 and 16k+12..15) and hi (bits 2s, 2s+1 of byte j: the top 2 bits of
- *     element 16k+4s+j). The quants stay unsigned (q + 32); the -32 is applied per sub-block
- *     through the activation's bsums;
+ *     element 16k+4s+j). The quants stay unsigned (q + 32); the -32 is applied once per
+ *     super-block as 32 * sum_k scale_k * bsums_k of the activation;
  *   - Q4_K (struct block_q4_Kx8): the 8 rows' d, the 8 rows' dmin, the 12 scale bytes in 4-byte
  *     groups (group g holds bytes 4g..4g+3 of each row, so one vector per group decodes the 6-bit
  *     scales and mins of all rows at once, lane by lane), then the 128 quant bytes in 4-byte
