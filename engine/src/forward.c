@@ -393,7 +393,8 @@ static void matmul_panels(const struct matmul_job *j, int wi, int64_t p0, int64_
     }
 }
 
-/* Types without a packed layout (the k-quants): per weight row against four tokens at a time
+/* Types without a packed layout (none of the types read today; every kernel table has panel
+ * kernels for them): per weight row against four tokens at a time
  * where the kernel set has a four-token variant, else one dot product per token. */
 static void matmul_rows(const struct matmul_job *j, int wi, int64_t r0, int64_t r1, int ith)
 {

@@ -1,6 +1,7 @@
 /* AVX2 + FMA + F16C kernels: float dot products with four 8-wide accumulators, F16/BF16 weights
  * widened in registers, and the integer block dot products (Q8_0, Q4_0 against Q8_0 activations;
- * Q4_K, Q5_K, Q6_K against Q8_K) built on maddubs (u8 x s8 -> s16 pairs). Compiled with
+ * Q4_K, Q5_K, Q6_K against Q8_K) built on maddubs (u8 x s8 -> s16 pairs), and the Q8_0 / Q8_K
+ * activation quantizers (bit-identical to quant.c's). Compiled with
  * -mavx2 -mfma -mf16c and only called when CPUID says the machine has them. */
 #include "kernels.h"
 
@@ -227,48 +228,6 @@ static float dot_q4_K(int n, const void *w, const void *a)
     return hsum_ps(acc) - summ;
 }
 
-/* Q4_K against four activation rows: scales and quants are decoded once per super-block and
- * used for all four, with the same arithmetic order as dot_q4_K. */
-static void dot_x4_q4_K(int n, const void *w, const void *a, size_t stride, const float *ad8,
-                        size_t ad8_stride, float out[4])
-{
-    (void)ad8;
-    (void)ad8_stride;
-    const struct block_q4_K *x = w;
-    const struct block_q8_K *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const struct block_q8_K *)((const char *)a + (size_t)t * stride);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    float summ[4] = {0, 0, 0, 0};
-    for (int i = 0; i < n / QK_K; i++) {
-        uint8_t sc[8], m[8];
-        k4_scales(x[i].scales, sc, m);
-        __m256i si[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                         _mm256_setzero_si256()};
-        for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q, m4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            for (int t = 0; t < 4; t++) {
-                si[t] = _mm256_add_epi32(
-                    si[t], dot_u8_scaled(lo, y[t][i].qs + 64 * j, sc[2 * j], sc[2 * j]));
-                si[t] = _mm256_add_epi32(si[t], dot_u8_scaled(hi, y[t][i].qs + 64 * j + 32,
-                                                              sc[2 * j + 1], sc[2 * j + 1]));
-            }
-        }
-        float d = h2f(x[i].d), dmin = h2f(x[i].dmin);
-        for (int t = 0; t < 4; t++) {
-            acc[t] =
-                _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][i].d), _mm256_cvtepi32_ps(si[t]), acc[t]);
-            summ[t] += dmin * y[t][i].d * (float)k4_min_sum(m, y[t][i].bsums);
-        }
-    }
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]) - summ[t];
-}
-
 static float dot_q5_K(int n, const void *w, const void *a)
 {
     const struct block_q5_K *x = w;
@@ -353,56 +312,6 @@ static float dot_q6_K(int n, const void *w, const void *a)
 
 #define ROUND_NEAREST (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 
-/* Q6_K against four activation rows, arithmetic as in dot_q6_K. */
-static void dot_x4_q6_K(int n, const void *w, const void *a, size_t stride, const float *ad8,
-                        size_t ad8_stride, float out[4])
-{
-    (void)ad8;
-    (void)ad8_stride;
-    const struct block_q6_K *x = w;
-    const struct block_q8_K *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const struct block_q8_K *)((const char *)a + (size_t)t * stride);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    float corr[4] = {0, 0, 0, 0};
-    for (int i = 0; i < n / QK_K; i++) {
-        const int8_t *sc = x[i].scales;
-        __m256i si[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                         _mm256_setzero_si256()};
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
-            const int8_t *s = sc + 8 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-            __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                         _mm256_and_si256(qh, m30));
-            __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-            for (int t = 0; t < 4; t++) {
-                const int8_t *q8 = y[t][i].qs + 128 * h;
-                si[t] = _mm256_add_epi32(si[t], dot_u8_scaled(q1, q8, s[0], s[1]));
-                si[t] = _mm256_add_epi32(si[t], dot_u8_scaled(q2, q8 + 32, s[2], s[3]));
-                si[t] = _mm256_add_epi32(si[t], dot_u8_scaled(q3, q8 + 64, s[4], s[5]));
-                si[t] = _mm256_add_epi32(si[t], dot_u8_scaled(q4, q8 + 96, s[6], s[7]));
-            }
-        }
-        for (int t = 0; t < 4; t++) {
-            float d = h2f(x[i].d) * y[t][i].d;
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(si[t]), acc[t]);
-            corr[t] += d * 32.0f * (float)q6_offset_sum(sc, y[t][i].bsums);
-        }
-    }
-    for (int t = 0; t < 4; t++)
-        out[t] = hsum_ps(acc[t]) - corr[t];
-}
-
 static void quant_q8_0(const float *x, void *yv, int64_t n)
 {
     struct block_q8_0 *y = yv;
@@ -428,6 +337,45 @@ static void quant_q8_0(const float *x, void *yv, int64_t n)
         i0 = _mm256_packs_epi16(i0, i2);
         i0 = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)y[i].qs, i0);
+    }
+}
+
+/* Bit for bit eng_quant_q8_K: the same max (exact in any order), scale, reciprocal, products
+ * rounded to nearest even and clamping; bsums from the stored quants (sad over sign-flipped
+ * bytes, minus the bias). */
+static void quant_q8_K(const float *x, void *yv, int64_t n)
+{
+    struct block_q8_K *y = yv;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-127);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), flip = _mm256_set1_epi8(-128);
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        __m256 mx = _mm256_setzero_ps();
+        for (int j = 0; j < QK_K / 8; j++)
+            mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * j)));
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(mx, 1), _mm256_castps256_ps128(mx));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float d = _mm_cvtss_f32(m4) / 127.0f;
+        y[i].d = d;
+        __m256 id = _mm256_set1_ps(d ? 1.0f / d : 0.0f);
+        for (int c = 0; c < QK_K / 32; c++) {
+            __m256i q[4];
+            for (int k = 0; k < 4; k++) {
+                __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 32 * c + 8 * k), id);
+                q[k] = _mm256_cvtps_epi32(_mm256_round_ps(v, ROUND_NEAREST));
+                q[k] = _mm256_max_epi32(_mm256_min_epi32(q[k], hi), lo);
+            }
+            __m256i b =
+                _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            b = _mm256_permutevar8x32_epi32(b, perm);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * c), b);
+            /* per 64-bit quarter: sum of 8 quants + 8 * 128 */
+            __m256i s = _mm256_sad_epu8(_mm256_xor_si256(b, flip), _mm256_setzero_si256());
+            s = _mm256_add_epi64(s, _mm256_shuffle_epi32(s, 0x4E));
+            y[i].bsums[2 * c] = (int16_t)(_mm256_extract_epi32(s, 0) - 16 * 128);
+            y[i].bsums[2 * c + 1] = (int16_t)(_mm256_extract_epi32(s, 4) - 16 * 128);
+        }
     }
 }
 
@@ -565,9 +513,8 @@ void eng_kernels_fill_avx2(struct eng_kernels *k)
     k->dot[GGUF_TT_Q4_K] = dot_q4_K;
     k->dot[GGUF_TT_Q5_K] = dot_q5_K;
     k->dot[GGUF_TT_Q6_K] = dot_q6_K;
-    k->dot_x4[GGUF_TT_Q4_K] = dot_x4_q4_K;
-    k->dot_x4[GGUF_TT_Q6_K] = dot_x4_q6_K;
     k->quant_q8_0 = quant_q8_0;
+    k->quant_q8_K = quant_q8_K;
     k->axpy_f32 = axpy_f32;
     k->axpy_f16 = axpy_f16;
     k->f32_to_f16 = f32_to_f16;

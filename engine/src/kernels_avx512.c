@@ -1,5 +1,5 @@
 /* AVX-512 (F, BW, VL, DQ) kernels: 16-wide float dot products for F32/BF16 rows (attention over
- * an F32 cache, tests), and Q4_K/Q6_K with one register per 64 quants, one and four tokens.
+ * an F32 cache, tests), and Q4_K/Q6_K with one register per 64 quants.
  * AVX-512BW has no sign instruction, so the sign of the weights moves onto the activations with a
  * masked negate. The table starts as a copy of the AVX2 one, whose panel kernels (pack.h) run the
  * F32/F16/BF16/Q8_0/Q4_0 matrices here too; AVX-512 panel kernels are not written yet (no
@@ -181,109 +181,6 @@ static float dot_q6_K(int n, const void *w, const void *a)
     return _mm512_reduce_add_ps(acc) - corr;
 }
 
-/* Four-token versions of the two dots above, same arithmetic per token. */
-static void dot_x4_q4_K(int n, const void *w, const void *a, size_t stride, const float *ad8,
-                        size_t ad8_stride, float out[4])
-{
-    (void)ad8;
-    (void)ad8_stride;
-    const struct block_q4_K *x = w;
-    const struct block_q8_K *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const struct block_q8_K *)((const char *)a + (size_t)t * stride);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    float summ[4] = {0, 0, 0, 0};
-    for (int i = 0; i < n / QK_K; i++) {
-        uint8_t mn[8];
-        __m512i sc = _mm512_castsi256_si512(k4_unpack_scales(x[i].scales, mn));
-        __m512i si[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                         _mm512_setzero_si512()};
-        for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m512i u =
-                join(_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
-            __m512i sv = _mm512_permutexvar_epi16(lane_idx2(2 * j, 2 * j + 1), sc);
-            for (int t = 0; t < 4; t++) {
-                __m512i p = _mm512_maddubs_epi16(u, _mm512_loadu_si512(y[t][i].qs + 64 * j));
-                si[t] = _mm512_add_epi32(si[t], _mm512_madd_epi16(p, sv));
-            }
-        }
-        float d = h2f(x[i].d), dmin = h2f(x[i].dmin);
-        for (int t = 0; t < 4; t++) {
-            acc[t] =
-                _mm512_fmadd_ps(_mm512_set1_ps(d * y[t][i].d), _mm512_cvtepi32_ps(si[t]), acc[t]);
-            summ[t] += dmin * y[t][i].d * (float)k4_min_sum(mn, y[t][i].bsums);
-        }
-    }
-    for (int t = 0; t < 4; t++)
-        out[t] = _mm512_reduce_add_ps(acc[t]) - summ[t];
-}
-
-static void dot_x4_q6_K(int n, const void *w, const void *a, size_t stride, const float *ad8,
-                        size_t ad8_stride, float out[4])
-{
-    (void)ad8;
-    (void)ad8_stride;
-    const struct block_q6_K *x = w;
-    const struct block_q8_K *y[4];
-    for (int t = 0; t < 4; t++)
-        y[t] = (const struct block_q8_K *)((const char *)a + (size_t)t * stride);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    float corr[4] = {0, 0, 0, 0};
-    for (int i = 0; i < n / QK_K; i++) {
-        __m512i sc = _mm512_castsi256_si512(
-            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales)));
-        __m512i si[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
-                         _mm512_setzero_si512()};
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-            __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                         _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                         _mm256_and_si256(qh, m30));
-            __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-            int b = 8 * h;
-            __m512i i12 =
-                _mm512_set_epi16(b + 3, b + 3, b + 3, b + 3, b + 3, b + 3, b + 3, b + 3, b + 2,
-                                 b + 2, b + 2, b + 2, b + 2, b + 2, b + 2, b + 2, b + 1, b + 1,
-                                 b + 1, b + 1, b + 1, b + 1, b + 1, b + 1, b, b, b, b, b, b, b, b);
-            __m512i i34 = _mm512_add_epi16(i12, _mm512_set1_epi16(4));
-            __m512i s12 = _mm512_permutexvar_epi16(i12, sc),
-                    s34 = _mm512_permutexvar_epi16(i34, sc);
-            __m512i u12 = join(q1, q2), u34 = join(q3, q4);
-            for (int t = 0; t < 4; t++) {
-                const int8_t *q8 = y[t][i].qs + 128 * h;
-                __m512i p12 = _mm512_maddubs_epi16(u12, _mm512_loadu_si512(q8));
-                __m512i p34 = _mm512_maddubs_epi16(u34, _mm512_loadu_si512(q8 + 64));
-                si[t] = _mm512_add_epi32(si[t], _mm512_madd_epi16(p12, s12));
-                si[t] = _mm512_add_epi32(si[t], _mm512_madd_epi16(p34, s34));
-            }
-        }
-        for (int t = 0; t < 4; t++) {
-            __m256i cs = _mm256_madd_epi16(_mm512_castsi512_si256(sc),
-                                           _mm256_loadu_si256((const __m256i *)y[t][i].bsums));
-            __m128i c4 = _mm_add_epi32(_mm256_castsi256_si128(cs), _mm256_extracti128_si256(cs, 1));
-            c4 = _mm_add_epi32(c4, _mm_shuffle_epi32(c4, 0x4E));
-            c4 = _mm_add_epi32(c4, _mm_shuffle_epi32(c4, 0xB1));
-            float d = h2f(x[i].d) * y[t][i].d;
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(si[t]), acc[t]);
-            corr[t] += d * 32.0f * (float)_mm_cvtsi128_si32(c4);
-        }
-    }
-    for (int t = 0; t < 4; t++)
-        out[t] = _mm512_reduce_add_ps(acc[t]) - corr[t];
-}
-
 static void axpy_f16(int n, float a, const eng_fp16 *x, float *y)
 {
     __m512 va = _mm512_set1_ps(a);
@@ -304,6 +201,4 @@ void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags)
     k->axpy_f16 = axpy_f16;
     k->dot[GGUF_TT_Q4_K] = dot_q4_K;
     k->dot[GGUF_TT_Q6_K] = dot_q6_K;
-    k->dot_x4[GGUF_TT_Q4_K] = dot_x4_q4_K;
-    k->dot_x4[GGUF_TT_Q6_K] = dot_x4_q6_K;
 }

@@ -342,30 +342,89 @@ float eng_dot_q4_0_ref(int n, const void *w, const void *a)
     return s;
 }
 
-/* sum_j (d*sc_j*q - dmin*m_j) * d8*q8 = d*d8 * sum_j sc_j*(q.q8)_j - dmin*d8 * sum_j m_j*sum(q8)_j
+/* The exact integer parts of the k-quant dot products, one super-block at a time (shared with the
+ * panel reference kernels of pack.c). Q4_K/Q5_K:
+ * sum_j (d*sc_j*q - dmin*m_j) * d8*q8 = d*d8 * sum_j sc_j*(q.q8)_j - dmin*d8 * sum_j m_j*sum(q8)_j
  */
+void eng_q4_K_isums(const struct block_q4_K *x, const struct block_q8_K *y, int32_t *ret_sc,
+                    int32_t *ret_m)
+{
+    const uint8_t *q = x->qs;
+    const int8_t *q8 = y->qs;
+    int32_t sum_sc = 0, sum_m = 0;
+    for (int j = 0; j < QK_K / 64; j++, q += 32, q8 += 64) {
+        uint8_t sc1, m1, sc2, m2;
+        eng_k4_scale_min(2 * j, x->scales, &sc1, &m1);
+        eng_k4_scale_min(2 * j + 1, x->scales, &sc2, &m2);
+        int32_t d1 = 0, d2 = 0;
+        for (int l = 0; l < 32; l++) {
+            d1 += (q[l] & 0xF) * q8[l];
+            d2 += (q[l] >> 4) * q8[l + 32];
+        }
+        sum_sc += sc1 * d1 + sc2 * d2;
+        sum_m += m1 * (y->bsums[4 * j] + y->bsums[4 * j + 1]) +
+                 m2 * (y->bsums[4 * j + 2] + y->bsums[4 * j + 3]);
+    }
+    *ret_sc = sum_sc;
+    *ret_m = sum_m;
+}
+
+void eng_q5_K_isums(const struct block_q5_K *x, const struct block_q8_K *y, int32_t *ret_sc,
+                    int32_t *ret_m)
+{
+    const uint8_t *ql = x->qs, *qh = x->qh;
+    const int8_t *q8 = y->qs;
+    int32_t sum_sc = 0, sum_m = 0;
+    uint8_t u1 = 1, u2 = 2;
+    for (int j = 0; j < QK_K / 64; j++, ql += 32, q8 += 64, u1 <<= 2, u2 <<= 2) {
+        uint8_t sc1, m1, sc2, m2;
+        eng_k4_scale_min(2 * j, x->scales, &sc1, &m1);
+        eng_k4_scale_min(2 * j + 1, x->scales, &sc2, &m2);
+        int32_t d1 = 0, d2 = 0;
+        for (int l = 0; l < 32; l++) {
+            d1 += ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) * q8[l];
+            d2 += ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) * q8[l + 32];
+        }
+        sum_sc += sc1 * d1 + sc2 * d2;
+        sum_m += m1 * (y->bsums[4 * j] + y->bsums[4 * j + 1]) +
+                 m2 * (y->bsums[4 * j + 2] + y->bsums[4 * j + 3]);
+    }
+    *ret_sc = sum_sc;
+    *ret_m = sum_m;
+}
+
+int32_t eng_q6_K_isum(const struct block_q6_K *x, const struct block_q8_K *y)
+{
+    const uint8_t *ql = x->ql, *qh = x->qh;
+    const int8_t *sc = x->scales, *q8 = y->qs;
+    int32_t sumi = 0;
+    for (int nn = 0; nn < QK_K; nn += 128, ql += 64, qh += 32, sc += 8, q8 += 128) {
+        int32_t g[8] = {0};
+        for (int l = 0; l < 32; l++) {
+            int is = l / 16;
+            int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+            int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            g[is + 0] += q1 * q8[l];
+            g[is + 2] += q2 * q8[l + 32];
+            g[is + 4] += q3 * q8[l + 64];
+            g[is + 6] += q4 * q8[l + 96];
+        }
+        for (int k = 0; k < 8; k++)
+            sumi += sc[k] * g[k];
+    }
+    return sumi;
+}
+
 float eng_dot_q4_K_ref(int n, const void *w, const void *a)
 {
     const struct block_q4_K *x = w;
     const struct block_q8_K *y = a;
     float s = 0;
     for (int i = 0; i < n / QK_K; i++) {
-        const uint8_t *q = x[i].qs;
-        const int8_t *q8 = y[i].qs;
-        int32_t sum_sc = 0, sum_m = 0;
-        for (int j = 0; j < QK_K / 64; j++, q += 32, q8 += 64) {
-            uint8_t sc1, m1, sc2, m2;
-            eng_k4_scale_min(2 * j, x[i].scales, &sc1, &m1);
-            eng_k4_scale_min(2 * j + 1, x[i].scales, &sc2, &m2);
-            int32_t d1 = 0, d2 = 0;
-            for (int l = 0; l < 32; l++) {
-                d1 += (q[l] & 0xF) * q8[l];
-                d2 += (q[l] >> 4) * q8[l + 32];
-            }
-            sum_sc += sc1 * d1 + sc2 * d2;
-            sum_m += m1 * (y[i].bsums[4 * j] + y[i].bsums[4 * j + 1]) +
-                     m2 * (y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3]);
-        }
+        int32_t sum_sc, sum_m;
+        eng_q4_K_isums(&x[i], &y[i], &sum_sc, &sum_m);
         s += eng_fp16_to_fp32(x[i].d) * y[i].d * (float)sum_sc -
              eng_fp16_to_fp32(x[i].dmin) * y[i].d * (float)sum_m;
     }
@@ -378,23 +437,8 @@ float eng_dot_q5_K_ref(int n, const void *w, const void *a)
     const struct block_q8_K *y = a;
     float s = 0;
     for (int i = 0; i < n / QK_K; i++) {
-        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
-        const int8_t *q8 = y[i].qs;
-        int32_t sum_sc = 0, sum_m = 0;
-        uint8_t u1 = 1, u2 = 2;
-        for (int j = 0; j < QK_K / 64; j++, ql += 32, q8 += 64, u1 <<= 2, u2 <<= 2) {
-            uint8_t sc1, m1, sc2, m2;
-            eng_k4_scale_min(2 * j, x[i].scales, &sc1, &m1);
-            eng_k4_scale_min(2 * j + 1, x[i].scales, &sc2, &m2);
-            int32_t d1 = 0, d2 = 0;
-            for (int l = 0; l < 32; l++) {
-                d1 += ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) * q8[l];
-                d2 += ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) * q8[l + 32];
-            }
-            sum_sc += sc1 * d1 + sc2 * d2;
-            sum_m += m1 * (y[i].bsums[4 * j] + y[i].bsums[4 * j + 1]) +
-                     m2 * (y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3]);
-        }
+        int32_t sum_sc, sum_m;
+        eng_q5_K_isums(&x[i], &y[i], &sum_sc, &sum_m);
         s += eng_fp16_to_fp32(x[i].d) * y[i].d * (float)sum_sc -
              eng_fp16_to_fp32(x[i].dmin) * y[i].d * (float)sum_m;
     }
@@ -406,28 +450,8 @@ float eng_dot_q6_K_ref(int n, const void *w, const void *a)
     const struct block_q6_K *x = w;
     const struct block_q8_K *y = a;
     float s = 0;
-    for (int i = 0; i < n / QK_K; i++) {
-        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
-        const int8_t *sc = x[i].scales, *q8 = y[i].qs;
-        int32_t sumi = 0;
-        for (int nn = 0; nn < QK_K; nn += 128, ql += 64, qh += 32, sc += 8, q8 += 128) {
-            int32_t g[8] = {0};
-            for (int l = 0; l < 32; l++) {
-                int is = l / 16;
-                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                g[is + 0] += q1 * q8[l];
-                g[is + 2] += q2 * q8[l + 32];
-                g[is + 4] += q3 * q8[l + 64];
-                g[is + 6] += q4 * q8[l + 96];
-            }
-            for (int k = 0; k < 8; k++)
-                sumi += sc[k] * g[k];
-        }
-        s += eng_fp16_to_fp32(x[i].d) * y[i].d * (float)sumi;
-    }
+    for (int i = 0; i < n / QK_K; i++)
+        s += eng_fp16_to_fp32(x[i].d) * y[i].d * (float)eng_q6_K_isum(&x[i], &y[i]);
     return s;
 }
 

@@ -121,6 +121,14 @@ float eng_dot_q4_K_ref(int n, const void *w, const void *a);
 float eng_dot_q5_K_ref(int n, const void *w, const void *a);
 float eng_dot_q6_K_ref(int n, const void *w, const void *a);
 
+/* Exact integer parts of one super-block of the k-quant reference dots (Q4_K, Q5_K: the scaled
+ * sum and the min sum; Q6_K: the scaled sum of (q - 32) * q8). */
+void eng_q4_K_isums(const struct block_q4_K *x, const struct block_q8_K *y, int32_t *ret_sc,
+                    int32_t *ret_m);
+void eng_q5_K_isums(const struct block_q5_K *x, const struct block_q8_K *y, int32_t *ret_sc,
+                    int32_t *ret_m);
+int32_t eng_q6_K_isum(const struct block_q6_K *x, const struct block_q8_K *y);
+
 /* Decodes the 6-bit scale and min of sub-block j of a Q4_K/Q5_K scales array. */
 static inline void eng_k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 {

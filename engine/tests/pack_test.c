@@ -1,6 +1,8 @@
 /* Row-interleaved panels (pack.h): packing keeps every row's values (unpacked again row by row),
  * the scalar reference panel kernels reproduce the engine's reference dot products bit for bit
- * (Q8_0, Q4_0: eng_dot_*_ref; float types: one fused multiply-add per element in order), and
+ * (quantized types: eng_dot_*_ref; float types: one fused multiply-add per element in order),
+ * including k-quant blocks whose quants, scales and activations all take their largest
+ * magnitudes (the bound of the SIMD kernels' integer sums), and
  * every SIMD variant the CPU can run gives exactly the reference's results for odd widths, tail
  * panels and 1 to 13 tokens. A variant whose instruction set is missing is named as skipped. */
 #include "ember_test.h"
@@ -25,10 +27,49 @@ static float rndf(void) /* [-1, 1) */
     return (float)((double)rnd() / 2147483648.0 - 1.0);
 }
 
-static void quantize_rows(uint32_t type, const float *x, int64_t ne0, int64_t ne1, void *dst)
+static int is_kquant(uint32_t type)
+{
+    return eng_type_traits(type)->vec_dot_type == GGUF_TT_Q8_K;
+}
+
+/* k-quant rows (we have no k-quant quantizer): random bytes with small finite scales, or with
+ * extreme set every quant and sub-block scale to its largest magnitude, the case that bounds the
+ * SIMD kernels' integer sums. */
+static void kquant_rows(uint32_t type, int64_t ne0, int64_t ne1, void *dst, int extreme)
+{
+    const struct eng_type_traits *tr = eng_type_traits(type);
+    size_t n = (size_t)(ne0 * ne1) / QK_K;
+    uint8_t *p = dst;
+    for (size_t i = 0; i < n * tr->bytes; i++)
+        p[i] = extreme ? 0xFF : (uint8_t)rnd();
+    for (size_t i = 0; i < n; i++) {
+        eng_fp16 d = eng_fp32_to_fp16(rndf() * 0.01f), dmin = eng_fp32_to_fp16(rndf() * 0.01f);
+        if (type == GGUF_TT_Q6_K) {
+            struct block_q6_K *b = (struct block_q6_K *)dst + i;
+            b->d = d;
+            if (extreme)
+                memset(b->scales, 0x80, sizeof(b->scales)); /* -128 */
+        } else if (type == GGUF_TT_Q4_K) {
+            struct block_q4_K *b = (struct block_q4_K *)dst + i;
+            b->d = d;
+            b->dmin = dmin;
+        } else {
+            struct block_q5_K *b = (struct block_q5_K *)dst + i;
+            b->d = d;
+            b->dmin = dmin;
+        }
+    }
+}
+
+static void quantize_rows(uint32_t type, const float *x, int64_t ne0, int64_t ne1, void *dst,
+                          int extreme)
 {
     const struct eng_type_traits *tr = eng_type_traits(type);
     size_t rb = eng_row_bytes(type, ne0);
+    if (is_kquant(type)) {
+        kquant_rows(type, ne0, ne1, dst, extreme);
+        return;
+    }
     for (int64_t r = 0; r < ne1; r++)
         tr->from_float(x + r * ne0, (char *)dst + (size_t)r * rb, ne0);
     if (type == GGUF_TT_Q8_0) { /* -128 is legal in a file though our quantizer never writes it */
@@ -41,7 +82,7 @@ static void quantize_rows(uint32_t type, const float *x, int64_t ne0, int64_t ne
 /* The defining arithmetic of one (row, token) result. */
 static float expected(uint32_t type, int64_t ne0, const void *row, const void *act_row)
 {
-    if (type == GGUF_TT_Q8_0 || type == GGUF_TT_Q4_0)
+    if (eng_type_traits(type)->vec_dot_type != GGUF_TT_F32)
         return eng_type_traits(type)->vec_dot_ref((int)ne0, row, act_row);
     float *w = malloc(sizeof(float) * (size_t)ne0);
     eng_type_traits(type)->to_float(row, w, ne0);
@@ -53,6 +94,28 @@ static float expected(uint32_t type, int64_t ne0, const void *row, const void *a
     return s;
 }
 
+/* Q8_K activations: quantized, then with fill every quant set to fill (extreme sums) or else
+ * some set to -128 (legal in the format though our quantizer never writes it); bsums stay the
+ * exact group sums. */
+static void q8_K_row(const float *x, void *dst, int64_t ne0, int fill)
+{
+    eng_quant_q8_K(x, dst, ne0);
+    struct block_q8_K *b = dst;
+    for (int64_t i = 0; i < ne0 / QK_K; i++) {
+        if (fill)
+            memset(b[i].qs, fill, QK_K);
+        else
+            for (int k = 0; k < 8; k++)
+                b[i].qs[rnd() % QK_K] = -128;
+        for (int g = 0; g < QK_K / 16; g++) {
+            int sum = 0;
+            for (int j = 0; j < 16; j++)
+                sum += b[i].qs[16 * g + j];
+            b[i].bsums[g] = (int16_t)sum;
+        }
+    }
+}
+
 struct variant {
     const char *name;
     const struct eng_kernels *k;
@@ -61,8 +124,8 @@ struct variant {
 static void test_type(uint32_t type, const struct variant *vs, int n_vs)
 {
     const struct eng_type_traits *tr = eng_type_traits(type);
-    int quantized = tr->vec_dot_type == GGUF_TT_Q8_0;
-    const int64_t widths[] = {32, 64, 96, 256, 768, 2048};
+    int quantized = tr->vec_dot_type == GGUF_TT_Q8_0, kq = is_kquant(type);
+    const int64_t widths[] = {32, 64, 96, 256, 768, 2048, 512};
     const int64_t heights[] = {8, 16, 24, 13, 5, 40};
     const int toks[] = {1, 2, 3, 4, 5, 6, 7, 9, 13};
     int unpack_ok = 1, n_cases = 0;
@@ -71,6 +134,8 @@ static void test_type(uint32_t type, const struct variant *vs, int n_vs)
         ok[v] = 1;
     for (size_t wi = 0; wi < sizeof(widths) / sizeof(widths[0]); wi++) {
         int64_t ne0 = widths[wi];
+        if (ne0 % tr->blck)
+            continue;
         size_t rb = eng_row_bytes(type, ne0);
         for (size_t hi = 0; hi < sizeof(heights) / sizeof(heights[0]); hi++) {
             int64_t ne1 = heights[hi];
@@ -78,7 +143,8 @@ static void test_type(uint32_t type, const struct variant *vs, int n_vs)
             for (int64_t i = 0; i < ne0 * ne1; i++)
                 wf[i] = rndf() * (i % 7 == 0 ? 4.0f : 1.0f);
             char *plain = malloc(rb * (size_t)ne1), *packed = malloc(rb * (size_t)ne1);
-            quantize_rows(type, wf, ne0, ne1, plain);
+            int extreme = kq && hi == 0 && wi % 2 == 1; /* 256 and 2048 wide */
+            quantize_rows(type, wf, ne0, ne1, plain, extreme);
             eng_pack_matrix(type, ne0, ne1, plain, packed);
             float *a = malloc(sizeof(float) * (size_t)ne0),
                   *b = malloc(sizeof(float) * (size_t)ne0);
@@ -93,8 +159,10 @@ static void test_type(uint32_t type, const struct variant *vs, int n_vs)
             int n_tok = toks[(wi + hi) % (sizeof(toks) / sizeof(toks[0]))];
             if (ne0 == 768 && ne1 == 40)
                 n_tok = 13;
-            /* activations: F32 rows, or Q8_0 blocks with their scales and sums */
-            size_t arow = quantized ? eng_row_bytes(GGUF_TT_Q8_0, ne0) : sizeof(float) * ne0;
+            /* activations: F32 rows, Q8_0 blocks with their scales and sums, or Q8_K blocks */
+            size_t arow = quantized ? eng_row_bytes(GGUF_TT_Q8_0, ne0)
+                          : kq      ? eng_row_bytes(GGUF_TT_Q8_K, ne0)
+                                    : sizeof(float) * ne0;
             size_t nb = (size_t)ne0 / QK8_0;
             char *act = malloc(arow * (size_t)n_tok);
             float *ad = malloc(sizeof(float) * nb * (size_t)n_tok);
@@ -103,7 +171,9 @@ static void test_type(uint32_t type, const struct variant *vs, int n_vs)
             for (int t = 0; t < n_tok; t++) {
                 for (int64_t k = 0; k < ne0; k++)
                     x[k] = rndf() * (t == 1 ? 50.0f : 1.0f);
-                if (quantized) {
+                if (kq) {
+                    q8_K_row(x, act + (size_t)t * arow, ne0, extreme ? (t % 2 ? 127 : -128) : 0);
+                } else if (quantized) {
                     eng_quant_q8_0(x, act + (size_t)t * arow, ne0);
                     eng_act_q8_0_aux(act + (size_t)t * arow, ne0, ad + (size_t)t * nb,
                                      as + (size_t)t * nb);
@@ -201,12 +271,13 @@ int main(void)
             printf("SKIPPED %s panel kernels: this CPU or build lacks the instruction set\n",
                    opt[i].name);
     }
-    const uint32_t types[] = {GGUF_TT_F32, GGUF_TT_F16, GGUF_TT_BF16, GGUF_TT_Q8_0, GGUF_TT_Q4_0};
+    const uint32_t types[] = {GGUF_TT_F32,  GGUF_TT_F16,  GGUF_TT_BF16, GGUF_TT_Q8_0,
+                              GGUF_TT_Q4_0, GGUF_TT_Q6_K, GGUF_TT_Q4_K, GGUF_TT_Q5_K};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         CHECK(eng_pack_supported(types[i]));
         test_type(types[i], vs, n);
     }
-    CHECK(!eng_pack_supported(GGUF_TT_Q6_K));
+    CHECK(!eng_pack_supported(GGUF_TT_Q8_K)); /* activations only */
     printf("%d passed, %d failed\n", et_passed, et_failed);
     return et_failed ? 1 : 0;
 }

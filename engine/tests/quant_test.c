@@ -336,6 +336,17 @@ static void test_dots(void)
         }
         CHECK_MSG(ok, "%s quant_q8_0 bit-exact", k->name);
         ok = 1;
+        for (int n = 256; n <= 2048; n += 256 * 3) {
+            for (int i = 0; i < n; i++)
+                a[i] = rndf() * (i % 5 == 0 ? 100.0f : 10.0f);
+            if (n > 256) /* a whole zero block */
+                memset(a + 256, 0, 256 * sizeof(float));
+            ref->quant_q8_K(a, w, n);
+            k->quant_q8_K(a, aq, n);
+            ok &= memcmp(w, aq, eng_row_bytes(GGUF_TT_Q8_K, n)) == 0;
+        }
+        CHECK_MSG(ok, "%s quant_q8_K bit-exact", k->name);
+        ok = 1;
         for (int n = 1; n < 300; n += 13) {
             for (int i = 0; i < n; i++)
                 a[i] = rndf() * 1000.0f;
