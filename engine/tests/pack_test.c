@@ -157,6 +157,8 @@ static void test_type(uint32_t type, const struct variant *vs, int n_vs)
             free(b);
 
             int n_tok = toks[(wi + hi) % (sizeof(toks) / sizeof(toks[0]))];
+            if (ne1 == 40 && wi % 2 == 1) /* decode over several panels at once */
+                n_tok = 1;
             if (ne0 == 768 && ne1 == 40)
                 n_tok = 13;
             /* activations: F32 rows, Q8_0 blocks with their scales and sums, or Q8_K blocks */
