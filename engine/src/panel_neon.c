@@ -19,7 +19,7 @@
 #include <arm_neon.h>
 #include <string.h>
 
-#define INLINE static inline __attribute__((always_inline))
+#define INLINE  static inline __attribute__((always_inline))
 #define DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 
 /* The 4 bytes at p in every 32-bit lane. */
@@ -142,8 +142,8 @@ INLINE void q4_0_tile(int64_t nb, const struct block_q4_0x8 *w, const struct eng
 
 /* ---- ARMv8.2 dot product: one sdot per 4 rows and 4 bytes ---- */
 
-DOTPROD INLINE void q8_0_tile_dp(int64_t nb, const struct block_q8_0x8 *w,
-                                 const struct eng_act *a, int t0, int nt, float *y, size_t ldy)
+DOTPROD INLINE void q8_0_tile_dp(int64_t nb, const struct block_q8_0x8 *w, const struct eng_act *a,
+                                 int t0, int nt, float *y, size_t ldy)
 {
     const struct block_q8_0 *x[4];
     const float *ad[4];
@@ -179,8 +179,8 @@ DOTPROD INLINE void q8_0_tile_dp(int64_t nb, const struct block_q8_0x8 *w,
     }
 }
 
-DOTPROD INLINE void q4_0_tile_dp(int64_t nb, const struct block_q4_0x8 *w,
-                                 const struct eng_act *a, int t0, int nt, float *y, size_t ldy)
+DOTPROD INLINE void q4_0_tile_dp(int64_t nb, const struct block_q4_0x8 *w, const struct eng_act *a,
+                                 int t0, int nt, float *y, size_t ldy)
 {
     const struct block_q8_0 *x[4];
     const float *ad[4];
@@ -220,24 +220,24 @@ DOTPROD INLINE void q4_0_tile_dp(int64_t nb, const struct block_q4_0x8 *w,
 
 /* Panel by panel, four tokens per tile while they last; the tile size is a constant in each call
  * so the compiler keeps the accumulators in registers. */
-#define PANEL_QUANT(NAME, ATTR, BLOCK, TILE)                                                       \
-    ATTR static void NAME(int64_t ne0, const void *w, int n_panels, const struct eng_act *a,       \
-                          int n_tok, float *y, size_t ldy)                                         \
-    {                                                                                              \
-        int64_t nb = ne0 / QK8_0;                                                                  \
-        for (int p = 0; p < n_panels; p++) {                                                       \
-            const BLOCK *pw = (const BLOCK *)w + (size_t)p * nb;                                   \
-            float *py = y + (size_t)p * ENG_PANEL;                                                 \
-            int t = 0;                                                                             \
-            for (; t + 4 <= n_tok; t += 4)                                                         \
-                TILE(nb, pw, a, t, 4, py, ldy);                                                    \
-            if (n_tok - t == 3)                                                                    \
-                TILE(nb, pw, a, t, 3, py, ldy);                                                    \
-            else if (n_tok - t == 2)                                                               \
-                TILE(nb, pw, a, t, 2, py, ldy);                                                    \
-            else if (n_tok - t == 1)                                                               \
-                TILE(nb, pw, a, t, 1, py, ldy);                                                    \
-        }                                                                                          \
+#define PANEL_QUANT(NAME, ATTR, BLOCK, TILE)                                                 \
+    ATTR static void NAME(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, \
+                          int n_tok, float *y, size_t ldy)                                   \
+    {                                                                                        \
+        int64_t nb = ne0 / QK8_0;                                                            \
+        for (int p = 0; p < n_panels; p++) {                                                 \
+            const BLOCK *pw = (const BLOCK *)w + (size_t)p * nb;                             \
+            float *py = y + (size_t)p * ENG_PANEL;                                           \
+            int t = 0;                                                                       \
+            for (; t + 4 <= n_tok; t += 4)                                                   \
+                TILE(nb, pw, a, t, 4, py, ldy);                                              \
+            if (n_tok - t == 3)                                                              \
+                TILE(nb, pw, a, t, 3, py, ldy);                                              \
+            else if (n_tok - t == 2)                                                         \
+                TILE(nb, pw, a, t, 2, py, ldy);                                              \
+            else if (n_tok - t == 1)                                                         \
+                TILE(nb, pw, a, t, 1, py, ldy);                                              \
+        }                                                                                    \
     }
 
 PANEL_QUANT(panel_q8_0, , struct block_q8_0x8, q8_0_tile)
