@@ -21,7 +21,9 @@ static void agent_usage(FILE *out)
             "\n"
             "  --config FILE  configuration (default " EMBER_DEFAULT_CONFIG ")\n"
             "  --model GGUF   serve this model instead of [engine] model\n"
-            "  --port N       listen on this port instead of [api] port\n");
+            "  --port N       listen on this port instead of [api] port\n"
+            "\n"
+            "Exit codes: 0 stopped cleanly, 1 failed, 2 usage or configuration error.\n");
 }
 
 int cmd_agent(int argc, char **argv)
@@ -36,8 +38,9 @@ int cmd_agent(int argc, char **argv)
     const char *config_path = NULL, *model = NULL;
     long port = -1;
     optind = 1;
+    opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:m:p:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":c:m:p:h", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -48,33 +51,26 @@ int cmd_agent(int argc, char **argv)
         case 'p': {
             char *end;
             port = strtol(optarg, &end, 10);
-            if (*end || port < 1 || port > 65535) {
-                fprintf(stderr, "ember agent: --port %s: expected 1..65535\n", optarg);
-                return EMBER_EXIT_USAGE;
-            }
+            if (end == optarg || *end || port < 1 || port > 65535)
+                return cli_usage_error("--port %s: expected 1..65535", optarg);
             break;
         }
         case 'h':
             agent_usage(stdout);
             return EMBER_EXIT_OK;
         default:
-            agent_usage(stderr);
-            return EMBER_EXIT_USAGE;
+            return cli_option_error(opt, argv);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ember agent: unexpected argument '%s'\n", argv[optind]);
-        return EMBER_EXIT_USAGE;
-    }
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
     struct agent_config cfg;
     int rc = agent_config_load_for_cli(config_path, &cfg);
     if (rc)
         return rc;
     if (model) {
-        if (strlen(model) >= sizeof(cfg.engine.model)) {
-            fprintf(stderr, "ember agent: --model path too long\n");
-            return EMBER_EXIT_USAGE;
-        }
+        if (strlen(model) >= sizeof(cfg.engine.model))
+            return cli_usage_error("--model: path too long");
         snprintf(cfg.engine.model, sizeof(cfg.engine.model), "%s", model);
     }
     if (port > 0)

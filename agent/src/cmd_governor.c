@@ -6,6 +6,7 @@
  * use; sim is the simulator (cmd_governor_sim.c). */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,8 +44,8 @@ static void governor_usage(FILE *out)
         "sim        run every policy against a plant model\n"
         "\n"
         "Common options: --root DIR reads DIR/sys and DIR/proc instead of / (fake trees);\n"
-        "--saved FILE overrides [governor] saved_path; --config FILE (default " EMBER_DEFAULT_CONFIG
-        ").\n"
+        "--saved FILE overrides [governor] saved_path (whose default, under a root other than\n"
+        "/, is DIR/run/ember/governor.saved); --config FILE (default " EMBER_DEFAULT_CONFIG ").\n"
         "Exit codes: 0 ok, 1 failure, 2 usage, 3 this machine cannot do it.\n");
 }
 
@@ -58,6 +59,7 @@ struct gov_cli {
     int steps, prefill, decode, threads;
     struct agent_config cfg;
     struct gov_governor_params params;
+    char root_abs[PATH_MAX], saved_path[PATH_MAX];
 };
 
 enum {
@@ -76,7 +78,7 @@ static int parse_positive(const char *name, const char *v, int lo, int hi, int *
 {
     int64_t x;
     if (cmn_parse_i64(v, &x) || x < lo || x > hi) {
-        log_err("governor: %s: '%s' is not a number in %d..%d", name, v, lo, hi);
+        cli_usage_error("%s: '%s' is not a number in %d..%d", name, v, lo, hi);
         return -EINVAL;
     }
     *ret = (int)x;
@@ -105,7 +107,9 @@ static int parse_common(int argc, char **argv, struct gov_cli *c, const char *sh
     int opt;
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, shortopts, options, NULL)) != -1) {
+    char opts[16];
+    snprintf(opts, sizeof(opts), ":%s", shortopts);
+    while ((opt = getopt_long(argc, argv, opts, options, NULL)) != -1) {
         switch (opt) {
         case OPT_ROOT:
             c->root = optarg;
@@ -145,18 +149,12 @@ static int parse_common(int argc, char **argv, struct gov_cli *c, const char *sh
             usage(stdout);
             return EMBER_EXIT_OK;
         default:
-            log_err("governor %s: unknown or incomplete option '%s'", argv[0],
-                    argv[optind - 1] ? argv[optind - 1] : "?");
-            usage(stderr);
-            return EMBER_EXIT_USAGE;
+            return cli_option_error(opt, argv);
         }
     }
     *pos = optind < argc ? argv[optind] : NULL;
-    if (optind + 1 < argc) {
-        log_err("governor %s: unexpected argument '%s'", argv[0], argv[optind + 1]);
-        usage(stderr);
-        return EMBER_EXIT_USAGE;
-    }
+    if (optind + 1 < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind + 1]);
     int rc = agent_config_load_for_cli(c->config, &c->cfg);
     if (rc)
         return rc;
@@ -165,11 +163,20 @@ static int parse_common(int argc, char **argv, struct gov_cli *c, const char *sh
     const char *key = NULL;
     char err[256] = "";
     if (agent_governor_tunables(&c->cfg.governor, &p->tunables, &key, err, sizeof(err))) {
-        log_err("governor: [governor] %s: %s", key ? key : "?", err);
+        log_err("[governor] %s: %s", key ? key : "?", err);
         return EMBER_EXIT_USAGE;
     }
-    p->sysfs_root = c->root ? c->root : c->cfg.governor.sysfs_root;
-    p->saved_path = c->saved ? c->saved : c->cfg.governor.saved_path;
+    int r =
+        agent_governor_paths(&c->cfg.governor, c->root, c->saved, c->root_abs, sizeof(c->root_abs),
+                             c->saved_path, sizeof(c->saved_path), err, sizeof(err));
+    if (r < 0) {
+        if (c->root)
+            return cli_usage_error("--root %s", err);
+        log_err("[governor] sysfs_root %s", err);
+        return EMBER_EXIT_USAGE;
+    }
+    p->sysfs_root = c->root_abs;
+    p->saved_path = c->saved_path;
     p->calibration_path = c->cfg.governor.calibration_path;
     return -1;
 }
@@ -179,9 +186,9 @@ static void drain_events(struct gov_governor *g)
     struct gov_event e;
     while (gov_events_pop(gov_governor_events(g), &e)) {
         if (e.kind == GOV_EVENT_RESTORED || e.kind == GOV_EVENT_POLICY_CHANGED)
-            log_info("governor: %s", e.detail);
+            log_info("%s", e.detail);
         else
-            log_warn("governor: %s: %s", gov_event_kind_name(e.kind), e.detail);
+            log_warn("%s: %s", gov_event_kind_name(e.kind), e.detail);
     }
 }
 
@@ -189,10 +196,10 @@ static void drain_events(struct gov_governor *g)
 static int open_exit(int r, const char *what, const char *err)
 {
     if (r == -ENOENT) {
-        log_err("governor: %s: %s", what, err);
+        log_err("%s: %s", what, err);
         return EMBER_EXIT_UNSUPPORTED;
     }
-    log_err("governor: %s", err);
+    log_err("%s", err);
     return r == -EINVAL || r == -ERANGE ? EMBER_EXIT_USAGE : EMBER_EXIT_FAILURE;
 }
 
@@ -285,10 +292,8 @@ static int governor_status(int argc, char **argv)
     int rc = parse_common(argc, argv, &c, "h", status_usage, &pos);
     if (rc >= 0)
         return rc;
-    if (pos) {
-        log_err("governor status: unexpected argument '%s'", pos);
-        return EMBER_EXIT_USAGE;
-    }
+    if (pos)
+        return cli_usage_error("unexpected argument '%s'", pos);
     c.params.monitor_only = true;
     c.params.skip_crash_restore = true;
     struct gov_governor *g = NULL;
@@ -297,7 +302,7 @@ static int governor_status(int argc, char **argv)
     if (r)
         return open_exit(r, "no CPU frequency control here", err);
     if (!gov_backend_writable(gov_governor_backend(g), why, sizeof(why)))
-        log_notice("governor: monitor-only: %s", why);
+        log_notice("monitor-only: %s", why);
     /* Two reads 200 ms apart: utilisation is a difference of /proc/stat counters. */
     uint64_t t0 = cmn_now_ns();
     gov_governor_tick(g, t0, GOV_PHASE_IDLE, NAN, NAN, NULL);
@@ -343,7 +348,7 @@ static int writable_or_exit(struct gov_governor *g)
     char why[512] = "";
     if (gov_backend_writable(gov_governor_backend(g), why, sizeof(why)))
         return -1;
-    log_err("governor: cannot set CPU frequencies: %s", why);
+    log_err("cannot set CPU frequencies: %s", why);
     return EMBER_EXIT_UNSUPPORTED;
 }
 
@@ -354,16 +359,19 @@ static int governor_set(int argc, char **argv)
     int rc = parse_common(argc, argv, &c, "h", set_usage, &policy);
     if (rc >= 0)
         return rc;
-    if (!policy) {
-        set_usage(stderr);
-        return EMBER_EXIT_USAGE;
-    }
-    if (!gov_policy_find(policy)) {
-        log_err("governor set: unknown policy '%s'", policy);
-        set_usage(stderr);
-        return EMBER_EXIT_USAGE;
-    }
+    char names[256] = "";
+    size_t used = 0;
+    for (const struct gov_policy_ops *const *p = gov_policy_list(); *p && used < sizeof(names); p++)
+        used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "",
+                                 (*p)->name);
+    if (!policy)
+        return cli_usage_error("which policy? (%s)", names);
+    if (!gov_policy_find(policy))
+        return cli_usage_error("unknown policy '%s' (%s)", policy, names);
     snprintf(c.params.tunables.policy, sizeof(c.params.tunables.policy), "%s", policy);
+    /* the settings an earlier `set` left are intended, and the file it saved holds the
+     * originals: keep it, do not call that a crash */
+    c.params.adopt_saved = true;
     struct gov_governor *g = NULL;
     char err[512] = "";
     int r = gov_governor_new(&c.params, &g, err, sizeof(err));
@@ -389,8 +397,7 @@ static int governor_set(int argc, char **argv)
     }
     gov_governor_free(g);
     if (r || res.monitor_only) {
-        log_err("governor set: %s was not fully applied (%s)", policy,
-                r ? strerror(-r) : "monitor-only");
+        log_err("%s was not fully applied (%s)", policy, r ? strerror(-r) : "monitor-only");
         return EMBER_EXIT_FAILURE;
     }
     return EMBER_EXIT_OK;
@@ -410,12 +417,9 @@ static int governor_restore(int argc, char **argv)
     int rc = parse_common(argc, argv, &c, "h", restore_usage, &pos);
     if (rc >= 0)
         return rc;
-    if (pos) {
-        log_err("governor restore: unexpected argument '%s'", pos);
-        return EMBER_EXIT_USAGE;
-    }
-    const char *saved =
-        c.params.saved_path && *c.params.saved_path ? c.params.saved_path : GOV_SAVED_DEFAULT_PATH;
+    if (pos)
+        return cli_usage_error("unexpected argument '%s'", pos);
+    const char *saved = c.params.saved_path;
     if (access(saved, F_OK) != 0) {
         printf("nothing to restore (no %s)\n", saved);
         return EMBER_EXIT_OK;
@@ -427,7 +431,7 @@ static int governor_restore(int argc, char **argv)
     if (r)
         return open_exit(r, "cannot set CPU frequencies", err);
     if (!gov_backend_writable(b, why, sizeof(why))) {
-        log_err("governor: cannot restore CPU frequency settings: %s", why);
+        log_err("cannot restore CPU frequency settings: %s", why);
         gov_backend_free(b);
         return EMBER_EXIT_UNSUPPORTED;
     }
@@ -438,10 +442,10 @@ static int governor_restore(int argc, char **argv)
     struct gov_event e;
     while (gov_events_pop(&ev, &e))
         if (e.kind != GOV_EVENT_RESTORED)
-            log_warn("governor: %s: %s", gov_event_kind_name(e.kind), e.detail);
+            log_warn("%s: %s", gov_event_kind_name(e.kind), e.detail);
     gov_backend_free(b);
     if (r) {
-        log_err("governor restore: %s: %s", saved, err);
+        log_err("%s: %s", saved, err);
         return EMBER_EXIT_FAILURE;
     }
     printf("restored %u value(s) from %s\n", writes, saved);
@@ -520,8 +524,9 @@ static int calib_run_once(struct calib_run *cr, struct gov_calib_point *pt)
     pt->prefill_tok_s = cr->prefill / ((double)(t1 - t0) / 1e9);
     pt->decode_tok_s = cr->decode / ((double)(t3 - t2) / 1e9);
     pt->watts = NAN;
+    /* a source that has not measured anything yet reads 0 W: that is unknown, not free */
     if (cr->power && tel_power_read(cr->power, cmn_now_ns(), NULL, &pr) == 0 &&
-        isfinite(pr.power_w) && pr.power_w >= 0)
+        isfinite(pr.power_w) && pr.power_w > 0)
         pt->watts = pr.power_w;
     return 0;
 }
@@ -557,16 +562,13 @@ static int governor_calibrate(int argc, char **argv)
     int rc = parse_common(argc, argv, &c, "m:h", calibrate_usage, &pos);
     if (rc >= 0)
         return rc;
-    if (pos || !c.model) {
-        log_err("governor calibrate: %s", pos ? "unexpected argument" : "-m MODEL is required");
-        calibrate_usage(stderr);
-        return EMBER_EXIT_USAGE;
-    }
+    if (pos)
+        return cli_usage_error("unexpected argument '%s'", pos);
+    if (!c.model)
+        return cli_usage_error("-m MODEL is required");
     const char *out = c.out ? c.out : c.params.calibration_path;
-    if (!out || !*out) {
-        log_err("governor calibrate: no --out and no [governor] calibration_path");
-        return EMBER_EXIT_USAGE;
-    }
+    if (!out || !*out)
+        return cli_usage_error("no --out and no [governor] calibration_path");
     c.params.calibration_path = NULL; /* the curve being replaced must not be loaded */
     struct gov_governor *g = NULL;
     struct eng_model *model = NULL;
@@ -583,7 +585,7 @@ static int governor_calibrate(int argc, char **argv)
     struct eng_model_params mp;
     eng_model_params_defaults(&mp);
     if ((r = eng_model_load(c.model, &mp, &model, err, sizeof(err)))) {
-        log_err("governor calibrate: %s", err);
+        log_err("%s", err);
         goto out;
     }
     struct eng_context_params cp;
@@ -591,7 +593,7 @@ static int governor_calibrate(int argc, char **argv)
     cp.n_ctx = (uint32_t)(c.prefill + c.decode + 8);
     cp.n_threads = (uint32_t)c.threads;
     if ((r = eng_context_new(model, &cp, &cr.ctx, err, sizeof(err)))) {
-        log_err("governor calibrate: %s", err);
+        log_err("%s", err);
         goto out;
     }
     cr.n_vocab = eng_n_vocab(cr.ctx);
@@ -601,9 +603,9 @@ static int governor_calibrate(int argc, char **argv)
     pp.sources_mask = (1u << TEL_SOURCE_RAPL) | (1u << TEL_SOURCE_HWMON) |
                       (1u << TEL_SOURCE_BATTERY); /* measured only, never the estimate */
     if (tel_power_new(&pp, cmn_now_ns(), 0, &cr.power, err, sizeof(err)) == 0)
-        log_info("governor calibrate: power from %s", tel_power_describe(cr.power));
+        log_info("power from %s", tel_power_describe(cr.power));
     else
-        log_notice("governor calibrate: no power sensor (%s); the curve has no watts", err);
+        log_notice("no power sensor (%s); the curve has no watts", err);
 
     const struct gov_controller *ctl = gov_governor_controller(g);
     unsigned ncl = gov_controller_n_clusters(ctl);
@@ -643,14 +645,14 @@ static int governor_calibrate(int argc, char **argv)
         r = gov_governor_pin(g, khz, ncl, boost);
         drain_events(g);
         if (r) {
-            log_err("governor calibrate: setting step %u failed: %s", s, strerror(-r));
+            log_err("setting step %u failed: %s", s, strerror(-r));
             failed = 1;
             break;
         }
         struct gov_calib_point *pt = &cal->points[cal->n_points];
         memcpy(pt->khz, khz, sizeof(pt->khz));
         if ((r = calib_measure(&cr, pt))) {
-            log_err("governor calibrate: the workload failed at step %u: %s", s, strerror(-r));
+            log_err("the workload failed at step %u: %s", s, strerror(-r));
             failed = 1;
             break;
         }
@@ -660,7 +662,7 @@ static int governor_calibrate(int argc, char **argv)
         for (unsigned k = 0; k < ncl && len < sizeof(list); k++)
             len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%u", k ? "/" : "",
                                     (unsigned)(khz[k] / 1000));
-        char w[16] = "-";
+        char w[16] = "unknown";
         if (isfinite(pt->watts))
             snprintf(w, sizeof(w), "%.2f", pt->watts);
         printf("%-8u %-24s %12.1f %12.1f %8s\n", s, list, pt->prefill_tok_s, pt->decode_tok_s, w);
@@ -670,18 +672,18 @@ static int governor_calibrate(int argc, char **argv)
     sigaction(SIGTERM, &old_term, NULL);
     /* Whatever happened, give the machine back. */
     if ((r = gov_governor_restore(g, err, sizeof(err))))
-        log_err("governor calibrate: restoring the original settings failed: %s (run `ember "
+        log_err("restoring the original settings failed: %s (run `ember "
                 "governor restore`)",
                 err);
     drain_events(g);
     if (calib_stop) {
-        log_err("governor calibrate: interrupted; nothing written");
+        log_err("interrupted; nothing written");
         goto out;
     }
     if (failed || r)
         goto out;
     if ((r = gov_calibration_save(cal, out, err, sizeof(err)))) {
-        log_err("governor calibrate: %s", err);
+        log_err("%s", err);
         goto out;
     }
     printf("curve with %u points written to %s\n", cal->n_points, out);
@@ -704,19 +706,20 @@ int cmd_governor(int argc, char **argv)
         {"status", governor_status},       {"set", governor_set},     {"restore", governor_restore},
         {"calibrate", governor_calibrate}, {"sim", cmd_governor_sim},
     };
-    if (argc < 2) {
-        governor_usage(stderr);
-        return EMBER_EXIT_USAGE;
-    }
+    if (argc < 2)
+        return cli_usage_error("say what to do: status, set, restore, calibrate or sim");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         governor_usage(stdout);
         return EMBER_EXIT_OK;
     }
     for (size_t k = 0; k < sizeof(subs) / sizeof(subs[0]); k++)
-        if (strcmp(argv[1], subs[k].name) == 0)
+        if (strcmp(argv[1], subs[k].name) == 0) {
+            char name[32];
+            snprintf(name, sizeof(name), "governor %s", subs[k].name);
+            agent_log_set_command(name);
             return subs[k].run(argc - 1, argv + 1);
-    log_err("governor: unknown sub-command '%s'", argv[1]);
-    governor_usage(stderr);
-    return EMBER_EXIT_USAGE;
+        }
+    return cli_usage_error("unknown sub-command '%s' (status, set, restore, calibrate, sim)",
+                           argv[1]);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "log.h"
 #include "governor/policy.h"
 #include "governor/sim.h"
 
@@ -37,7 +38,8 @@ static void sim_usage(FILE *out)
         "              find the decode knee online\n"
         "  --seed      workload generator seed (default 1)\n"
         "  --csv/--svg write a trace (every 100 ms) / a chart per policy\n"
-        "  --json      one JSON object per policy instead of the table\n"
+        "  --json      instead of the table, one line: a JSON array with one object per\n"
+        "              policy (docs/governor-sim.md)\n"
         "Built-in profiles are read from %s.\n",
         gov_sim_profile_dir());
 }
@@ -45,7 +47,7 @@ static void sim_usage(FILE *out)
 static int add_policy(const char **list, size_t *n, const char *name)
 {
     if (!gov_policy_find(name)) {
-        fprintf(stderr, "ember governor sim: unknown policy '%s'\n", name);
+        cli_usage_error("--policy: unknown policy '%s'", name);
         return -EINVAL;
     }
     for (size_t i = 0; i < *n; i++)
@@ -59,7 +61,7 @@ static int write_file(const char *path, const char *what, FILE **ret)
 {
     *ret = fopen(path, "w");
     if (!*ret) {
-        fprintf(stderr, "ember governor sim: %s %s: %s\n", what, path, strerror(errno));
+        log_err("%s %s: %s", what, path, strerror(errno));
         return -errno;
     }
     return 0;
@@ -100,13 +102,14 @@ int cmd_governor_sim(int argc, char **argv)
     const char *list[32];
     size_t n = 0;
     if (!prof) {
-        fprintf(stderr, "ember governor sim: out of memory\n");
+        log_err("out of memory");
         return EMBER_EXIT_FAILURE;
     }
 
     optind = 1;
+    opterr = 0;
     int o;
-    while ((o = getopt_long(argc, argv, "p:w:P:d:a:s:nS:c:g:jh", options, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, ":p:w:P:d:a:s:nS:c:g:jh", options, NULL)) != -1) {
         char *end;
         switch (o) {
         case 'p':
@@ -120,15 +123,15 @@ int cmd_governor_sim(int argc, char **argv)
             break;
         case 'd':
             opt.duration_s = strtod(optarg, &end);
-            if (*end || !(opt.duration_s > 0 && opt.duration_s <= 86400)) {
-                fprintf(stderr, "ember governor sim: --duration: '%s' is not 0..86400 s\n", optarg);
+            if (end == optarg || *end || !(opt.duration_s > 0 && opt.duration_s <= 86400)) {
+                cli_usage_error("--duration: '%s' must be more than 0 and at most 86400 s", optarg);
                 goto out;
             }
             break;
         case 'a':
             opt.ambient_c = strtod(optarg, &end);
-            if (*end || !(opt.ambient_c >= -40 && opt.ambient_c <= 80)) {
-                fprintf(stderr, "ember governor sim: --ambient: '%s' is not -40..80 C\n", optarg);
+            if (end == optarg || *end || !(opt.ambient_c >= -40 && opt.ambient_c <= 80)) {
+                cli_usage_error("--ambient: '%s' is not a temperature in -40..80 C", optarg);
                 goto out;
             }
             break;
@@ -136,14 +139,13 @@ int cmd_governor_sim(int argc, char **argv)
             char key[64];
             const char *eq = strchr(optarg, '=');
             if (!eq || (size_t)(eq - optarg) >= sizeof(key)) {
-                fprintf(stderr, "ember governor sim: --set: expected KEY=VALUE, got '%s'\n",
-                        optarg);
+                cli_usage_error("--set: expected KEY=VALUE, got '%s'", optarg);
                 goto out;
             }
             memcpy(key, optarg, (size_t)(eq - optarg));
             key[eq - optarg] = 0;
             if (gov_tunables_set(&opt.tunables, key, eq + 1, err, sizeof(err))) {
-                fprintf(stderr, "ember governor sim: --set: %s\n", err);
+                cli_usage_error("--set: %s", err);
                 goto out;
             }
             break;
@@ -154,7 +156,7 @@ int cmd_governor_sim(int argc, char **argv)
         case 'S':
             seed = strtoull(optarg, &end, 10);
             if (*end || !*optarg) {
-                fprintf(stderr, "ember governor sim: --seed: '%s' is not a number\n", optarg);
+                cli_usage_error("--seed: '%s' is not a number", optarg);
                 goto out;
             }
             break;
@@ -172,17 +174,17 @@ int cmd_governor_sim(int argc, char **argv)
             ret = EMBER_EXIT_OK;
             goto out;
         default:
-            sim_usage(stderr);
+            cli_option_error(o, argv);
             goto out;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "ember governor sim: unexpected argument '%s'\n", argv[optind]);
+        cli_usage_error("unexpected argument '%s'", argv[optind]);
         goto out;
     }
     const char *key;
     if (gov_tunables_validate(&opt.tunables, &key, err, sizeof(err))) {
-        fprintf(stderr, "ember governor sim: %s\n", err);
+        cli_usage_error("%s", err);
         goto out;
     }
 
@@ -199,17 +201,17 @@ int cmd_governor_sim(int argc, char **argv)
             if (add_policy(list, &n, tok))
                 goto out;
         if (!n) {
-            fprintf(stderr, "ember governor sim: --policy: no policy named\n");
+            cli_usage_error("--policy: no policy named");
             goto out;
         }
     }
 
     if (gov_sim_profile_load(profile, prof, err, sizeof(err))) {
-        fprintf(stderr, "ember governor sim: profile: %s\n", err);
+        log_err("profile: %s", err);
         goto out;
     }
     if (gov_sim_workload_load(workload, opt.duration_s, seed, &wl, err, sizeof(err))) {
-        fprintf(stderr, "ember governor sim: workload: %s\n", err);
+        log_err("workload: %s", err);
         goto out;
     }
     if ((csv_path && write_file(csv_path, "--csv", &csv)) ||
@@ -226,7 +228,7 @@ int cmd_governor_sim(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         if (gov_sim_run(prof, &wl, list[i], &opt, &res[i], (csv || svg) ? &traces[i] : NULL, err,
                         sizeof(err))) {
-            fprintf(stderr, "ember governor sim: %s: %s\n", list[i], err);
+            log_err("%s: %s", list[i], err);
             goto out;
         }
     }
@@ -248,14 +250,14 @@ int cmd_governor_sim(int argc, char **argv)
     int close_svg = svg ? fclose(svg) : 0;
     if (close_csv || close_svg) {
         csv = svg = NULL;
-        fprintf(stderr, "ember governor sim: writing the trace failed: %s\n", strerror(errno));
+        log_err("writing the trace failed: %s", strerror(errno));
         goto out;
     }
     csv = svg = NULL;
     ret = EMBER_EXIT_OK;
     goto out;
 oom:
-    fprintf(stderr, "ember governor sim: out of memory\n");
+    log_err("out of memory");
     ret = EMBER_EXIT_FAILURE;
 out:
     if (csv)

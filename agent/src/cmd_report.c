@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -31,7 +32,11 @@ static void report_usage(FILE *out)
             "(default " EMBER_DEFAULT_CONFIG ")\n"
             "  --json            print the report as one JSON object instead of text\n"
             "  --svg OUT         also write an SVG chart of power, frequency and temperature\n"
-            "  --help            this text\n");
+            "  --help            this text\n"
+            "\n"
+            "J/token is joules per generated token throughout; energy that was not measured\n"
+            "shows as '-' (null in JSON).\n"
+            "Exit codes: 0 ok, 1 the database cannot be read, 2 usage or configuration error.\n");
 }
 
 int cmd_report(int argc, char **argv)
@@ -48,8 +53,9 @@ int cmd_report(int argc, char **argv)
     const char *since = "24h", *db = NULL, *config = NULL, *svg = NULL;
     int json = 0;
     optind = 1;
+    opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, "s:d:c:jg:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":s:d:c:jg:h", options, NULL)) != -1) {
         switch (opt) {
         case 's':
             since = optarg;
@@ -70,28 +76,27 @@ int cmd_report(int argc, char **argv)
             report_usage(stdout);
             return EMBER_EXIT_OK;
         default:
-            report_usage(stderr);
-            return EMBER_EXIT_USAGE;
+            return cli_option_error(opt, argv);
         }
     }
-    if (optind < argc) {
-        log_err("report: unexpected argument '%s'", argv[optind]);
-        report_usage(stderr);
-        return EMBER_EXIT_USAGE;
-    }
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
     uint64_t since_s = 0;
-    if (tel_report_parse_duration(since, &since_s) < 0) {
-        log_err("report: --since '%s': expected a duration such as 45s, 30m, 24h, 7d or 2w", since);
-        return EMBER_EXIT_USAGE;
-    }
+    if (tel_report_parse_duration(since, &since_s) < 0)
+        return cli_usage_error("--since '%s': expected a duration such as 45s, 30m, 24h, 7d or 2w",
+                               since);
     struct agent_config cfg;
     if (!db) {
         if (agent_config_load_for_cli(config, &cfg) != 0)
             return EMBER_EXIT_USAGE;
         db = cfg.telemetry.database;
     }
+    struct stat st;
+    if (stat(db, &st) == 0 && S_ISDIR(st.st_mode))
+        return cli_usage_error("--db %s: is a directory, not a telemetry database", db);
     if (access(db, R_OK) != 0) {
-        log_err("report: %s: %s (pass --db or set [telemetry] database)", db, strerror(errno));
+        log_err("%s: %s", db, strerror(errno));
+        agent_log_hint("pass --db FILE or set [telemetry] database");
         return EMBER_EXIT_FAILURE;
     }
 
@@ -101,7 +106,7 @@ int cmd_report(int argc, char **argv)
     struct tel_store *store = NULL;
     char err[512];
     if (tel_store_open(db, &sp, &store, err, sizeof(err)) < 0) {
-        log_err("report: %s", err);
+        log_err("%s", err);
         return EMBER_EXIT_FAILURE;
     }
     struct tel_report_params rp = {0};
@@ -110,14 +115,14 @@ int cmd_report(int argc, char **argv)
     struct tel_report *rep = calloc(1, sizeof(*rep));
     int rc = EMBER_EXIT_OK;
     if (!rep || tel_report_build(store, &rp, rep, err, sizeof(err)) < 0) {
-        log_err("report: %s: %s", db, rep ? err : "out of memory");
+        log_err("%s: %s", db, rep ? err : "out of memory");
         rc = EMBER_EXIT_FAILURE;
         goto out;
     }
     if (json) {
         char *text = tel_report_json(rep);
         if (!text) {
-            log_err("report: out of memory");
+            log_err("out of memory");
             rc = EMBER_EXIT_FAILURE;
             goto out;
         }
@@ -129,7 +134,7 @@ int cmd_report(int argc, char **argv)
     if (svg) {
         FILE *f = fopen(svg, "w");
         if (!f) {
-            log_err("report: cannot write %s: %s", svg, strerror(errno));
+            log_err("cannot write %s: %s", svg, strerror(errno));
             rc = EMBER_EXIT_FAILURE;
             goto out;
         }
@@ -139,7 +144,7 @@ int cmd_report(int argc, char **argv)
             r = -EIO;
         }
         if (r < 0) {
-            log_err("report: chart %s: %s", svg, err);
+            log_err("chart %s: %s", svg, err);
             rc = EMBER_EXIT_FAILURE;
             goto out;
         }

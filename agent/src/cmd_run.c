@@ -36,42 +36,53 @@ static void run_on_sigint(int sig)
 
 static void run_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: ember run -m MODEL [-p PROMPT | --chat] [options]\n"
-            "\n"
-            "Generates text with a GGUF model: the continuation of PROMPT (empty: from the\n"
-            "start-of-text token), or a chat whose user turns are read from stdin (one per line;\n"
-            "an interactive prompt when stdin is a terminal; /reset starts over, /exit ends).\n"
-            "Text goes to stdout, timings to stderr.\n"
-            "\n"
-            "  -m, --model FILE          GGUF model (default: [engine] model)\n"
-            "  -p, --prompt TEXT         prompt for plain completion (echoed unless --no-echo)\n"
-            "      --chat                chat mode (user turns from stdin)\n"
-            "      --system TEXT         chat mode: system message\n"
-            "      --chat-template NAME  chatml|llama2|llama3|zephyr|mistral|phi3|gemma\n"
-            "                            (default: recognised from the model; ChatML if unknown)\n"
-            "  -n, --n-predict N         tokens to generate (-1: until end of text; default -1)\n"
-            "      --temp T              temperature (0 = greedy)\n"
-            "      --top-k K             top-k (0 = off)\n"
-            "      --top-p P             nucleus threshold (1 = off)\n"
-            "      --min-p P             min-p threshold (0 = off)\n"
-            "      --repeat-penalty R    repetition penalty (1 = off)\n"
-            "      --repeat-last-n N     tokens the penalties look at\n"
-            "      --presence-penalty P  presence penalty (0 = off)\n"
-            "      --seed S              sampling seed (-1 = random, the default)\n"
-            "      --stop STR            stop at STR (not printed); repeatable\n"
-            "      --ignore-eos          keep generating past end-of-text tokens\n"
-            "  -c, --ctx N               context size in tokens (0 = the model's, capped at 4096)\n"
-            "      --context-shift       when the context fills up, drop old tokens and go on\n"
-            "  -t, --threads N           compute threads (0 = one per CPU)\n"
-            "  -b, --batch N             prompt tokens per prefill step\n"
-            "      --no-echo             do not print the prompt before its continuation\n"
-            "      --mmap                compute on the file mapping (less RAM, slower) instead\n"
-            "                            of a repacked copy (default: [engine] mmap)\n"
-            "      --config FILE         configuration file (default " EMBER_DEFAULT_CONFIG ")\n"
-            "  -h, --help                this text\n"
-            "\n"
-            "Exit codes: 0 ok, 1 model or generation failure, 2 usage error.\n");
+    /* the defaults shown are the built-in ones; a configuration file's [engine] keys replace
+     * them, and flags replace both */
+    struct agent_config d;
+    agent_config_defaults(&d);
+    const struct cfg_engine *e = &d.engine;
+    fprintf(
+        out,
+        "usage: ember run -m MODEL [-p PROMPT | --chat] [options]\n"
+        "\n"
+        "Generates text with a GGUF model: the continuation of PROMPT (empty: from the\n"
+        "start-of-text token), or a chat whose user turns are read from stdin (one per line;\n"
+        "an interactive prompt when stdin is a terminal; /reset starts over, /exit ends).\n"
+        "Text goes to stdout (ending with a newline), timings to stderr. Defaults come from\n"
+        "the [engine] section of the configuration; the built-in ones are shown.\n"
+        "\n"
+        "  -m, --model FILE          GGUF model (default: [engine] model)\n"
+        "  -p, --prompt TEXT         prompt for plain completion (echoed unless --no-echo)\n"
+        "      --chat                chat mode (user turns from stdin)\n"
+        "      --system TEXT         chat mode: system message\n"
+        "      --chat-template NAME  chat mode: chatml|llama2|llama3|zephyr|mistral|phi3|gemma\n"
+        "                            (default: recognised from the model; ChatML if unknown)\n"
+        "  -n, --n-predict N         tokens to generate (-1: until end of text; default -1)\n"
+        "      --temp T              temperature (0 = greedy; default %g)\n"
+        "      --top-k K             top-k (0 = off; default %d)\n"
+        "      --top-p P             nucleus threshold in (0, 1] (1 = off; default %g)\n"
+        "      --min-p P             min-p threshold (0 = off; default %g)\n"
+        "      --repeat-penalty R    repetition penalty (1 = off; default %g)\n"
+        "      --repeat-last-n N     tokens the penalties look at (default %d)\n"
+        "      --presence-penalty P  presence penalty (0 = off; default %g)\n"
+        "      --seed S              sampling seed, 0..%lld (-1 = random; default %lld)\n"
+        "      --stop STR            stop at STR (not printed); repeatable\n"
+        "      --ignore-eos          keep generating past end-of-text tokens\n"
+        "  -c, --ctx N               context size in tokens, at most %u (0 = the model's,\n"
+        "                            capped at 4096; default %d)\n"
+        "      --context-shift       when the context fills up, drop old tokens and go on\n"
+        "  -t, --threads N           compute threads (0 = one per CPU; default %d)\n"
+        "  -b, --batch N             prompt tokens per prefill step (default %d)\n"
+        "      --no-echo             do not print the prompt before its continuation\n"
+        "      --mmap                compute on the file mapping (less RAM, slower) instead\n"
+        "                            of a repacked copy (default: [engine] mmap)\n"
+        "      --config FILE         configuration file (default " EMBER_DEFAULT_CONFIG ")\n"
+        "  -h, --help                this text\n"
+        "\n"
+        "Exit codes: 0 ok, 1 model or generation failure, 2 usage or configuration error.\n",
+        e->temperature, e->top_k, e->top_p, e->min_p, e->repeat_penalty, e->repeat_last_n,
+        e->presence_penalty, (long long)INT64_MAX, e->seed, (unsigned)ENG_N_CTX_MAX,
+        e->context_length, e->threads, e->batch_size);
 }
 
 enum {
@@ -114,8 +125,8 @@ static int parse_int(const char *flag, const char *s, int64_t min, int64_t max, 
 {
     int64_t v;
     if (cmn_parse_i64(s, &v) < 0 || v < min || v > max) {
-        log_err("run: %s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)min,
-                (long long)max);
+        cli_usage_error("%s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)min,
+                        (long long)max);
         return -EINVAL;
     }
     *ret = v;
@@ -126,7 +137,7 @@ static int parse_float(const char *flag, const char *s, float *ret)
 {
     double v;
     if (cmn_parse_double(s, &v) < 0) {
-        log_err("run: %s: '%s' is not a number", flag, s);
+        cli_usage_error("%s: '%s' is not a number", flag, s);
         return -EINVAL;
     }
     *ret = (float)v;
@@ -166,7 +177,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
     int64_t v = 0;
     o->echo = true;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "m:p:n:c:t:b:h", options, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":m:p:n:c:t:b:h", options, NULL)) != -1) {
         switch (opt) {
         case 'm':
             o->model = optarg;
@@ -209,7 +221,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->have_rp = true;
             break;
         case OPT_REPEAT_LAST_N:
-            rc |= parse_int("--repeat-last-n", optarg, 0, 1 << 20, &v);
+            rc |= parse_int("--repeat-last-n", optarg, 0,
+                            (int64_t)eng_sampler_ranges.penalty_last_n.max, &v);
             o->sp.penalty_last_n = (int32_t)v;
             o->have_rln = true;
             break;
@@ -224,8 +237,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
         case OPT_STOP:
             if (o->n_stop == ENG_GEN_MAX_STOP || !*optarg ||
                 strlen(optarg) >= ENG_GEN_MAX_STOP_LEN) {
-                log_err("run: --stop: at most %d strings of 1 to %d bytes", ENG_GEN_MAX_STOP,
-                        ENG_GEN_MAX_STOP_LEN - 1);
+                cli_usage_error("--stop: at most %d strings of 1 to %d bytes", ENG_GEN_MAX_STOP,
+                                ENG_GEN_MAX_STOP_LEN - 1);
                 rc = -EINVAL;
             } else {
                 o->stop[o->n_stop++] = optarg;
@@ -238,7 +251,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->mmap = true;
             break;
         case 'c':
-            rc |= parse_int("--ctx", optarg, 0, 1 << 24, &o->n_ctx);
+            rc |= parse_int("--ctx", optarg, 0, ENG_N_CTX_MAX, &o->n_ctx);
             o->have_ctx = true;
             break;
         case OPT_SHIFT:
@@ -249,7 +262,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->have_threads = true;
             break;
         case 'b':
-            rc |= parse_int("--batch", optarg, 1, 1 << 16, &o->batch);
+            rc |= parse_int("--batch", optarg, 1, ENG_N_BATCH_MAX, &o->batch);
             o->have_batch = true;
             break;
         case OPT_NO_ECHO:
@@ -262,89 +275,83 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             run_usage(stdout);
             return 1;
         default:
-            run_usage(stderr);
+            cli_option_error(opt, argv);
             return -EINVAL;
         }
     }
+    if (rc)
+        return -EINVAL;
     if (optind < argc) {
-        log_err("run: unexpected argument '%s' (see ember run --help)", argv[optind]);
+        cli_usage_error("unexpected argument '%s' (a prompt goes after -p)", argv[optind]);
         return -EINVAL;
     }
     if (o->chat && o->prompt) {
-        log_err("run: -p and --chat exclude each other");
+        cli_usage_error("-p and --chat exclude each other");
+        return -EINVAL;
+    }
+    if (!o->chat && (o->system || o->template_name)) {
+        cli_usage_error("%s only applies to --chat", o->system ? "--system" : "--chat-template");
         return -EINVAL;
     }
     return rc ? -EINVAL : 0;
 }
 
-/* Fills what the command line left open from the configuration (when a file exists) or the
- * engine's defaults. */
+/* Fills what the command line left open from the configuration's [engine] section: the file
+ * when there is one, else the built-in defaults `ember config dump --defaults` shows. */
 static int apply_defaults(struct run_opts *o)
 {
-    struct eng_sampler_params def;
-    eng_sampler_params_defaults(&def);
-    bool have_file = o->config || access(EMBER_DEFAULT_CONFIG, F_OK) == 0;
     struct agent_config cfg;
-    if (have_file) {
-        int rc = agent_config_load_for_cli(o->config, &cfg);
-        if (rc)
-            return -EINVAL;
-        const struct cfg_engine *e = &cfg.engine;
-        def.temperature = (float)e->temperature;
-        def.top_k = e->top_k;
-        def.top_p = (float)e->top_p;
-        def.min_p = (float)e->min_p;
-        def.repeat_penalty = (float)e->repeat_penalty;
-        def.penalty_last_n = e->repeat_last_n;
-        def.presence_penalty = (float)e->presence_penalty;
-        if (!o->model && e->model[0])
-            o->model = strdup(e->model); /* lives for the process */
-        if (!o->have_threads)
-            o->threads = e->threads;
-        if (!o->have_ctx)
-            o->n_ctx = e->context_length;
-        if (!o->have_batch)
-            o->batch = e->batch_size;
-        o->mmap = o->mmap || e->mmap;
-        if (!o->have_seed)
-            o->seed = e->seed;
-        if (!o->template_name && strcmp(e->chat_template, "auto") != 0)
-            o->template_name = strdup(e->chat_template);
-    } else if (!o->have_seed) {
-        o->seed = -1; /* as [engine] seed's default: a fresh seed per run */
-    }
+    if (agent_config_load_for_cli(o->config, &cfg))
+        return -EINVAL;
+    const struct cfg_engine *e = &cfg.engine;
+    if (!o->model && e->model[0])
+        o->model = strdup(e->model); /* lives for the process */
+    if (!o->have_threads)
+        o->threads = e->threads;
+    if (!o->have_ctx)
+        o->n_ctx = e->context_length;
+    if (!o->have_batch)
+        o->batch = e->batch_size;
+    o->mmap = o->mmap || e->mmap;
+    if (!o->have_seed)
+        o->seed = e->seed;
+    if (o->chat && !o->template_name && strcmp(e->chat_template, "auto") != 0)
+        o->template_name = strdup(e->chat_template);
     if (!o->have_n_predict)
         o->n_predict = -1;
     if (!o->have_temp)
-        o->sp.temperature = def.temperature;
+        o->sp.temperature = (float)e->temperature;
     if (!o->have_top_k)
-        o->sp.top_k = def.top_k;
+        o->sp.top_k = e->top_k;
     if (!o->have_top_p)
-        o->sp.top_p = def.top_p;
+        o->sp.top_p = (float)e->top_p;
     if (!o->have_min_p)
-        o->sp.min_p = def.min_p;
+        o->sp.min_p = (float)e->min_p;
     if (!o->have_rp)
-        o->sp.repeat_penalty = def.repeat_penalty;
+        o->sp.repeat_penalty = (float)e->repeat_penalty;
     if (!o->have_rln)
-        o->sp.penalty_last_n = def.penalty_last_n;
+        o->sp.penalty_last_n = e->repeat_last_n;
     if (!o->have_pp)
-        o->sp.presence_penalty = def.presence_penalty;
-    o->sp.frequency_penalty = 0;
+        o->sp.presence_penalty = (float)e->presence_penalty;
+    o->sp.frequency_penalty = (float)e->frequency_penalty;
     if (o->seed < 0) {
+        /* a random seed is printed so the run can be repeated: keep it within what --seed
+         * takes (0..INT64_MAX) */
         uint64_t s;
         if (getrandom(&s, sizeof(s), 0) != (ssize_t)sizeof(s))
             s = cmn_wall_ns() ^ ((uint64_t)getpid() << 32);
-        o->sp.seed = s;
+        o->sp.seed = s & (uint64_t)INT64_MAX;
     } else {
         o->sp.seed = (uint64_t)o->seed;
     }
     char err[256];
     if (eng_sampler_params_validate(&o->sp, err, sizeof(err)) < 0) {
-        log_err("run: %s", err);
+        cli_usage_error("%s", err);
         return -EINVAL;
     }
     if (!o->model) {
-        log_err("run: no model: give -m FILE (or set [engine] model)");
+        log_err("no model");
+        agent_log_hint("give -m FILE, or set [engine] model in the configuration");
         return -EINVAL;
     }
     return 0;
@@ -430,8 +437,12 @@ static void print_timings(const struct eng_request_stats *s, enum eng_stop_reaso
     fprintf(stderr, "prompt: %llu tokens in %.2f ms (%.1f tokens/s)\n",
             (unsigned long long)s->prompt_tokens, (double)s->prefill_ns / 1e6,
             per_s(s->prompt_tokens, s->prefill_ns));
-    fprintf(stderr, "generation: %llu tokens in %.2f ms (%.1f tokens/s)\n",
+    fprintf(stderr, "generation: %llu tokens in %.2f ms (%.1f tokens/s)",
             (unsigned long long)s->gen_tokens, (double)gen_ns / 1e6, per_s(s->gen_tokens, gen_ns));
+    if (s->n_shifts)
+        fprintf(stderr, ", including %.2f ms re-processing after %u context shift%s",
+                (double)s->shift_ns / 1e6, (unsigned)s->n_shifts, s->n_shifts == 1 ? "" : "s");
+    fputc('\n', stderr);
     fprintf(stderr, "time to first token: %.2f ms; stopped: %s\n", (double)s->ttft_ns / 1e6,
             reason_name(reason));
 }
@@ -483,9 +494,9 @@ static int pick_template(const struct run_opts *o, struct eng_chat_template *t)
 {
     if (o->template_name) {
         if (eng_chat_template_from_name(o->template_name, t) < 0) {
-            log_err("run: --chat-template: unknown '%s' (chatml, llama2, llama3, zephyr, "
-                    "mistral, phi3, gemma)",
-                    o->template_name);
+            cli_usage_error("--chat-template: unknown '%s' (chatml, llama2, llama3, zephyr, "
+                            "mistral, phi3, gemma)",
+                            o->template_name);
             return -EINVAL;
         }
         return 0;
@@ -493,21 +504,23 @@ static int pick_template(const struct run_opts *o, struct eng_chat_template *t)
     char *jinja = NULL, err[256];
     int rc = eng_chat_template_read(o->model, &jinja, err, sizeof(err));
     if (rc < 0) {
-        log_err("run: %s", err);
+        log_err("%s", err);
         return rc;
     }
     bool warn;
     eng_chat_template_detect(jinja, t, &warn);
     if (warn)
-        log_warn("run: %s chat template; using ChatML (choose with --chat-template)",
+        log_warn("%s chat template; using ChatML (choose with --chat-template)",
                  jinja ? "unrecognised" : "the model has no");
     free(jinja);
     return 0;
 }
 
 static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
-                    const struct run_opts *o, struct eng_gen_params *gp)
+                    const struct run_opts *o, const struct eng_gen_params *base)
 {
+    struct eng_gen_params params = *base; /* per turn: prompt, cache reuse, text callback */
+    struct eng_gen_params *gp = &params;
     struct chat c = {0};
     struct out_state out = {.keep = true};
     char *line = NULL;
@@ -564,7 +577,7 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
         }
         char *prompt = NULL, err[512];
         if (eng_chat_render(&c.tmpl, c.msgs, c.n, &ro, &prompt, NULL, err, sizeof(err)) < 0) {
-            log_err("run: %s", err);
+            log_err("%s", err);
             c.n--; /* drop the turn the template refused */
             free((char *)c.msgs[c.n].content);
             continue;
@@ -578,6 +591,8 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
         gp->add_special =
             !reuse && !(bos_text[0] && strncmp(prompt, bos_text, strlen(bos_text)) == 0);
         gp->parse_special = true;
+        gp->on_text = on_text;
+        gp->user = &out;
         out.len = 0;
         if (out.buf)
             out.buf[0] = '\0';
@@ -588,10 +603,10 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
             fputc('\n', stdout);
         fflush(stdout);
         if (grc < 0) {
-            log_err("run: %s", err);
+            log_err("%s", err);
             free(prompt);
             if (grc == -ENOSPC) {
-                log_err("run: the conversation no longer fits; starting over");
+                log_err("the conversation no longer fits; starting over");
                 chat_reset(&c, o->system);
                 continue;
             }
@@ -603,6 +618,8 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
         total.prefill_ns += res.stats.prefill_ns;
         total.decode_ns += res.stats.decode_ns;
         total.duration_ns += res.stats.duration_ns;
+        total.shift_ns += res.stats.shift_ns;
+        total.n_shifts += res.stats.n_shifts;
         if (!total.ttft_ns)
             total.ttft_ns = res.stats.ttft_ns;
         chat_add(&c, "assistant", out.buf ? out.buf : "");
@@ -619,7 +636,7 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
             }
         }
         if (res.reason == ENG_STOP_CTX_FULL)
-            log_warn("run: the context is full; /reset to start over");
+            log_warn("the context is full; /reset to start over");
         free(prompt);
     }
     if (tty)
@@ -660,14 +677,14 @@ int cmd_run(int argc, char **argv)
     rc = eng_model_load(o.model, &mp, &model, err, sizeof(err));
     uint64_t load_ns = cmn_now_ns() - t0;
     if (rc < 0) {
-        log_err("run: %s", err);
+        log_err("%s", err);
         return EMBER_EXIT_FAILURE;
     }
     struct eng_model_info info;
     eng_model_info(model, &info);
     const struct eng_vocab *vocab = eng_model_vocab(model);
     if (!vocab) {
-        log_err("run: %s: the model has no tokenizer", o.model);
+        log_err("%s: the model has no tokenizer", o.model);
         rc = EMBER_EXIT_FAILURE;
         goto out;
     }
@@ -679,7 +696,7 @@ int cmd_run(int argc, char **argv)
         cp.n_batch = (uint32_t)o.batch;
     rc = eng_context_new(model, &cp, &ctx, err, sizeof(err));
     if (rc < 0) {
-        log_err("run: %s", err);
+        log_err("%s", err);
         rc = EMBER_EXIT_FAILURE;
         goto out;
     }
@@ -726,11 +743,12 @@ int cmd_run(int argc, char **argv)
     }
     struct eng_gen_result res;
     rc = eng_generate(ctx, vocab, &gp, &res, err, sizeof(err));
-    if (isatty(STDOUT_FILENO) && out.last != '\n')
+    /* the text ends with a newline, on a terminal or not: a pipe reads whole lines */
+    if (out.last != '\n')
         fputc('\n', stdout);
     fflush(stdout);
     if (rc < 0) {
-        log_err("run: %s", err);
+        log_err("%s", err);
         rc = rc == -ENOSPC ? EMBER_EXIT_USAGE : EMBER_EXIT_FAILURE;
         goto out;
     }

@@ -61,6 +61,43 @@ static char *read_stdin(size_t *ret_len)
     return buf;
 }
 
+/* Offset of the first byte that is not part of valid UTF-8 (overlong forms, surrogates and
+ * values past U+10FFFF included), or -1. */
+static long utf8_invalid_at(const char *text, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            len = 2, cp = c & 0x1Fu;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3, cp = c & 0x0Fu;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4, cp = c & 0x07u;
+        } else {
+            return (long)i;
+        }
+        if (i + len > n)
+            return (long)i;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return (long)i;
+            cp = (cp << 6) | (s[i + k] & 0x3Fu);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return (long)i;
+        i += len;
+    }
+    return -1;
+}
+
 /* Prints a piece between single quotes: printable UTF-8 as is, the rest escaped. */
 static void print_piece(const char *p, size_t n)
 {
@@ -116,7 +153,8 @@ int cmd_tokenize(int argc, char **argv)
     int opt, ret = EMBER_EXIT_FAILURE;
 
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "m:h", options, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":m:h", options, NULL)) != -1) {
         switch (opt) {
         case 'm':
             model = optarg;
@@ -137,39 +175,38 @@ int cmd_tokenize(int argc, char **argv)
             tokenize_usage(stdout);
             return EMBER_EXIT_OK;
         default:
-            tokenize_usage(stderr);
-            return EMBER_EXIT_USAGE;
+            return cli_option_error(opt, argv);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ember tokenize: unexpected argument '%s' (the text comes on stdin)\n",
-                argv[optind]);
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s' (the text comes on stdin)", argv[optind]);
+    /* the configuration is checked like every other command's, even when -m makes it unused */
+    struct agent_config cfg;
+    if (agent_config_load_for_cli(config, &cfg))
         return EMBER_EXIT_USAGE;
-    }
-    if (!model && (config || access(EMBER_DEFAULT_CONFIG, F_OK) == 0)) {
-        struct agent_config cfg;
-        if (agent_config_load_for_cli(config, &cfg))
-            return EMBER_EXIT_USAGE;
-        if (cfg.engine.model[0])
-            model = model_buf = strdup(cfg.engine.model);
-    }
+    if (!model && cfg.engine.model[0])
+        model = model_buf = strdup(cfg.engine.model);
     if (!model) {
-        fprintf(stderr, "ember tokenize: no model (-m FILE or [engine] model)\n");
+        log_err("no model");
+        agent_log_hint("give -m FILE, or set [engine] model in the configuration");
         return EMBER_EXIT_USAGE;
     }
 
     char err[512];
     int rc = eng_vocab_load_file(model, &vocab, err, sizeof(err));
     if (rc) {
-        log_err("tokenize: %s", err);
+        log_err("%s", err);
         goto done;
     }
     size_t len = 0;
     text = read_stdin(&len);
     if (!text) {
-        log_err("tokenize: reading stdin: %s", strerror(errno ? errno : EIO));
+        log_err("reading stdin: %s", strerror(errno ? errno : EIO));
         goto done;
     }
+    long bad = utf8_invalid_at(text, len);
+    if (bad >= 0)
+        log_warn("stdin is not valid UTF-8 (byte %ld); such bytes are tokenized as they are", bad);
 
     size_t cap = len + 16, n = 0;
     ids = malloc(cap * sizeof(*ids));
@@ -182,7 +219,7 @@ int cmd_tokenize(int argc, char **argv)
             ids = grown;
     }
     if (rc) {
-        log_err("tokenize: %s", strerror(-rc));
+        log_err("%s", strerror(-rc));
         goto done;
     }
 

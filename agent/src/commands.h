@@ -17,6 +17,12 @@ struct ember_command {
     int (*run)(int argc, char **argv);
 };
 
+/* Usage errors, the same in every command: one "ember CMD: error: ..." line and one hint line
+ * pointing at --help. Both return EMBER_EXIT_USAGE. cli_option_error takes what getopt_long
+ * returned ('?' or ':'; the option string starts with ':' and opterr is 0). */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_option_error(int opt, char **argv);
+
 /* The table, terminated by a NULL name. */
 extern const struct ember_command ember_commands[];
 

@@ -11,10 +11,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 #include "common/fileio.h"
 #include "gov_config.h"
+#include "governor/policy.h"
 #include "log.h"
 
 #define MAX_ERRORS 50
@@ -190,12 +192,50 @@ static int parse_bool(const char *v, bool *ret)
     return -EINVAL;
 }
 
+void agent_config_key_range(const struct cfg_key *k, struct cmn_range *ret, bool *ret_zero_off)
+{
+    *ret_zero_off = false;
+    if (k->range) {
+        *ret = *k->range;
+        return;
+    }
+    if (strcmp(k->section, "governor") == 0) {
+        size_t n;
+        const struct gov_tunable_desc *t = gov_tunable_table(&n);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(t[i].key, k->name) == 0 && t[i].type != GOV_TUNABLE_STRING) {
+                *ret = (struct cmn_range){t[i].min, t[i].max, false};
+                *ret_zero_off = t[i].zero_means_off;
+                return;
+            }
+        }
+    }
+    *ret = (struct cmn_range){k->min, k->max, false};
+}
+
 static void format_range(const struct cfg_key *k, char *buf, size_t len)
 {
-    if (k->type == CFG_INT)
-        snprintf(buf, len, "%.0f..%.0f", k->min, k->max);
+    struct cmn_range r;
+    bool zero_off;
+    agent_config_key_range(k, &r, &zero_off);
+    int n;
+    if (r.min_open)
+        n = snprintf(buf, len, "%s%g, %g]", "(", r.min, r.max);
+    else if (k->type == CFG_INT)
+        n = snprintf(buf, len, "%.0f..%.0f", r.min, r.max);
     else
-        snprintf(buf, len, "%g..%g", k->min, k->max);
+        n = snprintf(buf, len, "%g..%g", r.min, r.max);
+    if (zero_off && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, ", or 0");
+}
+
+/* Whether v is accepted by the key's range. */
+static bool in_range(const struct cfg_key *k, double v)
+{
+    struct cmn_range r;
+    bool zero_off;
+    agent_config_key_range(k, &r, &zero_off);
+    return (zero_off && v == 0) || cmn_range_contains(&r, v);
 }
 
 static void format_choices(const struct cfg_key *k, char *buf, size_t len)
@@ -231,7 +271,7 @@ static int store_value(const struct cfg_key *k, const char *value, struct agent_
         int64_t v;
         int rc = cmn_parse_i64(value, &v);
         format_range(k, range, sizeof(range));
-        if (rc == -ERANGE || (rc == 0 && ((double)v < k->min || (double)v > k->max))) {
+        if (rc == -ERANGE || (rc == 0 && !in_range(k, (double)v))) {
             snprintf(reason, reason_len, "%s is out of range (%s)", value, range);
             return -EINVAL;
         }
@@ -252,7 +292,7 @@ static int store_value(const struct cfg_key *k, const char *value, struct agent_
         double v;
         int rc = cmn_parse_double(value, &v);
         format_range(k, range, sizeof(range));
-        if (rc == -ERANGE || (rc == 0 && (v < k->min || v > k->max))) {
+        if (rc == -ERANGE || (rc == 0 && !in_range(k, v))) {
             snprintf(reason, reason_len, "%s is out of range (%s)", value, range);
             return -EINVAL;
         }
@@ -552,18 +592,24 @@ int agent_config_load_file(const char *path, struct agent_config *cfg, char *err
         snprintf(err, err_len, "%s: %s\n", path, strerror(e));
         return -e;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        snprintf(err, err_len, "%s: is a directory, not a configuration file\n", path);
+        return -EISDIR;
+    }
     char *buf = malloc(CFG_MAX_FILE_BYTES + 1);
     if (!buf) {
         fclose(f);
         return -ENOMEM;
     }
     size_t n = fread(buf, 1, CFG_MAX_FILE_BYTES + 1, f);
-    int rc = ferror(f) ? -EIO : 0;
+    int rc = ferror(f) ? (errno ? -errno : -EIO) : 0;
     fclose(f);
     if (rc == 0)
         rc = agent_config_parse(buf, n, path, cfg, err, err_len);
     else
-        snprintf(err, err_len, "%s: read error\n", path);
+        snprintf(err, err_len, "%s: %s\n", path, strerror(-rc));
     free(buf);
     return rc;
 }
@@ -632,8 +678,9 @@ void agent_config_dump(const struct agent_config *cfg, FILE *out, bool with_docs
                      "SIGHUP; others\n# need a restart.\n");
     for (const struct cfg_key *k = agent_config_keys; k->section; k++) {
         if (!section || strcmp(section, k->section) != 0) {
+            /* a blank line between sections, and after the header comment; none first */
+            fprintf(out, "%s[%s]\n", section || with_docs ? "\n" : "", k->section);
             section = k->section;
-            fprintf(out, "\n[%s]\n", section);
         }
         char value[CFG_STR_PATH + 16];
         format_value(k, cfg, value, sizeof(value));

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "common/range.h"
+
 #define CFG_STR_SMALL 64
 #define CFG_STR_PATH  512
 
@@ -142,13 +144,20 @@ struct cfg_key {
     enum cfg_type type;
     size_t offset;              /* into struct agent_config */
     size_t size;                /* strings: buffer size */
-    double min, max;            /* CFG_INT / CFG_DOUBLE, inclusive */
+    double min, max;            /* CFG_INT / CFG_DOUBLE, inclusive, when the agent owns the key;
+                                   see agent_config_key_range for the others */
     const char *const *choices; /* CFG_ENUM: NULL-terminated */
     const char *def;            /* default, as it would be written in the file */
     bool live;                  /* applied on SIGHUP without restart */
     bool secret;                /* masked in dumps */
     const char *doc;
+    const struct cmn_range *range; /* owned by the module that enforces it, or NULL */
 };
+
+/* The accepted range of a numeric key: k->range when a module owns it (the sampler's), the
+ * governor's own tunable table for [governor] tunables (*ret_zero_off: 0 is also accepted, as
+ * "off"), else the row's min..max. */
+void agent_config_key_range(const struct cfg_key *k, struct cmn_range *ret, bool *ret_zero_off);
 
 /* The table, terminated by a NULL section. Per-section parts live in config_keys.c. */
 extern const struct cfg_key agent_config_keys[];

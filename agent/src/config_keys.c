@@ -2,35 +2,56 @@
  * documentation that `ember config dump --docs` writes into etc/ember.conf. Adding a key is adding
  * a row here and a field in config.h. */
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
+#include "engine/engine.h"
+#include "engine/sampler.h"
 
 #define OFF(field) offsetof(struct agent_config, field)
 #define SZ(field)  sizeof(((struct agent_config *)0)->field)
 
-#define KEY_BOOL(sec, name, def, live, doc)                                                   \
-    {                                                                                         \
-#sec, #name, CFG_BOOL, OFF(sec.name), SZ(sec.name), 0, 1, NULL, def, live, false, doc \
-    }
-#define KEY_INT(sec, name, lo, hi, def, live, doc)                                             \
+#define KEY_BOOL(sec, name, def, live, doc)                                                    \
     {                                                                                          \
-#sec, #name, CFG_INT, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc \
+#sec, #name, CFG_BOOL, OFF(sec.name), SZ(sec.name), 0, 1, NULL, def, live, false, doc, \
+            NULL                                                                               \
     }
-#define KEY_DBL(sec, name, lo, hi, def, live, doc)                                                \
-    {                                                                                             \
-#sec, #name, CFG_DOUBLE, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc \
-    }
-#define KEY_STR(sec, name, def, live, doc)                                                      \
+#define KEY_INT(sec, name, lo, hi, def, live, doc)                                              \
     {                                                                                           \
-#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, false, doc \
+#sec, #name, CFG_INT, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc, \
+            NULL                                                                                \
     }
-#define KEY_SECRET(sec, name, def, live, doc)                                                  \
-    {                                                                                          \
-#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, true, doc \
+#define KEY_DBL(sec, name, lo, hi, def, live, doc)                                                 \
+    {                                                                                              \
+#sec, #name, CFG_DOUBLE, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc, \
+            NULL                                                                                   \
     }
-#define KEY_ENUM(sec, name, choices, def, live, doc)                                             \
+#define KEY_STR(sec, name, def, live, doc)                                                       \
     {                                                                                            \
-#sec, #name, CFG_ENUM, OFF(sec.name), SZ(sec.name), 0, 0, choices, def, live, false, doc \
+#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, false, doc, \
+            NULL                                                                                 \
+    }
+#define KEY_SECRET(sec, name, def, live, doc)                                                   \
+    {                                                                                           \
+#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, true, doc, \
+            NULL                                                                                \
+    }
+/* A number whose range is owned by the module that enforces it. */
+#define KEY_RANGED(sec, name, type, range, def, live, doc)                                 \
+    {                                                                                      \
+#sec, #name, type, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, false, doc, \
+            &(range)                                                                       \
+    }
+/* A [governor] tunable: its range is read from the governor's own table. */
+#define KEY_GOV(name, type, def, live, doc)                                                    \
+    {                                                                                          \
+        "governor", #name, type, OFF(governor.name), SZ(governor.name), 0, 0, NULL, def, live, \
+            false, doc, NULL                                                                   \
+    }
+#define KEY_ENUM(sec, name, choices, def, live, doc)                                              \
+    {                                                                                             \
+#sec, #name, CFG_ENUM, OFF(sec.name), SZ(sec.name), 0, 0, choices, def, live, false, doc, \
+            NULL                                                                                  \
     }
 
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
@@ -59,7 +80,7 @@ const struct cfg_key agent_config_keys[] = {
             "/health answers 503."),
     KEY_INT(engine, threads, 0, 512, "0", false,
             "Compute threads for the kernels; 0 = one per online CPU core."),
-    KEY_INT(engine, context_length, 64, 1048576, "2048", false,
+    KEY_INT(engine, context_length, 64, ENG_N_CTX_MAX, "2048", false,
             "Context window in tokens (KV cache size); capped by the model's own."),
     KEY_INT(engine, batch_size, 1, 8192, "512", false, "Prompt tokens processed per prefill step."),
     KEY_ENUM(engine, kv_cache, kv_types, "f16", false,
@@ -71,24 +92,29 @@ const struct cfg_key agent_config_keys[] = {
     KEY_ENUM(engine, chat_template, chat_templates, "auto", false,
              "Chat template; auto = recognise the model's tokenizer.chat_template (ChatML if "
              "unknown)."),
-    KEY_DBL(engine, temperature, 0, 5, "0.8", true,
-            "Default sampling temperature for requests that do not set one (0 = greedy)."),
-    KEY_INT(engine, top_k, 0, 100000, "40", true, "Default top-k (0 = off)."),
-    KEY_DBL(engine, top_p, 0, 1, "0.95", true, "Default nucleus (top-p) threshold (1 = off)."),
-    KEY_DBL(engine, min_p, 0, 1, "0.05", true, "Default min-p threshold (0 = off)."),
-    KEY_DBL(engine, repeat_penalty, 0.5, 2, "1", true,
-            "Default repetition penalty over the last repeat_last_n tokens (1 = off)."),
-    KEY_INT(engine, repeat_last_n, 0, 8192, "64", true,
-            "How many recent tokens the repetition and presence penalties look at."),
-    KEY_DBL(engine, presence_penalty, -2, 2, "0", true, "Default presence penalty (0 = off)."),
-    KEY_DBL(engine, frequency_penalty, -2, 2, "0", true,
-            "Default frequency penalty: subtracted once per occurrence in the window (0 = off)."),
+    KEY_RANGED(engine, temperature, CFG_DOUBLE, eng_sampler_ranges.temperature, "0.8", true,
+               "Default sampling temperature for requests that do not set one (0 = greedy)."),
+    KEY_RANGED(engine, top_k, CFG_INT, eng_sampler_ranges.top_k, "40", true,
+               "Default top-k (0 = off)."),
+    KEY_RANGED(engine, top_p, CFG_DOUBLE, eng_sampler_ranges.top_p, "0.95", true,
+               "Default nucleus (top-p) threshold (1 = off)."),
+    KEY_RANGED(engine, min_p, CFG_DOUBLE, eng_sampler_ranges.min_p, "0.05", true,
+               "Default min-p threshold (0 = off)."),
+    KEY_RANGED(engine, repeat_penalty, CFG_DOUBLE, eng_sampler_ranges.repeat_penalty, "1", true,
+               "Default repetition penalty over the last repeat_last_n tokens (1 = off)."),
+    KEY_RANGED(engine, repeat_last_n, CFG_INT, eng_sampler_ranges.penalty_last_n, "64", true,
+               "How many recent tokens the repetition and presence penalties look at."),
+    KEY_RANGED(engine, presence_penalty, CFG_DOUBLE, eng_sampler_ranges.presence_penalty, "0", true,
+               "Default presence penalty (0 = off)."),
+    KEY_RANGED(
+        engine, frequency_penalty, CFG_DOUBLE, eng_sampler_ranges.frequency_penalty, "0", true,
+        "Default frequency penalty: subtracted once per occurrence in the window (0 = off)."),
     KEY_BOOL(engine, context_shift, "false", true,
              "When the context fills up during a reply, drop the older half (after keep_tokens) "
              "and go on instead of ending the reply with finish_reason length."),
-    KEY_INT(engine, keep_tokens, 0, 1048576, "0", true,
+    KEY_INT(engine, keep_tokens, 0, ENG_N_CTX_MAX, "0", true,
             "Leading tokens (e.g. the system prompt) a context shift never drops."),
-    KEY_INT(engine, max_tokens, 1, 1048576, "512", true,
+    KEY_INT(engine, max_tokens, 1, ENG_N_CTX_MAX, "512", true,
             "Default cap on generated tokens per request."),
     KEY_INT(engine, seed, -1, 4294967295.0, "-1", true,
             "Default sampling seed; -1 = a fresh random seed per request."),
@@ -99,7 +125,7 @@ const struct cfg_key agent_config_keys[] = {
     KEY_ENUM(governor, policy, policies, "balanced", true,
              "Frequency policy: performance, powersave, ondemand, conservative, schedutil, "
              "balanced (engine-phase aware), efficiency (lowest joules per token), quiet."),
-    KEY_INT(governor, tick_ms, 10, 10000, "100", false, "How often the governor decides."),
+    KEY_GOV(tick_ms, CFG_INT, "100", false, "How often the governor decides."),
     KEY_ENUM(governor, backend, backends, "auto", false,
              "cpufreq interface: auto uses libcpupower when sysfs_root is /, else direct sysfs; "
              "libcpupower is refused for any other root."),
@@ -110,56 +136,55 @@ const struct cfg_key agent_config_keys[] = {
             "write; restored on exit, by `ember governor restore`, and after a crash."),
     KEY_STR(governor, calibration_path, "/var/lib/ember/calibration.json", false,
             "Frequency/throughput/power curve written by `ember governor calibrate`."),
-    KEY_INT(governor, min_mhz, 0, 100000, "0", true,
+    KEY_GOV(min_mhz, CFG_INT, "0", true,
             "Lowest frequency the governor may use; 0 = the hardware minimum."),
-    KEY_INT(governor, max_mhz, 0, 100000, "0", true,
+    KEY_GOV(max_mhz, CFG_INT, "0", true,
             "Highest frequency the governor may use; 0 = the hardware maximum (boost)."),
-    KEY_DBL(governor, thermal_target_c, 0, 125, "85", true,
+    KEY_GOV(thermal_target_c, CFG_DOUBLE, "85", true,
             "Keep the hottest sensor below this (PI controller, also kept below the first "
             "passive trip point); 0 = off."),
-    KEY_DBL(governor, power_cap_w, 0, 10000, "0", true,
+    KEY_GOV(power_cap_w, CFG_DOUBLE, "0", true,
             "Cap on package power in watts (PI controller); 0 = no cap."),
-    KEY_DBL(governor, decode_slowdown_max_pct, 0, 50, "5", true,
+    KEY_GOV(decode_slowdown_max_pct, CFG_DOUBLE, "5", true,
             "balanced/efficiency: decode may be at most this much slower than at full speed."),
-    KEY_INT(governor, idle_delay_ms, 0, 600000, "2000", true,
+    KEY_GOV(idle_delay_ms, CFG_INT, "2000", true,
             "balanced: drop to the minimum frequency after this long without engine work."),
-    KEY_INT(governor, up_threshold, 1, 100, "80", true,
+    KEY_GOV(up_threshold, CFG_INT, "80", true,
             "ondemand/conservative: utilisation percent above which frequency goes up."),
-    KEY_INT(governor, down_threshold, 1, 99, "20", true,
+    KEY_GOV(down_threshold, CFG_INT, "20", true,
             "conservative: utilisation percent below which frequency steps down."),
-    KEY_INT(governor, sampling_down_factor, 1, 100000, "1", true,
+    KEY_GOV(sampling_down_factor, CFG_INT, "1", true,
             "ondemand: ticks to stay at maximum before re-evaluating a decrease."),
-    KEY_INT(governor, powersave_bias, 0, 1000, "0", true,
-            "ondemand: lower targets by this many per-mille."),
-    KEY_INT(governor, freq_step_pct, 1, 100, "5", true,
+    KEY_GOV(powersave_bias, CFG_INT, "0", true, "ondemand: lower targets by this many per-mille."),
+    KEY_GOV(freq_step_pct, CFG_INT, "5", true,
             "conservative: step size as percent of the maximum frequency."),
-    KEY_DBL(governor, quiet_temp_c, 30, 110, "65", true,
+    KEY_GOV(quiet_temp_c, CFG_DOUBLE, "65", true,
             "quiet: temperature (fan noise proxy) the policy holds the CPU under."),
-    KEY_DBL(governor, dead_band_pct, 0, 50, "3", true,
+    KEY_GOV(dead_band_pct, CFG_DOUBLE, "3", true,
             "Ignore target changes smaller than this percent of the current frequency."),
-    KEY_INT(governor, rate_limit_ms, 0, 60000, "200", true,
+    KEY_GOV(rate_limit_ms, CFG_INT, "200", true,
             "Minimum time between two frequency changes of one cluster."),
-    KEY_INT(governor, hysteresis_ms, 0, 60000, "300", true,
+    KEY_GOV(hysteresis_ms, CFG_INT, "300", true,
             "A frequency decrease must be asked for this long before it is applied."),
-    KEY_DBL(governor, trip_margin_c, 0, 30, "5", true,
+    KEY_GOV(trip_margin_c, CFG_DOUBLE, "5", true,
             "The thermal controller also stays this far below the first passive trip point."),
-    KEY_DBL(governor, thermal_kp, 0, 1, "0.08", true,
+    KEY_GOV(thermal_kp, CFG_DOUBLE, "0.08", true,
             "Thermal PI controller: proportional gain (fraction of the frequency range per "
             "degree C above target)."),
-    KEY_DBL(governor, thermal_ki, 0, 1, "0.02", true,
+    KEY_GOV(thermal_ki, CFG_DOUBLE, "0.02", true,
             "Thermal PI controller: integral gain (fraction of the range per degree C second)."),
-    KEY_DBL(governor, power_kp, 0, 1, "0.3", true,
+    KEY_GOV(power_kp, CFG_DOUBLE, "0.3", true,
             "Power cap PI controller, proportional gain in the log domain: relative clock "
             "change per unit of ln(cap / power)."),
-    KEY_DBL(governor, power_ki, 0, 1, "1", true,
+    KEY_GOV(power_ki, CFG_DOUBLE, "1", true,
             "Power cap PI controller, integral gain in the log domain: per unit of "
             "ln(cap / power) and second."),
-    KEY_INT(governor, rate_limit_us, 0, 1000000, "0", true,
+    KEY_GOV(rate_limit_us, CFG_INT, "0", true,
             "schedutil: its own minimum time between frequency changes."),
-    KEY_INT(governor, probe_ms, 100, 60000, "1000", true,
+    KEY_GOV(probe_ms, CFG_INT, "1000", true,
             "balanced without calibration, efficiency: dwell time per point of the online "
             "search."),
-    KEY_INT(governor, reprobe_s, 0, 86400, "600", true,
+    KEY_GOV(reprobe_s, CFG_INT, "600", true,
             "balanced/efficiency: search again this often (0 = never)."),
 
     /* [telemetry] */
@@ -238,5 +263,5 @@ const struct cfg_key agent_config_keys[] = {
             "Streamed tokens closer together than this share one write (0 = one write per "
             "token)."),
 
-    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, false, false, NULL},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, false, false, NULL, NULL},
 };

@@ -5,6 +5,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -63,6 +64,10 @@ struct gov_call {
 
 struct agent_daemon {
     struct agent_config cfg;
+    /* the [governor] section as the file last said it: a reload re-applies the policy and the
+     * power cap only when the file changed them, so a choice made over the API or MQTT
+     * survives a reload of unrelated keys */
+    struct cfg_governor file_governor;
     const char *config_path;
     struct agent_loop *loop;
     int signal_fd;
@@ -80,9 +85,13 @@ struct agent_daemon {
     struct agent_timer *gov_timer, *sample_timer, *mqtt_timer, *watchdog_timer;
     int mqtt_fd;
     uint64_t mqtt_generation; /* the client's socket generation the watch belongs to */
+    unsigned mqtt_failures;   /* connection attempts failed since the last success */
     bool mqtt_want_write;
 
     atomic_int phase; /* enum agent_phase, written by the worker */
+    /* the busiest phase (decode > prefill > idle) since the last telemetry sample: a sample
+     * taken just after a short request still belongs to the work it measured */
+    atomic_int sample_phase;
     uint64_t phase_since_ns;
     enum agent_phase last_phase;
     uint64_t last_tokens, last_tokens_ns; /* for tokens/s */
@@ -325,7 +334,8 @@ static void on_sample_timer(void *user, uint64_t now_ns)
             s.util = util_sum / util_n;
     }
     enum agent_phase phase = (enum agent_phase)atomic_load(&d->phase);
-    snprintf(s.phase, sizeof(s.phase), "%s", phase_name(phase));
+    enum agent_phase busiest = (enum agent_phase)atomic_exchange(&d->sample_phase, (int)phase);
+    snprintf(s.phase, sizeof(s.phase), "%s", phase_name(busiest > phase ? busiest : phase));
 
     if (d->power) {
         struct tel_power_inputs in = {.n_cpu = n_cpu, .util = util, .freq_mhz = freq};
@@ -353,7 +363,8 @@ static void on_sample_timer(void *user, uint64_t now_ns)
     struct agent_worker_stats ws = {0};
     if (d->worker)
         agent_worker_stats(d->worker, &ws);
-    uint64_t tokens = ws.prompt_tokens + ws.gen_tokens;
+    /* generated tokens, as they come: J/token is joules per generated token everywhere */
+    uint64_t tokens = ws.live_gen_tokens;
     s.tokens = d->sample_prev_ns ? tokens - d->sample_prev_tokens : 0;
     s.tokens_per_s = d->sample_prev_ns && now_ns > d->sample_prev_ns
                          ? (double)s.tokens * 1e9 / (double)(now_ns - d->sample_prev_ns)
@@ -449,11 +460,21 @@ static void on_mqtt_cap(void *user, bool off, double cap_w)
 static void on_mqtt_state(void *user, enum tel_mqtt_conn_state state, const char *detail)
 {
     struct agent_daemon *d = user;
+    /* An outage is logged when it starts and when it ends; the retries in between (the
+     * back-off) go to debug, or a broker that is down for a day fills the journal. */
     if (state == TEL_MQTT_CONNECTED) {
-        log_notice("mqtt: connected (%s)", detail);
+        if (d->mqtt_failures)
+            log_notice("mqtt: connected again after %u failed attempt%s (%s)", d->mqtt_failures,
+                       d->mqtt_failures == 1 ? "" : "s", detail);
+        else
+            log_notice("mqtt: connected (%s)", detail);
+        d->mqtt_failures = 0;
         publish_governor_state(d);
     } else if (state == TEL_MQTT_DISCONNECTED) {
-        log_warn("mqtt: %s", detail);
+        if (d->mqtt_failures++ == 0)
+            log_warn("mqtt: %s (retrying with back-off; logged again when connected)", detail);
+        else
+            log_debug("mqtt: %s (attempt %u)", detail, d->mqtt_failures);
     }
 }
 
@@ -611,6 +632,9 @@ static void hook_phase(void *user, enum agent_phase phase)
 {
     struct agent_daemon *d = user;
     atomic_store(&d->phase, (int)phase);
+    int seen = atomic_load(&d->sample_phase);
+    while ((int)phase > seen && !atomic_compare_exchange_weak(&d->sample_phase, &seen, (int)phase))
+        ;
     pthread_mutex_lock(&d->box_lock);
     d->phase_changed = true;
     pthread_mutex_unlock(&d->box_lock);
@@ -791,6 +815,12 @@ static void reload_config(struct agent_daemon *d)
         agent_worker_set_config(d->worker, &next);
     if (d->http)
         agent_http_set_config(d->http, &next);
+    struct cfg_governor from_file = next.governor;
+    if (strcmp(next.governor.policy, d->file_governor.policy) == 0)
+        snprintf(next.governor.policy, sizeof(next.governor.policy), "%s", d->cfg.governor.policy);
+    if (next.governor.power_cap_w == d->file_governor.power_cap_w)
+        next.governor.power_cap_w = d->cfg.governor.power_cap_w;
+    d->file_governor = from_file;
     if (d->gov) {
         struct gov_tunables t;
         if (agent_governor_tunables(&next.governor, &t, NULL, err, sizeof(err)) == 0 &&
@@ -850,14 +880,19 @@ static int start_governor(struct agent_daemon *d)
 {
     struct gov_governor_params gp;
     gov_governor_params_defaults(&gp);
-    gp.sysfs_root = d->cfg.governor.sysfs_root;
-    gp.saved_path = d->cfg.governor.saved_path;
+    char err[512], root[PATH_MAX], saved[PATH_MAX];
+    if (agent_governor_paths(&d->cfg.governor, NULL, NULL, root, sizeof(root), saved, sizeof(saved),
+                             err, sizeof(err)) < 0) {
+        log_warn("governor: [governor] sysfs_root %s; continuing without frequency control", err);
+        return 0;
+    }
+    gp.sysfs_root = root;
+    gp.saved_path = saved;
     gp.calibration_path = d->cfg.governor.calibration_path;
     gp.monitor_only = !d->cfg.governor.enabled;
     gp.backend = strcmp(d->cfg.governor.backend, "sysfs") == 0         ? GOV_BACKEND_SYSFS
                  : strcmp(d->cfg.governor.backend, "libcpupower") == 0 ? GOV_BACKEND_LIBCPUPOWER
                                                                        : GOV_BACKEND_AUTO;
-    char err[512];
     if (agent_governor_tunables(&d->cfg.governor, &gp.tunables, NULL, err, sizeof(err)) < 0) {
         log_err("governor: %s", err);
         return -EINVAL;
@@ -995,7 +1030,7 @@ static int start_mqtt(struct agent_daemon *d)
 static int load_model(struct agent_daemon *d)
 {
     if (!d->cfg.engine.model[0]) {
-        log_warn("engine: no model configured ([engine] model); /health answers 503");
+        log_warn("engine: no model configured ([engine] model); /health answers 503 no_model");
         if (d->mqtt)
             tel_mqtt_publish_model(d->mqtt, &(struct tel_model_info){0});
         return 0;
@@ -1112,6 +1147,7 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     if (!d)
         return EMBER_EXIT_FAILURE;
     d->cfg = *cfg;
+    d->file_governor = cfg->governor;
     d->config_path = config_path;
     d->signal_fd = -1;
     d->mqtt_fd = -1;
@@ -1120,6 +1156,7 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     d->power_cap_w = 0;
     d->tokens_per_s = NAN;
     atomic_init(&d->phase, AGENT_PHASE_IDLE);
+    atomic_init(&d->sample_phase, AGENT_PHASE_IDLE);
     pthread_mutex_init(&d->box_lock, NULL);
     pthread_cond_init(&d->box_cond, NULL);
     pthread_mutex_init(&d->shared_lock, NULL);
@@ -1161,6 +1198,8 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
         goto stop;
     if (d->http && d->worker)
         agent_http_set_worker(d->http, d->worker);
+    else if (d->http && !d->cfg.engine.model[0])
+        agent_http_set_no_model(d->http);
 
     if (agent_loop_add_timer(d->loop, (uint64_t)d->cfg.governor.tick_ms, on_gov_timer, d,
                              &d->gov_timer) < 0 ||

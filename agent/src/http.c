@@ -45,6 +45,7 @@ struct agent_http {
     atomic_int refs; /* the owner plus one per request the worker still holds */
     atomic_bool stopping;
     atomic_bool quiesced; /* no new connections; new requests get 503 */
+    atomic_bool no_model; /* none configured: no worker will come */
     int quiesced_fd;      /* the listen socket handed back by libmicrohttpd, closed at free */
 
     pthread_mutex_t lock; /* everything below */
@@ -472,7 +473,9 @@ static enum MHD_Result handle_completion(struct agent_http *h, struct MHD_Connec
     if (!w || !loaded) {
         agent_request_free(req);
         return reply_error(h, c, 503, "server_error", "model_not_loaded",
-                           w ? "no model is loaded" : "the model is still loading");
+                           w || atomic_load(&h->no_model)
+                               ? "no model is configured ([engine] model)"
+                               : "the model is still loading");
     }
     if (opts.model[0] && strcmp(opts.model, id) != 0) {
         openai_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
@@ -606,7 +609,9 @@ static enum MHD_Result handle_health(struct agent_http *h, struct MHD_Connection
     if (atomic_load(&h->quiesced))
         return respond_json(h, c, 503, "{\"status\":\"stopping\"}");
     if (!w)
-        return respond_json(h, c, 503, "{\"status\":\"loading\"}");
+        return respond_json(h, c, 503,
+                            atomic_load(&h->no_model) ? "{\"status\":\"no_model\"}"
+                                                      : "{\"status\":\"loading\"}");
     if (!loaded)
         return respond_json(h, c, 503, "{\"status\":\"no_model\"}");
     struct openai_buf b = {0};
@@ -674,6 +679,11 @@ static enum MHD_Result governor_state(struct agent_http *h, struct MHD_Connectio
         return MHD_NO;
     buf[0] = '\0';
     int rc = h->hooks.governor_get(h->hooks.user, buf, GOVERNOR_JSON_MAX);
+    if (rc == -ENODEV) {
+        free(buf);
+        return reply_error(h, c, 404, "invalid_request_error", "governor_disabled",
+                           "no governor runs on this agent (disabled, or no cpufreq here)");
+    }
     enum MHD_Result ret = rc ? reply_error(h, c, 500, "server_error", NULL,
                                            "cannot read the governor state: %s", strerror(-rc))
                              : respond_json(h, c, 200, buf);
@@ -703,6 +713,9 @@ static enum MHD_Result handle_governor(struct agent_http *h, struct MHD_Connecti
                          msg[0] ? msg : "invalid governor setting");
         return respond_error(h, c, &e, NULL, NULL);
     }
+    if (rc == -ENODEV)
+        return reply_error(h, c, 404, "invalid_request_error", "governor_disabled",
+                           "no governor runs on this agent (disabled, or no cpufreq here)");
     if (rc)
         return reply_error(h, c, 500, "server_error", NULL, "cannot change the governor: %s",
                            msg[0] ? msg : strerror(-rc));
@@ -989,6 +1002,11 @@ uint16_t agent_http_port(const struct agent_http *h)
 void agent_http_set_config(struct agent_http *h, const struct agent_config *cfg)
 {
     apply_config(h, cfg);
+}
+
+void agent_http_set_no_model(struct agent_http *h)
+{
+    atomic_store(&h->no_model, true);
 }
 
 void agent_http_set_worker(struct agent_http *h, struct agent_worker *worker)

@@ -80,4 +80,7 @@ void agent_http_set_config(struct agent_http *h, const struct agent_config *cfg)
  * server or be detached with NULL first, which waits for no request). */
 void agent_http_set_worker(struct agent_http *h, struct agent_worker *worker);
 
+/* No model is configured: /health says 503 "no_model" (not "loading") and completions say why. */
+void agent_http_set_no_model(struct agent_http *h);
+
 #endif

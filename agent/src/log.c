@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,19 @@ struct rate_slot {
 };
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static enum agent_log_level log_max = AGENT_LOG_INFO;
+/* written by a SIGHUP reload while other threads log: atomic */
+static atomic_int log_max = AGENT_LOG_INFO;
 static int log_journal = -1;
 static struct rate_slot rate[RATE_SLOTS];
+static char log_command[64] = "";
+
+static int journal_detect(void);
+
+/* What a line says after "ember <command>: " (the names parse_level accepts are the config's). */
+static const char *const level_labels[] = {
+    [AGENT_LOG_ERR] = "error", [AGENT_LOG_WARNING] = "warning", [AGENT_LOG_NOTICE] = "notice",
+    [AGENT_LOG_INFO] = "info", [AGENT_LOG_DEBUG] = "debug",
+};
 
 static const char *const level_names[] = {
     [AGENT_LOG_ERR] = "err",   [AGENT_LOG_WARNING] = "warning", [AGENT_LOG_NOTICE] = "notice",
@@ -33,7 +44,7 @@ static const char *const level_names[] = {
 
 void agent_log_set_level(enum agent_log_level max_level)
 {
-    log_max = max_level;
+    atomic_store_explicit(&log_max, (int)max_level, memory_order_relaxed);
 }
 
 int agent_log_level_parse(const char *name, enum agent_log_level *ret)
@@ -45,6 +56,41 @@ int agent_log_level_parse(const char *name, enum agent_log_level *ret)
         }
     }
     return -EINVAL;
+}
+
+void agent_log_set_command(const char *name)
+{
+    snprintf(log_command, sizeof(log_command), "%s", name ? name : "");
+}
+
+const char *agent_log_command(void)
+{
+    return log_command;
+}
+
+static void print_prefix(const char *label)
+{
+    if (log_command[0])
+        fprintf(stderr, "ember %s: %s: ", log_command, label);
+    else
+        fprintf(stderr, "ember: %s: ", label);
+}
+
+void agent_log_hint(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&log_lock);
+    if (log_journal < 0)
+        log_journal = journal_detect();
+    if (log_journal)
+        fprintf(stderr, "<%d>", (int)AGENT_LOG_NOTICE);
+    print_prefix("hint");
+    fprintf(stderr, "%s\n", msg);
+    pthread_mutex_unlock(&log_lock);
 }
 
 void agent_log_set_journal(int mode)
@@ -105,7 +151,7 @@ static int rate_allow(uint64_t hash, uint64_t now, unsigned *ret_suppressed)
 
 void agent_log(enum agent_log_level level, const char *fmt, ...)
 {
-    if (level > log_max)
+    if ((int)level > atomic_load_explicit(&log_max, memory_order_relaxed))
         return;
     char msg[2048];
     va_list ap;
@@ -121,7 +167,7 @@ void agent_log(enum agent_log_level level, const char *fmt, ...)
         if (log_journal)
             fprintf(stderr, "<%d>", (int)level);
         else
-            fprintf(stderr, "ember: %s: ", level_names[level]);
+            print_prefix(level_labels[level]);
         if (suppressed)
             fprintf(stderr, "%s (%u identical messages suppressed)\n", msg, suppressed);
         else

@@ -18,6 +18,13 @@ int agent_log_level_parse(const char *name, enum agent_log_level *ret);
 /* Forces (1) or forbids (0) priority prefixes; -1 detects JOURNAL_STREAM (the default). */
 void agent_log_set_journal(int mode);
 
+/* Names the sub-command ("run", "governor set") every line is prefixed with: lines read
+ * "ember run: error: what and where"; without one, "ember: error: ...". */
+void agent_log_set_command(const char *name);
+const char *agent_log_command(void);
+/* One "ember <command>: hint: ..." line after an error (never rate-limited). */
+void agent_log_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 void agent_log(enum agent_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "log.h"
 
 static void usage(FILE *out)
 {
@@ -24,7 +25,8 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        log_err("no command given");
+        agent_log_hint("'ember --help' lists the commands");
         return EMBER_EXIT_USAGE;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -37,9 +39,12 @@ int main(int argc, char **argv)
         return EMBER_EXIT_OK;
     }
     for (const struct ember_command *c = ember_commands; c->name; c++) {
-        if (strcmp(argv[1], c->name) == 0)
+        if (strcmp(argv[1], c->name) == 0) {
+            agent_log_set_command(c->name);
             return c->run(argc - 1, argv + 1);
+        }
     }
-    fprintf(stderr, "ember: unknown command '%s' (see ember --help)\n", argv[1]);
+    log_err("unknown command '%s'", argv[1]);
+    agent_log_hint("'ember --help' lists the commands");
     return EMBER_EXIT_USAGE;
 }

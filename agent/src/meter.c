@@ -11,7 +11,7 @@ void agent_meter_init(struct agent_meter *m)
     m->valid = false;
     m->t_ns = 0;
     m->energy_j = 0;
-    m->power_w = 0;
+    m->power_w = NAN; /* unknown until a reading has one */
 }
 
 void agent_meter_destroy(struct agent_meter *m)
@@ -36,7 +36,11 @@ double agent_meter_energy_at(struct agent_meter *m, uint64_t now_ns)
     double e = NAN;
     if (m->valid) {
         double dt_s = now_ns > m->t_ns ? (double)(now_ns - m->t_ns) / (double)CMN_NS_PER_S : 0.0;
-        e = m->energy_j + m->power_w * dt_s;
+        /* without a known power, energy past the last reading is unknown, not zero watts */
+        if (dt_s == 0)
+            e = m->energy_j;
+        else if (isfinite(m->power_w))
+            e = m->energy_j + m->power_w * dt_s;
     }
     pthread_mutex_unlock(&m->lock);
     return e;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/sampler.h"
+
 /* ---- buffer ---- */
 
 int openai_buf_reserve(struct openai_buf *b, size_t extra)
@@ -288,6 +290,27 @@ static int get_double(const cJSON *obj, const char *name, double lo, double hi, 
     return 0;
 }
 
+/* A number the sampler checks: its own range, intersected with the wire format's limits. */
+static int get_sampler(const cJSON *obj, const char *name, const struct cmn_range *r, double lo,
+                       double hi, bool *has, double *out, struct openai_error *e)
+{
+    double v = NAN;
+    bool got = false;
+    if (get_double(obj, name, lo, hi, &got, &v, e))
+        return -EINVAL;
+    if (!got)
+        return 0;
+    if (!cmn_range_contains(r, v)) {
+        char range[64];
+        cmn_range_format(r, range, sizeof(range));
+        bad_value(e, name, "must be in %s", range);
+        return -EINVAL;
+    }
+    *out = v;
+    *has = true;
+    return 0;
+}
+
 static int get_int(const cJSON *obj, const char *name, double lo, double hi, bool *has, double *out,
                    struct openai_error *e)
 {
@@ -326,17 +349,22 @@ static int parse_sampling(const cJSON *root, struct agent_sampling *s, struct op
 {
     double v;
     bool has;
-    if (get_double(root, "temperature", 0, 2, &s->has_temperature, &s->temperature, e) ||
-        get_double(root, "top_p", 0, 1, &s->has_top_p, &s->top_p, e) ||
-        get_double(root, "min_p", 0, 1, &s->has_min_p, &s->min_p, e) ||
-        get_double(root, "repeat_penalty", 0, 10, &s->has_repeat_penalty, &s->repeat_penalty, e) ||
-        get_double(root, "presence_penalty", -2, 2, &s->has_presence_penalty, &s->presence_penalty,
-                   e) ||
-        get_double(root, "frequency_penalty", -2, 2, &s->has_frequency_penalty,
-                   &s->frequency_penalty, e))
+    /* OpenAI's documented limits where they are narrower than the sampler's (temperature 0..2,
+     * repeat_penalty 0..10) */
+    const struct eng_sampler_ranges *r = &eng_sampler_ranges;
+    if (get_sampler(root, "temperature", &r->temperature, 0, 2, &s->has_temperature,
+                    &s->temperature, e) ||
+        get_sampler(root, "top_p", &r->top_p, -INFINITY, INFINITY, &s->has_top_p, &s->top_p, e) ||
+        get_sampler(root, "min_p", &r->min_p, -INFINITY, INFINITY, &s->has_min_p, &s->min_p, e) ||
+        get_sampler(root, "repeat_penalty", &r->repeat_penalty, 0, 10, &s->has_repeat_penalty,
+                    &s->repeat_penalty, e) ||
+        get_sampler(root, "presence_penalty", &r->presence_penalty, -INFINITY, INFINITY,
+                    &s->has_presence_penalty, &s->presence_penalty, e) ||
+        get_sampler(root, "frequency_penalty", &r->frequency_penalty, -INFINITY, INFINITY,
+                    &s->has_frequency_penalty, &s->frequency_penalty, e))
         return -EINVAL;
     has = false;
-    if (get_int(root, "top_k", 0, 1 << 20, &has, &v, e))
+    if (get_int(root, "top_k", r->top_k.min, r->top_k.max, &has, &v, e))
         return -EINVAL;
     if (has) {
         s->has_top_k = true;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,9 @@ struct agent_worker {
     /* stats (under lock) */
     uint64_t requests, total_prompt_tokens, total_gen_tokens;
     enum agent_phase phase;
+    /* tokens sampled so far, counted as they come (telemetry samples attribute them to the
+     * interval and phase they were generated in, not to the request's end) */
+    _Atomic uint64_t live_gen_tokens;
 };
 
 static void set_phase(struct agent_worker *w, enum agent_phase phase)
@@ -86,6 +90,7 @@ static void obs_token(void *user, int32_t token)
     struct agent_worker *w = user;
     if (w->n_gen_tokens < w->n_ctx)
         w->gen_tokens[w->n_gen_tokens++] = token; /* only the worker thread touches these */
+    atomic_fetch_add(&w->live_gen_tokens, 1);
     set_phase(w, AGENT_PHASE_DECODE);
 }
 
@@ -170,7 +175,9 @@ static int render_prompt(struct agent_worker *w, const struct agent_request *req
 
 static void run_request(struct agent_worker *w, struct agent_request *req)
 {
-    struct agent_result res = {.finish = AGENT_FINISH_ERROR};
+    /* energy stays unknown (null in every output) unless the meter measured it */
+    struct agent_result res = {
+        .finish = AGENT_FINISH_ERROR, .energy_j = NAN, .avg_power_w = NAN, .j_per_token = NAN};
     struct run_state rs = {.w = w, .req = req};
     struct cfg_engine d;
     pthread_mutex_lock(&w->lock);
@@ -278,9 +285,9 @@ done:;
     double e1 = w->hooks.energy_j ? w->hooks.energy_j(w->hooks.user, end_ns) : NAN;
     if (isfinite(e0) && isfinite(e1) && e1 >= e0) {
         res.energy_j = e1 - e0;
-        res.avg_power_w = res.duration_ms > 0 ? res.energy_j / (res.duration_ms / 1e3) : 0;
-        uint64_t tokens = res.prompt_tokens + res.gen_tokens;
-        res.j_per_token = tokens ? res.energy_j / (double)tokens : 0;
+        res.avg_power_w = res.duration_ms > 0 ? res.energy_j / (res.duration_ms / 1e3) : NAN;
+        /* joules per generated token, the one definition every output uses */
+        res.j_per_token = res.gen_tokens ? res.energy_j / (double)res.gen_tokens : NAN;
     }
     free(prompt);
     set_phase(w, AGENT_PHASE_IDLE);
@@ -423,7 +430,11 @@ fail:
 
 static void fail_request(struct agent_request *req, int error, const char *msg)
 {
-    struct agent_result res = {.finish = AGENT_FINISH_CANCELLED, .error = error};
+    struct agent_result res = {.finish = AGENT_FINISH_CANCELLED,
+                               .error = error,
+                               .energy_j = NAN,
+                               .avg_power_w = NAN,
+                               .j_per_token = NAN};
     snprintf(res.error_msg, sizeof(res.error_msg), "%s", msg);
     if (req->sink.on_done)
         req->sink.on_done(req->sink.user, &res);
@@ -520,6 +531,7 @@ void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret)
     ret->gen_tokens = w->total_gen_tokens;
     ret->phase = w->phase;
     pthread_mutex_unlock(&w->lock);
+    ret->live_gen_tokens = atomic_load(&w->live_gen_tokens);
 }
 
 const char *agent_worker_model_id(const struct agent_worker *w)

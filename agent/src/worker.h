@@ -49,11 +49,12 @@ int agent_worker_submit(struct agent_worker *w, struct agent_request *req);
 void agent_worker_set_config(struct agent_worker *w, const struct agent_config *cfg);
 
 struct agent_worker_stats {
-    size_t queue_depth; /* waiting, not counting the running one */
-    int busy;           /* a request is running */
-    uint64_t requests;  /* finished so far */
-    uint64_t prompt_tokens, gen_tokens;
+    size_t queue_depth;                 /* waiting, not counting the running one */
+    int busy;                           /* a request is running */
+    uint64_t requests;                  /* finished so far */
+    uint64_t prompt_tokens, gen_tokens; /* of finished requests */
     enum agent_phase phase;
+    uint64_t live_gen_tokens; /* generated so far, running request included */
 };
 void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret);
 

@@ -1,10 +1,13 @@
 /* The configuration parser: every kind of bad line is rejected with the right file:line and
  * reason, good files override defaults, and nothing is applied when anything is wrong. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "config.h"
+#include "engine/sampler.h"
 #include "ember_test.h"
 
 static char err[8192];
@@ -23,8 +26,69 @@ static void expect_error(const char *text, const char *message)
     CHECK_CONTAINS(err, message);
 }
 
+/* Sets one sampler field named like its [engine] key. */
+static bool set_sampler_field(struct eng_sampler_params *p, const char *key, double v)
+{
+    if (strcmp(key, "temperature") == 0)
+        p->temperature = (float)v;
+    else if (strcmp(key, "top_k") == 0)
+        p->top_k = (int32_t)v;
+    else if (strcmp(key, "top_p") == 0)
+        p->top_p = (float)v;
+    else if (strcmp(key, "min_p") == 0)
+        p->min_p = (float)v;
+    else if (strcmp(key, "repeat_penalty") == 0)
+        p->repeat_penalty = (float)v;
+    else if (strcmp(key, "repeat_last_n") == 0)
+        p->penalty_last_n = (int32_t)v;
+    else if (strcmp(key, "presence_penalty") == 0)
+        p->presence_penalty = (float)v;
+    else if (strcmp(key, "frequency_penalty") == 0)
+        p->frequency_penalty = (float)v;
+    else
+        return false;
+    return true;
+}
+
+/* Issue 21 item 7: whatever the checker accepts for a sampling key, the sampler accepts too
+ * (`config check` took top_p = 0, then `run` failed). */
+static void test_sampler_ranges_agree(void)
+{
+    static const double values[] = {-3,  -2.5, -2,  -1,   -0.5,   0,       1e-6, 0.05,
+                                    0.5, 0.95, 1,   1.5,  2,      2.5,     5,    5.5,
+                                    64,  100,  101, 8192, 100000, 1048576, 2e6};
+    int sampler_keys = 0;
+    for (const struct cfg_key *k = agent_config_keys; k->section; k++) {
+        struct eng_sampler_params probe;
+        eng_sampler_params_defaults(&probe);
+        if (strcmp(k->section, "engine") != 0 || !set_sampler_field(&probe, k->name, 0))
+            continue;
+        sampler_keys++;
+        CHECK_MSG(k->range != NULL, "[engine] %s: range not taken from the sampler", k->name);
+        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+            if (k->type == CFG_INT && values[i] != (double)(long long)values[i])
+                continue;
+            char text[128];
+            snprintf(text, sizeof(text), "[engine]\n%s = %.17g\n", k->name, values[i]);
+            struct agent_config cfg;
+            agent_config_defaults(&cfg);
+            bool checker_ok = parse(text, &cfg) == 0;
+            struct eng_sampler_params sp;
+            eng_sampler_params_defaults(&sp);
+            set_sampler_field(&sp, k->name, values[i]);
+            bool engine_ok = eng_sampler_params_validate(&sp, NULL, 0) == 0;
+            CHECK_MSG(checker_ok == engine_ok, "[engine] %s = %g: checker %s, sampler %s", k->name,
+                      values[i], checker_ok ? "accepts" : "refuses",
+                      engine_ok ? "accepts" : "refuses");
+        }
+    }
+    CHECK_EQ_INT(sampler_keys, 8);
+    expect_error("[engine]\ntop_p = 0\n", "t.conf:2: [engine] top_p: 0 is out of range ((0, 1])");
+}
+
 int main(void)
 {
+    test_sampler_ranges_agree();
     struct agent_config cfg, defaults;
     agent_config_defaults(&defaults);
     CHECK_STR(defaults.governor.policy, "balanced");
@@ -69,7 +133,8 @@ int main(void)
                  "t.conf:4: [api] port: duplicate key (first set on line 2)");
     expect_error("[governor]\ntick_ms = 5\n",
                  "t.conf:2: [governor] tick_ms: 5 is out of range (10..10000)");
-    expect_error("[engine]\ntop_p = 1.5\n", "t.conf:2: [engine] top_p: 1.5 is out of range (0..1)");
+    expect_error("[engine]\ntop_p = 1.5\n",
+                 "t.conf:2: [engine] top_p: 1.5 is out of range ((0, 1])");
     expect_error("[engine]\nthreads = 99999999999999999999\n",
                  "t.conf:2: [engine] threads: 99999999999999999999 is out of range");
     expect_error("[engine]\nthreads = four\n",

@@ -32,11 +32,14 @@ int main(void)
         double a = strtod(k->def, NULL), b = strtod(table[i].default_value, NULL);
         CHECK_MSG(fabs(a - b) < 1e-9, "%s default: config %s, governor %s", table[i].key, k->def,
                   table[i].default_value);
-        CHECK_MSG(k->max == table[i].max, "%s max: config %g, governor %g", table[i].key, k->max,
-                  table[i].max);
-        double gov_min = table[i].zero_means_off ? 0 : table[i].min;
-        CHECK_MSG(k->min == gov_min, "%s min: config %g, governor %g", table[i].key, k->min,
-                  gov_min);
+        /* the range is the governor's own, read from its table (never a copy) */
+        struct cmn_range r;
+        bool zero_off;
+        agent_config_key_range(k, &r, &zero_off);
+        CHECK_MSG(r.max == table[i].max && r.min == table[i].min &&
+                      zero_off == table[i].zero_means_off,
+                  "%s range: config %g..%g, governor %g..%g", table[i].key, r.min, r.max,
+                  table[i].min, table[i].max);
     }
 
     struct agent_config cfg;

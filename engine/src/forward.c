@@ -136,10 +136,9 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     c->n_ctx =
         params->n_ctx ? params->n_ctx : (uint32_t)(hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
     c->n_batch = params->n_batch ? params->n_batch : 256;
-    if (c->n_ctx > (1u << 20) || c->n_batch > (1u << 16)) {
-        snprintf(err, err_len,
-                 "context: n_ctx %u (max 1048576) or n_batch %u (max 65536) too large", c->n_ctx,
-                 c->n_batch);
+    if (c->n_ctx > ENG_N_CTX_MAX || c->n_batch > ENG_N_BATCH_MAX) {
+        snprintf(err, err_len, "context: n_ctx %u (max %u) or n_batch %u (max %u) too large",
+                 c->n_ctx, ENG_N_CTX_MAX, c->n_batch, ENG_N_BATCH_MAX);
         r = -EINVAL;
         goto fail;
     }

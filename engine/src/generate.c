@@ -72,8 +72,9 @@ static int cancelled(const struct gen *g)
     return g->p->should_cancel && g->p->should_cancel(g->p->user);
 }
 
-/* Decodes n tokens in n_batch pieces, recording them in hist; time goes to prefill_ns. */
-static int prefill(struct gen *g, const int32_t *toks, size_t n, bool *ret_cancel)
+/* Decodes n tokens in n_batch pieces, recording them in hist; time goes to *acc_ns (the
+ * prompt's prefill_ns, or shift_ns when a context shift re-processes kept tokens). */
+static int prefill(struct gen *g, const int32_t *toks, size_t n, uint64_t *acc_ns, bool *ret_cancel)
 {
     size_t batch = g->p->n_batch ? g->p->n_batch : DEFAULT_N_BATCH;
     for (size_t i = 0; i < n; i += batch) {
@@ -84,7 +85,7 @@ static int prefill(struct gen *g, const int32_t *toks, size_t n, bool *ret_cance
         size_t k = n - i < batch ? n - i : batch;
         uint64_t t = cmn_now_ns();
         int rc = eng_decode(g->ctx, toks + i, k);
-        g->st->prefill_ns += cmn_now_ns() - t;
+        *acc_ns += cmn_now_ns() - t;
         if (rc < 0)
             return rc;
         memmove(g->hist + g->n_hist, toks + i, k * sizeof(*toks));
@@ -117,7 +118,8 @@ static int shift(struct gen *g, bool *ret_cancel)
     g->n_hist = keep_h;
     /* prefill() appends to hist from n_hist, which is where the source already lies: each
      * batch is moved onto itself */
-    return prefill(g, g->hist + keep_h, n_re, ret_cancel);
+    g->st->n_shifts++;
+    return prefill(g, g->hist + keep_h, n_re, &g->st->shift_ns, ret_cancel);
 }
 
 /* Whether every prompt token renders as no text (BOS only): then the first generated piece
@@ -243,7 +245,7 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
     for (size_t i = 0; i < n_toks; i++)
         eng_sampler_accept(smp, toks[i]);
     processed = n_toks > 0;
-    rc = prefill(&g, toks, n_toks, &cancel);
+    rc = prefill(&g, toks, n_toks, &g.st->prefill_ns, &cancel);
     if (rc < 0) {
         set_err(err, err_len, rc, "generate: prefill of %zu tokens failed (%d)", n_toks, rc);
         goto fail;

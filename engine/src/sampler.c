@@ -101,29 +101,40 @@ void eng_sampler_params_defaults(struct eng_sampler_params *p)
     };
 }
 
-#define PENALTY_LAST_N_MAX (1 << 20)
+const struct eng_sampler_ranges eng_sampler_ranges = {
+    .temperature = {0, 5, false},
+    .top_k = {0, 1 << 20, false},
+    .top_p = {0, 1, true},
+    .min_p = {0, 1, false},
+    .repeat_penalty = {0, 100, true},
+    .penalty_last_n = {0, 1 << 20, false},
+    .presence_penalty = {-2, 2, false},
+    .frequency_penalty = {-2, 2, false},
+};
+
+static bool check(const char *name, double v, const struct cmn_range *r, char *err, size_t err_len)
+{
+    if (cmn_range_contains(r, v))
+        return true;
+    char range[64];
+    cmn_range_format(r, range, sizeof(range));
+    if (err && err_len)
+        snprintf(err, err_len, "sampler: %s: %g is not in %s", name, v, range);
+    return false;
+}
 
 int eng_sampler_params_validate(const struct eng_sampler_params *p, char *err, size_t err_len)
 {
-    const char *why = NULL;
-    if (!isfinite(p->temperature) || p->temperature < 0)
-        why = "temperature: must be a finite number >= 0";
-    else if (!isfinite(p->top_p) || p->top_p <= 0 || p->top_p > 1)
-        why = "top_p: must be in (0, 1]";
-    else if (!isfinite(p->min_p) || p->min_p < 0 || p->min_p > 1)
-        why = "min_p: must be in [0, 1]";
-    else if (!isfinite(p->repeat_penalty) || p->repeat_penalty <= 0)
-        why = "repeat_penalty: must be a finite number > 0";
-    else if (!isfinite(p->presence_penalty))
-        why = "presence_penalty: must be finite";
-    else if (!isfinite(p->frequency_penalty))
-        why = "frequency_penalty: must be finite";
-    else if (p->penalty_last_n < 0 || p->penalty_last_n > PENALTY_LAST_N_MAX)
-        why = "penalty_last_n: must be in [0, 1048576]";
-    if (!why)
+    const struct eng_sampler_ranges *r = &eng_sampler_ranges;
+    if (check("temperature", p->temperature, &r->temperature, err, err_len) &&
+        check("top_k", p->top_k, &r->top_k, err, err_len) &&
+        check("top_p", p->top_p, &r->top_p, err, err_len) &&
+        check("min_p", p->min_p, &r->min_p, err, err_len) &&
+        check("repeat_penalty", p->repeat_penalty, &r->repeat_penalty, err, err_len) &&
+        check("penalty_last_n", p->penalty_last_n, &r->penalty_last_n, err, err_len) &&
+        check("presence_penalty", p->presence_penalty, &r->presence_penalty, err, err_len) &&
+        check("frequency_penalty", p->frequency_penalty, &r->frequency_penalty, err, err_len))
         return 0;
-    if (err && err_len)
-        snprintf(err, err_len, "sampler: %s", why);
     return -EINVAL;
 }
 

@@ -27,6 +27,7 @@ struct gov_governor {
     uint16_t mem[GOV_MAX_CLUSTERS][GOV_HW_MAX_POLICIES]; /* backend policy indexes */
 
     bool monitor_only;
+    bool adopt_saved;
     char monitor_reason[256];
     bool saved;                      /* originals are on disk */
     bool taken[GOV_HW_MAX_POLICIES]; /* we switched this policy into our mode */
@@ -296,6 +297,11 @@ static int crash_restore(struct gov_governor *g, char *err, size_t err_len)
         r = -EBUSY;
         goto out;
     }
+    if (g->adopt_saved) {
+        g->saved = true;
+        r = 0;
+        goto out;
+    }
     unsigned writes = 0;
     r = gov_saved_apply(g->b, st, &g->ev, &writes, msg, sizeof(msg));
     if (r == -EXDEV) {
@@ -403,6 +409,7 @@ int gov_governor_new(const struct gov_governor_params *p, struct gov_governor **
         goto fail;
 
     g->monitor_only = p->monitor_only;
+    g->adopt_saved = p->adopt_saved;
     if (p->monitor_only) {
         snprintf(g->monitor_reason, sizeof(g->monitor_reason), "monitor_only requested");
     } else if (!gov_backend_writable(g->b, msg, sizeof(msg))) {

@@ -332,6 +332,7 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
 
     snprintf(r->policy, sizeof(r->policy), "%s", gov_controller_policy(ctl));
     snprintf(r->profile, sizeof(r->profile), "%s", p->name);
+    r->duration_s = o->duration_s;
     snprintf(r->workload, sizeof(r->workload), "%s", w->name);
     const double dt = o->step_ms / 1e3, tick = o->tunables.tick_ms / 1e3;
     const double ambient = isfinite(o->ambient_c) ? o->ambient_c : p->ambient_c;

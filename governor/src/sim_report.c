@@ -26,6 +26,7 @@ struct row {
     }
 
 static const struct row rows[] = {
+    R("simulated s", 1, sim_s),
     RU("requests", requests),
     RU("prompt tokens", prompt_tokens),
     RU("generated tokens", gen_tokens),
@@ -40,7 +41,7 @@ static const struct row rows[] = {
     R("token lat p99 ms", 1, token_latency_p99_ms),
     R("avg power W", 2, avg_power_w),
     R("peak power W", 2, peak_power_w),
-    R("idle power W", 3, idle_power_w),
+    R("idle power W", 2, idle_power_w),
     R("peak temp C", 1, peak_temp_c),
     R("s over target", 1, seconds_over_target),
     R("freq changes/min", 1, freq_changes_per_min),
@@ -58,8 +59,10 @@ void gov_sim_write_table(FILE *f, const struct gov_sim_result *r, size_t n)
 {
     if (!n)
         return;
-    fprintf(f, "profile %s, workload %s, %.0f s simulated", r[0].profile, r[0].workload,
-            r[0].sim_s);
+    fprintf(f,
+            "profile %s, workload %s, arrivals over %.0f s (each policy is simulated until its "
+            "requests are served)",
+            r[0].profile, r[0].workload, r[0].duration_s);
     if (isfinite(r[0].thermal_target_c))
         fprintf(f, ", thermal target %.1f C", r[0].thermal_target_c);
     if (r[0].power_cap_w > 0)
@@ -136,7 +139,7 @@ char *gov_sim_results_json(const struct gov_sim_result *r, size_t n)
         add_num(o, "freq_changes_per_min", x->freq_changes_per_min);
         add_num(o, "safe_state_s", x->safe_state_s);
     }
-    char *s = cJSON_Print(arr);
+    char *s = cJSON_PrintUnformatted(arr); /* one line, like every other --json */
     cJSON_Delete(arr);
     return s;
 }
@@ -207,6 +210,23 @@ static void strip(FILE *f, const struct gov_sim_trace *t, double y0, double t_ma
     fprintf(f, "'/>\n");
 }
 
+/* Tick labels in seconds under a panel: about eight, at round steps. */
+static void time_axis(FILE *f, double y, double t_max)
+{
+    static const double steps[] = {1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600};
+    double step = steps[sizeof(steps) / sizeof(steps[0]) - 1];
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        if (t_max / steps[i] <= 8) {
+            step = steps[i];
+            break;
+        }
+    }
+    double w = SVG_W - LEFT - RIGHT;
+    for (double t = 0; t <= t_max + 1e-9; t += step)
+        fprintf(f, "<text x='%.0f' y='%.0f' font-size='9' text-anchor='middle'>%.0f s</text>\n",
+                LEFT + t / t_max * w, y, t);
+}
+
 void gov_sim_write_svg(FILE *f, const struct gov_sim_result *r, const struct gov_sim_trace *t,
                        size_t n, const struct gov_sim_profile *p)
 {
@@ -235,21 +255,24 @@ void gov_sim_write_svg(FILE *f, const struct gov_sim_result *r, const struct gov
     fprintf(f,
             "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%.0f' "
             "font-family='sans-serif'>\n<rect width='100%%' height='100%%' fill='white'/>\n"
-            "<text x='%d' y='20' font-size='14'>ember governor sim: profile %s, workload %s "
-            "(%.0f s; %s MHz of the engine cluster, package W, junction C)</text>\n",
-            SVG_W, h, LEFT, p->name, n ? r[0].workload : "", t_max, p->clusters[prim].name);
+            "<text x='%d' y='20' font-size='14'>ember governor sim: profile %s, workload %s, "
+            "arrivals over %.0f s (%s MHz of the engine cluster, package W, junction C; time in "
+            "s)</text>\n",
+            SVG_W, h, LEFT, p->name, n ? r[0].workload : "", n ? r[0].duration_s : 0,
+            p->clusters[prim].name);
     for (size_t i = 0; i < n; i++) {
         double y = 40 + i * panel_h;
         const char *col = colours[i % (sizeof(colours) / sizeof(colours[0]))];
         fprintf(f,
                 "<text x='%d' y='%.0f' font-size='12' font-weight='bold'>%s</text>"
-                "<text x='%d' y='%.0f' font-size='11'>%.3f J/token, %.2f decode tok/s, "
+                "<text x='%d' y='%.0f' font-size='11'>%.4f J/token, %.2f decode tok/s, "
                 "TTFT p99 %.0f ms, avg %.2f W, peak %.1f C</text>\n",
                 LEFT, y + 10, r[i].policy, LEFT + 110, y + 10, r[i].joules_per_token,
                 r[i].decode_tokens_per_s, r[i].ttft_p99_ms, r[i].avg_power_w, r[i].peak_temp_c);
         strip(f, &t[i], y + 16, t_max, 0, mhz_max, "MHz", 0, prim, col);
         strip(f, &t[i], y + 16 + STRIP_H + 4, t_max, 0, p_max, "W", 1, prim, col);
         strip(f, &t[i], y + 16 + 2 * (STRIP_H + 4), t_max, temp_lo, temp_hi, "C", 2, prim, col);
+        time_axis(f, y + 16 + 3 * STRIP_H + 8 + 12, t_max);
     }
     fprintf(f, "</svg>\n");
 }

@@ -150,9 +150,9 @@ static void fill_session(sqlite3_stmt *st, struct tel_report_session_group *g)
     g->energy_j = sqlite3_column_double(st, 4);
     g->ttft_ms_avg = col(st, 5);
     g->duration_ms_avg = col(st, 6);
-    uint64_t tokens = g->prompt_tokens + g->gen_tokens;
-    g->j_per_token = tokens ? g->energy_j / (double)tokens : NAN;
-    g->j_per_gen_token = g->gen_tokens ? g->energy_j / (double)g->gen_tokens : NAN;
+    /* joules per generated token: the one definition of J/token (samples count generated
+     * tokens too, and the simulator divides by them) */
+    g->j_per_token = g->gen_tokens ? g->energy_j / (double)g->gen_tokens : NAN;
 }
 
 int tel_report_build(struct tel_store *store, const struct tel_report_params *params,
@@ -363,7 +363,6 @@ static cJSON *session_json(const struct tel_report_session_group *g, const char 
     num(o, "gen_tokens", (double)g->gen_tokens);
     num(o, "energy_j", g->energy_j);
     num(o, "j_per_token", g->j_per_token);
-    num(o, "j_per_gen_token", g->j_per_gen_token);
     num(o, "ttft_ms_avg", g->ttft_ms_avg);
     num(o, "duration_ms_avg", g->duration_ms_avg);
     return o;
@@ -442,11 +441,11 @@ static void print_groups(FILE *out, const char *title, const struct tel_report_g
 {
     if (!n)
         return;
-    fprintf(out, "\n  %-14s %12s %10s %10s %9s %10s\n", title, "energy J", "tokens", "J/token",
+    fprintf(out, "\n  %-14s %12s %10s %10s %9s %10s\n", title, "energy J", "gen tokens", "J/token",
             "mean W", "time s");
     for (uint32_t i = 0; i < n; i++) {
         char jpt[32], w[32];
-        fmt_num(jpt, sizeof(jpt), -1, g[i].j_per_token);
+        fmt_num(jpt, sizeof(jpt), 4, g[i].j_per_token);
         fmt_num(w, sizeof(w), 2, g[i].avg_power_w);
         fprintf(out, "  %-14s %12.1f %10llu %10s %9s %10.0f\n", g[i].name[0] ? g[i].name : "(none)",
                 g[i].energy_j, (unsigned long long)g[i].tokens, jpt, w, g[i].seconds);
@@ -471,8 +470,9 @@ void tel_report_print(const struct tel_report *r, FILE *out)
     if (r->rollup_energy_j > 0)
         fprintf(out, "               of which %.1f J from 1-minute rollups (raw samples expired)\n",
                 r->rollup_energy_j);
-    fmt_num(x, sizeof(x), -1, r->j_per_token);
-    fprintf(out, "  tokens       %llu, %s J/token\n", (unsigned long long)r->tokens, x);
+    fmt_num(x, sizeof(x), 4, r->j_per_token);
+    fprintf(out, "  tokens       %llu generated, %s J/token (joules per generated token)\n",
+            (unsigned long long)r->tokens, x);
     fmt_num(x, sizeof(x), 1, r->avg_temp_c);
     fmt_num(y, sizeof(y), 1, r->max_temp_c);
     fprintf(out, "  temperature  mean %s C, max %s C\n", x, y);
@@ -482,13 +482,12 @@ void tel_report_print(const struct tel_report *r, FILE *out)
     print_groups(out, "by phase", r->phases, r->n_phases);
     print_groups(out, "by policy", r->policies, r->n_policies);
     const struct tel_report_session_group *s = &r->sessions;
-    fmt_num(x, sizeof(x), -1, s->j_per_token);
-    fmt_num(y, sizeof(y), -1, s->j_per_gen_token);
+    fmt_num(x, sizeof(x), 4, s->j_per_token);
     fprintf(out,
             "\n  sessions     %llu requests, %llu prompt + %llu generated tokens, %.1f J, %s "
-            "J/token (%s J per generated token)\n",
+            "J/token\n",
             (unsigned long long)s->count, (unsigned long long)s->prompt_tokens,
-            (unsigned long long)s->gen_tokens, s->energy_j, x, y);
+            (unsigned long long)s->gen_tokens, s->energy_j, x);
     if (s->count) {
         fmt_num(x, sizeof(x), 1, s->ttft_ms_avg);
         fmt_num(y, sizeof(y), 1, s->duration_ms_avg);
@@ -496,7 +495,7 @@ void tel_report_print(const struct tel_report *r, FILE *out)
     }
     for (uint32_t i = 0; i < r->n_session_policies; i++) {
         const struct tel_report_session_group *g = &r->session_policies[i];
-        fmt_num(x, sizeof(x), -1, g->j_per_token);
+        fmt_num(x, sizeof(x), 4, g->j_per_token);
         fmt_num(y, sizeof(y), 1, g->ttft_ms_avg);
         fprintf(out, "    %-12s %llu requests, %.1f J, %s J/token, TTFT %s ms\n",
                 g->name[0] ? g->name : "(none)", (unsigned long long)g->count, g->energy_j, x, y);

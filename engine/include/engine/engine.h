@@ -85,6 +85,10 @@ struct eng_graph_stats {
 };
 void eng_graph_stats(const struct eng_context *ctx, struct eng_graph_stats *ret);
 
+/* The largest context and prefill batch eng_context_new accepts. */
+#define ENG_N_CTX_MAX   (1u << 20)
+#define ENG_N_BATCH_MAX (1u << 16)
+
 /* n_ctx 0, n_threads 0, n_batch 256, logits_all 0, kv_f32 0. */
 void eng_context_params_defaults(struct eng_context_params *p);
 
@@ -119,9 +123,11 @@ struct eng_request_stats {
     uint64_t prompt_tokens;
     uint64_t gen_tokens;
     uint64_t ttft_ns;     /* request start to first generated token */
-    uint64_t prefill_ns;  /* time in prefill */
+    uint64_t prefill_ns;  /* time in the prompt's prefill (not context-shift re-processing) */
     uint64_t decode_ns;   /* time in single-token decode */
     uint64_t duration_ns; /* request start to done */
+    uint64_t shift_ns;    /* time re-processing kept tokens after context shifts */
+    uint32_t n_shifts;    /* context shifts during the request */
 };
 
 /* Every callback may be NULL. They run on the thread calling into the engine and must be quick.

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/range.h"
+
 struct eng_sampler;
 
 struct eng_sampler_params {
@@ -30,8 +32,15 @@ struct eng_sampler_params {
  * (1.0 / 0 / 0) over the last 64 tokens, seed 0x5eed. */
 void eng_sampler_params_defaults(struct eng_sampler_params *p);
 
-/* Checks ranges (finite values, temperature >= 0, top_p in (0,1], min_p in [0,1],
- * repeat_penalty > 0, penalty_last_n >= 0 and <= 1<<20); -EINVAL with "field: why" in err. */
+/* What eng_sampler_params_validate accepts for each parameter. The agent's configuration
+ * checker, API and CLI read these, so none of them accepts a value the sampler refuses. */
+struct eng_sampler_ranges {
+    struct cmn_range temperature, top_k, top_p, min_p, repeat_penalty, penalty_last_n,
+        presence_penalty, frequency_penalty;
+};
+extern const struct eng_sampler_ranges eng_sampler_ranges;
+
+/* Checks every field against eng_sampler_ranges; -EINVAL with "sampler: field: why" in err. */
 int eng_sampler_params_validate(const struct eng_sampler_params *p, char *err, size_t err_len);
 
 int eng_sampler_new(int32_t n_vocab, const struct eng_sampler_params *p,

@@ -124,7 +124,8 @@ struct gov_sim_result {
     char policy[GOV_NAME_MAX];
     char profile[64];
     char workload[64];
-    double sim_s;
+    double duration_s; /* arrivals were generated over this long (--duration) */
+    double sim_s;      /* simulated until every request was served: >= duration_s */
     unsigned requests, prompt_tokens, gen_tokens;
     double energy_j, prefill_energy_j, decode_energy_j, idle_energy_j;
     double j_per_token_prefill; /* prefill energy / prompt tokens */

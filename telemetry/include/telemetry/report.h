@@ -35,8 +35,7 @@ struct tel_report_session_group {
     char name[TEL_NAME_MAX];
     uint64_t count, prompt_tokens, gen_tokens;
     double energy_j;
-    double j_per_token;     /* energy / (prompt + generated); NAN without tokens */
-    double j_per_gen_token; /* energy / generated; NAN without tokens */
+    double j_per_token; /* energy / generated tokens (J/token everywhere); NAN without any */
     double ttft_ms_avg, duration_ms_avg;
 };
 

@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# Every sub-command as a new user meets it (issue 21): one error style and the README's exit
+# codes for bad arguments, round trips that must hold (a printed seed reused, a relative --root
+# restored from elsewhere, a second `governor set`), unknown energy shown as unknown, what --help
+# and docs/ promise (defaults, JSON shapes, HTTP status codes) checked against what the binary
+# does, and the daemon without a model, without cpufreq and across a SIGHUP.
+# Usage: cli_test.sh EMBER SOURCE_DIR SHARED_DIR
+set -uo pipefail
+ember=$1 src=$2 shared=$3
+model="$shared/models/stories260K.gguf"
+[ -f "$model" ] || { echo "skip: no $model"; exit 77; }
+for tool in curl python3; do command -v "$tool" >/dev/null || { echo "skip: $tool missing"; exit 77; }; done
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ember-cli.XXXXXX")
+pids=()
+pass=0 fail=0
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ "$fail" != 0 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+# run CMD...: stdout in $out, stderr in $err, exit status in $rc
+run() { "$@" >"$tmp/out" 2>"$tmp/err" </dev/null; rc=$?; out=$(cat "$tmp/out"); err=$(cat "$tmp/err"); }
+runin() { local input=$1; shift; printf '%b' "$input" | "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; out=$(cat "$tmp/out"); err=$(cat "$tmp/err"); }
+wait_for() { local n=$(($1 * 10)); shift; for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done; return 1; }
+: >"$tmp/empty.conf"
+conf="--config $tmp/empty.conf"   # built-in defaults, whatever /etc/ember holds
+copy_tree() { mkdir -p "$2" && cp -a "$src/tests/sysfs-trees/$1/." "$2/" && chmod -R u+w "$2"; }
+
+# usage_error CMD...: exit 2, exactly "ember <cmd>: error: ..." and one hint line, no help dump
+usage_error() {
+    local name=$1; shift
+    run "$ember" "$@"
+    check "$name: exit 2 (got $rc)" test "$rc" = 2
+    local lines
+    lines=$(printf '%s\n' "$err" | wc -l)
+    check "$name: error + at most one hint line, got: $err" test "$lines" -le 2
+    check "$name: 'ember CMD: error:' first, got: $err" \
+        bash -c "printf '%s\n' \"\$1\" | head -1 | grep -Eq '^ember( [a-z]+( [a-z]+)?)?: error: '" _ "$err"
+    if [ "$lines" = 2 ]; then
+        check "$name: hint line, got: $err" \
+            bash -c "printf '%s\n' \"\$1\" | tail -1 | grep -Eq '^ember( [a-z]+( [a-z]+)?)?: hint: '" _ "$err"
+    fi
+    check "$name: no help text on stdout" test -z "$out"
+}
+
+# --- item 16: one error style, exit codes as the README says
+usage_error "no command" 
+usage_error "unknown command" nosuch
+usage_error "run unknown option" run --bogus
+usage_error "run missing value" run -m "$model" --seed
+usage_error "run bad number" run -m "$model" --temp abc
+usage_error "tokenize unknown option" tokenize --bogus
+usage_error "tokenize stray argument" tokenize -m "$model" text
+usage_error "config no action" config
+usage_error "config unknown action" config bogus
+usage_error "config unknown option" config check --bogus
+usage_error "report bad --since" report --since yesterday --db "$tmp/none.db"
+usage_error "report unknown option" report --bogus
+usage_error "agent bad port" agent --port 0
+usage_error "governor no sub-command" governor
+usage_error "governor unknown sub-command" governor nosuch
+usage_error "governor set unknown policy" governor set turbo --root "$tmp"
+usage_error "governor status unknown option" governor status --bogus
+usage_error "governor sim unknown option" governor sim --bogus
+for cmd in agent run tokenize config report "governor status" "governor set" "governor restore" \
+    "governor calibrate" "governor sim" governor; do
+    run "$ember" $cmd --help
+    check "$cmd --help exits 0 with usage on stdout" bash -c "[ $rc = 0 ] && grep -q '^usage: ember' <<<\"\$1\"" _ "$out"
+done
+
+# --- item 1: a printed random seed can be given back to --seed and reproduces the text
+for k in 1 2 3 4 5 6; do
+    run "$ember" run -m "$model" -p "Once" -n 12 -t 1 $conf
+    seed=$(sed -n 's/.*seed \([0-9]*\)$/\1/p' <<<"$err")
+    first=$out
+    run "$ember" run -m "$model" -p "Once" -n 12 -t 1 $conf --seed "$seed"
+    check "printed seed $seed accepted by --seed (exit $rc: $err)" test "$rc" = 0
+    check "seed $seed reproduces the text" test "$out" = "$first"
+done
+
+# --- item 9: -c beyond what the engine takes is a usage error, not a failure after loading
+usage_error "run -c 2000000" run -m "$model" -c 2000000 -n 1 $conf
+# --- item 17: the text ends with a newline on a pipe
+run "$ember" run -m "$model" -p "Once upon a time" -n 30 --temp 0 -t 1 $conf
+check "run output ends with a newline" bash -c "[ \"\$(tail -c 1 '$tmp/out' | od -An -c | tr -d ' ')\" = '\\n' ]"
+# --- item 6: re-processing after a context shift is not prompt time
+run "$ember" run -m "$model" -p "Once" -n 150 -c 64 --context-shift --temp 0 -t 1 $conf
+check "context shift: exit 0 ($err)" test "$rc" = 0
+check "context shift: re-processing reported apart from the prompt: $err" \
+    grep -Eq '^generation: .*re-processing after [0-9]+ context shift' <<<"$err"
+check "context shift: prompt is 2 tokens" grep -q '^prompt: 2 tokens' <<<"$err"
+# --- chat prints the answers (it printed nothing: no text callback)
+runin 'Hello\nOnce upon a time\n' "$ember" run -m "$model" --chat -n 8 --temp 0 -t 1 \
+    --chat-template chatml --ignore-eos $conf
+check "chat: exit 0" test "$rc" = 0
+check "chat: answers on stdout, got '$out'" test "$(tr -d ' \n' <<<"$out" | wc -c)" -gt 4
+check "chat: two answers, one per line" test "$(wc -l <"$tmp/out")" -ge 2
+# --- smaller: chat-only flags without --chat are refused
+usage_error "--system without --chat" run -m "$model" -p x --system "be brief" $conf
+usage_error "--chat-template without --chat" run -m "$model" -p x --chat-template chatml $conf
+# --- item 10 and smaller: --help states the defaults `config dump --defaults` has
+run "$ember" config dump --defaults
+dump=$out
+run "$ember" run --help
+help=$out
+for pair in "temp:temperature" "top-k:top_k" "top-p:top_p" "min-p:min_p" "repeat-penalty:repeat_penalty" \
+    "repeat-last-n:repeat_last_n" "presence-penalty:presence_penalty" "batch:batch_size" \
+    "ctx:context_length" "threads:threads"; do
+    flag=${pair%%:*} key=${pair#*:}
+    want=$(sed -n "s/^$key = //p" <<<"$dump")
+    got=$(python3 -c '
+import re, sys
+h = sys.argv[1]
+i = h.index("--" + sys.argv[2] + " ")
+nxt = re.search(r"\n {2,6}-", h[i:])
+m = re.search(r"default ([-0-9.]+)\)", h[i:i + nxt.start()] if nxt else h[i:])
+print(m.group(1) if m else "")' "$help" "$flag")
+    check "run --help: --$flag default '$got' = [engine] $key '$want'" test "$got" = "$want"
+done
+
+# --- item 11: a missing --config is an error for tokenize too
+run "$ember" tokenize -m "$model" --config "$tmp/nope.conf"
+check "tokenize --config missing: exit 2 (got $rc)" test "$rc" = 2
+check "tokenize --config missing: says which file" grep -q "nope.conf" <<<"$err"
+# --- smaller: non-UTF-8 input is tokenized with a warning
+runin 'ab\xffcd' "$ember" tokenize -m "$model" $conf
+check "tokenize non-UTF-8: exit 0" test "$rc" = 0
+check "tokenize non-UTF-8: warning with the offset: $err" grep -q "not valid UTF-8 (byte 2)" <<<"$err"
+
+# --- item 7: the checker and the sampler agree on top_p
+printf '[engine]\ntop_p = 0\n' >"$tmp/topp.conf"
+run "$ember" config check "$tmp/topp.conf"
+check "config check top_p = 0: exit 2" test "$rc" = 2
+check "config check top_p = 0: file:line: $err" grep -q "topp.conf:2: \[engine\] top_p" <<<"$err"
+# --- item 18: directories are named as such
+run "$ember" config check "$tmp"
+check "config check DIR: exit 2" test "$rc" = 2
+check "config check DIR: is a directory: $err" grep -q "is a directory" <<<"$err"
+run "$ember" report --db "$tmp" $conf
+check "report --db DIR: exit 2" test "$rc" = 2
+check "report --db DIR: is a directory: $err" grep -q "is a directory" <<<"$err"
+# --- smaller: config dump does not start with a blank line
+run "$ember" config dump $conf
+check "config dump starts with [agent]" test "$(head -1 "$tmp/out")" = "[agent]"
+
+# --- item 12: a --root that does not exist is a usage error that says so
+run "$ember" governor status --root "$tmp/nonexistent" $conf
+check "status --root missing: exit 2 (got $rc)" test "$rc" = 2
+check "status --root missing: no such directory: $err" grep -q "no such directory" <<<"$err"
+# --- item 2: a relative --root is stored absolute; the saved file lives under the root
+copy_tree rk3588-3cluster "$tmp/rk"
+(cd "$tmp" && "$ember" governor set performance --root rk $conf >/dev/null 2>"$tmp/err1")
+check "set --root rk (relative): exit 0 ($(cat "$tmp/err1"))" test $? = 0
+saved="$tmp/rk/run/ember/governor.saved"
+check "saved file under the root, not /run/ember" test -s "$saved"
+check "saved file records the absolute root" python3 -c '
+import json, sys; assert json.load(open(sys.argv[1]))["sysfs_root"] == sys.argv[2]' "$saved" "$tmp/rk"
+# --- item 5: a second set is normal use, not a crash
+run "$ember" governor set powersave --root "$tmp/rk" $conf
+check "second set: exit 0" test "$rc" = 0
+check "second set: no crash message: $err" bash -c "! grep -qi crash <<<\"\$1\"" _ "$err"
+(cd / && "$ember" governor restore --root "$tmp/rk" $conf >/dev/null 2>&1)
+check "restore from another directory: exit 0" test $? = 0
+check "restore: the originals of before the first set" test \
+    "$(cat "$tmp/rk/sys/devices/system/cpu/cpufreq/policy6/scaling_governor")" = schedutil
+# --- item 8: a power source that has measured nothing is unknown, not 0 W
+copy_tree rk3588-3cluster "$tmp/rapl"
+rapl="$tmp/rapl/sys/class/powercap/intel-rapl:0"
+mkdir -p "$rapl" && echo package-0 >"$rapl/name" && echo 1000 >"$rapl/energy_uj" &&
+    echo 262143328850 >"$rapl/max_energy_range_uj" && echo 1 >"$rapl/enabled"
+run "$ember" governor calibrate -m "$model" --root "$tmp/rapl" --out "$tmp/cal.json" --steps 2 \
+    --prefill 8 --decode 4 --threads 1 $conf
+check "calibrate on a frozen counter: exit 0 ($err)" test "$rc" = 0
+check "calibrate: no 0.00 watts: $out" bash -c "! grep -Eq ' 0\.00\$' <<<\"\$1\"" _ "$out"
+check "calibrate: curve has null watts" bash -c "! grep -q '\"watts\":0[,}]' '$tmp/cal.json'"
+
+# --- items 13-15: the simulator
+usage_error "sim --duration 0" governor sim --duration 0
+check "sim --duration 0 says the range" grep -q "more than 0" <<<"$err"
+run "$ember" governor sim --policy performance,balanced --duration 30 --json
+check "sim --json: one line" test "$(wc -l <"$tmp/out")" = 1
+check "sim --json: an array with one object per policy" python3 -c '
+import json,sys; a=json.load(open(sys.argv[1])); assert isinstance(a,list) and len(a)==2 and all(isinstance(o,dict) for o in a)' "$tmp/out"
+run "$ember" governor sim --help
+check "sim --help says array" grep -q "JSON array with one object per" <<<"$out"
+check "docs/governor-sim.md says array" grep -q -- "--json. an array with one object per policy" "$src/docs/governor-sim.md"
+run "$ember" governor sim --policy performance,powersave --duration 120 --svg "$tmp/sim.svg"
+check "sim table: arrivals over 120 s" grep -q "arrivals over 120 s" <<<"$out"
+check "sim table: simulated s row" grep -q "^simulated s" <<<"$out"
+check "sim svg: title says the same 120 s" grep -q "arrivals over 120 s" "$tmp/sim.svg"
+check "sim svg: time labels" grep -q ">60 s</text>" "$tmp/sim.svg"
+
+# --- the daemon
+port() { python3 "$src/tests/agent/free_port.py"; }
+start_agent() { # start_agent NAME: runs ember agent --config $tmp/NAME.conf, log in $tmp/NAME.log
+    "$ember" agent --config "$tmp/$1.conf" >"$tmp/$1.log" 2>&1 &
+    agent=$!
+    pids+=($agent)
+}
+# A: no model, no cpufreq, a broker that is down (items 3, 4, 21)
+mkdir -p "$tmp/nocpufreq"
+pa=$(port) dead=$(port)
+cat >"$tmp/a.conf" <<CONF
+[agent]
+log_level = info
+[engine]
+model =
+[governor]
+sysfs_root = $tmp/nocpufreq
+[telemetry]
+enabled = false
+[mqtt]
+port = $dead
+reconnect_min_ms = 100
+reconnect_max_ms = 1000
+[api]
+port = $pa
+CONF
+start_agent a
+api="http://127.0.0.1:$pa"
+check "agent A answers /health" wait_for 10 curl -s -o /dev/null "$api/health"
+health_doc=$(grep -o '503 {"status":"no_model"}' "$src/docs/api.md")
+check "docs/api.md promises 503 no_model" test -n "$health_doc"
+code=$(curl -s -o "$tmp/h.json" -w '%{http_code}' "$api/health")
+check "no model: /health $code $(cat "$tmp/h.json") = $health_doc" test "$code $(cat "$tmp/h.json")" = "$health_doc"
+code=$(curl -s -o "$tmp/c.json" -w '%{http_code}' "$api/v1/completions" -d '{"prompt":"x"}')
+check "no model: completion 503 ($code)" test "$code" = 503
+check "no model: completion says none is configured: $(cat "$tmp/c.json")" grep -q "no model is configured" "$tmp/c.json"
+check "docs/api.md promises 404 governor_disabled" grep -q '| 404 | `governor_disabled`' "$src/docs/api.md"
+code=$(curl -s -o "$tmp/g.json" -w '%{http_code}' "$api/v1/governor")
+check "no cpufreq: GET /v1/governor 404 ($code $(cat "$tmp/g.json"))" test "$code" = 404
+check "no cpufreq: code governor_disabled" grep -q '"code":"governor_disabled"' "$tmp/g.json"
+code=$(curl -s -o "$tmp/g.json" -w '%{http_code}' -X PUT "$api/v1/governor" -d '{"policy":"powersave"}')
+check "no cpufreq: PUT /v1/governor 404 ($code)" test "$code" = 404
+sleep 2.5
+n=$(grep -c "mqtt:.*" "$tmp/a.log")
+check "broker down: the outage is logged once, not per retry ($n lines)" test "$n" -le 2
+kill "$agent"; wait "$agent" 2>/dev/null
+
+# B: a model and a fake tree, telemetry off (item 8: energy unknown; item 19: SIGHUP)
+copy_tree rk3588-3cluster "$tmp/rkb"
+pb=$(port)
+write_b() {
+    cat >"$tmp/b.conf" <<CONF
+[agent]
+log_level = $1
+[engine]
+model = $model
+threads = 1
+[governor]
+policy = balanced
+sysfs_root = $tmp/rkb
+[telemetry]
+enabled = false
+[mqtt]
+enabled = false
+[api]
+port = $pb
+CONF
+}
+write_b info
+start_agent b
+api="http://127.0.0.1:$pb"
+check "agent B up" wait_for 15 bash -c "curl -s '$api/health' | grep -q '\"ok\"'"
+resp=$(curl -s "$api/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":4,"temperature":0}')
+check "unmeasured energy is null, not 0: $resp" grep -q '"energy":{"joules":null,"joules_per_token":null,"avg_watts":null' <<<"$resp"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$api/v1/governor" -d '{"policy":"powersave"}')
+check "PUT powersave 200 ($code)" test "$code" = 200
+write_b debug
+kill -HUP "$agent"
+check "reload applied" wait_for 5 grep -q "reload: .* applied" "$tmp/b.log"
+check "a reload of log_level keeps the policy set over the API" \
+    bash -c "curl -s '$api/v1/governor' | grep -q '\"policy\":\"powersave\"'"
+check "saved file of B under its root" test -e "$tmp/rkb/run/ember/governor.saved"
+kill "$agent"; wait "$agent" 2>/dev/null
+
+# C: telemetry on (item 20): tokens land in the phase that produced them, J/token is per
+# generated token
+copy_tree rk3588-3cluster "$tmp/rkc"
+pc=$(port)
+cat >"$tmp/c.conf" <<CONF
+[engine]
+model = $model
+threads = 1
+[governor]
+sysfs_root = $tmp/rkc
+[telemetry]
+database = $tmp/c.db
+sysfs_root = $tmp/rkc
+sample_interval_ms = 100
+commit_interval_ms = 100
+[mqtt]
+enabled = false
+[api]
+port = $pc
+CONF
+start_agent c
+api="http://127.0.0.1:$pc"
+check "agent C up" wait_for 15 bash -c "curl -s '$api/health' | grep -q '\"ok\"'"
+for k in 1 2 3; do
+    curl -s "$api/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":40,"temperature":0}' >/dev/null
+done
+sleep 1
+kill "$agent"; wait "$agent" 2>/dev/null
+run "$ember" report --db "$tmp/c.db" --json $conf
+check "report --json: exit 0 ($err)" test "$rc" = 0
+check "report: generated tokens under prefill/decode, none under idle: $out" python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+ph = {g["phase"]: g["tokens"] for g in r["phases"]}
+assert ph.get("idle", 0) == 0 and ph.get("decode", 0) + ph.get("prefill", 0) == 120, ph
+assert r["tokens"] == 120 and r["sessions"]["gen_tokens"] == 120, r["tokens"]' "$out"
+run "$ember" report --db "$tmp/c.db" $conf
+check "report text: J/token labelled per generated token" grep -q "J/token (joules per generated token)" <<<"$out"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
