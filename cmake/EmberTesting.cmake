@@ -11,6 +11,32 @@
 
 set(EMBER_FUZZ_CORPUS_ROOT "${CMAKE_SOURCE_DIR}/tests/fuzz")
 
+# Programs that tests start themselves (exec, system(), scripts) rather than through ctest:
+# ember_test_program(VAR target) sets VAR to the target's file, or, when cross-compiling with an
+# emulator (qemu-user; the host has no binfmt_misc entry for it), to a two-line wrapper script
+# that runs it through the emulator. Tests that re-run their own executable find the emulator in
+# EMBER_TEST_EMULATOR (empty natively).
+function(ember_test_program var target)
+    if(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR)
+        set(wrapper "${CMAKE_BINARY_DIR}/emulated/${target}")
+        list(JOIN CMAKE_CROSSCOMPILING_EMULATOR "\" \"" emu)
+        file(GENERATE OUTPUT "${wrapper}"
+             CONTENT "#!/bin/sh\nexec \"${emu}\" \"$<TARGET_FILE:${target}>\" \"$@\"\n"
+             FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+                              WORLD_READ WORLD_EXECUTE)
+        set(${var} "${wrapper}" PARENT_SCOPE)
+    else()
+        set(${var} "$<TARGET_FILE:${target}>" PARENT_SCOPE)
+    endif()
+endfunction()
+if(CMAKE_CROSSCOMPILING AND CMAKE_CROSSCOMPILING_EMULATOR)
+    list(JOIN CMAKE_CROSSCOMPILING_EMULATOR " " EMBER_TEST_EMULATOR)
+else()
+    set(EMBER_TEST_EMULATOR "")
+endif()
+# The ember binary as tests start it.
+ember_test_program(EMBER_TEST_EMBER ember)
+
 function(ember_add_test)
     cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS;ARGS;ENV" ${ARGN})
     add_executable(${T_NAME} ${T_SOURCES})
@@ -28,7 +54,7 @@ function(ember_add_test)
         set(T_TIMEOUT 300)
     endif()
     set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" SKIP_RETURN_CODE 77
-                         TIMEOUT ${T_TIMEOUT} ENVIRONMENT "EMBER_SHARED_DIR=${EMBER_SHARED_DIR};${T_ENV}")
+                         TIMEOUT ${T_TIMEOUT} ENVIRONMENT "EMBER_SHARED_DIR=${EMBER_SHARED_DIR};EMBER_TEST_EMULATOR=${EMBER_TEST_EMULATOR};${T_ENV}")
 endfunction()
 
 function(ember_add_fuzz)

@@ -1,5 +1,5 @@
 # The whole daemon against real components (mosquitto, SQLite, a fake sysfs tree, sd_notify).
 add_test(NAME agent_e2e
-         COMMAND ${CMAKE_SOURCE_DIR}/tests/agent/agent_e2e.sh $<TARGET_FILE:ember>
+         COMMAND ${CMAKE_SOURCE_DIR}/tests/agent/agent_e2e.sh ${EMBER_TEST_EMBER}
                  ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR})
 set_tests_properties(agent_e2e PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 180)

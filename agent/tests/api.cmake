@@ -12,7 +12,7 @@ ember_add_test(NAME api_http_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_
                LIBS ember_agent LABELS integration TIMEOUT 120)
 # The official openai npm client against a real `ember agent` (skips without tests/node/node_modules).
 add_test(NAME api_node_openai
-         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_node.sh $<TARGET_FILE:ember>
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_node.sh ${EMBER_TEST_EMBER}
                  ${CMAKE_SOURCE_DIR})
 set_tests_properties(api_node_openai PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 180
                      ENVIRONMENT "EMBER_SHARED_DIR=${EMBER_SHARED_DIR}")

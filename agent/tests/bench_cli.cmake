@@ -2,5 +2,5 @@
 # and real runs on stories260K whose JSON Lines are parsed back.
 ember_add_test(NAME agent_bench_cli_test SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/bench_cli_test.c
                LIBS PkgConfig::CJSON ${MATH_LIBRARY} LABELS integration
-               ARGS $<TARGET_FILE:ember>)
+               ARGS ${EMBER_TEST_EMBER})
 add_dependencies(agent_bench_cli_test ember)

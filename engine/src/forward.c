@@ -817,10 +817,19 @@ static void features_init(void)
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {{ENG_CPU_AVX2, "AVX2"},         {ENG_CPU_FMA, "FMA"},
-                 {ENG_CPU_F16C, "F16C"},         {ENG_CPU_AVX512F, "AVX512F"},
-                 {ENG_CPU_AVX512BW, "AVX512BW"}, {ENG_CPU_AVX512VL, "AVX512VL"},
-                 {ENG_CPU_AVX512DQ, "AVX512DQ"}, {ENG_CPU_AVX512VNNI, "AVX512_VNNI"}};
+    } names[] = {{ENG_CPU_AVX2, "AVX2"},
+                 {ENG_CPU_FMA, "FMA"},
+                 {ENG_CPU_F16C, "F16C"},
+                 {ENG_CPU_AVX512F, "AVX512F"},
+                 {ENG_CPU_AVX512BW, "AVX512BW"},
+                 {ENG_CPU_AVX512VL, "AVX512VL"},
+                 {ENG_CPU_AVX512DQ, "AVX512DQ"},
+                 {ENG_CPU_AVX512VNNI, "AVX512_VNNI"},
+                 /* AArch64, named as /proc/cpuinfo's Features line does */
+                 {ENG_CPU_ASIMD, "asimd"},
+                 {ENG_CPU_ASIMDDP, "asimddp"},
+                 {ENG_CPU_FPHP, "fphp"},
+                 {ENG_CPU_ASIMDHP, "asimdhp"}};
     char *buf = features_buf;
     size_t n = 0;
     unsigned f = eng_cpu_features();
@@ -828,8 +837,11 @@ static void features_init(void)
         if (f & names[i].bit)
             n += (size_t)snprintf(buf + n, sizeof(features_buf) - n, "%s%s", n ? " " : "",
                                   names[i].name);
-    snprintf(buf + n, sizeof(features_buf) - n, "%skernels: %s", n ? "; " : "",
-             eng_kernels_best()->name);
+    const struct eng_kernels *k = eng_kernels_best();
+    if (k->int8_dot)
+        n += (size_t)snprintf(buf + n, sizeof(features_buf) - n, "%s%s int8: %s", n ? "; " : "",
+                              k->name, k->int8_dot);
+    snprintf(buf + n, sizeof(features_buf) - n, "%skernels: %s", n ? "; " : "", k->name);
 }
 
 const char *eng_cpu_features_string(void)

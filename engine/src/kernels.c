@@ -1,6 +1,7 @@
 /* Kernel dispatch and the scalar forward-pass ops. CPU features come from CPUID plus XGETBV (an
- * instruction set is only usable when the OS saves its registers), detected once; the tables are
- * built once under pthread_once so any thread may ask for them. */
+ * instruction set is only usable when the OS saves its registers) on x86, from the kernel's
+ * hardware capabilities (getauxval(AT_HWCAP)) on AArch64, detected once; the tables are built
+ * once under pthread_once so any thread may ask for them. */
 #include "kernels.h"
 
 #include <math.h>
@@ -11,6 +12,22 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define ENG_X86 1
+#endif
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+/* the AArch64 HWCAP bits (Linux's uapi asm/hwcap.h), for C libraries that lack the names */
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1UL << 1)
+#endif
+#ifndef HWCAP_FPHP
+#define HWCAP_FPHP (1UL << 9)
+#endif
+#ifndef HWCAP_ASIMDHP
+#define HWCAP_ASIMDHP (1UL << 10)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
 #endif
 
 static unsigned cpu_flags;
@@ -60,6 +77,21 @@ static unsigned detect(void)
                 f |= ENG_CPU_AVX512VNNI;
         }
     }
+    return f;
+}
+#elif defined(__aarch64__)
+static unsigned detect(void)
+{
+    unsigned long hw = getauxval(AT_HWCAP);
+    unsigned f = 0;
+    if (hw & HWCAP_ASIMD)
+        f |= ENG_CPU_ASIMD;
+    if (hw & HWCAP_ASIMDDP)
+        f |= ENG_CPU_ASIMDDP;
+    if (hw & HWCAP_FPHP)
+        f |= ENG_CPU_FPHP;
+    if (hw & HWCAP_ASIMDHP)
+        f |= ENG_CPU_ASIMDHP;
     return f;
 }
 #else
@@ -141,12 +173,14 @@ static void init(void)
     }
 #endif
 #if defined(__aarch64__)
-    k_neon = k_scalar;
-    k_neon.name = "neon";
-    eng_kernels_fill_neon(&k_neon);
-    /* no NEON panel kernels yet: matrices stay plain and run on the NEON dots */
-    memset(k_neon.panel, 0, sizeof(k_neon.panel));
-    k_best = &k_neon;
+    if (cpu_flags & ENG_CPU_ASIMD) {
+        k_neon = k_scalar;
+        k_neon.name = "neon";
+        eng_kernels_fill_neon(&k_neon, cpu_flags);
+        eng_panels_fill_neon(&k_neon, cpu_flags);
+        k_neon.int8_dot = cpu_flags & ENG_CPU_ASIMDDP ? "sdot" : "vmull";
+        k_best = &k_neon;
+    }
 #endif
     /* EMBER_KERNELS forces a set for comparisons; one this build or CPU cannot run leaves the
      * best set in place, and eng_kernels_best()->name then differs from the request (tests skip

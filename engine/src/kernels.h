@@ -17,6 +17,8 @@ typedef void (*eng_dot_x4_fn)(int n, const void *w, const void *a, size_t a_stri
 
 struct eng_kernels {
     const char *name;
+    /* how the set multiplies int8 quants, where it has a choice ("sdot" or "vmull" on NEON) */
+    const char *int8_dot;
     /* dot[weight type](n, weight row, activation row in that type's vec_dot_type) */
     eng_vec_dot_fn dot[GGUF_TT_COUNT];
     /* optional (NULL: dot per token): one weight row against 4 activation rows at a,
@@ -54,6 +56,12 @@ enum {
     ENG_CPU_AVX512VL = 1 << 5,
     ENG_CPU_AVX512DQ = 1 << 6,
     ENG_CPU_AVX512VNNI = 1 << 7,
+    /* AArch64 (getauxval(AT_HWCAP)): Advanced SIMD, its ARMv8.2 dot product (sdot), FP16
+     * scalar and vector arithmetic */
+    ENG_CPU_ASIMD = 1 << 8,
+    ENG_CPU_ASIMDDP = 1 << 9,
+    ENG_CPU_FPHP = 1 << 10,
+    ENG_CPU_ASIMDHP = 1 << 11,
 };
 unsigned eng_cpu_features(void);
 
@@ -69,8 +77,10 @@ void eng_kernels_fill_avx2(struct eng_kernels *k);
 void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags);
 /* panel_avx2.c */
 void eng_panels_fill_avx2(struct eng_kernels *k);
-/* kernels_neon.c (AArch64 only; NEON is part of the base architecture there). */
-void eng_kernels_fill_neon(struct eng_kernels *k);
+/* kernels_neon.c and panel_neon.c (AArch64 only; NEON is part of the base architecture there,
+ * the dot product is used when cpu_flags has ENG_CPU_ASIMDDP). */
+void eng_kernels_fill_neon(struct eng_kernels *k, unsigned cpu_flags);
+void eng_panels_fill_neon(struct eng_kernels *k, unsigned cpu_flags);
 
 /* ---- scalar ops of the forward pass (not hot enough for SIMD variants) ---- */
 void eng_rmsnorm(float *y, const float *x, const float *w, int n, float eps);

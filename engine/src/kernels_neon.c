@@ -1,8 +1,11 @@
-/* AArch64 NEON kernels (ARMv8.0 baseline: no dot-product or FP16-arithmetic extensions needed):
+/* AArch64 NEON kernels (ARMv8.0 baseline, plus the ARMv8.2 dot product where the CPU has it):
  * float dot products with four accumulators, F16 weights widened with vcvt, and the Q8_0/Q4_0
- * integer dots via widening multiplies (vmull_s8) and pairwise accumulation. Compiled only on
- * AArch64 (the build marks this file header-only elsewhere); the kernel test compares it with the
- * scalar reference there like the x86 variants. */
+ * integer dots via widening multiplies (vmull_s8) and pairwise accumulation, or sdot (compiled
+ * with a target attribute, chosen at run time from HWCAP_ASIMDDP). The quantized row dots follow
+ * pack.h's arithmetic rule exactly like the panels (s = s + (float)isum * (dw * da) per block in
+ * order, exact integer sums): forward.c reads plain Q8_0/Q4_0 rows with them under [engine] mmap.
+ * Compiled only on AArch64 (the build marks this file header-only elsewhere); the kernel test
+ * compares it with the scalar reference there like the x86 variants. */
 #include "kernels.h"
 
 #include <arm_neon.h>
@@ -69,7 +72,7 @@ static float dot_q8_0(int n, const void *w, const void *a)
     for (int i = 0; i < n / QK8_0; i++) {
         int32_t d = dot_i8x32(vld1q_s8(x[i].qs), vld1q_s8(x[i].qs + 16), vld1q_s8(y[i].qs),
                               vld1q_s8(y[i].qs + 16));
-        s += (float)d * (eng_fp16_to_fp32(x[i].d) * eng_fp16_to_fp32(y[i].d));
+        s = s + (float)d * (eng_fp16_to_fp32(x[i].d) * eng_fp16_to_fp32(y[i].d));
     }
     return s;
 }
@@ -86,7 +89,45 @@ static float dot_q4_0(int n, const void *w, const void *a)
         int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), eight);
         int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
         int32_t d = dot_i8x32(lo, hi, vld1q_s8(y[i].qs), vld1q_s8(y[i].qs + 16));
-        s += (float)d * (eng_fp16_to_fp32(x[i].d) * eng_fp16_to_fp32(y[i].d));
+        s = s + (float)d * (eng_fp16_to_fp32(x[i].d) * eng_fp16_to_fp32(y[i].d));
+    }
+    return s;
+}
+
+/* ---- ARMv8.2 dot product ---- */
+
+#define DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+
+DOTPROD static inline int32_t dot_i8x32_dp(int8x16_t x0, int8x16_t x1, int8x16_t y0, int8x16_t y1)
+{
+    return vaddvq_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), x0, y0), x1, y1));
+}
+
+DOTPROD static float dot_q8_0_dp(int n, const void *w, const void *a)
+{
+    const struct block_q8_0 *x = w, *y = a;
+    float s = 0;
+    for (int i = 0; i < n / QK8_0; i++) {
+        int32_t d = dot_i8x32_dp(vld1q_s8(x[i].qs), vld1q_s8(x[i].qs + 16), vld1q_s8(y[i].qs),
+                                 vld1q_s8(y[i].qs + 16));
+        s = s + (float)d * (eng_fp16_to_fp32(x[i].d) * eng_fp16_to_fp32(y[i].d));
+    }
+    return s;
+}
+
+DOTPROD static float dot_q4_0_dp(int n, const void *w, const void *a)
+{
+    const struct block_q4_0 *x = w;
+    const struct block_q8_0 *y = a;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const int8x16_t eight = vdupq_n_s8(8);
+    float s = 0;
+    for (int i = 0; i < n / QK4_0; i++) {
+        uint8x16_t v = vld1q_u8(x[i].qs);
+        int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, m4)), eight);
+        int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+        int32_t d = dot_i8x32_dp(lo, hi, vld1q_s8(y[i].qs), vld1q_s8(y[i].qs + 16));
+        s = s + (float)d * (eng_fp16_to_fp32(x[i].d) * eng_fp16_to_fp32(y[i].d));
     }
     return s;
 }
@@ -143,12 +184,13 @@ static void f32_to_f16(const float *x, eng_fp16 *y, int n)
         y[i] = eng_fp32_to_fp16(x[i]);
 }
 
-void eng_kernels_fill_neon(struct eng_kernels *k)
+void eng_kernels_fill_neon(struct eng_kernels *k, unsigned cpu_flags)
 {
+    int dp = (cpu_flags & ENG_CPU_ASIMDDP) != 0;
     k->dot[GGUF_TT_F32] = dot_f32;
     k->dot[GGUF_TT_F16] = dot_f16;
-    k->dot[GGUF_TT_Q8_0] = dot_q8_0;
-    k->dot[GGUF_TT_Q4_0] = dot_q4_0;
+    k->dot[GGUF_TT_Q8_0] = dp ? dot_q8_0_dp : dot_q8_0;
+    k->dot[GGUF_TT_Q4_0] = dp ? dot_q4_0_dp : dot_q4_0;
     k->quant_q8_0 = quant_q8_0;
     k->axpy_f32 = axpy_f32;
     k->axpy_f16 = axpy_f16;

@@ -2,7 +2,7 @@
 # prompt and generation tokens/s, time to first token, peak RSS and roofline percent. On any GGUF
 # run `ember bench -m MODEL`; against llama.cpp, scripts/bench-vs-llamacpp (docs/performance.md).
 add_test(NAME engcore_bench
-         COMMAND $<TARGET_FILE:ember> bench -m ${EMBER_SHARED_DIR}/models/stories260K.gguf
+         COMMAND ${EMBER_TEST_EMBER} bench -m ${EMBER_SHARED_DIR}/models/stories260K.gguf
                  -p 128 -n 64 -r 3 -t 2)
 set_tests_properties(engcore_bench PROPERTIES LABELS bench TIMEOUT 300)
 # Panel kernels in isolation (label bench): weight GB/s for one token, GMAC/s for 4 and 16.

@@ -8,5 +8,5 @@ ember_add_test(NAME engsamp_generate_test SOURCES tests/engsamp_generate_test.c
 # `ember run` end to end: the binary comes from agent/, defined after this file is read, which
 # generator expressions and add_dependencies allow.
 ember_add_test(NAME engsamp_run_test SOURCES tests/engsamp_run_test.c
-               LIBS ember_engine PkgConfig::CJSON LABELS integration ARGS $<TARGET_FILE:ember>)
+               LIBS ember_engine PkgConfig::CJSON LABELS integration ARGS ${EMBER_TEST_EMBER})
 add_dependencies(engsamp_run_test ember)

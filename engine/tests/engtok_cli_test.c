@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *ember = EMBER_BINARY_DIR "/agent/ember";
+static const char *ember = EMBER_TEST_EMBER; /* the binary, or its emulator wrapper */
 static char tmp_in[256], tmp_out[256];
 
 static char *read_all(const char *path, size_t *ret_len)

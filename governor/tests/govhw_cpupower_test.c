@@ -191,7 +191,13 @@ int main(int argc, char **argv)
             CHECK_MSG(0, "copy %s", trees[k]);
             continue;
         }
-        const char *argv2[] = {"sh", wrapper, copy, "--", self, "--inside", trees[k], NULL};
+        /* cross builds run the test under qemu-user: the re-run needs it too */
+        const char *emu = getenv("EMBER_TEST_EMULATOR");
+        const char *argv2[] = {"sh", wrapper, copy, "--", self, "--inside", trees[k], NULL, NULL};
+        if (emu && *emu) {
+            memmove(argv2 + 5, argv2 + 4, 4 * sizeof(argv2[0]));
+            argv2[4] = emu;
+        }
         int rc = govhw_run(argv2);
         govhw_rm_rf(copy);
         if (rc == ET_SKIP) {
