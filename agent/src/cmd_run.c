@@ -691,6 +691,9 @@ int cmd_run(int argc, char **argv)
     struct eng_context_params cp;
     eng_context_params_defaults(&cp);
     cp.n_ctx = (uint32_t)o.n_ctx;
+    /* [engine] context_length is capped by the model's own; an explicit --ctx is obeyed. */
+    if (!o.have_ctx && info.n_ctx_train > 0 && cp.n_ctx > (uint32_t)info.n_ctx_train)
+        cp.n_ctx = (uint32_t)info.n_ctx_train;
     cp.n_threads = (uint32_t)o.threads;
     if (o.batch > 0)
         cp.n_batch = (uint32_t)o.batch;

@@ -148,7 +148,10 @@ static void fill_sampling(const struct cfg_engine *d, const struct agent_samplin
         p->seed = (uint64_t)d->seed;
     else
         p->seed = fresh_seed();
-    *ret_max_tokens = s->has_max_tokens ? s->max_tokens : d->max_tokens;
+    /* [engine] max_tokens is the operator's ceiling, not only a default: a client cannot hold the
+     * single engine longer by asking for more. */
+    *ret_max_tokens = s->has_max_tokens && s->max_tokens < d->max_tokens ? s->max_tokens
+                                                                          : d->max_tokens;
 }
 
 /* Renders the request's prompt text (malloc'd). */
@@ -379,6 +382,10 @@ int agent_worker_new(const struct eng_model *model, const struct agent_config *c
         struct eng_context_params cp;
         eng_context_params_defaults(&cp);
         cp.n_ctx = (uint32_t)cfg->engine.context_length;
+        struct eng_model_info mi;
+        eng_model_info(model, &mi);
+        if (mi.n_ctx_train > 0 && cp.n_ctx > (uint32_t)mi.n_ctx_train)
+            cp.n_ctx = (uint32_t)mi.n_ctx_train; /* [engine] context_length: capped by the model's */
         cp.n_threads = (uint32_t)cfg->engine.threads;
         cp.n_batch = (uint32_t)cfg->engine.batch_size;
         cp.kv_f32 = strcmp(cfg->engine.kv_cache, "f32") == 0;
