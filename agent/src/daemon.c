@@ -1186,6 +1186,9 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
         agent_http_params_defaults(&hp);
         hp.max_connections = (unsigned)d->cfg.api.max_connections;
         hp.idle_timeout_s = (unsigned)d->cfg.api.idle_timeout_s;
+        hp.max_connections_per_client = (unsigned)d->cfg.api.max_connections_per_client;
+        hp.header_timeout_ms = (unsigned)d->cfg.api.header_timeout_ms;
+        hp.stream_buffer_bytes = (size_t)d->cfg.api.stream_buffer_bytes;
         hp.stream_coalesce_ms = (unsigned)d->cfg.api.stream_coalesce_ms;
         int rc = agent_http_new(&d->cfg, NULL, &hooks, &hp, &d->http, err, sizeof(err));
         if (rc < 0) {

@@ -109,7 +109,7 @@ resp=$(curl -s "$api/v1/completions" -H 'Content-Type: application/json' \
 check "completion text: $resp" grep -q 'there was a little girl named Lily' <<<"$resp"
 check "usage in completion" grep -q '"completion_tokens":12' <<<"$resp"
 check "energy object in completion" grep -q '"energy":{"joules"' <<<"$resp"
-resp=$(curl -s "$api/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":5}')
+resp=$(curl -s "$api/v1/chat/completions" -H 'Content-Type: application/json' -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":5}')
 check "chat completion: $resp" grep -q '"chat.completion"' <<<"$resp"
 
 # --- telemetry and sessions over MQTT
@@ -131,11 +131,11 @@ check "bad MQTT policy → error event" wait_for 10 grep -q "^ember/$dev/event .
 check "bad MQTT policy leaves state" bash -c "curl -s $api/metrics | grep -q 'ember_governor_policy{policy=\"powersave\"} 1'"
 
 # --- policy from HTTP
-code=$(curl -s -o "$tmp/put.json" -w '%{http_code}' -X PUT "$api/v1/governor" -d '{"policy":"ondemand"}')
+code=$(curl -s -o "$tmp/put.json" -w '%{http_code}' -X PUT "$api/v1/governor" -H 'Content-Type: application/json' -d '{"policy":"ondemand"}')
 check "PUT /v1/governor 200 (got $code: $(cat "$tmp/put.json"))" test "$code" = 200
 check "governor/state ondemand after PUT" wait_for 10 grep -q "^ember/$dev/governor/state ondemand" "$tmp/mqtt.log"
 check "/metrics shows ondemand" bash -c "curl -s $api/metrics | grep -q 'ember_governor_policy{policy=\"ondemand\"} 1'"
-code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$api/v1/governor" -d '{"policy":"nope"}')
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$api/v1/governor" -H 'Content-Type: application/json' -d '{"policy":"nope"}')
 check "PUT unknown policy → 400 (got $code)" test "$code" = 400
 
 # --- MQTT ask (v5 request/response)
@@ -157,7 +157,7 @@ kill -HUP "$agent"
 check "good reload applied (quiet)" wait_for 10 grep -q "^ember/$dev/governor/state quiet" "$tmp/mqtt.log"
 
 # --- SIGTERM during a streaming generation
-curl -sN "$api/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":100000,"stream":true}' \
+curl -sN "$api/v1/completions" -H 'Content-Type: application/json' -d '{"prompt":"Once upon a time","max_tokens":100000,"stream":true}' \
     > "$tmp/stream.txt" 2>&1 &
 curl_pid=$!
 wait_for 10 grep -q '^data: ' "$tmp/stream.txt"
