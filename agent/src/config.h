@@ -91,6 +91,8 @@ struct cfg_telemetry {
 
 struct cfg_mqtt {
     bool enabled;
+    bool ask;
+    char ask_response_prefix[CFG_STR_SMALL];
     char host[CFG_STR_PATH];
     int port;
     char protocol[CFG_STR_SMALL];

@@ -243,6 +243,12 @@ const struct cfg_key agent_config_keys[] = {
             "none)."),
     KEY_STR(mqtt, support_url, "", false,
             "Support link in the discovery origin (http or https URL; empty = none)."),
+    KEY_BOOL(mqtt, ask, "false", false,
+             "Answer prompts published to <prefix>/<device_id>/ask with the model. Anyone who "
+             "may publish there runs the model: restrict it with broker ACLs first."),
+    KEY_STR(mqtt, ask_response_prefix, "", false,
+            "Answers to ask go only to response topics equal to or under this; empty = "
+            "<prefix>/<device_id>/ask/response."),
 
     /* [api] */
     KEY_BOOL(api, enabled, "true", false, "Serve the OpenAI-compatible HTTP API."),

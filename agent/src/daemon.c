@@ -995,6 +995,8 @@ static int start_mqtt(struct agent_daemon *d)
     p.discovery_prefix = c->mqtt.discovery_prefix;
     p.configuration_url = c->mqtt.configuration_url;
     p.support_url = c->mqtt.support_url;
+    p.ask = c->mqtt.ask;
+    p.ask_response_prefix = c->mqtt.ask_response_prefix;
     /* Three missed samples, and never under 30 s (Home Assistant's recorder samples slower). */
     uint64_t expire_s = 3 * (uint64_t)c->telemetry.sample_interval_ms / 1000;
     p.expire_after_s = expire_s < 30 ? 30 : expire_s > 86400 ? 86400 : (uint32_t)expire_s;
