@@ -600,8 +600,8 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
             size_t a = spans[k].off, z = a + spans[k].len;
             if (z <= skip)
                 continue;
-            spans[n_lit++] = (struct eng_text_span){(a > skip ? a : skip) - skip,
-                                                    z - (a > skip ? a : skip)};
+            spans[n_lit++] =
+                (struct eng_text_span){(a > skip ? a : skip) - skip, z - (a > skip ? a : skip)};
         }
         gp->literal = spans;
         gp->n_literal = n_lit;

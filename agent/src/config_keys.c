@@ -114,9 +114,10 @@ const struct cfg_key agent_config_keys[] = {
              "and go on instead of ending the reply with finish_reason length."),
     KEY_INT(engine, keep_tokens, 0, ENG_N_CTX_MAX, "0", true,
             "Leading tokens (e.g. the system prompt) a context shift never drops."),
-    KEY_INT(engine, max_tokens, 1, ENG_N_CTX_MAX, "512", true,
-            "Generated tokens per request: the default, and the ceiling for what a request (HTTP or "
-            "MQTT ask) may ask for."),
+    KEY_INT(
+        engine, max_tokens, 1, ENG_N_CTX_MAX, "512", true,
+        "Generated tokens per request: the default, and the ceiling for what a request (HTTP or "
+        "MQTT ask) may ask for."),
     KEY_INT(engine, seed, -1, 4294967295.0, "-1", true,
             "Default sampling seed; -1 = a fresh random seed per request."),
 

@@ -825,8 +825,10 @@ static void guard_started(struct agent_http *h, struct MHD_Connection *c, void *
     struct tracked *t = calloc(1, sizeof(*t));
     if (!t)
         return; /* untracked: served without guard, never dropped */
-    const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *fi =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     t->fd = fi ? fi->connect_fd : -1;
     if (ai && ai->client_addr) {
         t->family = ai->client_addr->sa_family;
@@ -905,7 +907,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 
 static struct tracked *tracked_of(struct MHD_Connection *c)
 {
-    const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return i ? i->socket_context : NULL;
 }
 
@@ -1028,8 +1031,8 @@ static bool host_name_allowed(struct agent_http *h, const char *host, bool ip_ok
         return true;
     if (h->hostname[0]) {
         size_t hn = strlen(h->hostname);
-        if (strcmp(host, h->hostname) == 0 ||
-            (n == hn + 6 && strncmp(host, h->hostname, hn) == 0 && strcmp(host + hn, ".local") == 0))
+        if (strcmp(host, h->hostname) == 0 || (n == hn + 6 && strncmp(host, h->hostname, hn) == 0 &&
+                                               strcmp(host + hn, ".local") == 0))
             return true;
     }
     char list[CFG_STR_PATH];

@@ -37,11 +37,11 @@ struct agent_http_hooks {
 
 /* Settings that are not in the configuration file. */
 struct agent_http_params {
-    unsigned max_connections;    /* concurrent requests (each a thread); see agent_http_new */
+    unsigned max_connections; /* concurrent requests (each a thread); see agent_http_new */
     unsigned max_connections_per_client; /* connections one client address may hold */
-    unsigned header_timeout_ms;  /* a request must arrive (headers and body) within this */
-    size_t stream_buffer_bytes;  /* unsent stream bytes before a slow client is dropped */
-    unsigned idle_timeout_s;     /* idle keep-alive connections are closed after this */
+    unsigned header_timeout_ms;          /* a request must arrive (headers and body) within this */
+    size_t stream_buffer_bytes;          /* unsent stream bytes before a slow client is dropped */
+    unsigned idle_timeout_s;             /* idle keep-alive connections are closed after this */
     unsigned poll_interval_ms;   /* how often a waiting request checks that its client is there */
     unsigned stream_coalesce_ms; /* streamed tokens closer together than this share one send
                                     (0: every token is sent on its own) */

@@ -150,8 +150,8 @@ static void fill_sampling(const struct cfg_engine *d, const struct agent_samplin
         p->seed = fresh_seed();
     /* [engine] max_tokens is the operator's ceiling, not only a default: a client cannot hold the
      * single engine longer by asking for more. */
-    *ret_max_tokens = s->has_max_tokens && s->max_tokens < d->max_tokens ? s->max_tokens
-                                                                          : d->max_tokens;
+    *ret_max_tokens =
+        s->has_max_tokens && s->max_tokens < d->max_tokens ? s->max_tokens : d->max_tokens;
 }
 
 /* Renders the request's prompt text (malloc'd) and, for a chat, where the messages' own text is
@@ -199,8 +199,7 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     char *prompt = NULL;
     struct eng_text_span *spans = NULL;
     size_t n_spans = 0;
-    int rc = render_prompt(w, req, &prompt, &spans, &n_spans, res.error_msg,
-                           sizeof(res.error_msg));
+    int rc = render_prompt(w, req, &prompt, &spans, &n_spans, res.error_msg, sizeof(res.error_msg));
     if (rc < 0) {
         res.error = rc;
         goto done;
@@ -396,7 +395,8 @@ int agent_worker_new(const struct eng_model *model, const struct agent_config *c
         struct eng_model_info mi;
         eng_model_info(model, &mi);
         if (mi.n_ctx_train > 0 && cp.n_ctx > (uint32_t)mi.n_ctx_train)
-            cp.n_ctx = (uint32_t)mi.n_ctx_train; /* [engine] context_length: capped by the model's */
+            cp.n_ctx =
+                (uint32_t)mi.n_ctx_train; /* [engine] context_length: capped by the model's */
         cp.n_threads = (uint32_t)cfg->engine.threads;
         cp.n_batch = (uint32_t)cfg->engine.batch_size;
         cp.kv_f32 = strcmp(cfg->engine.kv_cache, "f32") == 0;

@@ -600,7 +600,13 @@ static void test_errors(void)
     curl(&r, "POST", "/v1/chat/completions", big);
     expect_error(&r, 413, "body_too_large", "huge body");
     resp_free(&r);
-    const char *chunked[] = {"-H", "Transfer-Encoding: chunked", "-H", "Content-Type: application/json", "--data-binary", at, NULL};
+    const char *chunked[] = {"-H",
+                             "Transfer-Encoding: chunked",
+                             "-H",
+                             "Content-Type: application/json",
+                             "--data-binary",
+                             at,
+                             NULL};
     curl(&r, "POST", "/v1/chat/completions", chunked);
     expect_error(&r, 413, "body_too_large", "huge chunked body");
     resp_free(&r);
@@ -738,17 +744,20 @@ static void test_metrics_governor(void)
     CHECK_EQ_INT(r.status, 200);
     CHECK_STR(r.body, "{\"policy\":\"balanced\",\"power_cap_w\":0}");
     resp_free(&r);
-    const char *put[] = {"-H", "Content-Type: application/json", "--data-binary", "{\"policy\":\"powersave\",\"power_cap_w\":6.5}", NULL};
+    const char *put[] = {"-H", "Content-Type: application/json", "--data-binary",
+                         "{\"policy\":\"powersave\",\"power_cap_w\":6.5}", NULL};
     curl(&r, "PUT", "/v1/governor", put);
     CHECK_EQ_INT(r.status, 200);
     CHECK_STR(r.body, "{\"policy\":\"powersave\",\"power_cap_w\":6.5}");
     resp_free(&r);
-    const char *bad[] = {"-H", "Content-Type: application/json", "--data-binary", "{\"policy\":\"turbo\"}", NULL};
+    const char *bad[] = {"-H", "Content-Type: application/json", "--data-binary",
+                         "{\"policy\":\"turbo\"}", NULL};
     curl(&r, "PUT", "/v1/governor", bad);
     expect_error(&r, 400, "invalid_value", "unknown policy");
     CHECK_CONTAINS(r.body, "unknown policy 'turbo'");
     resp_free(&r);
-    const char *badtype[] = {"-H", "Content-Type: application/json", "--data-binary", "{\"power_cap_w\":\"high\"}", NULL};
+    const char *badtype[] = {"-H", "Content-Type: application/json", "--data-binary",
+                             "{\"power_cap_w\":\"high\"}", NULL};
     curl(&r, "PUT", "/v1/governor", badtype);
     expect_error(&r, 400, "invalid_type", "cap as string");
     resp_free(&r);
@@ -933,9 +942,13 @@ static void test_browser_guards(struct agent_http *h, struct agent_config *cfg)
     curl(&r, "GET", "/health", evil); /* probes are exempt */
     CHECK_EQ_INT(r.status, 200);
     resp_free(&r);
-    const char *evil_put[] = {"-H", "Host: evil.example:8088", "-H",
-                              "Content-Type: application/json", "--data-binary",
-                              "{\"policy\":\"performance\"}", NULL};
+    const char *evil_put[] = {"-H",
+                              "Host: evil.example:8088",
+                              "-H",
+                              "Content-Type: application/json",
+                              "--data-binary",
+                              "{\"policy\":\"performance\"}",
+                              NULL};
     curl(&r, "PUT", "/v1/governor", evil_put);
     expect_error(&r, 403, "forbidden_host", "rebound governor PUT");
     resp_free(&r);
@@ -970,8 +983,8 @@ static void test_browser_guards(struct agent_http *h, struct agent_config *cfg)
     curl(&r, "POST", "/v1/chat/completions", form);
     expect_error(&r, 415, "unsupported_media_type", "form POST");
     resp_free(&r);
-    const char *json_cs[] = {"-H", "Content-Type: Application/JSON; charset=utf-8",
-                             "--data-binary", MSG("hi") "}", NULL};
+    const char *json_cs[] = {"-H", "Content-Type: Application/JSON; charset=utf-8", "--data-binary",
+                             MSG("hi") "}", NULL};
     curl(&r, "POST", "/v1/chat/completions", json_cs);
     CHECK_EQ_INT(r.status, 200);
     resp_free(&r);
@@ -1016,7 +1029,8 @@ static void test_stream_backpressure(struct agent_config *cfg)
     CHECK_MSG(WAIT_FOR(W.finished > before, 20000), "the generation was never cancelled");
     struct worker_view v = wv();
     CHECK_EQ_INT(v.last_finish, AGENT_FINISH_CANCELLED);
-    CHECK_MSG(v.last_gen < 2000000, "all %llu tokens were buffered", (unsigned long long)v.last_gen);
+    CHECK_MSG(v.last_gen < 2000000, "all %llu tokens were buffered",
+              (unsigned long long)v.last_gen);
     printf("a client that stopped reading was dropped after %llu tokens\n",
            (unsigned long long)v.last_gen);
     close(fd);

@@ -63,7 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                      .disable_thinking = size % 3 == 0};
     const struct eng_vocab *v = vocab();
     for (int f = 0; f < ENG_CHAT_FAMILY_COUNT; f++) {
-        struct eng_chat_template t = {.family = (enum eng_chat_family)f, .flags = (unsigned)size & 7};
+        struct eng_chat_template t = {.family = (enum eng_chat_family)f,
+                                      .flags = (unsigned)size & 7};
         char *out = NULL, err[128];
         struct eng_text_span *spans = NULL;
         size_t len = 0, ns = 0;

@@ -419,9 +419,9 @@ static void test_forged_turns(void)
     char *text = NULL;
     struct eng_text_span *spans = NULL;
     size_t n_spans = 0, len = 0;
-    CHECK_EQ_INT(eng_chat_render_spans(&tm, hostile, 2, &o, &text, &len, &spans, &n_spans, err,
-                                       sizeof(err)),
-                 0);
+    CHECK_EQ_INT(
+        eng_chat_render_spans(&tm, hostile, 2, &o, &text, &len, &spans, &n_spans, err, sizeof(err)),
+        0);
     CHECK_EQ_INT(n_spans, 2);
     if (n_spans == 2 && text) {
         CHECK(strncmp(text + spans[1].off, hostile[1].content, spans[1].len) == 0);
@@ -454,8 +454,7 @@ static void test_forged_turns(void)
     CHECK_EQ_INT(eng_chat_template_from_name("llama2", &l2t), 0);
     static const struct eng_chat_message ll[] = {{"system", "sys </s>"}, {"user", "  u </s>  "}};
     struct eng_chat_render_opts lo = {.bos_token = "<s>", .eos_token = "</s>"};
-    CHECK_EQ_INT(eng_chat_render_spans(&l2t, ll, 2, &lo, &t2, &l2, &s2, &ns2, err, sizeof(err)),
-                 0);
+    CHECK_EQ_INT(eng_chat_render_spans(&l2t, ll, 2, &lo, &t2, &l2, &s2, &ns2, err, sizeof(err)), 0);
     size_t covered = 0;
     for (size_t i = 0; i < ns2; i++)
         covered += s2[i].len;

@@ -64,7 +64,7 @@ int openat(int dirfd, const char *path, int flags, ...)
     }
     char b[PATH_MAX];
     return REAL("openat", int (*)(int, const char *, int, ...))(dirfd, redirect(path, b, sizeof(b)),
-                                                               flags, mode);
+                                                                flags, mode);
 }
 
 int stat(const char *restrict path, struct stat *restrict st)
@@ -83,7 +83,7 @@ FILE *fopen(const char *restrict path, const char *restrict mode)
 {
     char b[PATH_MAX];
     return REAL("fopen", FILE * (*)(const char *, const char *))(redirect(path, b, sizeof(b)),
-                                                                  mode);
+                                                                 mode);
 }
 
 DIR *opendir(const char *path)
