@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "common/fileio.h"
 #include "log.h"
 #include "governor/policy.h"
 #include "governor/sim.h"
@@ -59,7 +60,7 @@ static int add_policy(const char **list, size_t *n, const char *name)
 
 static int write_file(const char *path, const char *what, FILE **ret)
 {
-    *ret = fopen(path, "w");
+    *ret = cmn_fopen_write(path);
     if (!*ret) {
         log_err("%s %s: %s", what, path, strerror(errno));
         return -errno;

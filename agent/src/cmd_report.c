@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "common/timeutil.h"
+#include "common/fileio.h"
 #include "config.h"
 #include "log.h"
 #include "telemetry/report.h"
@@ -132,7 +133,7 @@ int cmd_report(int argc, char **argv)
         tel_report_print(rep, stdout);
     }
     if (svg) {
-        FILE *f = fopen(svg, "w");
+        FILE *f = cmn_fopen_write(svg);
         if (!f) {
             log_err("cannot write %s: %s", svg, strerror(errno));
             rc = EMBER_EXIT_FAILURE;

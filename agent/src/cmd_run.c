@@ -576,7 +576,10 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
             break;
         }
         char *prompt = NULL, err[512];
-        if (eng_chat_render(&c.tmpl, c.msgs, c.n, &ro, &prompt, NULL, err, sizeof(err)) < 0) {
+        struct eng_text_span *spans = NULL;
+        size_t n_spans = 0;
+        if (eng_chat_render_spans(&c.tmpl, c.msgs, c.n, &ro, &prompt, NULL, &spans, &n_spans, err,
+                                  sizeof(err)) < 0) {
             log_err("%s", err);
             c.n--; /* drop the turn the template refused */
             free((char *)c.msgs[c.n].content);
@@ -591,6 +594,17 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
         gp->add_special =
             !reuse && !(bos_text[0] && strncmp(prompt, bos_text, strlen(bos_text)) == 0);
         gp->parse_special = true;
+        /* the typed text is never markup: spans relative to the part sent now */
+        size_t skip = reuse ? kv_len : 0, n_lit = 0;
+        for (size_t k = 0; k < n_spans; k++) {
+            size_t a = spans[k].off, z = a + spans[k].len;
+            if (z <= skip)
+                continue;
+            spans[n_lit++] =
+                (struct eng_text_span){(a > skip ? a : skip) - skip, z - (a > skip ? a : skip)};
+        }
+        gp->literal = spans;
+        gp->n_literal = n_lit;
         gp->on_text = on_text;
         gp->user = &out;
         out.len = 0;
@@ -599,6 +613,9 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
         out.last = '\n';
         struct eng_gen_result res;
         int grc = eng_generate(ctx, vocab, gp, &res, err, sizeof(err));
+        gp->literal = NULL;
+        gp->n_literal = 0;
+        free(spans);
         if (out.last != '\n')
             fputc('\n', stdout);
         fflush(stdout);
@@ -691,6 +708,9 @@ int cmd_run(int argc, char **argv)
     struct eng_context_params cp;
     eng_context_params_defaults(&cp);
     cp.n_ctx = (uint32_t)o.n_ctx;
+    /* [engine] context_length is capped by the model's own; an explicit --ctx is obeyed. */
+    if (!o.have_ctx && info.n_ctx_train > 0 && cp.n_ctx > (uint32_t)info.n_ctx_train)
+        cp.n_ctx = (uint32_t)info.n_ctx_train;
     cp.n_threads = (uint32_t)o.threads;
     if (o.batch > 0)
         cp.n_batch = (uint32_t)o.batch;

@@ -91,6 +91,8 @@ struct cfg_telemetry {
 
 struct cfg_mqtt {
     bool enabled;
+    bool ask;
+    char ask_response_prefix[CFG_STR_SMALL];
     char host[CFG_STR_PATH];
     int port;
     char protocol[CFG_STR_SMALL];
@@ -121,8 +123,12 @@ struct cfg_api {
     int queue_depth;
     char model_name[CFG_STR_SMALL];
     int max_connections;
+    int max_connections_per_client;
+    int header_timeout_ms;
     int idle_timeout_s;
     int stream_coalesce_ms;
+    int stream_buffer_bytes;
+    char allowed_hosts[CFG_STR_PATH];
 };
 
 struct agent_config {

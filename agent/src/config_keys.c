@@ -114,8 +114,10 @@ const struct cfg_key agent_config_keys[] = {
              "and go on instead of ending the reply with finish_reason length."),
     KEY_INT(engine, keep_tokens, 0, ENG_N_CTX_MAX, "0", true,
             "Leading tokens (e.g. the system prompt) a context shift never drops."),
-    KEY_INT(engine, max_tokens, 1, ENG_N_CTX_MAX, "512", true,
-            "Default cap on generated tokens per request."),
+    KEY_INT(
+        engine, max_tokens, 1, ENG_N_CTX_MAX, "512", true,
+        "Generated tokens per request: the default, and the ceiling for what a request (HTTP or "
+        "MQTT ask) may ask for."),
     KEY_INT(engine, seed, -1, 4294967295.0, "-1", true,
             "Default sampling seed; -1 = a fresh random seed per request."),
 
@@ -242,6 +244,12 @@ const struct cfg_key agent_config_keys[] = {
             "none)."),
     KEY_STR(mqtt, support_url, "", false,
             "Support link in the discovery origin (http or https URL; empty = none)."),
+    KEY_BOOL(mqtt, ask, "false", false,
+             "Answer prompts published to <prefix>/<device_id>/ask with the model. Anyone who "
+             "may publish there runs the model: restrict it with broker ACLs first."),
+    KEY_STR(mqtt, ask_response_prefix, "", false,
+            "Answers to ask go only to response topics equal to or under this; empty = "
+            "<prefix>/<device_id>/ask/response."),
 
     /* [api] */
     KEY_BOOL(api, enabled, "true", false, "Serve the OpenAI-compatible HTTP API."),
@@ -256,12 +264,27 @@ const struct cfg_key agent_config_keys[] = {
             "Requests waiting for the engine beyond the one running; more get 429."),
     KEY_STR(api, model_name, "", false, "Model id reported by /v1/models; empty = file name."),
     KEY_INT(api, max_connections, 1, 1024, "64", false,
-            "Concurrent HTTP connections (one thread each); more wait in the listen backlog."),
+            "Concurrent HTTP requests (one thread each). When full, the oldest connections still "
+            "sending their request are dropped for new ones, and /health and /metrics are "
+            "answered beyond the limit."),
+    KEY_INT(api, max_connections_per_client, 1, 1024, "16", false,
+            "Connections one client address may hold; a new one beyond it replaces that "
+            "client's oldest connection still sending its request."),
+    KEY_INT(api, header_timeout_ms, 100, 600000, "10000", false,
+            "A request (headers and body) must arrive within this long after the connection "
+            "opens; a keep-alive connection's next request within idle_timeout_s."),
     KEY_INT(api, idle_timeout_s, 1, 3600, "60", false,
             "Idle keep-alive connections are closed after this many seconds."),
     KEY_INT(api, stream_coalesce_ms, 0, 100, "10", false,
             "Streamed tokens closer together than this share one write (0 = one write per "
             "token)."),
+    KEY_INT(api, stream_buffer_bytes, 65536, 67108864, "1048576", false,
+            "Unsent bytes a stream may hold for a slow client; beyond it the client is dropped "
+            "and its generation cancelled."),
+    KEY_STR(api, allowed_hosts, "", true,
+            "Host names (space or comma separated) accepted in the Host and Origin headers "
+            "besides IP addresses, localhost and this machine's host name; * = any. Guards "
+            "against DNS rebinding."),
 
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, false, false, NULL, NULL},
 };

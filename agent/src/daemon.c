@@ -995,6 +995,8 @@ static int start_mqtt(struct agent_daemon *d)
     p.discovery_prefix = c->mqtt.discovery_prefix;
     p.configuration_url = c->mqtt.configuration_url;
     p.support_url = c->mqtt.support_url;
+    p.ask = c->mqtt.ask;
+    p.ask_response_prefix = c->mqtt.ask_response_prefix;
     /* Three missed samples, and never under 30 s (Home Assistant's recorder samples slower). */
     uint64_t expire_s = 3 * (uint64_t)c->telemetry.sample_interval_ms / 1000;
     p.expire_after_s = expire_s < 30 ? 30 : expire_s > 86400 ? 86400 : (uint32_t)expire_s;
@@ -1186,6 +1188,9 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
         agent_http_params_defaults(&hp);
         hp.max_connections = (unsigned)d->cfg.api.max_connections;
         hp.idle_timeout_s = (unsigned)d->cfg.api.idle_timeout_s;
+        hp.max_connections_per_client = (unsigned)d->cfg.api.max_connections_per_client;
+        hp.header_timeout_ms = (unsigned)d->cfg.api.header_timeout_ms;
+        hp.stream_buffer_bytes = (size_t)d->cfg.api.stream_buffer_bytes;
         hp.stream_coalesce_ms = (unsigned)d->cfg.api.stream_coalesce_ms;
         int rc = agent_http_new(&d->cfg, NULL, &hooks, &hp, &d->http, err, sizeof(err));
         if (rc < 0) {

@@ -8,6 +8,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -47,17 +48,41 @@ struct agent_http {
     atomic_bool quiesced; /* no new connections; new requests get 503 */
     atomic_bool no_model; /* none configured: no worker will come */
     int quiesced_fd;      /* the listen socket handed back by libmicrohttpd, closed at free */
+    char hostname[256];   /* this machine's, lower case: always an allowed Host */
+
+    /* Connection guard (see agent_http_new): every open connection, oldest first. */
+    pthread_mutex_t guard_mu;
+    pthread_cond_t guard_cv; /* wakes the reaper: a new deadline, or stop */
+    struct tracked *conn_head, *conn_tail;
+    size_t n_live;   /* connections not yet dropped */
+    size_t n_active; /* of which are being served (their request arrived) */
+    bool reaper_stop, reaper_started;
+    pthread_t reaper;
+    atomic_uint_fast64_t dropped_slow, dropped_limit, dropped_stream;
 
     pthread_mutex_t lock; /* everything below */
     struct agent_worker *worker;
     char token[CFG_STR_SMALL];
     size_t max_body;
     char model_name[CFG_STR_SMALL];
+    char allowed_hosts[CFG_STR_PATH];
     struct agent_metrics_histogram latency;
     double last_prefill_tps, last_decode_tps;
     size_t n_codes;
     int codes[AGENT_METRICS_MAX_HTTP_CODES];
     uint64_t code_counts[AGENT_METRICS_MAX_HTTP_CODES];
+};
+
+/* One open connection, from libmicrohttpd's STARTED to its CLOSED notification (between which
+ * the descriptor stays open, so shutdown() on it never hits a reused one). */
+struct tracked {
+    struct tracked *prev, *next;
+    int fd;
+    int family;
+    unsigned char ip[16];
+    uint64_t deadline_ns; /* while receiving: the request must have arrived by then */
+    bool receiving;       /* no complete request yet: may be dropped for another */
+    bool dropped;         /* shut down by the guard; libmicrohttpd closes it */
 };
 
 /* One inference request between a connection thread and the worker thread, freed when both have
@@ -74,6 +99,7 @@ struct gen {
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t cv;
     bool waiting;           /* the connection thread sleeps on cv */
+    bool overflow;          /* the client stopped reading: the stream buffer hit its bound */
     uint64_t next_check_ns; /* when gen_wait next looks for a hang-up */
     uint64_t last_send_ns;  /* when the content reader last handed out bytes */
     bool has_text;
@@ -116,6 +142,9 @@ struct conn {
 void agent_http_params_defaults(struct agent_http_params *p)
 {
     p->max_connections = 64;
+    p->max_connections_per_client = 16;
+    p->header_timeout_ms = 10000;
+    p->stream_buffer_bytes = (size_t)1 << 20;
     p->idle_timeout_s = 60;
     p->poll_interval_ms = 100;
     p->stream_coalesce_ms = 10;
@@ -128,6 +157,8 @@ static void http_unref(struct agent_http *h)
 {
     if (atomic_fetch_sub(&h->refs, 1) != 1)
         return;
+    pthread_cond_destroy(&h->guard_cv);
+    pthread_mutex_destroy(&h->guard_mu);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
@@ -212,6 +243,15 @@ static enum MHD_Result reply_error(struct agent_http *h, struct MHD_Connection *
     vsnprintf(e.message, sizeof(e.message), fmt, ap);
     va_end(ap);
     return respond_error(h, c, &e, NULL, NULL);
+}
+
+/* A 503 that also closes the connection (the slot is wanted back). */
+static enum MHD_Result respond_error_close(struct agent_http *h, struct MHD_Connection *c,
+                                           int status, const char *code, const char *msg)
+{
+    struct openai_error e;
+    openai_error_set(&e, status, "server_error", code, NULL, "%s", msg);
+    return respond_error(h, c, &e, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
 /* ---- helpers ---- */
@@ -302,10 +342,25 @@ static int gen_on_text(void *user, const char *text, size_t len)
 {
     struct gen *g = user;
     pthread_mutex_lock(&g->mu);
+    if (g->overflow) {
+        pthread_mutex_unlock(&g->mu);
+        return 1;
+    }
     int rc = g->stream ? openai_stream_text(&g->fmt, text, len, &g->out)
                        : openai_buf_append(&g->out, text, len);
     if (rc)
         g->oom = true;
+    if (g->stream && g->out.len - g->out_off > g->h->params.stream_buffer_bytes) {
+        /* The client stopped reading: drop it and free the engine instead of buffering
+         * without bound (gen_read_free clears client_fd before libmicrohttpd closes it). */
+        g->overflow = true;
+        rc = 1;
+        atomic_fetch_add(&g->h->dropped_stream, 1);
+        log_info("http: a streaming client stopped reading (%zu bytes unsent); dropped",
+                 g->out.len - g->out_off);
+        if (g->client_fd >= 0)
+            shutdown(g->client_fd, SHUT_RDWR);
+    }
     g->has_text = true;
     /* A non-streamed request only cares about the end. */
     if (g->waiting && g->stream)
@@ -381,6 +436,10 @@ static ssize_t gen_read(void *cls, uint64_t pos, char *buf, size_t max)
     pthread_mutex_lock(&g->mu);
     uint64_t window_ns = (uint64_t)g->h->params.stream_coalesce_ms * 1000000ULL;
     for (;;) {
+        if (g->overflow) {
+            ret = MHD_CONTENT_READER_END_WITH_ERROR;
+            break;
+        }
         if (g->out_off < g->out.len) {
             /* Tokens that come faster than the window are sent together: one wake-up and
              * one send per window instead of per token. Slower tokens go out at once. */
@@ -404,8 +463,9 @@ static ssize_t gen_read(void *cls, uint64_t pos, char *buf, size_t max)
             ret = (ssize_t)n;
             break;
         }
-        if (g->done) {
-            ret = g->oom ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+        if (g->done || g->overflow) {
+            ret = g->oom || g->overflow ? MHD_CONTENT_READER_END_WITH_ERROR
+                                        : MHD_CONTENT_READER_END_OF_STREAM;
             break;
         }
         if (!gen_wait(g)) {
@@ -425,6 +485,7 @@ static void gen_read_free(void *cls)
     pthread_mutex_lock(&g->mu);
     if (!g->done)
         atomic_store(&g->req->cancel, true);
+    g->client_fd = -1; /* libmicrohttpd closes it after this */
     pthread_mutex_unlock(&g->mu);
     gen_unref(g);
 }
@@ -726,6 +787,309 @@ static enum MHD_Result handle_governor(struct agent_http *h, struct MHD_Connecti
     return governor_state(h, c);
 }
 
+/* ---- connection guard: header deadline, per-client and total limits ---- */
+
+static uint64_t header_deadline(const struct agent_http *h, uint64_t now, bool first)
+{
+    uint64_t ms = first ? h->params.header_timeout_ms : (uint64_t)h->params.idle_timeout_s * 1000;
+    return now + ms * 1000000ULL;
+}
+
+/* Under guard_mu. */
+static void guard_drop(struct agent_http *h, struct tracked *t)
+{
+    t->dropped = true;
+    h->n_live--;
+    if (!t->receiving && h->n_active > 0)
+        h->n_active--;
+    shutdown(t->fd, SHUT_RDWR); /* the connection's thread sees EOF and closes it */
+}
+
+/* The oldest live connection still sending its request, from the same address when ip is not
+ * NULL, never skip. Under guard_mu. */
+static struct tracked *guard_oldest_receiving(struct agent_http *h, const struct tracked *skip,
+                                              const struct tracked *same)
+{
+    for (struct tracked *t = h->conn_head; t; t = t->next) {
+        if (t == skip || t->dropped || !t->receiving)
+            continue;
+        if (same && (t->family != same->family || memcmp(t->ip, same->ip, sizeof(t->ip)) != 0))
+            continue;
+        return t;
+    }
+    return NULL;
+}
+
+static void guard_started(struct agent_http *h, struct MHD_Connection *c, void **socket_context)
+{
+    struct tracked *t = calloc(1, sizeof(*t));
+    if (!t)
+        return; /* untracked: served without guard, never dropped */
+    const union MHD_ConnectionInfo *fi =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    t->fd = fi ? fi->connect_fd : -1;
+    if (ai && ai->client_addr) {
+        t->family = ai->client_addr->sa_family;
+        if (t->family == AF_INET)
+            memcpy(t->ip, &((const struct sockaddr_in *)ai->client_addr)->sin_addr, 4);
+        else if (t->family == AF_INET6)
+            memcpy(t->ip, &((const struct sockaddr_in6 *)ai->client_addr)->sin6_addr, 16);
+    }
+    if (t->fd < 0) {
+        free(t);
+        return;
+    }
+    t->receiving = true;
+    pthread_mutex_lock(&h->guard_mu);
+    t->deadline_ns = header_deadline(h, cmn_now_ns(), true);
+    t->prev = h->conn_tail;
+    if (h->conn_tail)
+        h->conn_tail->next = t;
+    else
+        h->conn_head = t;
+    h->conn_tail = t;
+    h->n_live++;
+    size_t same = 0;
+    for (struct tracked *o = h->conn_head; o; o = o->next)
+        same += !o->dropped && o->family == t->family && memcmp(o->ip, t->ip, sizeof(t->ip)) == 0;
+    if (same > h->params.max_connections_per_client) {
+        struct tracked *v = guard_oldest_receiving(h, t, t);
+        guard_drop(h, v ? v : t); /* all of this client's others are busy: refuse this one */
+        atomic_fetch_add(&h->dropped_limit, 1);
+    }
+    /* Beyond max_connections, connections still sending make room; when all are busy the new
+     * one stays (libmicrohttpd allows twice as many) for /health and /metrics. */
+    while (!t->dropped && h->n_live > h->params.max_connections) {
+        struct tracked *v = guard_oldest_receiving(h, t, NULL);
+        if (!v)
+            break;
+        guard_drop(h, v);
+        atomic_fetch_add(&h->dropped_limit, 1);
+    }
+    pthread_cond_signal(&h->guard_cv);
+    pthread_mutex_unlock(&h->guard_mu);
+    *socket_context = t;
+}
+
+static void guard_closed(struct agent_http *h, struct tracked *t)
+{
+    pthread_mutex_lock(&h->guard_mu);
+    if (!t->dropped) {
+        h->n_live--;
+        if (!t->receiving && h->n_active > 0)
+            h->n_active--;
+    }
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        h->conn_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        h->conn_tail = t->prev;
+    pthread_mutex_unlock(&h->guard_mu);
+    free(t);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct agent_http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        guard_started(h, c, socket_context);
+    else if (*socket_context)
+        guard_closed(h, *socket_context);
+    if (code != MHD_CONNECTION_NOTIFY_STARTED)
+        *socket_context = NULL;
+}
+
+static struct tracked *tracked_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return i ? i->socket_context : NULL;
+}
+
+/* Whether every request slot is taken (only /health and /metrics may then go on). */
+static bool guard_busy(struct agent_http *h)
+{
+    pthread_mutex_lock(&h->guard_mu);
+    bool busy = h->n_active >= h->params.max_connections;
+    pthread_mutex_unlock(&h->guard_mu);
+    return busy;
+}
+
+/* The whole request (headers and body) has arrived: the connection is being served and may no
+ * longer be dropped for another. */
+static void guard_request_arrived(struct agent_http *h, struct MHD_Connection *c)
+{
+    struct tracked *t = tracked_of(c);
+    if (!t)
+        return;
+    pthread_mutex_lock(&h->guard_mu);
+    if (t->receiving && !t->dropped) {
+        t->receiving = false;
+        h->n_active++;
+    }
+    pthread_mutex_unlock(&h->guard_mu);
+}
+
+/* The response is done; a kept-alive connection waits for its next request. */
+static void guard_request_done(struct agent_http *h, struct MHD_Connection *c)
+{
+    struct tracked *t = tracked_of(c);
+    if (!t)
+        return;
+    pthread_mutex_lock(&h->guard_mu);
+    if (!t->receiving && !t->dropped) {
+        t->receiving = true;
+        if (h->n_active > 0)
+            h->n_active--;
+        t->deadline_ns = header_deadline(h, cmn_now_ns(), false);
+        pthread_cond_signal(&h->guard_cv);
+    }
+    pthread_mutex_unlock(&h->guard_mu);
+}
+
+/* Drops connections whose request has not arrived by their deadline. Sleeps until the next
+ * deadline (or a new connection); no polling. */
+static void *guard_reaper(void *arg)
+{
+    struct agent_http *h = arg;
+    pthread_mutex_lock(&h->guard_mu);
+    while (!h->reaper_stop) {
+        uint64_t now = cmn_now_ns(), next = UINT64_MAX;
+        for (struct tracked *t = h->conn_head; t; t = t->next) {
+            if (t->dropped || !t->receiving)
+                continue;
+            if (t->deadline_ns <= now) {
+                guard_drop(h, t);
+                atomic_fetch_add(&h->dropped_slow, 1);
+                log_debug("http: a connection missed its request deadline; dropped");
+            } else if (t->deadline_ns < next) {
+                next = t->deadline_ns;
+            }
+        }
+        if (next == UINT64_MAX) {
+            pthread_cond_wait(&h->guard_cv, &h->guard_mu);
+        } else {
+            struct timespec ts = {.tv_sec = (time_t)(next / 1000000000ULL),
+                                  .tv_nsec = (long)(next % 1000000000ULL)};
+            pthread_cond_timedwait(&h->guard_cv, &h->guard_mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&h->guard_mu);
+    return NULL;
+}
+
+/* ---- browser guards: Host, Origin, Content-Type ---- */
+
+static bool is_ip_literal(const char *host)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* Splits "name:port", "[v6]:port", "v4" into a lower-case host without port or trailing dot. */
+static bool host_part(const char *in, size_t len, char *out, size_t cap)
+{
+    if (len == 0 || len >= cap)
+        return false;
+    const char *end = in + len;
+    if (in[0] == '[') {
+        const char *close = memchr(in, ']', len);
+        if (!close)
+            return false;
+        in++;
+        end = close;
+    } else {
+        const char *colon = memchr(in, ':', len);
+        if (colon && !memchr(colon + 1, ':', (size_t)(in + len - colon - 1)))
+            end = colon; /* one colon: a port; more: a bare IPv6 literal */
+    }
+    size_t n = (size_t)(end - in);
+    while (n > 0 && in[n - 1] == '.')
+        n--;
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    out[n] = '\0';
+    return true;
+}
+
+/* A name DNS rebinding cannot forge: an IP literal (rebinding needs a name the attacker owns),
+ * localhost, this machine's name, or a configured one. ip_ok: whether IP literals count. */
+static bool host_name_allowed(struct agent_http *h, const char *host, bool ip_ok)
+{
+    if (ip_ok && is_ip_literal(host))
+        return true;
+    size_t n = strlen(host);
+    if (strcmp(host, "localhost") == 0 || (n > 10 && strcmp(host + n - 10, ".localhost") == 0))
+        return true;
+    if (h->hostname[0]) {
+        size_t hn = strlen(h->hostname);
+        if (strcmp(host, h->hostname) == 0 || (n == hn + 6 && strncmp(host, h->hostname, hn) == 0 &&
+                                               strcmp(host + hn, ".local") == 0))
+            return true;
+    }
+    char list[CFG_STR_PATH];
+    pthread_mutex_lock(&h->lock);
+    memcpy(list, h->allowed_hosts, sizeof(list));
+    pthread_mutex_unlock(&h->lock);
+    char *save = NULL;
+    for (char *tok = strtok_r(list, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save)) {
+        if (strcmp(tok, "*") == 0)
+            return true;
+        char want[256];
+        if (host_part(tok, strlen(tok), want, sizeof(want)) && strcmp(want, host) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* NULL when the request may go on, else the reason for a 403. */
+static const char *origin_problem(struct agent_http *h, struct MHD_Connection *c)
+{
+    char host[256] = "";
+    const char *hv = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (hv && hv[0]) {
+        if (!host_part(hv, strlen(hv), host, sizeof(host)) || !host_name_allowed(h, host, true))
+            return "the Host header names a host this server does not answer for (add it to "
+                   "[api] allowed_hosts)";
+    }
+    const char *ov = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (ov && ov[0] && strcmp(ov, "null") != 0) {
+        const char *p = strstr(ov, "://");
+        char oh[256];
+        if (!p || !host_part(p + 3, strcspn(p + 3, "/"), oh, sizeof(oh)))
+            return "malformed Origin header";
+        /* A page from an IP address is still another site: an IP origin must be the host
+         * itself. */
+        if (strcmp(oh, host) != 0 && !host_name_allowed(h, oh, false))
+            return "cross-origin requests are not allowed (add the origin's host to [api] "
+                   "allowed_hosts)";
+    }
+    return NULL;
+}
+
+/* application/json, any case, parameters allowed. */
+static bool json_content_type(struct MHD_Connection *c)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!v)
+        return false;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    static const char want[] = "application/json";
+    if (strncasecmp(v, want, sizeof(want) - 1) != 0)
+        return false;
+    char next = v[sizeof(want) - 1];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
 /* ---- libmicrohttpd callbacks ---- */
 
 static unsigned method_bit(const char *m)
@@ -773,12 +1137,30 @@ static enum MHD_Result first_call(struct agent_http *h, struct MHD_Connection *c
                          routes[cn->route].allow);
         return respond_error(h, c, &e, MHD_HTTP_HEADER_ALLOW, routes[cn->route].allow);
     }
-    if (routes[cn->route].route != R_HEALTH && !authorized(h, c)) {
+    enum route route = routes[cn->route].route;
+    const char *why = route == R_HEALTH ? NULL : origin_problem(h, c);
+    if (why) {
+        cn->responded = true;
+        return reply_error(h, c, 403, "invalid_request_error", "forbidden_host", "%s", why);
+    }
+    if (route != R_HEALTH && route != R_METRICS && guard_busy(h)) {
+        cn->responded = true;
+        return respond_error_close(h, c, 503, "server_busy",
+                                   "every connection slot is busy; retry later");
+    }
+    if (route != R_HEALTH && !authorized(h, c)) {
         cn->responded = true;
         struct openai_error e;
         openai_error_set(&e, 401, "invalid_request_error", "invalid_api_key", NULL,
                          "missing or wrong bearer token (send 'Authorization: Bearer <token>')");
         return respond_error(h, c, &e, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    }
+    if ((method_bit(method) & (M_POST | M_PUT)) && !json_content_type(c)) {
+        /* Browsers send text/plain and form bodies cross-site without asking (no CORS
+         * preflight); an API that only takes JSON refuses them before reading a byte. */
+        cn->responded = true;
+        return reply_error(h, c, 415, "invalid_request_error", "unsupported_media_type",
+                           "request bodies must be 'Content-Type: application/json'");
     }
     const char *cl =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -834,6 +1216,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                            "request body exceeds the limit of %zu bytes", cn->max_body);
     }
     cn->responded = true;
+    guard_request_arrived(h, c);
     switch (routes[cn->route].route) {
     case R_CHAT:
         return handle_completion(h, c, cn, AGENT_REQ_CHAT);
@@ -856,8 +1239,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
+    struct agent_http *h = cls;
+    guard_request_done(h, c);
     struct conn *cn = *con_cls;
     if (!cn)
         return;
@@ -888,6 +1271,7 @@ static void apply_config(struct agent_http *h, const struct agent_config *cfg)
     snprintf(h->token, sizeof(h->token), "%s", cfg->api.bearer_token);
     h->max_body = cfg->api.max_body_bytes > 0 ? (size_t)cfg->api.max_body_bytes : 0;
     snprintf(h->model_name, sizeof(h->model_name), "%s", cfg->api.model_name);
+    snprintf(h->allowed_hosts, sizeof(h->allowed_hosts), "%s", cfg->api.allowed_hosts);
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -902,6 +1286,18 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
         return -ENOMEM;
     }
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->guard_mu, NULL);
+    pthread_condattr_t gca;
+    pthread_condattr_init(&gca);
+    pthread_condattr_setclock(&gca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->guard_cv, &gca);
+    pthread_condattr_destroy(&gca);
+    if (gethostname(h->hostname, sizeof(h->hostname) - 1) == 0) {
+        for (char *p = h->hostname; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    } else {
+        h->hostname[0] = '\0';
+    }
     atomic_init(&h->refs, 1);
     atomic_init(&h->stopping, false);
     atomic_init(&h->quiesced, false);
@@ -915,6 +1311,14 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
         agent_http_params_defaults(&h->params);
     if (h->params.poll_interval_ms == 0)
         h->params.poll_interval_ms = 100;
+    if (h->params.max_connections == 0)
+        h->params.max_connections = 64;
+    if (h->params.max_connections_per_client == 0)
+        h->params.max_connections_per_client = h->params.max_connections;
+    if (h->params.header_timeout_ms == 0)
+        h->params.header_timeout_ms = 10000;
+    if (h->params.stream_buffer_bytes == 0)
+        h->params.stream_buffer_bytes = (size_t)1 << 20;
     h->worker = worker;
     h->created = (int64_t)time(NULL);
     if (getrandom(&h->serial_base, sizeof(h->serial_base), GRND_NONBLOCK) != sizeof(h->serial_base))
@@ -951,9 +1355,10 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
     /* The logger goes first so that libmicrohttpd never prints on its own. */
     h->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_access, h,
                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR, sa,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->params.max_connections,
+                              MHD_OPTION_CONNECTION_LIMIT, 2 * h->params.max_connections,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->params.idle_timeout_s,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(err, err_len, "http: cannot listen on %s port %d (in use, or not permitted)",
                  cfg->api.listen, port);
@@ -962,6 +1367,13 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : (uint16_t)port;
+    if (pthread_create(&h->reaper, NULL, guard_reaper, h) != 0) {
+        snprintf(err, err_len, "http: cannot start a thread");
+        MHD_stop_daemon(h->mhd);
+        rc = -EAGAIN;
+        goto fail;
+    }
+    h->reaper_started = true;
     *ret = h;
     return 0;
 fail:
@@ -974,6 +1386,13 @@ void agent_http_free(struct agent_http *h)
     if (!h)
         return;
     atomic_store(&h->stopping, true);
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->guard_mu);
+        h->reaper_stop = true;
+        pthread_cond_signal(&h->guard_cv);
+        pthread_mutex_unlock(&h->guard_mu);
+        pthread_join(h->reaper, NULL);
+    }
     MHD_stop_daemon(h->mhd);
     h->mhd = NULL;
     if (h->quiesced_fd >= 0)

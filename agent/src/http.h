@@ -37,21 +37,38 @@ struct agent_http_hooks {
 
 /* Settings that are not in the configuration file. */
 struct agent_http_params {
-    unsigned max_connections;    /* concurrent connections (each a thread); more are refused */
-    unsigned idle_timeout_s;     /* idle keep-alive connections are closed after this */
+    unsigned max_connections; /* concurrent requests (each a thread); see agent_http_new */
+    unsigned max_connections_per_client; /* connections one client address may hold */
+    unsigned header_timeout_ms;          /* a request must arrive (headers and body) within this */
+    size_t stream_buffer_bytes;          /* unsent stream bytes before a slow client is dropped */
+    unsigned idle_timeout_s;             /* idle keep-alive connections are closed after this */
     unsigned poll_interval_ms;   /* how often a waiting request checks that its client is there */
     unsigned stream_coalesce_ms; /* streamed tokens closer together than this share one send
                                     (0: every token is sent on its own) */
     int port;                    /* -1: cfg->api.port; 0: the kernel picks (see agent_http_port) */
 };
 
-/* 64 connections, 60 s idle timeout, 100 ms poll interval, 10 ms coalescing, port -1. */
+/* 64 connections, 16 per client, 10 s header timeout, 1 MiB stream buffer, 60 s idle timeout,
+ * 100 ms poll interval, 10 ms coalescing, port -1. */
 void agent_http_params_defaults(struct agent_http_params *p);
 
 /* Binds cfg->api.listen (an IPv4 or IPv6 address) and port and starts serving. worker may be NULL
  * while the model loads (then /health says 503 "loading" and completions 503); hooks and params
  * may be NULL. The server keeps no pointer to cfg. -EINVAL: bad address; -EADDRINUSE: cannot
- * listen (err says where). */
+ * listen (err says where).
+ *
+ * Starvation guards: a connection must deliver its request within header_timeout_ms (a
+ * keep-alive one its next request within idle_timeout_s), counted from when it opened or went
+ * idle, not reset by each byte. A client address holds at most max_connections_per_client
+ * connections and the server max_connections requests: a new connection over either limit
+ * replaces the oldest connection still sending its request (so a trickle of slow headers cannot
+ * lock anyone out), and up to as many again are accepted for /health and /metrics (others get
+ * 503 server_busy) when every slot is busy with real requests.
+ *
+ * Browser guards: the Host header must be an IP address, localhost, this machine's host name or
+ * one of cfg->api.allowed_hosts (403 otherwise; /health is exempt), an Origin header likewise
+ * (or equal to Host), and request bodies must be application/json (415): no DNS rebinding, no
+ * cross-site text/plain or form POSTs. */
 int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
                    const struct agent_http_hooks *hooks, const struct agent_http_params *params,
                    struct agent_http **ret, char *err, size_t err_len);

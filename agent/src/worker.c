@@ -148,13 +148,20 @@ static void fill_sampling(const struct cfg_engine *d, const struct agent_samplin
         p->seed = (uint64_t)d->seed;
     else
         p->seed = fresh_seed();
-    *ret_max_tokens = s->has_max_tokens ? s->max_tokens : d->max_tokens;
+    /* [engine] max_tokens is the operator's ceiling, not only a default: a client cannot hold the
+     * single engine longer by asking for more. */
+    *ret_max_tokens =
+        s->has_max_tokens && s->max_tokens < d->max_tokens ? s->max_tokens : d->max_tokens;
 }
 
-/* Renders the request's prompt text (malloc'd). */
+/* Renders the request's prompt text (malloc'd) and, for a chat, where the messages' own text is
+ * in it (*ret_spans, malloc'd): control tokens count only in the template's markup. */
 static int render_prompt(struct agent_worker *w, const struct agent_request *req, char **ret,
-                         char *err, size_t err_len)
+                         struct eng_text_span **ret_spans, size_t *ret_n_spans, char *err,
+                         size_t err_len)
 {
+    *ret_spans = NULL;
+    *ret_n_spans = 0;
     if (req->kind == AGENT_REQ_COMPLETION) {
         *ret = strdup(req->prompt ? req->prompt : "");
         return *ret ? 0 : -ENOMEM;
@@ -170,7 +177,8 @@ static int render_prompt(struct agent_worker *w, const struct agent_request *req
                                       .bos_token = w->bos_text,
                                       .eos_token = w->eos_text,
                                       .date_string = today};
-    return eng_chat_render(&w->tmpl, msgs, req->n_messages, &ro, ret, NULL, err, err_len);
+    return eng_chat_render_spans(&w->tmpl, msgs, req->n_messages, &ro, ret, NULL, ret_spans,
+                                 ret_n_spans, err, err_len);
 }
 
 static void run_request(struct agent_worker *w, struct agent_request *req)
@@ -189,7 +197,9 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     uint64_t start_ns = cmn_now_ns();
     double e0 = w->hooks.energy_j ? w->hooks.energy_j(w->hooks.user, start_ns) : NAN;
     char *prompt = NULL;
-    int rc = render_prompt(w, req, &prompt, res.error_msg, sizeof(res.error_msg));
+    struct eng_text_span *spans = NULL;
+    size_t n_spans = 0;
+    int rc = render_prompt(w, req, &prompt, &spans, &n_spans, res.error_msg, sizeof(res.error_msg));
     if (rc < 0) {
         res.error = rc;
         goto done;
@@ -211,8 +221,10 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     /* Tokenize the whole prompt, then skip what the KV cache already holds. */
     bool add_bos = !(w->bos_text[0] && strncmp(prompt, w->bos_text, strlen(w->bos_text)) == 0);
     size_t n_prompt = 0;
-    rc = eng_tokenize(w->vocab, prompt, strlen(prompt), add_bos, gp.parse_special, w->prompt_buf,
-                      w->n_ctx + 1, &n_prompt);
+    rc = gp.parse_special ? eng_tokenize_spans(w->vocab, prompt, strlen(prompt), add_bos, spans,
+                                               n_spans, w->prompt_buf, w->n_ctx + 1, &n_prompt)
+                          : eng_tokenize(w->vocab, prompt, strlen(prompt), add_bos, false,
+                                         w->prompt_buf, w->n_ctx + 1, &n_prompt);
     if (rc == -ENOSPC || n_prompt > w->n_ctx) {
         res.error = -ENOSPC;
         snprintf(res.error_msg, sizeof(res.error_msg),
@@ -290,6 +302,7 @@ done:;
         res.j_per_token = res.gen_tokens ? res.energy_j / (double)res.gen_tokens : NAN;
     }
     free(prompt);
+    free(spans);
     set_phase(w, AGENT_PHASE_IDLE);
     pthread_mutex_lock(&w->lock);
     w->requests++;
@@ -379,6 +392,11 @@ int agent_worker_new(const struct eng_model *model, const struct agent_config *c
         struct eng_context_params cp;
         eng_context_params_defaults(&cp);
         cp.n_ctx = (uint32_t)cfg->engine.context_length;
+        struct eng_model_info mi;
+        eng_model_info(model, &mi);
+        if (mi.n_ctx_train > 0 && cp.n_ctx > (uint32_t)mi.n_ctx_train)
+            cp.n_ctx =
+                (uint32_t)mi.n_ctx_train; /* [engine] context_length: capped by the model's */
         cp.n_threads = (uint32_t)cfg->engine.threads;
         cp.n_batch = (uint32_t)cfg->engine.batch_size;
         cp.kv_f32 = strcmp(cfg->engine.kv_cache, "f32") == 0;

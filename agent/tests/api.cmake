@@ -22,3 +22,7 @@ ember_add_test(NAME api_stream_bench SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/a
 ember_add_test(NAME api_http_worker_test
                SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_http_worker_test.c
                LIBS ember_agent LABELS integration TIMEOUT 180)
+# The whole HTTP request path (raw bytes: request line, headers and body) against a real server.
+ember_add_fuzz(NAME http_request
+               SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/api_fuzz_http_request.c
+               LIBS ember_agent)

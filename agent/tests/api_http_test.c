@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -595,11 +596,17 @@ static void test_errors(void)
     fclose(f);
     char at[170];
     snprintf(at, sizeof(at), "@%s", path);
-    const char *big[] = {"--data-binary", at, NULL};
+    const char *big[] = {"-H", "Content-Type: application/json", "--data-binary", at, NULL};
     curl(&r, "POST", "/v1/chat/completions", big);
     expect_error(&r, 413, "body_too_large", "huge body");
     resp_free(&r);
-    const char *chunked[] = {"-H", "Transfer-Encoding: chunked", "--data-binary", at, NULL};
+    const char *chunked[] = {"-H",
+                             "Transfer-Encoding: chunked",
+                             "-H",
+                             "Content-Type: application/json",
+                             "--data-binary",
+                             at,
+                             NULL};
     curl(&r, "POST", "/v1/chat/completions", chunked);
     expect_error(&r, 413, "body_too_large", "huge chunked body");
     resp_free(&r);
@@ -737,21 +744,24 @@ static void test_metrics_governor(void)
     CHECK_EQ_INT(r.status, 200);
     CHECK_STR(r.body, "{\"policy\":\"balanced\",\"power_cap_w\":0}");
     resp_free(&r);
-    const char *put[] = {"--data-binary", "{\"policy\":\"powersave\",\"power_cap_w\":6.5}", NULL};
+    const char *put[] = {"-H", "Content-Type: application/json", "--data-binary",
+                         "{\"policy\":\"powersave\",\"power_cap_w\":6.5}", NULL};
     curl(&r, "PUT", "/v1/governor", put);
     CHECK_EQ_INT(r.status, 200);
     CHECK_STR(r.body, "{\"policy\":\"powersave\",\"power_cap_w\":6.5}");
     resp_free(&r);
-    const char *bad[] = {"--data-binary", "{\"policy\":\"turbo\"}", NULL};
+    const char *bad[] = {"-H", "Content-Type: application/json", "--data-binary",
+                         "{\"policy\":\"turbo\"}", NULL};
     curl(&r, "PUT", "/v1/governor", bad);
     expect_error(&r, 400, "invalid_value", "unknown policy");
     CHECK_CONTAINS(r.body, "unknown policy 'turbo'");
     resp_free(&r);
-    const char *badtype[] = {"--data-binary", "{\"power_cap_w\":\"high\"}", NULL};
+    const char *badtype[] = {"-H", "Content-Type: application/json", "--data-binary",
+                             "{\"power_cap_w\":\"high\"}", NULL};
     curl(&r, "PUT", "/v1/governor", badtype);
     expect_error(&r, 400, "invalid_type", "cap as string");
     resp_free(&r);
-    const char *post_[] = {"--data-binary", "{}", NULL};
+    const char *post_[] = {"-H", "Content-Type: application/json", "--data-binary", "{}", NULL};
     curl(&r, "POST", "/v1/governor", post_);
     expect_error(&r, 405, "method_not_allowed", "POST governor");
     resp_free(&r);
@@ -816,19 +826,21 @@ static void test_limits(struct agent_config *cfg)
     int a = raw_connect(port), b = raw_connect(port);
     CHECK(a >= 0 && b >= 0);
     usleep(100000);
-    /* Over the limit, connections wait in the listen backlog until a slot frees. */
+    /* Over the limit, the oldest connection that has not sent a request makes room (issue 14:
+     * idle connections used to lock everyone out). */
     struct resp r;
     const char *quick[] = {"--max-time", "0.7", NULL};
     curl(&r, "GET", "/health", quick);
-    CHECK_MSG(r.status == 0, "a third connection was served (%d) over a limit of 2", r.status);
+    CHECK_MSG(r.status == 200, "over a limit of 2 idle connections: %d", r.status);
     resp_free(&r);
-    /* Idle connections are closed after the timeout, which frees the slots. */
     char c;
+    CHECK_EQ_INT(read(a, &c, 1), 0); /* the oldest was dropped */
+    close(a);
+    /* Connections that send nothing are closed after the timeout. */
     uint64_t t0 = cmn_now_ns();
-    CHECK_EQ_INT(read(a, &c, 1), 0);
+    CHECK_EQ_INT(read(b, &c, 1), 0);
     double idle_s = (double)(cmn_now_ns() - t0) / 1e9;
     CHECK_MSG(idle_s < 4, "idle connection closed after %.1f s", idle_s);
-    close(a);
     close(b);
     usleep(100000);
     curl(&r, "GET", "/health", NULL);
@@ -849,6 +861,180 @@ static void test_limits(struct agent_config *cfg)
     resp_free(&r);
     agent_http_free(h);
     port = main_port;
+}
+
+/* Issue 14: 200 connections trickling headers (as an attacker on the network would) neither lock
+ * out /health nor stay open past the header deadline. */
+static void test_slow_headers(struct agent_config *cfg)
+{
+    struct agent_http_params p;
+    agent_http_params_defaults(&p);
+    p.port = 0;
+    p.header_timeout_ms = 1500;
+    struct agent_http *h = NULL;
+    char err[256];
+    CHECK_EQ_INT(agent_http_new(cfg, &W, NULL, &p, &h, err, sizeof(err)), 0);
+    if (!h)
+        return;
+    int main_port = port;
+    port = agent_http_port(h);
+    enum { N_SLOW = 200 };
+    static int fds[N_SLOW];
+    int opened = 0;
+    for (int i = 0; i < N_SLOW; i++) {
+        fds[i] = raw_connect(port);
+        if (fds[i] < 0)
+            continue;
+        opened++;
+        static const char start[] = "GET /health HTTP/1.1\r\nX";
+        if (write(fds[i], start, sizeof(start) - 1) < 0) {
+            /* dropped already: fine */
+        }
+    }
+    CHECK_EQ_INT(opened, N_SLOW);
+    usleep(100000);
+    for (int i = 0; i < N_SLOW; i++) /* one more header byte each: still not a request */
+        if (fds[i] >= 0 && write(fds[i], "-", 1) < 0) {
+        }
+    struct resp r;
+    const char *quick[] = {"--max-time", "1", NULL};
+    uint64_t t0 = cmn_now_ns();
+    curl(&r, "GET", "/health", quick);
+    double ms = (double)(cmn_now_ns() - t0) / 1e6;
+    CHECK_MSG(r.status == 200, "/health under %d slow connections: status %d", N_SLOW, r.status);
+    CHECK_MSG(ms < 1000, "/health took %.0f ms under %d slow connections", ms, N_SLOW);
+    printf("/health under %d slow-header connections: %.1f ms\n", N_SLOW, ms);
+    resp_free(&r);
+    curl(&r, "GET", "/metrics", quick);
+    CHECK_MSG(r.status == 200, "/metrics under slow connections: status %d", r.status);
+    resp_free(&r);
+    /* Past the deadline every slow connection is gone, however it trickles. */
+    usleep(2000000);
+    int still_open = 0;
+    for (int i = 0; i < N_SLOW; i++) {
+        if (fds[i] < 0)
+            continue;
+        if (write(fds[i], "-", 1) < 0) {
+        }
+        char c;
+        struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        ssize_t n = read(fds[i], &c, 1);
+        if (n < 0 && errno == EAGAIN)
+            still_open++;
+        close(fds[i]);
+        if (still_open > 3)
+            break;
+    }
+    CHECK_MSG(still_open == 0, "%d slow connections outlived the header deadline", still_open);
+    agent_http_free(h);
+    port = main_port;
+}
+
+/* Issue 14: DNS rebinding and cross-site POSTs. */
+static void test_browser_guards(struct agent_http *h, struct agent_config *cfg)
+{
+    struct resp r;
+    const char *evil[] = {"-H", "Host: evil.example", NULL};
+    curl(&r, "GET", "/v1/models", evil);
+    expect_error(&r, 403, "forbidden_host", "rebound Host");
+    resp_free(&r);
+    curl(&r, "GET", "/health", evil); /* probes are exempt */
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    const char *evil_put[] = {"-H",
+                              "Host: evil.example:8088",
+                              "-H",
+                              "Content-Type: application/json",
+                              "--data-binary",
+                              "{\"policy\":\"performance\"}",
+                              NULL};
+    curl(&r, "PUT", "/v1/governor", evil_put);
+    expect_error(&r, 403, "forbidden_host", "rebound governor PUT");
+    resp_free(&r);
+    const char *local[] = {"-H", "Host: localhost:8088", NULL};
+    curl(&r, "GET", "/v1/models", local);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    const char *v6[] = {"-H", "Host: [::1]:8088", NULL};
+    curl(&r, "GET", "/v1/models", v6);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    const char *origin[] = {"-H", "Origin: http://evil.example", NULL};
+    curl(&r, "GET", "/v1/models", origin);
+    expect_error(&r, 403, "forbidden_host", "cross-site Origin");
+    resp_free(&r);
+    const char *ip_origin[] = {"-H", "Origin: http://192.0.2.7", NULL};
+    curl(&r, "GET", "/v1/models", ip_origin);
+    expect_error(&r, 403, "forbidden_host", "cross-site IP Origin");
+    resp_free(&r);
+    char same[64];
+    snprintf(same, sizeof(same), "Origin: http://127.0.0.1:%d", port);
+    const char *same_origin[] = {"-H", same, NULL};
+    curl(&r, "GET", "/v1/models", same_origin);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    /* What a cross-site page can POST without a preflight: text/plain, forms, no type. */
+    const char *plain[] = {"-H", "Content-Type: text/plain", "--data-binary", MSG("hi") "}", NULL};
+    curl(&r, "POST", "/v1/chat/completions", plain);
+    expect_error(&r, 415, "unsupported_media_type", "text/plain POST");
+    resp_free(&r);
+    const char *form[] = {"--data-binary", MSG("hi") "}", NULL};
+    curl(&r, "POST", "/v1/chat/completions", form);
+    expect_error(&r, 415, "unsupported_media_type", "form POST");
+    resp_free(&r);
+    const char *json_cs[] = {"-H", "Content-Type: Application/JSON; charset=utf-8", "--data-binary",
+                             MSG("hi") "}", NULL};
+    curl(&r, "POST", "/v1/chat/completions", json_cs);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    /* A configured name is accepted (live, on reload). */
+    snprintf(cfg->api.allowed_hosts, sizeof(cfg->api.allowed_hosts), "ember.lan, evil.example");
+    agent_http_set_config(h, cfg);
+    curl(&r, "GET", "/v1/models", evil);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    cfg->api.allowed_hosts[0] = '\0';
+    agent_http_set_config(h, cfg);
+}
+
+/* Issue 14: a streaming client that stops reading is dropped and its generation cancelled once
+ * its unsent bytes pass the bound, instead of the buffer growing without end. */
+static void test_stream_backpressure(struct agent_config *cfg)
+{
+    struct agent_http_params p;
+    agent_http_params_defaults(&p);
+    p.port = 0;
+    p.stream_buffer_bytes = 65536;
+    struct agent_http *h = NULL;
+    char err[256];
+    CHECK_EQ_INT(agent_http_new(cfg, &W, NULL, &p, &h, err, sizeof(err)), 0);
+    if (!h)
+        return;
+    uint64_t before = wv().finished;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(agent_http_port(h))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ_INT(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    static const char body[] = MSG("a") ",\"max_tokens\":2000000,\"stream\":true}";
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     sizeof(body) - 1, body);
+    CHECK(write(fd, req, (size_t)n) == n);
+    /* never read */
+    CHECK_MSG(WAIT_FOR(W.finished > before, 20000), "the generation was never cancelled");
+    struct worker_view v = wv();
+    CHECK_EQ_INT(v.last_finish, AGENT_FINISH_CANCELLED);
+    CHECK_MSG(v.last_gen < 2000000, "all %llu tokens were buffered",
+              (unsigned long long)v.last_gen);
+    printf("a client that stopped reading was dropped after %llu tokens\n",
+           (unsigned long long)v.last_gen);
+    close(fd);
+    agent_http_free(h);
 }
 
 /* Graceful stop: no new connections, new requests on open ones get 503, the running stream
@@ -926,6 +1112,7 @@ int main(void)
         fprintf(stderr, "curl not found\n");
         return ET_SKIP;
     }
+    signal(SIGPIPE, SIG_IGN); /* writes to connections the server dropped */
     agent_log_set_level(AGENT_LOG_WARNING);
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/api_http_XXXXXX");
     if (!mkdtemp(tmpdir))
@@ -969,6 +1156,9 @@ int main(void)
     test_disconnect(false);
     test_metrics_governor();
     test_limits(&cfg);
+    test_slow_headers(&cfg);
+    test_browser_guards(h, &cfg);
+    test_stream_backpressure(&cfg);
     test_free_in_flight(&cfg);
     port = agent_http_port(h);
     test_quiesce(h);

@@ -219,8 +219,8 @@ int main(int argc, char **argv)
                 int null = open("/dev/null", O_WRONLY);
                 dup2(null, 1);
                 dup2(null, 2);
-                execlp("curl", "curl", "-sN", "-o", "/dev/null", "--data-binary", body, url,
-                       (char *)NULL);
+                execlp("curl", "curl", "-sN", "-o", "/dev/null", "-H",
+                       "Content-Type: application/json", "--data-binary", body, url, (char *)NULL);
                 _exit(127);
             }
             w0 = wcpu;

@@ -30,7 +30,7 @@ static int run(char **ret_out, int argc, char **argv)
     FILE *f = fopen(out_path, "r");
     char *buf = calloc(1, 1 << 20);
     if (f && buf)
-        fread(buf, 1, (1 << 20) - 1, f);
+        buf[fread(buf, 1, (1 << 20) - 1, f)] = '\0';
     if (f)
         fclose(f);
     *ret_out = buf;
@@ -42,7 +42,7 @@ static char *slurp(const char *path)
     FILE *f = fopen(path, "r");
     char *buf = calloc(1, 1 << 22);
     if (f && buf)
-        fread(buf, 1, (1 << 22) - 1, f);
+        buf[fread(buf, 1, (1 << 22) - 1, f)] = '\0';
     if (f)
         fclose(f);
     return buf;

@@ -241,19 +241,57 @@ int main(void)
     for (int i = 0; i < 3; i++)
         agent_request_free(qr[i]);
 
-    /* Shutdown with a long request running: it is cancelled after the timeout. */
+    /* [engine] max_tokens caps what a request asks for (issue 14: up to 2^30 was accepted). */
+    struct agent_config capped = cfg;
+    capped.engine.max_tokens = 5;
+    agent_worker_set_config(w, &capped);
+    struct sink_state s5;
+    sink_init(&s5);
+    r = completion("Once upon a time", 1 << 30, &s5);
+    CHECK_EQ_INT(agent_worker_submit(w, r), 0);
+    sink_wait(&s5);
+    agent_request_free(r);
+    CHECK_EQ_INT(s5.result.finish, AGENT_FINISH_LENGTH);
+    CHECK_EQ_INT(s5.result.gen_tokens, 5);
+
+    /* Shutdown with a long request running: it is cancelled after the timeout. With a context
+     * shift and a ceiling far beyond what 100 ms can produce, only cancellation can end it. */
+    struct agent_config endless = cfg;
+    endless.engine.context_shift = true;
+    endless.engine.max_tokens = ENG_N_CTX_MAX;
+    agent_worker_set_config(w, &endless);
     struct sink_state s4;
     sink_init(&s4);
-    r = completion("Once upon a time", 100000, &s4);
-    cfg.engine.context_length = 2048;
+    r = completion("Once upon a time", ENG_N_CTX_MAX, &s4);
     CHECK_EQ_INT(agent_worker_submit(w, r), 0);
-    usleep(50000);
+    pthread_mutex_lock(&s4.lock);
+    while (s4.pieces == 0) /* it is generating */
+        pthread_cond_wait(&s4.cond, &s4.lock);
+    pthread_mutex_unlock(&s4.lock);
     uint64_t t0 = cmn_now_ns();
     agent_worker_free(w, 100);
     CHECK(s4.done);
-    CHECK(s4.result.finish == AGENT_FINISH_CANCELLED || s4.result.finish == AGENT_FINISH_LENGTH);
+    CHECK_EQ_INT(s4.result.finish, AGENT_FINISH_CANCELLED);
     CHECK((cmn_now_ns() - t0) < 5 * CMN_NS_PER_S);
     agent_request_free(r);
+
+    /* [engine] context_length is capped by the model's training context (2048 for
+     * stories260K): a 4096 setting still refuses a prompt of ~2400 tokens. */
+    struct agent_config big = cfg;
+    big.engine.context_length = 4096;
+    CHECK_EQ_INT(agent_worker_new(model, &big, NULL, &w, err, sizeof(err)), 0);
+    static char long_prompt[16384];
+    for (size_t i = 0; i + 18 < sizeof(long_prompt) && i < 600 * 17; i += 17)
+        memcpy(long_prompt + i, "Once upon a time ", 17);
+    struct sink_state s6;
+    sink_init(&s6);
+    r = completion(long_prompt, 4, &s6);
+    CHECK_EQ_INT(agent_worker_submit(w, r), 0);
+    sink_wait(&s6);
+    agent_request_free(r);
+    CHECK_EQ_INT(s6.result.finish, AGENT_FINISH_ERROR);
+    CHECK_EQ_INT(s6.result.error, -ENOSPC);
+    agent_worker_free(w, 0);
     eng_model_free(model);
     return et_finish();
 }

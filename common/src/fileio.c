@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int cmn_path(char *buf, size_t cap, const char *root, const char *fmt, ...)
@@ -230,18 +232,89 @@ int cmn_mkdir_p(const char *path)
     return 0;
 }
 
-int cmn_write_file_atomic(const char *path, const void *data, size_t len)
+int cmn_check_private_dir_fd(int dirfd)
 {
-    char tmp[PATH_MAX];
-    int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        return -ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    struct stat st;
+    if (fstat(dirfd, &st) != 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    /* Only root or we may own it, and nobody else may write to it: otherwise another user could
+     * swap in links or files between our checks and our use. */
+    if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & (S_IWGRP | S_IWOTH)))
+        return -EPERM;
+    return 0;
+}
+
+int cmn_check_private_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    int rc = cmn_check_private_dir_fd(fd);
+    close(fd);
+    return rc;
+}
+
+/* Splits path into its directory (opened) and final component. */
+static int open_parent(const char *path, const char **ret_base)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    if (!slash) {
+        strcpy(dir, ".");
+        *ret_base = path;
+    } else {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        if (n >= sizeof(dir))
+            return -ENAMETOOLONG;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+        *ret_base = slash + 1;
+    }
+    if (!**ret_base)
+        return -EISDIR;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int cmn_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    const char *base;
+    int dirfd = open_parent(path, &base);
+    if (dirfd < 0)
+        return dirfd;
+    int rc = cmn_check_private_dir_fd(dirfd);
+    if (rc < 0) {
+        close(dirfd);
+        return rc;
+    }
+    /* An unpredictable temporary name, created exclusively and never through a link: a name
+     * someone planted (a link to /etc/shadow) makes the open fail instead of redirecting it. */
+    char tmp[NAME_MAX + 1];
+    int fd = -1;
+    for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
+        uint64_t r;
+        if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+            r = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ ((uint64_t)attempt << 48);
+        int n = snprintf(tmp, sizeof(tmp), ".%.200s.%016llx.tmp", base, (unsigned long long)r);
+        if (n < 0 || (size_t)n >= sizeof(tmp)) {
+            close(dirfd);
+            return -ENAMETOOLONG;
+        }
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            rc = -errno;
+            close(dirfd);
+            return rc;
+        }
+    }
+    if (fd < 0) {
+        close(dirfd);
+        return -EEXIST;
+    }
     const char *p = data;
     size_t left = len;
-    int rc = 0;
     while (left > 0) {
         ssize_t w = write(fd, p, left);
         if (w < 0) {
@@ -257,9 +330,78 @@ int cmn_write_file_atomic(const char *path, const void *data, size_t len)
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
+    /* rename replaces a link at path itself, never what it points to */
+    if (rc == 0 && renameat(dirfd, tmp, dirfd, base) != 0)
         rc = -errno;
     if (rc != 0)
-        unlink(tmp);
+        unlinkat(dirfd, tmp, 0);
+    else
+        fsync(dirfd); /* the rename itself survives a power cut */
+    close(dirfd);
     return rc;
+}
+
+int cmn_read_file_trusted(const char *path, char *buf, size_t cap, size_t *ret_len)
+{
+    if (cap == 0)
+        return -EINVAL;
+    const char *base;
+    int dirfd = open_parent(path, &base);
+    if (dirfd < 0)
+        return dirfd;
+    int rc = cmn_check_private_dir_fd(dirfd);
+    int fd = rc < 0 ? -1 : openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (rc == 0 && fd < 0)
+        rc = errno == ELOOP ? -EPERM : -errno;
+    close(dirfd);
+    if (rc < 0)
+        return rc;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+    } else if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) ||
+               (st.st_mode & (S_IWGRP | S_IWOTH))) {
+        rc = -EPERM;
+    } else {
+        size_t len = 0;
+        for (;;) {
+            if (len == cap - 1) {
+                char extra;
+                if (read(fd, &extra, 1) > 0)
+                    rc = -EFBIG;
+                break;
+            }
+            ssize_t n = read(fd, buf + len, cap - 1 - len);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                rc = -errno;
+                break;
+            }
+            if (n == 0)
+                break;
+            len += (size_t)n;
+        }
+        buf[len] = '\0';
+        if (rc == 0 && len == 0)
+            rc = -ENODATA;
+        if (rc == 0 && ret_len)
+            *ret_len = len;
+    }
+    close(fd);
+    return rc;
+}
+
+FILE *cmn_fopen_write(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
 }

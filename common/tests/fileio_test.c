@@ -79,6 +79,60 @@ int main(void)
     CHECK_EQ_INT(cmn_read_string(path, s, sizeof(s)), 0);
     CHECK_STR(s, "hello");
 
+    /* Issue 14: a root process writing its state must not be redirected by a planted link.
+     * The old temporary name was predictable (<path>.tmp.<pid>); a link there must not be
+     * followed, nor a link at the final name, and the victim keeps its content. */
+    char victim[512], link_path[600], state[512];
+    snprintf(victim, sizeof(victim), "%s/victim", dir);
+    put(victim, "precious");
+    snprintf(state, sizeof(state), "%s/a/state.json", dir);
+    snprintf(link_path, sizeof(link_path), "%s.tmp.%d", state, (int)getpid());
+    CHECK_EQ_INT(symlink(victim, link_path), 0);
+    CHECK_EQ_INT(cmn_write_file_atomic(state, "{}", 2), 0);
+    CHECK_EQ_INT(cmn_read_string(victim, s, sizeof(s)), 0);
+    CHECK_STR(s, "precious");
+    unlink(state);
+    CHECK_EQ_INT(symlink(victim, state), 0);
+    CHECK_EQ_INT(cmn_write_file_atomic(state, "{}", 2), 0);
+    CHECK_EQ_INT(cmn_read_string(victim, s, sizeof(s)), 0);
+    CHECK_STR(s, "precious");
+    struct stat st;
+    CHECK_EQ_INT(lstat(state, &st), 0);
+    CHECK(S_ISREG(st.st_mode));
+    CHECK_EQ_INT(st.st_mode & 0777, 0600);
+    size_t n = 0;
+    CHECK_EQ_INT(cmn_read_file_trusted(state, s, sizeof(s), &n), 0);
+    CHECK_EQ_INT(n, 2);
+
+    /* A directory others can write to is refused for writing and reading; so is a state file
+     * others can write, or a link. */
+    char open_dir[512], in_open[600];
+    snprintf(open_dir, sizeof(open_dir), "%s/world", dir);
+    CHECK_EQ_INT(mkdir(open_dir, 0755), 0);
+    CHECK_EQ_INT(chmod(open_dir, 0777), 0);
+    snprintf(in_open, sizeof(in_open), "%s/state.json", open_dir);
+    CHECK_EQ_INT(cmn_write_file_atomic(in_open, "{}", 2), -EPERM);
+    CHECK_EQ_INT(cmn_check_private_dir(open_dir), -EPERM);
+    put(in_open, "{}");
+    CHECK_EQ_INT(cmn_read_file_trusted(in_open, s, sizeof(s), NULL), -EPERM);
+    CHECK_EQ_INT(chmod(open_dir, 0755), 0);
+    CHECK_EQ_INT(cmn_read_file_trusted(in_open, s, sizeof(s), NULL), 0);
+    CHECK_EQ_INT(chmod(in_open, 0666), 0);
+    CHECK_EQ_INT(cmn_read_file_trusted(in_open, s, sizeof(s), NULL), -EPERM);
+    unlink(state);
+    CHECK_EQ_INT(symlink(in_open, state), 0);
+    CHECK_EQ_INT(cmn_read_file_trusted(state, s, sizeof(s), NULL), -EPERM);
+    snprintf(path, sizeof(path), "%s/a/missing.json", dir);
+    CHECK_EQ_INT(cmn_read_file_trusted(path, s, sizeof(s), NULL), -ENOENT);
+
+    /* Output files never follow a link either. */
+    FILE *f = cmn_fopen_write(state);
+    CHECK(f == NULL);
+    if (f)
+        fclose(f);
+    CHECK_EQ_INT(cmn_read_string(in_open, s, sizeof(s)), 0);
+    CHECK_STR(s, "{}");
+
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)

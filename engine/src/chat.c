@@ -136,10 +136,51 @@ struct sb {
     char *buf;
     size_t len, cap;
     bool oom;
+    /* When msgs is set, bytes copied from a message's content are recorded as spans: the
+     * tokenizer must not read control tokens there (a user cannot forge "<|im_start|>system"). */
+    const struct eng_chat_message *msgs;
+    size_t n_msgs;
+    struct eng_text_span *spans;
+    size_t n_spans, cap_spans;
 };
+
+static void sb_span(struct sb *b, size_t off, size_t n)
+{
+    if (b->oom || n == 0)
+        return;
+    if (b->n_spans && b->spans[b->n_spans - 1].off + b->spans[b->n_spans - 1].len == off) {
+        b->spans[b->n_spans - 1].len += n; /* adjacent: one span */
+        return;
+    }
+    if (b->n_spans == b->cap_spans) {
+        size_t cap = b->cap_spans ? 2 * b->cap_spans : 16;
+        struct eng_text_span *ns = realloc(b->spans, cap * sizeof(*ns));
+        if (!ns) {
+            b->oom = true;
+            return;
+        }
+        b->spans = ns;
+        b->cap_spans = cap;
+    }
+    b->spans[b->n_spans++] = (struct eng_text_span){off, n};
+}
+
+static bool from_content(const struct sb *b, const char *s)
+{
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const char *c = b->msgs[i].content;
+        if (c && s >= c && s <= c + strlen(c))
+            return true;
+    }
+    return false;
+}
 
 static void sb_addn(struct sb *b, const char *s, size_t n)
 {
+    if (b->oom)
+        return;
+    if (b->msgs && n && from_content(b, s))
+        sb_span(b, b->len, n);
     if (b->oom)
         return;
     if (b->len + n + 1 > b->cap) {
@@ -197,6 +238,33 @@ static void sb_add_trimmed(struct sb *b, const char *s)
     while (n && is_space(s[n - 1]))
         n--;
     sb_addn(b, s, n);
+}
+
+/* sb_add_trimmed of another buffer, carrying its content spans along. */
+static void sb_add_trimmed_sb(struct sb *b, const struct sb *src)
+{
+    const char *s = src->buf ? src->buf : "";
+    size_t start = 0, end = src->len;
+    while (start < end && is_space(s[start]))
+        start++;
+    while (end > start && is_space(s[end - 1]))
+        end--;
+    size_t base = b->len;
+    const struct eng_chat_message *msgs = b->msgs;
+    b->msgs = NULL; /* the copy's spans come from src */
+    sb_addn(b, s + start, end - start);
+    b->msgs = msgs;
+    if (!msgs)
+        return;
+    for (size_t i = 0; i < src->n_spans; i++) {
+        size_t a = src->spans[i].off, z = a + src->spans[i].len;
+        if (a < start)
+            a = start;
+        if (z > end)
+            z = end;
+        if (z > a)
+            sb_span(b, base + (a - start), z - a);
+    }
 }
 
 enum role { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, ROLE_BAD };
@@ -363,25 +431,27 @@ static int render_llama2(struct render *r)
         return rc;
     for (size_t i = first; i < r->n; i++) {
         enum role role = role_of(r->m[i].role);
-        struct sb content = {0};
+        struct sb content = {.msgs = r->out.msgs, .n_msgs = r->out.n_msgs};
         if (i == first && sys)
             sb_cat(&content, "<<SYS>>\n", sys, "\n<</SYS>>\n\n", NULL);
         sb_add(&content, r->m[i].content);
         if (content.oom) {
             free(content.buf);
+            free(content.spans);
             r->out.oom = true;
             return -ENOMEM;
         }
         if (role == ROLE_USER) {
             sb_cat(&r->out, r->bos, "[INST] ", NULL);
-            sb_add_trimmed(&r->out, content.buf ? content.buf : "");
+            sb_add_trimmed_sb(&r->out, &content);
             sb_add(&r->out, " [/INST]");
         } else if (role == ROLE_ASSISTANT) {
             sb_add(&r->out, " ");
-            sb_add_trimmed(&r->out, content.buf ? content.buf : "");
+            sb_add_trimmed_sb(&r->out, &content);
             sb_cat(&r->out, " ", r->eos, NULL);
         }
         free(content.buf);
+        free(content.spans);
     }
     return 0;
 }
@@ -545,6 +615,15 @@ int eng_chat_render(const struct eng_chat_template *tmpl, const struct eng_chat_
                     size_t n_msgs, const struct eng_chat_render_opts *opts, char **ret_text,
                     size_t *ret_len, char *err, size_t err_len)
 {
+    return eng_chat_render_spans(tmpl, msgs, n_msgs, opts, ret_text, ret_len, NULL, NULL, err,
+                                 err_len);
+}
+
+int eng_chat_render_spans(const struct eng_chat_template *tmpl, const struct eng_chat_message *msgs,
+                          size_t n_msgs, const struct eng_chat_render_opts *opts, char **ret_text,
+                          size_t *ret_len, struct eng_text_span **ret_spans, size_t *ret_n_spans,
+                          char *err, size_t err_len)
+{
     static const struct eng_chat_render_opts no_opts = {0};
     struct render r = {
         .t = tmpl,
@@ -559,6 +638,12 @@ int eng_chat_render(const struct eng_chat_template *tmpl, const struct eng_chat_
     *ret_text = NULL;
     if (ret_len)
         *ret_len = 0;
+    if (ret_spans) {
+        *ret_spans = NULL;
+        *ret_n_spans = 0;
+        r.out.msgs = msgs;
+        r.out.n_msgs = n_msgs;
+    }
     r.bos = r.o->bos_token ? r.o->bos_token : "";
     r.eos = r.o->eos_token ? r.o->eos_token : "";
     if ((unsigned)tmpl->family >= ENG_CHAT_FAMILY_COUNT) {
@@ -589,9 +674,16 @@ int eng_chat_render(const struct eng_chat_template *tmpl, const struct eng_chat_
     *ret_text = r.out.buf;
     if (ret_len)
         *ret_len = r.out.len;
+    if (ret_spans) {
+        *ret_spans = r.out.spans;
+        *ret_n_spans = r.out.n_spans;
+    } else {
+        free(r.out.spans);
+    }
     return 0;
 
 fail:
     free(r.out.buf);
+    free(r.out.spans);
     return rc;
 }

@@ -133,6 +133,15 @@ static bool prompt_is_textless(const struct eng_vocab *vocab, const int32_t *tok
     return true;
 }
 
+static int tokenize_prompt(const struct eng_vocab *vocab, const struct eng_gen_params *p,
+                           size_t len, int32_t *toks, size_t cap, size_t *n)
+{
+    if (p->parse_special && p->literal)
+        return eng_tokenize_spans(vocab, p->prompt, len, p->add_special, p->literal, p->n_literal,
+                                  toks, cap, n);
+    return eng_tokenize(vocab, p->prompt, len, p->add_special, p->parse_special, toks, cap, n);
+}
+
 int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
                  const struct eng_gen_params *p, struct eng_gen_result *res, char *err,
                  size_t err_len)
@@ -181,7 +190,7 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
             rc = -ENOMEM;
             goto fail;
         }
-        rc = eng_tokenize(vocab, p->prompt, len, p->add_special, p->parse_special, toks, cap, &n);
+        rc = tokenize_prompt(vocab, p, len, toks, cap, &n);
         if (rc == -ENOSPC) {
             int32_t *bigger = realloc(toks, n * sizeof(*toks));
             if (!bigger) {
@@ -190,8 +199,7 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
             }
             toks = bigger;
             cap = n;
-            rc = eng_tokenize(vocab, p->prompt, len, p->add_special, p->parse_special, toks, cap,
-                              &n);
+            rc = tokenize_prompt(vocab, p, len, toks, cap, &n);
         }
         if (rc < 0) {
             set_err(err, err_len, rc, "generate: tokenizing the prompt failed (%d)", rc);

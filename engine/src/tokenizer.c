@@ -356,12 +356,28 @@ static bool is_space(char c)
 
 /* Splits every raw fragment of in around the occurrences of token id (into out). Returns the
  * number of matches, or -ENOMEM. */
+/* Literal spans: where control tokens are not recognised. */
+struct literal {
+    const struct eng_text_span *s;
+    size_t n;
+};
+
+static bool overlaps_literal(const struct literal *lit, size_t pos, size_t len)
+{
+    for (size_t i = 0; lit && i < lit->n; i++)
+        if (pos < lit->s[i].off + lit->s[i].len && lit->s[i].off < pos + len)
+            return true;
+    return false;
+}
+
 static int split_on_token(const struct eng_vocab *v, const char *text, int32_t id,
-                          const struct frag_list *in, struct frag_list *out)
+                          const struct frag_list *in, struct frag_list *out,
+                          const struct literal *lit)
 {
     const struct eng_token_data *t = &v->tokens[id];
     const char *tt = v->text + t->off;
     int matches = 0, rc;
+    bool guarded = lit && (t->attr & (ENG_TOKEN_ATTR_CONTROL | ENG_TOKEN_ATTR_UNKNOWN));
 
     out->n = 0;
     for (size_t k = 0; k < in->n; k++) {
@@ -371,16 +387,20 @@ static int split_on_token(const struct eng_vocab *v, const char *text, int32_t i
                 return rc;
             continue;
         }
-        size_t off = fr.off, len = fr.len;
+        size_t off = fr.off, len = fr.len, from = fr.off;
         for (;;) {
-            const char *hit = memmem(text + off, len, tt, t->len);
+            const char *hit = memmem(text + from, off + len - from, tt, t->len);
             if (!hit) {
                 if (len && (rc = frag_push(out, off, len, -1)))
                     return rc;
                 break;
             }
-            matches++;
             size_t pos = (size_t)(hit - text);
+            if (guarded && overlaps_literal(lit, pos, t->len)) {
+                from = pos + 1; /* message text: not a token here */
+                continue;
+            }
+            matches++;
             size_t left_len = pos - off;
             if ((t->attr & ENG_TOKEN_ATTR_LSTRIP))
                 while (left_len && is_space(text[off + left_len - 1]))
@@ -395,13 +415,14 @@ static int split_on_token(const struct eng_vocab *v, const char *text, int32_t i
                 while (off < end && is_space(text[off]))
                     off++;
             len = end - off;
+            from = off;
         }
     }
     return matches;
 }
 
 static int partition(const struct eng_vocab *v, const char *text, size_t len, bool parse_special,
-                     struct frag_list *a, struct frag_list *b)
+                     const struct literal *lit, struct frag_list *a, struct frag_list *b)
 {
     uint8_t present[256] = {0};
     int rc;
@@ -418,7 +439,7 @@ static int partition(const struct eng_vocab *v, const char *text, size_t len, bo
             continue;
         if (!t->len || t->len > len || !present[(uint8_t)v->text[t->off]])
             continue;
-        rc = split_on_token(v, text, id, a, b);
+        rc = split_on_token(v, text, id, a, b, lit);
         if (rc < 0)
             return rc;
         if (rc > 0) {
@@ -430,8 +451,29 @@ static int partition(const struct eng_vocab *v, const char *text, size_t len, bo
     return 0;
 }
 
+static int tokenize(const struct eng_vocab *v, const char *text, size_t len, bool add_special,
+                    bool parse_special, const struct literal *lit, int32_t *out, size_t cap,
+                    size_t *ret_n);
+
 int eng_tokenize(const struct eng_vocab *v, const char *text, size_t len, bool add_special,
                  bool parse_special, int32_t *out, size_t cap, size_t *ret_n)
+{
+    return tokenize(v, text, len, add_special, parse_special, NULL, out, cap, ret_n);
+}
+
+int eng_tokenize_spans(const struct eng_vocab *v, const char *text, size_t len, bool add_special,
+                       const struct eng_text_span *literal, size_t n_literal, int32_t *out,
+                       size_t cap, size_t *ret_n)
+{
+    struct literal lit = {literal, n_literal};
+    if (n_literal && !literal)
+        return -EINVAL;
+    return tokenize(v, text, len, add_special, true, &lit, out, cap, ret_n);
+}
+
+static int tokenize(const struct eng_vocab *v, const char *text, size_t len, bool add_special,
+                    bool parse_special, const struct literal *lit, int32_t *out, size_t cap,
+                    size_t *ret_n)
 {
     struct sink sink = {out, out ? cap : 0, 0};
     struct scratch s = {0};
@@ -448,7 +490,7 @@ int eng_tokenize(const struct eng_vocab *v, const char *text, size_t len, bool a
 
     if (add_special && v->add_bos)
         emit(&sink, v->bos);
-    if (len && (rc = partition(v, text, len, parse_special, &a, &b)))
+    if (len && (rc = partition(v, text, len, parse_special, lit, &a, &b)))
         goto done;
     /* SPM puts a space before the text and after every special token. */
     bool prev_special = true;

@@ -10,3 +10,8 @@ ember_add_test(NAME engsamp_generate_test SOURCES tests/engsamp_generate_test.c
 ember_add_test(NAME engsamp_run_test SOURCES tests/engsamp_run_test.c
                LIBS ember_engine PkgConfig::CJSON LABELS integration ARGS ${EMBER_TEST_EMBER})
 add_dependencies(engsamp_run_test ember)
+ember_add_fuzz(NAME chat_hostile SOURCES tests/engsamp_chat_hostile_fuzz.c LIBS ember_engine)
+target_compile_definitions(fuzz_replay_chat_hostile PRIVATE EMBER_SHARED_DIR="${EMBER_SHARED_DIR}")
+if(TARGET fuzz_chat_hostile)
+    target_compile_definitions(fuzz_chat_hostile PRIVATE EMBER_SHARED_DIR="${EMBER_SHARED_DIR}")
+endif()

@@ -237,13 +237,18 @@ int gov_saved_read(const char *path, struct gov_saved_state *ret, char *err, siz
     char *buf = malloc(cap);
     if (!buf)
         return -ENOMEM;
-    int r = cmn_read_file(path, buf, cap, &len);
+    /* The file decides what root writes into sysfs: read it only when nobody else could have
+     * planted or changed it (issue 14). */
+    int r = cmn_read_file_trusted(path, buf, cap, &len);
     if (r == -ENOENT) {
         free(buf);
         return r;
     }
     if (r) {
-        set_err(err, err_len, "%s: %s", path, strerror(-r));
+        set_err(err, err_len, "%s: %s", path,
+                r == -EPERM ? "not trusted (a link, or it or its directory is writable by or "
+                              "owned by another user)"
+                            : strerror(-r));
         free(buf);
         return r;
     }

@@ -25,3 +25,8 @@ add_test(NAME govhw_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_cli.s
 set_tests_properties(govhw_cli PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 300)
 ember_add_fuzz(NAME procstat SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_fuzz_procstat.c
                LIBS ember_governor)
+# The same libcpupower checks without mount namespaces: open()/stat() redirected in-process.
+ember_add_test(NAME govhw_cpupower_redirect
+               SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_cpupower_redirect_test.c
+               LIBS ember_governor LABELS integration)
+target_include_directories(govhw_cpupower_redirect PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/tests)

@@ -103,6 +103,7 @@ static const char *const retained_suffixes[] = {
 
 struct tel_mqtt {
     struct tel_mqtt_params p; /* strings owned (strdup'd) */
+    char ask_prefix[256];     /* answers to `ask` go only to this topic or below it */
     struct tel_mqtt_callbacks cb;
     struct tel_store *store;
     char base[256];
@@ -643,8 +644,13 @@ static void handle_ask(struct tel_mqtt *m, const struct mosquitto_message *msg,
         mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &resp, false);
         mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &corr_len, false);
     }
+    size_t pl = strlen(m->ask_prefix);
     if (resp && mosquitto_pub_topic_check(resp) != MOSQ_ERR_SUCCESS) {
         reject(m, "ask", "invalid response topic");
+    } else if (resp && (strncmp(resp, m->ask_prefix, pl) != 0 || (resp[pl] && resp[pl] != '/'))) {
+        /* Otherwise anyone could make the agent publish to any topic it may write, its own
+         * command topics included. */
+        reject(m, "ask", "response topic outside the allowed prefix");
     } else if (m->cb.on_ask) {
         /* A NUL-terminated copy: the caller may treat the question as a string. */
         char *q = malloc((size_t)msg->payloadlen + 1);
@@ -683,6 +689,8 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         return;
     }
     if (strcmp(t, m->topic[T_ASK]) == 0) {
+        if (!m->p.ask)
+            return;
         if (msg->retain)
             reject(m, "ask", "retained requests are ignored");
         else
@@ -776,7 +784,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
     subs[n++] = m->topic[T_GOV_SET];
     subs[n++] = m->topic[T_CAP_SET];
     subs[n++] = m->topic[T_REPLAY_REQ];
-    subs[n++] = m->topic[T_ASK];
+    if (m->p.ask)
+        subs[n++] = m->topic[T_ASK];
     if (m->topic[T_HASS_STATUS])
         subs[n++] = m->topic[T_HASS_STATUS];
     mosquitto_subscribe_multiple(mosq, NULL, n, subs, 1, 0, NULL);
@@ -1365,6 +1374,19 @@ int tel_mqtt_new(const struct tel_mqtt_params *params, const struct tel_mqtt_cal
         }
         if (!m->topic[i])
             goto nomem;
+    }
+    if (params->ask_response_prefix && params->ask_response_prefix[0]) {
+        const char *ap = params->ask_response_prefix;
+        if (strlen(ap) >= sizeof(m->ask_prefix) || strpbrk(ap, "+#") ||
+            mosquitto_pub_topic_check(ap) != MOSQ_ERR_SUCCESS) {
+            rc = set_err(err, err_len, -EINVAL,
+                         "mqtt: ask_response_prefix '%s' is not a topic without wildcards", ap);
+            goto fail;
+        }
+        snprintf(m->ask_prefix, sizeof(m->ask_prefix), "%s", ap);
+        m->p.ask_response_prefix = NULL; /* not owned */
+    } else {
+        snprintf(m->ask_prefix, sizeof(m->ask_prefix), "%s", m->topic[T_ASK_RESPONSE]);
     }
     m->inflight = calloc(m->p.inflight_max, sizeof(*m->inflight));
     m->queue = m->p.queue_max ? calloc(m->p.queue_max, sizeof(*m->queue)) : NULL;

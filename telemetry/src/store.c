@@ -5,12 +5,16 @@
  * the bound is lost when space returns. Seqs are reserved in meta ahead of use, so a seq handed
  * out before a crash is never handed out again. */
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/timeutil.h"
 #include "store_internal.h"
 
@@ -429,8 +433,24 @@ int tel_store_open(const char *path, const struct tel_store_params *params,
         return -ENOMEM;
     s->p = *params;
     snprintf(s->path, sizeof(s->path), "%s", path);
-    int flags =
-        params->read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    int flags = params->read_only ? SQLITE_OPEN_READONLY
+                                  : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                     SQLITE_OPEN_NOFOLLOW); /* root never writes through a link */
+    if (!params->read_only && geteuid() == 0) {
+        /* As root, only in a directory nobody else can write to (they could plant the journal
+         * or swap the file). */
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", path);
+        r = cmn_check_private_dir(dirname(dir));
+        if (r == -EPERM) {
+            snprintf(err, err_len,
+                     "%s: its directory is writable by or owned by another user; refusing to "
+                     "write there as root",
+                     path);
+            goto fail;
+        }
+        r = 0; /* a missing directory is reported by the open below */
+    }
     int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, err_len, "%s: cannot open: %s", path,

@@ -1267,6 +1267,19 @@ static int case_commands(void)
     CHECK_EQ_INT(first_replayed, 5);
     CHECK(tsub_check_seqs(&r.sub, 1, 30) == 0); /* the live stream is untouched */
 
+    /* ask is off unless enabled: nothing reaches the callback. */
+    tsub_publish(&r.sub, "ember/box1/ask", "ignored", 7, false);
+    run_until(&r, 300, NULL);
+    CHECK_EQ_INT(r.n_ask, 0);
+    tel_mqtt_close(r.m, 2000);
+    tel_mqtt_free(r.m);
+    r.m = NULL;
+    p.ask = true;
+    p.ask_response_prefix = "client";
+    CHECK(open_mqtt(&r, &p) == 0);
+    CHECK(run_until(&r, 5000, is_connected));
+    run_until(&r, 300, NULL);
+
     /* ask: MQTT v5 request/response with correlation data. */
     mosquitto_property *props = NULL;
     mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, "client/answers");
@@ -1285,6 +1298,17 @@ static int case_commands(void)
     const struct tmsg *ans = tsub_last(&r.sub, "client/answers");
     CHECK(ans && strcmp(ans->payload, "4") == 0);
     CHECK(ans && ans->corr && strcmp(ans->corr, "req-42") == 0);
+    /* An answer may not be steered outside the prefix, e.g. onto the agent's own commands. */
+    props = NULL;
+    mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, "ember/box1/governor/set");
+    mosquitto_publish_v5(r.sub.mosq, NULL, "ember/box1/ask", 7, "perform", 1, false, props);
+    mosquitto_property_free_all(&props);
+    props = NULL;
+    mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, "clientX/answers");
+    mosquitto_publish_v5(r.sub.mosq, NULL, "ember/box1/ask", 7, "perform", 1, false, props);
+    mosquitto_property_free_all(&props);
+    run_until(&r, 500, NULL);
+    CHECK_EQ_INT(r.n_ask, 1);
 
     /* A flood of bad commands: all rejected and counted, but error events are rate limited. */
     tel_mqtt_get_stats(r.m, &st);
@@ -1318,6 +1342,7 @@ static int case_v311(void)
     params_for(&r, &p);
     p.discovery = false;
     p.protocol = TEL_MQTT_PROTO_V311;
+    p.ask = true; /* without properties the answer goes to <base>/ask/response */
     CHECK(open_mqtt(&r, &p) == 0);
     CHECK(run_until(&r, 5000, is_connected));
     CHECK_EQ_INT(tel_mqtt_protocol_version(r.m), 4);

@@ -666,6 +666,25 @@ static void test_bad_params(void)
     CHECK(tel_store_open("/nonexistent-dir/x/y.db", &p, &s, err, sizeof(err)) < 0);
     CHECK_CONTAINS(err, "/nonexistent-dir/x/y.db");
     tel_store_close(NULL);
+
+    /* Issue 14: root writes the database only where nobody else can plant files or links. */
+    char victim[600], link_path[600];
+    snprintf(victim, sizeof(victim), "%s/victim.db", tmpdir);
+    snprintf(link_path, sizeof(link_path), "%s/link.db", tmpdir);
+    FILE *f = fopen(victim, "w");
+    if (f)
+        fclose(f);
+    CHECK_EQ_INT(symlink(victim, link_path), 0);
+    CHECK(tel_store_open(link_path, &p, &s, err, sizeof(err)) < 0);
+    if (geteuid() == 0) {
+        char open_dir[600], in_open[700];
+        snprintf(open_dir, sizeof(open_dir), "%s/world", tmpdir);
+        CHECK_EQ_INT(mkdir(open_dir, 0755), 0);
+        CHECK_EQ_INT(chmod(open_dir, 0777), 0);
+        snprintf(in_open, sizeof(in_open), "%s/t.db", open_dir);
+        CHECK_EQ_INT(tel_store_open(in_open, &p, &s, err, sizeof(err)), -EPERM);
+        CHECK_CONTAINS(err, "writable by or owned by another user");
+    }
 }
 
 /* The committed total: what the next open restores even after a kill -9, so a value published

@@ -68,6 +68,8 @@ shutdown_timeout_ms = 500
 model = $model
 threads = 1
 context_length = 2048
+context_shift = true
+max_tokens = 100000
 [governor]
 policy = $1
 sysfs_root = $tmp/tree
@@ -83,6 +85,8 @@ commit_interval_ms = 500
 port = $mqtt_port
 device_id = $dev
 reconnect_min_ms = 200
+ask = true
+ask_response_prefix = e2e
 [api]
 port = $api_port
 EOF
@@ -109,7 +113,7 @@ resp=$(curl -s "$api/v1/completions" -H 'Content-Type: application/json' \
 check "completion text: $resp" grep -q 'there was a little girl named Lily' <<<"$resp"
 check "usage in completion" grep -q '"completion_tokens":12' <<<"$resp"
 check "energy object in completion" grep -q '"energy":{"joules"' <<<"$resp"
-resp=$(curl -s "$api/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":5}')
+resp=$(curl -s "$api/v1/chat/completions" -H 'Content-Type: application/json' -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":5}')
 check "chat completion: $resp" grep -q '"chat.completion"' <<<"$resp"
 
 # --- telemetry and sessions over MQTT
@@ -131,11 +135,11 @@ check "bad MQTT policy → error event" wait_for 10 grep -q "^ember/$dev/event .
 check "bad MQTT policy leaves state" bash -c "curl -s $api/metrics | grep -q 'ember_governor_policy{policy=\"powersave\"} 1'"
 
 # --- policy from HTTP
-code=$(curl -s -o "$tmp/put.json" -w '%{http_code}' -X PUT "$api/v1/governor" -d '{"policy":"ondemand"}')
+code=$(curl -s -o "$tmp/put.json" -w '%{http_code}' -X PUT "$api/v1/governor" -H 'Content-Type: application/json' -d '{"policy":"ondemand"}')
 check "PUT /v1/governor 200 (got $code: $(cat "$tmp/put.json"))" test "$code" = 200
 check "governor/state ondemand after PUT" wait_for 10 grep -q "^ember/$dev/governor/state ondemand" "$tmp/mqtt.log"
 check "/metrics shows ondemand" bash -c "curl -s $api/metrics | grep -q 'ember_governor_policy{policy=\"ondemand\"} 1'"
-code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$api/v1/governor" -d '{"policy":"nope"}')
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$api/v1/governor" -H 'Content-Type: application/json' -d '{"policy":"nope"}')
 check "PUT unknown policy → 400 (got $code)" test "$code" = 400
 
 # --- MQTT ask (v5 request/response)
@@ -146,6 +150,11 @@ mosquitto_pub -p "$mqtt_port" -V 5 -t "ember/$dev/ask" -D PUBLISH response-topic
     -D PUBLISH correlation-data c42 -m '{"prompt":"Once upon a time","max_tokens":8}'
 wait $sub
 check "ask answered: $(cat "$tmp/answer.json")" grep -q '"usage":{"prompt_tokens"' "$tmp/answer.json"
+# an answer may not be aimed at the agent's own command topics
+mosquitto_pub -p "$mqtt_port" -V 5 -t "ember/$dev/ask" -D PUBLISH response-topic "ember/$dev/governor/set" \
+    -m 'performance'
+check "ask with a foreign response topic refused" \
+    wait_for 5 grep -q "^ember/$dev/event .*response topic outside the allowed prefix" "$tmp/mqtt.log"
 
 # --- SIGHUP: a broken file is refused, a good one applied
 write_conf quiet "tick_ms = 1"
@@ -157,16 +166,18 @@ kill -HUP "$agent"
 check "good reload applied (quiet)" wait_for 10 grep -q "^ember/$dev/governor/state quiet" "$tmp/mqtt.log"
 
 # --- SIGTERM during a streaming generation
-curl -sN "$api/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":100000,"stream":true}' \
+curl -sN "$api/v1/completions" -H 'Content-Type: application/json' -d '{"prompt":"Once upon a time","max_tokens":100000,"stream":true}' \
     > "$tmp/stream.txt" 2>&1 &
 curl_pid=$!
-wait_for 10 grep -q '^data: ' "$tmp/stream.txt"
+check "stream started before SIGTERM" wait_for 10 grep -q '^data: ' "$tmp/stream.txt"
 kill -TERM "$agent"
 wait_for 10 bash -c "! kill -0 $agent 2>/dev/null"
 wait "$agent"
 rc=$?
 check "agent exit code 0 after SIGTERM (got $rc)" test "$rc" = 0
 wait "$curl_pid" 2>/dev/null
+check "stream was cut by the stop, not finished ($(grep -c '^data: ' "$tmp/stream.txt") events)" \
+    bash -c "! grep -q '\"finish_reason\":\"length\"' '$tmp/stream.txt'"
 check "STOPPING=1 sent" grep -q 'STOPPING=1' "$tmp/notify.log"
 check "WATCHDOG=1 kept alive (WATCHDOG_USEC=2 s)" grep -q '^WATCHDOG=1$' "$tmp/notify.log"
 check "governor restored: scaling_governor back to $orig_gov" \

@@ -227,14 +227,14 @@ health_doc=$(grep -o '503 {"status":"no_model"}' "$src/docs/api.md")
 check "docs/api.md promises 503 no_model" test -n "$health_doc"
 code=$(curl -s -o "$tmp/h.json" -w '%{http_code}' "$api/health")
 check "no model: /health $code $(cat "$tmp/h.json") = $health_doc" test "$code $(cat "$tmp/h.json")" = "$health_doc"
-code=$(curl -s -o "$tmp/c.json" -w '%{http_code}' "$api/v1/completions" -d '{"prompt":"x"}')
+code=$(curl -s -o "$tmp/c.json" -w '%{http_code}' "$api/v1/completions" -H 'Content-Type: application/json' -d '{"prompt":"x"}')
 check "no model: completion 503 ($code)" test "$code" = 503
 check "no model: completion says none is configured: $(cat "$tmp/c.json")" grep -q "no model is configured" "$tmp/c.json"
 check "docs/api.md promises 404 governor_disabled" grep -q '| 404 | `governor_disabled`' "$src/docs/api.md"
 code=$(curl -s -o "$tmp/g.json" -w '%{http_code}' "$api/v1/governor")
 check "no cpufreq: GET /v1/governor 404 ($code $(cat "$tmp/g.json"))" test "$code" = 404
 check "no cpufreq: code governor_disabled" grep -q '"code":"governor_disabled"' "$tmp/g.json"
-code=$(curl -s -o "$tmp/g.json" -w '%{http_code}' -X PUT "$api/v1/governor" -d '{"policy":"powersave"}')
+code=$(curl -s -o "$tmp/g.json" -w '%{http_code}' -X PUT "$api/v1/governor" -H 'Content-Type: application/json' -d '{"policy":"powersave"}')
 check "no cpufreq: PUT /v1/governor 404 ($code)" test "$code" = 404
 sleep 2.5
 n=$(grep -c "mqtt:.*" "$tmp/a.log")
@@ -266,9 +266,9 @@ write_b info
 start_agent b
 api="http://127.0.0.1:$pb"
 check "agent B up" wait_for 15 bash -c "curl -s '$api/health' | grep -q '\"ok\"'"
-resp=$(curl -s "$api/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":4,"temperature":0}')
+resp=$(curl -s "$api/v1/completions" -H 'Content-Type: application/json' -d '{"prompt":"Once upon a time","max_tokens":4,"temperature":0}')
 check "unmeasured energy is null, not 0: $resp" grep -q '"energy":{"joules":null,"joules_per_token":null,"avg_watts":null' <<<"$resp"
-code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$api/v1/governor" -d '{"policy":"powersave"}')
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$api/v1/governor" -H 'Content-Type: application/json' -d '{"policy":"powersave"}')
 check "PUT powersave 200 ($code)" test "$code" = 200
 write_b debug
 kill -HUP "$agent"
@@ -302,7 +302,7 @@ start_agent c
 api="http://127.0.0.1:$pc"
 check "agent C up" wait_for 15 bash -c "curl -s '$api/health' | grep -q '\"ok\"'"
 for k in 1 2 3; do
-    curl -s "$api/v1/completions" -d '{"prompt":"Once upon a time","max_tokens":40,"temperature":0}' >/dev/null
+    curl -s "$api/v1/completions" -H 'Content-Type: application/json' -d '{"prompt":"Once upon a time","max_tokens":40,"temperature":0}' >/dev/null
 done
 sleep 1
 kill "$agent"; wait "$agent" 2>/dev/null

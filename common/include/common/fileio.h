@@ -4,6 +4,7 @@
 #define COMMON_FILEIO_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* Joins root and a printf-formatted relative path ("" or NULL root means "/").
@@ -34,7 +35,24 @@ int cmn_parse_double(const char *s, double *ret);
 /* Creates a directory and its parents (mode 0755); existing ones are fine. */
 int cmn_mkdir_p(const char *path);
 
-/* Writes data to path atomically: a temporary file beside it, fsync, rename. */
+/* Writes data to path atomically: a temporary file beside it, fsync, rename. Safe as root in a
+ * directory others can see: the directory must pass cmn_check_private_dir (else -EPERM), the
+ * temporary name is random and created with O_EXCL|O_NOFOLLOW, and a link at path is replaced,
+ * never followed. The file gets mode 0600. */
 int cmn_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* 0 when a directory is owned by root or the effective user and writable by nobody else;
+ * -EPERM when it is not, -ENOTDIR, or -errno from open/fstat. */
+int cmn_check_private_dir(const char *dir);
+int cmn_check_private_dir_fd(int dirfd);
+
+/* cmn_read_file for a file whose contents are trusted (state files a root process acts on):
+ * its directory must pass cmn_check_private_dir, and the file must be a regular file (not a
+ * link) owned by root or the effective user and writable by nobody else; -EPERM otherwise. */
+int cmn_read_file_trusted(const char *path, char *buf, size_t cap, size_t *ret_len);
+
+/* fopen(path, "w") that never follows a link at path (O_NOFOLLOW): for output files a root
+ * command writes where it was told. NULL with errno set. */
+FILE *cmn_fopen_write(const char *path);
 
 #endif

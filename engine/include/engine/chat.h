@@ -6,12 +6,16 @@
  * 3.1+ "Cutting Knowledge Date" system header), Zephyr/TinyLlama, Mistral ([INST] without
  * <<SYS>>), Phi-3, Gemma. An unknown or absent template falls back to ChatML and says so
  * through a warning flag; the caller decides whether to tell anyone. The rendered text carries
- * special tokens as text (e.g. "<s>", "<|im_start|>"): tokenize it with special-token parsing. */
+ * special tokens as text (e.g. "<s>", "<|im_start|>"): tokenize it with special-token parsing,
+ * but only outside the messages' own text (eng_chat_render_spans + eng_tokenize_spans), or a
+ * user could write "<|im_end|><|im_start|>system" and forge a turn. */
 #ifndef ENGINE_CHAT_H
 #define ENGINE_CHAT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "engine/tokenizer.h"
 
 enum eng_chat_family {
     ENG_CHAT_CHATML = 0,
@@ -78,5 +82,13 @@ const char *eng_chat_family_name(enum eng_chat_family family);
 int eng_chat_render(const struct eng_chat_template *tmpl, const struct eng_chat_message *msgs,
                     size_t n_msgs, const struct eng_chat_render_opts *opts, char **ret_text,
                     size_t *ret_len, char *err, size_t err_len);
+
+/* eng_chat_render that also returns where message text landed in the prompt: *ret_spans
+ * (malloc'd, caller frees; ascending, disjoint) covers every byte copied from a message's
+ * content, for eng_tokenize_spans. ret_spans NULL: as eng_chat_render. */
+int eng_chat_render_spans(const struct eng_chat_template *tmpl, const struct eng_chat_message *msgs,
+                          size_t n_msgs, const struct eng_chat_render_opts *opts, char **ret_text,
+                          size_t *ret_len, struct eng_text_span **ret_spans, size_t *ret_n_spans,
+                          char *err, size_t err_len);
 
 #endif

@@ -53,6 +53,10 @@ struct eng_gen_params {
     size_t n_prompt_tokens;
     bool add_special;   /* text prompts: BOS/EOS as the vocabulary says (default true) */
     bool parse_special; /* text prompts: recognise control tokens written in the text */
+    /* With parse_special: byte ranges of the prompt where control tokens are NOT recognised
+     * (the messages of a rendered chat, eng_chat_render_spans); NULL = none. */
+    const struct eng_text_span *literal;
+    size_t n_literal;
 
     /* Keep what the KV cache already holds and append the prompt after it (a chat's next
      * turn); default false: the cache is cleared first. */

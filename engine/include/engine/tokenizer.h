@@ -77,6 +77,19 @@ int32_t eng_token_lookup(const struct eng_vocab *vocab, const char *text, size_t
 int eng_tokenize(const struct eng_vocab *vocab, const char *text, size_t len, bool add_special,
                  bool parse_special, int32_t *out, size_t cap, size_t *ret_n);
 
+/* A byte range of a text. */
+struct eng_text_span {
+    size_t off, len;
+};
+
+/* eng_tokenize with parse_special everywhere except inside the literal spans (ascending,
+ * disjoint): there a control token's text is ordinary text, as in eng_tokenize with
+ * parse_special false. For prompts rendered from a chat template, where the template's markup
+ * is special and the users' messages are not. */
+int eng_tokenize_spans(const struct eng_vocab *vocab, const char *text, size_t len,
+                       bool add_special, const struct eng_text_span *literal, size_t n_literal,
+                       int32_t *out, size_t cap, size_t *ret_n);
+
 /* The bytes a token stands for: SPM U+2581 -> space and <0xHH> byte tokens -> that byte; BPE
  * byte-level characters -> bytes. CONTROL/UNKNOWN tokens give their text only with special,
  * else nothing; UNUSED tokens give nothing. The piece may be an incomplete UTF-8 sequence.

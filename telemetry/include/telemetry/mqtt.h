@@ -101,6 +101,12 @@ struct tel_mqtt_params {
     uint32_t birth_delay_max_ms;   /* states follow Home Assistant's birth message after a
                                       random delay of 1/3..all of this (default 3000) */
     struct tel_mqtt_commands commands;
+    /* `ask` runs the model for whoever can publish to <prefix>/<device_id>/ask: off by default
+     * (then not even subscribed). Answers go only to response topics equal to or under
+     * ask_response_prefix (NULL or "": <prefix>/<device_id>/ask/response), never to, say, the
+     * agent's own governor/set. Brokers must still restrict who may publish there (ACLs). */
+    bool ask;
+    const char *ask_response_prefix;
 };
 
 /* Callbacks from inside tel_mqtt_handle_*; they may call any tel_mqtt_publish_* function but
