@@ -92,7 +92,7 @@ static int parse_int(const char *flag, const char *s, int64_t min, int64_t max, 
 {
     int64_t v;
     if (cmn_parse_i64(s, &v) < 0 || v < min || v > max) {
-        log_err("bench: %s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)min,
+        log_err("%s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)min,
                 (long long)max);
         return -EINVAL;
     }
@@ -107,7 +107,7 @@ static int parse_list(const char *flag, const char *s, bool is_int, double max, 
     char buf[1024];
     size_t n = 0;
     if (strlen(s) >= sizeof(buf) || !*s) {
-        log_err("bench: %s: '%s': give a comma-separated list", flag, s);
+        log_err("%s: '%s': give a comma-separated list", flag, s);
         return -EINVAL;
     }
     strcpy(buf, s);
@@ -120,14 +120,13 @@ static int parse_list(const char *flag, const char *s, bool is_int, double max, 
                          : cmn_parse_double(item, &dv) == 0 && dv > 0 && dv <= max;
         if (!ok) {
             if (is_int)
-                log_err("bench: %s: '%s' in '%s' is not an integer in [1, %.0f]", flag, item, s,
-                        max);
+                log_err("%s: '%s' in '%s' is not an integer in [1, %.0f]", flag, item, s, max);
             else
-                log_err("bench: %s: '%s' in '%s' is not a number in (0, %.0f]", flag, item, s, max);
+                log_err("%s: '%s' in '%s' is not a number in (0, %.0f]", flag, item, s, max);
             return -EINVAL;
         }
         if (n == BENCH_MAX_LIST) {
-            log_err("bench: %s: at most %d values", flag, BENCH_MAX_LIST);
+            log_err("%s: at most %d values", flag, BENCH_MAX_LIST);
             return -EINVAL;
         }
         out[n++] = is_int ? (double)iv : dv;
@@ -214,15 +213,15 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
     if (rc)
         return -EINVAL;
     if (optind < argc) {
-        log_err("bench: unexpected argument '%s' (see ember bench --help)", argv[optind]);
+        log_err("unexpected argument '%s' (see ember bench --help)", argv[optind]);
         return -EINVAL;
     }
     if (o->n_prompt == 0 && o->n_gen == 0) {
-        log_err("bench: -p 0 and -n 0 leave nothing to measure");
+        log_err("-p 0 and -n 0 leave nothing to measure");
         return -EINVAL;
     }
     if (o->n_bandwidth > 1 && o->n_bandwidth != o->n_threads) {
-        log_err("bench: --bandwidth: %zu values for %zu thread counts (give one, or one per "
+        log_err("--bandwidth: %zu values for %zu thread counts (give one, or one per "
                 "thread count)",
                 o->n_bandwidth, o->n_threads);
         return -EINVAL;
@@ -236,7 +235,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
         o->mmap = o->mmap || cfg.engine.mmap;
     }
     if (!o->model) {
-        log_err("bench: no model: give -m FILE (or set [engine] model)");
+        log_err("no model: give -m FILE (or set [engine] model)");
         return -EINVAL;
     }
     return 0;
@@ -296,7 +295,7 @@ static int decode_one(struct eng_context *ctx, int32_t tok, const char *what)
 {
     int rc = eng_decode(ctx, &tok, 1);
     if (rc < 0)
-        log_err("bench: %s: decode of token %d at position %zu failed: %s", what, (int)tok,
+        log_err("%s: decode of token %d at position %zu failed: %s", what, (int)tok,
                 eng_kv_used(ctx), strerror(-rc));
     return rc;
 }
@@ -312,7 +311,7 @@ static int bench_threads(const struct eng_model *model, const struct eng_model_i
     char err[512];
     int rc = -ENOMEM;
     if (!pp || !tg || !ttft) {
-        log_err("bench: out of memory");
+        log_err("out of memory");
         goto fail;
     }
     struct eng_context_params cp;
@@ -323,13 +322,13 @@ static int bench_threads(const struct eng_model *model, const struct eng_model_i
     cp.no_fusion = o->no_fusion;
     rc = eng_context_new(model, &cp, &ctx, err, sizeof(err));
     if (rc < 0) {
-        log_err("bench: %s", err);
+        log_err("%s", err);
         goto fail;
     }
 
     /* warm-up as llama-bench: one prefill and one decode step, untimed */
     if (o->n_prompt > 0 && (rc = eng_decode(ctx, toks, (size_t)o->n_prompt)) < 0) {
-        log_err("bench: prefill of %lld tokens with %u threads failed: %s", (long long)o->n_prompt,
+        log_err("prefill of %lld tokens with %u threads failed: %s", (long long)o->n_prompt,
                 r->threads, strerror(-rc));
         goto fail;
     }
@@ -342,8 +341,8 @@ static int bench_threads(const struct eng_model *model, const struct eng_model_i
             uint64_t t0 = cmn_now_ns();
             rc = eng_decode(ctx, toks, (size_t)o->n_prompt);
             if (rc < 0) {
-                log_err("bench: prefill of %lld tokens with %u threads failed: %s",
-                        (long long)o->n_prompt, r->threads, strerror(-rc));
+                log_err("prefill of %lld tokens with %u threads failed: %s", (long long)o->n_prompt,
+                        r->threads, strerror(-rc));
                 goto fail;
             }
             uint64_t t1 = cmn_now_ns();
@@ -550,7 +549,7 @@ static int print_graph(const struct eng_model *model, const struct eng_model_inf
     char err[512];
     int rc = eng_context_new(model, &cp, &ctx, err, sizeof(err));
     if (rc < 0) {
-        log_err("bench: %s", err);
+        log_err("%s", err);
         return rc;
     }
     struct eng_graph_stats g;
@@ -604,7 +603,7 @@ int cmd_bench(int argc, char **argv)
     if (!o.n_bandwidth && !o.graph) {
         rc = agent_membw_measure(o.threads, o.n_threads, bw);
         if (rc < 0)
-            log_warn("bench: memory bandwidth could not be measured (%s); no roofline "
+            log_warn("memory bandwidth could not be measured (%s); no roofline "
                      "(give it with --bandwidth)",
                      strerror(-rc));
         for (size_t i = 0; i < o.n_threads && rc == 0; i++)
@@ -622,13 +621,13 @@ int cmd_bench(int argc, char **argv)
     rc = eng_model_load(o.model, &mp, &model, err, sizeof(err));
     double load_ms = (double)(cmn_now_ns() - t0) / 1e6;
     if (rc < 0) {
-        log_err("bench: %s", err);
+        log_err("%s", err);
         return EMBER_EXIT_FAILURE;
     }
     struct eng_model_info info;
     eng_model_info(model, &info);
     if (info.n_vocab <= 0) {
-        log_err("bench: %s: the model has no output vocabulary", o.model);
+        log_err("%s: the model has no output vocabulary", o.model);
         rc = EMBER_EXIT_FAILURE;
         goto out;
     }
@@ -642,7 +641,7 @@ int cmd_bench(int argc, char **argv)
      * thread count sees the same prompt); the last one starts the tg test */
     toks = malloc(sizeof(int32_t) * (size_t)(o.n_prompt + 1));
     if (!toks) {
-        log_err("bench: out of memory");
+        log_err("out of memory");
         rc = EMBER_EXIT_FAILURE;
         goto out;
     }
@@ -667,7 +666,7 @@ int cmd_bench(int argc, char **argv)
         }
         if (o.json) {
             if (print_json(&o, &info, load_ms, r) < 0) {
-                log_err("bench: out of memory");
+                log_err("out of memory");
                 rc = EMBER_EXIT_FAILURE;
                 goto out;
             }
