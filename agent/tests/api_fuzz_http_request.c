@@ -2,7 +2,8 @@
  * line, headers and body as one stream) to a real agent_http server on a loopback port in this
  * process, so libmicrohttpd's parser, the connection guard, the Host/Origin/Content-Type checks,
  * the routes, the body limits and the JSON request parsers all see it. No model is loaded
- * (completions are parsed, then answered 503); the governor hooks are stubs. */
+ * (completions are parsed, then answered 503); the governor hooks give fixed answers, as the
+ * target is the HTTP path, not the governor. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
