@@ -48,7 +48,9 @@ struct eng_context {
     float *scores, *logits; /* scores: per thread, the attention workspace (attn_ws_floats) */
     size_t attn_ws_floats;
     float *rope_cs;     /* per token of the batch: cos/sin of its RoPE angles (n_rot floats) */
-    float *row_tmp;     /* one input row after its fused transform (RMSNorm, SwiGLU) */
+    float *row_tmp;     /* per thread: one input row after its fused transform (RMSNorm,
+                         * SwiGLU), row_w floats each */
+    size_t row_w;       /* floats per thread in row_tmp */
     void *act_q;        /* activations converted to a vec_dot type */
     size_t act_q_row;   /* bytes per token row in act_q */
     float *act_d;       /* Q8_0 activations: block scales as floats (panel kernels) */
@@ -176,6 +178,7 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
     size_t row_w = (size_t)(hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd);
     size_t odim = (size_t)hp->n_head * hp->head_dim_v;
     row_w = row_w > odim ? row_w : odim;
+    c->row_w = row_w;
 
     /* the graph: built, measured unfused, fused, planned for n_batch tokens */
     if ((r = eng_graph_build(model, &c->g)) || (r = eng_graph_plan(&c->g, nb))) {
@@ -201,7 +204,7 @@ int eng_context_new(const struct eng_model *model, const struct eng_context_para
         c->n_logits_rows * (size_t)hp->n_vocab * 4, /* logits */
         nb * c->act_q_row,                          /* act_q */
         nb * (size_t)hp->n_rot * 4,                 /* rope_cs */
-        row_w * 4,                                  /* row_tmp */
+        (size_t)n_threads * row_w * 4,              /* row_tmp */
         nb * c->act_aux_row * 4,                    /* act_d */
         nb * c->act_aux_row * 4,                    /* act_sum */
         (size_t)n_threads * c->scratch_per_thread,  /* scratch */
@@ -445,43 +448,72 @@ static void matmul_chunk(void *arg, int chunk, int ith)
 }
 
 /* Rows of the op's input, after its fused transform (RMSNorm or SwiGLU), converted into the
- * weights' vec_dot type. A float input without a transform is read where it lies. */
+ * weights' vec_dot type. A float input without a transform is read where it lies. With several
+ * tokens the rows are converted by the pool's threads (a serial SwiGLU of a prompt costs a
+ * second thread ~10% of its time); each row's arithmetic is the same whoever does it. */
+struct input_job {
+    struct eng_context *c;
+    const struct eng_op *op;
+    const float *src, *src2;
+    int64_t n_in;
+    uint32_t vt;
+    int toks_per_chunk, n_tok;
+};
+
+static void input_rows(void *arg, int chunk, int ith)
+{
+    const struct input_job *j = arg;
+    struct eng_context *c = j->c;
+    const struct eng_op *op = j->op;
+    eng_from_float_fn q = j->vt == GGUF_TT_Q8_0 ? c->k->quant_q8_0 : c->k->quant_q8_K;
+    float *tmp = c->row_tmp + (size_t)ith * c->row_w;
+    int t1 = (chunk + 1) * j->toks_per_chunk < j->n_tok ? (chunk + 1) * j->toks_per_chunk : j->n_tok;
+    for (int t = chunk * j->toks_per_chunk; t < t1; t++) {
+        const float *row = j->src + (size_t)t * j->n_in;
+        char *dst = (char *)c->act_q + (size_t)t * c->act_q_row;
+        float *tr = j->vt == GGUF_TT_F32 ? (float *)dst : tmp;
+        if (op->flags & ENG_MM_PRE_NORM) {
+            eng_rmsnorm(tr, row, op->vec_norm, (int)j->n_in, c->m->hp.eps);
+            row = tr;
+        } else if (op->flags & ENG_MM_PRE_SWIGLU) {
+            eng_swiglu(tr, row, j->src2 + (size_t)t * j->n_in, (int)j->n_in);
+            row = tr;
+        }
+        if (j->vt != GGUF_TT_F32)
+            q(row, dst, j->n_in);
+        if (j->vt == GGUF_TT_Q8_0)
+            eng_act_q8_0_aux(dst, j->n_in, c->act_d + (size_t)t * c->act_aux_row,
+                             c->act_sum + (size_t)t * c->act_aux_row);
+    }
+}
+
 static void matmul_input(struct eng_context *c, const struct eng_op *op, int n_tok, int row0,
                          struct eng_act *act)
 {
-    int64_t n_in = op->w[0]->ne0;
-    uint32_t vt = eng_type_traits(op->w[0]->type)->vec_dot_type;
-    const float *src = tensor(c, op->in) + (size_t)row0 * n_in;
-    const float *src2 = op->in2 >= 0 ? tensor(c, op->in2) : NULL;
+    struct input_job j = {.c = c, .op = op, .n_tok = n_tok};
+    j.n_in = op->w[0]->ne0;
+    j.vt = eng_type_traits(op->w[0]->type)->vec_dot_type;
+    j.src = tensor(c, op->in) + (size_t)row0 * j.n_in;
+    j.src2 = op->in2 >= 0 ? tensor(c, op->in2) : NULL;
     int transform = op->flags & (ENG_MM_PRE_NORM | ENG_MM_PRE_SWIGLU);
     memset(act, 0, sizeof(*act));
-    if (vt == GGUF_TT_F32 && !transform) {
-        act->q = src;
-        act->row_bytes = (size_t)n_in * sizeof(float);
+    if (j.vt == GGUF_TT_F32 && !transform) {
+        act->q = j.src;
+        act->row_bytes = (size_t)j.n_in * sizeof(float);
         return;
     }
-    eng_from_float_fn q = vt == GGUF_TT_Q8_0 ? c->k->quant_q8_0 : c->k->quant_q8_K;
-    for (int t = 0; t < n_tok; t++) {
-        const float *row = src + (size_t)t * n_in;
-        char *dst = (char *)c->act_q + (size_t)t * c->act_q_row;
-        float *tr = vt == GGUF_TT_F32 ? (float *)dst : c->row_tmp;
-        if (op->flags & ENG_MM_PRE_NORM) {
-            eng_rmsnorm(tr, row, op->vec_norm, (int)n_in, c->m->hp.eps);
-            row = tr;
-        } else if (op->flags & ENG_MM_PRE_SWIGLU) {
-            eng_swiglu(tr, row, src2 + (size_t)t * n_in, (int)n_in);
-            row = tr;
-        }
-        if (vt != GGUF_TT_F32)
-            q(row, dst, n_in);
-    }
+    int n_chunks = eng_pool_size(c->pool) * 2;
+    if (n_chunks > n_tok)
+        n_chunks = n_tok > 0 ? n_tok : 1;
+    j.toks_per_chunk = (n_tok + n_chunks - 1) / n_chunks;
+    n_chunks = (n_tok + j.toks_per_chunk - 1) / j.toks_per_chunk;
+    if (n_chunks > 1)
+        eng_pool_run(c->pool, input_rows, &j, n_chunks);
+    else
+        input_rows(&j, 0, 0);
     act->q = c->act_q;
     act->row_bytes = c->act_q_row;
-    if (vt == GGUF_TT_Q8_0) {
-        for (int t = 0; t < n_tok; t++)
-            eng_act_q8_0_aux((const char *)c->act_q + (size_t)t * c->act_q_row, n_in,
-                             c->act_d + (size_t)t * c->act_aux_row,
-                             c->act_sum + (size_t)t * c->act_aux_row);
+    if (j.vt == GGUF_TT_Q8_0) {
         act->d = c->act_d;
         act->sum = c->act_sum;
         act->aux_row = c->act_aux_row;
