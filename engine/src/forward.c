@@ -467,7 +467,8 @@ static void input_rows(void *arg, int chunk, int ith)
     const struct eng_op *op = j->op;
     eng_from_float_fn q = j->vt == GGUF_TT_Q8_0 ? c->k->quant_q8_0 : c->k->quant_q8_K;
     float *tmp = c->row_tmp + (size_t)ith * c->row_w;
-    int t1 = (chunk + 1) * j->toks_per_chunk < j->n_tok ? (chunk + 1) * j->toks_per_chunk : j->n_tok;
+    int t1 =
+        (chunk + 1) * j->toks_per_chunk < j->n_tok ? (chunk + 1) * j->toks_per_chunk : j->n_tok;
     for (int t = chunk * j->toks_per_chunk; t < t1; t++) {
         const float *row = j->src + (size_t)t * j->n_in;
         char *dst = (char *)c->act_q + (size_t)t * c->act_q_row;

@@ -34,19 +34,29 @@ struct loader {
     size_t used;             /* bytes of m->weights handed out */
 };
 
+/* How a matrix is used, which decides where it lives. */
+enum placement {
+    PLACE_COPY,   /* streamed by dot products: copied */
+    PLACE_PACK,   /* streamed by panel kernels: copied and packed where the type allows */
+    PLACE_LOOKUP, /* only rows looked up (an untied token embedding): left in the file mapping */
+};
+
 /* The one place that decides where a weight's bytes live. With use_mmap: in the read-only file
  * mapping (page cache shared with other processes, nothing copied). Otherwise copied into the
  * model's anonymous huge-page region, packed into row-interleaved panels where the type has a
  * packed layout (pack.h); the file pages just read are dropped from this process again, so the
- * resident size stays about one copy of the weights. */
-static int place_weight(struct loader *L, const struct gguf_tensor *t, int pack, const void **ret,
-                        int *ret_packed)
+ * resident size stays about one copy of the weights. A matrix that is only looked up row by row
+ * stays in the file mapping, where just the rows of the tokens seen become resident (TinyLlama's
+ * embedding is 125 MiB in F16, of which a chat touches a few hundred 4 KiB rows). */
+static int place_weight(struct loader *L, const struct gguf_tensor *t, enum placement how,
+                        const void **ret, int *ret_packed)
 {
     struct eng_model *m = L->m;
     *ret = t->data;
     *ret_packed = 0;
-    if (!m->weights)
+    if (!m->weights || how == PLACE_LOOKUP)
         return 0;
+    int pack = how == PLACE_PACK;
     size_t need = (t->size + 63) & ~(size_t)63;
     if (need > m->weights_size - L->used) {
         snprintf(L->err, L->err_len, "model: tensor '%s': no room left in the weight region",
@@ -89,15 +99,16 @@ static long mem_available_mib(void)
     return kib < 0 ? -1 : kib / 1024;
 }
 
-/* Reserves the anonymous region for every matrix of the file, 2 MiB aligned so that
- * transparent huge pages can back it (fewer TLB misses while streaming weights). */
-static int reserve_weights(struct loader *L)
+/* Reserves the anonymous region for every matrix of the file (but an embedding that is only
+ * looked up, skip_name), 2 MiB aligned so that transparent huge pages can back it (fewer TLB
+ * misses while streaming weights). */
+static int reserve_weights(struct loader *L, const char *skip_name)
 {
     struct eng_model *m = L->m;
     size_t total = 0;
     for (int i = 0; i < gguf_n_tensors(m->gguf); i++) {
         const struct gguf_tensor *t = gguf_tensor_at(m->gguf, i);
-        if (t->n_dims == 2) {
+        if (t->n_dims == 2 && !(skip_name && strcmp(t->name, skip_name) == 0)) {
             total += (t->size + 63) & ~(size_t)63;
             L->to_place += t->size;
         }
@@ -258,8 +269,8 @@ static const struct gguf_tensor *find(struct loader *L, const char *name, int re
 }
 
 /* A matrix with ne0 == in and ne1 == out (out < 0: any). */
-static int get_matrix(struct loader *L, const char *name, int64_t in, int64_t out, int pack,
-                      struct eng_weight *w)
+static int get_matrix(struct loader *L, const char *name, int64_t in, int64_t out,
+                      enum placement how, struct eng_weight *w)
 {
     const struct gguf_tensor *t = find(L, name, 1);
     if (!t)
@@ -278,7 +289,7 @@ static int get_matrix(struct loader *L, const char *name, int64_t in, int64_t ou
         return -EINVAL;
     }
     const void *data;
-    int packed, r = place_weight(L, t, pack, &data, &packed);
+    int packed, r = place_weight(L, t, how, &data, &packed);
     if (r)
         return r;
     size_t align = t->type == GGUF_TT_F32 ? 4 : 2;
@@ -332,11 +343,12 @@ static int load_tensors(struct loader *L)
     }
     hp->n_vocab = (int32_t)te->ne[1];
     int tied = !gguf_find_tensor(m->gguf, "output.weight");
-    if (!L->params->use_mmap && (r = reserve_weights(L)))
+    if (!L->params->use_mmap && (r = reserve_weights(L, tied ? NULL : "token_embd.weight")))
         return r;
-    /* the embedding is packed only when it is also the output matrix (rows are then looked up
-     * in the panels) */
-    if ((r = get_matrix(L, "token_embd.weight", hp->n_embd, hp->n_vocab, tied, &m->tok_embd)))
+    /* the embedding is copied and packed only when it is also the output matrix (rows are then
+     * looked up in the panels) */
+    if ((r = get_matrix(L, "token_embd.weight", hp->n_embd, hp->n_vocab,
+                        tied ? PLACE_PACK : PLACE_LOOKUP, &m->tok_embd)))
         return r;
     if (!eng_type_traits(m->tok_embd.type)->to_float) {
         snprintf(L->err, L->err_len, "model: token_embd.weight: cannot dequantize %s",
@@ -344,7 +356,7 @@ static int load_tensors(struct loader *L)
         return -EINVAL;
     }
     if (!tied) {
-        if ((r = get_matrix(L, "output.weight", hp->n_embd, hp->n_vocab, 1, &m->output)))
+        if ((r = get_matrix(L, "output.weight", hp->n_embd, hp->n_vocab, PLACE_PACK, &m->output)))
             return r;
     } else {
         m->output = m->tok_embd; /* tied embeddings */
@@ -365,13 +377,16 @@ static int load_tensors(struct loader *L)
 #define NAME(s) (snprintf(n, sizeof(n), "blk.%d." s, i), n)
         if ((r = get_vector(L, NAME("attn_norm.weight"), hp->n_embd, 1, &l->attn_norm)) ||
             (r = get_vector(L, NAME("ffn_norm.weight"), hp->n_embd, 1, &l->ffn_norm)) ||
-            (r = get_matrix(L, NAME("attn_q.weight"), hp->n_embd, qdim, 1, &l->wq)) ||
-            (r = get_matrix(L, NAME("attn_k.weight"), hp->n_embd, kdim, 1, &l->wk)) ||
-            (r = get_matrix(L, NAME("attn_v.weight"), hp->n_embd, vdim, 1, &l->wv)) ||
-            (r = get_matrix(L, NAME("attn_output.weight"), odim, hp->n_embd, 1, &l->wo)) ||
-            (r = get_matrix(L, NAME("ffn_gate.weight"), hp->n_embd, hp->n_ff, 1, &l->w_gate)) ||
-            (r = get_matrix(L, NAME("ffn_up.weight"), hp->n_embd, hp->n_ff, 1, &l->w_up)) ||
-            (r = get_matrix(L, NAME("ffn_down.weight"), hp->n_ff, hp->n_embd, 1, &l->w_down)))
+            (r = get_matrix(L, NAME("attn_q.weight"), hp->n_embd, qdim, PLACE_PACK, &l->wq)) ||
+            (r = get_matrix(L, NAME("attn_k.weight"), hp->n_embd, kdim, PLACE_PACK, &l->wk)) ||
+            (r = get_matrix(L, NAME("attn_v.weight"), hp->n_embd, vdim, PLACE_PACK, &l->wv)) ||
+            (r = get_matrix(L, NAME("attn_output.weight"), odim, hp->n_embd, PLACE_PACK, &l->wo)) ||
+            (r = get_matrix(L, NAME("ffn_gate.weight"), hp->n_embd, hp->n_ff, PLACE_PACK,
+                            &l->w_gate)) ||
+            (r = get_matrix(L, NAME("ffn_up.weight"), hp->n_embd, hp->n_ff, PLACE_PACK,
+                            &l->w_up)) ||
+            (r = get_matrix(L, NAME("ffn_down.weight"), hp->n_ff, hp->n_embd, PLACE_PACK,
+                            &l->w_down)))
             return r;
         /* qwen2 has Q/K/V biases; llama files sometimes carry them too (optional there) */
         int need_bias = hp->arch == ENG_ARCH_QWEN2;
