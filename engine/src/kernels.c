@@ -169,6 +169,7 @@ static void init(void)
         k_avx512 = k_avx2;
         k_avx512.name = "avx512";
         eng_kernels_fill_avx512(&k_avx512, cpu_flags);
+        eng_panels_fill_avx512(&k_avx512, cpu_flags);
         k_best = &k_avx512;
     }
 #endif

@@ -75,8 +75,9 @@ const struct eng_kernels *eng_kernels_best(void);
 /* Filled by kernels_avx2.c / kernels_avx512.c over a copy of the scalar table (x86 only). */
 void eng_kernels_fill_avx2(struct eng_kernels *k);
 void eng_kernels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags);
-/* panel_avx2.c */
+/* panel_avx2.c, panel_avx512.c (over a table already filled for AVX2) */
 void eng_panels_fill_avx2(struct eng_kernels *k);
+void eng_panels_fill_avx512(struct eng_kernels *k, unsigned cpu_flags);
 /* kernels_neon.c and panel_neon.c (AArch64 only; NEON is part of the base architecture there,
  * the dot product is used when cpu_flags has ENG_CPU_ASIMDDP). */
 void eng_kernels_fill_neon(struct eng_kernels *k, unsigned cpu_flags);

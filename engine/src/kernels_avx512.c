@@ -2,8 +2,8 @@
  * an F32 cache, tests), and Q4_K/Q6_K with one register per 64 quants.
  * AVX-512BW has no sign instruction, so the sign of the weights moves onto the activations with a
  * masked negate. The table starts as a copy of the AVX2 one, whose panel kernels (pack.h) run the
- * F32/F16/BF16/Q8_0/Q4_0 matrices here too; AVX-512 panel kernels are not written yet (no
- * AVX-512 machine to check them on). */
+ * F32/F16/BF16 and k-quant matrices here too; Q4_0 and Q8_0 get 16-lane panel kernels from
+ * panel_avx512.c (VNNI where present). */
 #include "kernels.h"
 
 #include <immintrin.h>

@@ -4,7 +4,9 @@
  * including k-quant blocks whose quants, scales and activations all take their largest
  * magnitudes (the bound of the SIMD kernels' integer sums), and
  * every SIMD variant the CPU can run gives exactly the reference's results for odd widths, tail
- * panels and 1 to 13 tokens. A variant whose instruction set is missing is named as skipped. */
+ * panels and 1 to 13 tokens. A variant whose instruction set is missing is named as skipped.
+ * Built a second time with PACK_TEST_SIMDE, it checks the AVX-512 Q4_0/Q8_0 panel kernels (VNNI
+ * and BW-only) compiled against SIMDe's portable AVX-512, so they are proved on any x86-64. */
 #include "ember_test.h"
 #include "kernels.h"
 #include "pack.h"
@@ -258,6 +260,33 @@ static void test_type(uint32_t type, const struct variant *vs, int n_vs)
     }
 }
 
+#ifdef PACK_TEST_SIMDE
+/* panel_avx512.c built against SIMDe's portable AVX-512 (engcore_pack.cmake) */
+void eng_panels_fill_avx512_simde(struct eng_kernels *k, unsigned cpu_flags);
+
+int main(void)
+{
+    const struct eng_kernels *avx2 = eng_kernels_avx2();
+    if (!avx2) {
+        printf("SKIPPED emulated AVX-512 panel kernels: they start from the AVX2 table, and this "
+               "CPU lacks AVX2\n");
+        return 77;
+    }
+    static struct eng_kernels vnni, bw;
+    vnni = *avx2;
+    bw = *avx2;
+    eng_panels_fill_avx512_simde(&vnni, ENG_CPU_AVX512VNNI);
+    eng_panels_fill_avx512_simde(&bw, 0);
+    CHECK(vnni.panel[GGUF_TT_Q4_0] != avx2->panel[GGUF_TT_Q4_0]);
+    CHECK(bw.panel[GGUF_TT_Q8_0] != avx2->panel[GGUF_TT_Q8_0]);
+    CHECK(vnni.panel[GGUF_TT_Q4_0] != bw.panel[GGUF_TT_Q4_0]);
+    const struct variant vs[] = {{"avx512-vnni(simde)", &vnni}, {"avx512-bw(simde)", &bw}};
+    test_type(GGUF_TT_Q8_0, vs, 2);
+    test_type(GGUF_TT_Q4_0, vs, 2);
+    printf("%d passed, %d failed\n", et_passed, et_failed);
+    return et_failed ? 1 : 0;
+}
+#else
 int main(void)
 {
     struct variant vs[4];
@@ -283,3 +312,4 @@ int main(void)
     printf("%d passed, %d failed\n", et_passed, et_failed);
     return et_failed ? 1 : 0;
 }
+#endif
