@@ -98,8 +98,8 @@ int main(void)
         fprintf(stderr, "%s is not built\n", ember);
         return 1;
     }
-    snprintf(tmp_in, sizeof(tmp_in), "%s/engtok_cli_%d.in", EMBER_BINARY_DIR, (int)getpid());
-    snprintf(tmp_out, sizeof(tmp_out), "%s/engtok_cli_%d.out", EMBER_BINARY_DIR, (int)getpid());
+    snprintf(tmp_in, sizeof(tmp_in), "%s/cli_tokenize_%d.in", EMBER_BINARY_DIR, (int)getpid());
+    snprintf(tmp_out, sizeof(tmp_out), "%s/cli_tokenize_%d.out", EMBER_BINARY_DIR, (int)getpid());
 
     check_vocab("ggml-vocab-gpt-2.gguf", "", "--no-bos", 8);
     check_vocab("ggml-vocab-llama-spm.gguf", "", "--no-bos", 8);

@@ -3,13 +3,7 @@
 #ifndef AGENT_COMMANDS_H
 #define AGENT_COMMANDS_H
 
-/* Documented exit codes (README "Exit codes"). */
-enum ember_exit {
-    EMBER_EXIT_OK = 0,
-    EMBER_EXIT_FAILURE = 1,     /* the command ran and failed (I/O, model, hardware) */
-    EMBER_EXIT_USAGE = 2,       /* bad arguments or invalid configuration: nothing was started */
-    EMBER_EXIT_UNSUPPORTED = 3, /* this machine cannot do it (no cpufreq, not root, ...) */
-};
+#include "exit_codes.h"
 
 struct ember_command {
     const char *name;

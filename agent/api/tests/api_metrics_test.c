@@ -1,4 +1,4 @@
-/* Unit tests of the Prometheus exposition (agent/src/metrics.c): exact lines for known values,
+/* Unit tests of the Prometheus exposition (agent/api/metrics.c): exact lines for known values,
  * cumulative histogram buckets, omitted unknowns, escaped labels, and a structural check of the
  * whole text (every sample belongs to a family announced once by HELP and TYPE). */
 #include <math.h>

@@ -1,4 +1,4 @@
-/* Unit tests of the OpenAI wire format (agent/src/openai.c): every request field, every wrong type
+/* Unit tests of the OpenAI wire format (agent/api/openai.c): every request field, every wrong type
  * and range, hostile bodies, JSON escaping, and the response, stream and error objects checked by
  * parsing them back with cJSON. */
 #include <cjson/cJSON.h>

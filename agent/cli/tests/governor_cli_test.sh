@@ -3,10 +3,10 @@
 # restore (files change and come back), usage errors, calibrate where frequencies cannot be set
 # (exit 3) and where they can (a curve file, originals restored), and a non-root user (monitor
 # only: set exits 3 with one clear message).
-# usage: govhw_cli.sh EMBER SOURCE_DIR SHARED_DIR
+# usage: governor_cli_test.sh EMBER SOURCE_DIR SHARED_DIR
 set -u
 ember=$1 src=$2 shared=$3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/govhw-cli.XXXXXX")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cli-governor.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 fail=0 pass=0
 check() { # check DESCRIPTION COMMAND...

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "commands.h"
 #include "common/fileio.h"
+#include "exit_codes.h"
 #include "gov_config.h"
 #include "governor/policy.h"
 #include "log.h"
