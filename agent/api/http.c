@@ -777,6 +777,12 @@ static enum MHD_Result handle_governor(struct agent_http *h, struct MHD_Connecti
     if (rc == -ENODEV)
         return reply_error(h, c, 404, "invalid_request_error", "governor_disabled",
                            "no governor runs on this agent (disabled, or no cpufreq here)");
+    if (rc == -ESHUTDOWN)
+        return reply_error(h, c, 503, "server_error", "shutting_down",
+                           "the agent is shutting down; the governor was not changed");
+    if (rc == -ENOBUFS)
+        return reply_error(h, c, 503, "server_error", "server_busy",
+                           "the agent is busy; the governor was not changed");
     if (rc)
         return reply_error(h, c, 500, "server_error", NULL, "cannot change the governor: %s",
                            msg[0] ? msg : strerror(-rc));

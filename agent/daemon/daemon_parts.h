@@ -1,7 +1,7 @@
 /* The daemon's parts (lifecycle.c, governor_bridge.c, telemetry_bridge.c, mqtt_ask.c) share this
  * one state. Everything in it belongs to the loop thread unless a comment says otherwise: the
- * engine worker and the HTTP threads reach the loop only through the mailboxes (box_lock + an
- * eventfd wake-up) and read only what shared_lock guards. See docs/agent.md. */
+ * engine worker and the HTTP threads reach the loop only through the message queue (queue.h)
+ * and read only what shared_lock guards. See docs/agent.md. */
 #ifndef AGENT_DAEMON_PARTS_H
 #define AGENT_DAEMON_PARTS_H
 
@@ -16,25 +16,18 @@
 #include "http.h"
 #include "loop.h"
 #include "meter.h"
+#include "queue.h"
 #include "request.h"
 #include "worker.h"
 
-#define SESSION_BOX_MAX 256
+/* Messages that may wait for the loop: a request produces at most a few (phases, its session). */
+#define DAEMON_QUEUE_CAPACITY 1024
 
 struct tel_power;
 struct tel_store;
 struct tel_mqtt;
 struct eng_model;
 struct ask_job;
-
-/* A governor change asked for from an HTTP thread, executed on the loop thread. */
-struct gov_call {
-    bool pending, done;
-    char policy[GOV_NAME_MAX];
-    double power_cap_w;
-    int rc;
-    char err[256];
-};
 
 struct agent_daemon {
     struct agent_config cfg;
@@ -74,16 +67,9 @@ struct agent_daemon {
     double last_power_w, last_energy_j, last_temp_c;
     struct gov_tick_result last_tick;
 
-    /* mailboxes from other threads, under box_lock */
-    pthread_mutex_t box_lock;
-    pthread_cond_t box_cond;
-    struct agent_result sessions[SESSION_BOX_MAX];
-    uint64_t session_start_ns[SESSION_BOX_MAX];
-    size_t n_sessions;
-    uint64_t sessions_dropped;
-    struct ask_job *asks_done;
-    struct gov_call gov_call;
-    bool phase_changed;
+    /* the one way other threads reach the loop */
+    struct daemon_queue *queue;
+    uint64_t queue_dropped_logged; /* how many refused pushes the log has told of */
 
     /* what HTTP threads read, under shared_lock */
     pthread_mutex_t shared_lock;
@@ -135,7 +121,7 @@ void daemon_hook_metrics(void *user, struct agent_metrics_snapshot *snap);
 
 void daemon_on_mqtt_ask(void *user, const char *payload, size_t len, const char *response_topic,
                         const void *correlation, size_t correlation_len);
-/* Publishes finished answers (loop thread) and frees them. */
-void daemon_publish_ask_answers(struct agent_daemon *d, struct ask_job *jobs);
+/* Publishes a finished answer (loop thread) and frees the job. */
+void daemon_publish_ask_answer(struct agent_daemon *d, struct ask_job *job);
 
 #endif

@@ -165,10 +165,9 @@ void daemon_hook_phase(void *user, enum agent_phase phase)
     int seen = atomic_load(&d->sample_phase);
     while ((int)phase > seen && !atomic_compare_exchange_weak(&d->sample_phase, &seen, (int)phase))
         ;
-    pthread_mutex_lock(&d->box_lock);
-    d->phase_changed = true;
-    pthread_mutex_unlock(&d->box_lock);
-    agent_loop_wake(d->loop); /* a phase change steers the governor now, not at the next tick */
+    /* A phase change steers the governor now, not at the next tick. A full queue loses only
+     * that haste: the next tick reads the phase anyway. */
+    daemon_queue_push(d->queue, &(struct daemon_msg){.kind = DAEMON_MSG_PHASE, .u.phase = phase});
 }
 
 void daemon_hook_policy(void *user, char *buf, size_t len)
@@ -194,27 +193,17 @@ int daemon_hook_governor_get(void *user, char *buf, size_t len)
     return rc;
 }
 
-/* Hands the change to the loop thread and waits for its verdict. */
+/* Hands the change to the loop thread and waits for its verdict (or the shutdown's refusal). */
 int daemon_hook_governor_set(void *user, const char *policy, double power_cap_w, char *err,
                              size_t err_len)
 {
     struct agent_daemon *d = user;
-    pthread_mutex_lock(&d->box_lock);
-    while (d->gov_call.pending) /* one change at a time */
-        pthread_cond_wait(&d->box_cond, &d->box_lock);
-    d->gov_call = (struct gov_call){.pending = true, .power_cap_w = power_cap_w};
-    snprintf(d->gov_call.policy, sizeof(d->gov_call.policy), "%s", policy ? policy : "");
-    pthread_mutex_unlock(&d->box_lock);
-    agent_loop_wake(d->loop);
-    pthread_mutex_lock(&d->box_lock);
-    while (!d->gov_call.done)
-        pthread_cond_wait(&d->box_cond, &d->box_lock);
-    int rc = d->gov_call.rc;
-    snprintf(err, err_len, "%s", d->gov_call.err);
-    d->gov_call.pending = false;
-    d->gov_call.done = false;
-    pthread_cond_broadcast(&d->box_cond);
-    pthread_mutex_unlock(&d->box_lock);
+    struct daemon_msg m = {.kind = DAEMON_MSG_GOVERNOR_SET};
+    snprintf(m.u.governor.policy, sizeof(m.u.governor.policy), "%s", policy ? policy : "");
+    m.u.governor.power_cap_w = power_cap_w;
+    struct daemon_completion done;
+    int rc = daemon_queue_call(d->queue, &m, &done);
+    snprintf(err, err_len, "%s", done.err);
     return rc;
 }
 

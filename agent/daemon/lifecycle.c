@@ -44,41 +44,52 @@ static double hook_energy(void *user, uint64_t now_ns)
     return agent_meter_energy_at(&d->meter, now_ns);
 }
 
-static void on_wake(void *user, uint64_t now_ns)
+/* Carries out every queued message, in order (loop thread). Phase changes coalesce into one
+ * governor tick; a governor change answers its sender. */
+static void drain_queue(struct agent_daemon *d, uint64_t now_ns)
 {
-    struct agent_daemon *d = user;
-    struct agent_result sessions[SESSION_BOX_MAX];
-    uint64_t starts[SESSION_BOX_MAX];
-    pthread_mutex_lock(&d->box_lock);
-    size_t n = d->n_sessions;
-    memcpy(sessions, d->sessions, n * sizeof(sessions[0]));
-    memcpy(starts, d->session_start_ns, n * sizeof(starts[0]));
-    d->n_sessions = 0;
-    struct ask_job *asks = d->asks_done;
-    d->asks_done = NULL;
-    bool phase_changed = d->phase_changed;
-    d->phase_changed = false;
-    bool gov_call = d->gov_call.pending && !d->gov_call.done;
-    struct gov_call call = d->gov_call;
-    pthread_mutex_unlock(&d->box_lock);
-
-    if (phase_changed)
-        daemon_governor_tick(d, now_ns);
-    for (size_t i = 0; i < n; i++)
-        daemon_store_session(d, &sessions[i], starts[i]);
-    daemon_publish_ask_answers(d, asks);
-    if (gov_call) {
-        char err[256] = "";
-        int rc = daemon_governor_apply(d, call.policy, call.power_cap_w, err, sizeof(err));
-        pthread_mutex_lock(&d->box_lock);
-        d->gov_call.rc = rc;
-        snprintf(d->gov_call.err, sizeof(d->gov_call.err), "%s", err);
-        d->gov_call.done = true;
-        pthread_cond_broadcast(&d->box_cond);
-        pthread_mutex_unlock(&d->box_lock);
+    struct daemon_msg m;
+    bool ticked = false;
+    while (daemon_queue_pop(d->queue, &m)) {
+        switch (m.kind) {
+        case DAEMON_MSG_PHASE:
+            if (!ticked)
+                daemon_governor_tick(d, now_ns);
+            ticked = true;
+            break;
+        case DAEMON_MSG_SESSION:
+            daemon_store_session(d, &m.u.session.result, m.u.session.start_wall_ns);
+            break;
+        case DAEMON_MSG_ASK_DONE:
+            daemon_publish_ask_answer(d, m.u.ask);
+            break;
+        case DAEMON_MSG_GOVERNOR_SET: {
+            char err[256] = "";
+            int rc = daemon_governor_apply(d, m.u.governor.policy, m.u.governor.power_cap_w, err,
+                                           sizeof(err));
+            daemon_queue_complete(d->queue, m.completion, rc, err);
+            break;
+        }
+        }
+    }
+    uint64_t dropped = daemon_queue_dropped(d->queue);
+    if (dropped != d->queue_dropped_logged) {
+        log_warn("the loop fell behind: %llu message(s) refused by its full queue (sessions or "
+                 "MQTT answers lost, governor changes answered busy)",
+                 (unsigned long long)(dropped - d->queue_dropped_logged));
+        d->queue_dropped_logged = dropped;
     }
     if (d->mqtt)
         daemon_mqtt_update_watch(d, now_ns);
+}
+
+static void on_queue(void *user, int fd, uint32_t events)
+{
+    (void)fd;
+    (void)events;
+    struct agent_daemon *d = user;
+    daemon_queue_ack(d->queue);
+    drain_queue(d, cmn_now_ns());
 }
 
 /* ---- signals, watchdog, reload ---- */
@@ -243,6 +254,11 @@ static void shutdown_all(struct agent_daemon *d)
 {
     sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     uint64_t t0 = cmn_now_ns();
+    /* First, before anything waits on a thread: the loop answers no more requests, so an HTTP
+     * thread waiting for a governor change gets "shutting down" now instead of waiting for ever
+     * (and agent_http_free below, which joins it, for ever with it). */
+    if (d->queue)
+        daemon_queue_close(d->queue);
     /* Running requests may finish (their clients still stream) within the timeout; queued ones
      * are refused, new ones get 503. */
     if (d->http) {
@@ -253,7 +269,8 @@ static void shutdown_all(struct agent_daemon *d)
     d->worker = NULL;
     agent_http_free(d->http);
     d->http = NULL;
-    on_wake(d, cmn_now_ns()); /* the last sessions and ask answers */
+    if (d->queue)
+        drain_queue(d, cmn_now_ns()); /* the last sessions and ask answers */
     if (d->gov) {
         char err[512];
         if (gov_governor_restore(d->gov, err, sizeof(err)) < 0)
@@ -298,8 +315,6 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     d->tokens_per_s = NAN;
     atomic_init(&d->phase, AGENT_PHASE_IDLE);
     atomic_init(&d->sample_phase, AGENT_PHASE_IDLE);
-    pthread_mutex_init(&d->box_lock, NULL);
-    pthread_cond_init(&d->box_cond, NULL);
     pthread_mutex_init(&d->shared_lock, NULL);
     agent_meter_init(&d->meter);
     int exit_code = EMBER_EXIT_FAILURE;
@@ -307,7 +322,10 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
 
     if (agent_loop_new(&d->loop) < 0)
         goto out;
-    if (setup_signals(d) < 0 || agent_loop_set_wake(d->loop, on_wake, d) < 0) {
+    if (daemon_queue_new(DAEMON_QUEUE_CAPACITY, &d->queue) < 0)
+        goto out;
+    if (setup_signals(d) < 0 ||
+        agent_loop_add_fd(d->loop, daemon_queue_fd(d->queue), EPOLLIN, on_queue, d) < 0) {
         log_err("cannot set up signal handling");
         goto out;
     }
@@ -376,8 +394,7 @@ out:
     agent_loop_free(d->loop);
     agent_meter_destroy(&d->meter);
     free(d->gov_json);
-    pthread_mutex_destroy(&d->box_lock);
-    pthread_cond_destroy(&d->box_cond);
+    daemon_queue_free(d->queue);
     pthread_mutex_destroy(&d->shared_lock);
     free(d);
     return exit_code;

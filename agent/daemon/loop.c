@@ -1,4 +1,4 @@
-/* epoll + timerfd + eventfd event loop (see loop.h). Watchers live in a small array: the agent
+/* epoll + timerfd event loop (see loop.h). Watchers live in a small array: the agent
  * has a handful of descriptors, so linear lookups beat a hash map in clarity and speed. */
 #include "loop.h"
 
@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -31,9 +30,6 @@ struct watch {
 
 struct agent_loop {
     int epfd;
-    int wake_fd;
-    agent_timer_fn wake_fn;
-    void *wake_user;
     bool quit;
     struct watch watches[MAX_WATCHES];
     size_t n_watches;
@@ -44,7 +40,6 @@ int agent_loop_new(struct agent_loop **ret)
     struct agent_loop *loop = calloc(1, sizeof(*loop));
     if (!loop)
         return -ENOMEM;
-    loop->wake_fd = -1;
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (loop->epfd < 0) {
         int e = -errno;
@@ -65,8 +60,6 @@ void agent_loop_free(struct agent_loop *loop)
             free(loop->watches[i].timer);
         }
     }
-    if (loop->wake_fd >= 0)
-        close(loop->wake_fd);
     close(loop->epfd);
     free(loop);
 }
@@ -166,41 +159,6 @@ int agent_timer_set_deadline(struct agent_timer *t, uint64_t deadline_ns)
     its.it_value.tv_sec = (time_t)(deadline_ns / CMN_NS_PER_S);
     its.it_value.tv_nsec = (long)(deadline_ns % CMN_NS_PER_S);
     return timerfd_settime(t->fd, TFD_TIMER_ABSTIME, &its, NULL) == 0 ? 0 : -errno;
-}
-
-static void on_wake_fd(void *user, int fd, uint32_t events)
-{
-    (void)events;
-    struct agent_loop *loop = user;
-    uint64_t count;
-    if (read(fd, &count, sizeof(count)) != sizeof(count))
-        return;
-    if (loop->wake_fn)
-        loop->wake_fn(loop->wake_user, cmn_now_ns());
-}
-
-int agent_loop_set_wake(struct agent_loop *loop, agent_timer_fn fn, void *user)
-{
-    if (loop->wake_fd < 0) {
-        loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (loop->wake_fd < 0)
-            return -errno;
-        int rc = agent_loop_add_fd(loop, loop->wake_fd, EPOLLIN, on_wake_fd, loop);
-        if (rc < 0)
-            return rc;
-    }
-    loop->wake_fn = fn;
-    loop->wake_user = user;
-    return 0;
-}
-
-void agent_loop_wake(struct agent_loop *loop)
-{
-    uint64_t one = 1;
-    if (loop->wake_fd >= 0) {
-        ssize_t n = write(loop->wake_fd, &one, sizeof(one));
-        (void)n; /* EAGAIN means a wake-up is already pending, which is all we need */
-    }
 }
 
 void agent_loop_quit(struct agent_loop *loop)

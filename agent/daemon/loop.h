@@ -1,5 +1,6 @@
-/* The agent's event loop: epoll over file descriptors, timerfd timers and an eventfd that other
- * threads poke. Single-threaded: every callback runs on the thread in agent_loop_run. */
+/* The agent's event loop: epoll over file descriptors and timerfd timers. Single-threaded: every
+ * callback runs on the thread in agent_loop_run; other threads reach it through the daemon's
+ * message queue, whose eventfd is one of the watched descriptors (queue.h). */
 #ifndef AGENT_LOOP_H
 #define AGENT_LOOP_H
 
@@ -26,10 +27,6 @@ int agent_loop_add_timer(struct agent_loop *loop, uint64_t interval_ms, agent_ti
 int agent_timer_set_interval(struct agent_timer *t, uint64_t interval_ms);
 /* Arms once to fire at the monotonic time deadline_ns (past deadlines fire at once). */
 int agent_timer_set_deadline(struct agent_timer *t, uint64_t deadline_ns);
-
-/* A wake-up callable from any thread (async-signal-safe): fn runs once on the loop thread. */
-int agent_loop_set_wake(struct agent_loop *loop, agent_timer_fn fn, void *user);
-void agent_loop_wake(struct agent_loop *loop);
 
 /* Runs until agent_loop_quit; returns 0 or -errno on an epoll failure. */
 int agent_loop_run(struct agent_loop *loop);

@@ -22,7 +22,6 @@ struct ask_job {
     char *text;
     size_t len, cap;
     struct agent_result result;
-    struct ask_job *next;
 };
 
 static int ask_text(void *user, const char *text, size_t len)
@@ -44,18 +43,6 @@ static int ask_text(void *user, const char *text, size_t len)
     return 0;
 }
 
-static void ask_done(void *user, const struct agent_result *r)
-{
-    struct ask_job *job = user;
-    struct agent_daemon *d = job->d;
-    job->result = *r;
-    pthread_mutex_lock(&d->box_lock);
-    job->next = d->asks_done;
-    d->asks_done = job;
-    pthread_mutex_unlock(&d->box_lock);
-    agent_loop_wake(d->loop);
-}
-
 static void ask_free(struct ask_job *job)
 {
     agent_request_free(job->req);
@@ -63,6 +50,16 @@ static void ask_free(struct ask_job *job)
     free(job->correlation);
     free(job->text);
     free(job);
+}
+
+static void ask_done(void *user, const struct agent_result *r)
+{
+    struct ask_job *job = user;
+    struct agent_daemon *d = job->d;
+    job->result = *r;
+    if (daemon_queue_push(d->queue,
+                          &(struct daemon_msg){.kind = DAEMON_MSG_ASK_DONE, .u.ask = job}) < 0)
+        ask_free(job); /* the queue is full (counted, logged by the loop): the answer is lost */
 }
 
 static void ask_reply_error(struct agent_daemon *d, const char *topic, const void *corr,
@@ -142,33 +139,29 @@ void daemon_on_mqtt_ask(void *user, const char *payload, size_t len, const char 
     }
 }
 
-void daemon_publish_ask_answers(struct agent_daemon *d, struct ask_job *jobs)
+void daemon_publish_ask_answer(struct agent_daemon *d, struct ask_job *job)
 {
-    while (jobs) {
-        struct ask_job *next = jobs->next;
-        const struct agent_result *r = &jobs->result;
-        cJSON *o = cJSON_CreateObject();
-        if (r->finish == AGENT_FINISH_ERROR) {
-            cJSON_AddStringToObject(o, "error", r->error_msg[0] ? r->error_msg : "failed");
-        } else {
-            cJSON_AddStringToObject(o, "text", jobs->text ? jobs->text : "");
-            cJSON_AddStringToObject(o, "finish_reason",
-                                    r->finish == AGENT_FINISH_LENGTH ? "length" : "stop");
-            cJSON *u = cJSON_AddObjectToObject(o, "usage");
-            cJSON_AddNumberToObject(u, "prompt_tokens", (double)r->prompt_tokens);
-            cJSON_AddNumberToObject(u, "completion_tokens", (double)r->gen_tokens);
-            cJSON *e = cJSON_AddObjectToObject(o, "energy");
-            cJSON_AddNumberToObject(e, "joules", r->energy_j);
-            cJSON_AddNumberToObject(e, "joules_per_token", r->j_per_token);
-            cJSON_AddNumberToObject(e, "avg_watts", r->avg_power_w);
-        }
-        char *json = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (json && d->mqtt)
-            tel_mqtt_respond(d->mqtt, jobs->response_topic, jobs->correlation,
-                             jobs->correlation_len, json, strlen(json));
-        free(json);
-        ask_free(jobs);
-        jobs = next;
+    const struct agent_result *r = &job->result;
+    cJSON *o = cJSON_CreateObject();
+    if (r->finish == AGENT_FINISH_ERROR) {
+        cJSON_AddStringToObject(o, "error", r->error_msg[0] ? r->error_msg : "failed");
+    } else {
+        cJSON_AddStringToObject(o, "text", job->text ? job->text : "");
+        cJSON_AddStringToObject(o, "finish_reason",
+                                r->finish == AGENT_FINISH_LENGTH ? "length" : "stop");
+        cJSON *u = cJSON_AddObjectToObject(o, "usage");
+        cJSON_AddNumberToObject(u, "prompt_tokens", (double)r->prompt_tokens);
+        cJSON_AddNumberToObject(u, "completion_tokens", (double)r->gen_tokens);
+        cJSON *e = cJSON_AddObjectToObject(o, "energy");
+        cJSON_AddNumberToObject(e, "joules", r->energy_j);
+        cJSON_AddNumberToObject(e, "joules_per_token", r->j_per_token);
+        cJSON_AddNumberToObject(e, "avg_watts", r->avg_power_w);
     }
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (json && d->mqtt)
+        tel_mqtt_respond(d->mqtt, job->response_topic, job->correlation, job->correlation_len, json,
+                         strlen(json));
+    free(json);
+    ask_free(job);
 }

@@ -222,16 +222,10 @@ static void on_mqtt_state(void *user, enum tel_mqtt_conn_state state, const char
 void daemon_hook_request_done(void *user, const struct agent_result *r)
 {
     struct agent_daemon *d = user;
-    pthread_mutex_lock(&d->box_lock);
-    if (d->n_sessions < SESSION_BOX_MAX) {
-        d->session_start_ns[d->n_sessions] =
-            cmn_wall_ns() - (uint64_t)(r->duration_ms * (double)CMN_NS_PER_MS);
-        d->sessions[d->n_sessions++] = *r;
-    } else {
-        d->sessions_dropped++;
-    }
-    pthread_mutex_unlock(&d->box_lock);
-    agent_loop_wake(d->loop);
+    struct daemon_msg m = {.kind = DAEMON_MSG_SESSION};
+    m.u.session.result = *r;
+    m.u.session.start_wall_ns = cmn_wall_ns() - (uint64_t)(r->duration_ms * (double)CMN_NS_PER_MS);
+    daemon_queue_push(d->queue, &m); /* refused when full: counted, and the loop logs it */
 }
 
 void daemon_hook_metrics(void *user, struct agent_metrics_snapshot *snap)
