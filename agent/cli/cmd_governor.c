@@ -162,7 +162,8 @@ static int parse_common(int argc, char **argv, struct gov_cli *c, const char *sh
     gov_governor_params_defaults(p);
     const char *key = NULL;
     char err[256] = "";
-    if (agent_governor_tunables(&c->cfg.governor, &p->tunables, &key, err, sizeof(err))) {
+    p->tunables = c->cfg.governor.tunables;
+    if (gov_tunables_validate(&p->tunables, &key, err, sizeof(err))) {
         log_err("[governor] %s: %s", key ? key : "?", err);
         return EMBER_EXIT_USAGE;
     }

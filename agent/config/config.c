@@ -15,9 +15,14 @@
 
 #include "common/fileio.h"
 #include "exit_codes.h"
-#include "gov_config.h"
 #include "governor/policy.h"
 #include "log.h"
+
+/* The composed key table (config_keys.c). */
+static const struct cfg_key *keys(void)
+{
+    return agent_config_key_table();
+}
 
 #define MAX_ERRORS 50
 
@@ -40,7 +45,7 @@ struct parse_ctx {
 static size_t key_count(void)
 {
     size_t n = 0;
-    while (agent_config_keys[n].section)
+    while (keys()[n].section)
         n++;
     return n;
 }
@@ -118,8 +123,8 @@ static long utf8_invalid_at(const unsigned char *s, size_t n)
 
 static const struct cfg_key *find_key(const char *section, const char *name, size_t *ret_index)
 {
-    for (size_t i = 0; agent_config_keys[i].section; i++) {
-        const struct cfg_key *k = &agent_config_keys[i];
+    for (size_t i = 0; keys()[i].section; i++) {
+        const struct cfg_key *k = &keys()[i];
         if (strcmp(k->section, section) == 0 && strcmp(k->name, name) == 0) {
             if (ret_index)
                 *ret_index = i;
@@ -131,8 +136,8 @@ static const struct cfg_key *find_key(const char *section, const char *name, siz
 
 static bool section_exists(const char *section)
 {
-    for (size_t i = 0; agent_config_keys[i].section; i++)
-        if (strcmp(agent_config_keys[i].section, section) == 0)
+    for (size_t i = 0; keys()[i].section; i++)
+        if (strcmp(keys()[i].section, section) == 0)
             return true;
     return false;
 }
@@ -162,8 +167,8 @@ static const char *closest_key(const char *section, const char *name)
 {
     const char *best = NULL;
     size_t best_d = 3; /* only suggest near misses */
-    for (size_t i = 0; agent_config_keys[i].section; i++) {
-        const struct cfg_key *k = &agent_config_keys[i];
+    for (size_t i = 0; keys()[i].section; i++) {
+        const struct cfg_key *k = &keys()[i];
         if (strcmp(k->section, section) != 0)
             continue;
         size_t d = edit_distance(name, k->name);
@@ -194,23 +199,8 @@ static int parse_bool(const char *v, bool *ret)
 
 void agent_config_key_range(const struct cfg_key *k, struct cmn_range *ret, bool *ret_zero_off)
 {
-    *ret_zero_off = false;
-    if (k->range) {
-        *ret = *k->range;
-        return;
-    }
-    if (strcmp(k->section, "governor") == 0) {
-        size_t n;
-        const struct gov_tunable_desc *t = gov_tunable_table(&n);
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(t[i].key, k->name) == 0 && t[i].type != GOV_TUNABLE_STRING) {
-                *ret = (struct cmn_range){t[i].min, t[i].max, false};
-                *ret_zero_off = t[i].zero_means_off;
-                return;
-            }
-        }
-    }
-    *ret = (struct cmn_range){k->min, k->max, false};
+    *ret_zero_off = k->zero_off;
+    *ret = k->range ? *k->range : (struct cmn_range){k->min, k->max, false};
 }
 
 static void format_range(const struct cfg_key *k, char *buf, size_t len)
@@ -477,7 +467,7 @@ void agent_config_defaults(struct agent_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     char reason[256];
-    for (const struct cfg_key *k = agent_config_keys; k->section; k++) {
+    for (const struct cfg_key *k = keys(); k->section; k++) {
         /* Defaults go through the same parser as the file; config_test proves they all pass. */
         if (store_value(k, k->def, cfg, reason, sizeof(reason)) < 0)
             abort();
@@ -493,14 +483,15 @@ static void check_cross_keys(struct parse_ctx *ctx)
         bool bad;
         const char *section, *key, *reason;
     } rules[] = {
-        {c->governor.min_mhz && c->governor.max_mhz && c->governor.min_mhz > c->governor.max_mhz,
+        {c->governor.tunables.min_mhz && c->governor.tunables.max_mhz &&
+             c->governor.tunables.min_mhz > c->governor.tunables.max_mhz,
          "governor", "min_mhz", "min_mhz is above max_mhz"},
         {c->mqtt.reconnect_min_ms > c->mqtt.reconnect_max_ms, "mqtt", "reconnect_min_ms",
          "reconnect_min_ms is above reconnect_max_ms"},
         {(c->mqtt.tls_cert[0] != 0) != (c->mqtt.tls_key[0] != 0), "mqtt", "tls_cert",
          "tls_cert and tls_key must be set together"},
-        {c->governor.down_threshold >= c->governor.up_threshold, "governor", "down_threshold",
-         "down_threshold must be below up_threshold"},
+        {c->governor.tunables.down_threshold >= c->governor.tunables.up_threshold, "governor",
+         "down_threshold", "down_threshold must be below up_threshold"},
     };
     for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++) {
         if (!rules[r].bad)
@@ -508,22 +499,21 @@ static void check_cross_keys(struct parse_ctx *ctx)
         int line = 0;
         const char *key = rules[r].key;
         /* blame whichever key of the section the file set last */
-        for (size_t i = 0; agent_config_keys[i].section; i++) {
-            if (strcmp(agent_config_keys[i].section, rules[r].section) == 0 &&
-                ctx->set_line[i] > line && strstr(rules[r].reason, agent_config_keys[i].name)) {
+        for (size_t i = 0; keys()[i].section; i++) {
+            if (strcmp(keys()[i].section, rules[r].section) == 0 && ctx->set_line[i] > line &&
+                strstr(rules[r].reason, keys()[i].name)) {
                 line = ctx->set_line[i];
-                key = agent_config_keys[i].name;
+                key = keys()[i].name;
             }
         }
         add_error(ctx, line, rules[r].section, key, "%s", rules[r].reason);
     }
     if (ctx->n_errors)
         return;
-    /* The governor's own rules for its tunables (e.g. thermal_target_c: 0 or 30..125). */
-    struct gov_tunables t;
+    /* The governor's own rules for its tunables (e.g. a policy's own checks). */
     const char *bad = NULL;
     char reason[256];
-    if (agent_governor_tunables(&c->governor, &t, &bad, reason, sizeof(reason)) < 0) {
+    if (gov_tunables_validate(&c->governor.tunables, &bad, reason, sizeof(reason)) < 0) {
         int line = 0;
         size_t index;
         if (bad && find_key("governor", bad, &index))
@@ -676,7 +666,7 @@ void agent_config_dump(const struct agent_config *cfg, FILE *out, bool with_docs
                      "# generated by `ember config dump --docs --defaults`. Lines are `key = "
                      "value`;\n# comments start with '#' or ';'. Keys marked (live) change on "
                      "SIGHUP; others\n# need a restart.\n");
-    for (const struct cfg_key *k = agent_config_keys; k->section; k++) {
+    for (const struct cfg_key *k = keys(); k->section; k++) {
         if (!section || strcmp(section, k->section) != 0) {
             /* a blank line between sections, and after the header comment; none first */
             fprintf(out, "%s[%s]\n", section || with_docs ? "\n" : "", k->section);
@@ -713,7 +703,7 @@ int agent_config_restart_keys(const struct agent_config *a, const struct agent_c
     size_t used = 0;
     if (len)
         buf[0] = '\0';
-    for (const struct cfg_key *k = agent_config_keys; k->section; k++) {
+    for (const struct cfg_key *k = keys(); k->section; k++) {
         if (k->live)
             continue;
         char va[CFG_STR_PATH + 16], vb[CFG_STR_PATH + 16];
@@ -734,7 +724,7 @@ int agent_config_restart_keys(const struct agent_config *a, const struct agent_c
 
 void agent_config_apply_live(struct agent_config *cur, const struct agent_config *next)
 {
-    for (const struct cfg_key *k = agent_config_keys; k->section; k++)
+    for (const struct cfg_key *k = keys(); k->section; k++)
         if (k->live)
             memcpy((char *)cur + k->offset, (const char *)next + k->offset, k->size);
 }

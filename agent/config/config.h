@@ -1,8 +1,10 @@
 /* Ember's configuration: one INI file (/etc/ember/ember.conf) parsed with inih into struct
- * agent_config through a single table of keys (section, name, type, range, default, doc). The same
- * table validates, prints defaults (`ember config dump`), documents etc/ember.conf and drives
- * SIGHUP reload (keys marked live apply without restart). Errors read
- * `file:line: [section] key: reason`. */
+ * agent_config through one table of keys (section, name, type, range, default, doc) composed from
+ * the agent's own rows and the modules' descriptor tables (the governor's tunables, the engine's
+ * sampler ranges and chat template families, the governor's policy list), so each key is defined
+ * once, by whoever enforces it. The same table validates, prints defaults (`ember config dump`),
+ * documents etc/ember.conf and drives SIGHUP reload (keys marked live apply without restart).
+ * Errors read `file:line: [section] key: reason`. */
 #ifndef AGENT_CONFIG_H
 #define AGENT_CONFIG_H
 
@@ -11,6 +13,7 @@
 #include <stdio.h>
 
 #include "common/range.h"
+#include "governor/policy.h"
 
 #define CFG_STR_SMALL 64
 #define CFG_STR_PATH  512
@@ -43,37 +46,15 @@ struct cfg_engine {
     long long seed;
 };
 
+/* The agent's own [governor] keys; every policy and constraint key is the governor's, defined
+ * once in its table (gov_tunable_table) and stored here as the governor's own struct. */
 struct cfg_governor {
     bool enabled;
-    char policy[CFG_STR_SMALL];
-    int tick_ms;
     char backend[CFG_STR_SMALL];
     char sysfs_root[CFG_STR_PATH];
     char saved_path[CFG_STR_PATH];
     char calibration_path[CFG_STR_PATH];
-    int min_mhz;
-    int max_mhz;
-    double thermal_target_c;
-    double power_cap_w;
-    double decode_slowdown_max_pct;
-    int idle_delay_ms;
-    int up_threshold;
-    int down_threshold;
-    int sampling_down_factor;
-    int powersave_bias;
-    int freq_step_pct;
-    double quiet_temp_c;
-    double dead_band_pct;
-    int rate_limit_ms;
-    double trip_margin_c;
-    double thermal_kp;
-    double thermal_ki;
-    double power_kp;
-    double power_ki;
-    int hysteresis_ms;
-    int rate_limit_us;
-    int probe_ms;
-    int reprobe_s;
+    struct gov_tunables tunables;
 };
 
 struct cfg_telemetry {
@@ -150,8 +131,8 @@ struct cfg_key {
     enum cfg_type type;
     size_t offset;              /* into struct agent_config */
     size_t size;                /* strings: buffer size */
-    double min, max;            /* CFG_INT / CFG_DOUBLE, inclusive, when the agent owns the key;
-                                   see agent_config_key_range for the others */
+    double min, max;            /* CFG_INT / CFG_DOUBLE, inclusive (see agent_config_key_range) */
+    bool zero_off;              /* 0 is also accepted, meaning "off" or "the hardware's value" */
     const char *const *choices; /* CFG_ENUM: NULL-terminated */
     const char *def;            /* default, as it would be written in the file */
     bool live;                  /* applied on SIGHUP without restart */
@@ -160,13 +141,12 @@ struct cfg_key {
     const struct cmn_range *range; /* owned by the module that enforces it, or NULL */
 };
 
-/* The accepted range of a numeric key: k->range when a module owns it (the sampler's), the
- * governor's own tunable table for [governor] tunables (*ret_zero_off: 0 is also accepted, as
- * "off"), else the row's min..max. */
+/* The accepted range of a numeric key: k->range when a module owns it as a range (the
+ * sampler's), else the row's min..max (*ret_zero_off: 0 is also accepted, as "off"). */
 void agent_config_key_range(const struct cfg_key *k, struct cmn_range *ret, bool *ret_zero_off);
 
-/* The table, terminated by a NULL section. Per-section parts live in config_keys.c. */
-extern const struct cfg_key agent_config_keys[];
+/* The composed table, terminated by a NULL section (config_keys.c builds it once). */
+const struct cfg_key *agent_config_key_table(void);
 
 /* Lines longer than this are rejected (inih's line buffer is 200 bytes). */
 #define CFG_MAX_LINE 198

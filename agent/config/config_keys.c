@@ -1,71 +1,58 @@
-/* Every configuration key Ember understands: one row each, with type, range, default and the
- * documentation that `ember config dump --docs` writes into etc/ember.conf. Adding a key is adding
- * a row here and a field in config.h. */
+/* Every configuration key Ember understands, with type, range, default and the documentation that
+ * `ember config dump --docs` writes into etc/ember.conf: the agent's own rows here, the modules'
+ * descriptor tables spliced in where MODULE_ROWS stands (the governor's tunables), and enum
+ * choices taken from the modules' own lists. Adding an agent key is adding a row here and a field
+ * in config.h; adding a governor tunable is adding it to the governor's table only. */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "config.h"
+#include "engine/chat.h"
 #include "engine/engine.h"
 #include "engine/sampler.h"
+#include "governor/policy.h"
 
 #define OFF(field) offsetof(struct agent_config, field)
 #define SZ(field)  sizeof(((struct agent_config *)0)->field)
 
-#define KEY_BOOL(sec, name, def, live, doc)                                                    \
-    {                                                                                          \
-#sec, #name, CFG_BOOL, OFF(sec.name), SZ(sec.name), 0, 1, NULL, def, live, false, doc, \
-            NULL                                                                               \
-    }
-#define KEY_INT(sec, name, lo, hi, def, live, doc)                                              \
-    {                                                                                           \
-#sec, #name, CFG_INT, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc, \
-            NULL                                                                                \
-    }
-#define KEY_DBL(sec, name, lo, hi, def, live, doc)                                                 \
-    {                                                                                              \
-#sec, #name, CFG_DOUBLE, OFF(sec.name), SZ(sec.name), lo, hi, NULL, def, live, false, doc, \
-            NULL                                                                                   \
-    }
-#define KEY_STR(sec, name, def, live, doc)                                                       \
+#define ROW(sec, key, t, deflt, is_live, text, ...)                                              \
     {                                                                                            \
-#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, false, doc, \
-            NULL                                                                                 \
+        .section = #sec, .name = #key, .type = (t), .offset = OFF(sec.key), .size = SZ(sec.key), \
+        .def = (deflt), .live = (is_live), .doc = (text), __VA_ARGS__                            \
     }
-#define KEY_SECRET(sec, name, def, live, doc)                                                   \
-    {                                                                                           \
-#sec, #name, CFG_STRING, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, true, doc, \
-            NULL                                                                                \
-    }
+#define KEY_BOOL(sec, name, def, live, doc) ROW(sec, name, CFG_BOOL, def, live, doc, .max = 1)
+#define KEY_INT(sec, name, lo, hi, def, live, doc) \
+    ROW(sec, name, CFG_INT, def, live, doc, .min = (lo), .max = (hi))
+#define KEY_DBL(sec, name, lo, hi, def, live, doc) \
+    ROW(sec, name, CFG_DOUBLE, def, live, doc, .min = (lo), .max = (hi))
+#define KEY_STR(sec, name, def, live, doc) ROW(sec, name, CFG_STRING, def, live, doc, .min = 0)
+#define KEY_SECRET(sec, name, def, live, doc) \
+    ROW(sec, name, CFG_STRING, def, live, doc, .secret = true)
 /* A number whose range is owned by the module that enforces it. */
-#define KEY_RANGED(sec, name, type, range, def, live, doc)                                 \
-    {                                                                                      \
-#sec, #name, type, OFF(sec.name), SZ(sec.name), 0, 0, NULL, def, live, false, doc, \
-            &(range)                                                                       \
-    }
-/* A [governor] tunable: its range is read from the governor's own table. */
-#define KEY_GOV(name, type, def, live, doc)                                                    \
-    {                                                                                          \
-        "governor", #name, type, OFF(governor.name), SZ(governor.name), 0, 0, NULL, def, live, \
-            false, doc, NULL                                                                   \
-    }
-#define KEY_ENUM(sec, name, choices, def, live, doc)                                              \
-    {                                                                                             \
-#sec, #name, CFG_ENUM, OFF(sec.name), SZ(sec.name), 0, 0, choices, def, live, false, doc, \
-            NULL                                                                                  \
+#define KEY_RANGED(sec, name, type, rng, def, live, doc) \
+    ROW(sec, name, type, def, live, doc, .range = &(rng))
+#define KEY_ENUM(sec, name, list, def, live, doc) \
+    ROW(sec, name, CFG_ENUM, def, live, doc, .choices = (list))
+/* Where a module's own descriptor table is spliced in (see compose below). */
+#define MODULE_ROWS(sec)             \
+    {                                \
+        .section = #sec, .name = "*" \
     }
 
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
-static const char *const chat_templates[] = {"auto",    "chatml", "llama2", "llama3", "zephyr",
-                                             "mistral", "phi3",   "gemma",  NULL};
-static const char *const policies[] = {"performance",  "powersave", "ondemand",
-                                       "conservative", "schedutil", "balanced",
-                                       "efficiency",   "quiet",     NULL};
 static const char *const mqtt_protocols[] = {"v5", "v311", NULL};
 static const char *const discovery_modes[] = {"component", "device", NULL};
 static const char *const kv_types[] = {"f16", "f32", NULL};
 static const char *const backends[] = {"auto", "sysfs", "libcpupower", NULL};
+/* Filled from the modules' own lists by compose(): "auto" and the engine's chat template
+ * families; the governor's policies. */
+static const char *chat_templates[ENG_CHAT_FAMILY_COUNT + 2];
+static const char *policies[32];
 
-const struct cfg_key agent_config_keys[] = {
+static const struct cfg_key agent_rows[] = {
     /* [agent] */
     KEY_ENUM(agent, log_level, log_levels, "info", true,
              "Most verbose log level written to stderr (the journal under systemd)."),
@@ -124,10 +111,8 @@ const struct cfg_key agent_config_keys[] = {
     /* [governor] */
     KEY_BOOL(governor, enabled, "true", false,
              "Run the DVFS governor. Without root or cpufreq it only monitors."),
-    KEY_ENUM(governor, policy, policies, "balanced", true,
-             "Frequency policy: performance, powersave, ondemand, conservative, schedutil, "
-             "balanced (engine-phase aware), efficiency (lowest joules per token), quiet."),
-    KEY_GOV(tick_ms, CFG_INT, "100", false, "How often the governor decides."),
+    /* every policy and constraint key: the governor's table (gov_tunable_table) */
+    MODULE_ROWS(governor),
     KEY_ENUM(governor, backend, backends, "auto", false,
              "cpufreq interface: auto uses libcpupower when sysfs_root is /, else direct sysfs; "
              "libcpupower is refused for any other root."),
@@ -138,56 +123,6 @@ const struct cfg_key agent_config_keys[] = {
             "write; restored on exit, by `ember governor restore`, and after a crash."),
     KEY_STR(governor, calibration_path, "/var/lib/ember/calibration.json", false,
             "Frequency/throughput/power curve written by `ember governor calibrate`."),
-    KEY_GOV(min_mhz, CFG_INT, "0", true,
-            "Lowest frequency the governor may use; 0 = the hardware minimum."),
-    KEY_GOV(max_mhz, CFG_INT, "0", true,
-            "Highest frequency the governor may use; 0 = the hardware maximum (boost)."),
-    KEY_GOV(thermal_target_c, CFG_DOUBLE, "85", true,
-            "Keep the hottest sensor below this (PI controller, also kept below the first "
-            "passive trip point); 0 = off."),
-    KEY_GOV(power_cap_w, CFG_DOUBLE, "0", true,
-            "Cap on package power in watts (PI controller); 0 = no cap."),
-    KEY_GOV(decode_slowdown_max_pct, CFG_DOUBLE, "5", true,
-            "balanced/efficiency: decode may be at most this much slower than at full speed."),
-    KEY_GOV(idle_delay_ms, CFG_INT, "2000", true,
-            "balanced: drop to the minimum frequency after this long without engine work."),
-    KEY_GOV(up_threshold, CFG_INT, "80", true,
-            "ondemand/conservative: utilisation percent above which frequency goes up."),
-    KEY_GOV(down_threshold, CFG_INT, "20", true,
-            "conservative: utilisation percent below which frequency steps down."),
-    KEY_GOV(sampling_down_factor, CFG_INT, "1", true,
-            "ondemand: ticks to stay at maximum before re-evaluating a decrease."),
-    KEY_GOV(powersave_bias, CFG_INT, "0", true, "ondemand: lower targets by this many per-mille."),
-    KEY_GOV(freq_step_pct, CFG_INT, "5", true,
-            "conservative: step size as percent of the maximum frequency."),
-    KEY_GOV(quiet_temp_c, CFG_DOUBLE, "65", true,
-            "quiet: temperature (fan noise proxy) the policy holds the CPU under."),
-    KEY_GOV(dead_band_pct, CFG_DOUBLE, "3", true,
-            "Ignore target changes smaller than this percent of the current frequency."),
-    KEY_GOV(rate_limit_ms, CFG_INT, "200", true,
-            "Minimum time between two frequency changes of one cluster."),
-    KEY_GOV(hysteresis_ms, CFG_INT, "300", true,
-            "A frequency decrease must be asked for this long before it is applied."),
-    KEY_GOV(trip_margin_c, CFG_DOUBLE, "5", true,
-            "The thermal controller also stays this far below the first passive trip point."),
-    KEY_GOV(thermal_kp, CFG_DOUBLE, "0.08", true,
-            "Thermal PI controller: proportional gain (fraction of the frequency range per "
-            "degree C above target)."),
-    KEY_GOV(thermal_ki, CFG_DOUBLE, "0.02", true,
-            "Thermal PI controller: integral gain (fraction of the range per degree C second)."),
-    KEY_GOV(power_kp, CFG_DOUBLE, "0.3", true,
-            "Power cap PI controller, proportional gain in the log domain: relative clock "
-            "change per unit of ln(cap / power)."),
-    KEY_GOV(power_ki, CFG_DOUBLE, "1", true,
-            "Power cap PI controller, integral gain in the log domain: per unit of "
-            "ln(cap / power) and second."),
-    KEY_GOV(rate_limit_us, CFG_INT, "0", true,
-            "schedutil: its own minimum time between frequency changes."),
-    KEY_GOV(probe_ms, CFG_INT, "1000", true,
-            "balanced without calibration, efficiency: dwell time per point of the online "
-            "search."),
-    KEY_GOV(reprobe_s, CFG_INT, "600", true,
-            "balanced/efficiency: search again this often (0 = never)."),
 
     /* [telemetry] */
     KEY_BOOL(telemetry, enabled, "true", false, "Sample power and keep the SQLite history."),
@@ -286,5 +221,68 @@ const struct cfg_key agent_config_keys[] = {
             "besides IP addresses, localhost and this machine's host name; * = any. Guards "
             "against DNS rebinding."),
 
-    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, false, false, NULL, NULL},
+    {0},
 };
+
+#define N_AGENT_ROWS (sizeof(agent_rows) / sizeof(agent_rows[0]))
+#define MAX_ROWS     256
+
+static struct cfg_key table[MAX_ROWS];
+static pthread_once_t composed = PTHREAD_ONCE_INIT;
+
+/* A governor tunable as a configuration key. Everything but liveness is the governor's: tick_ms
+ * sets the agent's timer at start, so it alone needs a restart. */
+static struct cfg_key governor_row(const struct gov_tunable_desc *d)
+{
+    bool is_policy = strcmp(d->key, "policy") == 0;
+    return (struct cfg_key){
+        .section = "governor",
+        .name = d->key,
+        .type = d->type == GOV_TUNABLE_INT      ? CFG_INT
+                : d->type == GOV_TUNABLE_DOUBLE ? CFG_DOUBLE
+                : is_policy                     ? CFG_ENUM
+                                                : CFG_STRING,
+        .offset = offsetof(struct agent_config, governor.tunables) + d->offset,
+        .size = d->size,
+        .min = d->min,
+        .max = d->max,
+        .zero_off = d->zero_means_off,
+        .choices = is_policy ? policies : NULL,
+        .def = d->default_value,
+        .live = strcmp(d->key, "tick_ms") != 0,
+        .doc = d->doc,
+    };
+}
+
+static void compose(void)
+{
+    size_t n = 0;
+    chat_templates[n++] = "auto";
+    for (int f = 0; f < ENG_CHAT_FAMILY_COUNT; f++)
+        chat_templates[n++] = eng_chat_family_name((enum eng_chat_family)f);
+    chat_templates[n] = NULL;
+    const struct gov_policy_ops *const *list = gov_policy_list();
+    for (n = 0; list[n] && n + 1 < sizeof(policies) / sizeof(policies[0]); n++)
+        policies[n] = list[n]->name;
+    policies[n] = NULL;
+
+    size_t gov_n;
+    const struct gov_tunable_desc *gov = gov_tunable_table(&gov_n);
+    if (N_AGENT_ROWS + gov_n > MAX_ROWS)
+        abort(); /* a programming error: raise MAX_ROWS */
+    n = 0;
+    for (size_t i = 0; i < N_AGENT_ROWS; i++) {
+        if (agent_rows[i].name && strcmp(agent_rows[i].name, "*") == 0) {
+            for (size_t j = 0; j < gov_n; j++)
+                table[n++] = governor_row(&gov[j]);
+        } else {
+            table[n++] = agent_rows[i];
+        }
+    }
+}
+
+const struct cfg_key *agent_config_key_table(void)
+{
+    pthread_once(&composed, compose);
+    return table;
+}

@@ -110,6 +110,10 @@ int daemon_start_mqtt(struct agent_daemon *d);
 /* One place that stores and publishes an event. */
 void daemon_record_event(struct agent_daemon *d, const char *kind, const char *detail);
 void daemon_on_sample_timer(void *user, uint64_t now_ns);
+/* The power model wants per-CPU numbers: spreads each cluster's mean utilisation and its
+ * frequency over the CPUs of its cpu_mask (at most cap); returns how many were written. */
+unsigned daemon_spread_per_cpu(const struct gov_status *st, double *util, double *freq_mhz,
+                               unsigned cap);
 void daemon_mqtt_update_watch(struct agent_daemon *d, uint64_t now_ns);
 void daemon_store_session(struct agent_daemon *d, const struct agent_result *r, uint64_t ts_ns);
 /* Worker hook (engine worker thread). */

@@ -138,19 +138,19 @@ int daemon_governor_apply(struct agent_daemon *d, const char *policy, double cap
         int rc = gov_governor_set_policy(d->gov, policy, err, err_len);
         if (rc < 0)
             return rc;
-        snprintf(d->cfg.governor.policy, sizeof(d->cfg.governor.policy), "%s", policy);
+        snprintf(d->cfg.governor.tunables.policy, sizeof(d->cfg.governor.tunables.policy), "%s",
+                 policy);
         log_notice("governor: policy %s", policy);
     }
     if (isfinite(cap_w)) {
-        struct agent_config next = d->cfg;
-        next.governor.power_cap_w = cap_w;
-        struct gov_tunables t;
-        int rc = agent_governor_tunables(&next.governor, &t, NULL, err, err_len);
+        struct gov_tunables t = d->cfg.governor.tunables;
+        t.power_cap_w = cap_w;
+        int rc = gov_tunables_validate(&t, NULL, err, err_len) < 0 ? -EINVAL : 0;
         if (rc == 0)
             rc = gov_governor_set_tunables(d->gov, &t, err, err_len);
         if (rc < 0)
             return rc;
-        d->cfg.governor.power_cap_w = cap_w;
+        d->cfg.governor.tunables.power_cap_w = cap_w;
         log_notice("governor: power cap %s", cap_w > 0 ? "set" : "off");
     }
     daemon_governor_drain_events(d);
@@ -226,7 +226,8 @@ int daemon_start_governor(struct agent_daemon *d)
     gp.backend = strcmp(d->cfg.governor.backend, "sysfs") == 0         ? GOV_BACKEND_SYSFS
                  : strcmp(d->cfg.governor.backend, "libcpupower") == 0 ? GOV_BACKEND_LIBCPUPOWER
                                                                        : GOV_BACKEND_AUTO;
-    if (agent_governor_tunables(&d->cfg.governor, &gp.tunables, NULL, err, sizeof(err)) < 0) {
+    gp.tunables = d->cfg.governor.tunables;
+    if (gov_tunables_validate(&gp.tunables, NULL, err, sizeof(err)) < 0) {
         log_err("governor: %s", err);
         return -EINVAL;
     }

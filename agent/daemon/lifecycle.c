@@ -21,7 +21,6 @@
 #include "daemon_parts.h"
 #include "engine/engine.h"
 #include "exit_codes.h"
-#include "gov_config.h"
 #include "log.h"
 #include "telemetry/mqtt.h"
 #include "telemetry/power.h"
@@ -121,16 +120,17 @@ static void reload_config(struct agent_daemon *d)
     if (d->http)
         agent_http_set_config(d->http, &next);
     struct cfg_governor from_file = next.governor;
-    if (strcmp(next.governor.policy, d->file_governor.policy) == 0)
-        snprintf(next.governor.policy, sizeof(next.governor.policy), "%s", d->cfg.governor.policy);
-    if (next.governor.power_cap_w == d->file_governor.power_cap_w)
-        next.governor.power_cap_w = d->cfg.governor.power_cap_w;
+    struct gov_tunables *t = &next.governor.tunables;
+    const struct gov_tunables *in_file = &d->file_governor.tunables,
+                              *running = &d->cfg.governor.tunables;
+    if (strcmp(t->policy, in_file->policy) == 0)
+        snprintf(t->policy, sizeof(t->policy), "%s", running->policy);
+    if (t->power_cap_w == in_file->power_cap_w)
+        t->power_cap_w = running->power_cap_w;
     d->file_governor = from_file;
     if (d->gov) {
-        struct gov_tunables t;
-        if (agent_governor_tunables(&next.governor, &t, NULL, err, sizeof(err)) == 0 &&
-            gov_governor_set_tunables(d->gov, &t, err, sizeof(err)) == 0 &&
-            gov_governor_set_policy(d->gov, next.governor.policy, err, sizeof(err)) == 0)
+        if (gov_governor_set_tunables(d->gov, t, err, sizeof(err)) == 0 &&
+            gov_governor_set_policy(d->gov, t->policy, err, sizeof(err)) == 0)
             daemon_governor_publish_state(d);
         else
             log_err("reload: governor: %s", err);
@@ -366,8 +366,8 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     else if (d->http && !d->cfg.engine.model[0])
         agent_http_set_no_model(d->http);
 
-    if (agent_loop_add_timer(d->loop, (uint64_t)d->cfg.governor.tick_ms, daemon_on_governor_timer,
-                             d, &d->gov_timer) < 0 ||
+    if (agent_loop_add_timer(d->loop, (uint64_t)d->cfg.governor.tunables.tick_ms,
+                             daemon_on_governor_timer, d, &d->gov_timer) < 0 ||
         agent_loop_add_timer(d->loop, (uint64_t)d->cfg.telemetry.sample_interval_ms,
                              daemon_on_sample_timer, d, &d->sample_timer) < 0)
         goto stop;

@@ -35,6 +35,24 @@ void daemon_record_event(struct agent_daemon *d, const char *kind, const char *d
 
 /* ---- telemetry ---- */
 
+unsigned daemon_spread_per_cpu(const struct gov_status *st, double *util, double *freq_mhz,
+                               unsigned cap)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < st->n_clusters && i < GOV_MAX_CLUSTERS; i++) {
+        const struct gov_status_cluster *c = &st->c[i];
+        double mhz = daemon_cluster_khz(c) / 1000.0;
+        for (unsigned cpu = 0; cpu < GOV_MAX_CPUS && n < cap; cpu++) {
+            if (!(c->cpu_mask[cpu / 64] >> (cpu % 64) & 1))
+                continue;
+            util[n] = isfinite(c->util) ? c->util : 0;
+            freq_mhz[n] = mhz;
+            n++;
+        }
+    }
+    return n;
+}
+
 void daemon_on_sample_timer(void *user, uint64_t now_ns)
 {
     struct agent_daemon *d = user;
@@ -60,17 +78,8 @@ void daemon_on_sample_timer(void *user, uint64_t now_ns)
                 util_sum += st.c[i].util;
                 util_n++;
             }
-            /* The power model wants per-CPU numbers: spread the cluster's mean over its CPUs. */
-            unsigned first = 0, last = 0;
-            if (sscanf(st.c[i].cpus, "%u-%u", &first, &last) == 2 ||
-                (sscanf(st.c[i].cpus, "%u", &first) == 1 && (last = first, 1))) {
-                for (unsigned c = first; c <= last && n_cpu < GOV_MAX_CPUS; c++) {
-                    util[n_cpu] = isfinite(st.c[i].util) ? st.c[i].util : 0;
-                    freq[n_cpu] = khz / 1000.0;
-                    n_cpu++;
-                }
-            }
         }
+        n_cpu = daemon_spread_per_cpu(&st, util, freq, GOV_MAX_CPUS);
         if (util_n)
             s.util = util_sum / util_n;
     }

@@ -9,5 +9,3 @@ add_test(NAME config_doc_in_sync
                  -DCONF=${CMAKE_SOURCE_DIR}/etc/ember.conf
                  -P ${CMAKE_CURRENT_LIST_DIR}/scripts/config_doc_sync.cmake)
 set_tests_properties(config_doc_in_sync PROPERTIES LABELS unit)
-ember_add_test(NAME config_governor_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/gov_config_test.c
-               LIBS ember_agent_config)

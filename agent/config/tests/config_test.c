@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "engine/chat.h"
 #include "engine/sampler.h"
+#include "governor/policy.h"
 #include "ember_test.h"
 
 static char err[8192];
@@ -58,7 +60,7 @@ static void test_sampler_ranges_agree(void)
                                     0.5, 0.95, 1,   1.5,  2,      2.5,     5,    5.5,
                                     64,  100,  101, 8192, 100000, 1048576, 2e6};
     int sampler_keys = 0;
-    for (const struct cfg_key *k = agent_config_keys; k->section; k++) {
+    for (const struct cfg_key *k = agent_config_key_table(); k->section; k++) {
         struct eng_sampler_params probe;
         eng_sampler_params_defaults(&probe);
         if (strcmp(k->section, "engine") != 0 || !set_sampler_field(&probe, k->name, 0))
@@ -86,13 +88,58 @@ static void test_sampler_ranges_agree(void)
     expect_error("[engine]\ntop_p = 0\n", "t.conf:2: [engine] top_p: 0 is out of range ((0, 1])");
 }
 
+/* Issue 13 item 3: the governor's keys and the enum choices come from the modules' own tables
+ * and lists, once; nothing here is typed twice. */
+static void test_module_tables(void)
+{
+    size_t n;
+    const struct gov_tunable_desc *gov = gov_tunable_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        int found = 0;
+        for (const struct cfg_key *k = agent_config_key_table(); k->section; k++) {
+            if (strcmp(k->section, "governor") != 0 || strcmp(k->name, gov[i].key) != 0)
+                continue;
+            found++;
+            CHECK_STR(k->def, gov[i].default_value);
+            CHECK_STR(k->doc, gov[i].doc);
+            CHECK(k->zero_off == gov[i].zero_means_off);
+        }
+        CHECK_MSG(found == 1, "[governor] %s appears %d times", gov[i].key, found);
+    }
+    /* a value is stored straight into the governor's struct, with the governor's range */
+    struct agent_config cfg;
+    agent_config_defaults(&cfg);
+    CHECK_EQ_INT(parse("[governor]\npower_cap_w = 12.5\nmin_mhz = 0\n", &cfg), 0);
+    CHECK_NEAR(cfg.governor.tunables.power_cap_w, 12.5, 0);
+    expect_error("[governor]\npower_cap_w = 0.1\n",
+                 "t.conf:2: [governor] power_cap_w: 0.1 is out of range (0.5..10000, or 0)");
+    /* enum choices: the governor's policies and the engine's chat template families */
+    for (const struct cfg_key *k = agent_config_key_table(); k->section; k++) {
+        if (strcmp(k->name, "policy") == 0) {
+            const struct gov_policy_ops *const *list = gov_policy_list();
+            size_t i = 0;
+            for (; list[i]; i++)
+                CHECK_STR(k->choices[i] ? k->choices[i] : "(end)", list[i]->name);
+            CHECK(k->choices[i] == NULL);
+        } else if (strcmp(k->name, "chat_template") == 0) {
+            CHECK_STR(k->choices[0], "auto");
+            int f = 0;
+            for (; f < ENG_CHAT_FAMILY_COUNT; f++)
+                CHECK_STR(k->choices[f + 1] ? k->choices[f + 1] : "(end)",
+                          eng_chat_family_name((enum eng_chat_family)f));
+            CHECK(k->choices[f + 1] == NULL);
+        }
+    }
+}
+
 int main(void)
 {
     test_sampler_ranges_agree();
+    test_module_tables();
     struct agent_config cfg, defaults;
     agent_config_defaults(&defaults);
-    CHECK_STR(defaults.governor.policy, "balanced");
-    CHECK_EQ_INT(defaults.governor.tick_ms, 100);
+    CHECK_STR(defaults.governor.tunables.policy, "balanced");
+    CHECK_EQ_INT(defaults.governor.tunables.tick_ms, 100);
     CHECK_EQ_INT(defaults.engine.context_length, 2048);
     CHECK_NEAR(defaults.engine.top_p, 0.95, 1e-12);
     CHECK(defaults.mqtt.enabled);
@@ -115,8 +162,8 @@ int main(void)
     agent_config_defaults(&cfg);
     CHECK_EQ_INT(parse(good, &cfg), 0);
     CHECK_STR(err, "");
-    CHECK_STR(cfg.governor.policy, "ondemand");
-    CHECK_EQ_INT(cfg.governor.tick_ms, 250);
+    CHECK_STR(cfg.governor.tunables.policy, "ondemand");
+    CHECK_EQ_INT(cfg.governor.tunables.tick_ms, 250);
     CHECK_STR(cfg.mqtt.host, "broker.lan");
     CHECK(!cfg.mqtt.enabled);
     CHECK_NEAR(cfg.engine.top_p, 0.5, 1e-12);
@@ -179,12 +226,12 @@ int main(void)
 
     /* Several problems are all reported, and nothing is applied. */
     agent_config_defaults(&cfg);
-    snprintf(cfg.governor.policy, sizeof(cfg.governor.policy), "performance");
+    snprintf(cfg.governor.tunables.policy, sizeof(cfg.governor.tunables.policy), "performance");
     CHECK_EQ_INT(parse("[governor]\npolicy = powersave\ntick_ms = 0\n[api]\nport = -1\n", &cfg),
                  -EINVAL);
     CHECK_CONTAINS(err, "t.conf:3: [governor] tick_ms");
     CHECK_CONTAINS(err, "t.conf:5: [api] port");
-    CHECK_STR(cfg.governor.policy, "performance");
+    CHECK_STR(cfg.governor.tunables.policy, "performance");
 
     /* Files. */
     CHECK_EQ_INT(agent_config_load_file("/nonexistent/ember.conf", &cfg, err, sizeof(err)),
@@ -198,7 +245,7 @@ int main(void)
     struct agent_config a, b;
     agent_config_defaults(&a);
     b = a;
-    b.governor.power_cap_w = 10; /* live */
+    b.governor.tunables.power_cap_w = 10; /* live */
     char names[256];
     CHECK_EQ_INT(agent_config_restart_keys(&a, &b, names, sizeof(names)), 0);
     b.api.port = 9999;
@@ -211,16 +258,16 @@ int main(void)
     struct agent_config cur;
     agent_config_defaults(&cur);
     b = cur;
-    b.governor.power_cap_w = 7;
+    b.governor.tunables.power_cap_w = 7;
     b.mqtt.port = 1999;
     snprintf(b.engine.model, sizeof(b.engine.model), "/other.gguf");
     agent_config_apply_live(&cur, &b);
-    CHECK_NEAR(cur.governor.power_cap_w, 7, 1e-12);
+    CHECK_NEAR(cur.governor.tunables.power_cap_w, 7, 1e-12);
     CHECK_EQ_INT(cur.mqtt.port, 1883);
     CHECK_STR(cur.engine.model, "");
 
     /* Every key's doc is there, and dump output parses back to the same values. */
-    for (const struct cfg_key *k = agent_config_keys; k->section; k++)
+    for (const struct cfg_key *k = agent_config_key_table(); k->section; k++)
         CHECK_MSG(k->doc && strlen(k->doc) > 10, "[%s] %s has no documentation", k->section,
                   k->name);
     char *dump = NULL;

@@ -17,3 +17,6 @@ add_test(NAME daemon_shutdown_race
                  ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR})
 set_tests_properties(daemon_shutdown_race PROPERTIES LABELS integration SKIP_RETURN_CODE 77
                      TIMEOUT 300)
+# CPU lists as bitmaps from the governor to the power model (0-3,8-11 and 0,2,4 keep every CPU).
+ember_add_test(NAME daemon_cpu_mask_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cpu_mask_test.c
+               LIBS ember_agent_daemon)
