@@ -616,8 +616,6 @@ static void quiet_decide(void *state, const struct gov_inputs *in, uint64_t now_
     double want;
     if (isfinite(temp)) {
         double e = ctx->tunables->quiet_temp_c - temp;
-        /* the integrator never sits far above where the clock is, so a burst after a quiet
-         * spell cannot overshoot on stored-up headroom */
         double applied = 0;
         for (unsigned i = 0; i < ctx->n_clusters; i++) {
             double span = (double)ctx->ceil_khz[i] - ctx->floor_khz[i];
@@ -625,9 +623,7 @@ static void quiet_decide(void *state, const struct gov_inputs *in, uint64_t now_
             if (span > 0)
                 applied = fmax(applied, (cur - ctx->floor_khz[i]) / span);
         }
-        q->ui += QUIET_KI * e * dt;
-        q->ui = fmin(fmax(q->ui, 0), fmin(1, applied + 0.1));
-        want = fmin(fmax(q->ui + QUIET_KP * e, 0), 1);
+        want = gov_pi_step(&q->ui, e, QUIET_KP, QUIET_KI, dt, applied);
     } else {
         want = fmin(q->cap, QUIET_BLIND_CAP);
     }

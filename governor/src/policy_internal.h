@@ -26,6 +26,13 @@ uint32_t gov_cluster_cur(const struct gov_inputs *in, unsigned i, uint32_t fallb
 uint32_t gov_schedutil_freq(const struct gov_policy_ctx *ctx, unsigned i,
                             const struct gov_inputs *in);
 
+/* One PI step on an output that is a fraction (0..1) of the frequency range, with tracking
+ * anti-windup: the integrator *ui stays within [0, min(1, applied_frac + headroom)], so it never
+ * sits far above where the clock is and a burst after a quiet spell cannot overshoot on stored-up
+ * headroom. e > 0 means room. The thermal constraint and the quiet policy use it. */
+#define GOV_PI_TRACK_HEADROOM 0.1
+double gov_pi_step(double *ui, double e, double kp, double ki, double dt_s, double applied_frac);
+
 /* Decode throughput model t(r) = a + b / r, r = frequency as a fraction of the ceiling: the time
  * per token is a memory part (a) that does not scale with the clock plus a compute part (b / r)
  * that does. Fitted by least squares on per-bin averages of what the engine reported. */
