@@ -93,11 +93,6 @@ void agent_log_hint(const char *fmt, ...)
     pthread_mutex_unlock(&log_lock);
 }
 
-void agent_log_set_journal(int mode)
-{
-    log_journal = mode;
-}
-
 /* systemd sets JOURNAL_STREAM=dev:ino for the stream it connected; prefixes only make sense when
  * that stream is still our stderr (not when a child redirected it). */
 static int journal_detect(void)

@@ -15,8 +15,6 @@ enum agent_log_level {
 void agent_log_set_level(enum agent_log_level max_level);
 /* Parses "err|warning|notice|info|debug"; -EINVAL when unknown. */
 int agent_log_level_parse(const char *name, enum agent_log_level *ret);
-/* Forces (1) or forbids (0) priority prefixes; -1 detects JOURNAL_STREAM (the default). */
-void agent_log_set_journal(int mode);
 
 /* Names the sub-command ("run", "governor set") every line is prefixed with: lines read
  * "ember run: error: what and where"; without one, "ember: error: ...". */

@@ -44,16 +44,11 @@ struct gov_knee {
     unsigned n[GOV_KNEE_BINS];    /* samples, capped so the mean keeps following */
 };
 
-void gov_knee_reset(struct gov_knee *k);
 /* Adds one observation at frequency fraction r (0..1] of tokens_per_s. */
 void gov_knee_add(struct gov_knee *k, double r, double tokens_per_s);
-/* Number of bins with data. */
-unsigned gov_knee_bins_used(const struct gov_knee *k);
 /* Fits t = a + b / r; -EAGAIN with fewer than two bins that differ in r by 5 %. */
 int gov_knee_fit(const struct gov_knee *k, double *ret_a, double *ret_b);
 /* Lowest r in [r_min, 1] whose throughput is at least (1 - slowdown) of that at r = 1. */
 double gov_knee_solve(double a, double b, double slowdown, double r_min);
-/* Mean tokens/s measured in the bin holding r; NaN when empty. */
-double gov_knee_tps_at(const struct gov_knee *k, double r);
 
 #endif
