@@ -299,11 +299,11 @@ static void shutdown_all(struct agent_daemon *d)
     log_notice("stopped in %.0f ms", (double)(cmn_now_ns() - t0) / 1e6);
 }
 
-int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
+static struct agent_daemon *daemon_new(const struct agent_config *cfg, const char *config_path)
 {
     struct agent_daemon *d = calloc(1, sizeof(*d));
     if (!d)
-        return EMBER_EXIT_FAILURE;
+        return NULL;
     d->cfg = *cfg;
     d->file_governor = cfg->governor;
     d->config_path = config_path;
@@ -317,63 +317,99 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     atomic_init(&d->sample_phase, AGENT_PHASE_IDLE);
     pthread_mutex_init(&d->shared_lock, NULL);
     agent_meter_init(&d->meter);
-    int exit_code = EMBER_EXIT_FAILURE;
-    uint64_t t0 = cmn_now_ns();
+    return d;
+}
 
-    if (agent_loop_new(&d->loop) < 0)
-        goto out;
-    if (daemon_queue_new(DAEMON_QUEUE_CAPACITY, &d->queue) < 0)
-        goto out;
+static void daemon_free(struct agent_daemon *d)
+{
+    if (d->signal_fd >= 0)
+        close(d->signal_fd);
+    agent_loop_free(d->loop);
+    agent_meter_destroy(&d->meter);
+    free(d->gov_json);
+    daemon_queue_free(d->queue);
+    pthread_mutex_destroy(&d->shared_lock);
+    free(d);
+}
+
+/* The loop, its message queue and the signals it handles. */
+static int start_loop(struct agent_daemon *d)
+{
+    if (agent_loop_new(&d->loop) < 0 || daemon_queue_new(DAEMON_QUEUE_CAPACITY, &d->queue) < 0)
+        return -ENOMEM;
     if (setup_signals(d) < 0 ||
         agent_loop_add_fd(d->loop, daemon_queue_fd(d->queue), EPOLLIN, on_queue, d) < 0) {
         log_err("cannot set up signal handling");
-        goto out;
+        return -EIO;
     }
+    return 0;
+}
+
+/* The HTTP API listens before the model loads (/health says 503 until it is ready). */
+static int start_api(struct agent_daemon *d)
+{
+    if (!d->cfg.api.enabled)
+        return 0;
+    struct agent_http_hooks hooks = {
+        .metrics = daemon_hook_metrics,
+        .governor_get = daemon_hook_governor_get,
+        .governor_set = daemon_hook_governor_set,
+        .user = d,
+    };
+    struct agent_http_params hp;
+    agent_http_params_defaults(&hp);
+    hp.max_connections = (unsigned)d->cfg.api.max_connections;
+    hp.idle_timeout_s = (unsigned)d->cfg.api.idle_timeout_s;
+    hp.max_connections_per_client = (unsigned)d->cfg.api.max_connections_per_client;
+    hp.header_timeout_ms = (unsigned)d->cfg.api.header_timeout_ms;
+    hp.stream_buffer_bytes = (size_t)d->cfg.api.stream_buffer_bytes;
+    hp.stream_coalesce_ms = (unsigned)d->cfg.api.stream_coalesce_ms;
+    char err[512];
+    int rc = agent_http_new(&d->cfg, NULL, &hooks, &hp, &d->http, err, sizeof(err));
+    if (rc < 0) {
+        log_err("api: %s", err);
+        return rc;
+    }
+    log_info("api: http://%s:%u/v1", d->cfg.api.listen, agent_http_port(d->http));
+    return 0;
+}
+
+/* The governor tick, the telemetry sample and the systemd watchdog. */
+static int start_timers(struct agent_daemon *d)
+{
+    if (agent_loop_add_timer(d->loop, (uint64_t)d->cfg.governor.tunables.tick_ms,
+                             daemon_on_governor_timer, d, &d->gov_timer) < 0 ||
+        agent_loop_add_timer(d->loop, (uint64_t)d->cfg.telemetry.sample_interval_ms,
+                             daemon_on_sample_timer, d, &d->sample_timer) < 0)
+        return -ENOMEM;
+    uint64_t watchdog_us = 0;
+    if (sd_watchdog_enabled(0, &watchdog_us) > 0 && watchdog_us > 0)
+        agent_loop_add_timer(d->loop, watchdog_us / 2000, on_watchdog, d, &d->watchdog_timer);
+    return 0;
+}
+
+int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
+{
+    struct agent_daemon *d = daemon_new(cfg, config_path);
+    if (!d)
+        return EMBER_EXIT_FAILURE;
+    int exit_code = EMBER_EXIT_FAILURE;
+    uint64_t t0 = cmn_now_ns();
+    if (start_loop(d) < 0)
+        goto out;
     notify_status("starting");
     /* Privilege separation (issue 13, item 1) forks its privileged helper here: after the
      * configuration (root-owned, already parsed) and before anything parses untrusted input
      * (GGUF, HTTP, MQTT) or touches cpufreq/RAPL, which from then on go through the helper. */
-    if (daemon_start_governor(d) < 0 || daemon_start_telemetry(d) < 0 || daemon_start_mqtt(d) < 0)
-        goto stop;
-
-    char err[512];
-    if (d->cfg.api.enabled) {
-        struct agent_http_hooks hooks = {
-            .metrics = daemon_hook_metrics,
-            .governor_get = daemon_hook_governor_get,
-            .governor_set = daemon_hook_governor_set,
-            .user = d,
-        };
-        struct agent_http_params hp;
-        agent_http_params_defaults(&hp);
-        hp.max_connections = (unsigned)d->cfg.api.max_connections;
-        hp.idle_timeout_s = (unsigned)d->cfg.api.idle_timeout_s;
-        hp.max_connections_per_client = (unsigned)d->cfg.api.max_connections_per_client;
-        hp.header_timeout_ms = (unsigned)d->cfg.api.header_timeout_ms;
-        hp.stream_buffer_bytes = (size_t)d->cfg.api.stream_buffer_bytes;
-        hp.stream_coalesce_ms = (unsigned)d->cfg.api.stream_coalesce_ms;
-        int rc = agent_http_new(&d->cfg, NULL, &hooks, &hp, &d->http, err, sizeof(err));
-        if (rc < 0) {
-            log_err("api: %s", err);
-            goto stop;
-        }
-        log_info("api: http://%s:%u/v1", d->cfg.api.listen, agent_http_port(d->http));
-    }
-    if (load_model(d) < 0)
+    if (daemon_start_governor(d) < 0 || daemon_start_telemetry(d) < 0 || daemon_start_mqtt(d) < 0 ||
+        start_api(d) < 0 || load_model(d) < 0)
         goto stop;
     if (d->http && d->worker)
         agent_http_set_worker(d->http, d->worker);
     else if (d->http && !d->cfg.engine.model[0])
         agent_http_set_no_model(d->http);
-
-    if (agent_loop_add_timer(d->loop, (uint64_t)d->cfg.governor.tunables.tick_ms,
-                             daemon_on_governor_timer, d, &d->gov_timer) < 0 ||
-        agent_loop_add_timer(d->loop, (uint64_t)d->cfg.telemetry.sample_interval_ms,
-                             daemon_on_sample_timer, d, &d->sample_timer) < 0)
+    if (start_timers(d) < 0)
         goto stop;
-    uint64_t watchdog_us = 0;
-    if (sd_watchdog_enabled(0, &watchdog_us) > 0 && watchdog_us > 0)
-        agent_loop_add_timer(d->loop, watchdog_us / 2000, on_watchdog, d, &d->watchdog_timer);
 
     if (d->gov)
         daemon_governor_tick(d, cmn_now_ns());
@@ -389,13 +425,6 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
 stop:
     shutdown_all(d);
 out:
-    if (d->signal_fd >= 0)
-        close(d->signal_fd);
-    agent_loop_free(d->loop);
-    agent_meter_destroy(&d->meter);
-    free(d->gov_json);
-    daemon_queue_free(d->queue);
-    pthread_mutex_destroy(&d->shared_lock);
-    free(d);
+    daemon_free(d);
     return exit_code;
 }
