@@ -1,5 +1,5 @@
 /* The agent daemon's lifecycle (see daemon.h): start-up in order (signals, governor, telemetry,
- * MQTT, API, model), the loop's wake-up that drains the mailboxes, SIGHUP reloads, the systemd
+ * MQTT, API, model), the drain of the message queue (queue.h), SIGHUP reloads, the systemd
  * watchdog, and shutdown in reverse. The parts it joins live in governor_bridge.c,
  * telemetry_bridge.c and mqtt_ask.c; all of them run on the loop thread. */
 #include "daemon.h"
