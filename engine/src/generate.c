@@ -184,9 +184,10 @@ static int prompt_tokens(const struct eng_vocab *vocab, const struct eng_gen_par
     }
     for (size_t i = 0; i < n_toks; i++) {
         if (toks[i] < 0 || toks[i] >= n_vocab) {
+            int id = (int)toks[i];
             free(toks);
             return set_err(err, err_len, -EINVAL,
-                           "generate: prompt token %zu: id %d outside [0, %d)", i, (int)toks[i],
+                           "generate: prompt token %zu: id %d outside [0, %d)", i, id,
                            (int)n_vocab);
         }
     }
