@@ -142,6 +142,242 @@ static int tokenize_prompt(const struct eng_vocab *vocab, const struct eng_gen_p
     return eng_tokenize(vocab, p->prompt, len, p->add_special, p->parse_special, toks, cap, n);
 }
 
+/* The prompt as token ids: the text tokenized, or a copy of the caller's ids; each id is checked
+ * against the vocabulary. On failure nothing is left to free. */
+static int prompt_tokens(const struct eng_vocab *vocab, const struct eng_gen_params *p,
+                         int32_t n_vocab, int32_t **ret_toks, size_t *ret_n, char *err,
+                         size_t err_len)
+{
+    int32_t *toks = NULL;
+    size_t n_toks = 0;
+    int rc = 0;
+    *ret_toks = NULL;
+    *ret_n = 0;
+    if (p->prompt) {
+        size_t len = p->prompt_len ? p->prompt_len : strlen(p->prompt);
+        size_t cap = len + 8, n = 0;
+        toks = malloc(cap * sizeof(*toks));
+        if (!toks)
+            return -ENOMEM;
+        rc = tokenize_prompt(vocab, p, len, toks, cap, &n);
+        if (rc == -ENOSPC) {
+            int32_t *bigger = realloc(toks, n * sizeof(*toks));
+            if (!bigger) {
+                free(toks);
+                return -ENOMEM;
+            }
+            toks = bigger;
+            cap = n;
+            rc = tokenize_prompt(vocab, p, len, toks, cap, &n);
+        }
+        if (rc < 0) {
+            free(toks);
+            return set_err(err, err_len, rc, "generate: tokenizing the prompt failed (%d)", rc);
+        }
+        n_toks = n;
+    } else if (p->n_prompt_tokens) {
+        toks = malloc(p->n_prompt_tokens * sizeof(*toks));
+        if (!toks)
+            return -ENOMEM;
+        memcpy(toks, p->prompt_tokens, p->n_prompt_tokens * sizeof(*toks));
+        n_toks = p->n_prompt_tokens;
+    }
+    for (size_t i = 0; i < n_toks; i++) {
+        if (toks[i] < 0 || toks[i] >= n_vocab) {
+            int id = (int)toks[i];
+            free(toks);
+            return set_err(err, err_len, -EINVAL,
+                           "generate: prompt token %zu: id %d outside [0, %d)", i, id,
+                           (int)n_vocab);
+        }
+    }
+    *ret_toks = toks;
+    *ret_n = n_toks;
+    return 0;
+}
+
+/* What the token loop works with. */
+struct token_loop {
+    struct gen *g;
+    const struct eng_vocab *vocab;
+    struct eng_sampler *smp;
+    struct eng_stop_filter *stop;
+    struct sink *sink;
+    struct eng_detok dt;
+    char *piece;
+    size_t cap_piece;
+    struct eng_gen_result *res;
+    uint64_t t0;
+    uint64_t gen; /* tokens sampled */
+    bool cancel;
+};
+
+/* Samples the next token and hands its text to the stop filter and the caller; *reason says
+ * when that ends the reply. */
+static int sample_and_emit(struct token_loop *L, int32_t *ret_tok, enum eng_stop_reason *reason,
+                           char *err, size_t err_len)
+{
+    struct gen *g = L->g;
+    int32_t tok = eng_sampler_sample(L->smp, eng_get_logits(g->ctx));
+    if (tok < 0)
+        return set_err(err, err_len, -EINVAL,
+                       "generate: the logits after %zu tokens hold no finite value",
+                       g->base + g->n_hist);
+    L->gen++;
+    if (L->gen == 1)
+        L->res->stats.ttft_ns = cmn_now_ns() - L->t0;
+    L->res->last_token = tok;
+    eng_sampler_accept(L->smp, tok);
+    eng_notify_token(g->ctx, tok);
+    *ret_tok = tok;
+    if (!g->p->ignore_eog && eng_token_is_eog(L->vocab, tok)) {
+        *reason = ENG_STOP_EOG;
+        return 0;
+    }
+    size_t n_piece = 0;
+    int rc = eng_detok_push(&L->dt, tok, L->piece, L->cap_piece, &n_piece);
+    if (rc < 0)
+        return set_err(err, err_len, rc, "generate: detokenizing token %d failed (%d)", (int)tok,
+                       rc);
+    int fr = eng_stop_filter_push(L->stop, L->piece, n_piece, sink_emit, L->sink);
+    if (fr == 1)
+        *reason = ENG_STOP_STRING;
+    else if (fr == 2)
+        *reason = ENG_STOP_CANCELLED;
+    return 0;
+}
+
+/* One turn of the token loop: sample, emit, make room when the context is full, decode the
+ * token so the next one can be sampled. *reason stays ENG_STOP_NONE while the reply goes on. */
+static int token_step(struct token_loop *L, enum eng_stop_reason *reason, char *err, size_t err_len)
+{
+    struct gen *g = L->g;
+    const struct eng_gen_params *p = g->p;
+    if (L->cancel || cancelled(g)) {
+        *reason = ENG_STOP_CANCELLED;
+        return 0;
+    }
+    if (p->max_tokens >= 0 && L->gen >= (uint64_t)p->max_tokens) {
+        *reason = ENG_STOP_MAX_TOKENS;
+        return 0;
+    }
+    int32_t tok;
+    int rc = sample_and_emit(L, &tok, reason, err, err_len);
+    if (rc < 0 || *reason != ENG_STOP_NONE)
+        return rc;
+    if (p->max_tokens >= 0 && L->gen >= (uint64_t)p->max_tokens) {
+        *reason = ENG_STOP_MAX_TOKENS; /* no need to decode a token nobody will follow */
+        return 0;
+    }
+    if (g->base + g->n_hist >= g->n_ctx) {
+        if (p->ctx_full != ENG_CTX_FULL_SHIFT) {
+            *reason = ENG_STOP_CTX_FULL;
+            return 0;
+        }
+        rc = shift(g, &L->cancel);
+        if (rc == 1) {
+            *reason = ENG_STOP_CTX_FULL;
+            return 0;
+        }
+        if (rc < 0)
+            return set_err(err, err_len, rc, "generate: context shift failed (%d)", rc);
+        L->res->kv_matches_text = false;
+        if (L->cancel)
+            return 0; /* the next turn stops */
+    }
+    uint64_t t = cmn_now_ns();
+    rc = eng_decode(g->ctx, &tok, 1);
+    L->res->stats.decode_ns += cmn_now_ns() - t;
+    if (rc < 0)
+        return set_err(err, err_len, rc, "generate: decoding token %llu (id %d) failed (%d)",
+                       (unsigned long long)L->gen, (int)tok, rc);
+    g->hist[g->n_hist++] = tok;
+    return 0;
+}
+
+/* The end: whatever the detokenizer and the stop filter hold is real output unless a stop string
+ * or a cancel ended the reply; the flushed tail may still complete a stop string. */
+static enum eng_stop_reason flush_tail(struct token_loop *L, enum eng_stop_reason reason)
+{
+    if (reason == ENG_STOP_STRING || reason == ENG_STOP_CANCELLED)
+        return reason;
+    size_t n_piece = 0;
+    if (eng_detok_flush(&L->dt, L->piece, L->cap_piece, &n_piece) == 0 && n_piece)
+        eng_stop_filter_push(L->stop, L->piece, n_piece, sink_emit, L->sink);
+    if (eng_stop_filter_flush(L->stop, sink_emit, L->sink) == 2 || L->sink->cancelled)
+        reason = ENG_STOP_CANCELLED;
+    if (L->stop->stopped && reason != ENG_STOP_CANCELLED)
+        reason = ENG_STOP_STRING;
+    return reason;
+}
+
+static void fill_result(struct token_loop *L, enum eng_stop_reason reason, size_t n_toks)
+{
+    struct eng_gen_result *res = L->res;
+    res->reason = reason;
+    res->stats.gen_tokens = L->gen;
+    res->kv_used = eng_kv_used(L->g->ctx);
+    /* The cache holds prompt + every delivered token when the last sampled token was an EOG
+     * (never decoded, never shown) and nothing was held back or shifted away. */
+    res->kv_matches_text = reason == ENG_STOP_EOG && res->stats.gen_tokens > 0 &&
+                           res->kv_used == L->g->base + n_toks + (L->gen - 1) &&
+                           L->g->n_hist == n_toks + (L->gen - 1);
+}
+
+/* The prompt goes into the KV cache after what keep_kv keeps, and into the sampler's penalty
+ * window after the history; the first logits are then ready. */
+static int prefill_prompt(struct gen *g, struct eng_sampler *smp, const int32_t *toks,
+                          size_t n_toks, bool *cancel, char *err, size_t err_len)
+{
+    const struct eng_gen_params *p = g->p;
+    if (p->keep_kv)
+        for (size_t i = 0; i < p->n_history_tokens && p->history_tokens; i++)
+            eng_sampler_accept(smp, p->history_tokens[i]);
+    for (size_t i = 0; i < n_toks; i++)
+        eng_sampler_accept(smp, toks[i]);
+    int rc = prefill(g, toks, n_toks, &g->st->prefill_ns, cancel);
+    if (rc < 0)
+        return set_err(err, err_len, rc, "generate: prefill of %zu tokens failed (%d)", n_toks, rc);
+    if (!*cancel && !eng_get_logits(g->ctx))
+        return set_err(err, err_len, -EINVAL, "generate: no logits to sample from");
+    return 0;
+}
+
+/* The stop-string filter and the sampler (*ret_stop and *ret_smp are the caller's to free, also
+ * on failure). */
+static int new_filters(const struct eng_gen_params *p, int32_t n_vocab,
+                       struct eng_stop_filter **ret_stop, struct eng_sampler **ret_smp, char *err,
+                       size_t err_len)
+{
+    struct eng_stop_filter *stop = *ret_stop = malloc(sizeof(*stop));
+    if (!stop)
+        return -ENOMEM;
+    int rc = eng_stop_filter_init(stop, p->stop, p->n_stop);
+    if (rc < 0)
+        return set_err(err, err_len, rc, "generate: stop strings: at most %d, each 1 to %d bytes",
+                       ENG_GEN_MAX_STOP, ENG_GEN_MAX_STOP_LEN - 1);
+    return eng_sampler_new(n_vocab, &p->sampling, ret_smp, err, err_len);
+}
+
+/* The KV cache for this request: cleared unless keep_kv, and the prompt must fit behind what it
+ * keeps. *ret_hist (the caller frees it) records the request's tokens in the cache. */
+static int reserve_context(struct gen *g, size_t n_toks, int32_t **ret_hist, char *err,
+                           size_t err_len)
+{
+    if (!g->p->keep_kv)
+        eng_kv_clear(g->ctx);
+    g->base = eng_kv_used(g->ctx);
+    if (n_toks == 0 && g->base == 0)
+        return set_err(err, err_len, -EINVAL,
+                       "generate: the prompt is empty and the vocabulary adds no BOS token");
+    if (g->base + n_toks > g->n_ctx)
+        return set_err(err, err_len, -ENOSPC,
+                       "generate: prompt of %zu tokens does not fit: context %u, %zu in use",
+                       n_toks, g->n_ctx, g->base);
+    *ret_hist = g->hist = malloc((size_t)g->n_ctx * sizeof(*g->hist));
+    return g->hist ? 0 : -ENOMEM;
+}
+
 int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
                  const struct eng_gen_params *p, struct eng_gen_result *res, char *err,
                  size_t err_len)
@@ -155,7 +391,7 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
     uint64_t t0 = cmn_now_ns();
     struct sink sink = {.p = p};
     struct gen g = {.ctx = ctx, .p = p, .st = &res->stats};
-    bool processed = false, cancel = false;
+    bool processed = false;
 
     memset(res, 0, sizeof(*res));
     res->last_token = -1;
@@ -166,205 +402,49 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
     int32_t n_vocab = eng_n_vocab(ctx);
     g.n_ctx = eng_n_ctx(ctx);
 
-    stop = malloc(sizeof(*stop));
-    if (!stop) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    rc = eng_stop_filter_init(stop, p->stop, p->n_stop);
-    if (rc < 0) {
-        set_err(err, err_len, rc, "generate: stop strings: at most %d, each 1 to %d bytes",
-                ENG_GEN_MAX_STOP, ENG_GEN_MAX_STOP_LEN - 1);
-        goto fail;
-    }
-    rc = eng_sampler_new(n_vocab, &p->sampling, &smp, err, err_len);
+    rc = new_filters(p, n_vocab, &stop, &smp, err, err_len);
+    if (rc == 0)
+        rc = prompt_tokens(vocab, p, n_vocab, &toks, &n_toks, err, err_len);
     if (rc < 0)
         goto fail;
 
-    /* ---- the prompt as tokens ---- */
-    if (p->prompt) {
-        size_t len = p->prompt_len ? p->prompt_len : strlen(p->prompt);
-        size_t cap = len + 8, n = 0;
-        toks = malloc(cap * sizeof(*toks));
-        if (!toks) {
-            rc = -ENOMEM;
-            goto fail;
-        }
-        rc = tokenize_prompt(vocab, p, len, toks, cap, &n);
-        if (rc == -ENOSPC) {
-            int32_t *bigger = realloc(toks, n * sizeof(*toks));
-            if (!bigger) {
-                rc = -ENOMEM;
-                goto fail;
-            }
-            toks = bigger;
-            cap = n;
-            rc = tokenize_prompt(vocab, p, len, toks, cap, &n);
-        }
-        if (rc < 0) {
-            set_err(err, err_len, rc, "generate: tokenizing the prompt failed (%d)", rc);
-            goto fail;
-        }
-        n_toks = n;
-    } else if (p->n_prompt_tokens) {
-        toks = malloc(p->n_prompt_tokens * sizeof(*toks));
-        if (!toks) {
-            rc = -ENOMEM;
-            goto fail;
-        }
-        memcpy(toks, p->prompt_tokens, p->n_prompt_tokens * sizeof(*toks));
-        n_toks = p->n_prompt_tokens;
-    }
-    for (size_t i = 0; i < n_toks; i++) {
-        if (toks[i] < 0 || toks[i] >= n_vocab) {
-            rc = set_err(err, err_len, -EINVAL, "generate: prompt token %zu: id %d outside [0, %d)",
-                         i, (int)toks[i], (int)n_vocab);
-            goto fail;
-        }
-    }
-
-    if (!p->keep_kv)
-        eng_kv_clear(ctx);
-    g.base = eng_kv_used(ctx);
-    if (n_toks == 0 && g.base == 0) {
-        rc = set_err(err, err_len, -EINVAL,
-                     "generate: the prompt is empty and the vocabulary adds no BOS token");
+    rc = reserve_context(&g, n_toks, &hist, err, err_len);
+    if (rc < 0)
         goto fail;
-    }
-    if (g.base + n_toks > g.n_ctx) {
-        rc = set_err(err, err_len, -ENOSPC,
-                     "generate: prompt of %zu tokens does not fit: context %u, %zu in use", n_toks,
-                     g.n_ctx, g.base);
-        goto fail;
-    }
-    hist = malloc((size_t)g.n_ctx * sizeof(*hist));
-    piece = malloc(eng_detok_max_out(vocab) + 8);
-    if (!hist || !piece) {
+    size_t cap_piece = eng_detok_max_out(vocab) + 8;
+    piece = malloc(cap_piece);
+    if (!piece) {
         rc = -ENOMEM;
         goto fail;
     }
-    g.hist = hist;
     res->stats.prompt_tokens = n_toks;
 
-    /* ---- prefill ---- */
-    if (p->keep_kv)
-        for (size_t i = 0; i < p->n_history_tokens && p->history_tokens; i++)
-            eng_sampler_accept(smp, p->history_tokens[i]);
-    for (size_t i = 0; i < n_toks; i++)
-        eng_sampler_accept(smp, toks[i]);
+    struct token_loop L = {.g = &g,
+                           .vocab = vocab,
+                           .smp = smp,
+                           .stop = stop,
+                           .sink = &sink,
+                           .piece = piece,
+                           .cap_piece = cap_piece,
+                           .res = res,
+                           .t0 = t0};
     processed = n_toks > 0;
-    rc = prefill(&g, toks, n_toks, &g.st->prefill_ns, &cancel);
-    if (rc < 0) {
-        set_err(err, err_len, rc, "generate: prefill of %zu tokens failed (%d)", n_toks, rc);
+    rc = prefill_prompt(&g, smp, toks, n_toks, &L.cancel, err, err_len);
+    if (rc < 0)
         goto fail;
-    }
-    if (!cancel && !eng_get_logits(ctx)) {
-        rc = set_err(err, err_len, -EINVAL, "generate: no logits to sample from");
-        goto fail;
-    }
+    eng_detok_init(&L.dt, vocab,
+                   (p->special_text ? ENG_DETOK_SPECIAL : 0) |
+                       (g.base == 0 && prompt_is_textless(vocab, toks, n_toks)
+                            ? ENG_DETOK_STRIP_LEADING_SPACE
+                            : 0));
 
-    struct eng_detok dt;
-    unsigned dflags = p->special_text ? ENG_DETOK_SPECIAL : 0;
-    if (g.base == 0 && prompt_is_textless(vocab, toks, n_toks))
-        dflags |= ENG_DETOK_STRIP_LEADING_SPACE;
-    eng_detok_init(&dt, vocab, dflags);
-    size_t cap_piece = eng_detok_max_out(vocab) + 8;
-
-    /* ---- the token loop ---- */
     enum eng_stop_reason reason = ENG_STOP_NONE;
-    uint64_t gen = 0;
     while (reason == ENG_STOP_NONE) {
-        if (cancel || cancelled(&g)) {
-            reason = ENG_STOP_CANCELLED;
-            break;
-        }
-        if (p->max_tokens >= 0 && gen >= (uint64_t)p->max_tokens) {
-            reason = ENG_STOP_MAX_TOKENS;
-            break;
-        }
-        int32_t tok = eng_sampler_sample(smp, eng_get_logits(ctx));
-        if (tok < 0) {
-            rc = set_err(err, err_len, -EINVAL,
-                         "generate: the logits after %zu tokens hold no finite value",
-                         g.base + g.n_hist);
+        rc = token_step(&L, &reason, err, err_len);
+        if (rc < 0)
             goto fail;
-        }
-        gen++;
-        if (gen == 1)
-            res->stats.ttft_ns = cmn_now_ns() - t0;
-        res->last_token = tok;
-        eng_sampler_accept(smp, tok);
-        eng_notify_token(ctx, tok);
-        if (!p->ignore_eog && eng_token_is_eog(vocab, tok)) {
-            reason = ENG_STOP_EOG;
-            break;
-        }
-        size_t n_piece = 0;
-        rc = eng_detok_push(&dt, tok, piece, cap_piece, &n_piece);
-        if (rc < 0) {
-            set_err(err, err_len, rc, "generate: detokenizing token %d failed (%d)", (int)tok, rc);
-            goto fail;
-        }
-        int fr = eng_stop_filter_push(stop, piece, n_piece, sink_emit, &sink);
-        if (fr == 1) {
-            reason = ENG_STOP_STRING;
-            break;
-        }
-        if (fr == 2) {
-            reason = ENG_STOP_CANCELLED;
-            break;
-        }
-        if (p->max_tokens >= 0 && gen >= (uint64_t)p->max_tokens) {
-            reason = ENG_STOP_MAX_TOKENS; /* no need to decode a token nobody will follow */
-            break;
-        }
-        if (g.base + g.n_hist >= g.n_ctx) {
-            if (p->ctx_full != ENG_CTX_FULL_SHIFT) {
-                reason = ENG_STOP_CTX_FULL;
-                break;
-            }
-            rc = shift(&g, &cancel);
-            if (rc == 1) {
-                reason = ENG_STOP_CTX_FULL;
-                break;
-            }
-            if (rc < 0) {
-                set_err(err, err_len, rc, "generate: context shift failed (%d)", rc);
-                goto fail;
-            }
-            res->kv_matches_text = false;
-            if (cancel)
-                continue;
-        }
-        uint64_t t = cmn_now_ns();
-        rc = eng_decode(ctx, &tok, 1);
-        res->stats.decode_ns += cmn_now_ns() - t;
-        if (rc < 0) {
-            set_err(err, err_len, rc, "generate: decoding token %llu (id %d) failed (%d)",
-                    (unsigned long long)gen, (int)tok, rc);
-            goto fail;
-        }
-        g.hist[g.n_hist++] = tok;
     }
-
-    /* ---- the end: whatever is held is real output unless a stop string or cancel ---- */
-    if (reason != ENG_STOP_STRING && reason != ENG_STOP_CANCELLED) {
-        size_t n_piece = 0;
-        if (eng_detok_flush(&dt, piece, cap_piece, &n_piece) == 0 && n_piece)
-            eng_stop_filter_push(stop, piece, n_piece, sink_emit, &sink);
-        if (eng_stop_filter_flush(stop, sink_emit, &sink) == 2 || sink.cancelled)
-            reason = ENG_STOP_CANCELLED;
-        if (stop->stopped && reason != ENG_STOP_CANCELLED)
-            reason = ENG_STOP_STRING; /* the flushed tail completed a stop string */
-    }
-    res->reason = reason;
-    res->stats.gen_tokens = gen;
-    res->kv_used = eng_kv_used(ctx);
-    /* The cache holds prompt + every delivered token when the last sampled token was an EOG
-     * (never decoded, never shown) and nothing was held back or shifted away. */
-    res->kv_matches_text = reason == ENG_STOP_EOG && res->stats.gen_tokens > 0 &&
-                           res->kv_used == g.base + n_toks + (gen - 1) &&
-                           g.n_hist == n_toks + (gen - 1);
+    fill_result(&L, flush_tail(&L, reason), n_toks);
     rc = 0;
 
 fail:

@@ -9,20 +9,6 @@
 
 #include "quant.h"
 
-static const char *const op_names[ENG_OP_KIND_COUNT] = {
-    [ENG_OP_EMBED] = "embed",         [ENG_OP_RMSNORM] = "rmsnorm",
-    [ENG_OP_MATMUL] = "matmul",       [ENG_OP_ADD_BIAS] = "add_bias",
-    [ENG_OP_HEAD_NORM] = "head_norm", [ENG_OP_ROPE] = "rope",
-    [ENG_OP_STORE_KV] = "store_kv",   [ENG_OP_ROPE_KV] = "rope_kv",
-    [ENG_OP_ATTENTION] = "attention", [ENG_OP_ADD] = "add",
-    [ENG_OP_SWIGLU] = "swiglu",
-};
-
-const char *eng_op_name(enum eng_op_kind kind)
-{
-    return kind < ENG_OP_KIND_COUNT ? op_names[kind] : "?";
-}
-
 static int new_tensor(struct eng_graph *g, const char *name, int64_t width)
 {
     if (g->n_t == g->cap_t) {

@@ -88,6 +88,4 @@ int eng_graph_plan(struct eng_graph *g, size_t n_rows);
 /* Tensors the ops still use (fusion leaves some unreferenced). */
 int eng_graph_live_tensors(const struct eng_graph *g);
 
-const char *eng_op_name(enum eng_op_kind kind);
-
 #endif

@@ -685,13 +685,6 @@ const char *eng_token_text(const struct eng_vocab *v, int32_t id, size_t *ret_le
     return v->text + v->tokens[id].off;
 }
 
-float eng_token_score(const struct eng_vocab *v, int32_t id)
-{
-    if (!v || id < 0 || id >= v->n_tokens)
-        return 0.0f;
-    return v->tokens[id].score;
-}
-
 int32_t eng_token_lookup(const struct eng_vocab *v, const char *text, size_t len)
 {
     if (!v || (!text && len))

@@ -201,6 +201,12 @@ static void test_prompts(void)
         p.max_tokens = n;
         CHECK_EQ_INT(eng_generate(ctx, vocab, &p, &r, err, sizeof(err)), 0);
         CHECK_EQ_INT(count_equal(cap.ids, want, n), n);
+        /* a token id outside the vocabulary is refused by name (ASan checks the error path) */
+        int32_t bad[2] = {pids[0], 1 << 30};
+        p.prompt_tokens = bad;
+        p.n_prompt_tokens = 2;
+        CHECK_EQ_INT(eng_generate(ctx, vocab, &p, &r, err, sizeof(err)), -EINVAL);
+        CHECK_CONTAINS(err, "prompt token 1: id 1073741824 outside");
         eng_context_free(ctx);
     }
 }

@@ -23,11 +23,6 @@ foreach(t fuzz_replay_tokenizer fuzz_tokenizer)
         target_compile_definitions(${t} PRIVATE EMBER_SHARED_DIR="${EMBER_SHARED_DIR}")
     endif()
 endforeach()
-# The CLI test runs the ember binary, which the agent directory defines after this one.
-ember_add_test(NAME engtok_cli SOURCES ${CMAKE_CURRENT_LIST_DIR}/engtok_cli_test.c
-               LABELS integration)
-add_dependencies(engtok_cli ember)
-target_compile_definitions(engtok_cli PRIVATE EMBER_TEST_EMBER="${EMBER_TEST_EMBER}")
 ember_add_test(NAME engtok_llamacpp SOURCES ${CMAKE_CURRENT_LIST_DIR}/engtok_llamacpp_test.c
                LIBS ember_engine LABELS unit)
 target_include_directories(engtok_llamacpp PRIVATE ${CMAKE_SOURCE_DIR}/engine/src)

@@ -28,8 +28,7 @@
 #define NS_PER_S            1e9
 #define CONSTRAINT_TOL_C    1.0  /* above target + this, a thermal decrease is not delayed */
 #define CONSTRAINT_TOL_FRAC 0.05 /* above cap * (1 + this), a power decrease is not delayed */
-#define CONSTRAINT_DWELL    5   /* constraint-driven moves: at most one per this many rate limits */
-#define TRACK_HEADROOM      0.1 /* PI integrators stay at most this fraction of range above applied */
+#define CONSTRAINT_DWELL    5 /* constraint-driven moves: at most one per this many rate limits */
 #define TEMP_MIN_C          (-40.0) /* outside this a reading is garbage, treated like a lost sensor */
 #define TEMP_MAX_C          150.0
 
@@ -274,14 +273,11 @@ static uint32_t constraint_khz(const struct gov_controller *ctl, unsigned i, dou
     return gov_cluster_quantize(c, k, false, lo, hi);
 }
 
-/* One PI step on a fraction-of-range output with tracking anti-windup; error > 0 means room. */
-static double pi_step(double *ui, double e, double kp, double ki, double dt_s, double applied_frac)
+double gov_pi_step(double *ui, double e, double kp, double ki, double dt_s, double applied_frac)
 {
     *ui += ki * e * dt_s;
-    double hi = applied_frac + TRACK_HEADROOM;
-    *ui = *ui < 0 ? 0 : *ui > hi ? hi : *ui > 1 ? 1 : *ui;
-    double u = *ui + kp * e;
-    return u < 0 ? 0 : u > 1 ? 1 : u;
+    *ui = fmin(fmax(*ui, 0), fmin(1, applied_frac + GOV_PI_TRACK_HEADROOM));
+    return fmin(fmax(*ui + kp * e, 0), 1);
 }
 
 static void set_safe(struct gov_controller *ctl, uint64_t now, struct gov_targets *out)
@@ -304,38 +300,218 @@ static void set_safe(struct gov_controller *ctl, uint64_t now, struct gov_target
         ctl->pw_ui[p] = log((double)ctl->floor_khz[0] / ctl->ceil_khz[0]);
 }
 
+/* What one tick knows, shared by its steps. */
+struct step {
+    const struct gov_inputs *in; /* sanitized */
+    uint64_t now;
+    double dt_s;
+    bool phase_change;
+    double target_c; /* thermal target in force (NaN: off) */
+    bool pw_active;  /* the power cap limits this tick */
+    double pw_scale; /* its output: a fraction of every cluster's ceiling */
+};
+
+/* A private copy of the inputs: garbage becomes NaN, a missing clock is the one last applied. */
+static void sanitize_inputs(const struct gov_controller *ctl, const struct gov_inputs *raw,
+                            struct gov_inputs *in)
+{
+    *in = *raw;
+    for (unsigned i = 0; i < ctl->n; i++) {
+        if (!in->cur_khz[i])
+            in->cur_khz[i] = ctl->applied[i];
+        if (!(in->temp_c[i] >= TEMP_MIN_C && in->temp_c[i] <= TEMP_MAX_C))
+            in->temp_c[i] = NAN;
+    }
+    if (!(in->package_power_w >= 0) || !isfinite(in->package_power_w))
+        in->package_power_w = NAN;
+    if (!(in->tokens_per_s >= 0) || !isfinite(in->tokens_per_s))
+        in->tokens_per_s = NAN;
+}
+
+/* A sensor failed, or a temperature that was seen before is gone. */
+static bool sensor_lost(struct gov_controller *ctl, const struct gov_inputs *in)
+{
+    bool lost = in->sensor_fault;
+    for (unsigned i = 0; i < ctl->n; i++) {
+        if (isfinite(in->temp_c[i]))
+            ctl->temp_seen[i] = true;
+        else if (ctl->temp_seen[i])
+            lost = true;
+    }
+    return lost;
+}
+
+/* 2. the power cap: one PI for the package in the log domain (power goes roughly as f^2..3, so a
+ * relative error moves the clock by a relative step at any operating point); its output scales
+ * every cluster's ceiling. Prefill draws far more than decode at the same clock, so the
+ * integrator is kept per engine phase (gain scheduling): a new prefill starts from the clock that
+ * held the cap during the last one instead of overshooting while the PI catches up. The reading
+ * that arrives with a phase change belongs to the previous phase and is not used. */
+static void power_cap_step(struct gov_controller *ctl, struct step *s)
+{
+    s->pw_scale = 1;
+    s->pw_active = false;
+    if (!(ctl->t.power_cap_w > 0))
+        return;
+    const struct gov_inputs *in = s->in;
+    unsigned ph = in->phase <= GOV_PHASE_DECODE ? (unsigned)in->phase : 0;
+    double lowest = 1;
+    for (unsigned i = 0; i < ctl->n; i++)
+        lowest = fmin(lowest, (double)ctl->floor_khz[i] / ctl->ceil_khz[i]);
+    if (isfinite(in->package_power_w) && in->package_power_w > 0) {
+        ctl->power_seen = true;
+        if (!s->phase_change) {
+            double applied = 0;
+            for (unsigned i = 0; i < ctl->n; i++)
+                applied = fmax(applied, (double)ctl->applied[i] / ctl->ceil_khz[i]);
+            double e = log(ctl->t.power_cap_w / in->package_power_w);
+            double *ui = &ctl->pw_ui[ph];
+            *ui += ctl->t.power_ki * e * s->dt_s;
+            double top = log(fmin(1.0, fmax(applied, 1e-9) * (1 + GOV_PI_TRACK_HEADROOM)));
+            *ui = fmax(log(lowest), fmin(*ui, top));
+            s->pw_scale = exp(fmin(0, *ui + ctl->t.power_kp * e));
+        } else {
+            s->pw_scale = exp(fmin(0, ctl->pw_ui[ph]));
+        }
+        s->pw_active = true;
+    } else if (ctl->power_seen) {
+        s->pw_scale = exp(fmin(0, ctl->pw_ui[ph])); /* reading gone: hold, do not raise */
+        s->pw_active = true;
+    }
+}
+
+/* 3. the constraints on cluster i, as a ceiling rounded down; *ret_reason says which binds. */
+static uint32_t constraint_ceiling(struct gov_controller *ctl, unsigned i, const struct step *s,
+                                   unsigned *ret_reason)
+{
+    uint32_t lo = ctl->floor_khz[i], hi = ctl->ceil_khz[i];
+    uint32_t ceiling = hi;
+    *ret_reason = 0;
+    if (isfinite(s->target_c) && isfinite(s->in->temp_c[i])) {
+        double e = s->target_c - s->in->temp_c[i];
+        double f = gov_pi_step(&ctl->th_ui[i], e, ctl->t.thermal_kp, ctl->t.thermal_ki, s->dt_s,
+                               frac_of(ctl, i, ctl->applied[i]));
+        uint32_t k = constraint_khz(ctl, i, f);
+        if (k < ceiling) {
+            ceiling = k;
+            *ret_reason = GOV_REASON_THERMAL;
+            if (isfinite(s->in->passive_trip_c) && s->target_c < ctl->t.thermal_target_c)
+                *ret_reason |= GOV_REASON_TRIP;
+        }
+    }
+    if (s->pw_active) {
+        double khz = s->pw_scale * hi;
+        uint32_t k = constraint_khz(ctl, i, ((khz < lo ? lo : khz) - lo) / fmax(1, hi - lo));
+        if (k < ceiling) {
+            ceiling = k;
+            *ret_reason = GOV_REASON_POWER_CAP;
+        }
+    }
+    return ceiling;
+}
+
+/* 4. anti-flap: whether cluster i keeps its clock this tick instead of moving to desired. */
+static bool anti_flap_hold(struct gov_controller *ctl, unsigned i, const struct step *s,
+                           uint32_t desired, uint32_t ceiling, uint32_t policy_khz)
+{
+    uint32_t cur = ctl->applied[i];
+    uint64_t now = s->now;
+    uint64_t dwell_ns = (uint64_t)ctl->t.rate_limit_ms * NS_PER_MS * CONSTRAINT_DWELL;
+    bool hold = false;
+    if (desired == cur) {
+        ctl->lower_since_ns[i] = 0;
+    } else if (ceiling < cur && !s->phase_change) {
+        /* a constraint pushes down: at once when its limit is clearly exceeded, else no faster
+         * than the rate limit (a PI dithering between two steps would otherwise change the
+         * clock every tick) */
+        bool over = (isfinite(s->target_c) && s->in->temp_c[i] > s->target_c + CONSTRAINT_TOL_C) ||
+                    (s->pw_active && isfinite(s->in->package_power_w) &&
+                     s->in->package_power_w > ctl->t.power_cap_w * (1 + CONSTRAINT_TOL_FRAC));
+        if (!over && now - ctl->last_change_ns[i] < dwell_ns)
+            hold = true;
+    } else if (!s->phase_change && ceiling < policy_khz && desired > cur) {
+        /* a constraint that still binds lets the clock back up slowly: holding a limit between
+         * two steps needs dithering, but once a second is enough for it */
+        if (now - ctl->last_change_ns[i] < dwell_ns)
+            hold = true;
+    } else if (!s->phase_change) {
+        double band = ctl->t.dead_band_pct / 100.0 * cur;
+        if (fabs((double)desired - (double)cur) < band)
+            hold = true;
+        if (desired < cur) {
+            if (!ctl->lower_since_ns[i])
+                ctl->lower_since_ns[i] = now ? now : 1;
+            if (now - ctl->lower_since_ns[i] < (uint64_t)ctl->t.hysteresis_ms * NS_PER_MS)
+                hold = true;
+        } else {
+            ctl->lower_since_ns[i] = 0;
+        }
+        if (now - ctl->last_change_ns[i] < (uint64_t)ctl->t.rate_limit_ms * NS_PER_MS)
+            hold = true;
+    }
+    return hold;
+}
+
+/* Steps 3 and 4 for cluster i from the policy's wish, and the target that results. */
+static void step_cluster(struct gov_controller *ctl, unsigned i, const struct step *s,
+                         uint32_t want, struct gov_targets *out)
+{
+    const struct gov_cluster_info *c = &ctl->clusters[i];
+    struct gov_cluster_target *o = &out->c[i];
+    uint32_t lo = ctl->floor_khz[i], hi = ctl->ceil_khz[i];
+    unsigned reasons = GOV_REASON_POLICY;
+    if ((want > hi && ctl->t.max_mhz > 0) || (want < lo && ctl->t.min_mhz > 0))
+        reasons |= GOV_REASON_USER_LIMIT;
+    uint32_t p_khz = gov_cluster_quantize(c, want, true, lo, hi);
+    o->policy_khz = p_khz;
+
+    unsigned c_reason;
+    uint32_t ceiling = constraint_ceiling(ctl, i, s, &c_reason);
+    uint32_t desired = p_khz;
+    if (ceiling < desired) {
+        desired = ceiling;
+        reasons = (reasons & ~GOV_REASON_POLICY) | c_reason;
+    }
+
+    uint32_t cur = ctl->applied[i];
+    if (anti_flap_hold(ctl, i, s, desired, ceiling, p_khz)) {
+        desired = cur;
+        reasons |= GOV_REASON_HELD;
+    }
+    bool boost = c->boost_available && desired > (c->base_khz ? c->base_khz : hi);
+    o->khz = desired;
+    o->floor_khz = lo;
+    o->boost = boost;
+    o->reasons = reasons;
+    o->changed = desired != cur || boost != ctl->boost[i];
+    if (desired != cur) {
+        ctl->last_change_ns[i] = s->now;
+        ctl->lower_since_ns[i] = 0;
+    }
+    ctl->applied[i] = desired;
+    ctl->boost[i] = boost;
+    out->changed |= o->changed;
+    out->boost |= boost;
+}
+
 int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_raw,
                         struct gov_targets *out)
 {
     if (ctl->started && in_raw->now_ns < ctl->last_ns)
         return -EINVAL;
     uint64_t now = in_raw->now_ns;
-    double dt_s = ctl->started ? (double)(now - ctl->last_ns) / NS_PER_S : ctl->t.tick_ms / 1e3;
-    bool phase_change = !ctl->started || in_raw->phase != ctl->last_phase;
-
-    /* a private copy: garbage becomes NaN, the current clock is filled in */
-    struct gov_inputs in = *in_raw;
-    for (unsigned i = 0; i < ctl->n; i++) {
-        if (!in.cur_khz[i])
-            in.cur_khz[i] = ctl->applied[i];
-        if (!(in.temp_c[i] >= TEMP_MIN_C && in.temp_c[i] <= TEMP_MAX_C))
-            in.temp_c[i] = NAN;
-    }
-    if (!(in.package_power_w >= 0) || !isfinite(in.package_power_w))
-        in.package_power_w = NAN;
-    if (!(in.tokens_per_s >= 0) || !isfinite(in.tokens_per_s))
-        in.tokens_per_s = NAN;
-
+    struct gov_inputs in;
+    sanitize_inputs(ctl, in_raw, &in);
+    struct step s = {
+        .in = &in,
+        .now = now,
+        .dt_s = ctl->started ? (double)(now - ctl->last_ns) / NS_PER_S : ctl->t.tick_ms / 1e3,
+        .phase_change = !ctl->started || in.phase != ctl->last_phase,
+    };
     memset(out, 0, sizeof(*out));
     out->n_clusters = ctl->n;
 
-    bool lost = in.sensor_fault;
-    for (unsigned i = 0; i < ctl->n; i++) {
-        if (isfinite(in.temp_c[i]))
-            ctl->temp_seen[i] = true;
-        else if (ctl->temp_seen[i])
-            lost = true;
-    }
+    bool lost = sensor_lost(ctl, &in);
     ctl->started = true;
     ctl->last_ns = now;
     ctl->last_phase = in.phase;
@@ -354,138 +530,11 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
         pol.c[i].khz = ctl->applied[i];
     ctl->ops->decide(ctl->pstate, &in, now, &pol);
 
-    /* 2. the power cap: one PI for the package in the log domain (power goes roughly as f^2..3,
-     * so a relative error moves the clock by a relative step at any operating point); its output
-     * scales every cluster's ceiling. Prefill draws far more than decode at the same clock, so the
-     * integrator is kept per engine phase (gain scheduling): a new prefill starts from the clock
-     * that held the cap during the last one instead of overshooting while the PI catches up. The
-     * reading that arrives with a phase change belongs to the previous phase and is not used. */
-    double pw_scale = 1;
-    bool pw_active = false;
-    if (ctl->t.power_cap_w > 0) {
-        unsigned ph = in.phase <= GOV_PHASE_DECODE ? (unsigned)in.phase : 0;
-        double lowest = 1;
-        for (unsigned i = 0; i < ctl->n; i++)
-            lowest = fmin(lowest, (double)ctl->floor_khz[i] / ctl->ceil_khz[i]);
-        if (isfinite(in.package_power_w) && in.package_power_w > 0) {
-            ctl->power_seen = true;
-            if (!phase_change) {
-                double applied = 0;
-                for (unsigned i = 0; i < ctl->n; i++)
-                    applied = fmax(applied, (double)ctl->applied[i] / ctl->ceil_khz[i]);
-                double e = log(ctl->t.power_cap_w / in.package_power_w);
-                double *ui = &ctl->pw_ui[ph];
-                *ui += ctl->t.power_ki * e * dt_s;
-                double top = log(fmin(1.0, fmax(applied, 1e-9) * (1 + TRACK_HEADROOM)));
-                *ui = fmax(log(lowest), fmin(*ui, top));
-                pw_scale = exp(fmin(0, *ui + ctl->t.power_kp * e));
-            } else {
-                pw_scale = exp(fmin(0, ctl->pw_ui[ph]));
-            }
-            pw_active = true;
-        } else if (ctl->power_seen) {
-            pw_scale = exp(fmin(0, ctl->pw_ui[ph])); /* reading gone: hold, do not raise */
-            pw_active = true;
-        }
-    }
-
-    double target_c = gov_controller_thermal_target_c(ctl, in.passive_trip_c);
-    for (unsigned i = 0; i < ctl->n; i++) {
-        const struct gov_cluster_info *c = &ctl->clusters[i];
-        struct gov_cluster_target *o = &out->c[i];
-        uint32_t lo = ctl->floor_khz[i], hi = ctl->ceil_khz[i];
-        uint32_t want = pol.c[i].khz;
-        unsigned reasons = GOV_REASON_POLICY;
-        if ((want > hi && ctl->t.max_mhz > 0) || (want < lo && ctl->t.min_mhz > 0))
-            reasons |= GOV_REASON_USER_LIMIT;
-        uint32_t p_khz = gov_cluster_quantize(c, want, true, lo, hi);
-        o->policy_khz = p_khz;
-
-        /* 3. constraints, as ceilings rounded down */
-        uint32_t ceiling = hi;
-        unsigned c_reason = 0;
-        if (isfinite(target_c) && isfinite(in.temp_c[i])) {
-            double e = target_c - in.temp_c[i];
-            double f = pi_step(&ctl->th_ui[i], e, ctl->t.thermal_kp, ctl->t.thermal_ki, dt_s,
-                               frac_of(ctl, i, ctl->applied[i]));
-            uint32_t k = constraint_khz(ctl, i, f);
-            if (k < ceiling) {
-                ceiling = k;
-                c_reason = GOV_REASON_THERMAL;
-                if (isfinite(in.passive_trip_c) && target_c < ctl->t.thermal_target_c)
-                    c_reason |= GOV_REASON_TRIP;
-            }
-        }
-        if (pw_active) {
-            double khz = pw_scale * hi;
-            uint32_t k = constraint_khz(ctl, i, ((khz < lo ? lo : khz) - lo) / fmax(1, hi - lo));
-            if (k < ceiling) {
-                ceiling = k;
-                c_reason = GOV_REASON_POWER_CAP;
-            }
-        }
-        uint32_t desired = p_khz;
-        if (ceiling < desired) {
-            desired = ceiling;
-            reasons = (reasons & ~GOV_REASON_POLICY) | c_reason;
-        }
-
-        /* 4. anti-flap */
-        uint32_t cur = ctl->applied[i];
-        uint64_t dwell_ns = (uint64_t)ctl->t.rate_limit_ms * NS_PER_MS * CONSTRAINT_DWELL;
-        bool hold = false;
-        if (desired == cur) {
-            ctl->lower_since_ns[i] = 0;
-        } else if (ceiling < cur && !phase_change) {
-            /* a constraint pushes down: at once when its limit is clearly exceeded, else no
-             * faster than the rate limit (a PI dithering between two steps would otherwise
-             * change the clock every tick) */
-            bool over = (isfinite(target_c) && in.temp_c[i] > target_c + CONSTRAINT_TOL_C) ||
-                        (pw_active && isfinite(in.package_power_w) &&
-                         in.package_power_w > ctl->t.power_cap_w * (1 + CONSTRAINT_TOL_FRAC));
-            if (!over && now - ctl->last_change_ns[i] < dwell_ns)
-                hold = true;
-        } else if (!phase_change && ceiling < p_khz && desired > cur) {
-            /* a constraint that still binds lets the clock back up slowly: holding a limit
-             * between two steps needs dithering, but once a second is enough for it */
-            if (now - ctl->last_change_ns[i] < dwell_ns)
-                hold = true;
-        } else if (!phase_change) {
-            double band = ctl->t.dead_band_pct / 100.0 * cur;
-            if (fabs((double)desired - (double)cur) < band)
-                hold = true;
-            if (desired < cur) {
-                if (!ctl->lower_since_ns[i])
-                    ctl->lower_since_ns[i] = now ? now : 1;
-                if (now - ctl->lower_since_ns[i] < (uint64_t)ctl->t.hysteresis_ms * NS_PER_MS)
-                    hold = true;
-            } else {
-                ctl->lower_since_ns[i] = 0;
-            }
-            if (now - ctl->last_change_ns[i] < (uint64_t)ctl->t.rate_limit_ms * NS_PER_MS)
-                hold = true;
-        }
-        if (hold) {
-            desired = cur;
-            reasons |= GOV_REASON_HELD;
-        }
-        bool boost = c->boost_available && desired > (c->base_khz ? c->base_khz : hi);
-        if (!c->boost_available)
-            boost = false;
-        o->khz = desired;
-        o->floor_khz = lo;
-        o->boost = boost;
-        o->reasons = reasons;
-        o->changed = desired != cur || boost != ctl->boost[i];
-        if (desired != cur) {
-            ctl->last_change_ns[i] = now;
-            ctl->lower_since_ns[i] = 0;
-        }
-        ctl->applied[i] = desired;
-        ctl->boost[i] = boost;
-        out->changed |= o->changed;
-        out->boost |= boost;
-    }
+    /* 2. the power cap, then per cluster 3. the constraints and 4. anti-flap */
+    power_cap_step(ctl, &s);
+    s.target_c = gov_controller_thermal_target_c(ctl, in.passive_trip_c);
+    for (unsigned i = 0; i < ctl->n; i++)
+        step_cluster(ctl, i, &s, pol.c[i].khz, out);
     return 0;
 }
 

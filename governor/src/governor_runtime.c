@@ -851,6 +851,9 @@ void gov_governor_status(const struct gov_governor *g, struct gov_status *st)
         snprintf(c->name, sizeof(c->name), "%s", g->ci[k].name);
         c->n_policies = g->nmem[k];
         format_cpus(&g->ci[k], c->cpus, sizeof(c->cpus));
+        for (unsigned j = 0; j < g->ci[k].n_cpus; j++)
+            if (g->ci[k].cpus[j] < GOV_MAX_CPUS)
+                c->cpu_mask[g->ci[k].cpus[j] / 64] |= 1ULL << (g->ci[k].cpus[j] % 64);
         snprintf(c->driver, sizeof(c->driver), "%s", p->driver);
         snprintf(c->hw_governor, sizeof(c->hw_governor), "%s", p->governor);
         c->cpuinfo_min_khz = p->cpuinfo_min_khz;

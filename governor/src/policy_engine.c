@@ -22,11 +22,6 @@
 
 /* ---- decode-knee estimator ---- */
 
-void gov_knee_reset(struct gov_knee *k)
-{
-    memset(k, 0, sizeof(*k));
-}
-
 static unsigned knee_bin(double r)
 {
     int b = (int)(r * GOV_KNEE_BINS);
@@ -43,14 +38,6 @@ void gov_knee_add(struct gov_knee *k, double r, double tokens_per_s)
     double w = 1.0 / k->n[b];
     k->mean_t[b] += (1.0 / tokens_per_s - k->mean_t[b]) * w;
     k->mean_r[b] += (r - k->mean_r[b]) * w;
-}
-
-unsigned gov_knee_bins_used(const struct gov_knee *k)
-{
-    unsigned n = 0;
-    for (unsigned b = 0; b < GOV_KNEE_BINS; b++)
-        n += k->n[b] > 0;
-    return n;
 }
 
 int gov_knee_fit(const struct gov_knee *k, double *ret_a, double *ret_b)
@@ -86,12 +73,6 @@ double gov_knee_solve(double a, double b, double slowdown, double r_min)
         return 1.0;
     double r = b / den;
     return r < r_min ? r_min : r > 1 ? 1 : r;
-}
-
-double gov_knee_tps_at(const struct gov_knee *k, double r)
-{
-    unsigned b = knee_bin(r);
-    return k->n[b] && k->mean_t[b] > 0 ? 1.0 / k->mean_t[b] : NAN;
 }
 
 /* ---- balanced ---- */
@@ -616,8 +597,6 @@ static void quiet_decide(void *state, const struct gov_inputs *in, uint64_t now_
     double want;
     if (isfinite(temp)) {
         double e = ctx->tunables->quiet_temp_c - temp;
-        /* the integrator never sits far above where the clock is, so a burst after a quiet
-         * spell cannot overshoot on stored-up headroom */
         double applied = 0;
         for (unsigned i = 0; i < ctx->n_clusters; i++) {
             double span = (double)ctx->ceil_khz[i] - ctx->floor_khz[i];
@@ -625,9 +604,7 @@ static void quiet_decide(void *state, const struct gov_inputs *in, uint64_t now_
             if (span > 0)
                 applied = fmax(applied, (cur - ctx->floor_khz[i]) / span);
         }
-        q->ui += QUIET_KI * e * dt;
-        q->ui = fmin(fmax(q->ui, 0), fmin(1, applied + 0.1));
-        want = fmin(fmax(q->ui + QUIET_KP * e, 0), 1);
+        want = gov_pi_step(&q->ui, e, QUIET_KP, QUIET_KI, dt, applied);
     } else {
         want = fmin(q->cap, QUIET_BLIND_CAP);
     }

@@ -26,6 +26,13 @@ uint32_t gov_cluster_cur(const struct gov_inputs *in, unsigned i, uint32_t fallb
 uint32_t gov_schedutil_freq(const struct gov_policy_ctx *ctx, unsigned i,
                             const struct gov_inputs *in);
 
+/* One PI step on an output that is a fraction (0..1) of the frequency range, with tracking
+ * anti-windup: the integrator *ui stays within [0, min(1, applied_frac + headroom)], so it never
+ * sits far above where the clock is and a burst after a quiet spell cannot overshoot on stored-up
+ * headroom. e > 0 means room. The thermal constraint and the quiet policy use it. */
+#define GOV_PI_TRACK_HEADROOM 0.1
+double gov_pi_step(double *ui, double e, double kp, double ki, double dt_s, double applied_frac);
+
 /* Decode throughput model t(r) = a + b / r, r = frequency as a fraction of the ceiling: the time
  * per token is a memory part (a) that does not scale with the clock plus a compute part (b / r)
  * that does. Fitted by least squares on per-bin averages of what the engine reported. */
@@ -37,16 +44,11 @@ struct gov_knee {
     unsigned n[GOV_KNEE_BINS];    /* samples, capped so the mean keeps following */
 };
 
-void gov_knee_reset(struct gov_knee *k);
 /* Adds one observation at frequency fraction r (0..1] of tokens_per_s. */
 void gov_knee_add(struct gov_knee *k, double r, double tokens_per_s);
-/* Number of bins with data. */
-unsigned gov_knee_bins_used(const struct gov_knee *k);
 /* Fits t = a + b / r; -EAGAIN with fewer than two bins that differ in r by 5 %. */
 int gov_knee_fit(const struct gov_knee *k, double *ret_a, double *ret_b);
 /* Lowest r in [r_min, 1] whose throughput is at least (1 - slowdown) of that at r = 1. */
 double gov_knee_solve(double a, double b, double slowdown, double r_min);
-/* Mean tokens/s measured in the bin holding r; NaN when empty. */
-double gov_knee_tps_at(const struct gov_knee *k, double r);
 
 #endif

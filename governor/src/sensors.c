@@ -85,12 +85,6 @@ enum gov_trip_type gov_trip_type_parse(const char *s)
     return GOV_TRIP_UNKNOWN;
 }
 
-const char *gov_trip_type_name(enum gov_trip_type type)
-{
-    static const char *const names[] = {"unknown", "active", "passive", "hot", "critical"};
-    return (unsigned)type < sizeof(names) / sizeof(names[0]) ? names[type] : "unknown";
-}
-
 /* Reads a temperature file: S_OK with *ret, S_LOST when it cannot be read, S_GARBAGE when it is
  * not a plausible temperature. */
 static enum sensor_state read_temp(const char *path, int32_t *ret)
@@ -291,11 +285,6 @@ const struct gov_thermal_zone *gov_sensors_zone(const struct gov_sensors *s, siz
 size_t gov_sensors_hwmon_count(const struct gov_sensors *s)
 {
     return s ? s->nhwmon : 0;
-}
-
-const struct gov_hwmon_temp *gov_sensors_hwmon(const struct gov_sensors *s, size_t i)
-{
-    return s && i < s->nhwmon ? &s->hwmon[i].t : NULL;
 }
 
 /* Records a sensor's new state: an event on the way into a fault, and the first fault's detail

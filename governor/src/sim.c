@@ -306,290 +306,386 @@ struct engine {
     double last_token_s;
 };
 
-int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
-                const char *policy, const struct gov_sim_options *o, struct gov_sim_result *r,
-                struct gov_sim_trace *trace, char *err, size_t err_len)
-{
-    int rc = 0;
-    struct gov_controller *ctl = NULL;
-    struct dvec ttft = {0}, toklat = {0};
+/* One run's state: the plant (clocks, power, two thermal nodes), the simulated engine, what has
+ * accumulated since the last controller step, the 100 ms trace slots and the counters. */
+struct sim_run {
+    const struct gov_sim_profile *p;
+    const struct gov_sim_workload *w;
+    const struct gov_sim_options *o;
+    struct gov_sim_result *r;
+    struct gov_sim_trace *trace;
+    struct gov_controller *ctl;
     struct gov_cluster_info ci[GOV_MAX_CLUSTERS];
+    struct dvec ttft, toklat;
+    double dt, tick, ambient, trip, target, hard_end;
+    /* the plant */
+    uint32_t want[GOV_MAX_CLUSTERS], floor_khz[GOV_MAX_CLUSTERS], khz[GOV_MAX_CLUSTERS];
+    struct load l;
+    double pw, tc, tj;
+    struct engine e;
+    double t, next_tick;
+    /* accumulators since the last controller step */
+    double acc_t, acc_e, acc_busy[GOV_MAX_CLUSTERS], acc_dec_t, acc_tok_frac;
+    bool force_step, in_safe;
+    double idle_since, first_over;
+    /* trace slots and the power-cap windows over them */
+    double tr_t, tr_e, slot_p[CAP_WINDOW];
+    bool slot_busy[CAP_WINDOW];
+    unsigned slot_n;
+    bool slot_any_idle;
+    double prefill_t, decode_t, idle_settled_e, idle_settled_t;
+    unsigned changes, decode_tokens;
+};
+
+/* The controller, the result's header and the idle steady state the run starts from. */
+static int run_setup(struct sim_run *s, const char *policy, char *err, size_t err_len)
+{
+    const struct gov_sim_profile *p = s->p;
+    const struct gov_sim_options *o = s->o;
+    struct gov_sim_result *r = s->r;
     struct gov_calibration cal;
     memset(r, 0, sizeof(*r));
     for (unsigned i = 0; i < p->n_clusters; i++)
-        gov_sim_cluster_info(p, i, &ci[i]);
+        gov_sim_cluster_info(p, i, &s->ci[i]);
     if (o->calibrated)
         gov_sim_calibrate(p, o, &cal);
-    rc = gov_controller_new(policy, &o->tunables, ci, p->n_clusters, o->calibrated ? &cal : NULL,
-                            &ctl, err, err_len);
+    int rc = gov_controller_new(policy, &o->tunables, s->ci, p->n_clusters,
+                                o->calibrated ? &cal : NULL, &s->ctl, err, err_len);
     if (rc)
         return rc;
     if (!(o->duration_s > 0) || !(o->step_ms > 0) || o->step_ms > 100) {
         snprintf(err, err_len, "duration must be > 0 and step 0..100 ms");
-        rc = -EINVAL;
-        goto out;
+        return -EINVAL;
     }
 
-    snprintf(r->policy, sizeof(r->policy), "%s", gov_controller_policy(ctl));
+    snprintf(r->policy, sizeof(r->policy), "%s", gov_controller_policy(s->ctl));
     snprintf(r->profile, sizeof(r->profile), "%s", p->name);
     r->duration_s = o->duration_s;
-    snprintf(r->workload, sizeof(r->workload), "%s", w->name);
-    const double dt = o->step_ms / 1e3, tick = o->tunables.tick_ms / 1e3;
-    const double ambient = isfinite(o->ambient_c) ? o->ambient_c : p->ambient_c;
-    const double trip = p->passive_trip_c > 0 ? p->passive_trip_c : NAN;
-    const double target = gov_controller_thermal_target_c(ctl, trip);
-    const double hard_end = o->duration_s * 3 + 3600;
-    r->thermal_target_c = target;
+    snprintf(r->workload, sizeof(r->workload), "%s", s->w->name);
+    s->dt = o->step_ms / 1e3;
+    s->tick = o->tunables.tick_ms / 1e3;
+    s->ambient = isfinite(o->ambient_c) ? o->ambient_c : p->ambient_c;
+    s->trip = p->passive_trip_c > 0 ? p->passive_trip_c : NAN;
+    s->target = gov_controller_thermal_target_c(s->ctl, s->trip);
+    s->hard_end = o->duration_s * 3 + 3600;
+    r->thermal_target_c = s->target;
     r->power_cap_w = o->tunables.power_cap_w;
 
-    uint32_t want[GOV_MAX_CLUSTERS], floor_khz[GOV_MAX_CLUSTERS], khz[GOV_MAX_CLUSTERS];
     for (unsigned i = 0; i < p->n_clusters; i++)
-        want[i] = floor_khz[i] = khz[i] = ci[i].cpuinfo_min_khz;
+        s->want[i] = s->floor_khz[i] = s->khz[i] = s->ci[i].cpuinfo_min_khz;
     /* start at the idle steady state */
-    struct load l;
-    phase_load(p, GOV_PHASE_IDLE, khz, &l);
-    double pw = power_w(p, khz, &l, ambient);
-    double tc = ambient + pw * p->r_ca, tj = tc + pw * p->r_jc;
-
-    struct engine e = {.phase = GOV_PHASE_IDLE};
-    double t = 0, next_tick = 0;
-    /* accumulators since the last controller step */
-    double acc_t = 0, acc_e = 0, acc_busy[GOV_MAX_CLUSTERS] = {0}, acc_dec_t = 0;
-    double acc_tok_frac = 0;
-    bool force_step = true, in_safe = false;
-    double idle_since = 0, first_over = NAN;
-    double tr_t = 0, tr_e = 0, slot_p[CAP_WINDOW] = {0};
-    bool slot_busy[CAP_WINDOW] = {0};
-    unsigned slot_n = 0;
-    bool slot_any_idle = false;
-    double prefill_t = 0, decode_t = 0, idle_settled_e = 0, idle_settled_t = 0;
-    unsigned changes = 0, decode_tokens = 0;
+    phase_load(p, GOV_PHASE_IDLE, s->khz, &s->l);
+    s->pw = power_w(p, s->khz, &s->l, s->ambient);
+    s->tc = s->ambient + s->pw * p->r_ca;
+    s->tj = s->tc + s->pw * p->r_jc;
+    s->e = (struct engine){.phase = GOV_PHASE_IDLE};
+    s->force_step = true;
+    s->first_over = NAN;
     r->min_power_5s_w = NAN;
     r->max_power_5s_w = NAN;
+    return 0;
+}
 
-    for (;;) {
-        bool arrivals_left = w->closed_loop ? t < o->duration_s : e.next < w->n;
-        bool busy = e.phase != GOV_PHASE_IDLE || e.queued > 0;
-        if (t >= o->duration_s && !busy && (!arrivals_left || w->closed_loop))
-            break;
-        if (t >= hard_end)
-            break;
+static bool run_done(const struct sim_run *s)
+{
+    const struct gov_sim_workload *w = s->w;
+    bool arrivals_left = w->closed_loop ? s->t < s->o->duration_s : s->e.next < w->n;
+    bool busy = s->e.phase != GOV_PHASE_IDLE || s->e.queued > 0;
+    if (s->t >= s->o->duration_s && !busy && (!arrivals_left || w->closed_loop))
+        return true;
+    return s->t >= s->hard_end;
+}
 
-        /* arrivals */
-        if (w->closed_loop) {
-            if (e.next < w->n && t < o->duration_s && e.phase == GOV_PHASE_IDLE && !e.queued &&
-                t >= e.next_at) {
-                e.next++;
-                e.queued++;
-            }
-        } else {
-            while (e.next < w->n && w->req[e.next].at_s <= t &&
-                   w->req[e.next].at_s < o->duration_s) {
-                e.next++;
-                e.queued++;
-            }
-            if (e.next < w->n && w->req[e.next].at_s >= o->duration_s)
-                e.next = w->n; /* arrivals after the end are not part of this run */
+/* Requests arrive (open loop: at their times; closed loop: a think time after the last one), and
+ * the next queued one starts when the engine is idle. */
+static void run_arrivals(struct sim_run *s)
+{
+    const struct gov_sim_workload *w = s->w;
+    struct engine *e = &s->e;
+    double t = s->t;
+    if (w->closed_loop) {
+        if (e->next < w->n && t < s->o->duration_s && e->phase == GOV_PHASE_IDLE && !e->queued &&
+            t >= e->next_at) {
+            e->next++;
+            e->queued++;
         }
-        /* start the next request */
-        enum gov_phase before = e.phase;
-        if (e.phase == GOV_PHASE_IDLE && e.queued) {
-            const struct gov_sim_request *q = &w->req[e.next_start];
-            e.arrival_s = w->closed_loop ? t : q->at_s;
-            e.prompt_left = q->prompt_tokens;
-            e.gen_left = q->gen_tokens;
-            e.next_start++;
-            e.queued--;
-            e.phase = GOV_PHASE_PREFILL;
-            r->requests++;
-            r->prompt_tokens += q->prompt_tokens;
-            r->gen_tokens += q->gen_tokens;
+    } else {
+        while (e->next < w->n && w->req[e->next].at_s <= t &&
+               w->req[e->next].at_s < s->o->duration_s) {
+            e->next++;
+            e->queued++;
         }
-        if (e.phase != before) {
-            e.phase_start_s = t;
-            force_step = true;
-        }
-
-        /* the controller: every tick and at a phase change */
-        if (force_step || t >= next_tick - 1e-9) {
-            struct gov_inputs in;
-            gov_inputs_init(&in, (uint64_t)llround(t * 1e9));
-            double win = acc_t > 0 ? acc_t : dt;
-            for (unsigned i = 0; i < p->n_clusters; i++) {
-                const struct gov_sim_cluster *k = &p->clusters[i];
-                double u = acc_t > 0 ? acc_busy[i] / acc_t : 0;
-                for (unsigned c = 0; c < k->n_cpus; c++)
-                    in.util[k->first_cpu + c] = u;
-                in.temp_c[i] = tj;
-                in.cur_khz[i] = khz[i];
-            }
-            if (o->sensor_loss && t >= 0.4 * o->duration_s && t < 0.4 * o->duration_s + 10)
-                for (unsigned i = 0; i < p->n_clusters; i++)
-                    in.temp_c[i] = NAN;
-            in.passive_trip_c = trip;
-            in.package_power_w = acc_t > 0 ? acc_e / acc_t : NAN;
-            in.phase = e.phase;
-            in.phase_ns = (uint64_t)llround((t - e.phase_start_s) * 1e9);
-            /* the engine times its tokens, so its rate over the window is exact */
-            if (acc_dec_t >= 0.5 * win && acc_tok_frac > 0)
-                in.tokens_per_s = acc_tok_frac / acc_dec_t;
-            struct gov_targets tg;
-            rc = gov_controller_step(ctl, &in, &tg);
-            if (rc) {
-                snprintf(err, err_len, "controller step at %.3f s: %s", t, strerror(-rc));
-                goto out;
-            }
-            bool safe = false;
-            for (unsigned i = 0; i < p->n_clusters; i++) {
-                const struct gov_sim_cluster *k = &p->clusters[i];
-                uint32_t f = tg.c[i].khz;
-                if (k->boost_available && k->base_khz && !tg.c[i].boost && f > k->base_khz)
-                    f = k->base_khz;
-                f = table_snap(k, f);
-                if (f != want[i])
-                    changes++;
-                want[i] = f;
-                floor_khz[i] =
-                    table_snap(k, tg.c[i].floor_khz ? tg.c[i].floor_khz : ci[i].cpuinfo_min_khz);
-                safe |= (tg.c[i].reasons & GOV_REASON_SENSOR_LOSS) != 0;
-            }
-            in_safe = safe;
-            acc_t = acc_e = acc_dec_t = acc_tok_frac = 0;
-            memset(acc_busy, 0, sizeof(acc_busy));
-            if (!force_step || t >= next_tick - 1e-9)
-                next_tick = t + tick;
-            force_step = false;
-        }
-
-        /* the plant */
-        effective_khz(p, want, floor_khz, e.phase, tj, khz);
-        phase_load(p, e.phase, khz, &l);
-        pw = power_w(p, khz, &l, tj);
-        double flow = (tj - tc) / p->r_jc;
-        tj += (pw - flow) / p->c_j * dt;
-        tc += (flow - (tc - ambient) / p->r_ca) / p->c_c * dt;
-
-        /* the engine */
-        enum gov_phase ph = e.phase;
-        if (ph == GOV_PHASE_PREFILL) {
-            e.prompt_left -= prefill_tps(p, khz) * dt;
-            if (e.prompt_left <= 0) {
-                /* the prompt's last logits give the first token */
-                dpush(&ttft, (t + dt - e.arrival_s) * 1e3);
-                e.last_token_s = t + dt;
-                e.gen_left--;
-                e.tok_progress = 0;
-                e.phase = e.gen_left ? GOV_PHASE_DECODE : GOV_PHASE_IDLE;
-            }
-        } else if (ph == GOV_PHASE_DECODE) {
-            e.tok_progress += dt / decode_token_s(p, khz);
-            acc_dec_t += dt;
-            acc_tok_frac += dt / decode_token_s(p, khz);
-            while (e.tok_progress >= 1 && e.gen_left) {
-                e.tok_progress -= 1;
-                e.gen_left--;
-                decode_tokens++;
-                double at = t + dt - e.tok_progress * decode_token_s(p, khz);
-                dpush(&toklat, (at - e.last_token_s) * 1e3);
-                e.last_token_s = at;
-            }
-            if (!e.gen_left)
-                e.phase = GOV_PHASE_IDLE;
-        }
-        if (e.phase != ph) {
-            e.phase_start_s = t + dt;
-            force_step = true;
-            if (e.phase == GOV_PHASE_IDLE) {
-                idle_since = t + dt;
-                if (w->closed_loop)
-                    e.next_at = t + dt + w->think_s;
-            }
-        }
-
-        /* bookkeeping */
-        if (in_safe)
-            r->safe_state_s += dt;
-        r->energy_j += pw * dt;
-        if (ph == GOV_PHASE_PREFILL)
-            r->prefill_energy_j += pw * dt, prefill_t += dt;
-        else if (ph == GOV_PHASE_DECODE)
-            r->decode_energy_j += pw * dt, decode_t += dt;
-        else {
-            r->idle_energy_j += pw * dt;
-            if (t - idle_since >= IDLE_SETTLE_S)
-                idle_settled_e += pw * dt, idle_settled_t += dt;
-        }
-        acc_t += dt;
-        acc_e += pw * dt;
-        for (unsigned i = 0; i < p->n_clusters; i++)
-            acc_busy[i] += l.busy[i] * dt;
-        r->peak_temp_c = fmax(r->peak_temp_c, tj);
-        if (isfinite(target)) {
-            if (tj > target) {
-                r->seconds_over_target += dt;
-                if (isnan(first_over))
-                    first_over = t;
-            }
-            if (!isnan(first_over) && t >= first_over + TARGET_SETTLE_S)
-                r->max_over_target_settled_c = fmax(r->max_over_target_settled_c, tj - target);
-        }
-        tr_t += dt;
-        tr_e += pw * dt;
-        slot_any_idle |= ph == GOV_PHASE_IDLE;
-        if (tr_t >= TRACE_EVERY_S - 1e-9) {
-            double avg = tr_e / tr_t;
-            r->peak_power_w = fmax(r->peak_power_w, avg);
-            slot_p[slot_n % CAP_WINDOW] = avg;
-            slot_busy[slot_n % CAP_WINDOW] = !slot_any_idle;
-            slot_n++;
-            if (slot_n >= CAP_WINDOW && t >= CAP_SETTLE_S) {
-                double s = 0;
-                bool all_busy = true;
-                for (unsigned k = 0; k < CAP_WINDOW; k++)
-                    s += slot_p[k], all_busy &= slot_busy[k];
-                s /= CAP_WINDOW;
-                if (all_busy) {
-                    r->max_power_5s_w = isnan(r->max_power_5s_w) ? s : fmax(r->max_power_5s_w, s);
-                    r->min_power_5s_w = isnan(r->min_power_5s_w) ? s : fmin(r->min_power_5s_w, s);
-                }
-            }
-            if (trace) {
-                struct gov_sim_trace_point pt = {.t_s = (float)(t + dt),
-                                                 .power_w = (float)avg,
-                                                 .temp_c = (float)tj,
-                                                 .phase = (uint8_t)ph};
-                for (unsigned i = 0; i < p->n_clusters; i++)
-                    pt.khz[i] = khz[i];
-                if (trace_push(trace, &pt)) {
-                    rc = -ENOMEM;
-                    snprintf(err, err_len, "out of memory");
-                    goto out;
-                }
-            }
-            tr_t = tr_e = 0;
-            slot_any_idle = false;
-        }
-        t += dt;
+        if (e->next < w->n && w->req[e->next].at_s >= s->o->duration_s)
+            e->next = w->n; /* arrivals after the end are not part of this run */
     }
+    enum gov_phase before = e->phase;
+    if (e->phase == GOV_PHASE_IDLE && e->queued) {
+        const struct gov_sim_request *q = &w->req[e->next_start];
+        e->arrival_s = w->closed_loop ? t : q->at_s;
+        e->prompt_left = q->prompt_tokens;
+        e->gen_left = q->gen_tokens;
+        e->next_start++;
+        e->queued--;
+        e->phase = GOV_PHASE_PREFILL;
+        s->r->requests++;
+        s->r->prompt_tokens += q->prompt_tokens;
+        s->r->gen_tokens += q->gen_tokens;
+    }
+    if (e->phase != before) {
+        e->phase_start_s = t;
+        s->force_step = true;
+    }
+}
 
+/* The controller's inputs as the agent would hand them over: averages since the last step. */
+static void run_inputs(const struct sim_run *s, struct gov_inputs *in)
+{
+    const struct gov_sim_profile *p = s->p;
+    double t = s->t;
+    gov_inputs_init(in, (uint64_t)llround(t * 1e9));
+    double win = s->acc_t > 0 ? s->acc_t : s->dt;
+    for (unsigned i = 0; i < p->n_clusters; i++) {
+        const struct gov_sim_cluster *k = &p->clusters[i];
+        double u = s->acc_t > 0 ? s->acc_busy[i] / s->acc_t : 0;
+        for (unsigned c = 0; c < k->n_cpus; c++)
+            in->util[k->first_cpu + c] = u;
+        in->temp_c[i] = s->tj;
+        in->cur_khz[i] = s->khz[i];
+    }
+    if (s->o->sensor_loss && t >= 0.4 * s->o->duration_s && t < 0.4 * s->o->duration_s + 10)
+        for (unsigned i = 0; i < p->n_clusters; i++)
+            in->temp_c[i] = NAN;
+    in->passive_trip_c = s->trip;
+    in->package_power_w = s->acc_t > 0 ? s->acc_e / s->acc_t : NAN;
+    in->phase = s->e.phase;
+    in->phase_ns = (uint64_t)llround((t - s->e.phase_start_s) * 1e9);
+    /* the engine times its tokens, so its rate over the window is exact */
+    if (s->acc_dec_t >= 0.5 * win && s->acc_tok_frac > 0)
+        in->tokens_per_s = s->acc_tok_frac / s->acc_dec_t;
+}
+
+/* One controller step (every tick and at a phase change); its targets become the plant's
+ * wanted clocks, snapped to the frequency table. */
+static int run_controller(struct sim_run *s, char *err, size_t err_len)
+{
+    const struct gov_sim_profile *p = s->p;
+    struct gov_inputs in;
+    run_inputs(s, &in);
+    struct gov_targets tg;
+    int rc = gov_controller_step(s->ctl, &in, &tg);
+    if (rc) {
+        snprintf(err, err_len, "controller step at %.3f s: %s", s->t, strerror(-rc));
+        return rc;
+    }
+    bool safe = false;
+    for (unsigned i = 0; i < p->n_clusters; i++) {
+        const struct gov_sim_cluster *k = &p->clusters[i];
+        uint32_t f = tg.c[i].khz;
+        if (k->boost_available && k->base_khz && !tg.c[i].boost && f > k->base_khz)
+            f = k->base_khz;
+        f = table_snap(k, f);
+        if (f != s->want[i])
+            s->changes++;
+        s->want[i] = f;
+        s->floor_khz[i] =
+            table_snap(k, tg.c[i].floor_khz ? tg.c[i].floor_khz : s->ci[i].cpuinfo_min_khz);
+        safe |= (tg.c[i].reasons & GOV_REASON_SENSOR_LOSS) != 0;
+    }
+    s->in_safe = safe;
+    s->acc_t = s->acc_e = s->acc_dec_t = s->acc_tok_frac = 0;
+    memset(s->acc_busy, 0, sizeof(s->acc_busy));
+    if (!s->force_step || s->t >= s->next_tick - 1e-9)
+        s->next_tick = s->t + s->tick;
+    s->force_step = false;
+    return 0;
+}
+
+/* The plant over one step: effective clocks, load, power, and the junction and case nodes. */
+static void run_plant(struct sim_run *s)
+{
+    const struct gov_sim_profile *p = s->p;
+    effective_khz(p, s->want, s->floor_khz, s->e.phase, s->tj, s->khz);
+    phase_load(p, s->e.phase, s->khz, &s->l);
+    s->pw = power_w(p, s->khz, &s->l, s->tj);
+    double flow = (s->tj - s->tc) / p->r_jc;
+    s->tj += (s->pw - flow) / p->c_j * s->dt;
+    s->tc += (flow - (s->tc - s->ambient) / p->r_ca) / p->c_c * s->dt;
+}
+
+/* The engine over one step: prefill works down the prompt, decode emits tokens at the speed the
+ * clocks allow; TTFT and token latencies are recorded. */
+static void run_engine(struct sim_run *s)
+{
+    const struct gov_sim_profile *p = s->p;
+    struct engine *e = &s->e;
+    double t = s->t, dt = s->dt;
+    enum gov_phase ph = e->phase;
+    if (ph == GOV_PHASE_PREFILL) {
+        e->prompt_left -= prefill_tps(p, s->khz) * dt;
+        if (e->prompt_left <= 0) {
+            /* the prompt's last logits give the first token */
+            dpush(&s->ttft, (t + dt - e->arrival_s) * 1e3);
+            e->last_token_s = t + dt;
+            e->gen_left--;
+            e->tok_progress = 0;
+            e->phase = e->gen_left ? GOV_PHASE_DECODE : GOV_PHASE_IDLE;
+        }
+    } else if (ph == GOV_PHASE_DECODE) {
+        e->tok_progress += dt / decode_token_s(p, s->khz);
+        s->acc_dec_t += dt;
+        s->acc_tok_frac += dt / decode_token_s(p, s->khz);
+        while (e->tok_progress >= 1 && e->gen_left) {
+            e->tok_progress -= 1;
+            e->gen_left--;
+            s->decode_tokens++;
+            double at = t + dt - e->tok_progress * decode_token_s(p, s->khz);
+            dpush(&s->toklat, (at - e->last_token_s) * 1e3);
+            e->last_token_s = at;
+        }
+        if (!e->gen_left)
+            e->phase = GOV_PHASE_IDLE;
+    }
+    if (e->phase != ph) {
+        e->phase_start_s = t + dt;
+        s->force_step = true;
+        if (e->phase == GOV_PHASE_IDLE) {
+            s->idle_since = t + dt;
+            if (s->w->closed_loop)
+                e->next_at = t + dt + s->w->think_s;
+        }
+    }
+}
+
+/* Energy per phase, the controller's accumulators, peak and over-target temperature. */
+static void run_account(struct sim_run *s, enum gov_phase ph)
+{
+    struct gov_sim_result *r = s->r;
+    double dt = s->dt, pw = s->pw, tj = s->tj;
+    if (s->in_safe)
+        r->safe_state_s += dt;
+    r->energy_j += pw * dt;
+    if (ph == GOV_PHASE_PREFILL)
+        r->prefill_energy_j += pw * dt, s->prefill_t += dt;
+    else if (ph == GOV_PHASE_DECODE)
+        r->decode_energy_j += pw * dt, s->decode_t += dt;
+    else {
+        r->idle_energy_j += pw * dt;
+        if (s->t - s->idle_since >= IDLE_SETTLE_S)
+            s->idle_settled_e += pw * dt, s->idle_settled_t += dt;
+    }
+    s->acc_t += dt;
+    s->acc_e += pw * dt;
+    for (unsigned i = 0; i < s->p->n_clusters; i++)
+        s->acc_busy[i] += s->l.busy[i] * dt;
+    r->peak_temp_c = fmax(r->peak_temp_c, tj);
+    if (isfinite(s->target)) {
+        if (tj > s->target) {
+            r->seconds_over_target += dt;
+            if (isnan(s->first_over))
+                s->first_over = s->t;
+        }
+        if (!isnan(s->first_over) && s->t >= s->first_over + TARGET_SETTLE_S)
+            r->max_over_target_settled_c = fmax(r->max_over_target_settled_c, tj - s->target);
+    }
+}
+
+/* Every 100 ms: the slot's mean power, the 5 s power-cap windows over busy slots, the trace. */
+static int run_trace_slot(struct sim_run *s, enum gov_phase ph, char *err, size_t err_len)
+{
+    struct gov_sim_result *r = s->r;
+    s->tr_t += s->dt;
+    s->tr_e += s->pw * s->dt;
+    s->slot_any_idle |= ph == GOV_PHASE_IDLE;
+    if (!(s->tr_t >= TRACE_EVERY_S - 1e-9))
+        return 0;
+    double avg = s->tr_e / s->tr_t;
+    r->peak_power_w = fmax(r->peak_power_w, avg);
+    s->slot_p[s->slot_n % CAP_WINDOW] = avg;
+    s->slot_busy[s->slot_n % CAP_WINDOW] = !s->slot_any_idle;
+    s->slot_n++;
+    if (s->slot_n >= CAP_WINDOW && s->t >= CAP_SETTLE_S) {
+        double sum = 0;
+        bool all_busy = true;
+        for (unsigned k = 0; k < CAP_WINDOW; k++)
+            sum += s->slot_p[k], all_busy &= s->slot_busy[k];
+        sum /= CAP_WINDOW;
+        if (all_busy) {
+            r->max_power_5s_w = isnan(r->max_power_5s_w) ? sum : fmax(r->max_power_5s_w, sum);
+            r->min_power_5s_w = isnan(r->min_power_5s_w) ? sum : fmin(r->min_power_5s_w, sum);
+        }
+    }
+    if (s->trace) {
+        struct gov_sim_trace_point pt = {.t_s = (float)(s->t + s->dt),
+                                         .power_w = (float)avg,
+                                         .temp_c = (float)s->tj,
+                                         .phase = (uint8_t)ph};
+        for (unsigned i = 0; i < s->p->n_clusters; i++)
+            pt.khz[i] = s->khz[i];
+        if (trace_push(s->trace, &pt)) {
+            snprintf(err, err_len, "out of memory");
+            return -ENOMEM;
+        }
+    }
+    s->tr_t = s->tr_e = 0;
+    s->slot_any_idle = false;
+    return 0;
+}
+
+/* The result's derived figures: per-token energies, throughputs, percentiles, averages. */
+static void run_results(struct sim_run *s)
+{
+    struct gov_sim_result *r = s->r;
+    double t = s->t;
     r->sim_s = t;
     r->j_per_token_prefill = r->prompt_tokens ? r->prefill_energy_j / r->prompt_tokens : NAN;
-    r->j_per_token_decode = decode_tokens ? r->decode_energy_j / decode_tokens : NAN;
+    r->j_per_token_decode = s->decode_tokens ? r->decode_energy_j / s->decode_tokens : NAN;
     r->joules_per_token =
         r->gen_tokens ? (r->prefill_energy_j + r->decode_energy_j) / r->gen_tokens : NAN;
-    r->prefill_tokens_per_s = prefill_t > 0 ? r->prompt_tokens / prefill_t : NAN;
-    r->decode_tokens_per_s = decode_t > 0 ? decode_tokens / decode_t : NAN;
-    r->ttft_p50_ms = pct(&ttft, 0.50);
-    r->ttft_p99_ms = pct(&ttft, 0.99);
-    r->token_latency_p99_ms = pct(&toklat, 0.99);
+    r->prefill_tokens_per_s = s->prefill_t > 0 ? r->prompt_tokens / s->prefill_t : NAN;
+    r->decode_tokens_per_s = s->decode_t > 0 ? s->decode_tokens / s->decode_t : NAN;
+    r->ttft_p50_ms = pct(&s->ttft, 0.50);
+    r->ttft_p99_ms = pct(&s->ttft, 0.99);
+    r->token_latency_p99_ms = pct(&s->toklat, 0.99);
     r->avg_power_w = t > 0 ? r->energy_j / t : NAN;
-    r->idle_power_w = idle_settled_t > 0 ? idle_settled_e / idle_settled_t : NAN;
-    r->freq_changes_per_min = t > 0 ? changes / (t / 60.0) : 0;
-    if (!isfinite(target))
+    r->idle_power_w = s->idle_settled_t > 0 ? s->idle_settled_e / s->idle_settled_t : NAN;
+    r->freq_changes_per_min = t > 0 ? s->changes / (t / 60.0) : 0;
+    if (!isfinite(s->target))
         r->max_over_target_settled_c = NAN;
-out:
-    free(ttft.v);
-    free(toklat.v);
-    gov_controller_free(ctl);
+}
+
+int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
+                const char *policy, const struct gov_sim_options *o, struct gov_sim_result *r,
+                struct gov_sim_trace *trace, char *err, size_t err_len)
+{
+    struct sim_run *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    s->p = p;
+    s->w = w;
+    s->o = o;
+    s->r = r;
+    s->trace = trace;
+    int rc = run_setup(s, policy, err, err_len);
+    while (rc == 0 && !run_done(s)) {
+        run_arrivals(s);
+        if (s->force_step || s->t >= s->next_tick - 1e-9)
+            rc = run_controller(s, err, err_len);
+        if (rc)
+            break;
+        run_plant(s);
+        enum gov_phase ph = s->e.phase;
+        run_engine(s);
+        run_account(s, ph);
+        rc = run_trace_slot(s, ph, err, err_len);
+        s->t += s->dt;
+    }
+    if (rc == 0)
+        run_results(s);
+    free(s->ttft.v);
+    free(s->toklat.v);
+    gov_controller_free(s->ctl);
+    free(s);
     return rc;
 }

@@ -29,8 +29,8 @@
 
 static const struct gov_tunable_desc table[] = {
     T_STR(policy, "balanced",
-          "Frequency policy: performance, powersave, ondemand, conservative, schedutil, balanced, "
-          "efficiency, quiet."),
+          "Frequency policy: performance, powersave, ondemand, conservative, schedutil, balanced "
+          "(engine-phase aware), efficiency (lowest joules per token), quiet."),
     T_INT(tick_ms, 10, 10000, false, "100", "How often the controller steps (ms)."),
     T_INT(min_mhz, 1, 100000, true, "0",
           "Lowest frequency the governor uses (MHz); 0 = cpuinfo_min_freq."),

@@ -19,10 +19,6 @@ ember_add_test(NAME govhw_crash SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_
 ember_test_program(govhw_helper govhw_crash_helper)
 target_compile_definitions(govhw_crash PRIVATE GOVHW_HELPER="${govhw_helper}")
 add_dependencies(govhw_crash govhw_crash_helper)
-# The CLI end to end (needs the ember binary, built in agent/).
-add_test(NAME govhw_cli COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_cli.sh
-         ${EMBER_TEST_EMBER} ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR})
-set_tests_properties(govhw_cli PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 300)
 ember_add_fuzz(NAME procstat SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_fuzz_procstat.c
                LIBS ember_governor)
 # The same libcpupower checks without mount namespaces: open()/stat() redirected in-process.

@@ -407,6 +407,180 @@ int tel_store_set_max_pages(struct tel_store *s, uint64_t max_pages)
     return r;
 }
 
+/* Opens the SQLite file. As root, only in a directory nobody else can write to (they could plant
+ * the journal or swap the file), and never through a link. */
+static int open_db(struct tel_store *s, const char *path, char *err, size_t err_len)
+{
+    int flags = s->p.read_only ? SQLITE_OPEN_READONLY
+                               : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                  SQLITE_OPEN_NOFOLLOW); /* root never writes through a link */
+    if (!s->p.read_only && geteuid() == 0) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", path);
+        if (cmn_check_private_dir(dirname(dir)) == -EPERM) {
+            snprintf(err, err_len,
+                     "%s: its directory is writable by or owned by another user; refusing to "
+                     "write there as root",
+                     path);
+            return -EPERM;
+        }
+        /* a missing directory is reported by the open below */
+    }
+    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, err_len, "%s: cannot open: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        return tel_sql_errno(rc) ? tel_sql_errno(rc) : -EIO;
+    }
+    sqlite3_extended_result_codes(s->db, 0);
+    sqlite3_busy_timeout(s->db, 2000);
+    return 0;
+}
+
+/* A reader (ember report) takes only a database of this build's schema version. */
+static int check_schema_version(struct tel_store *s, const char *path, char *err, size_t err_len)
+{
+    int version = 0;
+    int r = tel_schema_version_of(s->db, &version);
+    if (r < 0) {
+        snprintf(err, err_len, "%s: not a telemetry database: %s", path, sqlite3_errmsg(s->db));
+        return r;
+    }
+    if (version != TEL_SCHEMA_VERSION) {
+        snprintf(err, err_len,
+                 "%s: schema version %d, this build reads version %d (start the agent once "
+                 "to migrate it)",
+                 path, version, TEL_SCHEMA_VERSION);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* The writer's journal and page settings. */
+static int set_pragmas(struct tel_store *s, const char *path, char *err, size_t err_len)
+{
+    /* WAL: readers (ember report) never block the writer; NORMAL: a commit is durable against
+     * a process crash, and only a power cut may lose the last commits, never consistency. */
+    /* Small pages: a 1 Hz commit carries a few hundred bytes, and every page it touches (leaf,
+     * parent, pointer map, header) is written whole to the WAL, so the smallest page SQLite
+     * allows writes the least (measured: 4 KiB pages ~300 MB/day at 1 Hz, 512 B ~50 MB/day).
+     * Only takes effect on a new database (before WAL and the first table). */
+    int r = tel_sql_exec(s->db, "PRAGMA page_size=" TEL_PAGE_SIZE_STR);
+    if (r < 0) {
+        snprintf(err, err_len, "%s: setting page size: %s", path, sqlite3_errmsg(s->db));
+        return r;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    const unsigned char *mode = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    int wal = mode && strcmp((const char *)mode, "wal") == 0;
+    sqlite3_finalize(st);
+    if (!wal) {
+        snprintf(err, err_len, "%s: cannot switch to WAL journal: %s", path, sqlite3_errmsg(s->db));
+        return rc == SQLITE_ROW ? -EIO : (tel_sql_errno(rc) ? tel_sql_errno(rc) : -EIO);
+    }
+    r = tel_sql_exec(s->db, "PRAGMA synchronous=NORMAL");
+    if (r == 0)
+        r = tel_sql_exec(s->db, "PRAGMA journal_size_limit=8388608");
+    /* A longer WAL (8192 frames, ~4.4 MB) before each checkpoint: pages rewritten by many
+     * commits (the growing leaf, its parents, the header) reach the database file once per
+     * checkpoint instead of once per 1000 frames (-15% bytes written at 1 Hz). */
+    if (r == 0)
+        r = tel_sql_exec(s->db, "PRAGMA wal_autocheckpoint=8192");
+    if (r < 0) {
+        snprintf(err, err_len, "%s: setting pragmas: %s", path, sqlite3_errmsg(s->db));
+        return r;
+    }
+    if (s->p.max_pages) {
+        r = tel_store_set_max_pages(s, s->p.max_pages);
+        if (r < 0) {
+            snprintf(err, err_len, "%s: max_page_count: %s", path, sqlite3_errmsg(s->db));
+            return r;
+        }
+    }
+    return 0;
+}
+
+static int prepare_statements(struct tel_store *s, const char *path, char *err, size_t err_len)
+{
+    const struct {
+        sqlite3_stmt **st;
+        const char *sql;
+    } stmts[] = {
+        {&s->ins_sample, ins_sample_sql}, {&s->ins_session, ins_session_sql},
+        {&s->ins_event, ins_event_sql},   {&s->meta_put, meta_put_sql},
+        {&s->meta_sel, meta_sel_sql},
+    };
+    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+        int rc = sqlite3_prepare_v3(s->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st,
+                                    NULL);
+        if (rc != SQLITE_OK) {
+            snprintf(err, err_len, "%s: preparing statements: %s", path, sqlite3_errmsg(s->db));
+            return tel_sql_errno(rc) ? tel_sql_errno(rc) : -EIO;
+        }
+    }
+    return 0;
+}
+
+/* Sequence numbers and session ids go on from the highest ones stored (or reserved), the energy
+ * total from the newest of the meta row and the last sample. */
+static int load_counters(struct tel_store *s, const char *path, char *err, size_t err_len)
+{
+    uint64_t max_seq = 0, max_id = 0, reserved = 0;
+    int r = query_u64(s->db, "SELECT max(seq) FROM samples", &max_seq);
+    if (r == 0)
+        r = query_u64(s->db, "SELECT max(id) FROM sessions", &max_id);
+    if (r == 0)
+        r = query_u64(s->db,
+                      "SELECT CAST(value AS INTEGER) FROM meta WHERE key='seq_reserved'"
+                      " UNION ALL SELECT 0 LIMIT 1",
+                      &reserved);
+    if (r < 0) {
+        snprintf(err, err_len, "%s: reading counters: %s", path, sqlite3_errmsg(s->db));
+        return r;
+    }
+    s->next_seq = max_seq + 1 > reserved ? max_seq + 1 : reserved;
+    if (s->next_seq == 0)
+        s->next_seq = 1;
+    s->seq_reserved = reserved;
+    s->next_session_id = max_id + 1;
+    double total = 0;
+    if (tel_store_energy_total_j(s, &total) == 0) {
+        /* the newest sample may be ahead of the meta row, which is saved less often */
+        sqlite3_stmt *es = NULL;
+        if (sqlite3_prepare_v2(s->db, "SELECT energy_j FROM samples ORDER BY seq DESC LIMIT 1", -1,
+                               &es, NULL) == SQLITE_OK &&
+            sqlite3_step(es) == SQLITE_ROW && sqlite3_column_type(es, 0) != SQLITE_NULL &&
+            sqlite3_column_double(es, 0) > total)
+            total = sqlite3_column_double(es, 0);
+        sqlite3_finalize(es);
+        s->last_energy_j = total;
+        s->have_energy = 1;
+    }
+    s->committed_energy_j = s->have_energy ? s->last_energy_j : 0.0;
+    return 0;
+}
+
+/* The pending rows between commits, and the first reservation of sequence numbers. */
+static int start_pending(struct tel_store *s)
+{
+    s->ring = calloc(s->p.pending_max, sizeof(*s->ring));
+    s->sessions = calloc(TEL_PENDING_SESSIONS_MAX, sizeof(*s->sessions));
+    s->events = calloc(TEL_PENDING_EVENTS_MAX, sizeof(*s->events));
+    if (!s->ring || !s->sessions || !s->events)
+        return -ENOMEM;
+    /* Reserve seqs now, so the ones handed out before the first commit are covered too. A full
+     * disk here is not fatal: the store runs from memory until space returns. */
+    uint64_t reserve = s->next_seq + TEL_SEQ_RESERVE + s->p.commit_rows;
+    if (put_meta_u64(s, "seq_reserved", reserve) == 0)
+        s->seq_reserved = reserve;
+    s->last_maintain_ns = cmn_now_ns();
+    update_db_bytes(s);
+    return 0;
+}
+
 int tel_store_open(const char *path, const struct tel_store_params *params,
                    struct tel_store **ret_store, char *err, size_t err_len)
 {
@@ -433,173 +607,34 @@ int tel_store_open(const char *path, const struct tel_store_params *params,
         return -ENOMEM;
     s->p = *params;
     snprintf(s->path, sizeof(s->path), "%s", path);
-    int flags = params->read_only ? SQLITE_OPEN_READONLY
-                                  : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                     SQLITE_OPEN_NOFOLLOW); /* root never writes through a link */
-    if (!params->read_only && geteuid() == 0) {
-        /* As root, only in a directory nobody else can write to (they could plant the journal
-         * or swap the file). */
-        char dir[PATH_MAX];
-        snprintf(dir, sizeof(dir), "%s", path);
-        r = cmn_check_private_dir(dirname(dir));
-        if (r == -EPERM) {
-            snprintf(err, err_len,
-                     "%s: its directory is writable by or owned by another user; refusing to "
-                     "write there as root",
-                     path);
-            goto fail;
+    r = open_db(s, path, err, err_len);
+    if (r == 0 && params->read_only) {
+        r = check_schema_version(s, path, err, err_len);
+        if (r == 0) {
+            *ret_store = s;
+            return 0;
         }
-        r = 0; /* a missing directory is reported by the open below */
     }
-    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, err_len, "%s: cannot open: %s", path,
-                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        r = tel_sql_errno(rc) ? tel_sql_errno(rc) : -EIO;
-        goto fail;
-    }
-    sqlite3_extended_result_codes(s->db, 0);
-    sqlite3_busy_timeout(s->db, 2000);
-
-    if (params->read_only) {
-        int version = 0;
-        r = tel_schema_version_of(s->db, &version);
-        if (r < 0) {
-            snprintf(err, err_len, "%s: not a telemetry database: %s", path, sqlite3_errmsg(s->db));
-            goto fail;
-        }
-        if (version != TEL_SCHEMA_VERSION) {
-            snprintf(err, err_len,
-                     "%s: schema version %d, this build reads version %d (start the agent once "
-                     "to migrate it)",
-                     path, version, TEL_SCHEMA_VERSION);
-            r = -EPROTO;
-            goto fail;
-        }
-        *ret_store = s;
-        return 0;
-    }
-
-    /* WAL: readers (ember report) never block the writer; NORMAL: a commit is durable against
-     * a process crash, and only a power cut may lose the last commits, never consistency. */
-    /* Small pages: a 1 Hz commit carries a few hundred bytes, and every page it touches (leaf,
-     * parent, pointer map, header) is written whole to the WAL, so the smallest page SQLite
-     * allows writes the least (measured: 4 KiB pages ~300 MB/day at 1 Hz, 512 B ~50 MB/day).
-     * Only takes effect on a new database (before WAL and the first table). */
-    r = tel_sql_exec(s->db, "PRAGMA page_size=" TEL_PAGE_SIZE_STR);
-    if (r < 0) {
-        snprintf(err, err_len, "%s: setting page size: %s", path, sqlite3_errmsg(s->db));
-        goto fail;
-    }
-    sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    const unsigned char *mode = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-    int wal = mode && strcmp((const char *)mode, "wal") == 0;
-    sqlite3_finalize(st);
-    if (!wal) {
-        snprintf(err, err_len, "%s: cannot switch to WAL journal: %s", path, sqlite3_errmsg(s->db));
-        r = rc == SQLITE_ROW ? -EIO : (tel_sql_errno(rc) ? tel_sql_errno(rc) : -EIO);
-        goto fail;
-    }
-    r = tel_sql_exec(s->db, "PRAGMA synchronous=NORMAL");
     if (r == 0)
-        r = tel_sql_exec(s->db, "PRAGMA journal_size_limit=8388608");
-    /* A longer WAL (8192 frames, ~4.4 MB) before each checkpoint: pages rewritten by many
-     * commits (the growing leaf, its parents, the header) reach the database file once per
-     * checkpoint instead of once per 1000 frames (-15% bytes written at 1 Hz). */
+        r = set_pragmas(s, path, err, err_len);
+    if (r == 0) {
+        char merr[256];
+        r = tel_schema_migrate(s->db, merr, sizeof(merr));
+        if (r < 0)
+            snprintf(err, err_len, "%s: %s", path, merr);
+    }
     if (r == 0)
-        r = tel_sql_exec(s->db, "PRAGMA wal_autocheckpoint=8192");
-    if (r < 0) {
-        snprintf(err, err_len, "%s: setting pragmas: %s", path, sqlite3_errmsg(s->db));
-        goto fail;
-    }
-    if (params->max_pages) {
-        r = tel_store_set_max_pages(s, params->max_pages);
-        if (r < 0) {
-            snprintf(err, err_len, "%s: max_page_count: %s", path, sqlite3_errmsg(s->db));
-            goto fail;
-        }
-    }
-    char merr[256];
-    r = tel_schema_migrate(s->db, merr, sizeof(merr));
-    if (r < 0) {
-        snprintf(err, err_len, "%s: %s", path, merr);
-        goto fail;
-    }
-
-    const struct {
-        sqlite3_stmt **st;
-        const char *sql;
-    } stmts[] = {
-        {&s->ins_sample, ins_sample_sql}, {&s->ins_session, ins_session_sql},
-        {&s->ins_event, ins_event_sql},   {&s->meta_put, meta_put_sql},
-        {&s->meta_sel, meta_sel_sql},
-    };
-    for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
-        rc = sqlite3_prepare_v3(s->db, stmts[i].sql, -1, SQLITE_PREPARE_PERSISTENT, stmts[i].st,
-                                NULL);
-        if (rc != SQLITE_OK) {
-            snprintf(err, err_len, "%s: preparing statements: %s", path, sqlite3_errmsg(s->db));
-            r = tel_sql_errno(rc) ? tel_sql_errno(rc) : -EIO;
-            goto fail;
-        }
-    }
-
-    uint64_t max_seq = 0, max_id = 0, reserved = 0;
-    r = query_u64(s->db, "SELECT max(seq) FROM samples", &max_seq);
+        r = prepare_statements(s, path, err, err_len);
     if (r == 0)
-        r = query_u64(s->db, "SELECT max(id) FROM sessions", &max_id);
+        r = load_counters(s, path, err, err_len);
     if (r == 0)
-        r = query_u64(s->db,
-                      "SELECT CAST(value AS INTEGER) FROM meta WHERE key='seq_reserved'"
-                      " UNION ALL SELECT 0 LIMIT 1",
-                      &reserved);
+        r = start_pending(s);
     if (r < 0) {
-        snprintf(err, err_len, "%s: reading counters: %s", path, sqlite3_errmsg(s->db));
-        goto fail;
+        tel_store_close(s);
+        return r;
     }
-    s->next_seq = max_seq + 1 > reserved ? max_seq + 1 : reserved;
-    if (s->next_seq == 0)
-        s->next_seq = 1;
-    s->seq_reserved = reserved;
-    s->next_session_id = max_id + 1;
-    double total = 0;
-    if (tel_store_energy_total_j(s, &total) == 0) {
-        /* the newest sample may be ahead of the meta row, which is saved less often */
-        sqlite3_stmt *es = NULL;
-        if (sqlite3_prepare_v2(s->db, "SELECT energy_j FROM samples ORDER BY seq DESC LIMIT 1", -1,
-                               &es, NULL) == SQLITE_OK &&
-            sqlite3_step(es) == SQLITE_ROW && sqlite3_column_type(es, 0) != SQLITE_NULL &&
-            sqlite3_column_double(es, 0) > total)
-            total = sqlite3_column_double(es, 0);
-        sqlite3_finalize(es);
-        s->last_energy_j = total;
-        s->have_energy = 1;
-    }
-    s->committed_energy_j = s->have_energy ? s->last_energy_j : 0.0;
-
-    s->ring = calloc(params->pending_max, sizeof(*s->ring));
-    s->sessions = calloc(TEL_PENDING_SESSIONS_MAX, sizeof(*s->sessions));
-    s->events = calloc(TEL_PENDING_EVENTS_MAX, sizeof(*s->events));
-    if (!s->ring || !s->sessions || !s->events) {
-        r = -ENOMEM;
-        goto fail;
-    }
-    /* Reserve seqs now, so the ones handed out before the first commit are covered too. A full
-     * disk here is not fatal: the store runs from memory until space returns. */
-    uint64_t reserve = s->next_seq + TEL_SEQ_RESERVE + s->p.commit_rows;
-    if (put_meta_u64(s, "seq_reserved", reserve) == 0)
-        s->seq_reserved = reserve;
-    s->last_maintain_ns = cmn_now_ns();
-    update_db_bytes(s);
     *ret_store = s;
     return 0;
-
-fail:
-    tel_store_close(s);
-    return r;
 }
 
 void tel_store_close(struct tel_store *s)

@@ -7,10 +7,7 @@ ember_add_test(NAME telstore_power_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telsto
                LIBS ember_telemetry LABELS unit)
 ember_add_test(NAME telstore_report_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_report_test.c
                LIBS ember_telemetry PkgConfig::SQLITE3 PkgConfig::CJSON LABELS unit)
-# The same numbers through the `ember report` command line (skips when ember is not built).
-ember_add_test(NAME telstore_report_cli SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_report_test.c
-               LIBS ember_telemetry PkgConfig::SQLITE3 PkgConfig::CJSON LABELS integration
-               ARGS ${EMBER_TEST_EMBER})
+# The same numbers through `ember report`: agent/cli/tests/cli.cmake (cli_report).
 # CPU share and bytes per day at 1 Hz and 10 Hz (prints the figures; not in the default run).
 ember_add_test(NAME telstore_bench SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_bench.c
                LIBS ember_telemetry LABELS bench TIMEOUT 600)

@@ -1,5 +1,5 @@
 // Ember's HTTP API through the official `openai` npm client, against a running `ember agent`
-// (started by agent/tests/api_node.sh, which passes EMBER_API_BASE and EMBER_API_KEY). Chat and
+// (started by agent/api/tests/api_node.sh, which passes EMBER_API_BASE and EMBER_API_KEY). Chat and
 // legacy completions, streamed and not, must agree with each other token for token at
 // temperature 0; errors must surface as the client's typed exceptions.
 import { test } from 'node:test';
@@ -9,7 +9,7 @@ import OpenAI from 'openai';
 const baseURL = process.env.EMBER_API_BASE;
 const apiKey = process.env.EMBER_API_KEY;
 if (!baseURL || !apiKey) {
-  console.error('EMBER_API_BASE and EMBER_API_KEY must be set (run via agent/tests/api_node.sh)');
+  console.error('EMBER_API_BASE and EMBER_API_KEY must be set (run via agent/api/tests/api_node.sh)');
   process.exit(2);
 }
 const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 30000 });

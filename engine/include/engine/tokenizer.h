@@ -63,7 +63,6 @@ unsigned eng_token_attr(const struct eng_vocab *vocab, int32_t id);
 /* The stored token text (byte-level form for BPE, U+2581 for spaces in SPM), not
  * NUL-terminated; NULL for ids out of range. */
 const char *eng_token_text(const struct eng_vocab *vocab, int32_t id, size_t *ret_len);
-float eng_token_score(const struct eng_vocab *vocab, int32_t id);
 /* The id whose stored text is exactly text[0..len), or -1. */
 int32_t eng_token_lookup(const struct eng_vocab *vocab, const char *text, size_t len);
 

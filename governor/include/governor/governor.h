@@ -66,7 +66,8 @@ struct gov_tick_result {
 struct gov_status_cluster {
     char name[GOV_NAME_MAX]; /* "policy0" or "policy0+policy1+..." when grouped */
     unsigned n_policies;
-    char cpus[128]; /* "0-3" */
+    char cpus[128];                       /* "0-3,8-11", for people: programs read cpu_mask */
+    uint64_t cpu_mask[GOV_MAX_CPUS / 64]; /* CPU n is bit n % 64 of word n / 64 */
     char driver[GOV_HW_NAME_LEN];
     char hw_governor[GOV_HW_NAME_LEN]; /* scaling_governor now */
     uint32_t cpuinfo_min_khz, cpuinfo_max_khz;

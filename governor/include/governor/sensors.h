@@ -94,9 +94,6 @@ int gov_sensors_read(struct gov_sensors *s, uint64_t now_ns, struct gov_sensor_r
 size_t gov_sensors_zone_count(const struct gov_sensors *s);
 const struct gov_thermal_zone *gov_sensors_zone(const struct gov_sensors *s, size_t i);
 size_t gov_sensors_hwmon_count(const struct gov_sensors *s);
-const struct gov_hwmon_temp *gov_sensors_hwmon(const struct gov_sensors *s, size_t i);
-
-const char *gov_trip_type_name(enum gov_trip_type type);
 
 /* ---- parsers (public for the fuzzer and tests) ---- */
 

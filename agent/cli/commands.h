@@ -1,0 +1,35 @@
+/* The ember sub-commands. Each is `int cmd_x(int argc, char **argv)` where argv[0] is the
+ * sub-command's own name, returning an exit code from enum ember_exit. */
+#ifndef AGENT_COMMANDS_H
+#define AGENT_COMMANDS_H
+
+#include "exit_codes.h"
+
+struct ember_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+/* Usage errors, the same in every command: one "ember CMD: error: ..." line and one hint line
+ * pointing at --help. Both return EMBER_EXIT_USAGE. cli_option_error takes what getopt_long
+ * returned ('?' or ':'; the option string starts with ':' and opterr is 0). */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_option_error(int opt, char **argv);
+
+/* The table, terminated by a NULL name. */
+extern const struct ember_command ember_commands[];
+
+int cmd_config(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+/* `ember governor status|set|restore|calibrate|sim`. */
+int cmd_governor(int argc, char **argv);
+/* `ember governor sim` (dispatched by `ember governor`). */
+int cmd_governor_sim(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+/* `ember bench`: prompt and generation speed, llama-bench style. */
+int cmd_bench(int argc, char **argv);
+
+#endif
