@@ -31,6 +31,7 @@
 #include "log.h"
 #include "loop.h"
 #include "meter.h"
+#include "privsep.h" /* privilege separation hook (issue 13) */
 #include "request.h"
 #include "telemetry/mqtt.h"
 #include "telemetry/power.h"
@@ -73,6 +74,7 @@ struct agent_daemon {
     int signal_fd;
     int exit_code;
 
+    struct privsep *privsep; /* the root helper when [agent] user is set (issue 13) */
     struct gov_governor *gov;
     struct tel_power *power;
     struct tel_store *store;
@@ -876,6 +878,56 @@ static int load_progress(float fraction, void *user)
 
 /* ---- start and stop ---- */
 
+/* ---- privilege separation hook (issue 13; the code is agent/privsep): when started as root
+ * with [agent] user set, fork the root helper before anything untrusted is read or a socket is
+ * opened; the governor and telemetry reach root-only files through it; then drop to the user. */
+static enum gov_backend_impl backend_impl(const char *name)
+{
+    return strcmp(name, "sysfs") == 0         ? GOV_BACKEND_SYSFS
+           : strcmp(name, "libcpupower") == 0 ? GOV_BACKEND_LIBCPUPOWER
+                                              : GOV_BACKEND_AUTO;
+}
+
+static int privsep_begin(struct agent_daemon *d)
+{
+    if (!d->cfg.agent.user[0] || geteuid() != 0)
+        return 0; /* not root: nothing to separate; privsep_end checks the user */
+    char err[512], root[PATH_MAX], saved[PATH_MAX];
+    if (agent_governor_paths(&d->cfg.governor, NULL, NULL, root, sizeof(root), saved,
+                             sizeof(saved), err, sizeof(err)) < 0) {
+        log_err("privilege separation: [governor] sysfs_root %s", err);
+        return -EINVAL;
+    }
+    struct privsep_params pp = {
+        .sysfs_root = root,
+        .telemetry_root = d->cfg.telemetry.sysfs_root,
+        .saved_path = saved,
+        .impl = backend_impl(d->cfg.governor.backend),
+    };
+    int rc = privsep_start(&pp, &d->privsep, err, sizeof(err));
+    if (rc < 0)
+        log_err("privilege separation: %s", err);
+    return rc;
+}
+
+static int privsep_end(struct agent_daemon *d)
+{
+    if (!d->cfg.agent.user[0])
+        return 0;
+    char err[512];
+    int rc = privsep_drop(d->cfg.agent.user, err, sizeof(err));
+    if (rc < 0) {
+        log_err("privilege separation: %s", err);
+        return rc;
+    }
+    if (d->privsep)
+        log_info("privilege separation: running as %s (uid %u), no capabilities; root helper "
+                 "pid %d",
+                 d->cfg.agent.user, (unsigned)getuid(), (int)privsep_helper_pid(d->privsep));
+    return 0;
+}
+/* ---- end of the privilege separation hook ---- */
+
 static int start_governor(struct agent_daemon *d)
 {
     struct gov_governor_params gp;
@@ -890,9 +942,8 @@ static int start_governor(struct agent_daemon *d)
     gp.saved_path = saved;
     gp.calibration_path = d->cfg.governor.calibration_path;
     gp.monitor_only = !d->cfg.governor.enabled;
-    gp.backend = strcmp(d->cfg.governor.backend, "sysfs") == 0         ? GOV_BACKEND_SYSFS
-                 : strcmp(d->cfg.governor.backend, "libcpupower") == 0 ? GOV_BACKEND_LIBCPUPOWER
-                                                                       : GOV_BACKEND_AUTO;
+    gp.backend = backend_impl(d->cfg.governor.backend);
+    gp.sysio = privsep_sysio(d->privsep); /* NULL without privilege separation */
     if (agent_governor_tunables(&d->cfg.governor, &gp.tunables, NULL, err, sizeof(err)) < 0) {
         log_err("governor: %s", err);
         return -EINVAL;
@@ -943,6 +994,10 @@ static int start_telemetry(struct agent_daemon *d)
     struct tel_power_params pp;
     tel_power_params_defaults(&pp);
     pp.root = d->cfg.telemetry.sysfs_root;
+    if (d->privsep) { /* RAPL energy_uj is root-only: read by the helper */
+        pp.read_counter = privsep_read_counter;
+        pp.read_counter_ctx = d->privsep;
+    }
     pp.estimate.idle_w = d->cfg.telemetry.estimate_idle_w;
     pp.estimate.cpu_static_w = d->cfg.telemetry.estimate_cpu_static_w;
     pp.estimate.cpu_dyn_w = d->cfg.telemetry.estimate_cpu_dyn_w;
@@ -1138,6 +1193,10 @@ static void shutdown_all(struct agent_daemon *d)
     d->power = NULL;
     gov_governor_free(d->gov);
     d->gov = NULL;
+    int helper = privsep_stop(d->privsep); /* restores what is still saved, then exits */
+    if (helper != 0)
+        log_err("privilege separation: the helper ended with status %d", helper);
+    d->privsep = NULL;
     eng_model_free(d->model);
     d->model = NULL;
     log_notice("stopped in %.0f ms", (double)(cmn_now_ns() - t0) / 1e6);
@@ -1166,6 +1225,8 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     int exit_code = EMBER_EXIT_FAILURE;
     uint64_t t0 = cmn_now_ns();
 
+    if (privsep_begin(d) < 0) /* first: before any thread, parser or socket (issue 13) */
+        goto out;
     if (agent_loop_new(&d->loop) < 0)
         goto out;
     if (setup_signals(d) < 0 || agent_loop_set_wake(d->loop, on_wake, d) < 0) {
@@ -1173,7 +1234,8 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
         goto out;
     }
     notify_status("starting");
-    if (start_governor(d) < 0 || start_telemetry(d) < 0 || start_mqtt(d) < 0)
+    if (start_governor(d) < 0 || privsep_end(d) < 0 || start_telemetry(d) < 0 ||
+        start_mqtt(d) < 0)
         goto stop;
 
     char err[512];
@@ -1229,6 +1291,8 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
 stop:
     shutdown_all(d);
 out:
+    privsep_stop(d->privsep); /* only when it started and the daemon did not (issue 13) */
+    d->privsep = NULL;
     if (d->signal_fd >= 0)
         close(d->signal_fd);
     agent_loop_free(d->loop);
