@@ -289,6 +289,9 @@ int privsep_drop(const char *user, char *err, size_t err_len)
         return -e;
     }
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    /* The uid change made us non-dumpable; be as dumpable as a service started as the user is
+     * (core dumps; LeakSanitizer's tracer must ptrace us). The helper stays non-dumpable. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         int e = errno;
         set_err(err, err_len, "PR_SET_NO_NEW_PRIVS: %s", strerror(e));
