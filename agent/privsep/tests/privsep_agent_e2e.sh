@@ -5,7 +5,9 @@
 # no_new_privs while its helper is the only root process; that user cannot write the cpufreq
 # knobs; the governor's writes and RAPL reads still work (through the helper), also a policy
 # changed over HTTP; SIGTERM restores through the helper; SIGKILL of the agent makes the helper
-# restore the originals (every file of the tree as before) and exit.
+# restore the originals (every file of the tree as before) and exit. Then the same with the
+# libcpupower backend (sysfs_root /, in a private mount namespace over a fake
+# /sys/devices/system/cpu), whose writing calls run inside the helper.
 # Usage: privsep_agent_e2e.sh EMBER_BINARY SOURCE_DIR SHARED_DIR
 set -uo pipefail
 ember=$1
@@ -79,12 +81,12 @@ chmod 644 "$tmp/ember.conf"
 
 # Every file of the tree as it was; scaling_setspeed aside: a real kernel shows <unsupported>
 # there under any governor but userspace, where the fake tree keeps what was last written.
-same_as_orig() {
-    local bad=0 f
+same_as_orig() { # same_as_orig [ORIG_DIR TREE_DIR]
+    local orig=${1:-$tmp/orig} now=${2:-$tmp/tree} bad=0 f
     while IFS= read -r f; do
         case "$f" in */scaling_setspeed) continue ;; esac
-        [ "$(cat "$tmp/orig/$f")" = "$(cat "$tmp/tree/$f")" ] || { echo "  differs: $f"; bad=1; }
-    done < <(cd "$tmp/orig" && find . -type f)
+        [ "$(cat "$orig/$f")" = "$(cat "$now/$f")" ] || { echo "  differs: $f"; bad=1; }
+    done < <(cd "$orig" && find . -type f)
     return $bad
 }
 status_field() { # status_field PID FIELD
@@ -153,6 +155,42 @@ check "SIGKILL: helper ${helper:-none} exits" wait_for 5 gone_or_zombie "${helpe
 check "SIGKILL: helper says it restored" grep -q "the agent ended without restoring; original CPU frequency settings restored" "$tmp/agent.log"
 check "SIGKILL: originals restored" same_as_orig
 check "SIGKILL: saved file removed" test ! -e "$tmp/run/governor.saved"
+
+# --- run 3: the libcpupower backend (sysfs_root /), whose writing calls run inside the helper,
+# in a private mount namespace where /sys/devices/system/cpu is a copy of the fake tree's.
+fake_cpu="$shared/sysfs-trees/with-fake-cpu.sh"
+# libcpupower follows cpuN/cpufreq -> ../cpufreq/policyN; copies of the shared tree may hold
+# those links flattened into files with the link text: make them links again.
+cp -a "$tree" "$tmp/tree3"
+for f in "$tmp"/tree3/sys/devices/system/cpu/cpu*/cpufreq; do
+    [ -f "$f" ] && t=$(cat "$f") && case "$t" in ../*) rm "$f" && ln -s "$t" "$f" ;; esac
+done
+if ! "$fake_cpu" "$tmp/tree3" -- true 2>/dev/null; then
+    echo "run 3 (libcpupower) not run: with-fake-cpu.sh cannot bind-mount here"
+else
+    sed -e "s|^sysfs_root = $tmp/tree$|sysfs_root = /|" -e "s|$tmp/run/|$tmp/run3/|" \
+        -e "s|telemetry.db|telemetry3.db|" -e 's|^\[governor\]$|[governor]\nbackend = libcpupower|' \
+        "$tmp/ember.conf" > "$tmp/ember3.conf"
+    chmod 644 "$tmp/ember3.conf"
+    "$fake_cpu" -d "$tmp/fake" "$tmp/tree3" -- sh -c 'echo $$ > "$0"; exec "$@"' "$tmp/agent3.pid" \
+        "$ember" agent --config "$tmp/ember3.conf" --user nobody > "$tmp/agent3.log" 2>&1 &
+    wrapper=$!
+    check "libcpupower: agent starts" wait_for 10 grep -q 'ready in' "$tmp/agent3.log"
+    agent=$(cat "$tmp/agent3.pid" 2>/dev/null)
+    helper=$(helper_of "${agent:-1}")
+    check "libcpupower: backend used" grep -q "backend libcpupower" "$tmp/agent3.log"
+    check "libcpupower: agent runs as nobody" test "$(status_field "${agent:-1}" Uid)" = "$nobody_uid $nobody_uid $nobody_uid $nobody_uid"
+    fcpu="$tmp/fake/sys/devices/system/cpu/cpufreq"
+    check "libcpupower: cpufreq_set_frequency ran in the helper (userspace governor set)" \
+        wait_for 5 grep -qx userspace "$fcpu/policy0/scaling_governor"
+    check "libcpupower: no write failed" bash -c "! grep -qi 'write failed\|cannot' '$tmp/agent3.log'"
+    kill -KILL "${agent:-1}"
+    wait "$wrapper" 2>/dev/null
+    agent=""
+    check "libcpupower: helper ${helper:-none} exits" wait_for 5 gone_or_zombie "${helper:-1}"
+    check "libcpupower: helper restored through libcpupower" grep -q "the agent ended without restoring; original" "$tmp/agent3.log"
+    check "libcpupower: originals restored" same_as_orig "$tmp/tree3/sys/devices/system/cpu" "$tmp/fake/sys/devices/system/cpu"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
