@@ -27,6 +27,7 @@
 #include "governor/safety.h"
 #include "privsep_msg.h"
 #include "privsep_path.h"
+#include "privsep_seccomp.h"
 
 struct helper {
     int fd;
@@ -38,6 +39,10 @@ struct helper {
     char saved_path[PATH_MAX];
     enum gov_backend_impl impl;
     struct gov_backend *b; /* opened on the first saved-file operation */
+    /* The saved file holds originals this agent is responsible for (it saved them, or kept a
+     * crashed run's file it could not restore): restored when the agent goes away. A file of
+     * another live ember is never touched. */
+    int owns_saved;
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -228,6 +233,8 @@ static int do_save(struct helper *h, struct privsep_reply *rep)
     if (!r)
         r = gov_saved_write(st, h->saved_path, rep->msg, sizeof(rep->msg));
     free(st);
+    if (!r)
+        h->owns_saved = 1;
     return r;
 }
 
@@ -241,17 +248,27 @@ static int do_restore(struct helper *h, struct privsep_reply *rep)
     unsigned writes = 0;
     r = gov_saved_restore_file(h->b, h->saved_path, &ev, &writes, rep->msg, sizeof(rep->msg));
     rep->writes = writes;
+    if (r == 0 || r == -ENOENT)
+        h->owns_saved = 0;
     return r;
 }
 
-/* A live ember other than the agent this helper serves (whose pid is our parent). */
+/* A live ember other than the agent this helper serves (whose pid is our parent). A zombie (a
+ * killed helper nobody has reaped yet) is not alive. */
 static int pid_is_other_ember(int pid)
 {
-    char path[64], comm[32];
+    char path[64], comm[32], stat[512];
     if (pid <= 0 || pid == (int)getpid() || pid == (int)getppid())
         return 0;
     if (kill(pid, 0) != 0 && errno != EPERM)
         return 0;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    size_t len = 0;
+    if (cmn_read_file(path, stat, sizeof(stat), &len) == 0) {
+        const char *paren = strrchr(stat, ')'); /* "pid (comm) S ..." */
+        if (paren && (paren[1] == ' ') && (paren[2] == 'Z' || paren[2] == 'X'))
+            return 0;
+    }
     snprintf(path, sizeof(path), "/proc/%d/comm", pid);
     return cmn_read_string(path, comm, sizeof(comm)) == 0 && strcmp(comm, "ember") == 0;
 }
@@ -291,6 +308,7 @@ static int do_crash_restore(struct helper *h, struct privsep_reply *rep)
     unsigned writes = 0;
     r = gov_saved_apply(h->b, st, &ev, &writes, rep->msg, sizeof(rep->msg));
     rep->writes = writes;
+    h->owns_saved = r != 0 && r != -EXDEV; /* a file that could not be restored is ours now */
     if (r == 0 && unlink(h->saved_path) != 0 && errno != ENOENT) {
         r = -errno;
         set_msg(rep, "%s: restored, but cannot remove it: %s", h->saved_path, strerror(errno));
@@ -351,7 +369,7 @@ static int handle(struct helper *h, const struct privsep_request *req, struct pr
 /* The agent is gone: put back what it changed, if it did not. */
 static int restore_on_exit(struct helper *h)
 {
-    if (access(h->saved_path, F_OK) != 0)
+    if (!h->owns_saved || access(h->saved_path, F_OK) != 0)
         return 0;
     struct privsep_reply rep = {0};
     int r = do_restore(h, &rep);
@@ -392,6 +410,10 @@ void privsep_helper_run(int fd, const struct privsep_helper_params *p)
     set_root(h.root, h.root_real, p->sysfs_root);
     set_root(h.troot, h.troot_real, p->telemetry_root);
     snprintf(h.saved_path, sizeof(h.saved_path), "%s", p->saved_path);
+    /* From here on only the system calls the ops need (privsep_seccomp.c). */
+    int sr = privsep_seccomp_install();
+    if (sr < 0)
+        say("no system-call filter (%s); serving without it", strerror(-sr));
 
     int rc = 0;
     for (;;) {

@@ -156,6 +156,28 @@ check "SIGKILL: helper says it restored" grep -q "the agent ended without restor
 check "SIGKILL: originals restored" same_as_orig
 check "SIGKILL: saved file removed" test ! -e "$tmp/run/governor.saved"
 
+# --- run 2b: agent and helper both killed -9 (the saved file stays); the next start restores it
+# through the helper (CRASH_RESTORE), then SIGTERM leaves the tree as it was
+check "agent starts for the crash" start_agent
+helper=$(helper_of "$agent")
+check "the governor wrote (crash run)" wait_for 5 grep -qx userspace "$cpufreq/policy0/scaling_governor"
+check "helper ${helper:-none} under a seccomp filter" test "$(status_field "${helper:-1}" Seccomp)" = 2
+kill -KILL "${helper:-1}"
+kill -KILL "$agent"
+wait "$agent" 2>/dev/null
+agent=""
+check "crash: saved file left behind" test -e "$tmp/run/governor.saved"
+check "agent starts after the crash" start_agent
+check "crash: the helper restored what the dead run left" \
+    grep -q "settings left by pid [0-9]* restored" "$tmp/agent.log"
+kill -TERM "$agent"
+wait "$agent"
+rc=$?
+agent=""
+check "after the crash: SIGTERM exit 0 (got $rc)" test "$rc" = 0
+check "after the crash: originals restored" same_as_orig
+check "after the crash: saved file removed" test ! -e "$tmp/run/governor.saved"
+
 # --- run 3: the libcpupower backend (sysfs_root /), whose writing calls run inside the helper,
 # in a private mount namespace where /sys/devices/system/cpu is a copy of the fake tree's.
 fake_cpu="$shared/sysfs-trees/with-fake-cpu.sh"

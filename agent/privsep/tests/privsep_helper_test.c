@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include "ember_test.h"
 #include "privsep.h"
 #include "privsep_path.h"
+#include "privsep_seccomp.h"
 
 #define CPUFREQ "sys/devices/system/cpu/cpufreq"
 #define RAPL    "sys/devices/virtual/powercap/intel-rapl"
@@ -259,6 +262,31 @@ static void test_saved_file(struct privsep *ps)
     CHECK_EQ_INT(io->saved_exists(io->ctx), 0);
 }
 
+/* A helper restores only what its agent saved: a second one on the same saved file (an agent
+ * that found another ember in control) leaves it alone when it ends. */
+static void test_restores_only_its_own(void)
+{
+    struct privsep *a = start();
+    struct privsep *b = a ? start() : NULL;
+    if (!a || !b) {
+        privsep_stop(a);
+        return;
+    }
+    const struct gov_sysio *io = privsep_sysio(a);
+    char p[1024], v[64], err[512] = "";
+    CHECK_MSG(io->saved_save(io->ctx, err, sizeof(err)) == 0, "save: %s", err);
+    path_of(p, sizeof(p), CPUFREQ "/policy1/scaling_governor");
+    CHECK_EQ_INT(io->write(io->ctx, p, "performance"), 0);
+    CHECK_EQ_INT(privsep_sysio(b)->saved_exists(b), 1);
+    CHECK_EQ_INT(privsep_stop(b), 0);
+    read_rel(CPUFREQ "/policy1/scaling_governor", v, sizeof(v));
+    CHECK_STR(v, "performance"); /* b did not restore a's settings */
+    CHECK_EQ_INT(io->saved_exists(io->ctx), 1);
+    CHECK_EQ_INT(privsep_stop(a), 0);
+    read_rel(CPUFREQ "/policy1/scaling_governor", v, sizeof(v));
+    CHECK_STR(v, "schedutil");
+}
+
 /* The agent side ends: closed (privsep_stop), or its process killed -9. Either way the helper
  * restores what is still saved and exits. */
 static void test_restore_when_agent_dies(int kill9)
@@ -321,6 +349,52 @@ static void test_restore_when_agent_dies(int kill9)
     CHECK_STR(v, "800000");
 }
 
+/* The helper's system-call filter, in a child that installs it: what the ops use works, what
+ * an attacker would want (a socket, exec, ptrace, a uid change) fails with EPERM. */
+static void test_seccomp(void)
+{
+    CHECK(privsep_seccomp_allows(SYS_openat) && privsep_seccomp_allows(SYS_recvfrom));
+    CHECK(!privsep_seccomp_allows(SYS_socket) && !privsep_seccomp_allows(SYS_execve) &&
+          !privsep_seccomp_allows(SYS_ptrace) && !privsep_seccomp_allows(SYS_setuid) &&
+          !privsep_seccomp_allows(SYS_connect) && !privsep_seccomp_allows(SYS_mount));
+    pid_t pid = fork();
+    if (pid == 0) {
+        int r = privsep_seccomp_install();
+        if (r == -EOPNOTSUPP)
+            _exit(77);
+        if (r != 0)
+            _exit(10);
+        char p[1024], v[64];
+        path_of(p, sizeof(p), CPUFREQ "/policy0/scaling_governor");
+        if (cmn_read_string(p, v, sizeof(v)) != 0) /* openat, read, close: allowed */
+            _exit(11);
+        if (getppid() <= 0)
+            _exit(12);
+        errno = 0;
+        if (syscall(SYS_socket, AF_INET, SOCK_STREAM, 0) != -1 || errno != EPERM)
+            _exit(13);
+        errno = 0;
+        if (syscall(SYS_execve, "/bin/true", (char *[]){"true", NULL}, environ) != -1 ||
+            errno != EPERM)
+            _exit(14);
+        errno = 0;
+        if (syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0) != -1 || errno != EPERM)
+            _exit(15);
+        errno = 0;
+        if (syscall(SYS_setuid, 0) != -1 || errno != EPERM)
+            _exit(16);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+        printf("seccomp check not run: no filter for this architecture\n");
+    else
+        CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "filtered child: status %d",
+                  status);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/ember-privsep.XXXXXX");
@@ -339,6 +413,7 @@ int main(void)
     CHECK_STR(v, "800000"); /* what test_restore_when_agent_dies expects back */
 
     test_whitelist_table();
+    test_seccomp();
     struct privsep *ps = start();
     if (ps) {
         test_writes(ps);
@@ -347,6 +422,7 @@ int main(void)
         test_saved_file(ps);
         CHECK_EQ_INT(privsep_stop(ps), 0);
     }
+    test_restores_only_its_own();
     test_restore_when_agent_dies(0);
     test_restore_when_agent_dies(1);
     sh("rm -rf '%s'", tmpdir);
