@@ -73,7 +73,8 @@ static const long allowed[] = {
     SYS_geteuid,
     SYS_getuid,
     SYS_kill,
-    /* memory (qsort asks sysinfo how much there is), time, signals, exit */
+    /* memory (qsort asks sysinfo how much there is), time, signals (AddressSanitizer checks
+     * sigaltstack on exit), exit */
     SYS_brk,
     SYS_mmap,
     SYS_munmap,
@@ -85,6 +86,7 @@ static const long allowed[] = {
     SYS_sysinfo,
     SYS_rt_sigreturn,
     SYS_rt_sigprocmask,
+    SYS_sigaltstack,
     SYS_exit,
     SYS_exit_group,
 };

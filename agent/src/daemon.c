@@ -893,8 +893,8 @@ static int privsep_begin(struct agent_daemon *d)
     if (!d->cfg.agent.user[0] || geteuid() != 0)
         return 0; /* not root: nothing to separate; privsep_end checks the user */
     char err[512], root[PATH_MAX], saved[PATH_MAX];
-    if (agent_governor_paths(&d->cfg.governor, NULL, NULL, root, sizeof(root), saved,
-                             sizeof(saved), err, sizeof(err)) < 0) {
+    if (agent_governor_paths(&d->cfg.governor, NULL, NULL, root, sizeof(root), saved, sizeof(saved),
+                             err, sizeof(err)) < 0) {
         log_err("privilege separation: [governor] sysfs_root %s", err);
         return -EINVAL;
     }
@@ -1234,8 +1234,7 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
         goto out;
     }
     notify_status("starting");
-    if (start_governor(d) < 0 || privsep_end(d) < 0 || start_telemetry(d) < 0 ||
-        start_mqtt(d) < 0)
+    if (start_governor(d) < 0 || privsep_end(d) < 0 || start_telemetry(d) < 0 || start_mqtt(d) < 0)
         goto stop;
 
     char err[512];

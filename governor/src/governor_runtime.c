@@ -417,8 +417,9 @@ int gov_governor_restore(struct gov_governor *g, char *err, size_t err_len)
     if (!g->saved)
         return 0;
     unsigned writes = 0;
-    int r = g->has_sysio ? g->sysio.saved_restore(g->sysio.ctx, &writes, err, err_len)
-                         : gov_saved_restore_file(g->b, g->saved_path, &g->ev, &writes, err, err_len);
+    int r = g->has_sysio
+                ? g->sysio.saved_restore(g->sysio.ctx, &writes, err, err_len)
+                : gov_saved_restore_file(g->b, g->saved_path, &g->ev, &writes, err, err_len);
     g->writes += writes;
     if (r == 0 || r == -ENOENT) {
         g->saved = false;

@@ -141,6 +141,7 @@ check "SIGTERM: originals restored" same_as_orig
 check "SIGTERM: saved file removed" test ! -e "$tmp/run/governor.saved"
 check "SIGTERM: helper gone" bash -c "! kill -0 $helper 2>/dev/null"
 check "SIGTERM: restored by the agent (orderly)" grep -q "original CPU frequency settings restored" "$tmp/agent.log"
+check "SIGTERM: the helper ended cleanly" bash -c "! grep -q 'the helper ended with status' '$tmp/agent.log'"
 
 # --- run 2: the agent killed -9; the helper restores and exits
 check "agent starts again" start_agent

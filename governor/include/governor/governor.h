@@ -30,12 +30,12 @@ struct gov_governor_params {
     enum gov_backend_impl backend;
     bool monitor_only;       /* never write, even as root (status, tests) */
     bool skip_crash_restore; /* do not restore a saved file at start (status only reads) */
-    /* NULL: write sysfs and keep the saved file directly (root CLI commands). Otherwise every
-       write and every saved-file operation goes through it (the agent's privileged helper). */
-    const struct gov_sysio *sysio;
     bool adopt_saved;        /* a saved file left by an ember that has ended (an earlier
                                 `ember governor set`, which leaves its settings on purpose)
                                 holds the originals: keep it, restore nothing, report no crash */
+    /* NULL: write sysfs and keep the saved file directly (root CLI commands). Otherwise every
+       write and every saved-file operation goes through it (the agent's privileged helper). */
+    const struct gov_sysio *sysio;
 };
 
 /* Defaults: root "/", the default saved path, no calibration, gov_tunables_defaults(), auto
