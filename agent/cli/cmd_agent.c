@@ -12,7 +12,7 @@
 static void agent_usage(FILE *out)
 {
     fprintf(out,
-            "usage: ember agent [--config FILE] [--model GGUF] [--port N] [--help]\n"
+            "usage: ember agent [--config FILE] [--model GGUF] [--port N] [--user NAME] [--help]\n"
             "\n"
             "Runs the Ember daemon: the OpenAI-compatible API over the configured model, the\n"
             "DVFS governor, power telemetry (SQLite) and MQTT publishing. Meant to run under\n"
@@ -22,6 +22,8 @@ static void agent_usage(FILE *out)
             "  --config FILE  configuration (default " EMBER_DEFAULT_CONFIG ")\n"
             "  --model GGUF   serve this model instead of [engine] model\n"
             "  --port N       listen on this port instead of [api] port\n"
+            "  --user NAME    started as root: fork the privileged helper, then run as NAME\n"
+            "                 (instead of [agent] user; see docs/agent.md)\n"
             "\n"
             "Exit codes: 0 stopped cleanly, 1 failed, 2 usage or configuration error.\n");
 }
@@ -32,15 +34,16 @@ int cmd_agent(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"model", required_argument, NULL, 'm'},
         {"port", required_argument, NULL, 'p'},
+        {"user", required_argument, NULL, 'u'}, /* privilege separation (issue 13) */
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL, *model = NULL;
+    const char *config_path = NULL, *model = NULL, *user = NULL;
     long port = -1;
     optind = 1;
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":c:m:p:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":c:m:p:u:h", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -55,6 +58,9 @@ int cmd_agent(int argc, char **argv)
                 return cli_usage_error("--port %s: expected 1..65535", optarg);
             break;
         }
+        case 'u':
+            user = optarg;
+            break;
         case 'h':
             agent_usage(stdout);
             return EMBER_EXIT_OK;
@@ -72,6 +78,11 @@ int cmd_agent(int argc, char **argv)
         if (strlen(model) >= sizeof(cfg.engine.model))
             return cli_usage_error("--model: path too long");
         snprintf(cfg.engine.model, sizeof(cfg.engine.model), "%s", model);
+    }
+    if (user) {
+        if (!*user || strlen(user) >= sizeof(cfg.agent.user))
+            return cli_usage_error("--user: expected a user name");
+        snprintf(cfg.agent.user, sizeof(cfg.agent.user), "%s", user);
     }
     if (port > 0)
         cfg.api.port = (int)port;

@@ -22,6 +22,7 @@ struct cfg_agent {
     char log_level[CFG_STR_SMALL];
     int shutdown_timeout_ms;
     char state_dir[CFG_STR_PATH];
+    char user[CFG_STR_SMALL]; /* privilege separation (issue 13, agent/privsep) */
 };
 
 struct cfg_engine {

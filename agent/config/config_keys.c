@@ -60,6 +60,12 @@ static const struct cfg_key agent_rows[] = {
             "On SIGTERM, how long in-flight requests may finish before they are cancelled."),
     KEY_STR(agent, state_dir, "/var/lib/ember", false,
             "Directory for persistent state (database, calibration curves)."),
+    KEY_STR(agent, user, "", false,
+            "Privilege separation: when started as root, the user the agent becomes after "
+            "forking its privileged helper (which alone stays root, to write cpufreq/devfreq "
+            "knobs, read RAPL counters and keep the saved settings; see docs/agent.md). The "
+            "systemd unit sets it with --user ember. Empty: no separation, the agent keeps the "
+            "identity it was started with."),
 
     /* [engine] */
     KEY_STR(engine, model, "", false,

@@ -40,6 +40,7 @@ struct agent_daemon {
     int signal_fd;
     int exit_code;
 
+    struct privsep *privsep; /* the root helper when [agent] user is set (privsep/) */
     struct gov_governor *gov;
     struct tel_power *power;
     struct tel_store *store;
@@ -84,6 +85,8 @@ struct agent_daemon {
 /* ---- governor_bridge.c: the governor on the loop thread, and what others may ask of it ---- */
 
 int daemon_start_governor(struct agent_daemon *d);
+/* [governor] backend as the governor's enum ("sysfs", "libcpupower", else auto) */
+enum gov_backend_impl daemon_backend_impl(const char *name);
 void daemon_governor_tick(struct agent_daemon *d, uint64_t now_ns);
 void daemon_on_governor_timer(void *user, uint64_t now_ns);
 void daemon_governor_drain_events(struct agent_daemon *d);

@@ -11,6 +11,7 @@
 #include "daemon_parts.h"
 #include "gov_config.h"
 #include "log.h"
+#include "privsep.h"
 #include "telemetry/mqtt.h"
 
 static enum gov_phase to_gov_phase(enum agent_phase p)
@@ -209,6 +210,13 @@ int daemon_hook_governor_set(void *user, const char *policy, double power_cap_w,
 
 /* ---- start and stop ---- */
 
+enum gov_backend_impl daemon_backend_impl(const char *name)
+{
+    return strcmp(name, "sysfs") == 0         ? GOV_BACKEND_SYSFS
+           : strcmp(name, "libcpupower") == 0 ? GOV_BACKEND_LIBCPUPOWER
+                                              : GOV_BACKEND_AUTO;
+}
+
 int daemon_start_governor(struct agent_daemon *d)
 {
     struct gov_governor_params gp;
@@ -223,9 +231,8 @@ int daemon_start_governor(struct agent_daemon *d)
     gp.saved_path = saved;
     gp.calibration_path = d->cfg.governor.calibration_path;
     gp.monitor_only = !d->cfg.governor.enabled;
-    gp.backend = strcmp(d->cfg.governor.backend, "sysfs") == 0         ? GOV_BACKEND_SYSFS
-                 : strcmp(d->cfg.governor.backend, "libcpupower") == 0 ? GOV_BACKEND_LIBCPUPOWER
-                                                                       : GOV_BACKEND_AUTO;
+    gp.backend = daemon_backend_impl(d->cfg.governor.backend);
+    gp.sysio = privsep_sysio(d->privsep); /* NULL without privilege separation */
     gp.tunables = d->cfg.governor.tunables;
     if (gov_tunables_validate(&gp.tunables, NULL, err, sizeof(err)) < 0) {
         log_err("governor: %s", err);

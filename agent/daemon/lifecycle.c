@@ -5,6 +5,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,7 +22,9 @@
 #include "daemon_parts.h"
 #include "engine/engine.h"
 #include "exit_codes.h"
+#include "gov_config.h"
 #include "log.h"
+#include "privsep.h"
 #include "telemetry/mqtt.h"
 #include "telemetry/power.h"
 #include "telemetry/store.h"
@@ -250,6 +253,48 @@ static int setup_signals(struct agent_daemon *d)
     return agent_loop_add_fd(d->loop, d->signal_fd, EPOLLIN, on_signal, d);
 }
 
+/* ---- privilege separation (privsep/): when started as root with [agent] user set, fork the
+ * root helper before any thread starts or anything untrusted is read; the governor and
+ * telemetry reach root-only files through it; then drop to the user. ---- */
+static int privsep_begin(struct agent_daemon *d)
+{
+    if (!d->cfg.agent.user[0] || geteuid() != 0)
+        return 0; /* not root: nothing to separate; privsep_end checks the user */
+    char err[512], root[PATH_MAX], saved[PATH_MAX];
+    if (agent_governor_paths(&d->cfg.governor, NULL, NULL, root, sizeof(root), saved, sizeof(saved),
+                             err, sizeof(err)) < 0) {
+        log_err("privilege separation: [governor] sysfs_root %s", err);
+        return -EINVAL;
+    }
+    struct privsep_params pp = {
+        .sysfs_root = root,
+        .telemetry_root = d->cfg.telemetry.sysfs_root,
+        .saved_path = saved,
+        .impl = daemon_backend_impl(d->cfg.governor.backend),
+    };
+    int rc = privsep_start(&pp, &d->privsep, err, sizeof(err));
+    if (rc < 0)
+        log_err("privilege separation: %s", err);
+    return rc;
+}
+
+static int privsep_end(struct agent_daemon *d)
+{
+    if (!d->cfg.agent.user[0])
+        return 0;
+    char err[512];
+    int rc = privsep_drop(d->cfg.agent.user, err, sizeof(err));
+    if (rc < 0) {
+        log_err("privilege separation: %s", err);
+        return rc;
+    }
+    if (d->privsep)
+        log_info("privilege separation: running as %s (uid %u), no capabilities; root helper "
+                 "pid %d",
+                 d->cfg.agent.user, (unsigned)getuid(), (int)privsep_helper_pid(d->privsep));
+    return 0;
+}
+
 static void shutdown_all(struct agent_daemon *d)
 {
     sd_notify(0, "STOPPING=1\nSTATUS=stopping");
@@ -294,6 +339,10 @@ static void shutdown_all(struct agent_daemon *d)
     d->power = NULL;
     gov_governor_free(d->gov);
     d->gov = NULL;
+    int helper = privsep_stop(d->privsep); /* restores what is still saved, then exits */
+    if (helper != 0)
+        log_err("privilege separation: the helper ended with status %d", helper);
+    d->privsep = NULL;
     eng_model_free(d->model);
     d->model = NULL;
     log_notice("stopped in %.0f ms", (double)(cmn_now_ns() - t0) / 1e6);
@@ -395,14 +444,14 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
         return EMBER_EXIT_FAILURE;
     int exit_code = EMBER_EXIT_FAILURE;
     uint64_t t0 = cmn_now_ns();
-    if (start_loop(d) < 0)
+    /* The privileged helper is forked first: after the configuration (root-owned, already
+     * parsed) and before any thread, or anything that parses untrusted input (GGUF, HTTP, MQTT)
+     * or touches cpufreq/RAPL, which from then on go through the helper. */
+    if (privsep_begin(d) < 0 || start_loop(d) < 0)
         goto out;
     notify_status("starting");
-    /* Privilege separation (issue 13, item 1) forks its privileged helper here: after the
-     * configuration (root-owned, already parsed) and before anything parses untrusted input
-     * (GGUF, HTTP, MQTT) or touches cpufreq/RAPL, which from then on go through the helper. */
-    if (daemon_start_governor(d) < 0 || daemon_start_telemetry(d) < 0 || daemon_start_mqtt(d) < 0 ||
-        start_api(d) < 0 || load_model(d) < 0)
+    if (daemon_start_governor(d) < 0 || privsep_end(d) < 0 || daemon_start_telemetry(d) < 0 ||
+        daemon_start_mqtt(d) < 0 || start_api(d) < 0 || load_model(d) < 0)
         goto stop;
     if (d->http && d->worker)
         agent_http_set_worker(d->http, d->worker);
@@ -425,6 +474,8 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
 stop:
     shutdown_all(d);
 out:
+    privsep_stop(d->privsep); /* only when it started and the daemon did not */
+    d->privsep = NULL;
     daemon_free(d);
     return exit_code;
 }

@@ -14,6 +14,7 @@
 #include "daemon_parts.h"
 #include "governor/policy.h"
 #include "log.h"
+#include "privsep.h"
 #include "telemetry/mqtt.h"
 #include "telemetry/power.h"
 #include "telemetry/store.h"
@@ -303,6 +304,10 @@ int daemon_start_telemetry(struct agent_daemon *d)
     struct tel_power_params pp;
     tel_power_params_defaults(&pp);
     pp.root = d->cfg.telemetry.sysfs_root;
+    if (d->privsep) { /* RAPL energy_uj is root-only: read by the helper */
+        pp.read_counter = privsep_read_counter;
+        pp.read_counter_ctx = d->privsep;
+    }
     pp.estimate.idle_w = d->cfg.telemetry.estimate_idle_w;
     pp.estimate.cpu_static_w = d->cfg.telemetry.estimate_cpu_static_w;
     pp.estimate.cpu_dyn_w = d->cfg.telemetry.estimate_cpu_dyn_w;

@@ -31,6 +31,13 @@ static int root_is_slash(const char *root)
     return 1;
 }
 
+int backend_write(const struct gov_backend *b, const char *path, const char *value)
+{
+    if (b->has_sysio)
+        return b->sysio.write(b->sysio.ctx, path, value);
+    return cmn_write_string(path, value);
+}
+
 int backend_policy_file(const struct gov_backend *b, size_t i, const char *file, char *buf,
                         size_t cap)
 {
@@ -256,6 +263,10 @@ int gov_backend_open(const struct gov_backend_params *params, struct gov_backend
     strcpy(b->root, root_is_slash(root) ? "/" : root);
     b->io = impl == GOV_BACKEND_SYSFS ? &gov_backend_io_sysfs : &gov_backend_io_cpupower;
     gov_events_init(&b->quirks);
+    if (params->sysio) {
+        b->sysio = *params->sysio;
+        b->has_sysio = 1;
+    }
 
     if ((r = b->io->discover(b, err, err_len)))
         goto fail;
@@ -360,6 +371,8 @@ int gov_backend_writable(const struct gov_backend *b, char *why, size_t why_len)
     char path[PATH_MAX];
     if (!b || b->npol == 0)
         return 0;
+    if (b->has_sysio)
+        return 1; /* the sysio's other side writes (the privileged helper); it says when not */
     /* The governor file is the knob every driver has; if it is not writable nothing is. */
     const char *probe = "scaling_governor";
     if (backend_policy_file(b, 0, probe, path, sizeof(path)))
@@ -421,10 +434,11 @@ static void event_mismatch(struct gov_events *ev, const char *what, const char *
 }
 
 /* Writes a direct-sysfs file and reads it back as a string. */
-static int write_verify(const char *path, const char *value, struct gov_events *ev)
+static int write_verify(const struct gov_backend *b, const char *path, const char *value,
+                        struct gov_events *ev)
 {
     char got[256];
-    int r = cmn_write_string(path, value);
+    int r = backend_write(b, path, value);
     if (r) {
         event_write_failed(ev, path, value, r);
         return r;
@@ -593,7 +607,7 @@ int gov_backend_set_epp(struct gov_backend *b, size_t i, const char *epp, struct
     if (!epp_valid(p, epp))
         return -EINVAL;
     backend_policy_file(b, i, "energy_performance_preference", path, sizeof(path));
-    int r = write_verify(path, epp, ev);
+    int r = write_verify(b, path, epp, ev);
     if (r == 0)
         snprintf(p->epp, sizeof(p->epp), "%s", epp);
     return r;
@@ -608,7 +622,7 @@ int gov_backend_set_policy_boost(struct gov_backend *b, size_t i, int on, struct
     if (p->boost < 0)
         return -EOPNOTSUPP;
     backend_policy_file(b, i, "boost", path, sizeof(path));
-    int r = write_verify(path, on ? "1" : "0", ev);
+    int r = write_verify(b, path, on ? "1" : "0", ev);
     if (r == 0)
         p->boost = !!on;
     return r;
@@ -622,7 +636,7 @@ int gov_backend_set_global_boost_file(struct gov_backend *b, int on, struct gov_
     if (b->global.boost < 0)
         return -EOPNOTSUPP;
     global_file(b, "cpufreq/boost", path, sizeof(path));
-    int r = write_verify(path, on ? "1" : "0", ev);
+    int r = write_verify(b, path, on ? "1" : "0", ev);
     if (r == 0)
         b->global.boost = !!on;
     return r;
@@ -636,7 +650,7 @@ int gov_backend_set_no_turbo(struct gov_backend *b, int on, struct gov_events *e
     if (b->global.no_turbo < 0)
         return -EOPNOTSUPP;
     global_file(b, "intel_pstate/no_turbo", path, sizeof(path));
-    int r = write_verify(path, on ? "1" : "0", ev);
+    int r = write_verify(b, path, on ? "1" : "0", ev);
     if (r == 0)
         b->global.no_turbo = !!on;
     return r;
@@ -685,7 +699,7 @@ int gov_backend_set_perf_pct(struct gov_backend *b, int min_pct, int max_pct, st
         global_file(b, do_max ? "intel_pstate/max_perf_pct" : "intel_pstate/min_perf_pct", path,
                     sizeof(path));
         snprintf(val, sizeof(val), "%d", v);
-        if ((r = write_verify(path, val, ev)))
+        if ((r = write_verify(b, path, val, ev)))
             return r;
         if (do_max)
             g->max_perf_pct = v;

@@ -250,12 +250,18 @@ static int cpupower_write_governor(struct gov_backend *b, size_t i, const char *
 {
     char g[GOV_HW_NAME_LEN];
     snprintf(g, sizeof(g), "%s", governor); /* libcpupower takes a non-const char * */
+    if (b->has_sysio) /* libcpupower writes as root: the call runs on the sysio's other side */
+        return b->sysio.cpupower_write(b->sysio.ctx, GOV_SYSIO_CPUPOWER_GOVERNOR, b->lib_cpu[i], 0,
+                                       g);
     return lib_err(cpufreq_modify_policy_governor(b->lib_cpu[i], g));
 }
 
 static int cpupower_write_limit(struct gov_backend *b, size_t i, int is_max, uint32_t khz)
 {
     unsigned cpu = b->lib_cpu[i];
+    if (b->has_sysio)
+        return b->sysio.cpupower_write(
+            b->sysio.ctx, is_max ? GOV_SYSIO_CPUPOWER_MAX : GOV_SYSIO_CPUPOWER_MIN, cpu, khz, NULL);
     return lib_err(is_max ? cpufreq_modify_policy_max(cpu, khz)
                           : cpufreq_modify_policy_min(cpu, khz));
 }
@@ -263,6 +269,9 @@ static int cpupower_write_limit(struct gov_backend *b, size_t i, int is_max, uin
 static int cpupower_write_speed(struct gov_backend *b, size_t i, uint32_t khz)
 {
     /* cpufreq_set_frequency also switches to the userspace governor when another one runs. */
+    if (b->has_sysio)
+        return b->sysio.cpupower_write(b->sysio.ctx, GOV_SYSIO_CPUPOWER_SPEED, b->lib_cpu[i], khz,
+                                       NULL);
     return lib_err(cpufreq_set_frequency(b->lib_cpu[i], khz));
 }
 

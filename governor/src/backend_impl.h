@@ -30,6 +30,8 @@ struct gov_backend {
     unsigned quirk_reported[GOV_HW_MAX_POLICIES]; /* bit per quirk, so a refresh does not repeat */
     struct gov_hw_global global;
     struct gov_events quirks;
+    struct gov_sysio sysio; /* used when has_sysio */
+    int has_sysio;
 };
 
 enum {
@@ -41,6 +43,9 @@ enum {
 
 extern const struct backend_io gov_backend_io_sysfs;
 extern const struct backend_io gov_backend_io_cpupower;
+
+/* Writes one attribute: through the sysio when the backend has one, else directly. */
+int backend_write(const struct gov_backend *b, const char *path, const char *value);
 
 /* Shared direct-sysfs helpers (backend.c). */
 int backend_policy_file(const struct gov_backend *b, size_t i, const char *file, char *buf,

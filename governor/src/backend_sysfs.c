@@ -183,7 +183,7 @@ static int sysfs_write(struct gov_backend *b, size_t i, const char *file, const 
 {
     char path[PATH_MAX];
     int r = backend_policy_file(b, i, file, path, sizeof(path));
-    return r ? r : cmn_write_string(path, value);
+    return r ? r : backend_write(b, path, value);
 }
 
 static int sysfs_write_governor(struct gov_backend *b, size_t i, const char *governor)

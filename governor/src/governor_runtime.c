@@ -20,6 +20,8 @@ struct gov_governor {
     struct gov_controller *ctl;
     struct gov_calibration *cal;
     struct gov_events ev;
+    struct gov_sysio sysio; /* used when has_sysio: the saved file is kept on its other side */
+    bool has_sysio;
 
     unsigned ncl;
     struct gov_cluster_info ci[GOV_MAX_CLUSTERS];
@@ -267,9 +269,55 @@ static bool pid_is_other_ember(int pid)
     return cmn_read_string(path, comm, sizeof(comm)) == 0 && strcmp(comm, "ember") == 0;
 }
 
+/* crash_restore when the saved file belongs to the sysio's other side: the same outcomes. */
+static int crash_restore_sysio(struct gov_governor *g, char *err, size_t err_len)
+{
+    char msg[512] = "";
+    unsigned writes = 0;
+    int pid = 0;
+    int r = g->sysio.saved_crash_restore(g->sysio.ctx, &writes, &pid, msg, sizeof(msg));
+    g->writes += writes;
+    if (r == -ENOENT)
+        return 0;
+    if (r == -EBUSY || r == -EXDEV) {
+        set_err(err, err_len, "%s: %s", g->saved_path, msg);
+        return r;
+    }
+    if (r == -EBADMSG) {
+        gov_events_push(&g->ev, GOV_EVENT_CRASH_RESTORE, r, "%s; original settings unknown", msg);
+        return 0;
+    }
+    if (r == 0) {
+        gov_events_push(&g->ev, GOV_EVENT_CRASH_RESTORE, 0,
+                        "%s: settings left by pid %d restored (%u value(s) written)", g->saved_path,
+                        pid, writes);
+    } else {
+        g->saved = true; /* the file still holds the true originals: keep it as ours */
+        gov_events_push(&g->ev, GOV_EVENT_CRASH_RESTORE, r,
+                        "%s: restoring the settings left by pid %d failed (%s); the file is kept",
+                        g->saved_path, pid, msg);
+    }
+    return 0;
+}
+
+/* Whether the saved file exists, wherever it is kept. */
+static bool saved_file_exists(const struct gov_governor *g)
+{
+    if (g->has_sysio)
+        return g->sysio.saved_exists(g->sysio.ctx) == 1;
+    return access(g->saved_path, F_OK) == 0;
+}
+
 static int crash_restore(struct gov_governor *g, char *err, size_t err_len)
 {
     char msg[512] = "";
+    if (g->has_sysio) {
+        if (g->adopt_saved) {
+            g->saved = saved_file_exists(g);
+            return 0;
+        }
+        return crash_restore_sysio(g, err, err_len);
+    }
     struct gov_saved_state *st = malloc(sizeof(*st));
     if (!st)
         return -ENOMEM;
@@ -336,6 +384,15 @@ int gov_governor_save_originals(struct gov_governor *g, char *err, size_t err_le
         return 0;
     if (g->monitor_only)
         return -EPERM;
+    if (g->has_sysio) {
+        int r = g->sysio.saved_save(g->sysio.ctx, msg, sizeof(msg));
+        if (r) {
+            set_err(err, err_len, "cannot save the original settings: %s", msg);
+            return r;
+        }
+        g->saved = true;
+        return 0;
+    }
     struct gov_saved_state *st = malloc(sizeof(*st));
     if (!st)
         return -ENOMEM;
@@ -360,7 +417,9 @@ int gov_governor_restore(struct gov_governor *g, char *err, size_t err_len)
     if (!g->saved)
         return 0;
     unsigned writes = 0;
-    int r = gov_saved_restore_file(g->b, g->saved_path, &g->ev, &writes, err, err_len);
+    int r = g->has_sysio
+                ? g->sysio.saved_restore(g->sysio.ctx, &writes, err, err_len)
+                : gov_saved_restore_file(g->b, g->saved_path, &g->ev, &writes, err, err_len);
     g->writes += writes;
     if (r == 0 || r == -ENOENT) {
         g->saved = false;
@@ -400,7 +459,11 @@ int gov_governor_new(const struct gov_governor_params *p, struct gov_governor **
         r = -ENAMETOOLONG;
         goto fail;
     }
-    struct gov_backend_params bp = {.sysfs_root = g->root, .impl = p->backend};
+    if (p->sysio) {
+        g->sysio = *p->sysio;
+        g->has_sysio = true;
+    }
+    struct gov_backend_params bp = {.sysfs_root = g->root, .impl = p->backend, .sysio = p->sysio};
     if ((r = gov_backend_open(&bp, &g->b, err, err_len)))
         goto fail;
     gov_backend_take_quirks(g->b, &g->ev);
@@ -428,7 +491,7 @@ int gov_governor_new(const struct gov_governor_params *p, struct gov_governor **
     if (!g->monitor_only && !p->skip_crash_restore) {
         if ((r = crash_restore(g, err, err_len)))
             goto fail;
-    } else if (access(g->saved_path, F_OK) == 0) {
+    } else if (saved_file_exists(g)) {
         g->saved = !g->monitor_only;
     }
     if ((r = gov_backend_refresh(g->b, err, err_len)))
@@ -627,7 +690,7 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
         g->safe = safe;
     }
 
-    if (g->saved && access(g->saved_path, F_OK) != 0) {
+    if (g->saved && !saved_file_exists(g)) {
         /* Someone restored behind our back (`ember governor restore` while we run): what is on
          * the hardware now are the originals again, so take them afresh before the next write. */
         g->saved = false;

@@ -32,7 +32,17 @@ struct rapl_state {
     struct rapl_zone z[RAPL_ZONES_MAX];
     int n;
     int use_psys;
+    /* energy_uj is root-only: read through the caller's reader when it gave one. */
+    int (*read_counter)(void *ctx, const char *path, uint64_t *ret);
+    void *read_ctx;
 };
+
+static int read_energy(const struct rapl_state *st, const char *path, uint64_t *ret)
+{
+    if (st->read_counter)
+        return st->read_counter(st->read_ctx, path, ret);
+    return cmn_read_u64(path, ret);
+}
 
 static int is_dir(const char *path)
 {
@@ -67,7 +77,7 @@ static int add_zone(struct rapl_state *st, const char *dir, char *desc, size_t d
     z->kind = kind_of(z->name);
     if (cmn_path(z->energy_path, sizeof(z->energy_path), dir, "energy_uj") < 0)
         return -ENAMETOOLONG;
-    int r = cmn_read_u64(z->energy_path, &z->last_uj);
+    int r = read_energy(st, z->energy_path, &z->last_uj);
     if (r < 0) {
         if (z->kind == ZONE_PACKAGE || z->kind == ZONE_DRAM) {
             snprintf(desc, desc_len, "%s: %s", z->energy_path, strerror(-r));
@@ -136,6 +146,8 @@ static int rapl_open(const struct tel_power_params *p, void **ret_state, char *d
     struct rapl_state *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
+    st->read_counter = p->read_counter;
+    st->read_ctx = p->read_counter_ctx;
     int r = scan(st, p->root, desc, desc_len);
     if (r < 0)
         goto fail;
@@ -185,7 +197,7 @@ static int rapl_read(void *state, const struct tel_power_params *p,
     for (int i = 0; i < st->n; i++) {
         struct rapl_zone *z = &st->z[i];
         uint64_t cur = 0;
-        int r = cmn_read_u64(z->energy_path, &cur);
+        int r = read_energy(st, z->energy_path, &cur);
         if (r < 0) {
             if (z->kind == ZONE_CORE || z->kind == ZONE_OTHER)
                 continue;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "governor/event.h"
+#include "governor/sysio.h"
 
 #define GOV_HW_MAX_CPUS      256
 #define GOV_HW_MAX_POLICIES  64
@@ -45,6 +46,8 @@ enum gov_pstate_status {
 struct gov_backend_params {
     const char *sysfs_root; /* NULL or "" = "/" */
     enum gov_backend_impl impl;
+    /* NULL: write files directly. Otherwise every write goes through it (copied). */
+    const struct gov_sysio *sysio;
 };
 
 /* One cpufreq policy (a cluster of CPUs that share a clock). Values of 0 (frequencies) or -1

@@ -33,6 +33,9 @@ struct gov_governor_params {
     bool adopt_saved;        /* a saved file left by an ember that has ended (an earlier
                                 `ember governor set`, which leaves its settings on purpose)
                                 holds the originals: keep it, restore nothing, report no crash */
+    /* NULL: write sysfs and keep the saved file directly (root CLI commands). Otherwise every
+       write and every saved-file operation goes through it (the agent's privileged helper). */
+    const struct gov_sysio *sysio;
 };
 
 /* Defaults: root "/", the default saved path, no calibration, gov_tunables_defaults(), auto
