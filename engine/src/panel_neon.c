@@ -240,10 +240,109 @@ DOTPROD INLINE void q4_0_tile_dp(int64_t nb, const struct block_q4_0x8 *w, const
         }                                                                                    \
     }
 
-PANEL_QUANT(panel_q8_0, , struct block_q8_0x8, q8_0_tile, QK8_0)
-PANEL_QUANT(panel_q4_0, , struct block_q4_0x8, q4_0_tile, QK8_0)
-PANEL_QUANT(panel_q8_0_dp, DOTPROD, struct block_q8_0x8, q8_0_tile_dp, QK8_0)
-PANEL_QUANT(panel_q4_0_dp, DOTPROD, struct block_q4_0x8, q4_0_tile_dp, QK8_0)
+PANEL_QUANT(panel_q8_0_tiles, , struct block_q8_0x8, q8_0_tile, QK8_0)
+PANEL_QUANT(panel_q4_0_tiles, , struct block_q4_0x8, q4_0_tile, QK8_0)
+PANEL_QUANT(panel_q8_0_tiles_dp, DOTPROD, struct block_q8_0x8, q8_0_tile_dp, QK8_0)
+PANEL_QUANT(panel_q4_0_tiles_dp, DOTPROD, struct block_q4_0x8, q4_0_tile_dp, QK8_0)
+
+/* Decode (one token): four panels at once, as on AVX2. One weight stream at a time leaves the
+ * memory system idle between misses, four keep several lines in flight, and each activation
+ * broadcast serves all four. The per-row arithmetic is the tiles'. */
+#define QUAD_1TOK(NAME, ATTR, BLOCK, GROUP_FN, N_ACC, FOLD03, FOLD47)                            \
+    ATTR INLINE void NAME(int64_t nb, const BLOCK *w, const struct eng_act *a, float *y)         \
+    {                                                                                            \
+        const struct block_q8_0 *x = a->q;                                                       \
+        float32x4_t acc[4][2];                                                                   \
+        for (int i = 0; i < 4; i++)                                                              \
+            acc[i][0] = acc[i][1] = vdupq_n_f32(0);                                              \
+        for (int64_t b = 0; b < nb; b++) {                                                       \
+            int32x4_t s[4][N_ACC];                                                               \
+            for (int i = 0; i < 4; i++)                                                          \
+                for (int j = 0; j < N_ACC; j++)                                                  \
+                    s[i][j] = vdupq_n_s32(0);                                                    \
+            for (int i = 0; i < 4; i++)                                                          \
+                GROUP_FN(s[i], w + (size_t)i * nb + b, x[b].qs);                                 \
+            for (int i = 0; i < 4; i++) {                                                        \
+                float32x4_t dlo, dhi;                                                            \
+                load_scales(w[(size_t)i * nb + b].d, &dlo, &dhi);                                \
+                acc[i][0] = block_acc(acc[i][0], FOLD03, dlo, a->d[b]);                          \
+                acc[i][1] = block_acc(acc[i][1], FOLD47, dhi, a->d[b]);                          \
+            }                                                                                    \
+        }                                                                                        \
+        for (int i = 0; i < 4; i++) {                                                            \
+            vst1q_f32(y + (size_t)i * ENG_PANEL, acc[i][0]);                                     \
+            vst1q_f32(y + (size_t)i * ENG_PANEL + 4, acc[i][1]);                                 \
+        }                                                                                        \
+    }
+
+/* One block of one panel against one token's activation bytes xq: the tiles' products. */
+INLINE void q8_0_block(int32x4_t s[4], const struct block_q8_0x8 *blk, const int8_t *xq)
+{
+    for (int g = 0; g < 8; g++)
+        mull_group(s, vld1q_s8(blk->qs + 32 * g), vld1q_s8(blk->qs + 32 * g + 16),
+                   bcast4(xq + 4 * g));
+}
+
+INLINE void q4_0_block(int32x4_t s[4], const struct block_q4_0x8 *blk, const int8_t *xq)
+{
+    for (int g = 0; g < 4; g++) {
+        int8x16_t lo03, hi03, lo47, hi47;
+        q4_split(blk->qs + 32 * g, &lo03, &hi03);
+        q4_split(blk->qs + 32 * g + 16, &lo47, &hi47);
+        mull_group(s, lo03, lo47, bcast4(xq + 4 * g));
+        mull_group(s, hi03, hi47, bcast4(xq + 16 + 4 * g));
+    }
+}
+
+DOTPROD INLINE void q8_0_block_dp(int32x4_t s[2], const struct block_q8_0x8 *blk,
+                                  const int8_t *xq)
+{
+    for (int g = 0; g < 8; g++) {
+        int8x16_t xb = bcast4(xq + 4 * g);
+        s[0] = vdotq_s32(s[0], vld1q_s8(blk->qs + 32 * g), xb);
+        s[1] = vdotq_s32(s[1], vld1q_s8(blk->qs + 32 * g + 16), xb);
+    }
+}
+
+DOTPROD INLINE void q4_0_block_dp(int32x4_t s[2], const struct block_q4_0x8 *blk,
+                                  const int8_t *xq)
+{
+    for (int g = 0; g < 4; g++) {
+        int8x16_t lo03, hi03, lo47, hi47;
+        q4_split(blk->qs + 32 * g, &lo03, &hi03);
+        q4_split(blk->qs + 32 * g + 16, &lo47, &hi47);
+        int8x16_t xl = bcast4(xq + 4 * g), xh = bcast4(xq + 16 + 4 * g);
+        s[0] = vdotq_s32(vdotq_s32(s[0], lo03, xl), hi03, xh);
+        s[1] = vdotq_s32(vdotq_s32(s[1], lo47, xl), hi47, xh);
+    }
+}
+
+QUAD_1TOK(q8_0_quad, , struct block_q8_0x8, q8_0_block, 4, vpaddq_s32(s[i][0], s[i][1]),
+          vpaddq_s32(s[i][2], s[i][3]))
+QUAD_1TOK(q4_0_quad, , struct block_q4_0x8, q4_0_block, 4, vpaddq_s32(s[i][0], s[i][1]),
+          vpaddq_s32(s[i][2], s[i][3]))
+QUAD_1TOK(q8_0_quad_dp, DOTPROD, struct block_q8_0x8, q8_0_block_dp, 2, s[i][0], s[i][1])
+QUAD_1TOK(q4_0_quad_dp, DOTPROD, struct block_q4_0x8, q4_0_block_dp, 2, s[i][0], s[i][1])
+
+/* n_tok == 1: quads while four panels last, then the tiles */
+#define PANEL_DECODE_QUAD(NAME, ATTR, BLOCK, TILES, QUAD)                                      \
+    ATTR static void NAME(int64_t ne0, const void *w, int n_panels, const struct eng_act *a,   \
+                          int n_tok, float *y, size_t ldy)                                     \
+    {                                                                                          \
+        int64_t nb = ne0 / QK8_0;                                                              \
+        int p = 0;                                                                             \
+        if (n_tok == 1)                                                                        \
+            for (; p + 4 <= n_panels; p += 4)                                                  \
+                QUAD(nb, (const BLOCK *)w + (size_t)p * nb, a, y + (size_t)p * ENG_PANEL);     \
+        if (p < n_panels)                                                                      \
+            TILES(ne0, (const BLOCK *)w + (size_t)p * nb, n_panels - p, a, n_tok,              \
+                  y + (size_t)p * ENG_PANEL, ldy);                                             \
+    }
+
+PANEL_DECODE_QUAD(panel_q8_0, , struct block_q8_0x8, panel_q8_0_tiles, q8_0_quad)
+PANEL_DECODE_QUAD(panel_q4_0, , struct block_q4_0x8, panel_q4_0_tiles, q4_0_quad)
+PANEL_DECODE_QUAD(panel_q8_0_dp, DOTPROD, struct block_q8_0x8, panel_q8_0_tiles_dp, q8_0_quad_dp)
+PANEL_DECODE_QUAD(panel_q4_0_dp, DOTPROD, struct block_q4_0x8, panel_q4_0_tiles_dp, q4_0_quad_dp)
 
 /* ---- Q6_K, Q4_K, Q5_K (Q8_K activations) ----
  *
