@@ -4,6 +4,9 @@
  * with a target attribute, chosen at run time from HWCAP_ASIMDDP). The quantized row dots follow
  * pack.h's arithmetic rule exactly like the panels (s = s + (float)isum * (dw * da) per block in
  * order, exact integer sums): forward.c reads plain Q8_0/Q4_0 rows with them under [engine] mmap.
+ * The activation quantizers (Q8_0, Q8_K) and the F16-cache attention kernels give the scalar
+ * reference's results bit for bit. The k-quant and BF16 row dots stay the reference ones: every
+ * matmul of those types runs on panels (panel_neon.c).
  * Compiled only on AArch64 (the build marks this file header-only elsewhere); the kernel test
  * compares it with the scalar reference there like the x86 variants. */
 #include "kernels.h"
@@ -157,6 +160,35 @@ static void quant_q8_0(const float *x, void *yv, int64_t n)
     }
 }
 
+/* Bit for bit eng_quant_q8_K: the same max (maxNum like fmaxf, exact in any order), scale and
+ * reciprocal, products rounded to nearest even (vcvtnq, as nearbyintf in the default rounding
+ * mode), clamped to +-127; bsums are sums of the stored quants (exact). */
+static void quant_q8_K(const float *x, void *yv, int64_t n)
+{
+    struct block_q8_K *y = yv;
+    const int32x4_t hi = vdupq_n_s32(127), lo = vdupq_n_s32(-127);
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        float32x4_t mx = vdupq_n_f32(0);
+        for (int j = 0; j < QK_K; j += 4)
+            mx = vmaxnmq_f32(mx, vabsq_f32(vld1q_f32(x + j)));
+        float d = vmaxnmvq_f32(mx) / 127.0f, id = d ? 1.0f / d : 0.0f;
+        y[i].d = d;
+        for (int g = 0; g < QK_K / 16; g++) {
+            int16x8_t h[2];
+            for (int k = 0; k < 2; k++) {
+                int32x4_t q0 = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + 16 * g + 8 * k), id));
+                int32x4_t q1 = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + 16 * g + 8 * k + 4), id));
+                q0 = vmaxq_s32(vminq_s32(q0, hi), lo);
+                q1 = vmaxq_s32(vminq_s32(q1, hi), lo);
+                h[k] = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1));
+            }
+            int8x16_t q = vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1]));
+            vst1q_s8(y[i].qs + 16 * g, q);
+            y[i].bsums[g] = (int16_t)vaddlvq_s8(q);
+        }
+    }
+}
+
 static void axpy_f32(int n, float a, const float *x, float *y)
 {
     int i = 0;
@@ -285,6 +317,7 @@ void eng_kernels_fill_neon(struct eng_kernels *k, unsigned cpu_flags)
     k->dot[GGUF_TT_Q8_0] = dp ? dot_q8_0_dp : dot_q8_0;
     k->dot[GGUF_TT_Q4_0] = dp ? dot_q4_0_dp : dot_q4_0;
     k->quant_q8_0 = quant_q8_0;
+    k->quant_q8_K = quant_q8_K;
     k->axpy_f32 = axpy_f32;
     k->axpy_f16 = axpy_f16;
     k->f32_to_f16 = f32_to_f16;
