@@ -248,31 +248,31 @@ PANEL_QUANT(panel_q4_0_tiles_dp, DOTPROD, struct block_q4_0x8, q4_0_tile_dp, QK8
 /* Decode (one token): four panels at once, as on AVX2. One weight stream at a time leaves the
  * memory system idle between misses, four keep several lines in flight, and each activation
  * broadcast serves all four. The per-row arithmetic is the tiles'. */
-#define QUAD_1TOK(NAME, ATTR, BLOCK, GROUP_FN, N_ACC, FOLD03, FOLD47)                            \
-    ATTR INLINE void NAME(int64_t nb, const BLOCK *w, const struct eng_act *a, float *y)         \
-    {                                                                                            \
-        const struct block_q8_0 *x = a->q;                                                       \
-        float32x4_t acc[4][2];                                                                   \
-        for (int i = 0; i < 4; i++)                                                              \
-            acc[i][0] = acc[i][1] = vdupq_n_f32(0);                                              \
-        for (int64_t b = 0; b < nb; b++) {                                                       \
-            int32x4_t s[4][N_ACC];                                                               \
-            for (int i = 0; i < 4; i++)                                                          \
-                for (int j = 0; j < N_ACC; j++)                                                  \
-                    s[i][j] = vdupq_n_s32(0);                                                    \
-            for (int i = 0; i < 4; i++)                                                          \
-                GROUP_FN(s[i], w + (size_t)i * nb + b, x[b].qs);                                 \
-            for (int i = 0; i < 4; i++) {                                                        \
-                float32x4_t dlo, dhi;                                                            \
-                load_scales(w[(size_t)i * nb + b].d, &dlo, &dhi);                                \
-                acc[i][0] = block_acc(acc[i][0], FOLD03, dlo, a->d[b]);                          \
-                acc[i][1] = block_acc(acc[i][1], FOLD47, dhi, a->d[b]);                          \
-            }                                                                                    \
-        }                                                                                        \
-        for (int i = 0; i < 4; i++) {                                                            \
-            vst1q_f32(y + (size_t)i * ENG_PANEL, acc[i][0]);                                     \
-            vst1q_f32(y + (size_t)i * ENG_PANEL + 4, acc[i][1]);                                 \
-        }                                                                                        \
+#define QUAD_1TOK(NAME, ATTR, BLOCK, GROUP_FN, N_ACC, FOLD03, FOLD47)                    \
+    ATTR INLINE void NAME(int64_t nb, const BLOCK *w, const struct eng_act *a, float *y) \
+    {                                                                                    \
+        const struct block_q8_0 *x = a->q;                                               \
+        float32x4_t acc[4][2];                                                           \
+        for (int i = 0; i < 4; i++)                                                      \
+            acc[i][0] = acc[i][1] = vdupq_n_f32(0);                                      \
+        for (int64_t b = 0; b < nb; b++) {                                               \
+            int32x4_t s[4][N_ACC];                                                       \
+            for (int i = 0; i < 4; i++)                                                  \
+                for (int j = 0; j < N_ACC; j++)                                          \
+                    s[i][j] = vdupq_n_s32(0);                                            \
+            for (int i = 0; i < 4; i++)                                                  \
+                GROUP_FN(s[i], w + (size_t)i * nb + b, x[b].qs);                         \
+            for (int i = 0; i < 4; i++) {                                                \
+                float32x4_t dlo, dhi;                                                    \
+                load_scales(w[(size_t)i * nb + b].d, &dlo, &dhi);                        \
+                acc[i][0] = block_acc(acc[i][0], FOLD03, dlo, a->d[b]);                  \
+                acc[i][1] = block_acc(acc[i][1], FOLD47, dhi, a->d[b]);                  \
+            }                                                                            \
+        }                                                                                \
+        for (int i = 0; i < 4; i++) {                                                    \
+            vst1q_f32(y + (size_t)i * ENG_PANEL, acc[i][0]);                             \
+            vst1q_f32(y + (size_t)i * ENG_PANEL + 4, acc[i][1]);                         \
+        }                                                                                \
     }
 
 /* One block of one panel against one token's activation bytes xq: the tiles' products. */
@@ -294,8 +294,7 @@ INLINE void q4_0_block(int32x4_t s[4], const struct block_q4_0x8 *blk, const int
     }
 }
 
-DOTPROD INLINE void q8_0_block_dp(int32x4_t s[2], const struct block_q8_0x8 *blk,
-                                  const int8_t *xq)
+DOTPROD INLINE void q8_0_block_dp(int32x4_t s[2], const struct block_q8_0x8 *blk, const int8_t *xq)
 {
     for (int g = 0; g < 8; g++) {
         int8x16_t xb = bcast4(xq + 4 * g);
@@ -304,8 +303,7 @@ DOTPROD INLINE void q8_0_block_dp(int32x4_t s[2], const struct block_q8_0x8 *blk
     }
 }
 
-DOTPROD INLINE void q4_0_block_dp(int32x4_t s[2], const struct block_q4_0x8 *blk,
-                                  const int8_t *xq)
+DOTPROD INLINE void q4_0_block_dp(int32x4_t s[2], const struct block_q4_0x8 *blk, const int8_t *xq)
 {
     for (int g = 0; g < 4; g++) {
         int8x16_t lo03, hi03, lo47, hi47;
@@ -325,18 +323,18 @@ QUAD_1TOK(q8_0_quad_dp, DOTPROD, struct block_q8_0x8, q8_0_block_dp, 2, s[i][0],
 QUAD_1TOK(q4_0_quad_dp, DOTPROD, struct block_q4_0x8, q4_0_block_dp, 2, s[i][0], s[i][1])
 
 /* n_tok == 1: quads while four panels last, then the tiles */
-#define PANEL_DECODE_QUAD(NAME, ATTR, BLOCK, TILES, QUAD)                                      \
-    ATTR static void NAME(int64_t ne0, const void *w, int n_panels, const struct eng_act *a,   \
-                          int n_tok, float *y, size_t ldy)                                     \
-    {                                                                                          \
-        int64_t nb = ne0 / QK8_0;                                                              \
-        int p = 0;                                                                             \
-        if (n_tok == 1)                                                                        \
-            for (; p + 4 <= n_panels; p += 4)                                                  \
-                QUAD(nb, (const BLOCK *)w + (size_t)p * nb, a, y + (size_t)p * ENG_PANEL);     \
-        if (p < n_panels)                                                                      \
-            TILES(ne0, (const BLOCK *)w + (size_t)p * nb, n_panels - p, a, n_tok,              \
-                  y + (size_t)p * ENG_PANEL, ldy);                                             \
+#define PANEL_DECODE_QUAD(NAME, ATTR, BLOCK, TILES, QUAD)                                    \
+    ATTR static void NAME(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, \
+                          int n_tok, float *y, size_t ldy)                                   \
+    {                                                                                        \
+        int64_t nb = ne0 / QK8_0;                                                            \
+        int p = 0;                                                                           \
+        if (n_tok == 1)                                                                      \
+            for (; p + 4 <= n_panels; p += 4)                                                \
+                QUAD(nb, (const BLOCK *)w + (size_t)p * nb, a, y + (size_t)p * ENG_PANEL);   \
+        if (p < n_panels)                                                                    \
+            TILES(ne0, (const BLOCK *)w + (size_t)p * nb, n_panels - p, a, n_tok,            \
+                  y + (size_t)p * ENG_PANEL, ldy);                                           \
     }
 
 PANEL_DECODE_QUAD(panel_q8_0, , struct block_q8_0x8, panel_q8_0_tiles, q8_0_quad)
@@ -431,7 +429,8 @@ INLINE void widen8(const int8_t *p, int32x4_t *lo, int32x4_t *hi)
 
 /* Q4_K/Q5_K: the 8 rows' 6-bit scales and mins of a super-block, decoded byte by byte from the
  * 3 groups of scale bytes (eng_k4_scale_min's bit moves): byte j of each row's lane in sm[0] and
- * sm[1] is the scale of sub-block j and j + 4, in sm[2] and sm[3] their mins; [h] rows 0-3 / 4-7. */
+ * sm[1] is the scale of sub-block j and j + 4, in sm[2] and sm[3] their mins; [h] rows 0-3 / 4-7.
+ */
 INLINE void k4_decode(const uint8_t *scales, uint8x16_t sm[4][2])
 {
     const uint8x16_t m6 = vdupq_n_u8(0x3F), m4 = vdupq_n_u8(0x0F);
@@ -472,8 +471,8 @@ INLINE uint8x16_t bit_to_16(uint8x16_t h, int s)
         const struct block_q8_K *x[4];                                                             \
         float32x4_t acc[4][2];                                                                     \
         for (int t = 0; t < nt; t++) {                                                             \
-            x[t] = (const struct block_q8_K *)((const char *)a->q +                                \
-                                               (size_t)(t0 + t) * a->row_bytes);                   \
+            x[t] =                                                                                 \
+                (const struct block_q8_K *)((const char *)a->q + (size_t)(t0 + t) * a->row_bytes); \
             acc[t][0] = acc[t][1] = vdupq_n_f32(0);                                                \
         }                                                                                          \
         for (int64_t b = 0; b < nb; b++) {                                                         \
@@ -530,8 +529,8 @@ INLINE uint8x16_t bit_to_16(uint8x16_t h, int s)
         const struct block_q8_K *x[4];                                                             \
         float32x4_t acc[4][2];                                                                     \
         for (int t = 0; t < nt; t++) {                                                             \
-            x[t] = (const struct block_q8_K *)((const char *)a->q +                                \
-                                               (size_t)(t0 + t) * a->row_bytes);                   \
+            x[t] =                                                                                 \
+                (const struct block_q8_K *)((const char *)a->q + (size_t)(t0 + t) * a->row_bytes); \
             acc[t][0] = acc[t][1] = vdupq_n_f32(0);                                                \
         }                                                                                          \
         const uint8x16_t m4 = vdupq_n_u8(0x0F);                                                    \
