@@ -12,7 +12,9 @@
  * partial sum. ARMv8.0 has no sdot: vmull_s8 gives the 16-bit products (at most 128 * 128, exact),
  * vpadal adds pairs of them into 32 bits, and one vpaddq per block folds the two lanes a row holds.
  * The sdot kernels are compiled with a target attribute and chosen at run time (HWCAP_ASIMDDP).
- * Q4_0 nibbles become q - 8 before the products, so both variants give the reference's isum. */
+ * Q4_0 nibbles become q - 8 before the products, so both variants give the reference's isum.
+ * The k-quants (Q4_K, Q5_K, Q6_K) work the same way per sub-block, with their own bounds (below).
+ * Decode of Q8_0/Q4_0 runs four panels at once, like AVX2's. */
 #include "kernels.h"
 #include "pack.h"
 
