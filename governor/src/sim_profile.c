@@ -347,8 +347,8 @@ void gov_sim_cluster_info(const struct gov_sim_profile *p, unsigned i, struct go
  * draws of one request are taken into variables one statement at a time: the order in which C
  * evaluates a call's arguments is unspecified (GCC takes them right to left on x86-64 and left
  * to right on AArch64), so rnd() calls as arguments of one call gave the two architectures
- * different workloads. The generation after the random draws is the order x86-64 always used
- * (answer length first), so the published results stay as they were. */
+ * different workloads. The statements draw in the order x86-64 always did (answer length first),
+ * so the published results stay as they were. */
 static double rnd(uint64_t *s)
 {
     *s ^= *s >> 12;
