@@ -255,7 +255,7 @@ static void test_type(uint32_t type, const struct variant *vs, int n_vs)
     for (int v = 0; v < n_vs; v++) {
         CHECK_MSG(ok[v], "%s %s: panel results differ from the reference arithmetic", vs[v].name,
                   tr->name);
-        printf("%-7s %-5s %d shapes bit-identical: %s\n", vs[v].name, tr->name, n_cases,
+        printf("%-10s %-5s %d shapes bit-identical: %s\n", vs[v].name, tr->name, n_cases,
                ok[v] ? "yes" : "NO");
     }
 }
@@ -295,10 +295,15 @@ int main(void)
     const struct variant opt[] = {{"avx2", eng_kernels_avx2()},
                                   {"avx512", eng_kernels_avx512()},
                                   {"neon", eng_kernels_neon()}};
+    static char names[3][32];
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
-        if (opt[i].k)
-            vs[n++] = opt[i];
-        else
+        if (opt[i].k) {
+            /* the variant of the int8 products (NEON: sdot or vmull, by CPU) is part of the name */
+            snprintf(names[i], sizeof(names[i]), "%s%s%s", opt[i].name,
+                     opt[i].k->int8_dot ? "/" : "", opt[i].k->int8_dot ? opt[i].k->int8_dot : "");
+            vs[n] = opt[i];
+            vs[n++].name = names[i];
+        } else
             printf("SKIPPED %s panel kernels: this CPU or build lacks the instruction set\n",
                    opt[i].name);
     }

@@ -343,7 +343,12 @@ void gov_sim_cluster_info(const struct gov_sim_profile *p, unsigned i, struct go
 
 /* ---- workloads ---- */
 
-/* xorshift64*: deterministic across platforms, so a seed names one workload everywhere */
+/* xorshift64*: deterministic across platforms, so a seed names one workload everywhere. The
+ * draws of one request are taken into variables one statement at a time: the order in which C
+ * evaluates a call's arguments is unspecified (GCC takes them right to left on x86-64 and left
+ * to right on AArch64), so rnd() calls as arguments of one call gave the two architectures
+ * different workloads. The statements draw in the order x86-64 always did (answer length first),
+ * so the published results stay as they were. */
 static double rnd(uint64_t *s)
 {
     *s ^= *s >> 12;
@@ -433,20 +438,26 @@ int gov_sim_workload_load(const char *name_or_path, double duration_s, uint64_t 
         /* a person chatting: a turn every 15..45 s; the conversation prefix is cached, so only
          * the new message is prefilled (20..200 tokens); answers of 50..400 tokens */
         snprintf(w->name, sizeof(w->name), "chat");
-        for (double t = 2; t < duration_s && !rc; t += 15 + 30 * rnd(&s))
-            rc = push(w, &cap, t, rnd_between(&s, 20, 200), rnd_between(&s, 50, 400));
+        for (double t = 2; t < duration_s && !rc; t += 15 + 30 * rnd(&s)) {
+            unsigned gen = rnd_between(&s, 50, 400), prompt = rnd_between(&s, 20, 200);
+            rc = push(w, &cap, t, prompt, gen);
+        }
     } else if (strcmp(name_or_path, "burst") == 0) {
         /* a batch job every 120 s: 4 documents of 100..600 tokens, summaries of 50..250 */
         snprintf(w->name, sizeof(w->name), "burst");
         for (double t = 2; t < duration_s && !rc; t += 120)
-            for (int k = 0; k < 4 && !rc; k++)
-                rc = push(w, &cap, t, rnd_between(&s, 100, 600), rnd_between(&s, 50, 250));
+            for (int k = 0; k < 4 && !rc; k++) {
+                unsigned gen = rnd_between(&s, 50, 250), prompt = rnd_between(&s, 100, 600);
+                rc = push(w, &cap, t, prompt, gen);
+            }
     } else if (strcmp(name_or_path, "steady") == 0) {
         /* a saturated server: the next request starts as soon as the previous finishes */
         snprintf(w->name, sizeof(w->name), "steady");
         w->closed_loop = true;
-        for (int k = 0; k < 100000 && !rc; k++)
-            rc = push(w, &cap, 0, rnd_between(&s, 50, 300), rnd_between(&s, 100, 300));
+        for (int k = 0; k < 100000 && !rc; k++) {
+            unsigned gen = rnd_between(&s, 100, 300), prompt = rnd_between(&s, 50, 300);
+            rc = push(w, &cap, 0, prompt, gen);
+        }
     } else if (strchr(name_or_path, '/') || strstr(name_or_path, ".json")) {
         return workload_json(name_or_path, w, err, err_len);
     } else {

@@ -306,6 +306,25 @@ static void test_formats(void)
     gov_sim_workload_free(&w);
 
     CHECK(gov_sim_workload_load("nope", 60, 1, &w, err, sizeof(err)) == -ENOENT);
+
+    /* the built-in workloads are the same on every architecture (a seed names one workload):
+     * these totals are x86-64's, and an AArch64 build under qemu must draw the same */
+    static const struct {
+        const char *name;
+        size_t n;
+        unsigned long prompt, gen;
+    } builtin[] = {{"chat", 21, 2586, 4339}, {"burst", 20, 6726, 2743}};
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+        CHECK_EQ_INT(gov_sim_workload_load(builtin[i].name, 600, 1, &w, err, sizeof(err)), 0);
+        unsigned long prompt = 0, gen = 0;
+        for (size_t k = 0; k < w.n; k++)
+            prompt += w.req[k].prompt_tokens, gen += w.req[k].gen_tokens;
+        CHECK_MSG(w.n == builtin[i].n && prompt == builtin[i].prompt && gen == builtin[i].gen,
+                  "%s workload: %zu requests, %lu + %lu tokens (want %zu, %lu + %lu)",
+                  builtin[i].name, w.n, prompt, gen, builtin[i].n, builtin[i].prompt,
+                  builtin[i].gen);
+        gov_sim_workload_free(&w);
+    }
     free(p);
 }
 
