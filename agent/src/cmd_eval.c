@@ -66,7 +66,7 @@ static int open_run(const char *path, uint32_t n_ctx, uint32_t threads, struct e
     eng_model_params_defaults(&mp);
     int r = eng_model_load(path, &mp, &ret->model, err, sizeof(err));
     if (r < 0) {
-        log_err("eval: %s", err);
+        log_err("%s", err);
         return r;
     }
     struct eng_context_params cp;
@@ -77,7 +77,7 @@ static int open_run(const char *path, uint32_t n_ctx, uint32_t threads, struct e
     cp.logits_all = 1;
     r = eng_context_new(ret->model, &cp, &ret->ctx, err, sizeof(err));
     if (r < 0) {
-        log_err("eval: %s: %s", path, err);
+        log_err("%s: %s", path, err);
         return r;
     }
     ret->n_vocab = eng_n_vocab(ret->ctx);
@@ -110,7 +110,7 @@ static int read_text(const char *path, char **ret, size_t *ret_len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        log_err("eval: --text: cannot open %s: %s", path, strerror(errno));
+        log_err("--text: cannot open %s: %s", path, strerror(errno));
         return -errno;
     }
     char *buf = malloc(EVAL_MAX_TEXT + 1);
@@ -118,8 +118,7 @@ static int read_text(const char *path, char **ret, size_t *ret_len)
     int bad = ferror(f);
     fclose(f);
     if (!buf || bad || n > EVAL_MAX_TEXT) {
-        log_err("eval: --text: cannot read %s%s", path,
-                n > EVAL_MAX_TEXT ? " (larger than 64 MiB)" : "");
+        log_err("--text: cannot read %s%s", path, n > EVAL_MAX_TEXT ? " (larger than 64 MiB)" : "");
         free(buf);
         return -EIO;
     }
@@ -131,11 +130,14 @@ static int read_text(const char *path, char **ret, size_t *ret_len)
 int cmd_eval(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"model", required_argument, NULL, 'm'}, {"ref", required_argument, NULL, 'r'},
-        {"text", required_argument, NULL, 'f'},  {"ctx", required_argument, NULL, 'c'},
+        {"model", required_argument, NULL, 'm'},
+        {"ref", required_argument, NULL, 'r'},
+        {"text", required_argument, NULL, 'f'},
+        {"ctx", required_argument, NULL, 'c'},
         {"threads", required_argument, NULL, 't'},
         {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
-        {"json", no_argument, NULL, OPT_JSON},   {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *model_path = NULL, *ref_path = NULL, *text_path = NULL;
@@ -201,7 +203,7 @@ int cmd_eval(int argc, char **argv)
         struct eng_model *probe = NULL;
         char err[512];
         if (eng_model_load(model_path, &mp, &probe, err, sizeof(err)) < 0) {
-            log_err("eval: %s", err);
+            log_err("%s", err);
             goto out;
         }
         struct eng_model_info info;
@@ -215,25 +217,24 @@ int cmd_eval(int argc, char **argv)
     if (ref_path && open_run(ref_path, (uint32_t)n_ctx, (uint32_t)threads, &ref) < 0)
         goto out;
     if (ref_path && ref.n_vocab != m.n_vocab) {
-        log_err("eval: %s has %d tokens in its output, %s has %d: not the same vocabulary",
-                ref_path, ref.n_vocab, model_path, m.n_vocab);
+        log_err("%s has %d tokens in its output, %s has %d: not the same vocabulary", ref_path,
+                ref.n_vocab, model_path, m.n_vocab);
         goto out;
     }
     const struct eng_vocab *vocab = eng_model_vocab(m.model);
     if (!vocab) {
-        log_err("eval: %s has no tokenizer", model_path);
+        log_err("%s has no tokenizer", model_path);
         goto out;
     }
     ids = malloc((len + 16) * sizeof(*ids));
     if (!ids || eng_tokenize(vocab, text, len, false, false, ids, len + 16, &n_ids) < 0) {
-        log_err("eval: %s: tokenization failed", text_path);
+        log_err("%s: tokenization failed", text_path);
         goto out;
     }
     if (max_tokens > 0 && n_ids > (size_t)max_tokens)
         n_ids = (size_t)max_tokens;
     if (n_ids < 2) {
-        log_err("eval: %s: %zu tokens; at least 2 are needed for one prediction", text_path,
-                n_ids);
+        log_err("%s: %zu tokens; at least 2 are needed for one prediction", text_path, n_ids);
         goto out;
     }
     int32_t bos = eng_vocab_bos(vocab);
@@ -259,14 +260,14 @@ int cmd_eval(int argc, char **argv)
         k += take;
         eng_kv_clear(m.ctx);
         if (eng_decode(m.ctx, chunk, k) < 0) {
-            log_err("eval: %s: decode failed", model_path);
+            log_err("%s: decode failed", model_path);
             free(chunk);
             goto out;
         }
         if (ref_path) {
             eng_kv_clear(ref.ctx);
             if (eng_decode(ref.ctx, chunk, k) < 0) {
-                log_err("eval: %s: decode failed", ref_path);
+                log_err("%s: decode failed", ref_path);
                 free(chunk);
                 goto out;
             }
@@ -290,8 +291,7 @@ int cmd_eval(int argc, char **argv)
         }
         n_chunks++;
         if (tty && !json)
-            fprintf(stderr, "\revaluating: %3.0f%%",
-                    100.0 * (double)(at + take) / (double)n_ids);
+            fprintf(stderr, "\revaluating: %3.0f%%", 100.0 * (double)(at + take) / (double)n_ids);
         if (at + take >= n_ids)
             break;
     }
@@ -299,8 +299,7 @@ int cmd_eval(int argc, char **argv)
     if (tty && !json)
         fputc('\n', stderr);
     if (n_pred == 0) {
-        log_err("eval: no predictions were made (text too short for --ctx %lld)",
-                (long long)n_ctx);
+        log_err("no predictions were made (text too short for --ctx %lld)", (long long)n_ctx);
         goto out;
     }
     double ppl = exp(nll / (double)n_pred);
@@ -334,8 +333,8 @@ int cmd_eval(int argc, char **argv)
         if (ref_path) {
             printf("reference %s: perplexity %.4f\n", ref_path, exp(ref_nll / (double)n_pred));
             printf("KL divergence (ref || model) mean %.6f\n", kl / (double)n_pred);
-            printf("top-1 agreement %.2f%% (%zu of %zu)\n",
-                   100.0 * (double)agree / (double)n_pred, agree, n_pred);
+            printf("top-1 agreement %.2f%% (%zu of %zu)\n", 100.0 * (double)agree / (double)n_pred,
+                   agree, n_pred);
         }
     }
     rc = EMBER_EXIT_OK;

@@ -111,8 +111,7 @@ static int read_calib(const char *path, char **ret, size_t *ret_len)
 
 static void print_plan(const struct eng_quantize_result *res, const char *out_path, bool mixed)
 {
-    printf("%-32s %12s %-6s %-6s %10s  %s\n", "tensor", "elements", "in", "out", "rel.err",
-           "why");
+    printf("%-32s %12s %-6s %-6s %10s  %s\n", "tensor", "elements", "in", "out", "rel.err", "why");
     for (int i = 0; i < res->n_tensors; i++) {
         const struct eng_quantize_tensor *t = &res->tensors[i];
         char e[32] = "-";
@@ -231,13 +230,13 @@ int cmd_quantize(int argc, char **argv)
     free(text);
     if (r < 0) {
         if (r == -ECANCELED)
-            log_err("quantize: interrupted; %s was not written", out);
+            log_err("interrupted; %s was not written", out);
         else
-            log_err("quantize: %s", err[0] ? err : strerror(-r));
+            log_err("%s", err[0] ? err : strerror(-r));
         return EMBER_EXIT_FAILURE;
     }
     if (res.note[0])
-        log_warn("quantize: %s", res.note);
+        log_warn("%s", res.note);
     if (!quiet)
         print_plan(&res, out, mixed);
     eng_quantize_result_free(&res);

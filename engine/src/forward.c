@@ -527,8 +527,7 @@ static void matmul_input(struct eng_context *c, const struct eng_op *op, int n_t
     j.src2 = op->in2 >= 0 ? tensor(c, op->in2) : NULL;
     int transform = op->flags & (ENG_MM_PRE_NORM | ENG_MM_PRE_SWIGLU);
     if (c->act_obs)
-        observe_input(c, op, j.src, j.src2, n_tok,
-                      j.n_in);
+        observe_input(c, op, j.src, j.src2, n_tok, j.n_in);
     memset(act, 0, sizeof(*act));
     if (j.vt == GGUF_TT_F32 && !transform) {
         act->q = j.src;

@@ -21,9 +21,9 @@
 #include "quantize_internal.h"
 #include "threadpool.h"
 
-#define QZ_DEFAULT_BPW     5.0
-#define QZ_SENS_MAX_ROWS   256 /* rows sampled per matrix to measure sensitivity */
-#define QZ_ROWS_PER_CHUNK  16
+#define QZ_DEFAULT_BPW    5.0
+#define QZ_SENS_MAX_ROWS  256 /* rows sampled per matrix to measure sensitivity */
+#define QZ_ROWS_PER_CHUNK 16
 
 /* Output types by name, with ggml's general.file_type number for a file mostly of that type. */
 static const struct {
@@ -170,8 +170,7 @@ static int measure(struct qz *q, struct eng_pool *pool)
         j.out = malloc((size_t)n_th * (size_t)t->ne[0] * sizeof(float));
         if (!j.tmp || !j.deq || !j.err_sum || !j.sig_sum || !j.out)
             r = -ENOMEM;
-        for (size_t c = 0; !r && c < sizeof(mixed_candidates) / sizeof(mixed_candidates[0]);
-             c++) {
+        for (size_t c = 0; !r && c < sizeof(mixed_candidates) / sizeof(mixed_candidates[0]); c++) {
             uint32_t ty = mixed_candidates[c];
             if (!fits(ty, t))
                 continue;
@@ -216,7 +215,8 @@ static void plan_mixed(struct qz *q, double budget_bits, double fixed_bits, doub
         for (size_t c = 0; c < sizeof(mixed_candidates) / sizeof(mixed_candidates[0]); c++) {
             if (qt->err[mixed_candidates[c]] >= 0) {
                 qt->out_type = mixed_candidates[c];
-                qt->why = "plan";
+                /* F16 as the cheapest candidate: no block type fits the rows */
+                qt->why = is_float_type(qt->out_type) ? "rows do not fit a block" : "plan";
                 break;
             }
         }
@@ -300,8 +300,9 @@ static int set_metadata(struct qz *q, struct gguf_writer *w, const char *method,
         }
         snprintf(plan[i], len, "%s=%s", q->ts[i].t->name, gguf_tensor_type_name(q->ts[i].out_type));
     }
-    r = r ? r : gguf_writer_set_str_arr(w, "ember.quantize.plan", (const char *const *)plan,
-                                        (uint64_t)q->n);
+    r = r ? r
+          : gguf_writer_set_str_arr(w, "ember.quantize.plan", (const char *const *)plan,
+                                    (uint64_t)q->n);
     for (int i = 0; i < q->n; i++)
         free(plan[i]);
     free(plan);
@@ -324,8 +325,8 @@ static int write_tensors(struct qz *q, struct gguf_writer *w, FILE *out, struct 
         if (qt->out_type == t->type) {
             r = gguf_writer_write_tensor(w, out, t->data, size, &e);
         } else {
-            struct row_job j = {.t = t, .imp = qt->imp, .out_type = qt->out_type,
-                                .rows = n_rows(t)};
+            struct row_job j = {
+                .t = t, .imp = qt->imp, .out_type = qt->out_type, .rows = n_rows(t)};
             j.qfn = eng_qz_row_fn_of(qt->out_type);
             j.to_float = eng_type_traits(t->type)->to_float;
             j.in_row = eng_row_bytes(t->type, t->ne[0]);
@@ -581,7 +582,8 @@ int eng_quantize(const char *in_path, const char *out_path, const struct eng_qua
         for (int i = 0; i < q.n; i++) {
             struct eng_quantize_tensor *rt = &result->tensors[i];
             snprintf(rt->name, sizeof(rt->name), "%s", q.ts[i].t->name);
-            snprintf(rt->type_in, sizeof(rt->type_in), "%s", gguf_tensor_type_name(q.ts[i].t->type));
+            snprintf(rt->type_in, sizeof(rt->type_in), "%s",
+                     gguf_tensor_type_name(q.ts[i].t->type));
             snprintf(rt->type_out, sizeof(rt->type_out), "%s",
                      gguf_tensor_type_name(q.ts[i].out_type));
             rt->n_elements = n_elements(q.ts[i].t);

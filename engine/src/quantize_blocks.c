@@ -92,8 +92,7 @@ static float fit_symmetric(const float *x, const float *w, int n, int nmin, int 
 
 /* Asymmetric fit x ~ s * q - m, q in [0, nmax], s >= 0, m >= 0 (the offset is the block minimum,
  * never above zero, as the Q4_K/Q5_K formats require). */
-static void fit_affine(const float *x, const float *w, int n, int nmax, float *ret_s,
-                       float *ret_m)
+static void fit_affine(const float *x, const float *w, int n, int nmax, float *ret_s, float *ret_m)
 {
     float lo = x[0], hi = x[0];
     for (int j = 1; j < n; j++) {

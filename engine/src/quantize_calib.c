@@ -122,8 +122,7 @@ int qz_calibrate(struct qz *q, const char *in_path)
     }
     r = eng_tokenize(vocab, text, len, false, false, ids, cap, &n_ids);
     if (r < 0) {
-        snprintf(q->err, q->err_len, "calibration text: tokenization failed (%s)",
-                 strerror(-r));
+        snprintf(q->err, q->err_len, "calibration text: tokenization failed (%s)", strerror(-r));
         goto out;
     }
     uint32_t max_tok = q->p->calib_tokens ? q->p->calib_tokens : 2048;
@@ -131,8 +130,7 @@ int qz_calibrate(struct qz *q, const char *in_path)
         n_ids = max_tok;
     if (n_ids < 8) {
         snprintf(q->err, q->err_len,
-                 "calibration text: %zu tokens; at least 8 are needed to measure anything",
-                 n_ids);
+                 "calibration text: %zu tokens; at least 8 are needed to measure anything", n_ids);
         r = -EINVAL;
         goto out;
     }

@@ -14,8 +14,8 @@ struct qz_tensor {
     int is_weight;     /* a matrix to quantize (2-D or more, not a norm) */
     uint32_t out_type; /* enum gguf_tensor_type */
     const char *why;
-    float *imp;     /* ne[0] mean squared activations from calibration, or NULL */
-    double rel_err; /* of out_type; -1 when not measured */
+    float *imp;                /* ne[0] mean squared activations from calibration, or NULL */
+    double rel_err;            /* of out_type; -1 when not measured */
     double err[GGUF_TT_COUNT]; /* mixed: relative error of each candidate, -1 if not one */
 };
 

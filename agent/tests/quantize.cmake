@@ -1,0 +1,16 @@
+# `ember quantize` and `ember eval` (issue 11): the CLI end to end with every bad input and the
+# accuracy checks on stories260K; byte identity with llama-quantize --pure and llama.cpp running
+# our files (skips when the peer binaries are absent); a full disk on a test-mounted tmpfs
+# (skips when not root).
+add_test(NAME agent_quantize_cli_test
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/quantize_cli_test.sh
+                 ${EMBER_TEST_EMBER} ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR})
+add_test(NAME agent_quantize_llamacpp_test
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/quantize_llamacpp_test.sh
+                 ${EMBER_TEST_EMBER} ${EMBER_SHARED_DIR})
+add_test(NAME agent_quantize_fulldisk_test
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/quantize_fulldisk_test.sh
+                 ${EMBER_TEST_EMBER} ${EMBER_SHARED_DIR})
+set_tests_properties(agent_quantize_cli_test agent_quantize_llamacpp_test
+                     agent_quantize_fulldisk_test
+                     PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 300)
