@@ -22,17 +22,25 @@
 
 #include "quant.h"
 
-#define GRID_STEPS 12 /* candidates on each side of the exact-range scale */
-#define GRID_DELTA 0.1f
+#define GRID_STEPS 8 /* candidates on each side of the exact-range scale */
+#define GRID_DELTA 0.12f
+#define GRID_STEPS_6BIT 3 /* 64 levels: rounding moves little, fewer candidates suffice */
 
 static int clampi(int v, int lo, int hi)
 {
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Round to nearest (ties to even), for |v| < 2^22: adding 1.5 * 2^23 leaves the integer in the
+ * float's low mantissa bits. Plain arithmetic, so the fitting loops vectorize (lrintf is a
+ * library call). */
 static int round_i(float v)
 {
-    return (int)lrintf(v);
+    v = v < -4e6f ? -4e6f : v > 4e6f ? 4e6f : v; /* huge values stay in the trick's range */
+    float t = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, sizeof(i));
+    return (i & 0x007fffff) - 0x00400000;
 }
 
 /* Element weights of a block of n values (see the top of the file). */
@@ -53,7 +61,7 @@ static float mean_square(const float *x, int n)
 /* Symmetric fit x ~ d * q, q in [-nmin, nmax]: the candidate scales are -(nmin + k*delta)/max
  * where max is the value of largest magnitude (so it lands on the most negative level at k = 0,
  * as the reference does). Returns d (0 for an all-zero block). */
-static float fit_symmetric(const float *x, const float *w, int n, int nmin, int nmax)
+static float fit_symmetric(const float *x, const float *w, int n, int nmin, int nmax, int steps)
 {
     float amax = 0, max = 0;
     for (int j = 0; j < n; j++) {
@@ -64,8 +72,10 @@ static float fit_symmetric(const float *x, const float *w, int n, int nmin, int 
     }
     if (amax < 1e-30f)
         return 0;
-    float best_d = max / -(float)nmin, best_err = INFINITY;
-    for (int k = -GRID_STEPS; k <= GRID_STEPS; k++) {
+    float best_d = max / -(float)nmin, best_err = INFINITY, sxx = 0;
+    for (int j = 0; j < n; j++)
+        sxx += w[j] * x[j] * x[j];
+    for (int k = -steps; k <= steps; k++) {
         float iscale = -((float)nmin + GRID_DELTA * (float)k) / max;
         float sxq = 0, sqq = 0;
         for (int j = 0; j < n; j++) {
@@ -75,16 +85,11 @@ static float fit_symmetric(const float *x, const float *w, int n, int nmin, int 
         }
         if (sqq <= 0)
             continue;
-        float d = sxq / sqq, err = 0;
-        float id = d != 0 ? 1.0f / d : 0;
-        for (int j = 0; j < n; j++) {
-            int q = clampi(round_i(id * x[j]), -nmin, nmax);
-            float e = x[j] - d * (float)q;
-            err += w[j] * e * e;
-        }
+        /* the least-squares scale for these levels and its error, in closed form */
+        float err = sxx - sxq * sxq / sqq;
         if (err < best_err) {
             best_err = err;
-            best_d = d;
+            best_d = sxq / sqq;
         }
     }
     return best_d;
@@ -96,16 +101,18 @@ static void fit_affine(const float *x, const float *w, int n, int nmax, float *r
 {
     float lo = x[0], hi = x[0];
     for (int j = 1; j < n; j++) {
-        lo = fminf(lo, x[j]);
-        hi = fmaxf(hi, x[j]);
+        lo = x[j] < lo ? x[j] : lo;
+        hi = x[j] > hi ? x[j] : hi;
     }
-    lo = fminf(lo, 0.0f);
+    lo = lo < 0 ? lo : 0;
     if (hi <= lo) {
         *ret_s = 0;
         *ret_m = -lo;
         return;
     }
-    float best_s = (hi - lo) / (float)nmax, best_lo = lo, best_err = INFINITY;
+    float best_s = (hi - lo) / (float)nmax, best_lo = lo, best_err = INFINITY, sxx = 0;
+    for (int j = 0; j < n; j++)
+        sxx += w[j] * x[j] * x[j];
     for (int k = -GRID_STEPS; k <= GRID_STEPS; k++) {
         float iscale = ((float)nmax + GRID_DELTA * (float)k) / (hi - lo);
         float sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
@@ -117,29 +124,26 @@ static void fit_affine(const float *x, const float *w, int n, int nmax, float *r
             sx += w[j] * x[j];
             sxq += w[j] * x[j] * (float)q;
         }
-        /* weighted least squares for x ~ s*q + b: the 2x2 normal equations */
-        float det = sw * sqq - sq * sq, s, b;
-        if (det > 0) {
-            s = (sw * sxq - sq * sx) / det;
-            b = (sqq * sx - sq * sxq) / det;
-        } else {
+        /* weighted least squares for x ~ s*q + b: the 2x2 normal equations; the residual of
+         * the solution is sxx - s*sxq - b*sx */
+        float det = sw * sqq - sq * sq, sc, b, err;
+        if (det <= 0)
             continue;
-        }
+        sc = (sw * sxq - sq * sx) / det;
+        b = (sqq * sx - sq * sxq) / det;
+        err = sxx - sc * sxq - b * sx;
         if (b > 0) { /* the format has no positive offset: fit the scale alone */
+            if (sqq <= 0)
+                continue;
             b = 0;
-            s = sqq > 0 ? sxq / sqq : 0;
+            sc = sxq / sqq;
+            err = sxx - sc * sxq;
         }
-        if (s <= 0)
+        if (sc <= 0)
             continue;
-        float err = 0, is = 1.0f / s;
-        for (int j = 0; j < n; j++) {
-            int q = clampi(round_i((x[j] - b) * is), 0, nmax);
-            float e = x[j] - (s * (float)q + b);
-            err += w[j] * e * e;
-        }
         if (err < best_err) {
             best_err = err;
-            best_s = s;
+            best_s = sc;
             best_lo = b;
         }
     }
@@ -154,7 +158,7 @@ void eng_qz_q8_0(const float *x, void *y, int64_t n, const float *imp)
     for (int64_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
         float amax = 0;
         for (int j = 0; j < QK8_0; j++)
-            amax = fmaxf(amax, fabsf(x[j]));
+            amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
         float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
         b[i].d = eng_fp32_to_fp16(d);
         for (int j = 0; j < QK8_0; j++)
@@ -172,7 +176,7 @@ void eng_qz_q4_0(const float *x, void *y, int64_t n, const float *imp)
     float w[QK4_0];
     for (int64_t i = 0; i < n / QK4_0; i++, x += QK4_0, imp += QK4_0) {
         block_weights(x, imp, QK4_0, mean_square(x, QK4_0), w);
-        b[i].d = eng_fp32_to_fp16(fit_symmetric(x, w, QK4_0, 8, 7));
+        b[i].d = eng_fp32_to_fp16(fit_symmetric(x, w, QK4_0, 8, 7, GRID_STEPS));
         float d = eng_fp16_to_fp32(b[i].d), id = d != 0 ? 1.0f / d : 0.0f;
         for (int j = 0; j < QK4_0 / 2; j++) {
             int q0 = clampi(round_i(x[j] * id), -8, 7) + 8;
@@ -216,9 +220,9 @@ static void k4_superblock(const float *x, const float *imp, int nmax, eng_fp16 *
         int ls = d > 0 ? clampi(round_i(s[j] / d), 0, 63) : 0;
         int lm = dmin > 0 ? clampi(round_i(m[j] / dmin), 0, 63) : 0;
         k4_put_scale_min(j, scales, ls, lm);
-        float dd = d * (float)ls, dm = dmin * (float)lm;
+        float dd = d * (float)ls, dm = dmin * (float)lm, idd = dd > 0 ? 1.0f / dd : 0.0f;
         for (int l = 0; l < 32; l++) {
-            int q = dd > 0 ? round_i((x[32 * j + l] + dm) / dd) : 0;
+            int q = round_i((x[32 * j + l] + dm) * idd);
             L[32 * j + l] = (uint8_t)clampi(q, 0, nmax);
         }
     }
@@ -265,7 +269,7 @@ void eng_qz_q6_K(const float *x, void *y, int64_t n, const float *imp)
         block_weights(x, ib, QK_K, mean_square(x, QK_K), w);
         float max_abs = 0;
         for (int j = 0; j < QK_K / 16; j++) {
-            s[j] = fit_symmetric(x + 16 * j, w + 16 * j, 16, 32, 31);
+            s[j] = fit_symmetric(x + 16 * j, w + 16 * j, 16, 32, 31, GRID_STEPS_6BIT);
             max_abs = fmaxf(max_abs, fabsf(s[j]));
         }
         b[i].d = eng_fp32_to_fp16(max_abs / 127.0f);
@@ -273,9 +277,9 @@ void eng_qz_q6_K(const float *x, void *y, int64_t n, const float *imp)
         for (int j = 0; j < QK_K / 16; j++) {
             int ls = d > 0 ? clampi(round_i(s[j] / d), -127, 127) : 0;
             b[i].scales[j] = (int8_t)ls;
-            float dd = d * (float)ls;
+            float dd = d * (float)ls, idd = dd != 0 ? 1.0f / dd : 0.0f;
             for (int l = 0; l < 16; l++) {
-                int q = dd != 0 ? round_i(x[16 * j + l] / dd) : 0;
+                int q = round_i(x[16 * j + l] * idd);
                 L[16 * j + l] = (uint8_t)(clampi(q, -32, 31) + 32);
             }
         }
