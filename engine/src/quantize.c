@@ -154,7 +154,7 @@ static int measure(struct qz *q, struct eng_pool *pool)
     for (int i = 0; i < q->n; i++) {
         struct qz_tensor *qt = &q->ts[i];
         for (int c = 0; c < GGUF_TT_COUNT; c++)
-            qt->err[c] = -1;
+            qt->rel[c] = qt->err[c] = -1;
         if (!qt->is_weight)
             continue;
         const struct gguf_tensor *t = qt->t;
@@ -183,7 +183,7 @@ static int measure(struct qz *q, struct eng_pool *pool)
                 err += j.err_sum[k];
                 sig += j.sig_sum[k];
             }
-            qt->err[ty] = sig > 0 ? err / sig : 0;
+            qt->rel[ty] = qt->err[ty] = sig > 0 ? err / sig : 0;
         }
         free(j.tmp);
         free(j.deq);
@@ -252,8 +252,47 @@ static void plan_mixed(struct qz *q, double budget_bits, double fixed_bits, doub
         bits += best_cost;
     }
     for (int i = 0; i < q->n; i++)
-        if (q->ts[i].is_weight && q->ts[i].err[q->ts[i].out_type] >= 0)
-            q->ts[i].rel_err = q->ts[i].err[q->ts[i].out_type];
+        if (q->ts[i].is_weight && q->ts[i].rel[q->ts[i].out_type] >= 0)
+            q->ts[i].rel_err = q->ts[i].rel[q->ts[i].out_type];
+}
+
+/* Turns each matrix's relative errors into predicted output damage: the end-to-end probe
+ * measured the KL divergence its cheapest block type causes, and noise power (the relative
+ * error) is taken to scale that proportionally for the other candidates. Matrices of
+ * different roles then compete on what they do to the output, not on their own noise. */
+static int weigh_by_probes(struct qz *q, const char *in_path)
+{
+    int any = 0;
+    for (int i = 0; i < q->n; i++) {
+        struct qz_tensor *qt = &q->ts[i];
+        qt->probe_type = 0;
+        qt->probe_kl = -1;
+        if (!qt->is_weight || !is_float_type(qt->t->type))
+            continue;
+        for (size_t c = 0; c < sizeof(mixed_candidates) / sizeof(mixed_candidates[0]); c++) {
+            uint32_t ty = mixed_candidates[c];
+            if (!is_float_type(ty) && qt->rel[ty] > 0) {
+                qt->probe_type = ty;
+                any = 1;
+                break;
+            }
+        }
+    }
+    if (!any)
+        return 0;
+    int r = qz_probe(q, in_path);
+    if (r < 0)
+        return r;
+    for (int i = 0; i < q->n; i++) {
+        struct qz_tensor *qt = &q->ts[i];
+        if (!qt->probe_type || qt->probe_kl < 0)
+            continue;
+        double gain = qt->probe_kl / qt->rel[qt->probe_type];
+        for (int c = 0; c < GGUF_TT_COUNT; c++)
+            if (qt->rel[c] >= 0)
+                qt->err[c] = qt->rel[c] * gain;
+    }
+    return 0;
 }
 
 /* ---- output ---- */
@@ -559,7 +598,7 @@ int eng_quantize(const char *in_path, const char *out_path, const struct eng_qua
     }
     double budget = 0;
     if (mixed) {
-        if ((r = measure(&q, pool)))
+        if ((r = measure(&q, pool)) || (r = weigh_by_probes(&q, in_path)))
             goto out;
         budget = (p->target_bpw > 0 ? p->target_bpw : QZ_DEFAULT_BPW) * (double)n_all;
         plan_mixed(&q, budget, fixed_bits, &min_bits);

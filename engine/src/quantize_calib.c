@@ -5,13 +5,18 @@
 #include "quantize_internal.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "act_observer.h"
 #include "engine/tokenizer.h"
 #include "model.h"
+#include "quant.h"
+#include "quantize_blocks.h"
 
 /* A short English text of everyday narrative and exposition, used when no --calib file is
  * given. Written for this project. */
@@ -225,6 +230,184 @@ out:
     free(c.sum);
     free(c.rows);
     free(c.map);
+    free(ids);
+    eng_context_free(ctx);
+    eng_model_free(model);
+    return r;
+}
+
+/* ---- end-to-end probes ---- */
+
+#define PROBE_TOKENS 128 /* tokens of calibration text each probe runs */
+
+/* Mean over positions of KL(base || probe) from n rows of n_vocab logits; base holds the
+ * reference log-probabilities. */
+static double mean_kl(const float *base_lp, struct eng_context *ctx, size_t n, int32_t n_vocab,
+                      double *lq)
+{
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *x = eng_get_logits_ith(ctx, i);
+        const float *lp = base_lp + i * (size_t)n_vocab;
+        float mx = x[0];
+        for (int32_t v = 1; v < n_vocab; v++)
+            mx = x[v] > mx ? x[v] : mx;
+        double s = 0;
+        for (int32_t v = 0; v < n_vocab; v++)
+            s += exp((double)(x[v] - mx));
+        double lse = (double)mx + log(s), kl = 0;
+        for (int32_t v = 0; v < n_vocab; v++) {
+            lq[v] = (double)x[v] - lse;
+            kl += exp((double)lp[v]) * ((double)lp[v] - lq[v]);
+        }
+        total += kl > 0 ? kl : 0;
+    }
+    return total / (double)n;
+}
+
+/* Overwrites the float tensor t (its bytes at data, writable) with the round trip of its values
+ * through block type ty: what the model computes with once t is stored as ty. */
+static int roundtrip_in_place(const struct qz_tensor *qt, void *data, uint32_t ty)
+{
+    const struct gguf_tensor *t = qt->t;
+    const struct eng_type_traits *in = eng_type_traits(t->type), *out = eng_type_traits(ty);
+    int64_t ne0 = t->ne[0], rows = (int64_t)(t->size / eng_row_bytes(t->type, ne0));
+    size_t in_row = eng_row_bytes(t->type, ne0);
+    float *x = malloc((size_t)ne0 * sizeof(float));
+    void *q = malloc(eng_row_bytes(ty, ne0));
+    eng_qz_row_fn qfn = eng_qz_row_fn_of(ty), back = eng_qz_row_fn_of(t->type);
+    if (!x || !q || !qfn || !back) {
+        free(x);
+        free(q);
+        return -ENOMEM;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        uint8_t *row = (uint8_t *)data + (size_t)r * in_row;
+        in->to_float(row, x, ne0);
+        qfn(x, q, ne0, qt->imp);
+        out->to_float(q, x, ne0);
+        back(x, row, ne0, NULL);
+    }
+    free(x);
+    free(q);
+    return 0;
+}
+
+int qz_probe(struct qz *q, const char *in_path)
+{
+    struct eng_model *model = NULL;
+    struct eng_context *ctx = NULL;
+    int32_t *ids = NULL;
+    float *base = NULL;
+    double *lq = NULL;
+    void *saved = NULL;
+    int r;
+    struct eng_model_params mp;
+    eng_model_params_defaults(&mp);
+    mp.use_mmap = 1;
+    r = eng_model_load(in_path, &mp, &model, q->err, q->err_len);
+    if (r < 0)
+        goto out;
+    const struct eng_vocab *vocab = eng_model_vocab(model);
+    const char *text = q->p->calib_text;
+    size_t len = q->p->calib_len, n_ids = 0;
+    if (!text)
+        text = qz_builtin_calib_text(&len);
+    ids = malloc((len + 16) * sizeof(*ids));
+    if (!vocab || !ids) {
+        r = -ENOMEM;
+        goto out;
+    }
+    int32_t bos = eng_vocab_bos(vocab);
+    size_t k = 0;
+    if (bos >= 0)
+        ids[k++] = bos;
+    r = eng_tokenize(vocab, text, len, false, false, ids + k, len + 16 - k, &n_ids);
+    if (r < 0)
+        goto out;
+    n_ids += k;
+    if (n_ids > PROBE_TOKENS)
+        n_ids = PROBE_TOKENS;
+    struct eng_context_params cp;
+    eng_context_params_defaults(&cp);
+    cp.n_ctx = PROBE_TOKENS;
+    cp.n_batch = PROBE_TOKENS;
+    cp.n_threads = q->p->n_threads;
+    cp.logits_all = 1;
+    r = eng_context_new(model, &cp, &ctx, q->err, q->err_len);
+    if (r < 0)
+        goto out;
+    int32_t n_vocab = eng_n_vocab(ctx);
+    base = malloc(n_ids * (size_t)n_vocab * sizeof(float));
+    lq = malloc((size_t)n_vocab * sizeof(double));
+    if (!base || !lq) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if ((r = eng_decode(ctx, ids, n_ids)) < 0)
+        goto out;
+    for (size_t i = 0; i < n_ids; i++) {
+        const float *x = eng_get_logits_ith(ctx, i);
+        float mx = x[0];
+        for (int32_t v = 1; v < n_vocab; v++)
+            mx = x[v] > mx ? x[v] : mx;
+        double s = 0;
+        for (int32_t v = 0; v < n_vocab; v++)
+            s += exp((double)(x[v] - mx));
+        float lse = (float)((double)mx + log(s));
+        for (int32_t v = 0; v < n_vocab; v++)
+            base[i * (size_t)n_vocab + (size_t)v] = x[v] - lse;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    int n_probe = 0, done = 0;
+    for (int i = 0; i < q->n; i++)
+        n_probe += q->ts[i].probe_type != 0;
+    for (int i = 0; i < q->n; i++) {
+        struct qz_tensor *qt = &q->ts[i];
+        if (!qt->probe_type)
+            continue;
+        const struct gguf_tensor *mt = gguf_find_tensor(model->gguf, qt->t->name);
+        if (!mt || mt->type != qt->t->type)
+            continue;
+        uintptr_t a = (uintptr_t)mt->data & ~((uintptr_t)page - 1);
+        size_t span = (size_t)((uintptr_t)mt->data + mt->size - a);
+        /* the mapping is private: writing copies the pages, the file is never touched */
+        if (mprotect((void *)a, span, PROT_READ | PROT_WRITE) != 0) {
+            r = -errno;
+            snprintf(q->err, q->err_len, "sensitivity probe: cannot make '%s' writable: %s",
+                     mt->name, strerror(errno));
+            goto out;
+        }
+        saved = malloc(mt->size);
+        if (!saved) {
+            r = -ENOMEM;
+            goto out;
+        }
+        memcpy(saved, mt->data, mt->size);
+        r = roundtrip_in_place(qt, (void *)mt->data, qt->probe_type);
+        if (r == 0) {
+            eng_kv_clear(ctx);
+            r = eng_decode(ctx, ids, n_ids);
+        }
+        if (r == 0)
+            qt->probe_kl = mean_kl(base, ctx, n_ids, n_vocab, lq);
+        memcpy((void *)mt->data, saved, mt->size);
+        free(saved);
+        saved = NULL;
+        mprotect((void *)a, span, PROT_READ);
+        if (r < 0)
+            goto out;
+        if (q->p->progress &&
+            q->p->progress("probing", (float)++done / (float)n_probe, q->p->progress_user)) {
+            r = -ECANCELED;
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    free(saved);
+    free(base);
+    free(lq);
     free(ids);
     eng_context_free(ctx);
     eng_model_free(model);

@@ -16,7 +16,12 @@ struct qz_tensor {
     const char *why;
     float *imp;                /* ne[0] mean squared activations from calibration, or NULL */
     double rel_err;            /* of out_type; -1 when not measured */
-    double err[GGUF_TT_COUNT]; /* mixed: relative error of each candidate, -1 if not one */
+    double rel[GGUF_TT_COUNT]; /* mixed: relative error of each candidate, -1 if not one */
+    double err[GGUF_TT_COUNT]; /* mixed: the planner's cost of each candidate (rel scaled by the
+                                  probe's output sensitivity), -1 if not one */
+    uint32_t probe_type;       /* mixed: the block type the end-to-end probe tries; 0 = none */
+    double probe_kl;           /* mean KL divergence of the model's output with this matrix
+                                  alone stored as probe_type; -1 when not probed */
 };
 
 struct qz {
@@ -32,5 +37,10 @@ struct qz {
 /* Fills ts[].imp by running the model in_path over the calibration text. */
 int qz_calibrate(struct qz *q, const char *in_path);
 const char *qz_builtin_calib_text(size_t *ret_len);
+/* End-to-end sensitivity: for every matrix with a probe_type, runs the first calibration
+ * tokens through the model with only that matrix replaced by its round trip through probe_type
+ * (in a private copy-on-write view of the mapping) and records the output's KL divergence from
+ * the unmodified model in probe_kl. */
+int qz_probe(struct qz *q, const char *in_path);
 
 #endif
