@@ -18,6 +18,7 @@
 
 #include "commands.h"
 #include "common/fileio.h"
+#include "config.h"
 #include "engine/engine.h"
 #include "engine/quantize.h"
 #include "engine/tokenizer.h"
@@ -38,7 +39,7 @@ static void eval_usage(FILE *out)
             "top-1 agreement (positions where both predict the same most likely token) are\n"
             "reported too. See docs/quantization.md.\n"
             "\n"
-            "  -m, --model FILE     the GGUF model to evaluate\n"
+            "  -m, --model FILE     the GGUF model to evaluate (default: [engine] model)\n"
             "  -r, --ref FILE       reference GGUF model (same vocabulary)\n"
             "  -f, --text FILE      UTF-8 text to evaluate on\n"
             "  -c, --ctx N          tokens per chunk, BOS included (default 512, at most the\n"
@@ -46,12 +47,13 @@ static void eval_usage(FILE *out)
             "      --max-tokens N   evaluate at most N tokens of the text (default: all)\n"
             "  -t, --threads N      worker threads (default: online CPUs)\n"
             "      --json           one JSON object instead of text\n"
+            "      --config FILE    configuration file (default " EMBER_DEFAULT_CONFIG ")\n"
             "  -h, --help           this text\n"
             "\n"
             "Exit codes: 0 ok, 1 model, text or decode failure, 2 usage error.\n");
 }
 
-enum { OPT_JSON = 256, OPT_MAX_TOKENS };
+enum { OPT_JSON = 256, OPT_MAX_TOKENS, OPT_CONFIG };
 
 struct eval_run {
     struct eng_model *model;
@@ -100,7 +102,7 @@ static int32_t log_softmax(const float *x, double *y, int32_t n)
     double s = 0;
     for (int32_t i = 0; i < n; i++)
         s += exp((double)x[i] - (double)x[best]);
-    double lse = (double)x[best] + log(s);
+    double lse = (double)x[best] + log(s > 0 ? s : 1.0); /* s >= 1: the maximum adds exp(0) */
     for (int32_t i = 0; i < n; i++)
         y[i] = (double)x[i] - lse;
     return best;
@@ -138,9 +140,10 @@ int cmd_eval(int argc, char **argv)
         {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
         {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {NULL, 0, NULL, 0},
     };
-    const char *model_path = NULL, *ref_path = NULL, *text_path = NULL;
+    const char *model_path = NULL, *ref_path = NULL, *text_path = NULL, *config = NULL;
     int64_t n_ctx = 512, threads = 0, max_tokens = 0;
     bool json = false;
     int opt;
@@ -172,6 +175,9 @@ int cmd_eval(int argc, char **argv)
         case OPT_JSON:
             json = true;
             break;
+        case OPT_CONFIG:
+            config = optarg;
+            break;
         case 'h':
             eval_usage(stdout);
             return EMBER_EXIT_OK;
@@ -181,8 +187,15 @@ int cmd_eval(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    /* the configuration is checked like every other command's, even when -m makes it unused */
+    static struct agent_config cfg;
+    if (agent_config_load_for_cli(config, &cfg))
+        return EMBER_EXIT_USAGE;
+    if (!model_path && cfg.engine.model[0])
+        model_path = cfg.engine.model;
     if (!model_path)
-        return cli_usage_error("-m MODEL is required");
+        return cli_usage_error(
+            "no model: give -m FILE, or set [engine] model in the configuration");
     if (!text_path)
         return cli_usage_error("--text FILE is required");
 

@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "common/fileio.h"
+#include "config.h"
 #include "engine/quantize.h"
 #include "log.h"
 
@@ -48,7 +49,9 @@ static void quantize_usage(FILE *out)
             "  -j, --threads N         worker threads (default: online CPUs)\n"
             "      --allow-requantize  accept an input whose matrices are already quantized\n"
             "                          (they are dequantized first; accuracy is lost twice)\n"
-            "  -q, --quiet             print no plan, only errors\n"
+            "  -q, --quiet             no progress bar and no plan, only errors\n"
+            "      --config FILE       configuration file, checked as by every command (default\n"
+            "                          " EMBER_DEFAULT_CONFIG "; quantize uses none of it)\n"
             "  -h, --help              this text\n"
             "\n"
             "Without --calib, Q8_0 and Q4_0 are byte-identical to llama-quantize --pure.\n"
@@ -57,7 +60,7 @@ static void quantize_usage(FILE *out)
             "Exit codes: 0 ok, 1 input, calibration or output failure, 2 usage error.\n");
 }
 
-enum { OPT_CALIB_TOKENS = 256, OPT_ALLOW_REQUANT };
+enum { OPT_CALIB_TOKENS = 256, OPT_ALLOW_REQUANT, OPT_CONFIG };
 
 static int bar_progress(const char *stage, float fraction, void *user)
 {
@@ -141,13 +144,14 @@ int cmd_quantize(int argc, char **argv)
         {"threads", required_argument, NULL, 'j'},
         {"allow-requantize", no_argument, NULL, OPT_ALLOW_REQUANT},
         {"quiet", no_argument, NULL, 'q'},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct eng_quantize_params p;
     eng_quantize_params_defaults(&p);
     p.type = NULL;
-    const char *calib = NULL;
+    const char *calib = NULL, *config = NULL;
     bool quiet = false;
     int opt;
     opterr = 0;
@@ -183,6 +187,9 @@ int cmd_quantize(int argc, char **argv)
         case 'q':
             quiet = true;
             break;
+        case OPT_CONFIG:
+            config = optarg;
+            break;
         case 'h':
             quantize_usage(stdout);
             return EMBER_EXIT_OK;
@@ -209,6 +216,9 @@ int cmd_quantize(int argc, char **argv)
     if (p.target_bpw > 0 && !mixed)
         return cli_usage_error("--target-bpw applies to --type mixed only");
     const char *in = argv[optind], *out = argv[optind + 1];
+    static struct agent_config cfg;
+    if (agent_config_load_for_cli(config, &cfg))
+        return EMBER_EXIT_USAGE;
 
     char *text = NULL;
     if (calib) {

@@ -22,8 +22,8 @@
 
 #include "quant.h"
 
-#define GRID_STEPS 8 /* candidates on each side of the exact-range scale */
-#define GRID_DELTA 0.12f
+#define GRID_STEPS      8 /* candidates on each side of the exact-range scale */
+#define GRID_DELTA      0.12f
 #define GRID_STEPS_6BIT 3 /* 64 levels: rounding moves little, fewer candidates suffice */
 
 static int clampi(int v, int lo, int hi)

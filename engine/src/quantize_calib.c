@@ -240,6 +240,18 @@ out:
 
 #define PROBE_TOKENS 128 /* tokens of calibration text each probe runs */
 
+/* log(sum(exp(x))), computed from the maximum so nothing overflows. */
+static double log_sum_exp(const float *x, int32_t n)
+{
+    float mx = x[0];
+    for (int32_t v = 1; v < n; v++)
+        mx = x[v] > mx ? x[v] : mx;
+    double s = 0;
+    for (int32_t v = 0; v < n; v++)
+        s += exp((double)(x[v] - mx));
+    return (double)mx + log(s > 0 ? s : 1.0); /* s >= 1: the maximum contributes exp(0) */
+}
+
 /* Mean over positions of KL(base || probe) from n rows of n_vocab logits; base holds the
  * reference log-probabilities. */
 static double mean_kl(const float *base_lp, struct eng_context *ctx, size_t n, int32_t n_vocab,
@@ -249,13 +261,7 @@ static double mean_kl(const float *base_lp, struct eng_context *ctx, size_t n, i
     for (size_t i = 0; i < n; i++) {
         const float *x = eng_get_logits_ith(ctx, i);
         const float *lp = base_lp + i * (size_t)n_vocab;
-        float mx = x[0];
-        for (int32_t v = 1; v < n_vocab; v++)
-            mx = x[v] > mx ? x[v] : mx;
-        double s = 0;
-        for (int32_t v = 0; v < n_vocab; v++)
-            s += exp((double)(x[v] - mx));
-        double lse = (double)mx + log(s), kl = 0;
+        double lse = log_sum_exp(x, n_vocab), kl = 0;
         for (int32_t v = 0; v < n_vocab; v++) {
             lq[v] = (double)x[v] - lse;
             kl += exp((double)lp[v]) * ((double)lp[v] - lq[v]);
@@ -348,13 +354,7 @@ int qz_probe(struct qz *q, const char *in_path)
         goto out;
     for (size_t i = 0; i < n_ids; i++) {
         const float *x = eng_get_logits_ith(ctx, i);
-        float mx = x[0];
-        for (int32_t v = 1; v < n_vocab; v++)
-            mx = x[v] > mx ? x[v] : mx;
-        double s = 0;
-        for (int32_t v = 0; v < n_vocab; v++)
-            s += exp((double)(x[v] - mx));
-        float lse = (float)((double)mx + log(s));
+        float lse = (float)log_sum_exp(x, n_vocab);
         for (int32_t v = 0; v < n_vocab; v++)
             base[i * (size_t)n_vocab + (size_t)v] = x[v] - lse;
     }

@@ -54,6 +54,7 @@ expect "quantize bad budget" 2 "--target-bpw: 'abc'" "$ember" quantize "$st" "$t
     --type mixed --target-bpw abc
 expect "quantize one file" 2 "give the input and the output" "$ember" quantize "$st" --type Q8_0
 expect "eval without text" 2 "--text FILE is required" "$ember" eval -m "$st"
+expect "eval without model" 2 "no model" "$ember" eval --config /dev/null --text "$text"
 
 mkdir "$tmp/w"
 printf 'this is not a model\n' >"$tmp/w/notgguf.gguf"
