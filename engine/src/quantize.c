@@ -81,6 +81,22 @@ static uint32_t float_fallback(uint32_t in_type)
     return in_type == GGUF_TT_BF16 ? GGUF_TT_BF16 : GGUF_TT_F16;
 }
 
+/* For a K type (256-value blocks), the 32-value block type a matrix whose rows are not a
+ * multiple of 256 gets instead, before falling back to a float type: Q4_0 for Q4_K (same size),
+ * Q8_0 for Q5_K and Q6_K (the engine has no 5- or 6-bit 32-value type; not below in accuracy). */
+static uint32_t block32_fallback(uint32_t type)
+{
+    switch (type) {
+    case GGUF_TT_Q4_K:
+        return GGUF_TT_Q4_0;
+    case GGUF_TT_Q5_K:
+    case GGUF_TT_Q6_K:
+        return GGUF_TT_Q8_0;
+    default:
+        return type;
+    }
+}
+
 /* ---- thread pool jobs ---- */
 
 struct row_job {
@@ -585,9 +601,13 @@ int eng_quantize(const char *in_path, const char *out_path, const struct eng_qua
         if (!qt->is_weight) {
             qt->why = "1-D";
         } else if (!mixed) {
+            uint32_t alt = block32_fallback(single);
             if (fits(single, qt->t)) {
                 qt->out_type = single;
                 qt->why = "type";
+            } else if (alt != single && fits(alt, qt->t)) {
+                qt->out_type = alt;
+                qt->why = "rows do not fit 256: 32-value blocks";
             } else {
                 qt->out_type = float_fallback(qt->t->type);
                 qt->why = "rows do not fit a block";

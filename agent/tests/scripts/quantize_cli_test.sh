@@ -102,6 +102,11 @@ done
     >"$tmp/plan.txt" 2>"$tmp/err" || bad "quantize mixed"
 grep -q "smallest possible" "$tmp/plan.txt" && grep -q "blk.0.ffn_down.weight.*F16.*rows do not fit" \
     "$tmp/plan.txt" && ok "mixed plan printed" || bad "mixed plan printed"
+"$ember" quantize "$st" "$tmp/st-Q5_K.gguf" --type Q5_K >"$tmp/plan.txt" 2>"$tmp/err" &&
+    grep -q "blk.0.ffn_up.weight .*F32 *Q8_0 .*rows do not fit 256" "$tmp/plan.txt" &&
+    grep -q "blk.0.ffn_down.weight .*F32 *F16 .*rows do not fit a block" "$tmp/plan.txt" &&
+    ok "Q5_K falls back to Q8_0, then F16, where rows do not fit" ||
+    bad "Q5_K falls back to Q8_0, then F16, where rows do not fit"
 for t in F16 Q8_0 Q4_0 mixed; do
     "$ember" eval -m "$tmp/st-$t.gguf" --ref "$st" --text "$text" --json >"$tmp/$t.json" \
         2>"$tmp/err" || bad "eval $t"
