@@ -238,7 +238,7 @@ out:
 
 /* ---- end-to-end probes ---- */
 
-#define PROBE_TOKENS 128 /* tokens of calibration text each probe runs */
+#define PROBE_TOKENS 64 /* tokens of calibration text each probe runs */
 
 /* log(sum(exp(x))), computed from the maximum so nothing overflows. */
 static double log_sum_exp(const float *x, int32_t n)
