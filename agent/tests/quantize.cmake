@@ -13,4 +13,6 @@ add_test(NAME agent_quantize_fulldisk_test
                  ${EMBER_TEST_EMBER} ${EMBER_SHARED_DIR})
 set_tests_properties(agent_quantize_cli_test agent_quantize_llamacpp_test
                      agent_quantize_fulldisk_test
-                     PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 300)
+                     PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 1200)
+# (the first two quantize and evaluate several models: about 4 minutes each under ASan on two
+# busy cores, hence the long timeout)
