@@ -24,6 +24,7 @@
 #include "common/timeutil.h"
 #include "config.h"
 #include "engine/engine.h"
+#include "engine/quantize.h"
 #include "log.h"
 #include "membw.h"
 
@@ -651,8 +652,12 @@ int cmd_bench(int argc, char **argv)
         toks[i] = (int32_t)((seed >> 33) % (uint64_t)info.n_vocab);
     }
 
-    if (!o.json)
+    if (!o.json) {
         print_header(&o, &info, load_ms, res);
+        char plan[256];
+        if (eng_model_quant_plan(model, plan, sizeof(plan)) == 0)
+            printf("quantization (ember quantize): %s\n", plan);
+    }
     for (size_t i = 0; i < o.n_threads; i++) {
         struct bench_result *r = &res[i];
         if (bench_threads(model, &info, &o, toks, r) < 0) {

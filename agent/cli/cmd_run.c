@@ -21,6 +21,7 @@
 #include "config.h"
 #include "engine/chat.h"
 #include "engine/engine.h"
+#include "engine/quantize.h"
 #include "engine/generate.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
@@ -728,6 +729,9 @@ int cmd_run(int argc, char **argv)
             "context, context %u tokens)\n",
             (double)load_ns / 1e6, info.arch, info.file_type, (double)info.size_bytes / 1048576.0,
             rss1, rss1 - rss0, eng_n_ctx(ctx));
+    char quant_plan[256];
+    if (eng_model_quant_plan(model, quant_plan, sizeof(quant_plan)) == 0)
+        fprintf(stderr, "quantization (ember quantize): %s\n", quant_plan);
 
     fprintf(stderr,
             "sampling: temp %.2f, top-k %d, top-p %.2f, min-p %.2f, repeat-penalty %.2f over %d, "

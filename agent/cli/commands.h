@@ -31,5 +31,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 /* `ember bench`: prompt and generation speed, llama-bench style. */
 int cmd_bench(int argc, char **argv);
+/* `ember quantize` and `ember eval` (cmd_quantize.c, cmd_eval.c). */
+int cmd_quantize(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

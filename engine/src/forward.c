@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "act_observer.h"
 #include "common/timeutil.h"
 #include "graph.h"
 #include "kernels.h"
@@ -67,6 +68,8 @@ struct eng_context {
 
     struct eng_observer obs;
     void *obs_user;
+    eng_act_observer_fn act_obs; /* calibration (act_observer.h); NULL normally */
+    void *act_obs_user;
 };
 
 void eng_context_params_defaults(struct eng_context_params *p)
@@ -488,6 +491,32 @@ static void input_rows(void *arg, int chunk, int ith)
     }
 }
 
+/* Shows the op's input rows, transformed as its kernels will see them, to the calibration
+ * observer (serially, on the calling thread: calibration runs are small). */
+static void observe_input(struct eng_context *c, const struct eng_op *op, const float *src,
+                          const float *src2, int n_tok, int64_t n_in)
+{
+    float *tmp = c->row_tmp;
+    for (int t = 0; t < n_tok; t++) {
+        const float *row = src + (size_t)t * n_in;
+        if (op->flags & ENG_MM_PRE_NORM) {
+            eng_rmsnorm(tmp, row, op->vec_norm, (int)n_in, c->m->hp.eps);
+            row = tmp;
+        } else if (op->flags & ENG_MM_PRE_SWIGLU) {
+            eng_swiglu(tmp, row, src2 + (size_t)t * n_in, (int)n_in);
+            row = tmp;
+        }
+        for (int i = 0; i < op->n_w; i++)
+            c->act_obs(c->act_obs_user, op->w[i]->data, row, n_in);
+    }
+}
+
+void eng_context_set_act_observer(struct eng_context *ctx, eng_act_observer_fn fn, void *user)
+{
+    ctx->act_obs = fn;
+    ctx->act_obs_user = user;
+}
+
 static void matmul_input(struct eng_context *c, const struct eng_op *op, int n_tok, int row0,
                          struct eng_act *act)
 {
@@ -497,6 +526,8 @@ static void matmul_input(struct eng_context *c, const struct eng_op *op, int n_t
     j.src = tensor(c, op->in) + (size_t)row0 * j.n_in;
     j.src2 = op->in2 >= 0 ? tensor(c, op->in2) : NULL;
     int transform = op->flags & (ENG_MM_PRE_NORM | ENG_MM_PRE_SWIGLU);
+    if (c->act_obs)
+        observe_input(c, op, j.src, j.src2, n_tok, j.n_in);
     memset(act, 0, sizeof(*act));
     if (j.vt == GGUF_TT_F32 && !transform) {
         act->q = j.src;

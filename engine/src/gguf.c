@@ -24,6 +24,7 @@ struct gguf_kv {
     char *key;
     uint32_t type;         /* enum gguf_value_type */
     uint64_t value_offset; /* byte offset of the value (after the type tag) */
+    uint64_t value_end;    /* byte offset just past the value (gguf_kv_raw) */
     /* scalars */
     union {
         uint64_t u;
@@ -260,6 +261,9 @@ static void scalar_load(const uint8_t *p, uint32_t type, struct gguf_kv *kv)
     }
 }
 
+static int parse_kv_value(struct cursor *c, struct gguf_kv *kv, int idx, uint64_t koff,
+                          uint64_t klen);
+
 static int parse_kv(struct cursor *c, struct gguf_kv *kv, int idx)
 {
     char what[96];
@@ -268,6 +272,17 @@ static int parse_kv(struct cursor *c, struct gguf_kv *kv, int idx)
     int r = read_str(c, &koff, &klen, what);
     if (r)
         return r;
+    r = parse_kv_value(c, kv, idx, koff, klen);
+    kv->value_end = c->pos;
+    return r;
+}
+
+static int parse_kv_value(struct cursor *c, struct gguf_kv *kv, int idx, uint64_t koff,
+                          uint64_t klen)
+{
+    char what[96];
+    int r;
+    snprintf(what, sizeof(what), "metadata[%d].key", idx);
     if (klen == 0)
         return fail_at(c, (size_t)koff - 8, "%s: empty key", what);
     kv->key = dup_bytes(c->p + koff, klen);
@@ -665,6 +680,15 @@ int gguf_find_key(const struct gguf_file *f, const char *key)
 const char *gguf_kv_key(const struct gguf_file *f, int kv)
 {
     return kv >= 0 && kv < f->n_kv ? f->kv[kv].key : NULL;
+}
+
+int gguf_kv_raw(const struct gguf_file *f, int kv, const void **ret_value, size_t *ret_len)
+{
+    if (kv < 0 || kv >= f->n_kv)
+        return -ENOENT;
+    *ret_value = f->base + f->kv[kv].value_offset;
+    *ret_len = (size_t)(f->kv[kv].value_end - f->kv[kv].value_offset);
+    return 0;
 }
 
 enum gguf_value_type gguf_kv_type(const struct gguf_file *f, int kv)

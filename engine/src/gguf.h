@@ -117,6 +117,10 @@ int gguf_n_kv(const struct gguf_file *f);
 int gguf_find_key(const struct gguf_file *f, const char *key);
 const char *gguf_kv_key(const struct gguf_file *f, int kv);
 enum gguf_value_type gguf_kv_type(const struct gguf_file *f, int kv);
+/* The value of key/value kv exactly as the file encodes it (after the type tag: a scalar, a
+ * length-prefixed string, or an array's element type, count and elements), so a writer can copy
+ * it without decoding. -ENOENT for an index out of range. */
+int gguf_kv_raw(const struct gguf_file *f, int kv, const void **ret_value, size_t *ret_len);
 
 /* Typed getters by key: 0, -ENOENT when the key is absent, -EINVAL when the stored type does not
  * convert (integers convert between widths when the value fits, else -ERANGE; floats accept
