@@ -37,5 +37,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 /* `ember bench`: prompt and generation speed, llama-bench style. */
 int cmd_bench(int argc, char **argv);
+/* `ember fleet status`: one line per appliance seen on an MQTT broker (cmd_fleet.c). */
+int cmd_fleet(int argc, char **argv);
 
 #endif
