@@ -22,3 +22,7 @@ set_tests_properties(deploy_k8s_validate deploy_grafana PROPERTIES LABELS "integ
                      TIMEOUT 300 SKIP_RETURN_CODE 77)
 set_tests_properties(fleet_bridge PROPERTIES LABELS "integration;slow;deploy" TIMEOUT 600
                      SKIP_RETURN_CODE 77)
+
+# What `ember fleet status` takes from the network (fleet_view_ingest): corpus tests/fuzz/fleet_message/.
+ember_add_fuzz(NAME fleet_message SOURCES ${CMAKE_CURRENT_LIST_DIR}/deploy/fuzz_fleet_message.c
+               LIBS ember_agent)

@@ -178,6 +178,8 @@ step "ember fleet status --json"
 "$ember" fleet status --broker "mqtts://controller:controller-secret@127.0.0.1:$central_port" \
     --cafile "$tmp/central/ca.crt" --json --wait 3 >"$tmp/fleet.json" 2>"$tmp/fleet.err" ||
     { cat "$tmp/fleet.err"; fail "ember fleet status failed"; }
+"$ember" fleet status --broker "mqtts://controller:controller-secret@127.0.0.1:$central_port" \
+    --cafile "$tmp/central/ca.crt" --wait 2 2>&1 | sed 's/^/   /'
 python3 - "$tmp/fleet.json" <<'EOF' || fail "ember fleet status: $(cat "$tmp/fleet.json")"
 import json, sys
 rows = json.load(open(sys.argv[1]))
