@@ -26,3 +26,5 @@ set_tests_properties(fleet_bridge PROPERTIES LABELS "integration;slow;deploy" TI
 # What `ember fleet status` takes from the network (fleet_view_ingest): corpus tests/fuzz/fleet_message/.
 ember_add_fuzz(NAME fleet_message SOURCES ${CMAKE_CURRENT_LIST_DIR}/deploy/fuzz_fleet_message.c
                LIBS ember_agent)
+ember_add_test(NAME fleet_view_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/deploy/fleet_view_test.c
+               LIBS ember_agent)

@@ -366,8 +366,8 @@ static int fleet_status(int argc, char **argv)
         puts(text);
         free(text);
     } else if (s.view.n == 0) {
-        printf("no appliance publishes under %s/ on %s://%s:%d (listened %.1f s)\n", prefix,
-               scheme, b.host, b.port, wait_s);
+        printf("no appliance publishes under %s/ on %s://%s:%d (listened %.1f s)\n", prefix, scheme,
+               b.host, b.port, wait_s);
     } else {
         fleet_view_print(&s.view, now, stdout);
     }

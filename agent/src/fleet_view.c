@@ -91,6 +91,14 @@ static bool payload_is(const char *p, size_t len, const char *word)
     return len == strlen(word) && memcmp(p, word, len) == 0;
 }
 
+/* FLEET_YES / FLEET_NO when the payload is exactly one of the two words, else FLEET_UNKNOWN. */
+static enum fleet_tri word_flag(const char *p, size_t len, const char *yes, const char *no)
+{
+    if (payload_is(p, len, yes))
+        return FLEET_YES;
+    return payload_is(p, len, no) ? FLEET_NO : FLEET_UNKNOWN;
+}
+
 /* A finite number field, else NAN (null, absent, a string, ...). */
 static double num(const cJSON *o, const char *name)
 {
@@ -146,13 +154,9 @@ int fleet_view_ingest(struct fleet_view *v, const char *topic, const void *paylo
     /* Validate the payload before a row is made for it: junk makes no appliance. */
     cJSON *o = NULL;
     enum fleet_tri flag = FLEET_UNKNOWN;
-    if (kind == STATUS) {
-        flag = payload_is(p, len, "online") ? FLEET_YES : payload_is(p, len, "offline") ? FLEET_NO
-                                                                                         : FLEET_UNKNOWN;
-        if (flag == FLEET_UNKNOWN)
-            return -EINVAL;
-    } else if (kind == BRIDGE) {
-        flag = payload_is(p, len, "1") ? FLEET_YES : payload_is(p, len, "0") ? FLEET_NO : FLEET_UNKNOWN;
+    if (kind == STATUS || kind == BRIDGE) {
+        flag =
+            kind == STATUS ? word_flag(p, len, "online", "offline") : word_flag(p, len, "1", "0");
         if (flag == FLEET_UNKNOWN)
             return -EINVAL;
     } else if (kind == GOVERNOR) {

@@ -34,8 +34,9 @@ struct fleet_view {
 void fleet_view_init(struct fleet_view *v, const char *prefix);
 void fleet_view_free(struct fleet_view *v);
 
-/* Takes one message (retained: the broker's stored copy, not a live one). 0 when it was used; -EINVAL when the topic is not an appliance's (wrong
- * prefix, bad id) or the payload is unusable; -ENOSPC beyond FLEET_MAX_DEVICES; -ENOMEM. */
+/* Takes one message (retained: the broker's stored copy, not a live one). 0 when it was used;
+ * -EINVAL when the topic is not an appliance's (wrong prefix, bad id) or the payload is unusable;
+ * -ENOSPC beyond FLEET_MAX_DEVICES; -ENOMEM. */
 int fleet_view_ingest(struct fleet_view *v, const char *topic, const void *payload, size_t len,
                       bool retained);
 
