@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "config.h"
@@ -300,6 +301,15 @@ static int fleet_status(int argc, char **argv)
     }
     if (cafile && !b.tls && url)
         return cli_usage_error("--cafile needs an mqtts:// broker");
+
+    /* libmosquitto only says "invalid arguments" for a file it cannot read: name it here. */
+    const char *files[][2] = {{"--cafile", cafile}, {"--cert", cert}, {"--key", key}};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (files[i][1] && access(files[i][1], R_OK) != 0) {
+            log_err("%s %s: %s", files[i][0], files[i][1], strerror(errno));
+            return EMBER_EXIT_USAGE;
+        }
+    }
 
     struct session s = {.prefix = prefix, .connack = -1};
     fleet_view_init(&s.view, prefix);
