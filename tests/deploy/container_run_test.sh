@@ -44,7 +44,7 @@ mqtt_port=$(python3 "$top/tests/agent/free_port.py")
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" >"$tmp/mosquitto.conf"
 mosquitto -c "$tmp/mosquitto.conf" >"$tmp/mosquitto.log" 2>&1 &
 pids+=($!)
-wait_for 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$mqtt_port" || { echo "mosquitto did not start"; exit 1; }
+wait_for 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$mqtt_port" 2>/dev/null || { echo "mosquitto did not start"; exit 1; }
 mosquitto_sub -p "$mqtt_port" -v -t 'ember/ctr/#' >"$tmp/mqtt.log" 2>&1 &
 pids+=($!)
 
@@ -68,7 +68,7 @@ EOF
 chmod 644 "$tmp/container.conf"
 
 echo "== podman run $image"
-podman "${runtime[@]}" run -d --name "$name" --network host \
+podman "${runtime[@]}" run -d --name "$name" --network host -e EMBER_API_PORT="$api_port" \
     --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \
     -v "$model_dir:/models:ro" -v "$tmp/container.conf:/etc/ember/container.conf:ro" \
     "$image" >"$tmp/run.out" 2>&1 || { cat "$tmp/run.out"; echo "container_run: podman run failed"; exit 1; }
