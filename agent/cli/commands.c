@@ -16,5 +16,6 @@ const struct ember_command ember_commands[] = {
     {"governor", "CPU frequency governor: status, set, restore, calibrate, sim", cmd_governor},
     {"config", "check or dump the configuration", cmd_config},
     {"report", "energy and joules per token from the telemetry history", cmd_report},
+    {"fleet", "status of every appliance on a (central) MQTT broker", cmd_fleet},
     {NULL, NULL, NULL},
 };

@@ -34,5 +34,7 @@ int cmd_bench(int argc, char **argv);
 /* `ember quantize` and `ember eval` (cmd_quantize.c, cmd_eval.c). */
 int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* `ember fleet status`: one line per appliance seen on an MQTT broker (cmd_fleet.c). */
+int cmd_fleet(int argc, char **argv);
 
 #endif

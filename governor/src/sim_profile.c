@@ -11,10 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#ifndef EMBER_GOV_PROFILE_DIR
-#define EMBER_GOV_PROFILE_DIR "governor/profiles"
-#endif
+/* Where the built-in profiles are looked for, in order: $EMBER_PROFILE_DIR; the data directory the
+ * build was configured to install into (/usr/share/ember/profiles in the Debian package); the same
+ * place relative to the running binary (<bin>/../share/ember/profiles: a tree installed with
+ * another --prefix, or packaged from a build configured for /usr/local); and last the source tree,
+ * for a binary run from its build directory. EMBER_GOV_PROFILE_DIR is left undefined in builds
+ * made for packages (-DEMBER_SOURCE_TREE_DATA=OFF), so no build machine path is compiled in. */
 #ifndef EMBER_GOV_PROFILE_INSTALL_DIR
 #define EMBER_GOV_PROFILE_INSTALL_DIR "/usr/share/ember/profiles"
 #endif
@@ -36,14 +40,41 @@ static bool dir_has(const char *dir, const char *file)
     return f != NULL;
 }
 
+/* <directory of the running binary>/../share/ember/profiles, or NULL. */
+static const char *exe_relative_dir(char *buf, size_t len)
+{
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    for (int up = 0; up < 2; up++) { /* /usr/bin/ember -> /usr */
+        char *slash = strrchr(exe, '/');
+        if (!slash)
+            return NULL;
+        *slash = '\0';
+    }
+    if ((size_t)snprintf(buf, len, "%s/share/ember/profiles", exe) >= len)
+        return NULL;
+    return buf;
+}
+
 const char *gov_sim_profile_dir(void)
 {
+    static char exe_dir[1100];
     const char *env = getenv("EMBER_PROFILE_DIR");
     if (env && *env)
         return env;
     if (dir_has(EMBER_GOV_PROFILE_INSTALL_DIR, "rk3588.json"))
         return EMBER_GOV_PROFILE_INSTALL_DIR;
+    const char *rel = exe_relative_dir(exe_dir, sizeof(exe_dir));
+    if (rel && dir_has(rel, "rk3588.json"))
+        return rel;
+#ifdef EMBER_GOV_PROFILE_DIR
     return EMBER_GOV_PROFILE_DIR;
+#else
+    return EMBER_GOV_PROFILE_INSTALL_DIR; /* absent: the error names where they belong */
+#endif
 }
 
 static char *slurp(const char *path, char *err, size_t err_len)

@@ -69,7 +69,7 @@ int gov_sim_profile_load(const char *name_or_path, struct gov_sim_profile *ret, 
                          size_t err_len);
 int gov_sim_profile_parse(const char *json, struct gov_sim_profile *ret, char *err, size_t err_len);
 /* The directory the built-in profiles are read from ($EMBER_PROFILE_DIR, the installed data
- * directory, or the source tree). */
+ * directory, <binary>/../share/ember/profiles, or the source tree). */
 const char *gov_sim_profile_dir(void);
 /* Names of the built-in profiles, NULL-terminated. */
 const char *const *gov_sim_builtin_profiles(void);
