@@ -481,8 +481,8 @@ static ssize_t gen_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void gen_read_free(void *cls)
 {
     struct gen *g = cls;
-    log_debug("http: stream released (done %d)", g->done);
     pthread_mutex_lock(&g->mu);
+    log_debug("http: stream released (done %d)", g->done);
     if (!g->done)
         atomic_store(&g->req->cancel, true);
     g->client_fd = -1; /* libmicrohttpd closes it after this */
