@@ -148,6 +148,10 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
 {
     struct eng_stop_filter *stop = NULL;
     struct eng_sampler *smp = NULL;
+    struct eng_grammar_matcher *gm = NULL;
+    struct eng_grammar_vocab *own_gv = NULL;
+    const struct eng_grammar_vocab *gv = p ? p->grammar_vocab : NULL;
+    uint32_t *allow = NULL;
     int32_t *toks = NULL, *hist = NULL;
     char *piece = NULL;
     size_t n_toks = 0;
@@ -180,6 +184,30 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
     rc = eng_sampler_new(n_vocab, &p->sampling, &smp, err, err_len);
     if (rc < 0)
         goto fail;
+    if (p->grammar) {
+        if (!gv) {
+            rc = eng_grammar_vocab_new(vocab, &own_gv);
+            if (rc < 0) {
+                set_err(err, err_len, rc, "generate: indexing the vocabulary for the grammar (%d)",
+                        rc);
+                goto fail;
+            }
+            gv = own_gv;
+        }
+        if (eng_grammar_vocab_n_tokens(gv) != n_vocab) {
+            rc = set_err(err, err_len, -EINVAL,
+                         "generate: the grammar's vocabulary index has %d tokens, the model %d",
+                         (int)eng_grammar_vocab_n_tokens(gv), (int)n_vocab);
+            goto fail;
+        }
+        rc = eng_grammar_matcher_new(p->grammar, &gm);
+        allow = malloc(eng_grammar_mask_words(gv) * sizeof(*allow));
+        if (rc < 0 || !allow) {
+            rc = set_err(err, err_len, rc < 0 ? rc : -ENOMEM,
+                         "generate: cannot start the grammar (%d)", rc);
+            goto fail;
+        }
+    }
 
     /* ---- the prompt as tokens ---- */
     if (p->prompt) {
@@ -282,7 +310,40 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
             reason = ENG_STOP_MAX_TOKENS;
             break;
         }
-        int32_t tok = eng_sampler_sample(smp, eng_get_logits(ctx));
+        const uint32_t *mask = NULL;
+        if (gm) {
+            int32_t n_allowed = eng_grammar_mask(gm, gv, allow);
+            if (n_allowed < 0) {
+                rc = set_err(err, err_len, n_allowed, "generate: grammar mask failed (%d)",
+                             (int)n_allowed);
+                goto fail;
+            }
+            if (n_allowed == 0 && eng_grammar_matcher_accepts(gm)) {
+                reason = ENG_STOP_EOG; /* complete, and the vocabulary has no EOG token */
+                break;
+            }
+            if (n_allowed == 0) {
+                rc = set_err(err, err_len, -EINVAL,
+                             "generate: no token of the vocabulary can continue the grammar "
+                             "after %llu tokens",
+                             (unsigned long long)gen);
+                goto fail;
+            }
+            mask = allow;
+        }
+        int32_t tok = eng_sampler_sample_masked(smp, eng_get_logits(ctx), mask);
+        if (tok < 0 && gm) {
+            rc = set_err(err, err_len, -EINVAL,
+                         "generate: every token the grammar allows after %llu tokens has an "
+                         "infinite or NaN logit",
+                         (unsigned long long)gen);
+            goto fail;
+        }
+        if (gm && eng_grammar_matcher_accept_token(gm, gv, tok) < 0) {
+            rc = set_err(err, err_len, -EINVAL, "generate: token %d does not continue the grammar",
+                         (int)tok);
+            goto fail;
+        }
         if (tok < 0) {
             rc = set_err(err, err_len, -EINVAL,
                          "generate: the logits after %zu tokens hold no finite value",
@@ -376,6 +437,9 @@ fail:
     free(piece);
     free(hist);
     free(toks);
+    free(allow);
+    eng_grammar_matcher_free(gm);
+    eng_grammar_vocab_free(own_gv);
     eng_sampler_free(smp);
     free(stop);
     return rc;

@@ -15,3 +15,5 @@ target_compile_definitions(fuzz_replay_chat_hostile PRIVATE EMBER_SHARED_DIR="${
 if(TARGET fuzz_chat_hostile)
     target_compile_definitions(fuzz_chat_hostile PRIVATE EMBER_SHARED_DIR="${EMBER_SHARED_DIR}")
 endif()
+# Grammar-constrained sampling, JSON Schema -> grammar (helper "tools").
+ember_add_test(NAME grammar_test SOURCES tests/grammar_test.c LIBS ember_engine)
