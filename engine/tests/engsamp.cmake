@@ -17,3 +17,5 @@ if(TARGET fuzz_chat_hostile)
 endif()
 # Grammar-constrained sampling, JSON Schema -> grammar (helper "tools").
 ember_add_test(NAME grammar_test SOURCES tests/grammar_test.c LIBS ember_engine)
+ember_add_test(NAME json_schema_test SOURCES tests/json_schema_test.c LIBS ember_engine)
+ember_add_fuzz(NAME json_schema SOURCES tests/json_schema_fuzz.c LIBS ember_engine)
