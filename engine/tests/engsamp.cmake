@@ -25,3 +25,4 @@ ember_add_test(NAME grammar_gen_test SOURCES tests/grammar_gen_test.c
 ember_add_test(NAME bench_grammar SOURCES tests/bench_grammar.c LIBS ember_engine
                ARGS ${EMBER_SHARED_DIR}/models/stories260K.gguf
                     ${EMBER_SHARED_DIR}/models/stories260K.gguf LABELS bench)
+ember_add_test(NAME chat_tools_test SOURCES tests/chat_tools_test.c LIBS ember_engine)
