@@ -111,6 +111,7 @@ struct gen {
     size_t out_off;
     struct agent_tool_call *calls; /* not streamed: the model's tool calls, for the response */
     size_t n_calls;
+    size_t n_streamed_calls; /* streamed: calls sent so far (the next one's index) */
 };
 
 enum route { R_CHAT, R_COMPLETIONS, R_MODELS, R_MODEL, R_HEALTH, R_METRICS, R_GOVERNOR };
@@ -385,8 +386,8 @@ static int gen_on_tool_call(void *user, const char *name, const char *arguments)
     pthread_mutex_lock(&g->mu);
     int rc = 0;
     if (g->stream) {
-        rc = openai_stream_tool_call(&g->fmt.rid, g->n_calls, name, arguments, &g->out);
-        g->n_calls++;
+        rc = openai_stream_tool_call(&g->fmt.rid, g->n_streamed_calls, name, arguments, &g->out);
+        g->n_streamed_calls++;
         g->has_text = true;
         if (g->waiting)
             pthread_cond_signal(&g->cv);

@@ -825,7 +825,8 @@ int openai_response_json_calls(const struct openai_response_id *r, const char *t
     }
     rc |= buf_str(b, chat ? "},\"logprobs\":null,\"finish_reason\":\""
                           : ",\"logprobs\":null,\"finish_reason\":\"");
-    rc |= buf_str(b, n_calls ? "tool_calls" : openai_finish_reason(res->finish));
+    rc |= buf_str(b, n_calls && res->finish == AGENT_FINISH_STOP ? "tool_calls"
+                                                               : openai_finish_reason(res->finish));
     rc |= buf_str(b, "\"}]");
     rc |= usage_energy(res, true, b);
     rc |= buf_str(b, "}");
@@ -894,7 +895,9 @@ int openai_stream_end(const struct openai_stream *s, const struct agent_result *
         rc |= buf_str(b, chat ? ",\"choices\":[{\"index\":0,\"delta\":{},"
                               : ",\"choices\":[{\"index\":0,\"text\":\"\",");
         rc |= buf_str(b, "\"logprobs\":null,\"finish_reason\":\"");
-        rc |= buf_str(b, res->n_tool_calls ? "tool_calls" : openai_finish_reason(res->finish));
+        rc |= buf_str(b, res->n_tool_calls && res->finish == AGENT_FINISH_STOP
+                             ? "tool_calls"
+                             : openai_finish_reason(res->finish));
         rc |= buf_str(b, "\"}]");
         rc |= usage_energy(res, false, b);
         rc |= buf_str(b, "}\n\n");

@@ -648,13 +648,13 @@ int eng_tools_grammar(const char *tools, size_t len, const char *only_name,
     switch (syntax) {
     case ENG_TOOL_SYNTAX_HERMES:
         emit(&c, "one ::= \"<tool_call>\\n\" call \"\\n</tool_call>\"\n");
-        emit(&c, parallel ? "root ::= one (\"\\n\" one)*\n" : "root ::= one\n");
+        emit(&c, parallel ? "root ::= one (\"\\n\" one){0,7}\n" : "root ::= one\n");
         break;
     case ENG_TOOL_SYNTAX_LLAMA3:
         emit(&c, "root ::= call\n");
         break;
     case ENG_TOOL_SYNTAX_MISTRAL:
-        emit(&c, parallel ? "root ::= \"[TOOL_CALLS][\" call (\",\" ws call)* \"]\"\n"
+        emit(&c, parallel ? "root ::= \"[TOOL_CALLS][\" call (\",\" ws call){0,7} \"]\"\n"
                           : "root ::= \"[TOOL_CALLS][\" call \"]\"\n");
         break;
     default:

@@ -26,6 +26,7 @@
 #define ENG_SCHEMA_MAX_NODES   4096     /* schema objects compiled in all */
 #define ENG_SCHEMA_MAX_GRAMMAR (1 << 20) /* bytes of grammar text produced */
 #define ENG_SCHEMA_MAX_TEXT    (1 << 20) /* bytes of schema / tool list JSON accepted */
+#define ENG_TOOLS_MAX_PARALLEL 8 /* calls in one reply with parallel calls */
 
 /* The grammar of a schema: *ret_text is malloc'd GBNF text (caller frees). -EINVAL with
  * "schema: at PATH: why" in err for malformed JSON, an unsupported keyword or type, a $ref
