@@ -43,6 +43,7 @@ struct parser {
     int rc;
 };
 
+static int perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int perr(struct parser *p, const char *fmt, ...)
 {
     if (p->rc)

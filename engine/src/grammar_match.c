@@ -18,7 +18,7 @@
 #define ACCEPT      (-1)
 #define CACHE_SLOTS 16
 #define KEY_MAX     1024 /* state keys longer than this are not cached */
-#define EXPAND_WORK 100000 /* expansion steps per byte before the grammar counts as too ambiguous */
+#define EXPAND_WORK 20000 /* expansion steps per byte before the grammar counts as too ambiguous */
 
 struct snode {
     uint32_t pos;
@@ -117,8 +117,8 @@ static void expand(struct eng_grammar_matcher *m, struct ivec *out, size_t from,
                    int32_t parent)
 {
     const struct eng_grammar *g = m->g;
-    if (m->oom || ++m->expand_work > EXPAND_WORK)
-        return;
+    if (m->oom || ++m->expand_work > EXPAND_WORK || out->n - from > ENG_GRAMMAR_MAX_STACKS)
+        return; /* advance() reports it; stop early so a hostile grammar stays cheap */
     const struct gelem *e = &g->elems[pos];
     if (e->type == GE_SET) {
         for (size_t i = from; i < out->n; i++) {

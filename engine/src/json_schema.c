@@ -58,6 +58,7 @@ struct comp {
     int rc;
 };
 
+static int fail(struct comp *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct comp *c, const char *fmt, ...)
 {
     if (c->rc)
@@ -74,6 +75,7 @@ static int fail(struct comp *c, const char *fmt, ...)
     return c->rc;
 }
 
+static void emit(struct comp *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void emit(struct comp *c, const char *fmt, ...)
 {
     if (c->rc)
@@ -135,6 +137,8 @@ static void emit_json_literal(struct comp *c, const cJSON *v)
     cJSON_free(t);
 }
 
+static size_t path_push(struct comp *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static size_t path_push(struct comp *c, const char *fmt, ...)
 {
     size_t old = strlen(c->path);

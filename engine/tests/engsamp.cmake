@@ -26,3 +26,4 @@ ember_add_test(NAME bench_grammar SOURCES tests/bench_grammar.c LIBS ember_engin
                ARGS ${EMBER_SHARED_DIR}/models/stories260K.gguf
                     ${EMBER_SHARED_DIR}/models/stories260K.gguf LABELS bench)
 ember_add_test(NAME chat_tools_test SOURCES tests/chat_tools_test.c LIBS ember_engine)
+ember_add_fuzz(NAME grammar SOURCES tests/grammar_fuzz.c LIBS ember_engine)

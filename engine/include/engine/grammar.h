@@ -41,7 +41,7 @@ struct eng_grammar_vocab;   /* one per vocabulary; immutable, shareable */
 #define ENG_GRAMMAR_MAX_TEXT   (4u << 20) /* bytes of grammar text */
 #define ENG_GRAMMAR_MAX_RULES  65536
 #define ENG_GRAMMAR_MAX_ELEMS  (1u << 22)
-#define ENG_GRAMMAR_MAX_STACKS 1024 /* live stacks; more: the grammar is too ambiguous */
+#define ENG_GRAMMAR_MAX_STACKS 256 /* live stacks; more: the grammar is too ambiguous */
 
 /* Parses grammar text (len 0 = strlen). Returns 0, -EINVAL with "grammar: line L col C: why" in
  * err for a syntax error, an undefined rule, a missing `root`, left recursion or a limit
