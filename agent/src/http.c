@@ -652,8 +652,8 @@ static enum MHD_Result handle_completion(struct agent_http *h, struct MHD_Connec
     }
     if (!g->stream) {
         struct openai_buf b = {0};
-        rc = openai_response_json_calls(&g->fmt.rid, g->out.data, g->out.len, g->calls,
-                                        g->n_calls, &g->result, &b);
+        rc = openai_response_json_calls(&g->fmt.rid, g->out.data, g->out.len, g->calls, g->n_calls,
+                                        &g->result, &b);
         pthread_mutex_unlock(&g->mu);
         gen_unref(g);
         enum MHD_Result ret =

@@ -825,7 +825,8 @@ int openai_response_json_calls(const struct openai_response_id *r, const char *t
     }
     rc |= buf_str(b, chat ? "},\"logprobs\":null,\"finish_reason\":\""
                           : ",\"logprobs\":null,\"finish_reason\":\"");
-    rc |= buf_str(b, n_calls && res->finish == AGENT_FINISH_STOP ? "tool_calls"
+    rc |=
+        buf_str(b, n_calls && res->finish == AGENT_FINISH_STOP ? "tool_calls"
                                                                : openai_finish_reason(res->finish));
     rc |= buf_str(b, "\"}]");
     rc |= usage_energy(res, true, b);

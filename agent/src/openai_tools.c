@@ -73,8 +73,9 @@ static int parse_response_format(const cJSON *root, struct agent_request *req,
             return -EINVAL;
         }
     } else {
-        bad(e, "response_format.type", "'response_format.type' must be text, json_object or "
-                                       "json_schema");
+        bad(e, "response_format.type",
+            "'response_format.type' must be text, json_object or "
+            "json_schema");
         return -EINVAL;
     }
     int rc = check_grammar(text, "response_format.json_schema.schema", e);
@@ -93,7 +94,8 @@ int openai_parse_tools(const cJSON *root, struct agent_request *req, struct open
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
     if (tools && !cJSON_IsNull(tools)) {
         if (!cJSON_IsArray(tools)) {
-            bad(e, "tools", "'tools' must be an array of {\"type\":\"function\",\"function\":{...}}");
+            bad(e, "tools",
+                "'tools' must be an array of {\"type\":\"function\",\"function\":{...}}");
             return -EINVAL;
         }
         int i = 0;
@@ -129,8 +131,8 @@ int openai_parse_tools(const cJSON *root, struct agent_request *req, struct open
     const cJSON *pc = cJSON_GetObjectItemCaseSensitive(root, "parallel_tool_calls");
     if (pc && !cJSON_IsNull(pc)) {
         if (!cJSON_IsBool(pc)) {
-            openai_error_set(e, 400, "invalid_request_error", "invalid_type",
-                             "parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
+            openai_error_set(e, 400, "invalid_request_error", "invalid_type", "parallel_tool_calls",
+                             "'parallel_tool_calls' must be a boolean");
             return -EINVAL;
         }
         t->parallel = cJSON_IsTrue(pc);
@@ -147,8 +149,9 @@ int openai_parse_tools(const cJSON *root, struct agent_request *req, struct open
             const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
             const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
             if (!cJSON_IsObject(tc) || !cJSON_IsString(name)) {
-                bad(e, "tool_choice", "'tool_choice' must be \"auto\", \"none\", \"required\" or "
-                                      "{\"type\":\"function\",\"function\":{\"name\":...}}");
+                bad(e, "tool_choice",
+                    "'tool_choice' must be \"auto\", \"none\", \"required\" or "
+                    "{\"type\":\"function\",\"function\":{\"name\":...}}");
                 return -EINVAL;
             }
             t->choice = AGENT_TOOLS_NAMED;
@@ -175,7 +178,8 @@ int openai_parse_tools(const cJSON *root, struct agent_request *req, struct open
     int rc = parse_response_format(root, req, e);
     if (rc)
         return rc;
-    if (t->format_grammar && (t->choice == AGENT_TOOLS_REQUIRED || t->choice == AGENT_TOOLS_NAMED)) {
+    if (t->format_grammar &&
+        (t->choice == AGENT_TOOLS_REQUIRED || t->choice == AGENT_TOOLS_NAMED)) {
         bad(e, "response_format",
             "'response_format' cannot be combined with a required or named 'tool_choice'");
         return -EINVAL;
@@ -254,8 +258,8 @@ static int call_id(struct openai_buf *b, const struct openai_response_id *rid, s
     return add_json(b, id);
 }
 
-int openai_tool_calls_json(const struct openai_response_id *rid, const struct agent_tool_call *calls,
-                           size_t n, struct openai_buf *b)
+int openai_tool_calls_json(const struct openai_response_id *rid,
+                           const struct agent_tool_call *calls, size_t n, struct openai_buf *b)
 {
     int rc = add(b, "[");
     for (size_t i = 0; i < n; i++) {
@@ -286,8 +290,9 @@ int openai_stream_tool_call(const struct openai_response_id *rid, size_t index, 
         rc |= add(b, head);
         rc |= add(b, "\"model\":");
         rc |= add_json(b, rid->model);
-        snprintf(head, sizeof(head), ",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{"
-                                     "\"index\":%zu,",
+        snprintf(head, sizeof(head),
+                 ",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{"
+                 "\"index\":%zu,",
                  index);
         rc |= add(b, head);
         if (part == 0) {

@@ -16,8 +16,8 @@ int openai_parse_message_tools(const cJSON *m, size_t index, struct agent_reques
                                struct openai_error *e);
 
 /* The `tool_calls` array of a response message. */
-int openai_tool_calls_json(const struct openai_response_id *rid, const struct agent_tool_call *calls,
-                           size_t n, struct openai_buf *b);
+int openai_tool_calls_json(const struct openai_response_id *rid,
+                           const struct agent_tool_call *calls, size_t n, struct openai_buf *b);
 /* SSE chunks carrying call number index as `delta.tool_calls`. */
 int openai_stream_tool_call(const struct openai_response_id *rid, size_t index, const char *name,
                             const char *arguments, struct openai_buf *b);

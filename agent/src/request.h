@@ -75,10 +75,10 @@ struct agent_result {
     double duration_ms;
     double prefill_tokens_per_s;
     double decode_tokens_per_s;
-    double energy_j;    /* integrated over the request from the power meter; NAN = not measured */
-    double avg_power_w; /* NAN = not measured */
-    double j_per_token; /* energy_j / generated tokens; NAN when either is unknown or none */
-    char policy[32];    /* governor policy in force when it finished */
+    double energy_j;     /* integrated over the request from the power meter; NAN = not measured */
+    double avg_power_w;  /* NAN = not measured */
+    double j_per_token;  /* energy_j / generated tokens; NAN when either is unknown or none */
+    char policy[32];     /* governor policy in force when it finished */
     size_t n_tool_calls; /* calls reported through on_tool_call (finish_reason "tool_calls") */
 };
 

@@ -157,9 +157,8 @@ static int tool_names(const struct agent_request *req, cJSON **ret_json, const c
         return -ENOMEM;
     }
     for (const cJSON *x = t->child; x; x = x->next) {
-        const char *name = cJSON_GetStringValue(
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(x, "function"),
-                                             "name"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(x, "function"), "name"));
         if (name)
             names[k++] = name;
     }
@@ -277,9 +276,9 @@ static int render_prompt(struct agent_worker *w, const struct agent_request *req
             continue;
         }
         for (size_t k = 0; k < n; k++)
-            calls[i][k] = (struct eng_chat_tool_call){req->tools.calls[i][k].id,
-                                                      req->tools.calls[i][k].name,
-                                                      req->tools.calls[i][k].arguments};
+            calls[i][k] =
+                (struct eng_chat_tool_call){req->tools.calls[i][k].id, req->tools.calls[i][k].name,
+                                            req->tools.calls[i][k].arguments};
         mt[i] = (struct eng_chat_message_tools){calls[i], n};
         any_calls = true;
     }

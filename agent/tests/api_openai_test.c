@@ -690,8 +690,8 @@ static void test_models_governor(void)
 #undef GOV
 }
 
-#define TOOLS                                                                                  \
-    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"HassTurnOn\",\"parameters\":{"   \
+#define TOOLS                                                                                      \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"HassTurnOn\",\"parameters\":{"     \
     "\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}},\"required\":[\"name\"]," \
     "\"additionalProperties\":false}}}]"
 
@@ -747,23 +747,29 @@ static void test_tools(void)
     }
     chat_bad("{\"tool_choice\":\"required\"," MSG "}", "tool_choice", "invalid_value");
     chat_bad("{" TOOLS ",\"tool_choice\":\"sometimes\"," MSG "}", "tool_choice", "invalid_value");
-    chat_bad("{" TOOLS ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"Nope\"}},"
-             MSG "}", "tool_choice", "invalid_value");
-    chat_bad("{" TOOLS ",\"parallel_tool_calls\":1," MSG "}", "parallel_tool_calls", "invalid_type");
+    chat_bad("{" TOOLS
+             ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"Nope\"}}," MSG "}",
+             "tool_choice", "invalid_value");
+    chat_bad("{" TOOLS ",\"parallel_tool_calls\":1," MSG "}", "parallel_tool_calls",
+             "invalid_type");
     chat_bad("{\"tools\":[{\"type\":\"retrieval\"}]," MSG "}", "tools[0].type", "invalid_value");
     chat_bad("{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{"
-             "\"type\":\"string\",\"pattern\":\"x\"}}}]," MSG "}", "tools", "invalid_value");
+             "\"type\":\"string\",\"pattern\":\"x\"}}}]," MSG "}",
+             "tools", "invalid_value");
     CHECK_CONTAINS(err.message, "keyword \"pattern\" is not supported");
-    chat_bad("{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"$defs\":"
-             "{\"a\":{\"$ref\":\"#/$defs/a\"}},\"$ref\":\"#/$defs/a\"}}}," MSG "}",
-             "response_format.json_schema.schema", "invalid_value");
+    chat_bad(
+        "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"$defs\":"
+        "{\"a\":{\"$ref\":\"#/$defs/a\"}},\"$ref\":\"#/$defs/a\"}}}," MSG "}",
+        "response_format.json_schema.schema", "invalid_value");
     CHECK_CONTAINS(err.message, "left-recursive");
     chat_bad("{\"response_format\":{\"type\":\"yaml\"}," MSG "}", "response_format.type",
              "invalid_value");
     chat_bad("{" TOOLS ",\"tool_choice\":\"required\",\"response_format\":{\"type\":"
-             "\"json_object\"}," MSG "}", "response_format", "invalid_value");
+             "\"json_object\"}," MSG "}",
+             "response_format", "invalid_value");
     chat_bad("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{\"name\":\"f\","
-             "\"arguments\":\"[1]\"}}]}]}", "messages[0].tool_calls[0]", "invalid_value");
+             "\"arguments\":\"[1]\"}}]}]}",
+             "messages[0].tool_calls[0]", "invalid_value");
     chat_bad("{\"messages\":[{\"role\":\"tool\"}]}", "messages[0].content",
              "missing_required_parameter");
     int rc;
@@ -800,13 +806,15 @@ static void test_tools(void)
         j = cJSON_Parse(b.data + 6);
         CHECK(j != NULL);
         const cJSON *tc = cJSON_GetArrayItem(
-            cJSON_GetObjectItem(cJSON_GetObjectItem(
-                                    cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "delta"),
-                                "tool_calls"),
+            cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
+                                    "delta"),
+                "tool_calls"),
             0);
         CHECK_EQ_INT(cJSON_GetObjectItem(tc, "index")->valueint, 0);
-        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "name")),
-                  "HassTurnOn");
+        CHECK_STR(
+            cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "name")),
+            "HassTurnOn");
         cJSON_Delete(j);
         j = cJSON_Parse(second + 6);
         CHECK(j != NULL);

@@ -525,9 +525,8 @@ static int render_chatml(struct render *r)
         else
             sb_add(&r->out, r->m[i].content);
         if (role == ROLE_ASSISTANT && n_calls(r, i))
-            chatml_tool_calls(r, i,
-                              think ? qwen3_content_nonempty(r->m[i].content)
-                                    : r->m[i].content[0] != '\0');
+            chatml_tool_calls(
+                r, i, think ? qwen3_content_nonempty(r->m[i].content) : r->m[i].content[0] != '\0');
         sb_add(&r->out, "<|im_end|>\n");
     }
     if (r->o->add_generation_prompt) {
@@ -641,8 +640,7 @@ static int render_llama3(struct render *r)
         sb_cat(&r->out, r->bos, "<|start_header_id|>system<|end_header_id|>\n\n", NULL);
         if (r->tools)
             sb_add(&r->out, "Environment: ipython\n");
-        sb_cat(&r->out, "Cutting Knowledge Date: December 2023\nToday Date: ", date, "\n\n",
-               NULL);
+        sb_cat(&r->out, "Cutting Knowledge Date: December 2023\nToday Date: ", date, "\n\n", NULL);
         if (r->n && role_of(r->m[0].role) == ROLE_SYSTEM) {
             sb_add_trimmed(&r->out, r->m[0].content);
             first = 1;
@@ -815,8 +813,9 @@ static int prepare_tools(struct render *r)
             return fail(r, i, "content is missing");
     }
     if (r->uses_tools && r->t->family != ENG_CHAT_CHATML && r->t->family != ENG_CHAT_LLAMA3)
-        return fail(r, 0, "this template family has no tool support (ChatML/Qwen and Llama 3.1+ "
-                          "have)");
+        return fail(r, 0,
+                    "this template family has no tool support (ChatML/Qwen and Llama 3.1+ "
+                    "have)");
     if (r->o->tools) {
         r->tools = cJSON_Parse(r->o->tools);
         if (!cJSON_IsArray(r->tools))

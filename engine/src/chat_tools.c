@@ -193,10 +193,10 @@ struct eng_tool_parser {
     char **names;
     size_t n_names;
     struct eng_tool_parser_cb cb;
-    struct jb hold; /* undecided text */
-    bool in_call;   /* Hermes: inside <tool_call> ... */
-    bool started;   /* some text has been seen (Llama 3 decides on the first byte) */
-    bool json_mode; /* Llama 3 / Mistral: the output is a call candidate, held to the end */
+    struct jb hold;  /* undecided text */
+    bool in_call;    /* Hermes: inside <tool_call> ... */
+    bool started;    /* some text has been seen (Llama 3 decides on the first byte) */
+    bool json_mode;  /* Llama 3 / Mistral: the output is a call candidate, held to the end */
     bool after_call; /* Hermes: a call just ended; a "\n" next separates it from the next */
     size_t n_calls;
 };

@@ -220,8 +220,8 @@ static void skip_space(struct parser *p, bool nl)
 
 static bool is_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 static int hexval(char c)
@@ -677,8 +677,12 @@ int eng_grammar_parse(const char *text, size_t len, struct eng_grammar **ret, ch
         return -EINVAL;
     if (!len)
         len = strlen(text);
-    struct parser p = {.s = text, .end = text + len, .line_start = text, .line = 1,
-                       .err = err, .err_len = err_len};
+    struct parser p = {.s = text,
+                       .end = text + len,
+                       .line_start = text,
+                       .line = 1,
+                       .err = err,
+                       .err_len = err_len};
     if (len > ENG_GRAMMAR_MAX_TEXT)
         return perr(&p, "grammar text longer than %u bytes", ENG_GRAMMAR_MAX_TEXT);
     p.cap_sets = 512;

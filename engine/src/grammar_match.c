@@ -17,8 +17,9 @@
 
 #define ACCEPT      (-1)
 #define CACHE_SLOTS 16
-#define KEY_MAX     1024 /* state keys longer than this are not cached */
-#define EXPAND_WORK 20000 /* expansion steps per byte before the grammar counts as too ambiguous */
+#define KEY_MAX     1024  /* state keys longer than this are not cached */
+#define EXPAND_WORK 20000 /* expansion steps per byte before the grammar counts as too ambiguous \
+                           */
 
 struct snode {
     uint32_t pos;
@@ -339,10 +340,8 @@ static int32_t trie_child(struct eng_grammar_vocab *gv, int32_t parent, uint8_t 
         gv->cap_nodes = cap;
     }
     c = gv->n_nodes++;
-    gv->nodes[c] = (struct trie_node){.first_child = -1,
-                                      .next_sibling = gv->nodes[parent].first_child,
-                                      .token = -1,
-                                      .byte = b};
+    gv->nodes[c] = (struct trie_node){
+        .first_child = -1, .next_sibling = gv->nodes[parent].first_child, .token = -1, .byte = b};
     gv->nodes[parent].first_child = c;
     return c;
 }
@@ -528,8 +527,8 @@ static int32_t mask_compute(struct eng_grammar_matcher *m, const struct eng_gram
     return sub < 0 ? sub : count + sub;
 }
 
-int32_t eng_grammar_mask_uncached(struct eng_grammar_matcher *m,
-                                  const struct eng_grammar_vocab *gv, uint32_t *allow)
+int32_t eng_grammar_mask_uncached(struct eng_grammar_matcher *m, const struct eng_grammar_vocab *gv,
+                                  uint32_t *allow)
 {
     return mask_compute(m, gv, allow);
 }

@@ -48,8 +48,8 @@ struct comp {
     size_t len, cap;
     int n_rules;
     int n_nodes;
-    const cJSON *root;   /* the schema "#" refers to */
-    const char *prefix;  /* rule-name prefix (per tool) */
+    const cJSON *root;  /* the schema "#" refers to */
+    const char *prefix; /* rule-name prefix (per tool) */
     struct def *defs;
     int n_defs, cap_defs;
     char path[256];
@@ -137,8 +137,7 @@ static void emit_json_literal(struct comp *c, const cJSON *v)
     cJSON_free(t);
 }
 
-static size_t path_push(struct comp *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static size_t path_push(struct comp *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static size_t path_push(struct comp *c, const char *fmt, ...)
 {
     size_t old = strlen(c->path);
@@ -152,12 +151,14 @@ static size_t path_push(struct comp *c, const char *fmt, ...)
 static int compile(struct comp *c, const cJSON *s, int depth);
 
 static const char *const ignored_keys[] = {
-    "description", "title", "default", "examples", "$schema", "$id", "$comment", "strict",
-    "format", "$defs", "definitions", "deprecated", "readOnly", "writeOnly",
+    "description", "title",  "default", "examples",    "$schema",    "$id",      "$comment",
+    "strict",      "format", "$defs",   "definitions", "deprecated", "readOnly", "writeOnly",
 };
 static const char *const known_keys[] = {
-    "type", "properties", "required", "additionalProperties", "items", "enum", "const",
-    "anyOf", "oneOf", "$ref", "minItems", "maxItems", "minLength", "maxLength",
+    "type",      "properties", "required", "additionalProperties",
+    "items",     "enum",       "const",    "anyOf",
+    "oneOf",     "$ref",       "minItems", "maxItems",
+    "minLength", "maxLength",
 };
 
 static bool in_list(const char *k, const char *const *list, size_t n)
@@ -192,8 +193,9 @@ static int resolve_ref(struct comp *c, const char *ref, int depth)
         name = ref + 14;
         table = "definitions";
     } else {
-        return fail(c, "$ref \"%.80s\": only \"#\", \"#/$defs/NAME\" and \"#/definitions/NAME\" "
-                       "are supported",
+        return fail(c,
+                    "$ref \"%.80s\": only \"#\", \"#/$defs/NAME\" and \"#/definitions/NAME\" "
+                    "are supported",
                     ref);
     }
     for (int i = 0; i < c->n_defs; i++)
@@ -521,8 +523,8 @@ static int parse_json(const char *text, size_t len, cJSON **ret, const char *wha
     const char *end = NULL;
     *ret = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!*ret) {
-        snprintf(err, err_len, "%s: invalid JSON (or nested deeper than %d levels) at byte %zu", what, CJSON_NESTING_LIMIT,
-                 end && end >= text ? (size_t)(end - text) : (size_t)0);
+        snprintf(err, err_len, "%s: invalid JSON (or nested deeper than %d levels) at byte %zu",
+                 what, CJSON_NESTING_LIMIT, end && end >= text ? (size_t)(end - text) : (size_t)0);
         return -EINVAL;
     }
     return 0;
@@ -635,8 +637,8 @@ int eng_tools_grammar(const char *tools, size_t len, const char *only_name,
         int k = 0;
         i = 0;
         for (const cJSON *tool = t->child; tool; tool = tool->next, i++) {
-            const cJSON *name =
-                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tool, "function"), "name");
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(tool, "function"), "name");
             if (only_name && strcmp(only_name, name->valuestring) != 0)
                 continue;
             emit(&c, "%st%dcall", k++ ? " | " : "", i);

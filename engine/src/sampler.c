@@ -400,8 +400,7 @@ int32_t eng_sampler_sample(struct eng_sampler *s, const float *logits)
     return eng_sampler_sample_masked(s, logits, NULL);
 }
 
-int32_t eng_sampler_sample_masked(struct eng_sampler *s, const float *logits,
-                                  const uint32_t *allow)
+int32_t eng_sampler_sample_masked(struct eng_sampler *s, const float *logits, const uint32_t *allow)
 {
     const struct eng_sampler_params *p = &s->p;
     int32_t n = s->n_vocab;

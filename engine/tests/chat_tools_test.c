@@ -108,8 +108,8 @@ static void render_case(const cJSON *spec, const cJSON *c, const char *fam)
     size_t out_len = 0;
     struct eng_text_span *spans = NULL;
     size_t n_spans = 0;
-    int rc = eng_chat_render_spans(&t, m, n, &o, &out, &out_len, &spans, &n_spans, err,
-                                   sizeof(err));
+    int rc =
+        eng_chat_render_spans(&t, m, n, &o, &out, &out_len, &spans, &n_spans, err, sizeof(err));
     CHECK_MSG(rc == 0, "%s %s: %s", fam, name, err);
     if (rc == 0) {
         bool same = out_len == want_len && memcmp(out, want, want_len) == 0;
@@ -118,8 +118,8 @@ static void render_case(const cJSON *spec, const cJSON *c, const char *fam)
             size_t d = 0;
             while (d < out_len && d < want_len && out[d] == want[d])
                 d++;
-            fprintf(stderr, "first difference at byte %zu:\n got: %.80s\nwant: %.80s\n", d,
-                    out + d, want + d);
+            fprintf(stderr, "first difference at byte %zu:\n got: %.80s\nwant: %.80s\n", d, out + d,
+                    want + d);
         }
         /* every tool's description is inside a literal span */
         const char *desc = strstr(out, "Sets the brightness");
@@ -186,7 +186,8 @@ static void test_errors(void)
     o.tools = "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]";
     CHECK_EQ_INT(eng_chat_render(&cm, m, 1, &o, &out, NULL, err, sizeof(err)), 0);
     CHECK(out && strncmp(out, "<|im_start|>system\n# Tools\n\n", 27) == 0);
-    CHECK_CONTAINS(out, "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"f\"}}\n</tools>");
+    CHECK_CONTAINS(out,
+                   "<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"f\"}}\n</tools>");
     free(out);
 }
 
@@ -253,10 +254,13 @@ static void expect_parse(int syntax, const char *out, const char *want_text, int
 static void test_parser(void)
 {
     int H = ENG_TOOL_SYNTAX_HERMES, L = ENG_TOOL_SYNTAX_LLAMA3, M = ENG_TOOL_SYNTAX_MISTRAL;
-    expect_parse(H, "<tool_call>\n{\"name\": \"HassTurnOn\", \"arguments\": {\"name\": \"fan\"}}\n</tool_call>",
-                 "", 1, "HassTurnOn {\"name\":\"fan\"}", NULL);
-    expect_parse(H, "Sure.\n<tool_call>\n{\"name\": \"HassTurnOn\", \"arguments\": {}}\n</tool_call>\n"
-                    "<tool_call>\n{\"name\": \"GetLiveContext\", \"arguments\": {}}\n</tool_call>",
+    expect_parse(
+        H,
+        "<tool_call>\n{\"name\": \"HassTurnOn\", \"arguments\": {\"name\": \"fan\"}}\n</tool_call>",
+        "", 1, "HassTurnOn {\"name\":\"fan\"}", NULL);
+    expect_parse(H,
+                 "Sure.\n<tool_call>\n{\"name\": \"HassTurnOn\", \"arguments\": {}}\n</tool_call>\n"
+                 "<tool_call>\n{\"name\": \"GetLiveContext\", \"arguments\": {}}\n</tool_call>",
                  "Sure.\n", 2, "HassTurnOn {}", "GetLiveContext {}");
     /* look-alikes stay text: unknown tool, broken JSON, a plain mention, a lone "<" */
     expect_parse(H, "<tool_call>\n{\"name\": \"HassLightGet\", \"arguments\": {}}\n</tool_call>",
@@ -265,17 +269,18 @@ static void test_parser(void)
     expect_parse(H, "<tool_call>{\"name\": \"HassTurnOn\"</tool_call> ok",
                  "<tool_call>{\"name\": \"HassTurnOn\"</tool_call> ok", 0, NULL, NULL);
     expect_parse(H, "I would call {\"name\": \"HassTurnOn\", \"arguments\": {}} here a<b",
-                 "I would call {\"name\": \"HassTurnOn\", \"arguments\": {}} here a<b", 0, NULL, NULL);
-    expect_parse(H, "text <tool_ca", "text <tool_ca", 0, NULL, NULL);
-    expect_parse(L, "{\"name\": \"GetLiveContext\", \"parameters\": {}}", "", 1, "GetLiveContext {}",
+                 "I would call {\"name\": \"HassTurnOn\", \"arguments\": {}} here a<b", 0, NULL,
                  NULL);
+    expect_parse(H, "text <tool_ca", "text <tool_ca", 0, NULL, NULL);
+    expect_parse(L, "{\"name\": \"GetLiveContext\", \"parameters\": {}}", "", 1,
+                 "GetLiveContext {}", NULL);
     expect_parse(L, "{\"name\": \"GetLiveContext\", \"arguments\": {}}",
                  "{\"name\": \"GetLiveContext\", \"arguments\": {}}", 0, NULL, NULL);
     expect_parse(L, "The answer is {\"name\": \"GetLiveContext\", \"parameters\": {}}",
                  "The answer is {\"name\": \"GetLiveContext\", \"parameters\": {}}", 0, NULL, NULL);
     expect_parse(L, "{\"a\": 1}", "{\"a\": 1}", 0, NULL, NULL);
-    expect_parse(M, "[TOOL_CALLS][{\"name\": \"HassTurnOn\", \"arguments\": {\"name\": \"x\"}}]", "", 1,
-                 "HassTurnOn {\"name\":\"x\"}", NULL);
+    expect_parse(M, "[TOOL_CALLS][{\"name\": \"HassTurnOn\", \"arguments\": {\"name\": \"x\"}}]",
+                 "", 1, "HassTurnOn {\"name\":\"x\"}", NULL);
     expect_parse(M, "[TOOL_CALLS] not json", "[TOOL_CALLS] not json", 0, NULL, NULL);
     expect_parse(M, "[TOOL", "[TOOL", 0, NULL, NULL);
 

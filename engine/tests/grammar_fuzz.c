@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         break;
                     /* every allowed token must be accepted */
                     for (int32_t t = 0; t < 8; t++)
-                        if ((allow[0] >> t) & 1 && !eng_grammar_matcher_allows_byte(m, (uint8_t)pieces[t][0]))
+                        if ((allow[0] >> t) & 1 &&
+                            !eng_grammar_matcher_allows_byte(m, (uint8_t)pieces[t][0]))
                             abort();
                     if (eng_grammar_matcher_feed(m, text + i, 1) < 0)
                         break;

@@ -90,7 +90,9 @@ static bool validate(const cJSON *v, const cJSON *s, char *why, size_t why_len)
         if (!cJSON_IsObject(v))
             return snprintf(why, why_len, "not an object"), false;
         const cJSON *props = cJSON_GetObjectItem(s, "properties");
-        for (const cJSON *r = cJSON_GetObjectItem(s, "required") ? cJSON_GetObjectItem(s, "required")->child : NULL;
+        for (const cJSON *r = cJSON_GetObjectItem(s, "required")
+                                  ? cJSON_GetObjectItem(s, "required")->child
+                                  : NULL;
              r; r = r->next)
             if (!cJSON_GetObjectItemCaseSensitive(v, r->valuestring))
                 return snprintf(why, why_len, "missing %s", r->valuestring), false;
@@ -159,8 +161,8 @@ static void sample_runs(const char *what, const struct eng_grammar *g,
         if (ok)
             valid++;
         else
-            fprintf(stderr, "%s seed %d invalid (reason %d, %s): %s\n", what, seed,
-                    (int)res.reason, why, o.buf);
+            fprintf(stderr, "%s seed %d invalid (reason %d, %s): %s\n", what, seed, (int)res.reason,
+                    why, o.buf);
         if (seed <= 2)
             printf("%s seed %d: %s\n", what, seed, o.buf);
     }
@@ -225,7 +227,8 @@ static const char schema_json[] =
     "\"done\":{\"type\":\"boolean\"},"
     "\"mood\":{\"enum\":[\"happy\",\"sad\",null]},"
     "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"maxLength\":12},\"maxItems\":3},"
-    "\"owner\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":20},"
+    "\"owner\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":20}"
+    ","
     "\"age\":{\"type\":\"integer\"}},\"required\":[\"name\"],\"additionalProperties\":false}},"
     "\"required\":[\"title\",\"year\",\"done\",\"owner\"],\"additionalProperties\":false}";
 static cJSON *schema;
@@ -256,7 +259,8 @@ static void test_mask_speed_note(void)
     CHECK_EQ_INT(na, nb);
     CHECK_EQ_INT(nb, nc);
     CHECK(memcmp(a, b, w * 4) == 0);
-    printf("tokens allowed inside a string: %d of %d\n", (int)na, (int)eng_grammar_vocab_n_tokens(gv));
+    printf("tokens allowed inside a string: %d of %d\n", (int)na,
+           (int)eng_grammar_vocab_n_tokens(gv));
     CHECK(na > 300); /* inside a string nearly every token continues it */
     free(a);
     free(b);

@@ -42,22 +42,20 @@ static void check_grammar(const char *text, const struct want *w, size_t n)
         return;
     for (size_t i = 0; i < n; i++) {
         int r = match(g, w[i].s);
-        CHECK_MSG(r == w[i].r, "grammar [%s] on \"%s\": got %d, want %d", text, w[i].s, r,
-                  w[i].r);
+        CHECK_MSG(r == w[i].r, "grammar [%s] on \"%s\": got %d, want %d", text, w[i].s, r, w[i].r);
     }
     eng_grammar_free(g);
 }
 
-#define CHECK_GRAMMAR(text, ...)                                  \
-    do {                                                          \
-        const struct want w_[] = {__VA_ARGS__};                   \
-        check_grammar(text, w_, sizeof(w_) / sizeof(w_[0]));     \
+#define CHECK_GRAMMAR(text, ...)                             \
+    do {                                                     \
+        const struct want w_[] = {__VA_ARGS__};              \
+        check_grammar(text, w_, sizeof(w_) / sizeof(w_[0])); \
     } while (0)
 
 static void test_constructs(void)
 {
-    CHECK_GRAMMAR("root ::= \"abc\"", {"abc", 1}, {"ab", 0}, {"", 0}, {"abd", -1},
-                  {"abcd", -1});
+    CHECK_GRAMMAR("root ::= \"abc\"", {"abc", 1}, {"ab", 0}, {"", 0}, {"abd", -1}, {"abcd", -1});
     CHECK_GRAMMAR("root ::= \"a\\n\\\"\\x41\\\\\"", {"a\n\"A\\", 1}, {"a\n\"B", -1});
     CHECK_GRAMMAR("root ::= [a-c0-9_]", {"a", 1}, {"c", 1}, {"5", 1}, {"_", 1}, {"d", -1});
     CHECK_GRAMMAR("root ::= [^\"\\\\]", {"x", 1}, {"\xc3", 1}, {"\"", -1}, {"\\", -1});
@@ -113,7 +111,8 @@ static void test_errors(void)
 static const char *json_grammar =
     "root ::= value\n"
     "value ::= object | array | string | number | \"true\" | \"false\" | \"null\"\n"
-    "object ::= \"{\" ( string \":\" \" \"? value ( \",\" \" \"? string \":\" \" \"? value )* )? \"}\"\n"
+    "object ::= \"{\" ( string \":\" \" \"? value ( \",\" \" \"? string \":\" \" \"? value )* )? "
+    "\"}\"\n"
     "array ::= \"[\" ( value ( \",\" \" \"? value )* )? \"]\"\n"
     "string ::= \"\\\"\" ( [^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\/bfnrt] )* \"\\\"\"\n"
     "number ::= \"-\"? ( \"0\" | [1-9] [0-9]{0,8} ) ( \".\" [0-9]{1,6} )?\n";
@@ -135,9 +134,10 @@ static void test_mask_oracle(void)
     /* a vocabulary of every single byte of interest plus multi-byte pieces, duplicates, an
      * empty piece and an end-of-generation token */
     static const char *const multi[] = {
-        "{\"", "\":", "\": ", "\",", "\", \"", "}", "},", "]", "],", "[{", "true", "tr", "null",
-        "false,", "12", "0.", ".5", "-1", "ab", "abc\"", "\"}", "\\n", "\\", "\\u", "a\"b",
-        " ", "{", "[", "\"", "{\"a\":1}", "00", "1.2.3", "e5", "abc",
+        "{\"", "\":",   "\": ",      "\",",  "\", \"", "}",   "},",   "]",  "],",
+        "[{",  "true",  "tr",        "null", "false,", "12",  "0.",   ".5", "-1",
+        "ab",  "abc\"", "\"}",       "\\n",  "\\",     "\\u", "a\"b", " ",  "{",
+        "[",   "\"",    "{\"a\":1}", "00",   "1.2.3",  "e5",  "abc",
     };
     enum { N_MULTI = sizeof(multi) / sizeof(multi[0]) };
     const char *pieces[128 + N_MULTI + 2];

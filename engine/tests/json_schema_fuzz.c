@@ -35,11 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 1 << 16)
         return 0;
     char *text = NULL, err[256];
-    if (eng_json_schema_grammar((const char *)data, size ? size : 1, &text, err, sizeof(err)) == 0) {
+    if (eng_json_schema_grammar((const char *)data, size ? size : 1, &text, err, sizeof(err)) ==
+        0) {
         check(text);
         free(text);
     }
-    static const char head[] = "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":";
+    static const char head[] =
+        "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":";
     char *tools = malloc(sizeof(head) + size + 4);
     if (!tools)
         return 0;

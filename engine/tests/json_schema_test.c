@@ -51,7 +51,8 @@ static void expect(const char *schema, const char *const *yes, const char *const
 
 static void test_constructs(void)
 {
-    expect("{\"type\":\"string\"}", L("\"\"", "\"abc\"", "\"a\\\"b\\\\\"", "\"\\u00e9\"", "\"\xc3\xa9\""),
+    expect("{\"type\":\"string\"}",
+           L("\"\"", "\"abc\"", "\"a\\\"b\\\\\"", "\"\\u00e9\"", "\"\xc3\xa9\""),
            L("abc", "\"a", "\"\x01\"", "\"\xc3\"", "\"\\x\"", "1"));
     expect("{\"type\":\"integer\"}", L("0", "-12", "1234567890123456"),
            L("01", "1.5", "-", "+1", "\"1\"", "12345678901234567"));
@@ -91,7 +92,9 @@ static void test_constructs(void)
                        "\"integer\"},\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/"
                        "node\"}}},\"required\":[\"v\",\"kids\"],\"additionalProperties\":false}},"
                        "\"$ref\":\"#/$defs/node\"}";
-    expect(tree, L("{\"v\":1,\"kids\":[]}", "{\"v\":1,\"kids\":[{\"v\":2,\"kids\":[{\"v\":3,\"kids\":[]}]}]}"),
+    expect(tree,
+           L("{\"v\":1,\"kids\":[]}",
+             "{\"v\":1,\"kids\":[{\"v\":2,\"kids\":[{\"v\":3,\"kids\":[]}]}]}"),
            L("{\"v\":1}", "{\"v\":1,\"kids\":[{\"v\":2}]}"));
     expect("{\"type\":\"object\",\"properties\":{\"next\":{\"anyOf\":[{\"$ref\":\"#\"},{\"type\":"
            "\"null\"}]}},\"required\":[\"next\"]}",
@@ -132,10 +135,12 @@ static void test_hostile(void)
 {
     expect_error("{\"type\":\"string\",\"pattern\":\"^a$\"}",
                  "schema: at /: keyword \"pattern\" is not supported");
-    expect_error("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"integer\",\"minimum\":0}}}",
-                 "at /properties/x: keyword \"minimum\" is not supported");
+    expect_error(
+        "{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"integer\",\"minimum\":0}}}",
+        "at /properties/x: keyword \"minimum\" is not supported");
     expect_error("{\"type\":\"strin\"}", "unknown type \"strin\"");
-    expect_error("{\"type\":\"object\",", "schema: invalid JSON (or nested deeper than 1000 levels) at byte 16");
+    expect_error("{\"type\":\"object\",",
+                 "schema: invalid JSON (or nested deeper than 1000 levels) at byte 16");
     expect_error("{\"$ref\":\"#/$defs/missing\"}", "does not resolve");
     expect_error("{\"$ref\":\"http://x/y\"}", "only \"#\"");
     expect_error("{\"type\":\"object\",\"properties\":{\"a\":{}},\"required\":[\"b\"]}",
@@ -169,7 +174,8 @@ static void test_hostile(void)
 static void test_tools(void)
 {
     const char *tools =
-        "[{\"type\":\"function\",\"function\":{\"name\":\"HassTurnOn\",\"description\":\"Turns on\","
+        "[{\"type\":\"function\",\"function\":{\"name\":\"HassTurnOn\",\"description\":\"Turns "
+        "on\","
         "\"parameters\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
         "\"brightness\":{\"type\":\"integer\"}},\"required\":[\"name\"],"
         "\"additionalProperties\":false}}},"
@@ -177,15 +183,17 @@ static void test_tools(void)
     char *text = NULL, err[256] = "";
     struct eng_grammar *g = NULL;
 
-    CHECK_EQ_INT(eng_tools_grammar(tools, 0, NULL, ENG_TOOL_SYNTAX_HERMES, true, &text, err,
-                                   sizeof(err)),
-                 0);
+    CHECK_EQ_INT(
+        eng_tools_grammar(tools, 0, NULL, ENG_TOOL_SYNTAX_HERMES, true, &text, err, sizeof(err)),
+        0);
     CHECK_EQ_INT(eng_grammar_parse(text, 0, &g, err, sizeof(err)), 0);
     free(text);
-    CHECK(accepts(g, "<tool_call>\n{\"name\": \"HassTurnOn\", \"arguments\": {\"name\": \"kitchen\"}}"
-                     "\n</tool_call>"));
+    CHECK(accepts(g,
+                  "<tool_call>\n{\"name\": \"HassTurnOn\", \"arguments\": {\"name\": \"kitchen\"}}"
+                  "\n</tool_call>"));
     CHECK(accepts(g, "<tool_call>\n{\"name\":\"get_time\",\"arguments\":{}}\n</tool_call>\n"
-                     "<tool_call>\n{\"name\":\"HassTurnOn\",\"arguments\":{\"name\":\"x\",\"brightness\":5}}\n</tool_call>"));
+                     "<tool_call>\n{\"name\":\"HassTurnOn\",\"arguments\":{\"name\":\"x\","
+                     "\"brightness\":5}}\n</tool_call>"));
     CHECK(!accepts(g, "<tool_call>\n{\"name\": \"HassTurnOff\", \"arguments\": {}}\n</tool_call>"));
     CHECK(!accepts(g, "<tool_call>\n{\"name\": \"HassTurnOn\", \"arguments\": {}}\n</tool_call>"));
     CHECK(!accepts(g, "{\"name\": \"get_time\", \"arguments\": {}}"));
@@ -201,9 +209,9 @@ static void test_tools(void)
     CHECK(!accepts(g, "{\"name\": \"HassTurnOn\", \"parameters\": {\"name\": \"x\"}}"));
     eng_grammar_free(g);
 
-    CHECK_EQ_INT(eng_tools_grammar(tools, 0, NULL, ENG_TOOL_SYNTAX_MISTRAL, true, &text, err,
-                                   sizeof(err)),
-                 0);
+    CHECK_EQ_INT(
+        eng_tools_grammar(tools, 0, NULL, ENG_TOOL_SYNTAX_MISTRAL, true, &text, err, sizeof(err)),
+        0);
     g = NULL;
     CHECK_EQ_INT(eng_grammar_parse(text, 0, &g, err, sizeof(err)), 0);
     free(text);
@@ -211,9 +219,9 @@ static void test_tools(void)
                      "\"HassTurnOn\", \"arguments\": {\"name\": \"x\"}}]"));
     eng_grammar_free(g);
 
-    CHECK_EQ_INT(eng_tools_grammar(tools, 0, "nope", ENG_TOOL_SYNTAX_HERMES, false, &text, err,
-                                   sizeof(err)),
-                 -EINVAL);
+    CHECK_EQ_INT(
+        eng_tools_grammar(tools, 0, "nope", ENG_TOOL_SYNTAX_HERMES, false, &text, err, sizeof(err)),
+        -EINVAL);
     CHECK_CONTAINS(err, "\"nope\", which is not among the tools");
     CHECK_EQ_INT(eng_tools_grammar("[{\"type\":\"function\",\"function\":{\"name\":\"f\","
                                    "\"parameters\":{\"type\":\"object\",\"properties\":{\"x\":"
@@ -221,9 +229,9 @@ static void test_tools(void)
                                    0, NULL, ENG_TOOL_SYNTAX_HERMES, false, &text, err, sizeof(err)),
                  -EINVAL);
     CHECK_CONTAINS(err, "tools[0].function.parameters/properties/x: keyword \"pattern\"");
-    CHECK_EQ_INT(eng_tools_grammar("{}", 0, NULL, ENG_TOOL_SYNTAX_HERMES, false, &text, err,
-                                   sizeof(err)),
-                 -EINVAL);
+    CHECK_EQ_INT(
+        eng_tools_grammar("{}", 0, NULL, ENG_TOOL_SYNTAX_HERMES, false, &text, err, sizeof(err)),
+        -EINVAL);
     CHECK_CONTAINS(err, "tools must be a non-empty array");
 
     /* json_object */

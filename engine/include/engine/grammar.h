@@ -84,8 +84,8 @@ size_t eng_grammar_mask_words(const struct eng_grammar_vocab *gv);
 int32_t eng_grammar_mask(struct eng_grammar_matcher *m, const struct eng_grammar_vocab *gv,
                          uint32_t *allow);
 /* Same, without the per-state cache (the benchmark's worst case). */
-int32_t eng_grammar_mask_uncached(struct eng_grammar_matcher *m,
-                                  const struct eng_grammar_vocab *gv, uint32_t *allow);
+int32_t eng_grammar_mask_uncached(struct eng_grammar_matcher *m, const struct eng_grammar_vocab *gv,
+                                  uint32_t *allow);
 /* Advances the matcher by a sampled token's piece. An end-of-generation token is accepted only
  * when the grammar accepts (state unchanged). 0, or -EINVAL when the token cannot continue. */
 int eng_grammar_matcher_accept_token(struct eng_grammar_matcher *m,

@@ -21,12 +21,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ENG_SCHEMA_MAX_DEPTH   32       /* nested schemas (objects in arrays in ...) */
-#define ENG_SCHEMA_MAX_ENUM    1024     /* values of one enum, branches of one anyOf */
-#define ENG_SCHEMA_MAX_NODES   4096     /* schema objects compiled in all */
+#define ENG_SCHEMA_MAX_DEPTH   32        /* nested schemas (objects in arrays in ...) */
+#define ENG_SCHEMA_MAX_ENUM    1024      /* values of one enum, branches of one anyOf */
+#define ENG_SCHEMA_MAX_NODES   4096      /* schema objects compiled in all */
 #define ENG_SCHEMA_MAX_GRAMMAR (1 << 20) /* bytes of grammar text produced */
 #define ENG_SCHEMA_MAX_TEXT    (1 << 20) /* bytes of schema / tool list JSON accepted */
-#define ENG_TOOLS_MAX_PARALLEL 8 /* calls in one reply with parallel calls */
+#define ENG_TOOLS_MAX_PARALLEL 8         /* calls in one reply with parallel calls */
 
 /* The grammar of a schema: *ret_text is malloc'd GBNF text (caller frees). -EINVAL with
  * "schema: at PATH: why" in err for malformed JSON, an unsupported keyword or type, a $ref
