@@ -17,9 +17,9 @@
 
 #define ACCEPT      (-1)
 #define CACHE_SLOTS 16
-#define KEY_MAX     1024  /* state keys longer than this are not cached */
-#define EXPAND_WORK 20000 /* expansion steps per byte before the grammar counts as too ambiguous \
-                           */
+#define KEY_MAX     1024 /* state keys longer than this are not cached */
+/* expansion steps per byte before the grammar counts as too ambiguous */
+#define EXPAND_WORK 20000
 
 struct snode {
     uint32_t pos;
