@@ -824,13 +824,13 @@ static int prepare_tools(struct render *r)
     if (!r->uses_tools)
         return 0;
     /* content NULL with tool calls: a private copy of the messages with "" instead */
-    r->args = calloc(r->n, sizeof(*r->args));
+    r->args = calloc(r->n, sizeof(cJSON **));
     if (!r->args)
         return -ENOMEM;
     for (size_t i = 0; i < r->n; i++) {
         if (!n_calls(r, i))
             continue;
-        r->args[i] = calloc(n_calls(r, i), sizeof(*r->args[i]));
+        r->args[i] = calloc(n_calls(r, i), sizeof(cJSON *));
         if (!r->args[i])
             return -ENOMEM;
         for (size_t k = 0; k < n_calls(r, i); k++) {
