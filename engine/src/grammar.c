@@ -123,11 +123,15 @@ static int32_t new_rule(struct parser *p, const char *name, size_t name_len)
     struct prule *r = &p->rules[p->n_rules];
     memset(r, 0, sizeof(*r));
     if (name) {
-        r->name = strndup(name, name_len);
+        /* not strndup: the text need not be NUL-terminated, and strndup may look past
+         * name_len for the terminator */
+        r->name = malloc(name_len + 1);
         if (!r->name) {
             oom(p);
             return -1;
         }
+        memcpy(r->name, name, name_len);
+        r->name[name_len] = '\0';
     }
     return p->n_rules++;
 }
