@@ -28,6 +28,7 @@
 #include "config.h"
 #include "log.h"
 #include "openai.h"
+#include "openai_tools.h"
 #include "request.h"
 #include "worker.h"
 
@@ -108,6 +109,9 @@ struct gen {
     struct agent_result result;
     struct openai_buf out; /* stream: SSE bytes not yet sent; otherwise the generated text */
     size_t out_off;
+    struct agent_tool_call *calls; /* not streamed: the model's tool calls, for the response */
+    size_t n_calls;
+    size_t n_streamed_calls; /* streamed: calls sent so far (the next one's index) */
 };
 
 enum route { R_CHAT, R_COMPLETIONS, R_MODELS, R_MODEL, R_HEALTH, R_METRICS, R_GOVERNOR };
@@ -168,6 +172,11 @@ static void gen_unref(struct gen *g)
     if (atomic_fetch_sub(&g->refs, 1) != 1)
         return;
     agent_request_free(g->req);
+    for (size_t i = 0; i < g->n_calls; i++) {
+        free(g->calls[i].name);
+        free(g->calls[i].arguments);
+    }
+    free(g->calls);
     openai_stream_free(&g->fmt);
     openai_buf_free(&g->out);
     pthread_cond_destroy(&g->cv);
@@ -367,6 +376,38 @@ static int gen_on_text(void *user, const char *text, size_t len)
         pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
     return rc || atomic_load_explicit(&g->req->cancel, memory_order_relaxed);
+}
+
+/* A tool call the worker found in the output: streamed as delta.tool_calls at once, or kept
+ * for the response's message.tool_calls. */
+static int gen_on_tool_call(void *user, const char *name, const char *arguments)
+{
+    struct gen *g = user;
+    pthread_mutex_lock(&g->mu);
+    int rc = 0;
+    if (g->stream) {
+        rc = openai_stream_tool_call(&g->fmt.rid, g->n_streamed_calls, name, arguments, &g->out);
+        g->n_streamed_calls++;
+        g->has_text = true;
+        if (g->waiting)
+            pthread_cond_signal(&g->cv);
+    } else {
+        struct agent_tool_call *c = realloc(g->calls, (g->n_calls + 1) * sizeof(*c));
+        if (c) {
+            g->calls = c;
+            c[g->n_calls] = (struct agent_tool_call){NULL, strdup(name), strdup(arguments)};
+            if (c[g->n_calls].name && c[g->n_calls].arguments)
+                g->n_calls++;
+            else
+                rc = -ENOMEM;
+        } else {
+            rc = -ENOMEM;
+        }
+    }
+    if (rc)
+        g->oom = true;
+    pthread_mutex_unlock(&g->mu);
+    return rc ? 1 : 0;
 }
 
 static void gen_on_done(void *user, const struct agent_result *res)
@@ -579,6 +620,7 @@ static enum MHD_Result handle_completion(struct agent_http *h, struct MHD_Connec
     }
     req->sink.on_text = gen_on_text;
     req->sink.on_done = gen_on_done;
+    req->sink.on_tool_call = gen_on_tool_call;
     req->sink.user = g;
 
     atomic_fetch_add(&g->refs, 1); /* the worker's, released in on_done */
@@ -610,7 +652,8 @@ static enum MHD_Result handle_completion(struct agent_http *h, struct MHD_Connec
     }
     if (!g->stream) {
         struct openai_buf b = {0};
-        rc = openai_response_json(&g->fmt.rid, g->out.data, g->out.len, &g->result, &b);
+        rc = openai_response_json_calls(&g->fmt.rid, g->out.data, g->out.len, g->calls, g->n_calls,
+                                        &g->result, &b);
         pthread_mutex_unlock(&g->mu);
         gen_unref(g);
         enum MHD_Result ret =

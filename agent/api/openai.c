@@ -2,6 +2,7 @@
  * through cJSON and checks every field's type and range before it reaches the engine; responses
  * are written by hand into a reusable buffer so a streamed token costs no allocation. */
 #include "openai.h"
+#include "openai_tools.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -449,9 +450,9 @@ static int parse_unsupported(const cJSON *root, enum agent_request_kind kind,
     if (get_int(root, "n", 1, 1, NULL, &v, e))
         return -EINVAL;
     const cJSON *f = field(root, "tools");
-    if (f && (!cJSON_IsArray(f) || cJSON_GetArraySize(f) > 0)) {
+    if (kind != AGENT_REQ_CHAT && f) {
         openai_error_set(e, 400, "invalid_request_error", "unsupported_parameter", "tools",
-                         "'tools' is not supported by this server");
+                         "'tools' is only supported on /v1/chat/completions");
         return -EINVAL;
     }
     f = field(root, "logprobs");
@@ -567,9 +568,15 @@ static int parse_messages(const cJSON *root, struct agent_request *req, struct o
         /* "developer" is the newer name of "system". */
         if (strcmp(r, "developer") == 0)
             r = "system";
-        if (strcmp(r, "system") != 0 && strcmp(r, "user") != 0 && strcmp(r, "assistant") != 0) {
-            bad_value(e, param, "must be one of system, developer, user, assistant");
+        if (strcmp(r, "system") != 0 && strcmp(r, "user") != 0 && strcmp(r, "assistant") != 0 &&
+            strcmp(r, "tool") != 0) {
+            bad_value(e, param, "must be one of system, developer, user, assistant, tool");
             return -EINVAL;
+        }
+        if (strcmp(r, "assistant") == 0) {
+            int trc = openai_parse_message_tools(m, req->n_messages, req, e);
+            if (trc)
+                return trc;
         }
         snprintf(param, sizeof(param), "messages[%d].content", i);
         struct agent_message *am = &req->messages[req->n_messages];
@@ -668,6 +675,8 @@ int openai_parse_request(const char *body, size_t len, enum agent_request_kind k
         (rc = parse_sampling(root, &req->sampling, err)) || (rc = parse_stop(root, req, err)))
         goto fail;
     rc = kind == AGENT_REQ_CHAT ? parse_messages(root, req, err) : parse_prompt(root, req, err);
+    if (!rc && kind == AGENT_REQ_CHAT)
+        rc = openai_parse_tools(root, req, err);
     if (rc)
         goto fail;
     cJSON_Delete(root);
@@ -789,17 +798,36 @@ static int usage_energy(const struct agent_result *res, bool usage, struct opena
 int openai_response_json(const struct openai_response_id *r, const char *text, size_t len,
                          const struct agent_result *res, struct openai_buf *b)
 {
+    return openai_response_json_calls(r, text, len, NULL, 0, res, b);
+}
+
+int openai_response_json_calls(const struct openai_response_id *r, const char *text, size_t len,
+                               const struct agent_tool_call *calls, size_t n_calls,
+                               const struct agent_result *res, struct openai_buf *b)
+{
     bool chat = r->kind == AGENT_REQ_CHAT;
     int rc = head(r, chat ? "chat.completion" : "text_completion", b);
-    if (chat)
+    if (chat && n_calls && len == 0) /* OpenAI: content null when the reply is only calls */
+        rc |= buf_str(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                         "\"content\":null");
+    else if (chat)
         rc |= buf_str(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
                          "\"content\":\"");
     else
         rc |= buf_str(b, ",\"choices\":[{\"index\":0,\"text\":\"");
-    rc |= openai_buf_append_json(b, text ? text : "", text ? len : 0);
-    rc |= buf_str(b, chat ? "\"},\"logprobs\":null,\"finish_reason\":\""
-                          : "\",\"logprobs\":null,\"finish_reason\":\"");
-    rc |= buf_str(b, openai_finish_reason(res->finish));
+    if (!(chat && n_calls && len == 0)) {
+        rc |= openai_buf_append_json(b, text ? text : "", text ? len : 0);
+        rc |= buf_str(b, "\"");
+    }
+    if (chat && n_calls) {
+        rc |= buf_str(b, ",\"tool_calls\":");
+        rc |= openai_tool_calls_json(r, calls, n_calls, b);
+    }
+    rc |= buf_str(b, chat ? "},\"logprobs\":null,\"finish_reason\":\""
+                          : ",\"logprobs\":null,\"finish_reason\":\"");
+    rc |=
+        buf_str(b, n_calls && res->finish == AGENT_FINISH_STOP ? "tool_calls"
+                                                               : openai_finish_reason(res->finish));
     rc |= buf_str(b, "\"}]");
     rc |= usage_energy(res, true, b);
     rc |= buf_str(b, "}");
@@ -868,7 +896,9 @@ int openai_stream_end(const struct openai_stream *s, const struct agent_result *
         rc |= buf_str(b, chat ? ",\"choices\":[{\"index\":0,\"delta\":{},"
                               : ",\"choices\":[{\"index\":0,\"text\":\"\",");
         rc |= buf_str(b, "\"logprobs\":null,\"finish_reason\":\"");
-        rc |= buf_str(b, openai_finish_reason(res->finish));
+        rc |= buf_str(b, res->n_tool_calls && res->finish == AGENT_FINISH_STOP
+                             ? "tool_calls"
+                             : openai_finish_reason(res->finish));
         rc |= buf_str(b, "\"}]");
         rc |= usage_energy(res, false, b);
         rc |= buf_str(b, "}\n\n");

@@ -103,6 +103,11 @@ int openai_stream_end(const struct openai_stream *s, const struct agent_result *
 
 /* "stop" / "length" for a finish. */
 const char *openai_finish_reason(enum agent_finish f);
+/* openai_response_json with the model's tool calls: message.tool_calls, content null when
+ * there is no text, finish_reason "tool_calls" when n_calls > 0. */
+int openai_response_json_calls(const struct openai_response_id *r, const char *text, size_t len,
+                               const struct agent_tool_call *calls, size_t n_calls,
+                               const struct agent_result *res, struct openai_buf *b);
 
 /* GET /v1/models (one model, or none when id is ""); GET /v1/models/{id}. */
 int openai_models_json(const char *id, int64_t created, struct openai_buf *b);

@@ -130,7 +130,7 @@ void daemon_on_mqtt_ask(void *user, const char *payload, size_t len, const char 
     req->messages[0].role = strdup("user");
     req->messages[0].content = prompt;
     req->n_messages = 1;
-    req->sink = (struct agent_sink){ask_text, ask_done, job};
+    req->sink = (struct agent_sink){.on_text = ask_text, .on_done = ask_done, .user = job};
     int rc = d->worker ? agent_worker_submit(d->worker, req) : -ENODEV;
     if (rc < 0) {
         ask_reply_error(d, response_topic, correlation, correlation_len,

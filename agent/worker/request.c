@@ -27,5 +27,16 @@ void agent_request_free(struct agent_request *req)
     free(req->prompt);
     for (size_t i = 0; i < req->n_stop; i++)
         free(req->stop[i]);
+    free(req->tools.tools_json);
+    free(req->tools.choice_name);
+    free(req->tools.format_grammar);
+    for (size_t i = 0; i < AGENT_MAX_MESSAGES; i++) {
+        for (size_t k = 0; k < req->tools.n_calls[i]; k++) {
+            free(req->tools.calls[i][k].id);
+            free(req->tools.calls[i][k].name);
+            free(req->tools.calls[i][k].arguments);
+        }
+        free(req->tools.calls[i]);
+    }
     free(req);
 }

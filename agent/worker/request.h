@@ -18,8 +18,33 @@ enum agent_request_kind {
 };
 
 struct agent_message {
-    char *role; /* "system", "user", "assistant" */
+    char *role; /* "system", "user", "assistant", "tool" */
     char *content;
+};
+
+/* ---- tools and structured output (openai_tools.c parses them, the worker applies them) ---- */
+
+/* A call an assistant message made (history) or the model made (output). */
+struct agent_tool_call {
+    char *id, *name;
+    char *arguments; /* JSON object text */
+};
+
+enum agent_tool_choice {
+    AGENT_TOOLS_AUTO = 0, /* the model decides; its output is parsed for calls */
+    AGENT_TOOLS_NONE,     /* tools are not offered to the model */
+    AGENT_TOOLS_REQUIRED, /* the output is constrained to a call of one of the tools */
+    AGENT_TOOLS_NAMED,    /* ... of the tool named in choice_name */
+};
+
+struct agent_tools {
+    char *tools_json; /* the request's `tools` as compact JSON; NULL: none */
+    enum agent_tool_choice choice;
+    char *choice_name;
+    bool parallel;        /* parallel_tool_calls (default true) */
+    char *format_grammar; /* response_format json_object / json_schema as grammar text */
+    struct agent_tool_call *calls[AGENT_MAX_MESSAGES]; /* per message: its tool calls */
+    size_t n_calls[AGENT_MAX_MESSAGES];
 };
 
 /* Sampling overrides; a field applies only when its has_ flag is set, else config defaults. */
@@ -50,10 +75,11 @@ struct agent_result {
     double duration_ms;
     double prefill_tokens_per_s;
     double decode_tokens_per_s;
-    double energy_j;    /* integrated over the request from the power meter; NAN = not measured */
-    double avg_power_w; /* NAN = not measured */
-    double j_per_token; /* energy_j / generated tokens; NAN when either is unknown or none */
-    char policy[32];    /* governor policy in force when it finished */
+    double energy_j;     /* integrated over the request from the power meter; NAN = not measured */
+    double avg_power_w;  /* NAN = not measured */
+    double j_per_token;  /* energy_j / generated tokens; NAN when either is unknown or none */
+    char policy[32];     /* governor policy in force when it finished */
+    size_t n_tool_calls; /* calls reported through on_tool_call (finish_reason "tool_calls") */
 };
 
 struct agent_request;
@@ -65,6 +91,9 @@ struct agent_sink {
     int (*on_text)(void *user, const char *text, size_t len);
     void (*on_done)(void *user, const struct agent_result *result);
     void *user;
+    /* A complete tool call found in the output (tools given, tool_choice not "none"); NULL:
+     * calls are dropped. name and arguments (JSON object text) valid during the call. */
+    int (*on_tool_call)(void *user, const char *name, const char *arguments);
 };
 
 struct agent_request {
@@ -75,6 +104,7 @@ struct agent_request {
     struct agent_sampling sampling;
     char *stop[AGENT_MAX_STOP];
     size_t n_stop;
+    struct agent_tools tools;
     struct agent_sink sink;
     atomic_bool cancel; /* set by the front end (client disconnect) or by shutdown */
     uint64_t enqueued_ns;

@@ -3,6 +3,7 @@
  * only prefills what is new. */
 #include "worker.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -18,6 +19,8 @@
 #include "engine/chat.h"
 #include "engine/engine.h"
 #include "engine/generate.h"
+#include "engine/grammar.h"
+#include "engine/json_schema.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
 
@@ -53,6 +56,9 @@ struct agent_worker {
     int32_t *gen_tokens; /* tokens sampled in the running request, n_ctx entries */
     size_t n_gen_tokens;
     size_t n_ctx;
+    /* the vocabulary's index for constrained sampling, built on the first request with a
+     * grammar (tool_choice required/named, response_format) */
+    struct eng_grammar_vocab *gvocab;
 
     /* stats (under lock) */
     uint64_t requests, total_prompt_tokens, total_gen_tokens;
@@ -104,14 +110,101 @@ static void obs_idle(void *user)
 struct run_state {
     struct agent_worker *w;
     struct agent_request *req;
+    struct eng_tool_parser *tools; /* tools offered: the output is parsed for calls */
 };
+
+static int sink_text(void *user, const char *text, size_t len)
+{
+    struct run_state *rs = user;
+    return rs->req->sink.on_text ? rs->req->sink.on_text(rs->req->sink.user, text, len) : 0;
+}
+
+static int sink_call(void *user, const char *name, const char *arguments)
+{
+    struct run_state *rs = user;
+    return rs->req->sink.on_tool_call
+               ? rs->req->sink.on_tool_call(rs->req->sink.user, name, arguments)
+               : 0;
+}
 
 static int on_text(void *user, const char *text, size_t len)
 {
     struct run_state *rs = user;
     if (atomic_load(&rs->req->cancel))
         return 1;
-    return rs->req->sink.on_text ? rs->req->sink.on_text(rs->req->sink.user, text, len) : 0;
+    if (rs->tools)
+        return eng_tool_parser_push(rs->tools, text, len) ? 1 : 0;
+    return sink_text(rs, text, len);
+}
+
+static bool offers_tools(const struct agent_request *req)
+{
+    return req->kind == AGENT_REQ_CHAT && req->tools.tools_json &&
+           req->tools.choice != AGENT_TOOLS_NONE;
+}
+
+/* The function names of the request's tools, for the output parser (malloc'd array of
+ * pointers into *ret_json, which the caller frees with it). */
+static int tool_names(const struct agent_request *req, cJSON **ret_json, const char ***ret,
+                      size_t *ret_n)
+{
+    cJSON *t = cJSON_Parse(req->tools.tools_json);
+    size_t n = (size_t)cJSON_GetArraySize(t), k = 0;
+    const char **names = calloc(n ? n : 1, sizeof(*names));
+    if (!t || !names) {
+        cJSON_Delete(t);
+        free(names);
+        return -ENOMEM;
+    }
+    for (const cJSON *x = t->child; x; x = x->next) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(x, "function"), "name"));
+        if (name)
+            names[k++] = name;
+    }
+    *ret_json = t;
+    *ret = names;
+    *ret_n = k;
+    return 0;
+}
+
+/* The grammar the request's output must follow (NULL when none): a call of the tools in the
+ * template family's syntax, or the response_format. */
+static int request_grammar(struct agent_worker *w, const struct agent_request *req,
+                           struct eng_grammar **ret, char *err, size_t err_len)
+{
+    *ret = NULL;
+    const struct agent_tools *t = &req->tools;
+    char *text = NULL;
+    int rc = 0;
+    if (req->kind == AGENT_REQ_CHAT && t->tools_json &&
+        (t->choice == AGENT_TOOLS_REQUIRED || t->choice == AGENT_TOOLS_NAMED)) {
+        int syntax = 0;
+        if (eng_chat_tool_syntax(&w->tmpl, &syntax) < 0) {
+            snprintf(err, err_len, "the model's chat template (%s) has no tool-call syntax",
+                     eng_chat_family_name(w->tmpl.family));
+            return -EINVAL;
+        }
+        rc = eng_tools_grammar(t->tools_json, 0,
+                               t->choice == AGENT_TOOLS_NAMED ? t->choice_name : NULL,
+                               (enum eng_tool_syntax)syntax, t->parallel, &text, err, err_len);
+    } else if (t->format_grammar) {
+        text = strdup(t->format_grammar);
+        rc = text ? 0 : -ENOMEM;
+    }
+    if (rc < 0 || !text)
+        return rc;
+    rc = eng_grammar_parse(text, 0, ret, err, err_len);
+    free(text);
+    if (rc == 0 && !w->gvocab) {
+        rc = eng_grammar_vocab_new(w->vocab, &w->gvocab);
+        if (rc < 0) {
+            snprintf(err, err_len, "indexing the vocabulary for constrained sampling failed");
+            eng_grammar_free(*ret);
+            *ret = NULL;
+        }
+    }
+    return rc;
 }
 
 static int should_cancel(void *user)
@@ -167,8 +260,28 @@ static int render_prompt(struct agent_worker *w, const struct agent_request *req
         return *ret ? 0 : -ENOMEM;
     }
     struct eng_chat_message msgs[AGENT_MAX_MESSAGES];
-    for (size_t i = 0; i < req->n_messages; i++)
+    struct eng_chat_message_tools mt[AGENT_MAX_MESSAGES];
+    struct eng_chat_tool_call *calls[AGENT_MAX_MESSAGES] = {0};
+    bool any_calls = false;
+    int rc = 0;
+    for (size_t i = 0; i < req->n_messages; i++) {
         msgs[i] = (struct eng_chat_message){req->messages[i].role, req->messages[i].content};
+        size_t n = req->tools.n_calls[i];
+        mt[i] = (struct eng_chat_message_tools){NULL, 0};
+        if (!n)
+            continue;
+        calls[i] = calloc(n, sizeof(*calls[i]));
+        if (!calls[i]) {
+            rc = -ENOMEM;
+            continue;
+        }
+        for (size_t k = 0; k < n; k++)
+            calls[i][k] =
+                (struct eng_chat_tool_call){req->tools.calls[i][k].id, req->tools.calls[i][k].name,
+                                            req->tools.calls[i][k].arguments};
+        mt[i] = (struct eng_chat_message_tools){calls[i], n};
+        any_calls = true;
+    }
     char today[32];
     time_t now = time(NULL);
     struct tm tm;
@@ -176,9 +289,15 @@ static int render_prompt(struct agent_worker *w, const struct agent_request *req
     struct eng_chat_render_opts ro = {.add_generation_prompt = true,
                                       .bos_token = w->bos_text,
                                       .eos_token = w->eos_text,
-                                      .date_string = today};
-    return eng_chat_render_spans(&w->tmpl, msgs, req->n_messages, &ro, ret, NULL, ret_spans,
-                                 ret_n_spans, err, err_len);
+                                      .date_string = today,
+                                      .tools = offers_tools(req) ? req->tools.tools_json : NULL,
+                                      .message_tools = any_calls ? mt : NULL};
+    if (rc == 0)
+        rc = eng_chat_render_spans(&w->tmpl, msgs, req->n_messages, &ro, ret, NULL, ret_spans,
+                                   ret_n_spans, err, err_len);
+    for (size_t i = 0; i < req->n_messages; i++)
+        free(calls[i]);
+    return rc;
 }
 
 static void run_request(struct agent_worker *w, struct agent_request *req)
@@ -199,6 +318,8 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     char *prompt = NULL;
     struct eng_text_span *spans = NULL;
     size_t n_spans = 0;
+    struct eng_grammar *grammar = NULL;
+    cJSON *names_json = NULL;
     int rc = render_prompt(w, req, &prompt, &spans, &n_spans, res.error_msg, sizeof(res.error_msg));
     if (rc < 0) {
         res.error = rc;
@@ -217,6 +338,34 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     gp.on_text = on_text;
     gp.should_cancel = should_cancel;
     gp.user = &rs;
+    rc = request_grammar(w, req, &grammar, res.error_msg, sizeof(res.error_msg));
+    if (rc < 0) {
+        res.error = rc;
+        goto done;
+    }
+    gp.grammar = grammar;
+    gp.grammar_vocab = w->gvocab;
+    if (offers_tools(req)) {
+        int syntax = 0;
+        const char **names = NULL;
+        size_t n_names = 0;
+        struct eng_tool_parser_cb cb = {sink_text, sink_call, &rs};
+        if (eng_chat_tool_syntax(&w->tmpl, &syntax) < 0) {
+            rc = res.error = -EINVAL;
+            snprintf(res.error_msg, sizeof(res.error_msg),
+                     "the model's chat template (%s) has no tool-call syntax",
+                     eng_chat_family_name(w->tmpl.family));
+            goto done;
+        }
+        rc = tool_names(req, &names_json, &names, &n_names);
+        if (rc == 0)
+            rc = eng_tool_parser_new(syntax, names, n_names, &cb, &rs.tools);
+        free(names);
+        if (rc < 0) {
+            res.error = rc;
+            goto done;
+        }
+    }
 
     /* Tokenize the whole prompt, then skip what the KV cache already holds. */
     bool add_bos = !(w->bos_text[0] && strncmp(prompt, w->bos_text, strlen(w->bos_text)) == 0);
@@ -258,6 +407,11 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     if (rc < 0) {
         res.error = rc;
         goto done;
+    }
+    if (rs.tools) {
+        if (gr.reason != ENG_STOP_CANCELLED)
+            eng_tool_parser_finish(rs.tools); /* decides what was held back */
+        res.n_tool_calls = eng_tool_parser_n_calls(rs.tools);
     }
     /* Without a context shift the cache holds the prompt then the sampled tokens in order
      * (the last sampled one may not have been decoded). */
@@ -303,6 +457,9 @@ done:;
     }
     free(prompt);
     free(spans);
+    eng_grammar_free(grammar);
+    eng_tool_parser_free(rs.tools);
+    cJSON_Delete(names_json);
     set_phase(w, AGENT_PHASE_IDLE);
     pthread_mutex_lock(&w->lock);
     w->requests++;
@@ -495,6 +652,7 @@ void agent_worker_free(struct agent_worker *w, int timeout_ms)
         pthread_join(w->thread, NULL);
     }
     eng_context_free(w->ctx);
+    eng_grammar_vocab_free(w->gvocab);
     free(w->kv_tokens);
     free(w->prompt_buf);
     free(w->gen_tokens);

@@ -7,6 +7,7 @@
  * strings llama.cpp uses (src/llama-chat.cpp, llm_chat_detect_template). */
 #include "engine/chat.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "chat_internal.h"
 
 static const char *const family_names[ENG_CHAT_FAMILY_COUNT] = {
     [ENG_CHAT_CHATML] = "chatml", [ENG_CHAT_LLAMA2] = "llama2",   [ENG_CHAT_LLAMA3] = "llama3",
@@ -267,7 +270,7 @@ static void sb_add_trimmed_sb(struct sb *b, const struct sb *src)
     }
 }
 
-enum role { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, ROLE_BAD };
+enum role { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, ROLE_TOOL, ROLE_BAD };
 
 static enum role role_of(const char *r)
 {
@@ -279,6 +282,8 @@ static enum role role_of(const char *r)
         return ROLE_USER;
     if (strcmp(r, "assistant") == 0)
         return ROLE_ASSISTANT;
+    if (strcmp(r, "tool") == 0)
+        return ROLE_TOOL;
     return ROLE_BAD;
 }
 
@@ -291,7 +296,47 @@ struct render {
     struct sb out;
     char *err;
     size_t err_len;
+    /* tools: the parsed opts->tools, and each message's tool-call arguments (args[i][k]) */
+    cJSON *tools;
+    cJSON ***args;
+    bool uses_tools; /* tools given, or a tool message or tool call in the history */
+    struct eng_chat_message *msgs_copy; /* r->m with "" for NULL content */
 };
+
+static size_t n_calls(const struct render *r, size_t i)
+{
+    return r->o->message_tools ? r->o->message_tools[i].n_tool_calls : 0;
+}
+
+static const struct eng_chat_tool_call *calls_of(const struct render *r, size_t i)
+{
+    return r->o->message_tools ? r->o->message_tools[i].tool_calls : NULL;
+}
+
+/* Text the template takes from tools or tool calls (not from a message's content pointer):
+ * appended as a literal span, so control tokens written there are never parsed as such. */
+static void sb_add_lit(struct sb *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b->msgs && n)
+        sb_span(b, b->len, n);
+    const struct eng_chat_message *m = b->msgs;
+    b->msgs = NULL;
+    sb_addn(b, s, n);
+    b->msgs = m;
+}
+
+/* tojson of a parsed value (indent 0: one line), as a literal. */
+static void sb_add_json(struct sb *b, const cJSON *v, int indent)
+{
+    char *t = chat_py_json(v, indent);
+    if (!t) {
+        b->oom = true;
+        return;
+    }
+    sb_add_lit(b, t);
+    free(t);
+}
 
 static int fail(struct render *r, size_t idx, const char *why)
 {
@@ -376,27 +421,112 @@ static void chatml_assistant_qwen3(struct render *r, size_t i, size_t last_query
     sb_add(&r->out, content);
 }
 
+/* Tools in ChatML, as Qwen2.5's and Qwen3's templates render them (both in
+ * tests/fuzz/chat_template/; the two agree on everything below except the default system text,
+ * which only Qwen2.5 has). With tools the system turn is the system message (or Qwen2.5's
+ * default) + "\n\n" + a "# Tools" block listing each tool as tojson; without a system text
+ * at all the block alone (Qwen3; our fallback for other ChatML templates). */
+static void chatml_tools_system(struct render *r)
+{
+    static const char head[] =
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n<tools>";
+    static const char tail[] =
+        "\n</tools>\n\nFor each function call, return a json object with function name and "
+        "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n";
+    /* Qwen2.5 writes this line inside a Jinja string literal as {{...}}, which prints both
+     * braces; Qwen3 writes it with single ones */
+    const char *example = r->t->default_system[0]
+                              ? "{{\"name\": <function-name>, \"arguments\": <args-json-object>}}"
+                              : "{\"name\": <function-name>, \"arguments\": <args-json-object>}";
+    sb_add(&r->out, "<|im_start|>system\n");
+    if (r->n && role_of(r->m[0].role) == ROLE_SYSTEM)
+        sb_cat(&r->out, r->m[0].content, "\n\n", NULL);
+    else if (r->t->default_system[0])
+        sb_cat(&r->out, r->t->default_system, "\n\n", NULL);
+    sb_add(&r->out, head);
+    for (const cJSON *t = r->tools ? r->tools->child : NULL; t; t = t->next) {
+        sb_add(&r->out, "\n");
+        sb_add_json(&r->out, t, 0);
+    }
+    sb_cat(&r->out, tail, example, "\n</tool_call><|im_end|>\n", NULL);
+}
+
+/* An assistant turn's tool calls; content_nonempty: the (Qwen3: think-stripped) content. */
+static void chatml_tool_calls(struct render *r, size_t i, bool content_nonempty)
+{
+    for (size_t k = 0; k < n_calls(r, i); k++) {
+        if (k > 0 || content_nonempty)
+            sb_add(&r->out, "\n");
+        sb_add(&r->out, "<tool_call>\n{\"name\": \"");
+        sb_add_lit(&r->out, calls_of(r, i)[k].name);
+        sb_add(&r->out, "\", \"arguments\": ");
+        sb_add_json(&r->out, r->args[i][k], 0);
+        sb_add(&r->out, "}\n</tool_call>");
+    }
+}
+
+/* Qwen3's "content" variable: after the last </think>, leading newlines stripped. */
+static bool qwen3_content_nonempty(const char *c)
+{
+    const char *close = NULL, *p = c;
+    while ((p = strstr(p, "</think>")) != NULL) {
+        close = p;
+        p += 8;
+    }
+    if (!close)
+        return c[0] != '\0';
+    c = close + 8;
+    while (*c == '\n')
+        c++;
+    return c[0] != '\0';
+}
+
+static bool is_tool_response(const char *c)
+{
+    size_t n = strlen(c);
+    return strncmp(c, "<tool_response>", 15) == 0 && n >= 16 &&
+           strcmp(c + n - 16, "</tool_response>") == 0;
+}
+
 static int render_chatml(struct render *r)
 {
     bool think = r->t->flags & ENG_CHAT_F_THINK;
     size_t last_query = r->n ? r->n - 1 : 0;
     if (think) {
-        /* ns.last_query_index: the last user message (tool responses are not supported) */
+        /* ns.last_query_index: the last user message that is not a wrapped tool response */
         for (size_t i = r->n; i-- > 0;) {
-            if (role_of(r->m[i].role) == ROLE_USER) {
+            if (role_of(r->m[i].role) == ROLE_USER && !is_tool_response(r->m[i].content)) {
                 last_query = i;
                 break;
             }
         }
     }
-    if (r->n && r->t->default_system[0] && role_of(r->m[0].role) != ROLE_SYSTEM)
+    size_t first = 0;
+    if (r->tools) {
+        chatml_tools_system(r);
+        first = r->n && role_of(r->m[0].role) == ROLE_SYSTEM;
+    } else if (r->n && r->t->default_system[0] && role_of(r->m[0].role) != ROLE_SYSTEM) {
         sb_cat(&r->out, "<|im_start|>system\n", r->t->default_system, "<|im_end|>\n", NULL);
-    for (size_t i = 0; i < r->n; i++) {
+    }
+    for (size_t i = first; i < r->n; i++) {
+        enum role role = role_of(r->m[i].role);
+        if (role == ROLE_TOOL) {
+            if (i == 0 || role_of(r->m[i - 1].role) != ROLE_TOOL)
+                sb_add(&r->out, "<|im_start|>user");
+            sb_cat(&r->out, "\n<tool_response>\n", r->m[i].content, "\n</tool_response>", NULL);
+            if (i + 1 == r->n || role_of(r->m[i + 1].role) != ROLE_TOOL)
+                sb_add(&r->out, "<|im_end|>\n");
+            continue;
+        }
         sb_cat(&r->out, "<|im_start|>", r->m[i].role, "\n", NULL);
-        if (think && role_of(r->m[i].role) == ROLE_ASSISTANT)
+        if (think && role == ROLE_ASSISTANT)
             chatml_assistant_qwen3(r, i, last_query);
         else
             sb_add(&r->out, r->m[i].content);
+        if (role == ROLE_ASSISTANT && n_calls(r, i))
+            chatml_tool_calls(
+                r, i, think ? qwen3_content_nonempty(r->m[i].content) : r->m[i].content[0] != '\0');
         sb_add(&r->out, "<|im_end|>\n");
     }
     if (r->o->add_generation_prompt) {
@@ -503,22 +633,65 @@ static int render_mistral(struct render *r)
 static int render_llama3(struct render *r)
 {
     size_t first = 0;
+    if (r->uses_tools && !(r->t->flags & ENG_CHAT_F_KNOWLEDGE_DATE))
+        return fail(r, 0, "the Llama 3.0 template has no tools (3.1+ does)");
     if (r->t->flags & ENG_CHAT_F_KNOWLEDGE_DATE) {
         const char *date = r->o->date_string ? r->o->date_string : "26 Jul 2024";
-        sb_cat(&r->out, r->bos, "<|start_header_id|>system<|end_header_id|>\n\n",
-               "Cutting Knowledge Date: December 2023\nToday Date: ", date, "\n\n", NULL);
+        sb_cat(&r->out, r->bos, "<|start_header_id|>system<|end_header_id|>\n\n", NULL);
+        if (r->tools)
+            sb_add(&r->out, "Environment: ipython\n");
+        sb_cat(&r->out, "Cutting Knowledge Date: December 2023\nToday Date: ", date, "\n\n", NULL);
         if (r->n && role_of(r->m[0].role) == ROLE_SYSTEM) {
             sb_add_trimmed(&r->out, r->m[0].content);
             first = 1;
         }
         sb_add(&r->out, "<|eot_id|>");
     }
+    if (r->tools) {
+        /* tools_in_user_message (the default): the first message after the system one,
+         * whatever its role, becomes the user turn that lists the tools */
+        if (first >= r->n)
+            return fail(r, first, "tools need a first user message to go in (Llama 3.1+)");
+        sb_add(&r->out, "<|start_header_id|>user<|end_header_id|>\n\n"
+                        "Given the following functions, please respond with a JSON for a "
+                        "function call with its proper arguments that best answers the given "
+                        "prompt.\n\nRespond in the format {\"name\": function name, "
+                        "\"parameters\": dictionary of argument name and its value}.Do not use "
+                        "variables.\n\n");
+        for (const cJSON *t = r->tools->child; t; t = t->next) {
+            sb_add_json(&r->out, t, 4);
+            sb_add(&r->out, "\n\n");
+        }
+        sb_add_trimmed(&r->out, r->m[first].content);
+        sb_add(&r->out, "<|eot_id|>");
+        first++;
+    }
     for (size_t i = first; i < r->n; i++) {
         if (i == 0 && !(r->t->flags & ENG_CHAT_F_KNOWLEDGE_DATE))
             sb_add(&r->out, r->bos);
-        sb_cat(&r->out, "<|start_header_id|>", r->m[i].role, "<|end_header_id|>\n\n", NULL);
-        sb_add_trimmed(&r->out, r->m[i].content);
-        sb_add(&r->out, "<|eot_id|>");
+        enum role role = role_of(r->m[i].role);
+        if (role == ROLE_TOOL) {
+            /* the template tests `content is iterable`, true of a string: tojson quotes it */
+            cJSON *c = cJSON_CreateString(r->m[i].content);
+            if (!c)
+                return -ENOMEM;
+            sb_add(&r->out, "<|start_header_id|>ipython<|end_header_id|>\n\n");
+            sb_add_json(&r->out, c, 0);
+            sb_add(&r->out, "<|eot_id|>");
+            cJSON_Delete(c);
+        } else if (n_calls(r, i)) {
+            if (n_calls(r, i) != 1)
+                return fail(r, i, "Llama 3.1+ supports one tool call per message");
+            sb_add(&r->out, "<|start_header_id|>assistant<|end_header_id|>\n\n{\"name\": \"");
+            sb_add_lit(&r->out, calls_of(r, i)[0].name);
+            sb_add(&r->out, "\", \"parameters\": ");
+            sb_add_json(&r->out, r->args[i][0], 0);
+            sb_add(&r->out, "}<|eot_id|>");
+        } else {
+            sb_cat(&r->out, "<|start_header_id|>", r->m[i].role, "<|end_header_id|>\n\n", NULL);
+            sb_add_trimmed(&r->out, r->m[i].content);
+            sb_add(&r->out, "<|eot_id|>");
+        }
     }
     if (r->o->add_generation_prompt)
         sb_add(&r->out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
@@ -604,6 +777,90 @@ static int render_gemma(struct render *r)
     return 0;
 }
 
+static void release_tools(struct render *r)
+{
+    free(r->msgs_copy);
+    r->msgs_copy = NULL;
+    cJSON_Delete(r->tools);
+    r->tools = NULL;
+    if (r->args) {
+        for (size_t i = 0; i < r->n; i++) {
+            for (size_t k = 0; r->args[i] && k < n_calls(r, i); k++)
+                cJSON_Delete(r->args[i][k]);
+            free(r->args[i]);
+        }
+        free(r->args);
+        r->args = NULL;
+    }
+}
+
+/* Checks roles and content, and parses the tools and every tool call's arguments up front, so
+ * a renderer only ever sees valid JSON. An assistant message with tool calls and no content
+ * renders as content "". */
+static int prepare_tools(struct render *r)
+{
+    static const char empty[] = "";
+    r->uses_tools = r->o->tools != NULL;
+    for (size_t i = 0; i < r->n; i++) {
+        enum role role = role_of(r->m[i].role);
+        if (role == ROLE_BAD)
+            return fail(r, i, "role must be system, user, assistant or tool");
+        if (role == ROLE_TOOL || n_calls(r, i))
+            r->uses_tools = true;
+        if (n_calls(r, i) && (role != ROLE_ASSISTANT || !calls_of(r, i)))
+            return fail(r, i, "only assistant messages carry tool calls");
+        if (!r->m[i].content && !n_calls(r, i))
+            return fail(r, i, "content is missing");
+    }
+    if (r->uses_tools && r->t->family != ENG_CHAT_CHATML && r->t->family != ENG_CHAT_LLAMA3)
+        return fail(r, 0,
+                    "this template family has no tool support (ChatML/Qwen and Llama 3.1+ "
+                    "have)");
+    if (r->o->tools) {
+        r->tools = cJSON_Parse(r->o->tools);
+        if (!cJSON_IsArray(r->tools))
+            return fail(r, 0, "tools: not a JSON array");
+    }
+    if (!r->uses_tools)
+        return 0;
+    /* content NULL with tool calls: a private copy of the messages with "" instead */
+    r->args = calloc(r->n, sizeof(cJSON **));
+    if (!r->args)
+        return -ENOMEM;
+    for (size_t i = 0; i < r->n; i++) {
+        if (!n_calls(r, i))
+            continue;
+        r->args[i] = calloc(n_calls(r, i), sizeof(cJSON *));
+        if (!r->args[i])
+            return -ENOMEM;
+        for (size_t k = 0; k < n_calls(r, i); k++) {
+            const struct eng_chat_tool_call *c = &calls_of(r, i)[k];
+            if (!c->name || !c->name[0])
+                return fail(r, i, "a tool call has no function name");
+            r->args[i][k] = cJSON_Parse(c->arguments ? c->arguments : "{}");
+            if (!cJSON_IsObject(r->args[i][k]))
+                return fail(r, i, "a tool call's arguments are not a JSON object");
+        }
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->m[i].content)
+            continue;
+        if (!r->msgs_copy) {
+            r->msgs_copy = malloc(r->n * sizeof(*r->msgs_copy));
+            if (!r->msgs_copy)
+                return -ENOMEM;
+            memcpy(r->msgs_copy, r->m, r->n * sizeof(*r->msgs_copy));
+        }
+        r->msgs_copy[i].content = empty;
+    }
+    if (r->msgs_copy) {
+        r->m = r->msgs_copy;
+        if (r->out.msgs)
+            r->out.msgs = r->msgs_copy;
+    }
+    return 0;
+}
+
 static int (*const renderers[ENG_CHAT_FAMILY_COUNT])(struct render *) = {
     [ENG_CHAT_CHATML] = render_chatml,   [ENG_CHAT_LLAMA2] = render_llama2,
     [ENG_CHAT_LLAMA3] = render_llama3,   [ENG_CHAT_ZEPHYR] = render_zephyr,
@@ -651,16 +908,9 @@ int eng_chat_render_spans(const struct eng_chat_template *tmpl, const struct eng
             snprintf(err, err_len, "chat template: family %d out of range", (int)tmpl->family);
         return -EINVAL;
     }
-    for (size_t i = 0; i < n_msgs; i++) {
-        if (role_of(msgs[i].role) == ROLE_BAD) {
-            rc = fail(&r, i, "role must be system, user or assistant");
-            goto fail;
-        }
-        if (!msgs[i].content) {
-            rc = fail(&r, i, "content is missing");
-            goto fail;
-        }
-    }
+    rc = prepare_tools(&r);
+    if (rc < 0)
+        goto fail;
     rc = renderers[tmpl->family](&r);
     if (rc < 0)
         goto fail;
@@ -671,6 +921,7 @@ int eng_chat_render_spans(const struct eng_chat_template *tmpl, const struct eng
             snprintf(err, err_len, "chat template: out of memory");
         goto fail;
     }
+    release_tools(&r);
     *ret_text = r.out.buf;
     if (ret_len)
         *ret_len = r.out.len;
@@ -685,5 +936,6 @@ int eng_chat_render_spans(const struct eng_chat_template *tmpl, const struct eng
 fail:
     free(r.out.buf);
     free(r.out.spans);
+    release_tools(&r);
     return rc;
 }

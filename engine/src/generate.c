@@ -210,7 +210,52 @@ struct token_loop {
     uint64_t t0;
     uint64_t gen; /* tokens sampled */
     bool cancel;
+    /* grammar-constrained sampling (NULL gm: none): the matcher, the vocabulary's index and
+     * the mask of allowed tokens it fills each step */
+    struct eng_grammar_matcher *gm;
+    const struct eng_grammar_vocab *gv;
+    uint32_t *allow;
 };
+
+/* The token the grammar and the sampler agree on; *reason becomes EOG when the grammar is
+ * complete and no token can continue it (a vocabulary without an EOG token). */
+static int sample_token(struct token_loop *L, int32_t *ret_tok, enum eng_stop_reason *reason,
+                        char *err, size_t err_len)
+{
+    struct gen *g = L->g;
+    const uint32_t *mask = NULL;
+    if (L->gm) {
+        int32_t n_allowed = eng_grammar_mask(L->gm, L->gv, L->allow);
+        if (n_allowed < 0)
+            return set_err(err, err_len, n_allowed, "generate: grammar mask failed (%d)",
+                           (int)n_allowed);
+        if (n_allowed == 0 && eng_grammar_matcher_accepts(L->gm)) {
+            *reason = ENG_STOP_EOG;
+            return 0;
+        }
+        if (n_allowed == 0)
+            return set_err(err, err_len, -EINVAL,
+                           "generate: no token of the vocabulary can continue the grammar after "
+                           "%llu tokens",
+                           (unsigned long long)L->gen);
+        mask = L->allow;
+    }
+    int32_t tok = eng_sampler_sample_masked(L->smp, eng_get_logits(g->ctx), mask);
+    if (tok < 0 && L->gm)
+        return set_err(err, err_len, -EINVAL,
+                       "generate: every token the grammar allows after %llu tokens has an "
+                       "infinite or NaN logit",
+                       (unsigned long long)L->gen);
+    if (tok < 0)
+        return set_err(err, err_len, -EINVAL,
+                       "generate: the logits after %zu tokens hold no finite value",
+                       g->base + g->n_hist);
+    if (L->gm && eng_grammar_matcher_accept_token(L->gm, L->gv, tok) < 0)
+        return set_err(err, err_len, -EINVAL, "generate: token %d does not continue the grammar",
+                       (int)tok);
+    *ret_tok = tok;
+    return 0;
+}
 
 /* Samples the next token and hands its text to the stop filter and the caller; *reason says
  * when that ends the reply. */
@@ -218,11 +263,10 @@ static int sample_and_emit(struct token_loop *L, int32_t *ret_tok, enum eng_stop
                            char *err, size_t err_len)
 {
     struct gen *g = L->g;
-    int32_t tok = eng_sampler_sample(L->smp, eng_get_logits(g->ctx));
-    if (tok < 0)
-        return set_err(err, err_len, -EINVAL,
-                       "generate: the logits after %zu tokens hold no finite value",
-                       g->base + g->n_hist);
+    int32_t tok = -1;
+    int rc = sample_token(L, &tok, reason, err, err_len);
+    if (rc < 0 || *reason != ENG_STOP_NONE)
+        return rc;
     L->gen++;
     if (L->gen == 1)
         L->res->stats.ttft_ns = cmn_now_ns() - L->t0;
@@ -235,7 +279,7 @@ static int sample_and_emit(struct token_loop *L, int32_t *ret_tok, enum eng_stop
         return 0;
     }
     size_t n_piece = 0;
-    int rc = eng_detok_push(&L->dt, tok, L->piece, L->cap_piece, &n_piece);
+    rc = eng_detok_push(&L->dt, tok, L->piece, L->cap_piece, &n_piece);
     if (rc < 0)
         return set_err(err, err_len, rc, "generate: detokenizing token %d failed (%d)", (int)tok,
                        rc);
@@ -378,12 +422,45 @@ static int reserve_context(struct gen *g, size_t n_toks, int32_t **ret_hist, cha
     return g->hist ? 0 : -ENOMEM;
 }
 
+/* The matcher, the vocabulary index (the caller's, or one made here) and the mask buffer of a
+ * grammar-constrained reply. */
+struct grammar_run {
+    struct eng_grammar_matcher *gm;
+    struct eng_grammar_vocab *own_gv;
+    const struct eng_grammar_vocab *gv;
+    uint32_t *allow;
+};
+
+static int start_grammar(const struct eng_gen_params *p, const struct eng_vocab *vocab,
+                         int32_t n_vocab, struct grammar_run *gr, char *err, size_t err_len)
+{
+    int rc;
+    if (!gr->gv) {
+        rc = eng_grammar_vocab_new(vocab, &gr->own_gv);
+        if (rc < 0)
+            return set_err(err, err_len, rc,
+                           "generate: indexing the vocabulary for the grammar (%d)", rc);
+        gr->gv = gr->own_gv;
+    }
+    if (eng_grammar_vocab_n_tokens(gr->gv) != n_vocab)
+        return set_err(err, err_len, -EINVAL,
+                       "generate: the grammar's vocabulary index has %d tokens, the model %d",
+                       (int)eng_grammar_vocab_n_tokens(gr->gv), (int)n_vocab);
+    rc = eng_grammar_matcher_new(p->grammar, &gr->gm);
+    gr->allow = malloc(eng_grammar_mask_words(gr->gv) * sizeof(*gr->allow));
+    if (rc < 0 || !gr->allow)
+        return set_err(err, err_len, rc < 0 ? rc : -ENOMEM,
+                       "generate: cannot start the grammar (%d)", rc);
+    return 0;
+}
+
 int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
                  const struct eng_gen_params *p, struct eng_gen_result *res, char *err,
                  size_t err_len)
 {
     struct eng_stop_filter *stop = NULL;
     struct eng_sampler *smp = NULL;
+    struct grammar_run grammar = {.gv = p ? p->grammar_vocab : NULL};
     int32_t *toks = NULL, *hist = NULL;
     char *piece = NULL;
     size_t n_toks = 0;
@@ -407,6 +484,8 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
         rc = prompt_tokens(vocab, p, n_vocab, &toks, &n_toks, err, err_len);
     if (rc < 0)
         goto fail;
+    if (p->grammar && (rc = start_grammar(p, vocab, n_vocab, &grammar, err, err_len)) < 0)
+        goto fail;
 
     rc = reserve_context(&g, n_toks, &hist, err, err_len);
     if (rc < 0)
@@ -427,7 +506,10 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
                            .piece = piece,
                            .cap_piece = cap_piece,
                            .res = res,
-                           .t0 = t0};
+                           .t0 = t0,
+                           .gm = grammar.gm,
+                           .gv = grammar.gv,
+                           .allow = grammar.allow};
     processed = n_toks > 0;
     rc = prefill_prompt(&g, smp, toks, n_toks, &L.cancel, err, err_len);
     if (rc < 0)
@@ -456,6 +538,9 @@ fail:
     free(piece);
     free(hist);
     free(toks);
+    free(grammar.allow);
+    eng_grammar_matcher_free(grammar.gm);
+    eng_grammar_vocab_free(grammar.own_gv);
     eng_sampler_free(smp);
     free(stop);
     return rc;

@@ -397,6 +397,11 @@ static void apply_min_p(struct eng_sampler *s, float max_logit)
 
 int32_t eng_sampler_sample(struct eng_sampler *s, const float *logits)
 {
+    return eng_sampler_sample_masked(s, logits, NULL);
+}
+
+int32_t eng_sampler_sample_masked(struct eng_sampler *s, const float *logits, const uint32_t *allow)
+{
     const struct eng_sampler_params *p = &s->p;
     int32_t n = s->n_vocab;
     float *w = s->work;
@@ -411,6 +416,10 @@ int32_t eng_sampler_sample(struct eng_sampler *s, const float *logits)
             l = FLT_MAX; /* keeps l - max finite in the softmax */
         w[i] = l;
     }
+    if (allow)
+        for (int32_t i = 0; i < n; i++)
+            if (!((allow[i >> 5] >> (i & 31)) & 1u))
+                w[i] = -INFINITY;
     apply_penalties(s);
     int32_t best = 0;
     for (int32_t i = 1; i < n; i++)

@@ -337,9 +337,13 @@ static void test_fallbacks_and_errors(void)
     static const struct eng_chat_message starts_assistant[] = {{"assistant", "a"}};
     CHECK_EQ_INT(eng_chat_render(&gm, starts_assistant, 1, &o, &out, NULL, err, sizeof(err)),
                  -EINVAL);
-    static const struct eng_chat_message tool[] = {{"tool", "x"}};
-    CHECK_EQ_INT(eng_chat_render(&cm, tool, 1, &o, &out, NULL, err, sizeof(err)), -EINVAL);
+    static const struct eng_chat_message robot[] = {{"robot", "x"}};
+    CHECK_EQ_INT(eng_chat_render(&cm, robot, 1, &o, &out, NULL, err, sizeof(err)), -EINVAL);
     CHECK_CONTAINS(err, "message 0: role");
+    /* tool results need a family with tool support */
+    static const struct eng_chat_message tool[] = {{"user", "x"}, {"tool", "x"}};
+    CHECK_EQ_INT(eng_chat_render(&gm, tool, 2, &o, &out, NULL, err, sizeof(err)), -EINVAL);
+    CHECK_CONTAINS(err, "no tool support");
     static const struct eng_chat_message nul[] = {{"user", NULL}};
     CHECK_EQ_INT(eng_chat_render(&cm, nul, 1, &o, &out, NULL, err, sizeof(err)), -EINVAL);
     struct eng_chat_template bad = {.family = ENG_CHAT_FAMILY_COUNT};

@@ -14,7 +14,7 @@ ember_add_test(NAME api_http_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/api_http_tes
 add_test(NAME api_node_openai
          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/api_node.sh ${EMBER_TEST_EMBER}
                  ${CMAKE_SOURCE_DIR})
-set_tests_properties(api_node_openai PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 180
+set_tests_properties(api_node_openai PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "EMBER_SHARED_DIR=${EMBER_SHARED_DIR}")
 # API overhead per streamed token vs the engine's own time (prints the numbers; label bench).
 ember_add_test(NAME api_stream_bench SOURCES ${CMAKE_CURRENT_LIST_DIR}/api_stream_bench.c

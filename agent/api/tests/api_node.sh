@@ -89,7 +89,8 @@ fi
 
 status=0
 EMBER_API_BASE="http://127.0.0.1:$port/v1" EMBER_API_KEY="$token" \
-    node --test --test-reporter=spec "$src/tests/node/openai_client.test.mjs" || status=$?
+    node --test --test-reporter=spec "$src/tests/node/openai_client.test.mjs" \
+        "$src/tests/node/openai_tools.test.mjs" || status=$?
 
 kill -TERM "$pid"
 agent_status=0

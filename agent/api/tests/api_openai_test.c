@@ -11,6 +11,7 @@
 
 #include "ember_test.h"
 #include "openai.h"
+#include "openai_tools.h"
 
 static struct openai_error err;
 static struct openai_options opts;
@@ -280,12 +281,12 @@ static void test_bad_values(void)
     longstop[sizeof(longstop) - 1] = '\0';
     snprintf(body, sizeof(body), "{\"stop\":\"%s\"," MSG "}", longstop);
     chat_bad(body, "stop", "invalid_value");
-    chat_bad("{\"tools\":[{\"type\":\"function\"}]," MSG "}", "tools", "unsupported_parameter");
+    chat_bad("{\"tools\":[{\"type\":\"function\"}]," MSG "}", "tools", "invalid_value");
     chat_bad("{\"logprobs\":true," MSG "}", "logprobs", "unsupported_parameter");
     chat_bad("{\"messages\":[]}", "messages", "invalid_value");
     chat_bad("{}", "messages", "missing_required_parameter");
     chat_bad("{\"messages\":null}", "messages", "missing_required_parameter");
-    chat_bad("{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages[0].role",
+    chat_bad("{\"messages\":[{\"role\":\"robot\",\"content\":\"x\"}]}", "messages[0].role",
              "invalid_value");
     chat_bad("{\"messages\":[{\"role\":\"user\"}]}", "messages[0].content",
              "missing_required_parameter");
@@ -689,8 +690,142 @@ static void test_models_governor(void)
 #undef GOV
 }
 
+#define TOOLS                                                                                      \
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"HassTurnOn\",\"parameters\":{"     \
+    "\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}},\"required\":[\"name\"]," \
+    "\"additionalProperties\":false}}}]"
+
+/* tools, tool_choice, response_format and tool parts of messages (openai_tools.c) */
+static void test_tools(void)
+{
+    struct agent_request *req = chat_ok("{" TOOLS "," MSG "}");
+    if (req) {
+        CHECK(req->tools.tools_json != NULL);
+        CHECK_EQ_INT(req->tools.choice, AGENT_TOOLS_AUTO);
+        CHECK(req->tools.parallel);
+        CHECK(req->tools.format_grammar == NULL);
+        agent_request_free(req);
+    }
+    req = chat_ok("{" TOOLS ",\"tool_choice\":\"required\",\"parallel_tool_calls\":false," MSG "}");
+    if (req) {
+        CHECK_EQ_INT(req->tools.choice, AGENT_TOOLS_REQUIRED);
+        CHECK(!req->tools.parallel);
+        agent_request_free(req);
+    }
+    req = chat_ok("{" TOOLS ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":"
+                  "\"HassTurnOn\"}}," MSG "}");
+    if (req) {
+        CHECK_EQ_INT(req->tools.choice, AGENT_TOOLS_NAMED);
+        CHECK_STR(req->tools.choice_name, "HassTurnOn");
+        agent_request_free(req);
+    }
+    req = chat_ok("{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
+                  "\"strict\":true,\"schema\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":"
+                  "\"integer\"}},\"required\":[\"a\"],\"additionalProperties\":false}}}," MSG "}");
+    if (req) {
+        CHECK(req->tools.format_grammar && strstr(req->tools.format_grammar, "root ::="));
+        agent_request_free(req);
+    }
+    req = chat_ok("{\"response_format\":{\"type\":\"json_object\"}," MSG "}");
+    if (req) {
+        CHECK(req->tools.format_grammar != NULL);
+        agent_request_free(req);
+    }
+    /* a full round trip's history: an assistant call and the tool's result */
+    req = chat_ok("{" TOOLS ",\"messages\":[{\"role\":\"user\",\"content\":\"on\"},{\"role\":"
+                  "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":"
+                  "\"function\",\"function\":{\"name\":\"HassTurnOn\",\"arguments\":"
+                  "\"{\\\"name\\\":\\\"lamp\\\"}\"}}]},{\"role\":\"tool\",\"tool_call_id\":"
+                  "\"call_1\",\"content\":\"ok\"}]}");
+    if (req) {
+        CHECK_EQ_INT(req->n_messages, 3);
+        CHECK_EQ_INT(req->tools.n_calls[1], 1);
+        CHECK_STR(req->tools.calls[1][0].name, "HassTurnOn");
+        CHECK_STR(req->tools.calls[1][0].arguments, "{\"name\":\"lamp\"}");
+        CHECK_STR(req->messages[2].role, "tool");
+        agent_request_free(req);
+    }
+    chat_bad("{\"tool_choice\":\"required\"," MSG "}", "tool_choice", "invalid_value");
+    chat_bad("{" TOOLS ",\"tool_choice\":\"sometimes\"," MSG "}", "tool_choice", "invalid_value");
+    chat_bad("{" TOOLS
+             ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"Nope\"}}," MSG "}",
+             "tool_choice", "invalid_value");
+    chat_bad("{" TOOLS ",\"parallel_tool_calls\":1," MSG "}", "parallel_tool_calls",
+             "invalid_type");
+    chat_bad("{\"tools\":[{\"type\":\"retrieval\"}]," MSG "}", "tools[0].type", "invalid_value");
+    chat_bad("{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{"
+             "\"type\":\"string\",\"pattern\":\"x\"}}}]," MSG "}",
+             "tools", "invalid_value");
+    CHECK_CONTAINS(err.message, "keyword \"pattern\" is not supported");
+    chat_bad(
+        "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":{\"$defs\":"
+        "{\"a\":{\"$ref\":\"#/$defs/a\"}},\"$ref\":\"#/$defs/a\"}}}," MSG "}",
+        "response_format.json_schema.schema", "invalid_value");
+    CHECK_CONTAINS(err.message, "left-recursive");
+    chat_bad("{\"response_format\":{\"type\":\"yaml\"}," MSG "}", "response_format.type",
+             "invalid_value");
+    chat_bad("{" TOOLS ",\"tool_choice\":\"required\",\"response_format\":{\"type\":"
+             "\"json_object\"}," MSG "}",
+             "response_format", "invalid_value");
+    chat_bad("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{\"name\":\"f\","
+             "\"arguments\":\"[1]\"}}]}]}",
+             "messages[0].tool_calls[0]", "invalid_value");
+    chat_bad("{\"messages\":[{\"role\":\"tool\"}]}", "messages[0].content",
+             "missing_required_parameter");
+    int rc;
+    req = parse(AGENT_REQ_COMPLETION, "{\"prompt\":\"x\"," TOOLS "}", &rc);
+    CHECK(rc == -EINVAL && !req);
+
+    /* the response: message.tool_calls, content null, finish_reason tool_calls */
+    struct openai_response_id rid;
+    openai_response_id_init(&rid, AGENT_REQ_CHAT, 7, 1700000000, "m");
+    struct agent_tool_call calls[] = {{NULL, "HassTurnOn", "{\"name\":\"lamp\"}"}};
+    struct agent_result res = {.finish = AGENT_FINISH_STOP, .n_tool_calls = 1};
+    struct openai_buf b = {0};
+    CHECK_EQ_INT(openai_response_json_calls(&rid, "", 0, calls, 1, &res, &b), 0);
+    cJSON *j = cJSON_Parse(b.data);
+    CHECK(j != NULL);
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    const cJSON *msg = cJSON_GetObjectItem(ch, "message");
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(msg, "content")));
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(ch, "finish_reason")), "tool_calls");
+    const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(msg, "tool_calls"), 0);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(c0, "type")), "function");
+    CHECK(strncmp(cJSON_GetStringValue(cJSON_GetObjectItem(c0, "id")), "call_", 5) == 0);
+    const cJSON *fn = cJSON_GetObjectItem(c0, "function");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(fn, "name")), "HassTurnOn");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(fn, "arguments")), "{\"name\":\"lamp\"}");
+    cJSON_Delete(j);
+    openai_buf_free(&b);
+    /* streamed: two chunks per call, each valid JSON after "data: " */
+    CHECK_EQ_INT(openai_stream_tool_call(&rid, 0, "HassTurnOn", "{\"name\":\"lamp\"}", &b), 0);
+    char *second = b.data ? strstr(b.data + 1, "data: ") : NULL;
+    CHECK(second != NULL);
+    if (second) {
+        second[-2] = '\0';
+        j = cJSON_Parse(b.data + 6);
+        CHECK(j != NULL);
+        const cJSON *tc = cJSON_GetArrayItem(
+            cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
+                                    "delta"),
+                "tool_calls"),
+            0);
+        CHECK_EQ_INT(cJSON_GetObjectItem(tc, "index")->valueint, 0);
+        CHECK_STR(
+            cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "function"), "name")),
+            "HassTurnOn");
+        cJSON_Delete(j);
+        j = cJSON_Parse(second + 6);
+        CHECK(j != NULL);
+        cJSON_Delete(j);
+    }
+    openai_buf_free(&b);
+}
+
 int main(void)
 {
+    test_tools();
     test_minimal();
     test_all_fields();
     test_variants();

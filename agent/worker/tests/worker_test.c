@@ -79,7 +79,7 @@ static struct agent_request *completion(const char *prompt, int max_tokens, stru
     r->sampling.repeat_penalty = 1.0;
     r->sampling.has_max_tokens = true;
     r->sampling.max_tokens = max_tokens;
-    r->sink = (struct agent_sink){sink_text, sink_done, s};
+    r->sink = (struct agent_sink){.on_text = sink_text, .on_done = sink_done, .user = s};
     return r;
 }
 

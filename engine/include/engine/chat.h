@@ -45,9 +45,22 @@ struct eng_chat_template {
     char default_system[ENG_CHAT_DEFAULT_SYSTEM_MAX];
 };
 
+/* A call the assistant made (OpenAI message.tool_calls[i]). */
+struct eng_chat_tool_call {
+    const char *id;        /* may be NULL; templates of these families do not render it */
+    const char *name;      /* function name */
+    const char *arguments; /* the arguments as JSON text (an object) */
+};
+
 struct eng_chat_message {
-    const char *role; /* "system", "user" or "assistant" */
-    const char *content;
+    const char *role;    /* "system", "user", "assistant" or "tool" (a tool's result) */
+    const char *content; /* NULL only for an assistant message with tool calls (as "") */
+};
+
+/* The tool calls of one assistant message (eng_chat_render_opts.message_tools[i]). */
+struct eng_chat_message_tools {
+    const struct eng_chat_tool_call *tool_calls;
+    size_t n_tool_calls;
 };
 
 struct eng_chat_render_opts {
@@ -57,6 +70,13 @@ struct eng_chat_render_opts {
     const char *date_string;    /* Llama 3.1+ "Today Date"; NULL = "26 Jul 2024", the
                                    template's own fallback */
     bool disable_thinking;      /* Qwen3 enable_thinking=false: empty <think></think> */
+    /* An OpenAI `tools` array as JSON text, rendered the way the family's template renders
+     * `tools` (ChatML/Qwen: a "# Tools" system turn, Llama 3.1+: the first user message);
+     * NULL: none. Tools, tool_calls and role "tool" need ChatML or Llama 3.1+ (-EINVAL else).
+     * All text taken from tools, calls and tool results lies in the literal spans. */
+    const char *tools;
+    /* NULL, or one entry per message: the tool calls an assistant message made. */
+    const struct eng_chat_message_tools *message_tools;
 };
 
 /* Recognises the family of a Jinja chat template. NULL or "" or an unknown template gives
@@ -90,5 +110,35 @@ int eng_chat_render_spans(const struct eng_chat_template *tmpl, const struct eng
                           size_t n_msgs, const struct eng_chat_render_opts *opts, char **ret_text,
                           size_t *ret_len, struct eng_text_span **ret_spans, size_t *ret_n_spans,
                           char *err, size_t err_len);
+
+/* ---- tool calls in model output ---- */
+
+/* How a chat template family writes tool calls (json_schema.h's enum eng_tool_syntax): Hermes
+ * <tool_call> for ChatML, Llama 3 JSON for Llama 3.1+, [TOOL_CALLS] for Mistral; -EINVAL for a
+ * family without tool support. */
+int eng_chat_tool_syntax(const struct eng_chat_template *tmpl, int *ret_syntax);
+
+/* Splits streamed model output into text and tool calls. Text that might still become a call
+ * (a partial "<tool_call>", or the whole output of a Llama 3 reply starting with '{') is held
+ * back until it is decided; a block that does not parse as a call of a known tool stays text. */
+struct eng_tool_parser;
+
+struct eng_tool_parser_cb {
+    int (*text)(void *user, const char *text, size_t len); /* nonzero: stop */
+    /* name and arguments (compact JSON object text) are NUL-terminated, valid during the call */
+    int (*call)(void *user, const char *name, const char *arguments);
+    void *user;
+};
+
+/* syntax: enum eng_tool_syntax. tool_names: the known functions (NULL = any name). */
+int eng_tool_parser_new(int syntax, const char *const *tool_names, size_t n_names,
+                        const struct eng_tool_parser_cb *cb, struct eng_tool_parser **ret);
+void eng_tool_parser_free(struct eng_tool_parser *p);
+/* 0, nonzero when a callback asked to stop, -ENOMEM. */
+int eng_tool_parser_push(struct eng_tool_parser *p, const char *text, size_t len);
+/* End of output: decides what is held back. */
+int eng_tool_parser_finish(struct eng_tool_parser *p);
+/* Calls reported so far. */
+size_t eng_tool_parser_n_calls(const struct eng_tool_parser *p);
 
 #endif

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "engine/grammar.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
 
@@ -72,6 +73,15 @@ struct eng_gen_params {
     size_t n_stop;
 
     struct eng_sampler_params sampling;
+
+    /* Constrain the output to a grammar (grammar.h): each step only tokens that continue a
+     * string of the grammar can be sampled, and end-of-generation only once it is complete;
+     * a completed grammar with no continuation ends the generation (ENG_STOP_EOG). The output
+     * text is then the grammar's string unless max_tokens, a stop string or a full context
+     * cut it short. grammar_vocab: the vocabulary's index (eng_grammar_vocab_new), built per
+     * request when NULL; share one to save that work. */
+    const struct eng_grammar *grammar;
+    const struct eng_grammar_vocab *grammar_vocab;
 
     uint32_t n_batch; /* prompt tokens per eng_decode call; 0 = 512 */
     enum eng_ctx_full ctx_full;

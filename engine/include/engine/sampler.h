@@ -61,6 +61,13 @@ void eng_sampler_accept(struct eng_sampler *s, int32_t token);
  * eng_sampler_accept() with it. */
 int32_t eng_sampler_sample(struct eng_sampler *s, const float *logits);
 
+/* eng_sampler_sample where only the tokens whose bit is set in allow (bit id % 32 of
+ * allow[id / 32], as eng_grammar_mask writes it) can be drawn: every other logit is -inf before
+ * the penalties and filters, so top-k/top-p/min-p choose among allowed tokens only. allow NULL:
+ * no mask. -EINVAL when no allowed token has a finite logit. */
+int32_t eng_sampler_sample_masked(struct eng_sampler *s, const float *logits,
+                                  const uint32_t *allow);
+
 /* The distribution the last eng_sampler_sample() drew from, after every filter and the
  * temperature: ids and probabilities (summing to 1) in descending probability order, lowest
  * id first on ties. Valid until the next call on s. For greedy the single chosen token with
