@@ -7,6 +7,7 @@
  * engine changes phase (the agent's phase hint), the controller gets the same inputs the daemon
  * would build from /proc/stat, thermal zones and RAPL, and its targets are applied. */
 #include "governor/sim.h"
+#include "sim_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -139,7 +140,7 @@ static double decode_token_s(const struct gov_sim_profile *p, const uint32_t *kh
  * package fits; above Tjmax everything runs at the floor. */
 static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
                           const uint32_t *floor_khz, enum gov_phase ph, double temp_c,
-                          uint32_t *out)
+                          double limit_w, uint32_t *out)
 {
     struct load l;
     for (unsigned i = 0; i < p->n_clusters; i++)
@@ -153,9 +154,9 @@ static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
             out[i] = p->clusters[i].opps[0].khz;
         return;
     }
-    if (p->firmware_power_limit_w > 0) {
+    if (limit_w > 0) {
         phase_load(p, ph, out, &l);
-        if (power_w(p, out, &l, temp_c) > p->firmware_power_limit_w) {
+        if (power_w(p, out, &l, temp_c) > limit_w) {
             uint32_t base[GOV_MAX_CLUSTERS], tryk[GOV_MAX_CLUSTERS];
             memcpy(base, out, sizeof(base));
             double lo = 0, hi = 1;
@@ -167,7 +168,7 @@ static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
                     tryk[i] = table_snap(&p->clusters[i], (uint32_t)f);
                 }
                 phase_load(p, ph, tryk, &l);
-                if (power_w(p, tryk, &l, temp_c) > p->firmware_power_limit_w)
+                if (power_w(p, tryk, &l, temp_c) > limit_w)
                     hi = g;
                 else
                     lo = g;
@@ -180,12 +181,49 @@ static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
     }
 }
 
+/* ---- the physics as sim_plant.c sees it (sim_internal.h) ---- */
+
+double gov_sim_package_w(const struct gov_sim_profile *p, const uint32_t *khz, const double *busy,
+                         const double *act, double temp_c)
+{
+    struct load l;
+    for (unsigned i = 0; i < p->n_clusters; i++)
+        l.busy[i] = busy[i], l.act[i] = act[i];
+    return power_w(p, khz, &l, temp_c);
+}
+
+double gov_sim_phase_package_w(const struct gov_sim_profile *p, enum gov_phase ph,
+                               const uint32_t *khz, double temp_c)
+{
+    struct load l;
+    phase_load(p, ph, khz, &l);
+    return power_w(p, khz, &l, temp_c);
+}
+
+double gov_sim_decode_token_s(const struct gov_sim_profile *p, const uint32_t *khz)
+{
+    return decode_token_s(p, khz);
+}
+
+double gov_sim_prefill_tok_s(const struct gov_sim_profile *p, const uint32_t *khz)
+{
+    return prefill_tps(p, khz);
+}
+
+uint32_t gov_sim_snap_khz(const struct gov_sim_cluster *k, uint32_t khz)
+{
+    return table_snap(k, khz);
+}
+
 /* ---- calibration: what `ember governor calibrate` would measure ---- */
 
 int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_options *o,
                       struct gov_calibration *ret)
 {
     memset(ret, 0, sizeof(*ret));
+    struct gov_sim_fw_limit fresh;
+    gov_sim_fw_limit_init(p, &fresh, 0);
+    const double burst_limit_w = gov_sim_fw_limit_w(p, &fresh);
     snprintf(ret->model, sizeof(ret->model), "simulated (%s)", p->name);
     snprintf(ret->created, sizeof(ret->created), "1970-01-01T00:00:00Z");
     ret->n_clusters = p->n_clusters;
@@ -223,18 +261,19 @@ int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_opti
             floor_khz[i] = k->opps[0].khz;
             pt->khz[col[i]] = want[i];
         }
-        /* steady-state temperature of a long decode run, for the leakage term */
+        /* steady-state temperature of a long decode run, for the leakage term; a ladder step
+         * lasts seconds, inside the firmware's PL2 window */
         double temp = ambient + 20, w = 0;
         struct load l;
         for (int it = 0; it < CALIB_TEMP_ITER; it++) {
-            effective_khz(p, want, floor_khz, GOV_PHASE_DECODE, temp, eff);
+            effective_khz(p, want, floor_khz, GOV_PHASE_DECODE, temp, burst_limit_w, eff);
             phase_load(p, GOV_PHASE_DECODE, eff, &l);
             w = power_w(p, eff, &l, temp);
             temp = ambient + w * (p->r_jc + p->r_ca);
         }
         pt->decode_tok_s = 1.0 / decode_token_s(p, eff);
         pt->watts = w;
-        effective_khz(p, want, floor_khz, GOV_PHASE_PREFILL, temp, eff);
+        effective_khz(p, want, floor_khz, GOV_PHASE_PREFILL, temp, burst_limit_w, eff);
         pt->prefill_tok_s = prefill_tps(p, eff);
     }
     return 0;
@@ -350,6 +389,8 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
     phase_load(p, GOV_PHASE_IDLE, khz, &l);
     double pw = power_w(p, khz, &l, ambient);
     double tc = ambient + pw * p->r_ca, tj = tc + pw * p->r_jc;
+    struct gov_sim_fw_limit fw;
+    gov_sim_fw_limit_init(p, &fw, pw);
 
     struct engine e = {.phase = GOV_PHASE_IDLE};
     double t = 0, next_tick = 0;
@@ -462,9 +503,11 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
         }
 
         /* the plant */
-        effective_khz(p, want, floor_khz, e.phase, tj, khz);
+        effective_khz(p, want, floor_khz, e.phase, tj, gov_sim_fw_limit_w(p, &fw), khz);
         phase_load(p, e.phase, khz, &l);
         pw = power_w(p, khz, &l, tj);
+        gov_sim_fw_limit_update(p, &fw, pw, dt);
+        const double wall_w = gov_sim_wall_w(p, pw, gov_sim_dram_gbs(p, e.phase, khz));
         double flow = (tj - tc) / p->r_jc;
         tj += (pw - flow) / p->c_j * dt;
         tc += (flow - (tc - ambient) / p->r_ca) / p->c_c * dt;
@@ -510,6 +553,7 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
         if (in_safe)
             r->safe_state_s += dt;
         r->energy_j += pw * dt;
+        gov_sim_account_wall(r, ph, wall_w * dt);
         if (ph == GOV_PHASE_PREFILL)
             r->prefill_energy_j += pw * dt, prefill_t += dt;
         else if (ph == GOV_PHASE_DECODE)
@@ -585,6 +629,7 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
     r->avg_power_w = t > 0 ? r->energy_j / t : NAN;
     r->idle_power_w = idle_settled_t > 0 ? idle_settled_e / idle_settled_t : NAN;
     r->freq_changes_per_min = t > 0 ? changes / (t / 60.0) : 0;
+    gov_sim_finish_wall(r);
     if (!isfinite(target))
         r->max_over_target_settled_c = NAN;
 out:

@@ -61,6 +61,25 @@ struct gov_sim_profile {
     double engine_util_decode;       /* busy fraction /proc/stat shows during decode */
     double activity_prefill, activity_decode, activity_background;
     double background_mhz; /* other processes' demand per CPU, MHz-equivalent */
+    /* Firmware power limits with their time window (governor/src/sim_plant.c): the package may
+     * draw pl2_w while a running average of its power over pl_tau_s stays below
+     * firmware_power_limit_w (PL1 / slow PPT); 0 = a flat limit. */
+    double pl2_w, pl_tau_s;
+    double throttle_c; /* firmware/kernel throttling temperature (0 = tjmax_c) */
+    /* The whole box at the wall, beyond the package: board (PHYs, regulators, USB, SSD idle),
+     * DRAM (idle + per GB/s streamed), and the power supply (efficiency + no-load loss). */
+    double board_w, dram_idle_w, dram_w_per_gbs, psu_efficiency, psu_fixed_w;
+    double weights_gb;           /* bytes streamed per decode token (GB); prefill reads them */
+    double prefill_batch_tokens; /* once per this many prompt tokens */
+    /* Published figures the plant must reproduce (tests/sim_reference_test.c, +-15 %). */
+    unsigned n_refs;
+    struct gov_sim_reference {
+        char figure[32]; /* wall_idle_w, wall_load_w, package_load_w, sustained_mhz,
+                            load_temp_c, decode_tok_s, prefill_tok_s */
+        double value;
+        bool estimate; /* true: no published measurement, an engineering estimate */
+        char source[400];
+    } refs[12];
 };
 
 /* Loads a built-in profile by name ("rk3588", "n100", "ryzen") or a JSON file by path
@@ -127,7 +146,11 @@ struct gov_sim_result {
     double duration_s; /* arrivals were generated over this long (--duration) */
     double sim_s;      /* simulated until every request was served: >= duration_s */
     unsigned requests, prompt_tokens, gen_tokens;
-    double energy_j, prefill_energy_j, decode_energy_j, idle_energy_j;
+    double energy_j, prefill_energy_j, decode_energy_j, idle_energy_j; /* package */
+    /* The same at the wall (package + board + DRAM, through the PSU) */
+    double wall_energy_j, wall_prefill_energy_j, wall_decode_energy_j, wall_idle_energy_j;
+    double wall_joules_per_token;           /* (prefill + decode wall energy) / generated tokens */
+    double wall_joules_per_token_with_idle; /* all wall energy, idle included / generated tokens */
     double j_per_token_prefill; /* prefill energy / prompt tokens */
     double j_per_token_decode;  /* decode energy / generated tokens */
     double joules_per_token;    /* (prefill + decode energy) / generated tokens */
@@ -154,6 +177,19 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
  * decode tokens/s and package watts during decode. */
 int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_options *o,
                       struct gov_calibration *ret);
+
+/* Steady states of the plant, for checking a profile against the measurements it cites. */
+struct gov_sim_steady {
+    double wall_idle_w, package_idle_w;
+    double wall_load_w, package_load_w; /* all cores busy, sustained (limits and throttling) */
+    double sustained_mhz;               /* the engine's fastest cluster under that load */
+    double load_temp_c;
+    double decode_tok_s, prefill_tok_s; /* engine at its ceiling, sustained */
+};
+int gov_sim_steady_state(const struct gov_sim_profile *p, double ambient_c,
+                         struct gov_sim_steady *ret);
+/* The modelled value of a reference figure (NAN for an unknown figure name). */
+double gov_sim_steady_figure(const struct gov_sim_steady *s, const char *figure);
 
 /* Output. The table puts policies side by side; JSON is one object per policy (an array). */
 void gov_sim_write_table(FILE *f, const struct gov_sim_result *r, size_t n);
