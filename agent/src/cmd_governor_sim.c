@@ -27,7 +27,7 @@ static void sim_usage(FILE *out)
         "against a plant model and prints every policy side by side: joules per token,\n"
         "tokens/s, TTFT and per-token latency, power, temperature, frequency changes.\n"
         "\n"
-        "  --profile   built-in rk3588 (default), n100, ryzen, or a profile JSON file\n"
+        "  --profile   built-in rk3588 (default), rpi5, n100, ryzen, or a profile JSON file\n"
         "              (format: docs/governor-sim.md)\n"
         "  --workload  chat (default), burst, steady, or a workload JSON file\n"
         "  --policy    all (default) or a comma-separated list\n"
