@@ -495,6 +495,8 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
                 safe |= (tg.c[i].reasons & GOV_REASON_SENSOR_LOSS) != 0;
             }
             in_safe = safe;
+            if (o->fixed_clocks)
+                gov_sim_fixed_clocks(p, o, e.phase, want);
             acc_t = acc_e = acc_dec_t = acc_tok_frac = 0;
             memset(acc_busy, 0, sizeof(acc_busy));
             if (!force_step || t >= next_tick - 1e-9)

@@ -30,6 +30,10 @@ double gov_sim_fw_limit_w(const struct gov_sim_profile *p, const struct gov_sim_
 void gov_sim_fw_limit_update(const struct gov_sim_profile *p, struct gov_sim_fw_limit *fw,
                              double package_w, double dt_s);
 
+/* sim_oracle.c: the engine clusters' clocks of a static configuration in this phase. */
+void gov_sim_fixed_clocks(const struct gov_sim_profile *p, const struct gov_sim_options *o,
+                          enum gov_phase ph, uint32_t *want);
+
 /* sim_plant.c: books one step's wall energy under the phase it belongs to. */
 void gov_sim_account_wall(struct gov_sim_result *r, enum gov_phase ph, double joules);
 /* sim_plant.c: wall J/token figures once the run is over. */

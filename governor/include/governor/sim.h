@@ -121,6 +121,11 @@ struct gov_sim_options {
     double step_ms;    /* plant integration step, default 1 */
     bool calibrated;   /* run the calibration ladder first and hand the curve to the policy */
     bool sensor_loss;  /* test hook: the temperature reading vanishes for 10 s at 40 % */
+    /* The oracle's static configurations: with fixed_clocks the engine clusters run at these
+     * fractions of their floor..ceiling range in prefill and decode, whatever the policy asks
+     * (the policy still drives idle and the other clusters). */
+    bool fixed_clocks;
+    double fixed_prefill_frac, fixed_decode_frac;
     struct gov_tunables tunables;
 };
 
@@ -177,6 +182,36 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
  * decode tokens/s and package watts during decode. */
 int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_options *o,
                       struct gov_calibration *ret);
+
+/* The oracle: static configurations per phase (engine clusters' clock in prefill and in decode,
+ * from the fastest engine cluster's steps), searched one phase at a time (decode with prefill at
+ * the ceiling, then prefill at the chosen decode clock), for the lowest wall J/token whose
+ * decode tokens/s is at least (1 - slowdown) of performance's and whose TTFT p99 is at most
+ * (1 + slowdown) of performance's; slowdown = decode_slowdown_max_pct. */
+struct gov_sim_oracle {
+    bool found;                       /* false: nothing met the budget (result = performance) */
+    double prefill_frac, decode_frac; /* of the floor..ceiling range */
+    uint32_t prefill_khz, decode_khz; /* the fastest engine cluster's clock */
+    unsigned runs;
+    struct gov_sim_result performance; /* the reference the budget is taken from */
+    struct gov_sim_result result;      /* policy "oracle" */
+};
+int gov_sim_oracle(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
+                   const struct gov_sim_options *o, struct gov_sim_oracle *ret, char *err,
+                   size_t err_len);
+
+/* Prints the oracle's configuration and every policy's wall J/token and decode speed beside it. */
+void gov_sim_write_oracle(FILE *f, const struct gov_sim_oracle *o, const struct gov_sim_result *r,
+                          size_t n, double slowdown_pct);
+
+/* The trade-off of one tunable: every policy in policies[] at every value (tunables from o,
+ * KEY=value applied and validated). ret holds n_values * n_policies results, value-major. */
+int gov_sim_sweep(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
+                  const struct gov_sim_options *o, const char *key, const char *const *values,
+                  size_t n_values, const char *const *policies, size_t n_policies,
+                  struct gov_sim_result *ret, char *err, size_t err_len);
+void gov_sim_write_sweep(FILE *f, const char *key, const char *const *values, size_t n_values,
+                         const struct gov_sim_result *r, size_t n_policies);
 
 /* Steady states of the plant, for checking a profile against the measurements it cites. */
 struct gov_sim_steady {
