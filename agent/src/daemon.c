@@ -31,6 +31,7 @@
 #include "log.h"
 #include "loop.h"
 #include "meter.h"
+#include "phase_energy.h"
 #include "request.h"
 #include "telemetry/mqtt.h"
 #include "telemetry/power.h"
@@ -81,6 +82,8 @@ struct agent_daemon {
     struct agent_worker *worker;
     struct agent_http *http;
     struct agent_meter meter;
+    struct agent_phase_energy phase_energy; /* energy by engine phase, exactly */
+    atomic_int energy_source;               /* enum tel_source of the last reading */
 
     struct agent_timer *gov_timer, *sample_timer, *mqtt_timer, *watchdog_timer;
     int mqtt_fd;
@@ -351,6 +354,15 @@ static void on_sample_timer(void *user, uint64_t now_ns)
                 record_event(d, "telemetry", detail);
             }
             agent_meter_update(&d->meter, now_ns, r.energy_j, r.power_w);
+            atomic_store(&d->energy_source, (int)r.source);
+            double pj[AGENT_PHASES];
+            if (agent_phase_energy_take(&d->phase_energy, agent_meter_energy_at(&d->meter, now_ns),
+                                        pj) == 0) {
+                s.has_phase_energy = 1;
+                s.idle_j = pj[AGENT_PHASE_IDLE];
+                s.prefill_j = pj[AGENT_PHASE_PREFILL];
+                s.decode_j = pj[AGENT_PHASE_DECODE];
+            }
             if (isfinite(r.power_w))
                 d->last_power_w = r.power_w;
             d->last_energy_j = r.energy_j;
@@ -631,6 +643,8 @@ static void publish_ask_answers(struct agent_daemon *d, struct ask_job *jobs)
 static void hook_phase(void *user, enum agent_phase phase)
 {
     struct agent_daemon *d = user;
+    agent_phase_energy_switch(&d->phase_energy, phase,
+                              agent_meter_energy_at(&d->meter, cmn_now_ns()));
     atomic_store(&d->phase, (int)phase);
     int seen = atomic_load(&d->sample_phase);
     while ((int)phase > seen && !atomic_compare_exchange_weak(&d->sample_phase, &seen, (int)phase))
@@ -677,6 +691,12 @@ static void hook_metrics(void *user, struct agent_metrics_snapshot *snap)
     struct agent_daemon *d = user;
     snap->power_w = agent_meter_power(&d->meter);
     snap->energy_j = agent_meter_energy_at(&d->meter, cmn_now_ns());
+    if (isfinite(snap->energy_j)) {
+        enum tel_source src = (enum tel_source)atomic_load(&d->energy_source);
+        agent_phase_energy_totals(&d->phase_energy, snap->phase_energy_j);
+        snprintf(snap->energy_scope, sizeof(snap->energy_scope), "%s", tel_source_scope(src));
+        snap->energy_estimated = src == TEL_SOURCE_ESTIMATE;
+    }
     pthread_mutex_lock(&d->shared_lock);
     snap->temp_c = d->last_temp_c;
     snprintf(snap->policy, sizeof(snap->policy), "%s", d->policy);
@@ -1163,6 +1183,7 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     pthread_cond_init(&d->box_cond, NULL);
     pthread_mutex_init(&d->shared_lock, NULL);
     agent_meter_init(&d->meter);
+    agent_phase_energy_init(&d->phase_energy);
     int exit_code = EMBER_EXIT_FAILURE;
     uint64_t t0 = cmn_now_ns();
 
@@ -1233,6 +1254,7 @@ out:
         close(d->signal_fd);
     agent_loop_free(d->loop);
     agent_meter_destroy(&d->meter);
+    agent_phase_energy_destroy(&d->phase_energy);
     free(d->gov_json);
     pthread_mutex_destroy(&d->box_lock);
     pthread_cond_destroy(&d->box_cond);

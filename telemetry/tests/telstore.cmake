@@ -18,3 +18,6 @@ ember_add_test(NAME telstore_bench SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_be
 ember_add_test(NAME telstore_fulldisk_test
                SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_fulldisk_test.c
                LIBS ember_telemetry PkgConfig::SQLITE3 LABELS integration TIMEOUT 60)
+# Energy by engine phase and its scope; migration from schema 2 (issue 12).
+ember_add_test(NAME telstore_phase_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_phase_test.c
+               LIBS ember_telemetry PkgConfig::SQLITE3 LABELS unit)
