@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "ember_test.h"
+#include "meter.h"
 #include "phase_energy.h"
 
 static void test_sequence(void)
@@ -89,8 +90,28 @@ static void test_threads(void)
     agent_phase_energy_destroy(&shared);
 }
 
+/* The meter extrapolates with the last power; when power falls the next reading is below what
+ * it handed out, and its total must still not go backwards (a request's energy would be
+ * negative, and is then reported as unknown). */
+static void test_meter_monotonic(void)
+{
+    struct agent_meter m;
+    agent_meter_init(&m);
+    CHECK(isnan(agent_meter_energy_at(&m, 1000)));
+    agent_meter_update(&m, 1000000000ULL, 100, 8);
+    double a = agent_meter_energy_at(&m, 1900000000ULL); /* 100 + 8 * 0.9 */
+    CHECK_NEAR(a, 107.2, 1e-9);
+    agent_meter_update(&m, 2000000000ULL, 104, 3); /* power fell: the real total is 104 */
+    double b = agent_meter_energy_at(&m, 2000000000ULL);
+    CHECK(b >= a);
+    double c = agent_meter_energy_at(&m, 5000000000ULL); /* 104 + 3 * 3 = 113 */
+    CHECK_NEAR(c, 113, 1e-9);
+    agent_meter_destroy(&m);
+}
+
 int main(void)
 {
+    test_meter_monotonic();
     test_sequence();
     test_threads();
     return et_finish();

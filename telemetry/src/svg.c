@@ -162,6 +162,7 @@ static const struct {
 struct shades {
     uint64_t from[MAX_SHADES], to[MAX_SHADES];
     unsigned char phase[MAX_SHADES];
+    float share[MAX_SHADES]; /* of the interval's energy: drawn as opacity (at least 0.35) */
     size_t n;
 };
 
@@ -187,14 +188,15 @@ static void fetch_shades(sqlite3 *db, const char *raw_table, uint64_t t0, uint64
         if (to <= from || to - from > 30 * CMN_NS_PER_S)
             continue; /* an outage, not an interval */
         unsigned char ph = 0;
+        float share = 1;
         if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
             double pj = sqlite3_column_double(st, 3), dj = sqlite3_column_double(st, 4),
-                   ij = sqlite3_column_double(st, 5);
-            if (pj > 0 || dj > 0)
-                ph = pj >= dj ? (pj >= ij ? 1 : 0) : (dj >= ij ? 2 : 0);
-            /* a request shorter than the interval still shows: a minor share is shaded too */
-            if (!ph && (pj > 0.05 * (pj + dj + ij) || dj > 0.05 * (pj + dj + ij)))
+                   ij = sqlite3_column_double(st, 5), all = pj + dj + ij;
+            /* a request shorter than the interval still shows, fainter by its share */
+            if (pj > 0 || dj > 0) {
                 ph = pj >= dj ? 1 : 2;
+                share = all > 0 ? (float)((pj + dj) / all) : 1;
+            }
         } else {
             const unsigned char *lbl = sqlite3_column_text(st, 2);
             if (lbl && strcmp((const char *)lbl, "prefill") == 0)
@@ -204,12 +206,14 @@ static void fetch_shades(sqlite3 *db, const char *raw_table, uint64_t t0, uint64
         }
         if (!ph)
             continue;
-        if (sh->n && sh->phase[sh->n - 1] == ph && sh->to[sh->n - 1] == from) {
+        if (sh->n && sh->phase[sh->n - 1] == ph && sh->to[sh->n - 1] == from && share > 0.95f &&
+            sh->share[sh->n - 1] > 0.95f) {
             sh->to[sh->n - 1] = to; /* one rectangle per run of a phase: no seams */
             continue;
         }
         sh->from[sh->n] = from;
         sh->to[sh->n] = to;
+        sh->share[sh->n] = share < 0.35f ? 0.35f : share;
         sh->phase[sh->n++] = ph;
     }
     sqlite3_finalize(st);
@@ -241,8 +245,10 @@ static void panel(FILE *out, int k, const struct series *s, const struct shades 
         b = b > x1 ? x1 : b;
         if (b > a)
             fprintf(out,
-                    "<rect x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n",
-                    a, y0, b - a < 0.6 ? 0.6 : b - a, PANEL_H, shade_color[sh->phase[i]]);
+                    "<rect x=\"%.1f\" y=\"%.0f\" width=\"%.1f\" height=\"%d\" fill=\"%s\" "
+                    "fill-opacity=\"%.2f\"/>\n",
+                    a, y0, b - a < 0.6 ? 0.6 : b - a, PANEL_H, shade_color[sh->phase[i]],
+                    sh->share[i]);
     }
     fprintf(out,
             "<text x=\"%.0f\" y=\"%.0f\" font-size=\"13\" font-weight=\"bold\">%s (%s)</text>\n",
