@@ -16,8 +16,8 @@
 
 struct agent_phase_energy {
     pthread_mutex_t lock;
-    enum agent_phase phase; /* the phase now */
-    double mark_j;          /* meter energy when the open interval began (NaN: unknown) */
+    enum agent_phase phase;       /* the phase now */
+    double mark_j;                /* meter energy when the open interval began (NaN: unknown) */
     double acc_j[AGENT_PHASES];   /* closed intervals since the last take */
     double total_j[AGENT_PHASES]; /* since start, for /metrics */
 };

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define ORACLE_CONTINUOUS_STEPS 13
-#define ORACLE_REFINE 7
+#define ORACLE_REFINE           7
 
 void gov_sim_fixed_clocks(const struct gov_sim_profile *p, const struct gov_sim_options *o,
                           enum gov_phase ph, uint32_t *want)
@@ -137,8 +137,8 @@ int gov_sim_oracle(const struct gov_sim_profile *p, const struct gov_sim_workloa
     /* decode, prefill at the ceiling; then prefill at that decode clock */
     double best_j = INFINITY, best_decode = 1, best_prefill = 1;
     fixed.fixed_prefill_frac = 1;
-    rc = search_phase(p, w, &fixed, ret, frac, n, slowdown, &fixed.fixed_decode_frac,
-                      &best_decode, &best_j, err, err_len);
+    rc = search_phase(p, w, &fixed, ret, frac, n, slowdown, &fixed.fixed_decode_frac, &best_decode,
+                      &best_j, err, err_len);
     if (rc)
         return rc;
     fixed.fixed_decode_frac = best_decode;
@@ -164,8 +164,9 @@ void gov_sim_write_oracle(FILE *f, const struct gov_sim_oracle *o, const struct 
                           size_t n, double slowdown_pct)
 {
     if (!o->found) {
-        fprintf(f, "oracle: no static configuration met the budget (decode within %.0f %% of "
-                   "performance's tokens/s, TTFT p99 within %.0f %%); %u runs\n",
+        fprintf(f,
+                "oracle: no static configuration met the budget (decode within %.0f %% of "
+                "performance's tokens/s, TTFT p99 within %.0f %%); %u runs\n",
                 slowdown_pct, slowdown_pct, o->runs);
         return;
     }
@@ -204,8 +205,8 @@ int gov_sim_sweep(const struct gov_sim_profile *p, const struct gov_sim_workload
             return -EINVAL;
         }
         for (size_t i = 0; i < n_policies; i++) {
-            int rc = gov_sim_run(p, w, policies[i], &ov, &ret[v * n_policies + i], NULL, err,
-                                 err_len);
+            int rc =
+                gov_sim_run(p, w, policies[i], &ov, &ret[v * n_policies + i], NULL, err, err_len);
             if (rc)
                 return rc;
         }

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#define STEADY_TEMP_ITER 40
+#define STEADY_TEMP_ITER   40
 #define STEADY_SEARCH_ITER 30
 
 double gov_sim_dram_gbs(const struct gov_sim_profile *p, enum gov_phase ph, const uint32_t *khz)
@@ -113,8 +113,8 @@ static unsigned fastest_engine_cluster(const struct gov_sim_profile *p)
         const struct gov_sim_cluster *k = &p->clusters[i];
         if (!k->engine)
             continue;
-        if (!found || k->opps[k->n_opps - 1].khz >
-                          p->clusters[best].opps[p->clusters[best].n_opps - 1].khz)
+        if (!found ||
+            k->opps[k->n_opps - 1].khz > p->clusters[best].opps[p->clusters[best].n_opps - 1].khz)
             best = i;
         found = true;
     }

@@ -240,8 +240,8 @@ static int parse_plant(const cJSON *root, const cJSON *pw, const cJSON *th, cons
         snprintf(where, sizeof(where), "references[%u]", p->n_refs);
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(r, "figure");
         const cJSON *src = cJSON_GetObjectItemCaseSensitive(r, "source");
-        static const char *const known[] = {"wall_idle_w",   "package_idle_w", "wall_load_w",
-                                            "package_load_w", "sustained_mhz", "load_temp_c",
+        static const char *const known[] = {"wall_idle_w",    "package_idle_w", "wall_load_w",
+                                            "package_load_w", "sustained_mhz",  "load_temp_c",
                                             "decode_tok_s",   "prefill_tok_s"};
         bool ok = cJSON_IsString(f);
         for (size_t i = 0; ok && i < sizeof(known) / sizeof(known[0]); i++)

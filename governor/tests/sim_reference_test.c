@@ -32,8 +32,8 @@ static void test_profile_references(const char *name)
     CHECK_EQ_INT(gov_sim_steady_state(p, NAN, &s), 0);
     printf("%s: idle %.2f W wall (%.2f package), load %.2f W wall (%.2f package) at %.0f MHz "
            "%.1f C, decode %.1f tok/s, prefill %.1f tok/s\n",
-           name, s.wall_idle_w, s.package_idle_w, s.wall_load_w, s.package_load_w,
-           s.sustained_mhz, s.load_temp_c, s.decode_tok_s, s.prefill_tok_s);
+           name, s.wall_idle_w, s.package_idle_w, s.wall_load_w, s.package_load_w, s.sustained_mhz,
+           s.load_temp_c, s.decode_tok_s, s.prefill_tok_s);
     bool has_idle = false, has_load = false, has_decode = false;
     for (unsigned i = 0; i < p->n_refs; i++) {
         const struct gov_sim_reference *r = &p->refs[i];
@@ -140,20 +140,20 @@ static void test_wall_terms(void)
     gov_sim_workload_free(&w);
 
     /* errors name the field */
-    CHECK(parse(p, ",\"firmware_power_limit_w\":6,\"pl2_w\":4", "", err, sizeof(err)) ==
-          -EINVAL);
+    CHECK(parse(p, ",\"firmware_power_limit_w\":6,\"pl2_w\":4", "", err, sizeof(err)) == -EINVAL);
     CHECK_CONTAINS(err, "power.pl2_w");
     CHECK(parse(p, "", "\"wall\":{\"psu_efficiency\":1.5},", err, sizeof(err)) == -EINVAL);
     CHECK_CONTAINS(err, "wall.psu_efficiency");
-    CHECK(parse(p, "", "\"references\":[{\"figure\":\"wall_idel_w\",\"value\":3,\"source\":\"x\"}],",
-                err, sizeof(err)) == -EINVAL);
+    CHECK(parse(p, "",
+                "\"references\":[{\"figure\":\"wall_idel_w\",\"value\":3,\"source\":\"x\"}],", err,
+                sizeof(err)) == -EINVAL);
     CHECK_CONTAINS(err, "references[0].figure");
     CHECK(parse(p, "", "\"references\":[{\"figure\":\"wall_idle_w\",\"value\":3}],", err,
                 sizeof(err)) == -EINVAL);
     CHECK_CONTAINS(err, "references[0].source");
     CHECK(parse(p, "",
-                "\"references\":[{\"figure\":\"wall_idle_w\",\"value\":-3,\"source\":\"x\"}],",
-                err, sizeof(err)) == -EINVAL);
+                "\"references\":[{\"figure\":\"wall_idle_w\",\"value\":-3,\"source\":\"x\"}],", err,
+                sizeof(err)) == -EINVAL);
     CHECK_CONTAINS(err, "references[0].value");
     free(p);
 }

@@ -99,8 +99,8 @@ char *tel_payload_state_json(const struct tel_sample *s, double energy_j)
          cJSON_AddStringToObject(o, "scope", tel_source_scope(s->source));
     /* the interval's energy by engine phase (integrated over the phase intervals) */
     if (ok && s->has_phase_energy)
-        ok = add_num(o, "prefill_j", s->prefill_j, 1e3) && add_num(o, "decode_j", s->decode_j, 1e3) &&
-             add_num(o, "idle_j", s->idle_j, 1e3);
+        ok = add_num(o, "prefill_j", s->prefill_j, 1e3) &&
+             add_num(o, "decode_j", s->decode_j, 1e3) && add_num(o, "idle_j", s->idle_j, 1e3);
     return finish(o, ok);
 }
 

@@ -165,11 +165,13 @@ static int phase_energy(sqlite3 *db, struct tel_report *r, char *err, size_t err
         r->by_phase.label_intervals = (uint64_t)sqlite3_column_int64(st, 4);
         r->by_phase.estimated_samples = (uint64_t)sqlite3_column_int64(st, 5);
         const unsigned char *sc = sqlite3_column_text(st, 6);
-        snprintf(r->by_phase.scope, sizeof(r->by_phase.scope), "%s", sc ? (const char *)sc : "none");
+        snprintf(r->by_phase.scope, sizeof(r->by_phase.scope), "%s",
+                 sc ? (const char *)sc : "none");
         rc = SQLITE_DONE;
     }
     double t = (double)r->tokens;
-    r->by_phase.active_j_per_token = t > 0 ? (r->by_phase.prefill_j + r->by_phase.decode_j) / t : NAN;
+    r->by_phase.active_j_per_token =
+        t > 0 ? (r->by_phase.prefill_j + r->by_phase.decode_j) / t : NAN;
     r->by_phase.all_j_per_token =
         t > 0 ? (r->by_phase.prefill_j + r->by_phase.decode_j + r->by_phase.idle_j) / t : NAN;
     return finish(db, st, rc, err, err_len);
@@ -536,17 +538,18 @@ void tel_report_print(const struct tel_report *r, FILE *out)
     if (r->by_phase.exact_intervals || r->by_phase.label_intervals) {
         fmt_num(x, sizeof(x), 4, r->by_phase.active_j_per_token);
         fmt_num(y, sizeof(y), 4, r->by_phase.all_j_per_token);
-        fprintf(out,
-                "\n  by phase       prefill %.1f J, decode %.1f J, idle %.1f J (integrated over the "
-                "engine's phase intervals)\n"
-                "                 %s J/token prefill + decode (idle not attributed), %s J/token "
-                "with idle attributed\n"
-                "                 measured at the %s boundary%s\n",
-                r->by_phase.prefill_j, r->by_phase.decode_j, r->by_phase.idle_j, x, y,
-                r->by_phase.scope,
-                r->by_phase.estimated_samples
-                    ? ": an ESTIMATE from the CPU power model (no power meter), not measured"
-                    : "");
+        fprintf(
+            out,
+            "\n  by phase       prefill %.1f J, decode %.1f J, idle %.1f J (integrated over the "
+            "engine's phase intervals)\n"
+            "                 %s J/token prefill + decode (idle not attributed), %s J/token "
+            "with idle attributed\n"
+            "                 measured at the %s boundary%s\n",
+            r->by_phase.prefill_j, r->by_phase.decode_j, r->by_phase.idle_j, x, y,
+            r->by_phase.scope,
+            r->by_phase.estimated_samples
+                ? ": an ESTIMATE from the CPU power model (no power meter), not measured"
+                : "");
         if (r->by_phase.label_intervals)
             fprintf(out,
                     "                 %llu older intervals (before exact attribution) are "

@@ -19,15 +19,15 @@
 #include "common/timeutil.h"
 #include "telemetry/report.h"
 
-#define SVG_W     960
-#define MARGIN_L  72
-#define MARGIN_R  24
-#define TITLE_H   76
-#define PANEL_H   170
-#define PANEL_GAP 44
-#define AXIS_H    36
-#define N_PANELS  3
-#define BARS_H    150 /* the J/token panel */
+#define SVG_W      960
+#define MARGIN_L   72
+#define MARGIN_R   24
+#define TITLE_H    76
+#define PANEL_H    170
+#define PANEL_GAP  44
+#define AXIS_H     36
+#define N_PANELS   3
+#define BARS_H     150 /* the J/token panel */
 #define MAX_SHADES 4000
 
 struct series {
@@ -343,13 +343,14 @@ static void bar(FILE *out, double x, double y, double w_full, double v, double v
     double w = vmax > 0 && isfinite(v) ? v / vmax * w_full : 0;
     fprintf(out, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"end\">%s</text>\n",
             x - 6, y + 10, label);
-    fprintf(out, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.1f\" height=\"12\" fill=\"%s\"/>\n", x,
-            y, w, color);
+    fprintf(out, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.1f\" height=\"12\" fill=\"%s\"/>\n", x, y,
+            w, color);
     if (isfinite(v))
         fprintf(out, "<text x=\"%.1f\" y=\"%.0f\" font-size=\"11\">%.4g J/token</text>\n",
                 x + w + 4, y + 10, v);
     else
-        fprintf(out, "<text x=\"%.1f\" y=\"%.0f\" font-size=\"11\" fill=\"#888\">no tokens</text>\n",
+        fprintf(out,
+                "<text x=\"%.1f\" y=\"%.0f\" font-size=\"11\" fill=\"#888\">no tokens</text>\n",
                 x + w + 4, y + 10);
 }
 
@@ -380,8 +381,9 @@ static void bars(FILE *out, struct tel_store *store, const struct tel_report_par
         if (isfinite(ph[i]) && ph[i] > vmax)
             vmax = ph[i];
     const double col_w = (SVG_W - MARGIN_L - MARGIN_R) / 2.0;
-    fprintf(out, "<text x=\"%d\" y=\"%.0f\" font-size=\"11\" fill=\"#555\">by policy (all energy "
-                 "while it governed)</text>\n",
+    fprintf(out,
+            "<text x=\"%d\" y=\"%.0f\" font-size=\"11\" fill=\"#555\">by policy (all energy "
+            "while it governed)</text>\n",
             MARGIN_L, y0 + 8);
     for (uint32_t i = 0; i < r->n_policies && i < 6; i++)
         bar(out, MARGIN_L + 70, y0 + 16 + 18.0 * i, col_w - 170, r->policies[i].j_per_token, vmax,
@@ -390,8 +392,7 @@ static void bars(FILE *out, struct tel_store *store, const struct tel_report_par
     fprintf(out,
             "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#555\">by phase (%s%s; idle "
             "shown, not in the others)</text>\n",
-            xr, y0 + 8, r->by_phase.scope,
-            r->by_phase.estimated_samples ? ", ESTIMATE" : "");
+            xr, y0 + 8, r->by_phase.scope, r->by_phase.estimated_samples ? ", ESTIMATE" : "");
     static const char *const names[3] = {"prefill", "decode", "idle"};
     static const char *const colors[3] = {"#b48ad6", "#5aae61", "#bbbbbb"};
     for (int i = 0; i < 3; i++)
@@ -489,18 +490,17 @@ int tel_report_svg(struct tel_store *store, const struct tel_report_params *para
     struct tm tm;
     strftime(a, sizeof(a), "%Y-%m-%d %H:%M", gmtime_r(&ta, &tm));
     strftime(b, sizeof(b), "%Y-%m-%d %H:%M", gmtime_r(&tb, &tm));
-    fprintf(
-        out,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-        "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n"
-        "<title>Ember telemetry %s .. %s UTC</title>\n"
-        "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-        "<text x=\"%d\" y=\"24\" font-size=\"16\" font-weight=\"bold\">Ember telemetry</text>\n"
-        "<text x=\"%d\" y=\"42\" font-size=\"12\" fill=\"#555\">%s .. %s UTC, %zu points"
-        "%s</text>\n",
-        SVG_W, height, SVG_W, height, a, b, MARGIN_L, MARGIN_L, a, b, s.n,
-        bucket == 1 ? " (every sample)" : " (bucket means)");
+    fprintf(out,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n"
+            "<title>Ember telemetry %s .. %s UTC</title>\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"%d\" y=\"24\" font-size=\"16\" font-weight=\"bold\">Ember telemetry</text>\n"
+            "<text x=\"%d\" y=\"42\" font-size=\"12\" fill=\"#555\">%s .. %s UTC, %zu points"
+            "%s</text>\n",
+            SVG_W, height, SVG_W, height, a, b, MARGIN_L, MARGIN_L, a, b, s.n,
+            bucket == 1 ? " (every sample)" : " (bucket means)");
     fprintf(out,
             "<text x=\"%d\" y=\"24\" font-size=\"11\" fill=\"#555\">engine phase:</text>"
             "<rect x=\"%d\" y=\"15\" width=\"12\" height=\"10\" fill=\"%s\" stroke=\"#bbb\"/>"
@@ -515,8 +515,8 @@ int tel_report_svg(struct tel_store *store, const struct tel_report_params *para
     free(sh);
 
     /* shared time axis under the last panel, ticks at round UTC times */
-    static const uint64_t steps_s[] = {1,     2,     5,     10,     15,     30,      60,
-                                       120,   300,   900,   1800,   3600,   3 * 3600, 21600,
+    static const uint64_t steps_s[] = {1,     2,     5,      10,     15,     30,       60,
+                                       120,   300,   900,    1800,   3600,   3 * 3600, 21600,
                                        43200, 86400, 172800, 604800, 2592000};
     uint64_t span_s = (t1 - t0) / CMN_NS_PER_S, step_s = steps_s[0];
     for (size_t i = 0; i < sizeof(steps_s) / sizeof(steps_s[0]); i++) {

@@ -96,7 +96,8 @@ int main(int argc, char **argv)
     /* the axis is fitted: ticks every few seconds with seconds shown, and the power line starts
      * near the left edge and ends near the right one */
     CHECK_CONTAINS(svg, ":13:20<"); /* 22:13:20 UTC is T0 */
-    const char *path_d = strstr(svg, "<path fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.5\" d=\"M");
+    const char *path_d =
+        strstr(svg, "<path fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.5\" d=\"M");
     CHECK(path_d != NULL);
     if (path_d) {
         double x_first = atof(path_d + strlen("<path fill=\"none\" stroke=\"#d62728\" "

@@ -87,7 +87,7 @@ static void test_exact(void)
     /* 1 Hz samples all labelled "idle" (a request shorter than a sample interval), while the
      * exact split says where the energy went: the report must follow the split */
     struct tel_sample v[] = {
-        mk(0, 100, "idle", 1, 0, 0, 0, 0),       /* opens the window */
+        mk(0, 100, "idle", 1, 0, 0, 0, 0),        /* opens the window */
         mk(1, 105, "idle", 1, 1.5, 2.5, 1.0, 10), /* +5 J */
         mk(2, 112, "idle", 1, 0.0, 6.0, 1.0, 30), /* +7 J */
         mk(3, 114, "idle", 1, 0.0, 0.0, 2.0, 0),  /* +2 J */
@@ -97,9 +97,9 @@ static void test_exact(void)
     CHECK_EQ_INT(tel_store_flush(s), 0);
     sqlite3 *db = tel_store_db(s);
     sqlite3_stmt *st = NULL;
-    CHECK_EQ_INT(sqlite3_prepare_v2(db, "SELECT scope, decode_j FROM samples WHERE seq = 3", -1,
-                                    &st, NULL),
-                 SQLITE_OK);
+    CHECK_EQ_INT(
+        sqlite3_prepare_v2(db, "SELECT scope, decode_j FROM samples WHERE seq = 3", -1, &st, NULL),
+        SQLITE_OK);
     CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
     CHECK_STR((const char *)sqlite3_column_text(st, 0), "package");
     CHECK_NEAR(sqlite3_column_double(st, 1), 6.0, 1e-12);

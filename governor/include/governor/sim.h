@@ -156,9 +156,9 @@ struct gov_sim_result {
     double wall_energy_j, wall_prefill_energy_j, wall_decode_energy_j, wall_idle_energy_j;
     double wall_joules_per_token;           /* (prefill + decode wall energy) / generated tokens */
     double wall_joules_per_token_with_idle; /* all wall energy, idle included / generated tokens */
-    double j_per_token_prefill; /* prefill energy / prompt tokens */
-    double j_per_token_decode;  /* decode energy / generated tokens */
-    double joules_per_token;    /* (prefill + decode energy) / generated tokens */
+    double j_per_token_prefill;             /* prefill energy / prompt tokens */
+    double j_per_token_decode;              /* decode energy / generated tokens */
+    double joules_per_token;                /* (prefill + decode energy) / generated tokens */
     double prefill_tokens_per_s, decode_tokens_per_s;
     double ttft_p50_ms, ttft_p99_ms, token_latency_p99_ms;
     double avg_power_w, peak_power_w;
