@@ -31,6 +31,8 @@ void agent_metrics_snapshot_init(struct agent_metrics_snapshot *s)
     s->decode_tokens_per_s = NAN;
     s->power_w = NAN;
     s->energy_j = NAN;
+    for (int i = 0; i < 3; i++)
+        s->phase_energy_j[i] = NAN;
     s->temp_c = NAN;
     s->power_cap_w = NAN;
 }
@@ -147,6 +149,20 @@ int agent_metrics_write(const struct agent_metrics_snapshot *s, FILE *out)
         fputs("ember_energy_joules_total ", out);
         put_value(out, s->energy_j);
         fputc('\n', out);
+    }
+    if (!isnan(s->phase_energy_j[0])) {
+        static const char *const names[3] = {"idle", "prefill", "decode"};
+        family(out, "ember_phase_energy_joules_total", "counter",
+               "Energy used since the agent started, by engine phase, integrated over the "
+               "phase intervals; scope is the boundary measured (package, soc, wall), estimated "
+               "1 when it comes from the power model.");
+        for (int i = 0; i < 3; i++) {
+            fprintf(out, "ember_phase_energy_joules_total{phase=\"%s\",scope=\"", names[i]);
+            put_label(out, s->energy_scope, sizeof(s->energy_scope));
+            fprintf(out, "\",estimated=\"%d\"} ", s->energy_estimated ? 1 : 0);
+            put_value(out, s->phase_energy_j[i]);
+            fputc('\n', out);
+        }
     }
     gauge(out, "ember_temperature_celsius", "Hottest CPU temperature.", s->temp_c);
 

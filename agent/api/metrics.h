@@ -45,6 +45,11 @@ struct agent_metrics_snapshot {
     bool busy;
     double power_w;
     double energy_j; /* monotonic counter since the agent started */
+    /* the same energy split by engine phase, integrated over the phase intervals (NaN: no
+     * energy yet), and the boundary it was measured at ("package", "soc", "wall") */
+    double phase_energy_j[3]; /* idle, prefill, decode */
+    char energy_scope[16];
+    bool energy_estimated; /* from the power model, not a meter */
     double temp_c;
     size_t n_cpufreq;
     struct agent_metrics_cpufreq cpufreq[AGENT_METRICS_MAX_CPUFREQ];

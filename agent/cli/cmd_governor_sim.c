@@ -21,13 +21,15 @@ static void sim_usage(FILE *out)
         "usage: ember governor sim [--profile NAME|FILE.json] [--workload chat|burst|steady|FILE]\n"
         "                          [--policy all|NAME[,NAME...]] [--duration S] [--ambient C]\n"
         "                          [--set KEY=VALUE]... [--no-calibration] [--seed N]\n"
-        "                          [--csv OUT] [--svg OUT] [--json]\n"
+        "                          [--csv OUT] [--svg OUT] [--json] [--oracle]\n"
+        "                          [--sweep KEY=V1,V2,...]\n"
         "\n"
         "Runs the governor's controller (policy, thermal and power constraints, anti-flap)\n"
-        "against a plant model and prints every policy side by side: joules per token,\n"
-        "tokens/s, TTFT and per-token latency, power, temperature, frequency changes.\n"
+        "against a plant model and prints every policy side by side: joules per token\n"
+        "(package, and the whole box at the wall), tokens/s, TTFT and per-token latency,\n"
+        "power, temperature, frequency changes.\n"
         "\n"
-        "  --profile   built-in rk3588 (default), n100, ryzen, or a profile JSON file\n"
+        "  --profile   built-in rk3588 (default), rpi5, n100, ryzen, or a profile JSON file\n"
         "              (format: docs/governor-sim.md)\n"
         "  --workload  chat (default), burst, steady, or a workload JSON file\n"
         "  --policy    all (default) or a comma-separated list\n"
@@ -41,6 +43,12 @@ static void sim_usage(FILE *out)
         "  --csv/--svg write a trace (every 100 ms) / a chart per policy\n"
         "  --json      instead of the table, one line: a JSON array with one object per\n"
         "              policy (docs/governor-sim.md)\n"
+        "  --oracle    also search the static clock per phase (prefill, decode) with the\n"
+        "              lowest wall J/token within the latency budget, and show every\n"
+        "              policy beside it (a few dozen runs: use --duration to shorten)\n"
+        "  --sweep     KEY=V1,V2,...: run the policies (default balanced) at every value of\n"
+        "              a [governor] tunable and print the trade-off (J/token, decode\n"
+        "              tokens/s, TTFT p99) instead of the side-by-side table\n"
         "Built-in profiles are read from %s.\n",
         gov_sim_profile_dir());
 }
@@ -68,6 +76,51 @@ static int write_file(const char *path, const char *what, FILE **ret)
     return 0;
 }
 
+/* --sweep KEY=V1,V2,...: every policy asked for at every value, as one trade-off table. */
+static int run_sweep(const struct gov_sim_profile *prof, const struct gov_sim_workload *wl,
+                     const struct gov_sim_options *opt, const char *spec, const char *const *list,
+                     size_t n)
+{
+    char key[64], err[512];
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec || (size_t)(eq - spec) >= sizeof(key) || !eq[1]) {
+        cli_usage_error("--sweep: expected KEY=V1,V2,..., got '%s'", spec);
+        return EMBER_EXIT_USAGE;
+    }
+    memcpy(key, spec, (size_t)(eq - spec));
+    key[eq - spec] = 0;
+    char *buf = strdup(eq + 1);
+    const char *values[64];
+    size_t nv = 0;
+    char *save = NULL;
+    for (char *tok = buf ? strtok_r(buf, ",", &save) : NULL; tok && nv < 64;
+         tok = strtok_r(NULL, ",", &save))
+        values[nv++] = tok;
+    struct gov_sim_result *r = nv ? calloc(nv * n, sizeof(*r)) : NULL;
+    int ret = EMBER_EXIT_FAILURE;
+    if (!buf || !r) {
+        log_err(nv || !buf ? "out of memory" : "--sweep: no values");
+        goto done;
+    }
+    fprintf(stderr, "sweep: %zu values x %zu policies...\n", nv, n);
+    int rc = gov_sim_sweep(prof, wl, opt, key, values, nv, list, n, r, err, sizeof(err));
+    if (rc == -EINVAL) {
+        cli_usage_error("%s", err);
+        ret = EMBER_EXIT_USAGE;
+        goto done;
+    }
+    if (rc) {
+        log_err("%s", err);
+        goto done;
+    }
+    gov_sim_write_sweep(stdout, key, values, nv, r, n);
+    ret = EMBER_EXIT_OK;
+done:
+    free(r);
+    free(buf);
+    return ret;
+}
+
 int cmd_governor_sim(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -82,12 +135,15 @@ int cmd_governor_sim(int argc, char **argv)
         {"csv", required_argument, NULL, 'c'},
         {"svg", required_argument, NULL, 'g'},
         {"json", no_argument, NULL, 'j'},
+        {"oracle", no_argument, NULL, 'O'},
+        {"sweep", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *profile = "rk3588", *workload = "chat", *policies = "all";
     const char *csv_path = NULL, *svg_path = NULL;
-    bool json = false;
+    bool json = false, oracle = false, policies_given = false;
+    const char *sweep = NULL;
     unsigned long long seed = 1;
     char err[512];
     int ret = EMBER_EXIT_USAGE;
@@ -110,7 +166,7 @@ int cmd_governor_sim(int argc, char **argv)
     optind = 1;
     opterr = 0;
     int o;
-    while ((o = getopt_long(argc, argv, ":p:w:P:d:a:s:nS:c:g:jh", options, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, ":p:w:P:d:a:s:nS:c:g:jOW:h", options, NULL)) != -1) {
         char *end;
         switch (o) {
         case 'p':
@@ -121,6 +177,7 @@ int cmd_governor_sim(int argc, char **argv)
             break;
         case 'P':
             policies = optarg;
+            policies_given = true;
             break;
         case 'd':
             opt.duration_s = strtod(optarg, &end);
@@ -170,6 +227,12 @@ int cmd_governor_sim(int argc, char **argv)
         case 'j':
             json = true;
             break;
+        case 'O':
+            oracle = true;
+            break;
+        case 'W':
+            sweep = optarg;
+            break;
         case 'h':
             sim_usage(stdout);
             ret = EMBER_EXIT_OK;
@@ -189,6 +252,12 @@ int cmd_governor_sim(int argc, char **argv)
         goto out;
     }
 
+    if (sweep && (oracle || json || svg_path || csv_path)) {
+        cli_usage_error("--sweep prints its own table: not with --oracle, --json, --csv or --svg");
+        goto out;
+    }
+    if (sweep && !policies_given)
+        policies = "balanced";
     if (strcmp(policies, "all") == 0) {
         for (const struct gov_policy_ops *const *p = gov_policy_list(); *p && n < 32; p++)
             list[n++] = (*p)->name;
@@ -221,7 +290,11 @@ int cmd_governor_sim(int argc, char **argv)
         goto out;
     }
 
-    res = calloc(n, sizeof(*res));
+    if (sweep) {
+        ret = run_sweep(prof, &wl, &opt, sweep, list, n);
+        goto out;
+    }
+    res = calloc(n + 1, sizeof(*res));
     traces = calloc(n, sizeof(*traces));
     if (!res || !traces)
         goto oom;
@@ -233,15 +306,32 @@ int cmd_governor_sim(int argc, char **argv)
             goto out;
         }
     }
+    struct gov_sim_oracle *orc = NULL;
+    if (oracle) {
+        orc = malloc(sizeof(*orc));
+        if (!orc)
+            goto oom;
+        fprintf(stderr, "oracle: searching static clocks per phase...\n");
+        if (gov_sim_oracle(prof, &wl, &opt, orc, err, sizeof(err))) {
+            log_err("oracle: %s", err);
+            free(orc);
+            goto out;
+        }
+        res[n] = orc->result; /* shown as one more column */
+    }
+    size_t shown = n + (orc ? 1 : 0);
     if (json) {
-        char *s = gov_sim_results_json(res, n);
+        char *s = gov_sim_results_json(res, shown);
         if (!s)
             goto oom;
         puts(s);
         free(s);
     } else {
-        gov_sim_write_table(stdout, res, n);
+        gov_sim_write_table(stdout, res, shown);
+        if (orc)
+            gov_sim_write_oracle(stdout, orc, res, n, opt.tunables.decode_slowdown_max_pct);
     }
+    free(orc);
     if (csv)
         gov_sim_write_csv(csv, res, traces, n, prof->n_clusters);
     if (svg)

@@ -33,10 +33,14 @@ static void report_usage(FILE *out)
             "(default " EMBER_DEFAULT_CONFIG ")\n"
             "  --json            print the report as one JSON object instead of text\n"
             "  --svg OUT         also write an SVG chart of power, frequency and temperature\n"
+            "                    (shaded by engine phase) and J/token per policy and phase\n"
             "  --help            this text\n"
             "\n"
             "J/token is joules per generated token throughout; energy that was not measured\n"
-            "shows as '-' (null in JSON).\n"
+            "shows as '-' (null in JSON). Energy by phase is integrated over the engine's\n"
+            "prefill and decode intervals; the report says whether idle time is attributed,\n"
+            "which boundary was measured (package, soc, wall) and when the figures are an\n"
+            "estimate from the CPU power model rather than a meter.\n"
             "Exit codes: 0 ok, 1 the database cannot be read, 2 usage or configuration error.\n");
 }
 

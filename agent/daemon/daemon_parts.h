@@ -16,6 +16,7 @@
 #include "http.h"
 #include "loop.h"
 #include "meter.h"
+#include "phase_energy.h"
 #include "queue.h"
 #include "request.h"
 #include "worker.h"
@@ -49,6 +50,8 @@ struct agent_daemon {
     struct agent_worker *worker;
     struct agent_http *http;
     struct agent_meter meter;
+    struct agent_phase_energy phase_energy; /* energy by engine phase, exactly */
+    atomic_int energy_source;               /* enum tel_source of the last reading */
 
     struct agent_timer *gov_timer, *sample_timer, *mqtt_timer, *watchdog_timer;
     int mqtt_fd;

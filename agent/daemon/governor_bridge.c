@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/timeutil.h"
 #include "daemon_parts.h"
 #include "gov_config.h"
 #include "log.h"
@@ -162,6 +163,8 @@ int daemon_governor_apply(struct agent_daemon *d, const char *policy, double cap
 void daemon_hook_phase(void *user, enum agent_phase phase)
 {
     struct agent_daemon *d = user;
+    agent_phase_energy_switch(&d->phase_energy, phase,
+                              agent_meter_energy_at(&d->meter, cmn_now_ns()));
     atomic_store(&d->phase, (int)phase);
     int seen = atomic_load(&d->sample_phase);
     while ((int)phase > seen && !atomic_compare_exchange_weak(&d->sample_phase, &seen, (int)phase))

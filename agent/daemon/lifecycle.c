@@ -366,6 +366,7 @@ static struct agent_daemon *daemon_new(const struct agent_config *cfg, const cha
     atomic_init(&d->sample_phase, AGENT_PHASE_IDLE);
     pthread_mutex_init(&d->shared_lock, NULL);
     agent_meter_init(&d->meter);
+    agent_phase_energy_init(&d->phase_energy);
     return d;
 }
 
@@ -375,6 +376,7 @@ static void daemon_free(struct agent_daemon *d)
         close(d->signal_fd);
     agent_loop_free(d->loop);
     agent_meter_destroy(&d->meter);
+    agent_phase_energy_destroy(&d->phase_energy);
     free(d->gov_json);
     daemon_queue_free(d->queue);
     pthread_mutex_destroy(&d->shared_lock);

@@ -12,6 +12,7 @@ void agent_meter_init(struct agent_meter *m)
     m->t_ns = 0;
     m->energy_j = 0;
     m->power_w = NAN; /* unknown until a reading has one */
+    m->served_j = -INFINITY;
 }
 
 void agent_meter_destroy(struct agent_meter *m)
@@ -41,6 +42,11 @@ double agent_meter_energy_at(struct agent_meter *m, uint64_t now_ns)
             e = m->energy_j;
         else if (isfinite(m->power_w))
             e = m->energy_j + m->power_w * dt_s;
+        if (isfinite(e)) {
+            if (e < m->served_j)
+                e = m->served_j;
+            m->served_j = e;
+        }
     }
     pthread_mutex_unlock(&m->lock);
     return e;

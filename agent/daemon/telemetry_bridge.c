@@ -102,6 +102,15 @@ void daemon_on_sample_timer(void *user, uint64_t now_ns)
                 daemon_record_event(d, "telemetry", detail);
             }
             agent_meter_update(&d->meter, now_ns, r.energy_j, r.power_w);
+            atomic_store(&d->energy_source, (int)r.source);
+            double pj[AGENT_PHASES];
+            if (agent_phase_energy_take(&d->phase_energy, agent_meter_energy_at(&d->meter, now_ns),
+                                        pj) == 0) {
+                s.has_phase_energy = 1;
+                s.idle_j = pj[AGENT_PHASE_IDLE];
+                s.prefill_j = pj[AGENT_PHASE_PREFILL];
+                s.decode_j = pj[AGENT_PHASE_DECODE];
+            }
             if (isfinite(r.power_w))
                 d->last_power_w = r.power_w;
             d->last_energy_j = r.energy_j;
@@ -243,6 +252,12 @@ void daemon_hook_metrics(void *user, struct agent_metrics_snapshot *snap)
     struct agent_daemon *d = user;
     snap->power_w = agent_meter_power(&d->meter);
     snap->energy_j = agent_meter_energy_at(&d->meter, cmn_now_ns());
+    if (isfinite(snap->energy_j)) {
+        enum tel_source src = (enum tel_source)atomic_load(&d->energy_source);
+        agent_phase_energy_totals(&d->phase_energy, snap->phase_energy_j);
+        snprintf(snap->energy_scope, sizeof(snap->energy_scope), "%s", tel_source_scope(src));
+        snap->energy_estimated = src == TEL_SOURCE_ESTIMATE;
+    }
     pthread_mutex_lock(&d->shared_lock);
     snap->temp_c = d->last_temp_c;
     snprintf(snap->policy, sizeof(snap->policy), "%s", d->policy);

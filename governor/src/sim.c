@@ -7,6 +7,7 @@
  * engine changes phase (the agent's phase hint), the controller gets the same inputs the daemon
  * would build from /proc/stat, thermal zones and RAPL, and its targets are applied. */
 #include "governor/sim.h"
+#include "sim_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -139,7 +140,7 @@ static double decode_token_s(const struct gov_sim_profile *p, const uint32_t *kh
  * package fits; above Tjmax everything runs at the floor. */
 static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
                           const uint32_t *floor_khz, enum gov_phase ph, double temp_c,
-                          uint32_t *out)
+                          double limit_w, uint32_t *out)
 {
     struct load l;
     for (unsigned i = 0; i < p->n_clusters; i++)
@@ -153,9 +154,9 @@ static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
             out[i] = p->clusters[i].opps[0].khz;
         return;
     }
-    if (p->firmware_power_limit_w > 0) {
+    if (limit_w > 0) {
         phase_load(p, ph, out, &l);
-        if (power_w(p, out, &l, temp_c) > p->firmware_power_limit_w) {
+        if (power_w(p, out, &l, temp_c) > limit_w) {
             uint32_t base[GOV_MAX_CLUSTERS], tryk[GOV_MAX_CLUSTERS];
             memcpy(base, out, sizeof(base));
             double lo = 0, hi = 1;
@@ -167,7 +168,7 @@ static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
                     tryk[i] = table_snap(&p->clusters[i], (uint32_t)f);
                 }
                 phase_load(p, ph, tryk, &l);
-                if (power_w(p, tryk, &l, temp_c) > p->firmware_power_limit_w)
+                if (power_w(p, tryk, &l, temp_c) > limit_w)
                     hi = g;
                 else
                     lo = g;
@@ -180,12 +181,49 @@ static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
     }
 }
 
+/* ---- the physics as sim_plant.c sees it (sim_internal.h) ---- */
+
+double gov_sim_package_w(const struct gov_sim_profile *p, const uint32_t *khz, const double *busy,
+                         const double *act, double temp_c)
+{
+    struct load l;
+    for (unsigned i = 0; i < p->n_clusters; i++)
+        l.busy[i] = busy[i], l.act[i] = act[i];
+    return power_w(p, khz, &l, temp_c);
+}
+
+double gov_sim_phase_package_w(const struct gov_sim_profile *p, enum gov_phase ph,
+                               const uint32_t *khz, double temp_c)
+{
+    struct load l;
+    phase_load(p, ph, khz, &l);
+    return power_w(p, khz, &l, temp_c);
+}
+
+double gov_sim_decode_token_s(const struct gov_sim_profile *p, const uint32_t *khz)
+{
+    return decode_token_s(p, khz);
+}
+
+double gov_sim_prefill_tok_s(const struct gov_sim_profile *p, const uint32_t *khz)
+{
+    return prefill_tps(p, khz);
+}
+
+uint32_t gov_sim_snap_khz(const struct gov_sim_cluster *k, uint32_t khz)
+{
+    return table_snap(k, khz);
+}
+
 /* ---- calibration: what `ember governor calibrate` would measure ---- */
 
 int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_options *o,
                       struct gov_calibration *ret)
 {
     memset(ret, 0, sizeof(*ret));
+    struct gov_sim_fw_limit fresh;
+    gov_sim_fw_limit_init(p, &fresh, 0);
+    const double burst_limit_w = gov_sim_fw_limit_w(p, &fresh);
     snprintf(ret->model, sizeof(ret->model), "simulated (%s)", p->name);
     snprintf(ret->created, sizeof(ret->created), "1970-01-01T00:00:00Z");
     ret->n_clusters = p->n_clusters;
@@ -227,14 +265,14 @@ int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_opti
         double temp = ambient + 20, w = 0;
         struct load l;
         for (int it = 0; it < CALIB_TEMP_ITER; it++) {
-            effective_khz(p, want, floor_khz, GOV_PHASE_DECODE, temp, eff);
+            effective_khz(p, want, floor_khz, GOV_PHASE_DECODE, temp, burst_limit_w, eff);
             phase_load(p, GOV_PHASE_DECODE, eff, &l);
             w = power_w(p, eff, &l, temp);
             temp = ambient + w * (p->r_jc + p->r_ca);
         }
         pt->decode_tok_s = 1.0 / decode_token_s(p, eff);
         pt->watts = w;
-        effective_khz(p, want, floor_khz, GOV_PHASE_PREFILL, temp, eff);
+        effective_khz(p, want, floor_khz, GOV_PHASE_PREFILL, temp, burst_limit_w, eff);
         pt->prefill_tok_s = prefill_tps(p, eff);
     }
     return 0;
@@ -322,6 +360,8 @@ struct sim_run {
     uint32_t want[GOV_MAX_CLUSTERS], floor_khz[GOV_MAX_CLUSTERS], khz[GOV_MAX_CLUSTERS];
     struct load l;
     double pw, tc, tj;
+    double wall_w;              /* the whole box, this step (sim_plant.c) */
+    struct gov_sim_fw_limit fw; /* PL1/PL2 averaging */
     struct engine e;
     double t, next_tick;
     /* accumulators since the last controller step */
@@ -378,6 +418,7 @@ static int run_setup(struct sim_run *s, const char *policy, char *err, size_t er
     s->pw = power_w(p, s->khz, &s->l, s->ambient);
     s->tc = s->ambient + s->pw * p->r_ca;
     s->tj = s->tc + s->pw * p->r_jc;
+    gov_sim_fw_limit_init(p, &s->fw, s->pw);
     s->e = (struct engine){.phase = GOV_PHASE_IDLE};
     s->force_step = true;
     s->first_over = NAN;
@@ -492,6 +533,8 @@ static int run_controller(struct sim_run *s, char *err, size_t err_len)
         safe |= (tg.c[i].reasons & GOV_REASON_SENSOR_LOSS) != 0;
     }
     s->in_safe = safe;
+    if (s->o->fixed_clocks)
+        gov_sim_fixed_clocks(p, s->o, s->e.phase, s->want);
     s->acc_t = s->acc_e = s->acc_dec_t = s->acc_tok_frac = 0;
     memset(s->acc_busy, 0, sizeof(s->acc_busy));
     if (!s->force_step || s->t >= s->next_tick - 1e-9)
@@ -504,9 +547,12 @@ static int run_controller(struct sim_run *s, char *err, size_t err_len)
 static void run_plant(struct sim_run *s)
 {
     const struct gov_sim_profile *p = s->p;
-    effective_khz(p, s->want, s->floor_khz, s->e.phase, s->tj, s->khz);
+    effective_khz(p, s->want, s->floor_khz, s->e.phase, s->tj, gov_sim_fw_limit_w(p, &s->fw),
+                  s->khz);
     phase_load(p, s->e.phase, s->khz, &s->l);
     s->pw = power_w(p, s->khz, &s->l, s->tj);
+    gov_sim_fw_limit_update(p, &s->fw, s->pw, s->dt);
+    s->wall_w = gov_sim_wall_w(p, s->pw, gov_sim_dram_gbs(p, s->e.phase, s->khz));
     double flow = (s->tj - s->tc) / p->r_jc;
     s->tj += (s->pw - flow) / p->c_j * s->dt;
     s->tc += (flow - (s->tc - s->ambient) / p->r_ca) / p->c_c * s->dt;
@@ -564,6 +610,7 @@ static void run_account(struct sim_run *s, enum gov_phase ph)
     if (s->in_safe)
         r->safe_state_s += dt;
     r->energy_j += pw * dt;
+    gov_sim_account_wall(r, ph, s->wall_w * dt);
     if (ph == GOV_PHASE_PREFILL)
         r->prefill_energy_j += pw * dt, s->prefill_t += dt;
     else if (ph == GOV_PHASE_DECODE)
@@ -649,6 +696,7 @@ static void run_results(struct sim_run *s)
     r->avg_power_w = t > 0 ? r->energy_j / t : NAN;
     r->idle_power_w = s->idle_settled_t > 0 ? s->idle_settled_e / s->idle_settled_t : NAN;
     r->freq_changes_per_min = t > 0 ? s->changes / (t / 60.0) : 0;
+    gov_sim_finish_wall(r);
     if (!isfinite(s->target))
         r->max_over_target_settled_c = NAN;
 }

@@ -23,7 +23,7 @@
 #define EMBER_GOV_PROFILE_INSTALL_DIR "/usr/share/ember/profiles"
 #endif
 
-static const char *const builtin[] = {"rk3588", "n100", "ryzen", NULL};
+static const char *const builtin[] = {"rk3588", "rpi5", "n100", "ryzen", NULL};
 
 const char *const *gov_sim_builtin_profiles(void)
 {
@@ -228,6 +228,80 @@ static int parse_cluster(const cJSON *c, unsigned idx, struct gov_sim_cluster *k
     return 0;
 }
 
+/* The wall, the firmware limits' time window and the cited figures (all optional: a profile
+ * without them models the package alone, wall = package). */
+static int parse_plant(const cJSON *root, const cJSON *pw, const cJSON *th, const cJSON *pf,
+                       struct gov_sim_profile *p, char *err, size_t err_len)
+{
+    const cJSON *wl = cJSON_GetObjectItemCaseSensitive(root, "wall");
+    if (wl && !cJSON_IsObject(wl)) {
+        snprintf(err, err_len, "wall: an object");
+        return -EINVAL;
+    }
+    if (num(pw, "power", "pl2_w", 0, 10000, 0, &p->pl2_w, err, err_len) ||
+        num(pw, "power", "pl_tau_s", 0, 3600, 0, &p->pl_tau_s, err, err_len) ||
+        num(th, "thermal", "throttle_c", 0, 150, 0, &p->throttle_c, err, err_len) ||
+        num(pf, "performance", "weights_gb", 0, 1000, 0, &p->weights_gb, err, err_len) ||
+        num(pf, "performance", "prefill_batch_tokens", 1, 1e6, 64, &p->prefill_batch_tokens, err,
+            err_len) ||
+        num(wl, "wall", "board_w", 0, 1000, 0, &p->board_w, err, err_len) ||
+        num(wl, "wall", "dram_idle_w", 0, 1000, 0, &p->dram_idle_w, err, err_len) ||
+        num(wl, "wall", "dram_w_per_gbs", 0, 100, 0, &p->dram_w_per_gbs, err, err_len) ||
+        num(wl, "wall", "psu_efficiency", 0.05, 1, 1, &p->psu_efficiency, err, err_len) ||
+        num(wl, "wall", "psu_fixed_w", 0, 100, 0, &p->psu_fixed_w, err, err_len))
+        return -EINVAL;
+    if (p->pl2_w > 0 && p->pl2_w < p->firmware_power_limit_w) {
+        snprintf(err, err_len, "power.pl2_w: below firmware_power_limit_w (PL1)");
+        return -EINVAL;
+    }
+    const cJSON *refs = cJSON_GetObjectItemCaseSensitive(root, "references");
+    if (!refs)
+        return 0;
+    int n = cJSON_IsArray(refs) ? cJSON_GetArraySize(refs) : -1;
+    if (n < 0 || n > (int)(sizeof(p->refs) / sizeof(p->refs[0]))) {
+        snprintf(err, err_len, "references: an array of at most %zu figures",
+                 sizeof(p->refs) / sizeof(p->refs[0]));
+        return -EINVAL;
+    }
+    const cJSON *r;
+    cJSON_ArrayForEach(r, refs)
+    {
+        struct gov_sim_reference *x = &p->refs[p->n_refs];
+        char where[32];
+        snprintf(where, sizeof(where), "references[%u]", p->n_refs);
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(r, "figure");
+        const cJSON *src = cJSON_GetObjectItemCaseSensitive(r, "source");
+        static const char *const known[] = {"wall_idle_w",    "package_idle_w", "wall_load_w",
+                                            "package_load_w", "sustained_mhz",  "load_temp_c",
+                                            "decode_tok_s",   "prefill_tok_s"};
+        bool ok = cJSON_IsString(f);
+        for (size_t i = 0; ok && i < sizeof(known) / sizeof(known[0]); i++)
+            if (strcmp(f->valuestring, known[i]) == 0)
+                break;
+            else if (i + 1 == sizeof(known) / sizeof(known[0]))
+                ok = false;
+        if (!ok) {
+            snprintf(err, err_len,
+                     "%s.figure: one of wall_idle_w, package_idle_w, wall_load_w, "
+                     "package_load_w, sustained_mhz, load_temp_c, decode_tok_s, prefill_tok_s",
+                     where);
+            return -EINVAL;
+        }
+        if (!cJSON_IsString(src) || !*src->valuestring) {
+            snprintf(err, err_len, "%s.source: a non-empty string (where the figure comes from)",
+                     where);
+            return -EINVAL;
+        }
+        if (num(r, where, "value", 1e-6, 1e6, NAN, &x->value, err, err_len) ||
+            boolean(r, where, "estimate", false, &x->estimate, err, err_len))
+            return -EINVAL;
+        snprintf(x->figure, sizeof(x->figure), "%s", f->valuestring);
+        snprintf(x->source, sizeof(x->source), "%s", src->valuestring);
+        p->n_refs++;
+    }
+    return 0;
+}
+
 int gov_sim_profile_parse(const char *json, struct gov_sim_profile *p, char *err, size_t err_len)
 {
     int rc = -EINVAL;
@@ -278,7 +352,8 @@ int gov_sim_profile_parse(const char *json, struct gov_sim_profile *p, char *err
         num(pf, "performance", "activity_decode", 0, 2, 0.5, &p->activity_decode, err, err_len) ||
         num(pf, "performance", "activity_background", 0, 2, 0.3, &p->activity_background, err,
             err_len) ||
-        num(pf, "performance", "background_mhz", 0, 1e5, 20, &p->background_mhz, err, err_len))
+        num(pf, "performance", "background_mhz", 0, 1e5, 20, &p->background_mhz, err, err_len) ||
+        parse_plant(root, pw, th, pf, p, err, err_len))
         goto fail;
     if (p->decode_mem_ms <= 0 && p->decode_gcycles_per_token <= 0) {
         snprintf(err, err_len,

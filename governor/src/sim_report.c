@@ -34,6 +34,9 @@ static const struct row rows[] = {
     R("J/token decode", 4, j_per_token_decode),
     R("J/token total", 4, joules_per_token),
     R("energy total J", 0, energy_j),
+    R("wall J/token", 4, wall_joules_per_token),
+    R("wall J/tok +idle", 4, wall_joules_per_token_with_idle),
+    R("wall energy J", 0, wall_energy_j),
     R("prefill tok/s", 1, prefill_tokens_per_s),
     R("decode tok/s", 2, decode_tokens_per_s),
     R("TTFT p50 ms", 0, ttft_p50_ms),
@@ -84,6 +87,11 @@ void gov_sim_write_table(FILE *f, const struct gov_sim_result *r, size_t n)
         }
         fputc('\n', f);
     }
+    fprintf(f, "J/token: package (CPU) energy of prefill + decode per generated token, idle time "
+               "not attributed.\n"
+               "wall J/token: the whole box (package + board + DRAM, through the power supply, "
+               "from the profile's terms); +idle also attributes the idle time between "
+               "requests.\n");
 }
 
 static void add_num(cJSON *o, const char *key, double v)
@@ -121,6 +129,13 @@ char *gov_sim_results_json(const struct gov_sim_result *r, size_t n)
         add_num(o, "prefill_energy_j", x->prefill_energy_j);
         add_num(o, "decode_energy_j", x->decode_energy_j);
         add_num(o, "idle_energy_j", x->idle_energy_j);
+        /* the same at the wall; "joules_per_token*" above are package energy, idle excluded */
+        add_num(o, "wall_energy_j", x->wall_energy_j);
+        add_num(o, "wall_prefill_energy_j", x->wall_prefill_energy_j);
+        add_num(o, "wall_decode_energy_j", x->wall_decode_energy_j);
+        add_num(o, "wall_idle_energy_j", x->wall_idle_energy_j);
+        add_num(o, "wall_joules_per_token", x->wall_joules_per_token);
+        add_num(o, "wall_joules_per_token_with_idle", x->wall_joules_per_token_with_idle);
         add_num(o, "prefill_tokens_per_s", x->prefill_tokens_per_s);
         add_num(o, "decode_tokens_per_s", x->decode_tokens_per_s);
         add_num(o, "ttft_p50_ms", x->ttft_p50_ms);

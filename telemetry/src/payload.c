@@ -95,7 +95,12 @@ char *tel_payload_state_json(const struct tel_sample *s, double energy_j)
         cJSON_AddItemToObject(o, "policy", policy);
     ok = ok && cJSON_AddStringToObject(o, "phase", valid_phase(s->phase) ? s->phase : "idle") &&
          add_num(o, "tokens_per_s", s->tokens_per_s, 1e2) &&
-         cJSON_AddStringToObject(o, "source", tel_source_name(s->source));
+         cJSON_AddStringToObject(o, "source", tel_source_name(s->source)) &&
+         cJSON_AddStringToObject(o, "scope", tel_source_scope(s->source));
+    /* the interval's energy by engine phase (integrated over the phase intervals) */
+    if (ok && s->has_phase_energy)
+        ok = add_num(o, "prefill_j", s->prefill_j, 1e3) &&
+             add_num(o, "decode_j", s->decode_j, 1e3) && add_num(o, "idle_j", s->idle_j, 1e3);
     return finish(o, ok);
 }
 

@@ -17,6 +17,21 @@ static const char *const source_names[TEL_SOURCE_COUNT_] = {
     [TEL_SOURCE_ESTIMATE] = "estimate",
 };
 
+const char *tel_source_scope(enum tel_source source)
+{
+    switch (source) {
+    case TEL_SOURCE_RAPL:
+    case TEL_SOURCE_ESTIMATE:
+        return "package";
+    case TEL_SOURCE_HWMON:
+        return "soc";
+    case TEL_SOURCE_BATTERY:
+        return "wall";
+    default:
+        return "none";
+    }
+}
+
 const char *tel_source_name(enum tel_source source)
 {
     if ((int)source < 0 || source >= TEL_SOURCE_COUNT_)

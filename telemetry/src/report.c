@@ -135,6 +135,48 @@ static int groups(sqlite3 *db, struct tel_report *r, const char *column,
     return finish(db, st, rc == SQLITE_ROW ? SQLITE_DONE : rc, err, err_len);
 }
 
+/* Energy by engine phase: the exact split where a sample has it, else the interval's energy under
+ * the sample's phase label (databases from before schema 3). */
+static const char phase_sql[] =
+    "WITH d AS (SELECT seq, phase, source, scope, prefill_j, decode_j, idle_j,"
+    " energy_j - lag(energy_j) OVER w AS de FROM samples WHERE seq BETWEEN ?3 AND ?4"
+    " AND ts_ns BETWEEN ?1 AND ?2 WINDOW w AS (ORDER BY seq))"
+    " SELECT sum(coalesce(prefill_j, CASE WHEN phase = 'prefill' THEN max(de, 0) ELSE 0 END)),"
+    " sum(coalesce(decode_j, CASE WHEN phase = 'decode' THEN max(de, 0) ELSE 0 END)),"
+    " sum(coalesce(idle_j, CASE WHEN coalesce(phase, '') NOT IN ('prefill', 'decode')"
+    " THEN max(de, 0) ELSE 0 END)),"
+    " count(prefill_j), count(*) - count(prefill_j),"
+    " (SELECT count(*) FROM d WHERE source = 'estimate'),"
+    " (SELECT coalesce(scope, 'none') FROM d GROUP BY 1 ORDER BY count(*) DESC LIMIT 1)"
+    " FROM d WHERE de IS NOT NULL";
+
+static int phase_energy(sqlite3 *db, struct tel_report *r, char *err, size_t err_len)
+{
+    sqlite3_stmt *st = NULL;
+    int e = prep(db, phase_sql, r, &st, err, err_len);
+    if (e < 0)
+        return e;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        r->by_phase.prefill_j = sqlite3_column_double(st, 0);
+        r->by_phase.decode_j = sqlite3_column_double(st, 1);
+        r->by_phase.idle_j = sqlite3_column_double(st, 2);
+        r->by_phase.exact_intervals = (uint64_t)sqlite3_column_int64(st, 3);
+        r->by_phase.label_intervals = (uint64_t)sqlite3_column_int64(st, 4);
+        r->by_phase.estimated_samples = (uint64_t)sqlite3_column_int64(st, 5);
+        const unsigned char *sc = sqlite3_column_text(st, 6);
+        snprintf(r->by_phase.scope, sizeof(r->by_phase.scope), "%s",
+                 sc ? (const char *)sc : "none");
+        rc = SQLITE_DONE;
+    }
+    double t = (double)r->tokens;
+    r->by_phase.active_j_per_token =
+        t > 0 ? (r->by_phase.prefill_j + r->by_phase.decode_j) / t : NAN;
+    r->by_phase.all_j_per_token =
+        t > 0 ? (r->by_phase.prefill_j + r->by_phase.decode_j + r->by_phase.idle_j) / t : NAN;
+    return finish(db, st, rc, err, err_len);
+}
+
 static const char sessions_sql[] =
     "SELECT %s, count(*), sum(prompt_tokens), sum(gen_tokens), sum(energy_j), avg(ttft_ms),"
     " avg(duration_ms) FROM sessions WHERE ts_ns BETWEEN ?1 AND ?2 %s LIMIT %d";
@@ -268,6 +310,8 @@ int tel_report_build(struct tel_store *store, const struct tel_report_params *pa
 
     e = groups(db, r, "phase", r->phases, &r->n_phases, err, err_len);
     if (e == 0)
+        e = phase_energy(db, r, err, err_len);
+    if (e == 0)
         e = groups(db, r, "policy", r->policies, &r->n_policies, err, err_len);
     if (e < 0)
         return e;
@@ -388,6 +432,18 @@ char *tel_report_json(const struct tel_report *r)
     num(o, "max_freq_mhz", r->max_freq_mhz);
     num(o, "tokens", (double)r->tokens);
     num(o, "j_per_token", r->j_per_token);
+    cJSON *pe = cJSON_AddObjectToObject(o, "phase_energy");
+    if (pe) {
+        num(pe, "prefill_j", r->by_phase.prefill_j);
+        num(pe, "decode_j", r->by_phase.decode_j);
+        num(pe, "idle_j", r->by_phase.idle_j);
+        num(pe, "exact_intervals", (double)r->by_phase.exact_intervals);
+        num(pe, "label_intervals", (double)r->by_phase.label_intervals);
+        num(pe, "j_per_token_active", r->by_phase.active_j_per_token);
+        num(pe, "j_per_token_with_idle", r->by_phase.all_j_per_token);
+        cJSON_AddStringToObject(pe, "scope", r->by_phase.scope);
+        cJSON_AddBoolToObject(pe, "estimated", r->by_phase.estimated_samples > 0);
+    }
     cJSON *a = cJSON_AddArrayToObject(o, "phases");
     for (uint32_t i = 0; a && i < r->n_phases; i++)
         cJSON_AddItemToArray(a, group_json(&r->phases[i], "phase"));
@@ -479,7 +535,29 @@ void tel_report_print(const struct tel_report *r, FILE *out)
     fmt_num(x, sizeof(x), 0, r->avg_freq_mhz);
     fmt_num(y, sizeof(y), 0, r->max_freq_mhz);
     fprintf(out, "  frequency    mean %s MHz, max %s MHz\n", x, y);
-    print_groups(out, "by phase", r->phases, r->n_phases);
+    if (r->by_phase.exact_intervals || r->by_phase.label_intervals) {
+        fmt_num(x, sizeof(x), 4, r->by_phase.active_j_per_token);
+        fmt_num(y, sizeof(y), 4, r->by_phase.all_j_per_token);
+        fprintf(
+            out,
+            "\n  by phase       prefill %.1f J, decode %.1f J, idle %.1f J (integrated over the "
+            "engine's phase intervals)\n"
+            "                 %s J/token prefill + decode (idle not attributed), %s J/token "
+            "with idle attributed\n"
+            "                 measured at the %s boundary%s\n",
+            r->by_phase.prefill_j, r->by_phase.decode_j, r->by_phase.idle_j, x, y,
+            r->by_phase.scope,
+            r->by_phase.estimated_samples
+                ? ": an ESTIMATE from the CPU power model (no power meter), not measured"
+                : "");
+        if (r->by_phase.label_intervals)
+            fprintf(out,
+                    "                 %llu older intervals (before exact attribution) are "
+                    "filed by the phase their sample saw\n",
+                    (unsigned long long)r->by_phase.label_intervals);
+    }
+    if (!r->by_phase.exact_intervals)
+        print_groups(out, "by phase label", r->phases, r->n_phases);
     print_groups(out, "by policy", r->policies, r->n_policies);
     const struct tel_report_session_group *s = &r->sessions;
     fmt_num(x, sizeof(x), 4, s->j_per_token);

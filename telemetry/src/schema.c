@@ -38,7 +38,19 @@ static const char schema_v2[] =
     "CREATE TABLE rollup_1m" ROLLUP_COLUMNS ";"
     "CREATE TABLE rollup_1h" ROLLUP_COLUMNS ";";
 
-static const char *const steps[TEL_SCHEMA_VERSION] = {schema_v1, schema_v2};
+/* Version 3 (issue 12): the boundary each sample's energy was measured at, and the interval's
+ * energy split by engine phase (integrated over the phase intervals). Old rows keep NULL phase
+ * energy (reports fall back to the sample's phase label for them, and say so) and get the scope
+ * their source implies. */
+static const char schema_v3[] =
+    "ALTER TABLE samples ADD COLUMN scope TEXT;"
+    "ALTER TABLE samples ADD COLUMN prefill_j REAL;"
+    "ALTER TABLE samples ADD COLUMN decode_j REAL;"
+    "ALTER TABLE samples ADD COLUMN idle_j REAL;"
+    "UPDATE samples SET scope = CASE source WHEN 'rapl' THEN 'package' WHEN 'estimate' THEN"
+    " 'package' WHEN 'hwmon' THEN 'soc' WHEN 'battery' THEN 'wall' ELSE 'none' END;";
+
+static const char *const steps[TEL_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 int tel_sql_errno(int rc)
 {

@@ -148,11 +148,12 @@ static double column_real(sqlite3_stmt *st, int i)
 
 static const char ins_sample_sql[] =
     "INSERT INTO samples(seq, ts_ns, power_w, energy_j, temp_c, util, freq_mhz, policy, phase,"
-    " source, freq_avg_mhz, tokens, tokens_per_s) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
-    "?13)";
+    " source, freq_avg_mhz, tokens, tokens_per_s, scope, prefill_j, decode_j, idle_j)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)";
 static const char sel_sample_sql[] =
     "SELECT seq, ts_ns, power_w, energy_j, temp_c, util, freq_mhz, policy, phase, source,"
-    " tokens, tokens_per_s FROM samples WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+    " tokens, tokens_per_s, prefill_j, decode_j, idle_j FROM samples WHERE seq > ?1"
+    " ORDER BY seq LIMIT ?2";
 static const char ins_session_sql[] =
     "INSERT INTO sessions(id, ts_ns, prompt_tokens, gen_tokens, ttft_ms, duration_ms, energy_j,"
     " j_per_token, policy) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)";
@@ -187,6 +188,10 @@ static int put_sample(struct tel_store *s, const struct tel_sample *sm)
     bind_real(st, 11, tel_sample_freq_avg_mhz(sm));
     sqlite3_bind_int64(st, 12, (sqlite3_int64)sm->tokens);
     bind_real(st, 13, sm->tokens_per_s);
+    sqlite3_bind_text(st, 14, tel_source_scope(sm->source), -1, SQLITE_STATIC);
+    bind_real(st, 15, sm->has_phase_energy ? sm->prefill_j : NAN);
+    bind_real(st, 16, sm->has_phase_energy ? sm->decode_j : NAN);
+    bind_real(st, 17, sm->has_phase_energy ? sm->idle_j : NAN);
     return step_done(st);
 }
 
@@ -833,6 +838,10 @@ static void row_to_sample(sqlite3_stmt *st, struct tel_sample *sm)
     sqlite3_int64 tokens = sqlite3_column_int64(st, 10);
     sm->tokens = tokens > 0 ? (uint64_t)tokens : 0;
     sm->tokens_per_s = column_real(st, 11);
+    sm->prefill_j = column_real(st, 12);
+    sm->decode_j = column_real(st, 13);
+    sm->idle_j = column_real(st, 14);
+    sm->has_phase_energy = sqlite3_column_type(st, 12) != SQLITE_NULL;
 }
 
 int tel_store_samples_after(struct tel_store *s, uint64_t after_seq, uint32_t max, tel_sample_cb cb,

@@ -15,3 +15,11 @@ ember_add_test(NAME telstore_bench SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_be
 ember_add_test(NAME telstore_fulldisk_test
                SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_fulldisk_test.c
                LIBS ember_telemetry PkgConfig::SQLITE3 LABELS integration TIMEOUT 60)
+# Energy by engine phase and its scope; migration from schema 2 (issue 12).
+ember_add_test(NAME telstore_phase_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_phase_test.c
+               LIBS ember_telemetry PkgConfig::SQLITE3 LABELS unit)
+# `ember report --svg` on a demo-length run, rendered to PNG with rsvg-convert (issue 12).
+ember_add_test(NAME telstore_chart_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telstore_chart_test.c
+               LIBS ember_telemetry LABELS unit
+               ARGS ${CMAKE_CURRENT_BINARY_DIR}/telstore_chart.png)
+set_tests_properties(telstore_chart_test PROPERTIES SKIP_RETURN_CODE 77)

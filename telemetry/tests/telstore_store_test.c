@@ -493,7 +493,7 @@ static void test_migration(void)
         return;
     }
     sqlite3 *db = tel_store_db(s);
-    CHECK_EQ_INT(q_i64(db, "PRAGMA user_version"), 2);
+    CHECK_EQ_INT(q_i64(db, "PRAGMA user_version"), 3);
     CHECK_EQ_INT(q_i64(db, "PRAGMA auto_vacuum"), 2);
     CHECK_EQ_INT(q_i64(db, "SELECT count(*) FROM samples"), 2);
     CHECK_NEAR(q_dbl(db, "SELECT freq_avg_mhz FROM samples WHERE seq=1"), 2000, 1e-9);

@@ -61,6 +61,25 @@ struct gov_sim_profile {
     double engine_util_decode;       /* busy fraction /proc/stat shows during decode */
     double activity_prefill, activity_decode, activity_background;
     double background_mhz; /* other processes' demand per CPU, MHz-equivalent */
+    /* Firmware power limits with their time window (governor/src/sim_plant.c): the package may
+     * draw pl2_w while a running average of its power over pl_tau_s stays below
+     * firmware_power_limit_w (PL1 / slow PPT); 0 = a flat limit. */
+    double pl2_w, pl_tau_s;
+    double throttle_c; /* firmware/kernel throttling temperature (0 = tjmax_c) */
+    /* The whole box at the wall, beyond the package: board (PHYs, regulators, USB, SSD idle),
+     * DRAM (idle + per GB/s streamed), and the power supply (efficiency + no-load loss). */
+    double board_w, dram_idle_w, dram_w_per_gbs, psu_efficiency, psu_fixed_w;
+    double weights_gb;           /* bytes streamed per decode token (GB); prefill reads them */
+    double prefill_batch_tokens; /* once per this many prompt tokens */
+    /* Published figures the plant must reproduce (tests/sim_reference_test.c, +-15 %). */
+    unsigned n_refs;
+    struct gov_sim_reference {
+        char figure[32]; /* wall_idle_w, wall_load_w, package_load_w, sustained_mhz,
+                            load_temp_c, decode_tok_s, prefill_tok_s */
+        double value;
+        bool estimate; /* true: no published measurement, an engineering estimate */
+        char source[400];
+    } refs[12];
 };
 
 /* Loads a built-in profile by name ("rk3588", "n100", "ryzen") or a JSON file by path
@@ -102,6 +121,11 @@ struct gov_sim_options {
     double step_ms;    /* plant integration step, default 1 */
     bool calibrated;   /* run the calibration ladder first and hand the curve to the policy */
     bool sensor_loss;  /* test hook: the temperature reading vanishes for 10 s at 40 % */
+    /* The oracle's static configurations: with fixed_clocks the engine clusters run at these
+     * fractions of their floor..ceiling range in prefill and decode, whatever the policy asks
+     * (the policy still drives idle and the other clusters). */
+    bool fixed_clocks;
+    double fixed_prefill_frac, fixed_decode_frac;
     struct gov_tunables tunables;
 };
 
@@ -127,10 +151,14 @@ struct gov_sim_result {
     double duration_s; /* arrivals were generated over this long (--duration) */
     double sim_s;      /* simulated until every request was served: >= duration_s */
     unsigned requests, prompt_tokens, gen_tokens;
-    double energy_j, prefill_energy_j, decode_energy_j, idle_energy_j;
-    double j_per_token_prefill; /* prefill energy / prompt tokens */
-    double j_per_token_decode;  /* decode energy / generated tokens */
-    double joules_per_token;    /* (prefill + decode energy) / generated tokens */
+    double energy_j, prefill_energy_j, decode_energy_j, idle_energy_j; /* package */
+    /* The same at the wall (package + board + DRAM, through the PSU) */
+    double wall_energy_j, wall_prefill_energy_j, wall_decode_energy_j, wall_idle_energy_j;
+    double wall_joules_per_token;           /* (prefill + decode wall energy) / generated tokens */
+    double wall_joules_per_token_with_idle; /* all wall energy, idle included / generated tokens */
+    double j_per_token_prefill;             /* prefill energy / prompt tokens */
+    double j_per_token_decode;              /* decode energy / generated tokens */
+    double joules_per_token;                /* (prefill + decode energy) / generated tokens */
     double prefill_tokens_per_s, decode_tokens_per_s;
     double ttft_p50_ms, ttft_p99_ms, token_latency_p99_ms;
     double avg_power_w, peak_power_w;
@@ -154,6 +182,49 @@ int gov_sim_run(const struct gov_sim_profile *p, const struct gov_sim_workload *
  * decode tokens/s and package watts during decode. */
 int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_options *o,
                       struct gov_calibration *ret);
+
+/* The oracle: static configurations per phase (engine clusters' clock in prefill and in decode,
+ * from the fastest engine cluster's steps), searched one phase at a time (decode with prefill at
+ * the ceiling, then prefill at the chosen decode clock), for the lowest wall J/token whose
+ * decode tokens/s is at least (1 - slowdown) of performance's and whose TTFT p99 is at most
+ * (1 + slowdown) of performance's; slowdown = decode_slowdown_max_pct. */
+struct gov_sim_oracle {
+    bool found;                       /* false: nothing met the budget (result = performance) */
+    double prefill_frac, decode_frac; /* of the floor..ceiling range */
+    uint32_t prefill_khz, decode_khz; /* the fastest engine cluster's clock */
+    unsigned runs;
+    struct gov_sim_result performance; /* the reference the budget is taken from */
+    struct gov_sim_result result;      /* policy "oracle" */
+};
+int gov_sim_oracle(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
+                   const struct gov_sim_options *o, struct gov_sim_oracle *ret, char *err,
+                   size_t err_len);
+
+/* Prints the oracle's configuration and every policy's wall J/token and decode speed beside it. */
+void gov_sim_write_oracle(FILE *f, const struct gov_sim_oracle *o, const struct gov_sim_result *r,
+                          size_t n, double slowdown_pct);
+
+/* The trade-off of one tunable: every policy in policies[] at every value (tunables from o,
+ * KEY=value applied and validated). ret holds n_values * n_policies results, value-major. */
+int gov_sim_sweep(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
+                  const struct gov_sim_options *o, const char *key, const char *const *values,
+                  size_t n_values, const char *const *policies, size_t n_policies,
+                  struct gov_sim_result *ret, char *err, size_t err_len);
+void gov_sim_write_sweep(FILE *f, const char *key, const char *const *values, size_t n_values,
+                         const struct gov_sim_result *r, size_t n_policies);
+
+/* Steady states of the plant, for checking a profile against the measurements it cites. */
+struct gov_sim_steady {
+    double wall_idle_w, package_idle_w;
+    double wall_load_w, package_load_w; /* all cores busy, sustained (limits and throttling) */
+    double sustained_mhz;               /* the engine's fastest cluster under that load */
+    double load_temp_c;
+    double decode_tok_s, prefill_tok_s; /* engine at its ceiling, sustained */
+};
+int gov_sim_steady_state(const struct gov_sim_profile *p, double ambient_c,
+                         struct gov_sim_steady *ret);
+/* The modelled value of a reference figure (NAN for an unknown figure name). */
+double gov_sim_steady_figure(const struct gov_sim_steady *s, const char *figure);
 
 /* Output. The table puts policies side by side; JSON is one object per policy (an array). */
 void gov_sim_write_table(FILE *f, const struct gov_sim_result *r, size_t n);

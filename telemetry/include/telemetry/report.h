@@ -64,6 +64,17 @@ struct tel_report {
         char kind[TEL_NAME_MAX];
         uint64_t count;
     } event_kinds[TEL_REPORT_GROUPS_MAX];
+    /* Energy by engine phase integrated over the phase intervals (samples since schema 3 carry
+     * it); intervals of older samples are filed under their sample's phase label and counted
+     * in label_intervals. */
+    struct {
+        double prefill_j, decode_j, idle_j;
+        uint64_t exact_intervals, label_intervals;
+        double active_j_per_token; /* (prefill + decode) / generated tokens: idle not attributed */
+        double all_j_per_token;    /* prefill + decode + idle / generated tokens: idle attributed */
+        char scope[16];            /* boundary of most samples: package, soc, wall, none */
+        uint64_t estimated_samples; /* samples whose energy came from the power model */
+    } by_phase;
     uint64_t seq_lo_, seq_hi_; /* internal: the window's seq range */
 };
 

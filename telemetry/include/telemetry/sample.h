@@ -21,6 +21,10 @@ enum tel_source {
     TEL_SOURCE_COUNT_,
 };
 
+/* The boundary a source measures: "package" (RAPL package, or the estimate, which models the
+ * CPU), "soc" (hwmon rails of a SoC), "wall" (a battery feeds the whole box); "none" for none. */
+const char *tel_source_scope(enum tel_source source);
+
 /* "none", "rapl", "hwmon", "battery", "estimate"; "unknown" out of range. */
 const char *tel_source_name(enum tel_source source);
 /* -EINVAL when name is not one of the names above. */
@@ -40,6 +44,12 @@ struct tel_sample {
     enum tel_source source;
     uint64_t tokens;     /* tokens generated or processed since the previous sample */
     double tokens_per_s; /* over the previous sample interval */
+    /* The interval's energy split by the engine phase it was spent in, integrated over the
+     * phase intervals themselves (the meter read at every phase change), not by the label a
+     * sample happened to carry. Valid only when has_phase_energy; they add up to the interval's
+     * energy_j delta. */
+    int has_phase_energy;
+    double prefill_j, decode_j, idle_j;
 };
 
 struct tel_session {

@@ -1,0 +1,7 @@
+# Built-in profiles reproduce the measurements they cite (issue 12); the wall and firmware-limit
+# terms of the plant.
+ember_add_test(NAME gov_sim_reference_test SOURCES tests/sim_reference_test.c LIBS ember_governor
+               LABELS unit TIMEOUT 300)
+# The oracle (static clocks per phase) and --sweep (issue 12).
+ember_add_test(NAME gov_sim_oracle_test SOURCES tests/sim_oracle_test.c LIBS ember_governor
+               LABELS unit TIMEOUT 300)
