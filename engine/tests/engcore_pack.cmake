@@ -17,8 +17,10 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
         target_include_directories(engcore_pack_avx512_simde PRIVATE
                                    ${CMAKE_SOURCE_DIR}/engine/src ${SIMDE_INCLUDE_DIR})
         target_compile_definitions(engcore_pack_avx512_simde PRIVATE PACK_TEST_SIMDE)
+        # -Wno-psabi: clang notes that SIMDe's emulated 512-bit vector types would be passed
+        # differently with -mavx512f; every function taking them is inside this one file.
         set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/panel_avx512_simde.c
-            PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-ffp-contract=off")
+            PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-ffp-contract=off;-Wno-psabi")
     else()
         message(WARNING "SIMDe (libsimde-dev) not found: engcore_pack_avx512_simde is not built; "
                         "run scripts/setup")
