@@ -94,7 +94,9 @@ void daemon_gpio_refresh(struct agent_daemon *d, uint64_t now_ns)
         .generating = phase != AGENT_PHASE_IDLE,
         .throttling = d->gov && (d->last_tick.reasons & (GOV_REASON_THERMAL | GOV_REASON_TRIP)),
         .error = d->last_tick.safe_state || d->power_lost,
-        .temp_c = d->last_temp_c,
+        /* on battery the governor's ticks are held, so its temperature is stale: unknown,
+         * and the fan runs */
+        .temp_c = d->power_lost ? NAN : d->last_temp_c,
     };
     agent_gpio_update(d->gpio, &f, now_ns);
     if (agent_gpio_next_deadline_ns(d->gpio) <= now_ns)

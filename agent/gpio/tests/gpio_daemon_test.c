@@ -196,8 +196,12 @@ int main(void)
     /* held: ticks on battery write nothing */
     daemon_governor_tick(d, cmn_now_ns());
     CHECK_STR(gov_file(root, "scaling_governor"), "schedutil");
+    /* the LED says error at once; the fan runs (the temperature is stale while ticks are held) */
     agent_gpio_state(d->gpio, &st);
     CHECK_EQ_INT(st.led, AGENT_GPIO_LED_ERROR);
+    CHECK_EQ_INT(fake_gpiod_output(0, 1), 0); /* 45 C before the loss */
+    daemon_gpio_refresh(d, cmn_now_ns());
+    CHECK_EQ_INT(fake_gpiod_output(0, 1), 1);
     /* power back: the governor steers again (and saves the originals again first) */
     fake_gpiod_input(0, 3, 0);
     run_loop(d, 150);
