@@ -15,6 +15,7 @@ const struct ember_command ember_commands[] = {
     {"tokenize", "print the token ids of text read from stdin", cmd_tokenize},
     {"governor", "CPU frequency governor: status, set, restore, calibrate, sim", cmd_governor},
     {"config", "check or dump the configuration", cmd_config},
+    {"gpio", "status LED, fan, button and power-loss lines: status, test", cmd_gpio},
     {"report", "energy and joules per token from the telemetry history", cmd_report},
     {"fleet", "status of every appliance on a (central) MQTT broker", cmd_fleet},
     {NULL, NULL, NULL},

@@ -391,8 +391,9 @@ static bool check_line_syntax(struct parse_ctx *ctx, const char *line, size_t n)
         snprintf(ctx->section, sizeof(ctx->section), "%s", section);
         ctx->section_known = section_exists(section);
         if (!ctx->section_known)
-            add_error(ctx, ctx->lineno, section, NULL,
-                      "unknown section (known: agent, engine, governor, telemetry, mqtt, api)");
+            add_error(
+                ctx, ctx->lineno, section, NULL,
+                "unknown section (known: agent, engine, governor, telemetry, mqtt, api, gpio)");
         return ctx->section_known;
     }
     const char *eq = memchr(line, '=', n);
@@ -492,6 +493,10 @@ static void check_cross_keys(struct parse_ctx *ctx)
          "tls_cert and tls_key must be set together"},
         {c->governor.tunables.down_threshold >= c->governor.tunables.up_threshold, "governor",
          "down_threshold", "down_threshold must be below up_threshold"},
+        {c->gpio.fan_off_temp_c >= c->gpio.fan_on_temp_c, "gpio", "fan_off_temp_c",
+         "fan_off_temp_c must be below fan_on_temp_c"},
+        {c->gpio.fan_full_temp_c <= c->gpio.fan_on_temp_c, "gpio", "fan_full_temp_c",
+         "fan_full_temp_c must be above fan_on_temp_c"},
     };
     for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++) {
         if (!rules[r].bad)

@@ -113,6 +113,33 @@ struct cfg_api {
     char allowed_hosts[CFG_STR_PATH];
 };
 
+/* [gpio]: status LED, fan, button and power-loss input through libgpiod (agent/gpio/). Lines
+ * are "" (none), "OFFSET" (on chip), "CHIP:OFFSET", "CHIP:NAME" or "NAME" (searched on every
+ * chip); see docs/gpio.md. */
+struct cfg_gpio {
+    bool enabled;
+    char chip[CFG_STR_SMALL];
+    char led[CFG_STR_SMALL];
+    bool led_active_low;
+    char fan[CFG_STR_SMALL];
+    bool fan_active_low;
+    char button[CFG_STR_SMALL];
+    bool button_active_low;
+    char power[CFG_STR_SMALL];
+    bool power_active_low;
+    char input_bias[CFG_STR_SMALL];
+    int debounce_ms;
+    int long_press_ms;
+    double fan_on_temp_c;
+    double fan_off_temp_c;
+    double fan_full_temp_c;
+    int fan_pwm_chip;
+    int fan_pwm_channel;
+    int fan_pwm_period_ns;
+    int fan_pwm_min_duty_pct;
+    char pwm_sysfs_root[CFG_STR_PATH];
+};
+
 struct agent_config {
     struct cfg_agent agent;
     struct cfg_engine engine;
@@ -120,6 +147,7 @@ struct agent_config {
     struct cfg_telemetry telemetry;
     struct cfg_mqtt mqtt;
     struct cfg_api api;
+    struct cfg_gpio gpio;
     /* Where the values came from, for messages: the file path or "(defaults)". */
     char source[CFG_STR_PATH];
 };

@@ -47,6 +47,7 @@ static const char *const mqtt_protocols[] = {"v5", "v311", NULL};
 static const char *const discovery_modes[] = {"component", "device", NULL};
 static const char *const kv_types[] = {"f16", "f32", NULL};
 static const char *const backends[] = {"auto", "sysfs", "libcpupower", NULL};
+static const char *const gpio_biases[] = {"as-is", "pull-up", "pull-down", "disable", NULL};
 /* Filled from the modules' own lists by compose(): "auto" and the engine's chat template
  * families; the governor's policies. */
 static const char *chat_templates[ENG_CHAT_FAMILY_COUNT + 2];
@@ -226,6 +227,60 @@ static const struct cfg_key agent_rows[] = {
             "Host names (space or comma separated) accepted in the Host and Origin headers "
             "besides IP addresses, localhost and this machine's host name; * = any. Guards "
             "against DNS rebinding."),
+
+    /* [gpio] (agent/gpio/, docs/gpio.md) */
+    KEY_BOOL(gpio, enabled, "false", false,
+             "Drive a status LED, a fan and read a button and a power-loss input through "
+             "libgpiod. Lines are requested at start, before the agent drops root. A chip or "
+             "line that is missing or busy is named in one warning and that function is off."),
+    KEY_STR(gpio, chip, "gpiochip0", false,
+            "Chip of the lines given by offset alone: a name (gpiochip0), a path, a number or "
+            "a label."),
+    KEY_STR(gpio, led, "", false,
+            "Status LED line: OFFSET, CHIP:OFFSET, CHIP:NAME or NAME (a line name searched on "
+            "every chip); empty = none. Patterns: starting, ready, generating, thermal "
+            "throttling, error (docs/gpio.md)."),
+    KEY_BOOL(gpio, led_active_low, "false", false, "The LED lights when its line is low."),
+    KEY_STR(gpio, fan, "", false,
+            "Fan switch line (same forms as led); empty = none. On at fan_on_temp_c, off at "
+            "fan_off_temp_c; on when no temperature is known."),
+    KEY_BOOL(gpio, fan_active_low, "false", false, "The fan runs when its line is low."),
+    KEY_STR(gpio, button, "", false,
+            "Push button line (same forms as led); empty = none. A short press toggles the "
+            "quiet and balanced policies; a press held for long_press_ms stops the agent "
+            "cleanly."),
+    KEY_BOOL(gpio, button_active_low, "false", false,
+             "The button reads low when pressed (a switch to ground with a pull-up)."),
+    KEY_STR(gpio, power, "", false,
+            "Power-loss / UPS input line (same forms as led); empty = none. When it asserts, "
+            "telemetry is written to disk at once (and after every sample until power returns) "
+            "and the original CPU frequency settings are restored."),
+    KEY_BOOL(gpio, power_active_low, "false", false, "Power loss is signalled by a low level."),
+    KEY_ENUM(gpio, input_bias, gpio_biases, "as-is", false,
+             "Bias of the button and power inputs (pull-up for a switch to ground without an "
+             "external resistor); as-is leaves the line as the board set it."),
+    KEY_INT(gpio, debounce_ms, 0, 1000, "30", false,
+            "An input must hold a level this long before a change counts (0 = every edge)."),
+    KEY_INT(gpio, long_press_ms, 500, 30000, "3000", true,
+            "A button press held this long is a long press (clean shutdown)."),
+    KEY_DBL(gpio, fan_on_temp_c, 20, 120, "60", true,
+            "The fan switches on at or above this CPU temperature."),
+    KEY_DBL(gpio, fan_off_temp_c, 20, 120, "50", true,
+            "The fan switches off at or below this temperature (must be below fan_on_temp_c)."),
+    KEY_DBL(gpio, fan_full_temp_c, 20, 120, "75", true,
+            "With a PWM fan: full speed at or above this temperature; between fan_on_temp_c "
+            "and here the duty rises linearly from fan_pwm_min_duty_pct (must be above "
+            "fan_on_temp_c)."),
+    KEY_INT(gpio, fan_pwm_chip, -1, 1023, "-1", false,
+            "PWM fan speed through the sysfs pwm class: pwmchipN (-1 = no PWM)."),
+    KEY_INT(gpio, fan_pwm_channel, 0, 1023, "0", false,
+            "Channel of fan_pwm_chip (exported if it is not)."),
+    KEY_INT(gpio, fan_pwm_period_ns, 1000, 100000000, "40000", false,
+            "PWM period; 40000 ns = 25 kHz, the frequency of 4-wire PC fans."),
+    KEY_INT(gpio, fan_pwm_min_duty_pct, 0, 100, "30", true,
+            "Duty cycle when the fan has just switched on (some fans stall below ~20-30%)."),
+    KEY_STR(gpio, pwm_sysfs_root, "/", false,
+            "Root under which sys/class/pwm is found (tests point it at a fake tree)."),
 
     {0},
 };

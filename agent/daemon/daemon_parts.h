@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "gpio.h"
 #include "governor/governor.h"
 #include "http.h"
 #include "loop.h"
@@ -54,6 +55,12 @@ struct agent_daemon {
     atomic_int energy_source;               /* enum tel_source of the last reading */
 
     struct agent_timer *gov_timer, *sample_timer, *mqtt_timer, *watchdog_timer;
+    /* [gpio] (gpio_bridge.c): NULL when off */
+    struct agent_gpio *gpio;
+    struct agent_timer *gpio_timer;
+    bool ready;      /* READY=1 was sent: the LED leaves "starting" */
+    bool power_lost; /* the power-loss input is asserted: the governor stays restored and
+                        every telemetry sample is written at once */
     int mqtt_fd;
     uint64_t mqtt_generation; /* the client's socket generation the watch belongs to */
     unsigned mqtt_failures;   /* connection attempts failed since the last success */
@@ -126,6 +133,20 @@ void daemon_store_session(struct agent_daemon *d, const struct agent_result *r, 
 void daemon_hook_request_done(void *user, const struct agent_result *r);
 /* HTTP hook (connection threads). */
 void daemon_hook_metrics(void *user, struct agent_metrics_snapshot *snap);
+
+/* ---- gpio_bridge.c: the [gpio] LED, fan, button and power-loss input on the loop thread ---- */
+
+/* Requests the lines; call while still root (before privsep_drop) and after the loop exists. */
+int daemon_start_gpio(struct agent_daemon *d);
+/* LED off, fan left on, lines released. */
+void daemon_gpio_stop(struct agent_daemon *d);
+/* Hands the LED and the fan what changed (phase, throttling, errors, temperature). Cheap:
+ * writes only on change; call after anything that may have changed them. */
+void daemon_gpio_refresh(struct agent_daemon *d, uint64_t now_ns);
+/* Power lost: flush telemetry, restore the CPU settings, hold the governor; back: steer again. */
+void daemon_power_changed(struct agent_daemon *d, bool lost);
+/* Short press: toggle quiet/balanced; long press: clean shutdown. */
+void daemon_gpio_press(struct agent_daemon *d, enum agent_gpio_press press);
 
 /* ---- mqtt_ask.c: the MQTT `ask` command, answered by the engine worker ---- */
 

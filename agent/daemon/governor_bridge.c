@@ -80,7 +80,7 @@ static void refresh_shared_governor(struct agent_daemon *d)
 
 void daemon_governor_tick(struct agent_daemon *d, uint64_t now_ns)
 {
-    if (!d->gov)
+    if (!d->gov || d->power_lost) /* on battery the original settings stay in force */
         return;
     enum agent_phase phase = (enum agent_phase)atomic_load(&d->phase);
     if (phase != d->last_phase) {
@@ -106,6 +106,7 @@ void daemon_governor_tick(struct agent_daemon *d, uint64_t now_ns)
 void daemon_on_governor_timer(void *user, uint64_t now_ns)
 {
     daemon_governor_tick(user, now_ns);
+    daemon_gpio_refresh(user, now_ns); /* thermal throttling shows on the LED */
 }
 
 void daemon_governor_publish_state(struct agent_daemon *d)

@@ -83,6 +83,7 @@ static void drain_queue(struct agent_daemon *d, uint64_t now_ns)
     }
     if (d->mqtt)
         daemon_mqtt_update_watch(d, now_ns);
+    daemon_gpio_refresh(d, now_ns); /* a phase change shows on the LED */
 }
 
 static void on_queue(void *user, int fd, uint32_t events)
@@ -122,6 +123,8 @@ static void reload_config(struct agent_daemon *d)
         agent_worker_set_config(d->worker, &next);
     if (d->http)
         agent_http_set_config(d->http, &next);
+    if (d->gpio)
+        agent_gpio_set_tunables(d->gpio, &next.gpio);
     struct cfg_governor from_file = next.governor;
     struct gov_tunables *t = &next.governor.tunables;
     const struct gov_tunables *in_file = &d->file_governor.tunables,
@@ -171,7 +174,8 @@ static void on_watchdog(void *user, uint64_t now_ns)
 
 static int load_progress(float fraction, void *user)
 {
-    (void)user;
+    /* the loop does not run during a load: the LED blinks "starting" from here */
+    daemon_gpio_refresh(user, cmn_now_ns());
     static int last_decile = -1;
     int decile = (int)(fraction * 10);
     if (decile != last_decile) {
@@ -195,6 +199,7 @@ static int load_model(struct agent_daemon *d)
     struct eng_model_params mp;
     eng_model_params_defaults(&mp);
     mp.progress = load_progress;
+    mp.progress_user = d;
     mp.use_mmap = d->cfg.engine.mmap;
     char err[512];
     int rc = eng_model_load(d->cfg.engine.model, &mp, &d->model, err, sizeof(err));
@@ -324,6 +329,7 @@ static void shutdown_all(struct agent_daemon *d)
             log_info("governor: original CPU frequency settings restored");
         daemon_governor_drain_events(d);
     }
+    daemon_gpio_stop(d);
     if (d->mqtt)
         tel_mqtt_close(d->mqtt, 2000);
     if (d->store) {
@@ -452,8 +458,10 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     if (privsep_begin(d) < 0 || start_loop(d) < 0)
         goto out;
     notify_status("starting");
-    if (daemon_start_governor(d) < 0 || privsep_end(d) < 0 || daemon_start_telemetry(d) < 0 ||
-        daemon_start_mqtt(d) < 0 || start_api(d) < 0 || load_model(d) < 0)
+    /* GPIO lines are requested while still root; their descriptors outlive the drop. */
+    if (daemon_start_governor(d) < 0 || daemon_start_gpio(d) < 0 || privsep_end(d) < 0 ||
+        daemon_start_telemetry(d) < 0 || daemon_start_mqtt(d) < 0 || start_api(d) < 0 ||
+        load_model(d) < 0)
         goto stop;
     if (d->http && d->worker)
         agent_http_set_worker(d->http, d->worker);
@@ -466,6 +474,8 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
         daemon_governor_tick(d, cmn_now_ns());
     daemon_on_sample_timer(d, cmn_now_ns());
     log_notice("ready in %.0f ms", (double)(cmn_now_ns() - t0) / 1e6);
+    d->ready = true;
+    daemon_gpio_refresh(d, cmn_now_ns());
     sd_notifyf(0, "READY=1\nSTATUS=serving %s",
                d->cfg.engine.model[0] ? d->cfg.engine.model : "(no model)");
     if (agent_loop_run(d->loop) < 0) {

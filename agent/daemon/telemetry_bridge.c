@@ -135,11 +135,14 @@ void daemon_on_sample_timer(void *user, uint64_t now_ns)
     if (d->store) {
         tel_store_append_sample(d->store, &s, NULL);
         tel_store_tick(d->store);
+        if (d->power_lost) /* on battery: nothing waits in memory */
+            tel_store_flush(d->store);
     }
     if (d->mqtt)
         tel_mqtt_publish_sample(d->mqtt, &s);
     if (d->gov)
         daemon_governor_share_status(d, &st); /* the snapshot taken above, not a second read */
+    daemon_gpio_refresh(d, now_ns);           /* the fan follows the temperature */
 }
 
 static void on_store_event(void *user, const struct tel_event *ev)

@@ -220,6 +220,12 @@ int main(void)
                  "t.conf:3: [governor] max_mhz: min_mhz is above max_mhz");
     expect_error("[mqtt]\nreconnect_min_ms = 9000\nreconnect_max_ms = 5000\n",
                  "t.conf:3: [mqtt] reconnect_max_ms: reconnect_min_ms is above reconnect_max_ms");
+    expect_error("[gpio]\nfan_on_temp_c = 40\nfan_off_temp_c = 45\n",
+                 "t.conf:3: [gpio] fan_off_temp_c: fan_off_temp_c must be below fan_on_temp_c");
+    expect_error("[gpio]\nfan_full_temp_c = 55\n",
+                 "t.conf:2: [gpio] fan_full_temp_c: fan_full_temp_c must be above fan_on_temp_c");
+    expect_error("[gpio]\ndebounce_ms = 5000\n", "t.conf:2: [gpio] debounce_ms:");
+    expect_error("[gpio]\ninput_bias = pullup\n", "t.conf:2: [gpio] input_bias:");
     expect_error("[mqtt]\ntls_cert = /c.pem\n",
                  "[mqtt] tls_cert: tls_cert and tls_key must be set together");
     expect_error("[engine]\nbad key = 1\n", "t.conf:2: [engine]: invalid key name");
