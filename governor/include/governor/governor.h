@@ -83,6 +83,14 @@ struct gov_status_cluster {
      * ("littlecore", "bigcore1", "cpu4-...") plus the package/SoC zones every cluster shares;
      * the package temperature when the cluster has no zone of its own. NaN when none. */
     double temp_c;
+    char epp[GOV_HW_NAME_LEN]; /* energy_performance_preference now, "" when absent */
+};
+
+/* A memory controller's devfreq device (the memory lever). */
+struct gov_status_memory {
+    char name[GOV_HW_NAME_LEN];
+    char governor[GOV_HW_NAME_LEN]; /* the board's own devfreq governor */
+    uint64_t min_hz, max_hz, cur_hz;
 };
 
 struct gov_status_zone {
@@ -117,6 +125,11 @@ struct gov_status {
     struct gov_status_zone zones[GOV_STATUS_MAX_ZONES];
     unsigned n_conflicts;
     struct gov_conflict conflicts[GOV_STATUS_MAX_CONFLICTS];
+    /* levers: what the policy asks for (NaN / "" = left to the hardware) and the devices */
+    double memory_target_frac;
+    char epp_target[GOV_HW_NAME_LEN];
+    unsigned n_memory;
+    struct gov_status_memory memory[GOV_HW_MAX_DEVFREQ];
 };
 
 struct gov_governor;
