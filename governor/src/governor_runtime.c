@@ -54,6 +54,7 @@ struct gov_governor {
     bool have_targets;
     enum gov_phase phase;
     uint64_t phase_since_ns;
+    unsigned queued; /* requests waiting behind the running one */
     double power_w;
     uint64_t ticks, writes, write_errors;
     unsigned nconf;
@@ -791,6 +792,7 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
     in.phase_ns = now_ns - g->phase_since_ns;
     in.tokens_per_s = tokens_per_s;
     in.sensor_fault = fault;
+    in.queued = g->queued;
 
     struct gov_targets t;
     r = gov_controller_step(g->ctl, &in, &t);
@@ -923,6 +925,12 @@ int gov_governor_pin(struct gov_governor *g, const uint32_t *khz, unsigned n, bo
 }
 
 /* ---- live changes ---- */
+
+void gov_governor_set_queued(struct gov_governor *g, unsigned queued)
+{
+    if (g)
+        g->queued = queued;
+}
 
 int gov_governor_set_policy(struct gov_governor *g, const char *name, char *err, size_t err_len)
 {

@@ -313,8 +313,9 @@ static void phase_decide(struct balanced *b, const struct gov_inputs *in, uint64
                 b->engine[i] = engine;
             break;
         case GOV_PHASE_DECODE:
+            /* a queue behind this decode waits for every token of it: no slowdown then */
             if (engine)
-                f = decode_khz[i];
+                f = in->queued ? ctx->ceil_khz[i] : decode_khz[i];
             if (settled)
                 b->engine[i] = engine;
             b->decode_khz[i] = f;

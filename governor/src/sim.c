@@ -581,6 +581,7 @@ static void run_inputs(const struct sim_run *s, struct gov_inputs *in)
     in->package_power_w = s->acc_t > 0 ? s->acc_e / s->acc_t : NAN;
     in->phase = s->e.phase;
     in->phase_ns = (uint64_t)llround((t - s->e.phase_start_s) * 1e9);
+    in->queued = (unsigned)s->e.queued; /* the agent knows its own queue */
     /* the engine times its tokens, so its rate over the window is exact */
     if (s->acc_dec_t >= 0.5 * win && s->acc_tok_frac > 0)
         in->tokens_per_s = s->acc_tok_frac / s->acc_dec_t;

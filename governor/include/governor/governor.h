@@ -148,6 +148,10 @@ void gov_governor_free(struct gov_governor *g);
 int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase phase, double power_w,
                       double tokens_per_s, struct gov_tick_result *ret);
 
+/* How many requests wait behind the one the engine runs (gov_inputs.queued), from the next tick
+ * on; 0 when none (the default). */
+void gov_governor_set_queued(struct gov_governor *g, unsigned queued);
+
 /* Switches the policy live (validated; nothing changes on error). */
 int gov_governor_set_policy(struct gov_governor *g, const char *name, char *err, size_t err_len);
 /* Replaces the tunables live (validated first). */

@@ -74,6 +74,10 @@ struct gov_inputs {
     /* The runtime's own verdict that a sensor vanished or returned garbage: forces the safe state
      * (minimum frequency, boost off) until it clears. */
     bool sensor_fault;
+    /* Requests waiting behind the one the engine runs (0 = none, or the caller does not know).
+     * Each decode token of the running request delays their first token, so the phase-aware
+     * policies decode at full speed while any wait. */
+    unsigned queued;
 };
 
 /* Fills *in with "nothing known": NaN everywhere, idle phase, now_ns given. */
