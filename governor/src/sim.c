@@ -124,8 +124,7 @@ static double capacity_ghz(const struct gov_sim_profile *p, const uint32_t *khz)
 /* mem_scale = top memory clock / the clock it runs at (1 without a memory section). Prefill is
  * compute-bound unless the memory clock is so low that streaming the weights once per batch
  * takes longer (the usable bandwidth is what decode gets at the top clock, scaled down). */
-static double prefill_tps_at(const struct gov_sim_profile *p, const uint32_t *khz,
-                             double mem_scale)
+static double prefill_tps_at(const struct gov_sim_profile *p, const uint32_t *khz, double mem_scale)
 {
     double tps = p->prefill_tok_per_gcycle * capacity_ghz(p, khz);
     if (mem_scale > 1 && p->weights_gb > 0 && p->decode_mem_ms > 0) {
@@ -435,11 +434,11 @@ struct sim_run {
     uint32_t want[GOV_MAX_CLUSTERS], floor_khz[GOV_MAX_CLUSTERS], khz[GOV_MAX_CLUSTERS];
     struct load l;
     double pw, tc, tj;
-    double wall_w;              /* the whole box, this step (sim_plant.c) */
-    double mem_target;          /* the controller's memory clock fraction (NaN: the board's) */
-    double mem_scale;           /* top memory clock / the one this step runs at */
+    double wall_w;     /* the whole box, this step (sim_plant.c) */
+    double mem_target; /* the controller's memory clock fraction (NaN: the board's) */
+    double mem_scale;  /* top memory clock / the one this step runs at */
     double board_mhz, board_gb, board_t; /* the board's devfreq governor and its window */
-    struct gov_sim_fw_limit fw; /* PL1/PL2 averaging */
+    struct gov_sim_fw_limit fw;          /* PL1/PL2 averaging */
     struct engine e;
     double t, next_tick;
     /* accumulators since the last controller step */

@@ -75,9 +75,8 @@ static bool within_budget(const struct gov_sim_result *r, const struct gov_sim_r
  * run within budget in ret->result. */
 static int search_phase(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
                         struct gov_sim_options *fixed, struct gov_sim_oracle *ret,
-                        const double *frac, unsigned n, bool refine, double slowdown,
-                        double *knob, double *best_frac, double *best_j, char *err,
-                        size_t err_len)
+                        const double *frac, unsigned n, bool refine, double slowdown, double *knob,
+                        double *best_frac, double *best_j, char *err, size_t err_len)
 {
     struct gov_sim_result r;
     unsigned best_i = n;
@@ -122,8 +121,8 @@ static int search_phase(const struct gov_sim_profile *p, const struct gov_sim_wo
  * the top, then decode at that prefill step (idle: the lowest). Kept only when it beats the
  * board's own devfreq governor, which the clock search ran with. */
 static int search_memory(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
-                         struct gov_sim_options *fixed, struct gov_sim_oracle *ret,
-                         double slowdown, double *best_j, char *err, size_t err_len)
+                         struct gov_sim_options *fixed, struct gov_sim_oracle *ret, double slowdown,
+                         double *best_j, char *err, size_t err_len)
 {
     if (p->n_mem_mhz < 2)
         return 0;

@@ -12,24 +12,25 @@
 #include "ember_test.h"
 #include "governor/sim.h"
 
-static const char *const memory_json =
-    "{\"name\":\"mem\",\"power\":{\"uncore_w\":0.5,\"idle_leak_fraction\":0.5},"
-    "\"thermal\":{\"ambient_c\":25,\"r_jc\":1,\"c_j\":1,\"r_ca\":5,\"c_c\":20,"
-    "\"passive_trip_c\":90},"
-    "\"performance\":{\"prefill_tok_per_gcycle\":5,\"decode_mem_ms\":40,"
-    "\"decode_gcycles_per_token\":0.1,\"weights_gb\":0.6},"
-    "\"memory\":{\"mhz\":[500,1000,2000],\"peak_gbs\":40,\"extra_w_at_top\":0.5,"
-    "\"upthreshold\":%d,\"downdifferential\":%d},"
-    "\"wall\":{\"board_w\":1.5,\"dram_idle_w\":0.3,\"dram_w_per_gbs\":0.05,"
-    "\"psu_efficiency\":0.85},"
-    "\"clusters\":[{\"name\":\"policy0\",\"cpus\":4,\"first_cpu\":0,\"engine\":true,"
-    "\"ceff_nf\":0.4,\"leak_w\":0.05,\"leak_ref_v\":1.0,"
-    "\"opp\":[[500000,700],[1000000,750],[1500000,850],[2000000,1000]]}]}";
+/* a format: the board governor's upthreshold and downdifferential go in */
+#define MEMORY_JSON                                                                   \
+    "{\"name\":\"mem\",\"power\":{\"uncore_w\":0.5,\"idle_leak_fraction\":0.5},"      \
+    "\"thermal\":{\"ambient_c\":25,\"r_jc\":1,\"c_j\":1,\"r_ca\":5,\"c_c\":20,"       \
+    "\"passive_trip_c\":90},"                                                         \
+    "\"performance\":{\"prefill_tok_per_gcycle\":5,\"decode_mem_ms\":40,"             \
+    "\"decode_gcycles_per_token\":0.1,\"weights_gb\":0.6},"                           \
+    "\"memory\":{\"mhz\":[500,1000,2000],\"peak_gbs\":40,\"extra_w_at_top\":0.5,"     \
+    "\"upthreshold\":%d,\"downdifferential\":%d},"                                    \
+    "\"wall\":{\"board_w\":1.5,\"dram_idle_w\":0.3,\"dram_w_per_gbs\":0.05,"          \
+    "\"psu_efficiency\":0.85},"                                                       \
+    "\"clusters\":[{\"name\":\"policy0\",\"cpus\":4,\"first_cpu\":0,\"engine\":true," \
+    "\"ceff_nf\":0.4,\"leak_w\":0.05,\"leak_ref_v\":1.0,"                             \
+    "\"opp\":[[500000,700],[1000000,750],[1500000,850],[2000000,1000]]}]}"
 
 static int load(struct gov_sim_profile *p, int up, int down)
 {
     char json[2048], err[256];
-    snprintf(json, sizeof(json), memory_json, up, down);
+    snprintf(json, sizeof(json), MEMORY_JSON, up, down);
     int r = gov_sim_profile_parse(json, p, err, sizeof(err));
     CHECK_MSG(r == 0, "%s", err);
     return r;
@@ -101,12 +102,12 @@ int main(void)
     } bad[] = {{50, 50, "memory.downdifferential"}, {0, 5, "memory.upthreshold"}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char json[2048];
-        snprintf(json, sizeof(json), memory_json, bad[i].up, bad[i].down);
+        snprintf(json, sizeof(json), MEMORY_JSON, bad[i].up, bad[i].down);
         CHECK_EQ_INT(gov_sim_profile_parse(json, p, err, sizeof(err)), -EINVAL);
         CHECK_CONTAINS(err, bad[i].field);
     }
     char json[2048];
-    snprintf(json, sizeof(json), memory_json, 90, 5);
+    snprintf(json, sizeof(json), MEMORY_JSON, 90, 5);
     char *at = strstr(json, "[500,1000,2000]");
     if (at) {
         memcpy(at, "[500,2000,1000]", 15);

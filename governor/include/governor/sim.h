@@ -81,10 +81,10 @@ struct gov_sim_profile {
     unsigned n_mem_mhz;
     double mem_mhz[GOV_SIM_MAX_MEM];
     double mem_extra_w;
-    double mem_peak_gbs;     /* theoretical bandwidth at the top step */
-    double mem_upthreshold;  /* % (simple_ondemand default 90) */
-    double mem_downdiff;     /* % (default 5) */
-    double mem_polling_ms;   /* default 50 */
+    double mem_peak_gbs;    /* theoretical bandwidth at the top step */
+    double mem_upthreshold; /* % (simple_ondemand default 90) */
+    double mem_downdiff;    /* % (default 5) */
+    double mem_polling_ms;  /* default 50 */
     /* Published figures the plant must reproduce (tests/sim_reference_test.c, +-15 %). */
     unsigned n_refs;
     struct gov_sim_reference {
