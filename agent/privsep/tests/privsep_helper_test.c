@@ -101,6 +101,20 @@ static void test_whitelist_table(void)
         {"sys/class/devfreq/x/../../../kernel/mm/ksm/run", PRIVSEP_ACCESS_WRITE, 0},
         {"sys/devices/devfreq/x/governor", PRIVSEP_ACCESS_WRITE, 0},
         {"sys/class/powercap/dtpm/energy_uj", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        /* hwmon energy counters (amd_energy), nothing else of hwmon */
+        {"sys/class/hwmon/hwmon2/energy1_input", PRIVSEP_ACCESS_READ_COUNTER, 1},
+        {"sys/class/hwmon/hwmon12/energy17_input", PRIVSEP_ACCESS_READ_COUNTER, 1},
+        {"sys/devices/platform/amd_energy.0/hwmon/hwmon2/energy1_input",
+         PRIVSEP_ACCESS_READ_COUNTER, 1},
+        {"sys/class/hwmon/hwmon2/energy1_input", PRIVSEP_ACCESS_WRITE, 0},
+        {"sys/class/hwmon/hwmon2/temp1_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/class/hwmon/hwmon2/energy1_label", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/class/hwmon/hwmon2/energy_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/class/hwmon/hwmon2/energy1x_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/class/hwmon/hwmonX/energy1_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/class/hwmon/hwmon2/device/energy1_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/devices/platform/x/hwmon2/energy1_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"etc/hwmon/hwmon2/energy1_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
         /* the memory lever writes min_freq/max_freq of a dmc device, through its class link
            or where the link resolves; nothing else of a devfreq device */
         {"sys/class/devfreq/dmc/min_freq", PRIVSEP_ACCESS_WRITE, 1},
@@ -247,6 +261,31 @@ static void test_counters_and_cpupower(struct privsep *ps)
     path_of(p, sizeof(p), RAPL "/intel-rapl:0/energy_uj");
     struct privsep_reply rep;
     CHECK_EQ_INT(write_attr(ps, p, "0", &rep), -EPERM); /* counters are read, never written */
+
+    /* amd_energy's hwmon counters are root-only too (CVE-2020-12912): read through the class
+     * link and where it resolves; the same device's other files are not counters */
+    CHECK_EQ_INT(
+        sh("d='%s/sys/devices/platform/amd_energy.0/hwmon/hwmon9' && mkdir -p \"$d\" && "
+           "echo 987654321 > \"$d/energy1_input\" && echo Esocket0 > \"$d/energy1_label\" && "
+           "echo 45000 > \"$d/temp1_input\" && chmod 0400 \"$d/energy1_input\" && "
+           "ln -s ../../devices/platform/amd_energy.0/hwmon/hwmon9 "
+           "'%s/sys/class/hwmon/hwmon9'",
+           root, root),
+        0);
+    path_of(p, sizeof(p), "sys/class/hwmon/hwmon9/energy1_input");
+    CHECK_EQ_INT(privsep_read_counter(ps, p, &c), 0);
+    CHECK_EQ_INT(c, 987654321ULL);
+    path_of(p, sizeof(p), "sys/devices/platform/amd_energy.0/hwmon/hwmon9/energy1_input");
+    CHECK_EQ_INT(privsep_read_counter(ps, p, &c), 0);
+    path_of(p, sizeof(p), "sys/class/hwmon/hwmon9/temp1_input");
+    CHECK_EQ_INT(privsep_read_counter(ps, p, &c), -EPERM);
+    path_of(p, sizeof(p), "sys/class/hwmon/hwmon9/energy1_label");
+    CHECK_EQ_INT(privsep_read_counter(ps, p, &c), -EPERM);
+    path_of(p, sizeof(p), "sys/class/hwmon/hwmon9/energy1_input");
+    CHECK_EQ_INT(write_attr(ps, p, "0", &rep), -EPERM);
+    CHECK_EQ_INT(
+        sh("rm -rf '%s/sys/class/hwmon/hwmon9' '%s/sys/devices/platform/amd_energy.0'", root, root),
+        0);
 
     /* libcpupower acts on the real /sys: refused for a helper that serves a fake root */
     const struct gov_sysio *io = privsep_sysio(ps);
