@@ -8,7 +8,9 @@
  *          sys/class/devfreq/NAME/{governor, min_freq, max_freq, userspace/set_freq}
  *          sys/devices/.../devfreq/NAME/{same}        (where the class links point)
  *   read   sys/class/powercap/intel-rapl*ZONE/energy_uj
- *          sys/devices/virtual/powercap/intel-rapl/intel-rapl*ZONE[/intel-rapl*SUB]/energy_uj */
+ *          sys/devices/virtual/powercap/intel-rapl/intel-rapl*ZONE[/intel-rapl*SUB]/energy_uj
+ *          sys/class/hwmon/hwmonN/energyN_input     (amd_energy made these root-only:
+ *          sys/devices/.../hwmon/hwmonN/energyN_input  CVE-2020-12912; nothing else of hwmon) */
 #include "privsep_path.h"
 
 #include <string.h>
@@ -139,6 +141,37 @@ static int rapl_read_ok(char comp[][MAX_NAME], int n)
     return 0;
 }
 
+/* "prefixN" with N one or more digits. */
+static int is_numbered(const char *s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(s, prefix, n) != 0 || !s[n])
+        return 0;
+    for (const char *p = s + n; *p; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    return 1;
+}
+
+/* energyN_input of an hwmon device, through the class link or where it resolves. */
+static int hwmon_energy_read_ok(char comp[][MAX_NAME], int n)
+{
+    static const char *const cls[] = {"sys", "class", "hwmon", NULL};
+    const char *last = comp[n - 1];
+    size_t len = strlen(last);
+    if (len <= 6 + 6 || strcmp(last + len - 6, "_input") != 0)
+        return 0;
+    char chan[MAX_NAME];
+    memcpy(chan, last, len - 6);
+    chan[len - 6] = '\0';
+    if (!is_numbered(chan, "energy") || !is_numbered(comp[n - 2], "hwmon"))
+        return 0;
+    if (n == 5)
+        return starts(comp, n, cls);
+    return n >= 6 && strcmp(comp[0], "sys") == 0 && strcmp(comp[1], "devices") == 0 &&
+           strcmp(comp[n - 3], "hwmon") == 0;
+}
+
 int privsep_path_allowed(const char *rel, enum privsep_access access)
 {
     char comp[MAX_COMPONENTS][MAX_NAME];
@@ -149,7 +182,7 @@ int privsep_path_allowed(const char *rel, enum privsep_access access)
     case PRIVSEP_ACCESS_WRITE:
         return cpufreq_write_ok(comp, n) || devfreq_write_ok(comp, n);
     case PRIVSEP_ACCESS_READ_COUNTER:
-        return rapl_read_ok(comp, n);
+        return rapl_read_ok(comp, n) || hwmon_energy_read_ok(comp, n);
     }
     return 0;
 }

@@ -8,7 +8,7 @@
 
 enum privsep_access {
     PRIVSEP_ACCESS_WRITE,        /* cpufreq / intel_pstate / devfreq knobs */
-    PRIVSEP_ACCESS_READ_COUNTER, /* RAPL energy_uj */
+    PRIVSEP_ACCESS_READ_COUNTER, /* RAPL energy_uj, hwmon energyN_input */
 };
 
 /* 1 when rel is on the list for that access, else 0. */

@@ -284,6 +284,7 @@ int gov_backend_open(const struct gov_backend_params *params, struct gov_backend
     }
     if ((r = read_global(b, err, err_len)))
         goto fail;
+    backend_scan_devfreq(b);
     *ret = b;
     return 0;
 fail:
@@ -363,6 +364,7 @@ int gov_backend_refresh(struct gov_backend *b, char *err, size_t err_len)
         if ((r = backend_read_policy_extras(b, i, err, err_len)))
             return r;
     }
+    backend_refresh_devfreq(b);
     return read_global(b, err, err_len);
 }
 
@@ -434,8 +436,8 @@ static void event_mismatch(struct gov_events *ev, const char *what, const char *
 }
 
 /* Writes a direct-sysfs file and reads it back as a string. */
-static int write_verify(const struct gov_backend *b, const char *path, const char *value,
-                        struct gov_events *ev)
+int backend_write_verify(const struct gov_backend *b, const char *path, const char *value,
+                         struct gov_events *ev)
 {
     char got[256];
     int r = backend_write(b, path, value);
@@ -607,7 +609,7 @@ int gov_backend_set_epp(struct gov_backend *b, size_t i, const char *epp, struct
     if (!epp_valid(p, epp))
         return -EINVAL;
     backend_policy_file(b, i, "energy_performance_preference", path, sizeof(path));
-    int r = write_verify(b, path, epp, ev);
+    int r = backend_write_verify(b, path, epp, ev);
     if (r == 0)
         snprintf(p->epp, sizeof(p->epp), "%s", epp);
     return r;
@@ -622,7 +624,7 @@ int gov_backend_set_policy_boost(struct gov_backend *b, size_t i, int on, struct
     if (p->boost < 0)
         return -EOPNOTSUPP;
     backend_policy_file(b, i, "boost", path, sizeof(path));
-    int r = write_verify(b, path, on ? "1" : "0", ev);
+    int r = backend_write_verify(b, path, on ? "1" : "0", ev);
     if (r == 0)
         p->boost = !!on;
     return r;
@@ -636,7 +638,7 @@ int gov_backend_set_global_boost_file(struct gov_backend *b, int on, struct gov_
     if (b->global.boost < 0)
         return -EOPNOTSUPP;
     global_file(b, "cpufreq/boost", path, sizeof(path));
-    int r = write_verify(b, path, on ? "1" : "0", ev);
+    int r = backend_write_verify(b, path, on ? "1" : "0", ev);
     if (r == 0)
         b->global.boost = !!on;
     return r;
@@ -650,7 +652,7 @@ int gov_backend_set_no_turbo(struct gov_backend *b, int on, struct gov_events *e
     if (b->global.no_turbo < 0)
         return -EOPNOTSUPP;
     global_file(b, "intel_pstate/no_turbo", path, sizeof(path));
-    int r = write_verify(b, path, on ? "1" : "0", ev);
+    int r = backend_write_verify(b, path, on ? "1" : "0", ev);
     if (r == 0)
         b->global.no_turbo = !!on;
     return r;
@@ -699,7 +701,7 @@ int gov_backend_set_perf_pct(struct gov_backend *b, int min_pct, int max_pct, st
         global_file(b, do_max ? "intel_pstate/max_perf_pct" : "intel_pstate/min_perf_pct", path,
                     sizeof(path));
         snprintf(val, sizeof(val), "%d", v);
-        if ((r = write_verify(b, path, val, ev)))
+        if ((r = backend_write_verify(b, path, val, ev)))
             return r;
         if (do_max)
             g->max_perf_pct = v;

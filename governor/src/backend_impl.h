@@ -32,6 +32,9 @@ struct gov_backend {
     struct gov_events quirks;
     struct gov_sysio sysio; /* used when has_sysio */
     int has_sysio;
+    size_t ndev;
+    struct gov_hw_devfreq dev[GOV_HW_MAX_DEVFREQ];
+    int devfreq_reported; /* quirks of the devfreq scan were reported (once, at open) */
 };
 
 enum {
@@ -54,6 +57,13 @@ int backend_policy_file(const struct gov_backend *b, size_t i, const char *file,
 int backend_read_khz_file(const char *path, uint32_t *ret, char *err, size_t err_len);
 /* The optional per-policy files that only direct sysfs offers (setspeed, EPP, boost, bios). */
 int backend_read_policy_extras(struct gov_backend *b, size_t i, char *err, size_t err_len);
+/* backend_devfreq.c: finds the memory-controller devfreq devices (open) or re-reads their
+ * limits (refresh). Never fails the backend: a broken device is dropped with a quirk. */
+void backend_scan_devfreq(struct gov_backend *b);
+void backend_refresh_devfreq(struct gov_backend *b);
+/* Writes one attribute and reads it back as a string (backend.c). */
+int backend_write_verify(const struct gov_backend *b, const char *path, const char *value,
+                         struct gov_events *ev);
 void backend_set_err(char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

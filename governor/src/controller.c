@@ -510,6 +510,8 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
     };
     memset(out, 0, sizeof(*out));
     out->n_clusters = ctl->n;
+    out->mem_frac = NAN; /* the safe state leaves the levers where they are */
+    out->epp = GOV_EPP_LEAVE;
 
     bool lost = sensor_lost(ctl, &in);
     ctl->started = true;
@@ -525,10 +527,13 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
     ctl->safe = false;
 
     /* 1. the policy */
-    struct gov_targets pol = {.n_clusters = ctl->n};
+    struct gov_targets pol = {.n_clusters = ctl->n, .mem_frac = NAN, .epp = GOV_EPP_LEAVE};
     for (unsigned i = 0; i < ctl->n; i++)
         pol.c[i].khz = ctl->applied[i];
     ctl->ops->decide(ctl->pstate, &in, now, &pol);
+    /* the levers beyond the clock pass through: no constraint acts on them */
+    out->mem_frac = isfinite(pol.mem_frac) ? fmin(fmax(pol.mem_frac, 0), 1) : NAN;
+    out->epp = pol.epp;
 
     /* 2. the power cap, then per cluster 3. the constraints and 4. anti-flap */
     power_cap_step(ctl, &s);

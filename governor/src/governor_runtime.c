@@ -38,6 +38,13 @@ struct gov_governor {
     uint64_t retry_after_ns[GOV_HW_MAX_POLICIES];
     bool safe;
     char safe_reason[256];
+    /* The levers beyond the clock: what we found before taking each, so a policy that leaves
+     * them (NaN / GOV_EPP_LEAVE) gives the hardware its own settings back. */
+    bool mem_taken[GOV_HW_MAX_DEVFREQ];
+    uint64_t mem_orig_min[GOV_HW_MAX_DEVFREQ], mem_orig_max[GOV_HW_MAX_DEVFREQ];
+    uint64_t mem_retry_after_ns[GOV_HW_MAX_DEVFREQ];
+    bool epp_taken[GOV_HW_MAX_POLICIES];
+    char epp_orig[GOV_HW_MAX_POLICIES][GOV_HW_NAME_LEN];
 
     uint8_t zone_clusters[GOV_MAX_ZONES]; /* bit k: the zone belongs to cluster k */
     double cl_temp_c[GOV_MAX_CLUSTERS];
@@ -47,6 +54,7 @@ struct gov_governor {
     bool have_targets;
     enum gov_phase phase;
     uint64_t phase_since_ns;
+    unsigned queued; /* requests waiting behind the running one */
     double power_w;
     uint64_t ticks, writes, write_errors;
     unsigned nconf;
@@ -410,6 +418,14 @@ int gov_governor_save_originals(struct gov_governor *g, char *err, size_t err_le
     return 0;
 }
 
+/* After a restore the hardware holds the originals again: nothing is ours any more. */
+static void forget_taken(struct gov_governor *g)
+{
+    memset(g->taken, 0, sizeof(g->taken));
+    memset(g->mem_taken, 0, sizeof(g->mem_taken));
+    memset(g->epp_taken, 0, sizeof(g->epp_taken));
+}
+
 int gov_governor_restore(struct gov_governor *g, char *err, size_t err_len)
 {
     if (!g)
@@ -423,7 +439,7 @@ int gov_governor_restore(struct gov_governor *g, char *err, size_t err_len)
     g->writes += writes;
     if (r == 0 || r == -ENOENT) {
         g->saved = false;
-        memset(g->taken, 0, sizeof(g->taken));
+        forget_taken(g);
         memset(g->retry_after_ns, 0, sizeof(g->retry_after_ns));
         return 0;
     }
@@ -609,6 +625,120 @@ static void apply_policy(struct gov_governor *g, size_t i, const struct gov_clus
         note_write(g, gov_backend_set_limits(b, i, want_min, want_max, &g->ev), first);
 }
 
+/* The memory controller's limits the targets ask for: min = max at the step nearest mem_frac
+ * of its range, or the originals back when the policy leaves it. 0 when nothing is to change. */
+static int mem_wanted(const struct gov_governor *g, const struct gov_targets *t, size_t i,
+                      uint64_t *ret_min, uint64_t *ret_max)
+{
+    const struct gov_hw_devfreq *d = gov_backend_devfreq(g->b, i);
+    uint64_t lo, hi;
+    if (!isfinite(t->mem_frac)) {
+        if (!g->mem_taken[i])
+            return 0;
+        lo = g->mem_orig_min[i];
+        hi = g->mem_orig_max[i];
+    } else {
+        double want = (double)d->freqs_hz[0] +
+                      t->mem_frac * (double)(d->freqs_hz[d->nfreqs - 1] - d->freqs_hz[0]);
+        uint64_t best = d->freqs_hz[0];
+        for (unsigned k = 0; k < d->nfreqs; k++) /* the lowest step at or above: no less */
+            if ((double)d->freqs_hz[k] >= want - 1.0) {
+                best = d->freqs_hz[k];
+                break;
+            }
+        lo = hi = best;
+    }
+    *ret_min = lo;
+    *ret_max = hi;
+    return lo != d->min_hz || hi != d->max_hz;
+}
+
+static void apply_memory(struct gov_governor *g, const struct gov_targets *t, uint64_t now_ns,
+                         int *first)
+{
+    for (size_t i = 0; i < gov_backend_devfreq_count(g->b); i++) {
+        const struct gov_hw_devfreq *d = gov_backend_devfreq(g->b, i);
+        uint64_t lo, hi;
+        if (now_ns < g->mem_retry_after_ns[i])
+            continue;
+        if (!mem_wanted(g, t, i, &lo, &hi)) {
+            if (!isfinite(t->mem_frac))
+                g->mem_taken[i] = false; /* the originals are back */
+            continue;
+        }
+        if (!g->mem_taken[i]) {
+            g->mem_orig_min[i] = d->min_hz;
+            g->mem_orig_max[i] = d->max_hz;
+            g->mem_taken[i] = true;
+        }
+        int r = note_write(g,
+                           gov_backend_set_devfreq_limits(g->b, i, lo != d->min_hz ? lo : 0,
+                                                          hi != d->max_hz ? hi : 0, &g->ev),
+                           first);
+        g->mem_retry_after_ns[i] = r ? now_ns + GOV_RETRY_AFTER_FAILURE_NS : 0;
+        if (r == 0 && !isfinite(t->mem_frac))
+            g->mem_taken[i] = false;
+    }
+}
+
+/* The EPP string policy i should get (NULL: nothing to write). Only choices the driver lists are
+ * written; elsewhere the lever is not available and is skipped. */
+static const char *epp_wanted(const struct gov_governor *g, const struct gov_targets *t, size_t i)
+{
+    const struct gov_hw_policy *p = gov_backend_policy(g->b, i);
+    if (!p->epp[0])
+        return NULL;
+    const char *want = gov_epp_name(t->epp);
+    if (!want)
+        want = g->epp_taken[i] ? g->epp_orig[i] : NULL;
+    if (!want || strcmp(p->epp, want) == 0)
+        return NULL;
+    for (unsigned k = 0; k < p->nepp; k++)
+        if (strcmp(p->epp_choices[k], want) == 0)
+            return want;
+    return want == g->epp_orig[i] ? want : NULL;
+}
+
+static void apply_epp(struct gov_governor *g, const struct gov_targets *t, uint64_t now_ns,
+                      int *first)
+{
+    for (size_t i = 0; i < gov_backend_policy_count(g->b); i++) {
+        if (now_ns < g->retry_after_ns[i])
+            continue;
+        const char *want = epp_wanted(g, t, i);
+        if (!want) {
+            if (t->epp == GOV_EPP_LEAVE)
+                g->epp_taken[i] = false;
+            continue;
+        }
+        const struct gov_hw_policy *p = gov_backend_policy(g->b, i);
+        bool give_back = t->epp == GOV_EPP_LEAVE;
+        if (!g->epp_taken[i]) {
+            snprintf(g->epp_orig[i], sizeof(g->epp_orig[i]), "%s", p->epp);
+            g->epp_taken[i] = true;
+        }
+        char value[GOV_HW_NAME_LEN];
+        snprintf(value, sizeof(value), "%s", want);
+        int r = note_write(g, gov_backend_set_epp(g->b, i, value, &g->ev), first);
+        if (r)
+            g->retry_after_ns[i] = now_ns + GOV_RETRY_AFTER_FAILURE_NS;
+        else if (give_back)
+            g->epp_taken[i] = false;
+    }
+}
+
+static bool levers_need(const struct gov_governor *g, const struct gov_targets *t)
+{
+    uint64_t lo, hi;
+    for (size_t i = 0; i < gov_backend_devfreq_count(g->b); i++)
+        if (mem_wanted(g, t, i, &lo, &hi))
+            return true;
+    for (size_t i = 0; i < gov_backend_policy_count(g->b); i++)
+        if (epp_wanted(g, t, i))
+            return true;
+    return false;
+}
+
 static int current_boost(const struct gov_backend *b)
 {
     const struct gov_hw_global *gl = gov_backend_global(b);
@@ -662,6 +792,7 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
     in.phase_ns = now_ns - g->phase_since_ns;
     in.tokens_per_s = tokens_per_s;
     in.sensor_fault = fault;
+    in.queued = g->queued;
 
     struct gov_targets t;
     r = gov_controller_step(g->ctl, &in, &t);
@@ -694,7 +825,7 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
         /* Someone restored behind our back (`ember governor restore` while we run): what is on
          * the hardware now are the originals again, so take them afresh before the next write. */
         g->saved = false;
-        memset(g->taken, 0, sizeof(g->taken));
+        forget_taken(g);
         gov_events_push(&g->ev, GOV_EVENT_RESTORED, 0,
                         "%s was removed while running; the settings found now are saved as the "
                         "originals before the next write",
@@ -713,6 +844,7 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
                             ? p->setspeed_khz != gov_hw_policy_nearest_khz(p, t.c[k].khz)
                             : p->scaling_max_khz != t.c[k].khz);
             }
+        need = need || levers_need(g, &t);
         if (need && ensure_saved(g) == 0) {
             /* Boost off before frequencies drop, on after they rise, so the package never
              * runs boosted clocks under limits meant for unboosted ones. */
@@ -730,6 +862,9 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
                 }
             if (hw_boost >= 0 && t.boost && !hw_boost)
                 note_write(g, gov_backend_set_boost(g->b, 1, &g->ev), &first);
+            /* after the governors: intel_pstate refuses most EPP values under "performance" */
+            apply_epp(g, &t, now_ns, &first);
+            apply_memory(g, &t, now_ns, &first);
         }
     }
 
@@ -790,6 +925,12 @@ int gov_governor_pin(struct gov_governor *g, const uint32_t *khz, unsigned n, bo
 }
 
 /* ---- live changes ---- */
+
+void gov_governor_set_queued(struct gov_governor *g, unsigned queued)
+{
+    if (g)
+        g->queued = queued;
+}
 
 int gov_governor_set_policy(struct gov_governor *g, const char *name, char *err, size_t err_len)
 {
@@ -878,6 +1019,7 @@ void gov_governor_status(const struct gov_governor *g, struct gov_status *st)
     memset(st, 0, sizeof(*st));
     st->cpu_temp_c = st->passive_trip_c = st->critical_trip_c = NAN;
     st->thermal_target_c = st->power_cap_w = st->power_w = NAN;
+    st->memory_target_frac = NAN;
     st->boost = -1;
     if (!g)
         return;
@@ -938,6 +1080,19 @@ void gov_governor_status(const struct gov_governor *g, struct gov_status *st)
         }
         c->util = n ? sum / n : NAN;
         c->temp_c = g->have_reading ? g->cl_temp_c[k] : NAN;
+        snprintf(c->epp, sizeof(c->epp), "%s", p->epp);
+    }
+    st->memory_target_frac = g->have_targets ? g->last.mem_frac : NAN;
+    const char *epp = g->have_targets ? gov_epp_name(g->last.epp) : NULL;
+    snprintf(st->epp_target, sizeof(st->epp_target), "%s", epp ? epp : "");
+    for (size_t i = 0; i < gov_backend_devfreq_count(g->b); i++) {
+        const struct gov_hw_devfreq *d = gov_backend_devfreq(g->b, i);
+        struct gov_status_memory *m = &st->memory[st->n_memory++];
+        snprintf(m->name, sizeof(m->name), "%s", d->name);
+        snprintf(m->governor, sizeof(m->governor), "%s", d->governor);
+        m->min_hz = d->min_hz;
+        m->max_hz = d->max_hz;
+        m->cur_hz = d->cur_hz;
     }
     for (size_t i = 0; i < gov_sensors_zone_count(g->s) && st->n_zones < GOV_STATUS_MAX_ZONES;
          i++) {

@@ -80,6 +80,28 @@ char *gov_status_to_json(const struct gov_status *st)
         cJSON_AddBoolToObject(o, "exact_freq", c->exact_freq);
         add_num(o, "util", c->util);
         add_num(o, "temp_c", c->temp_c);
+        if (c->epp[0])
+            cJSON_AddStringToObject(o, "epp", c->epp);
+        else
+            cJSON_AddNullToObject(o, "epp");
+    }
+    if (st->epp_target[0])
+        cJSON_AddStringToObject(root, "epp_target", st->epp_target);
+    else
+        cJSON_AddNullToObject(root, "epp_target");
+    add_num(root, "memory_target_frac", st->memory_target_frac);
+    arr = cJSON_AddArrayToObject(root, "memory");
+    for (unsigned k = 0; arr && k < st->n_memory; k++) {
+        const struct gov_status_memory *m = &st->memory[k];
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            break;
+        cJSON_AddItemToArray(arr, o);
+        cJSON_AddStringToObject(o, "name", m->name);
+        cJSON_AddStringToObject(o, "devfreq_governor", m->governor);
+        add_mhz(o, "min_mhz", (uint32_t)(m->min_hz / 1000));
+        add_mhz(o, "max_mhz", (uint32_t)(m->max_hz / 1000));
+        add_mhz(o, "cur_mhz", (uint32_t)(m->cur_hz / 1000));
     }
     arr = cJSON_AddArrayToObject(root, "thermal_zones");
     for (unsigned k = 0; arr && k < st->n_zones; k++) {

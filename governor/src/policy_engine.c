@@ -265,6 +265,30 @@ static uint32_t frac_khz(const struct gov_policy_ctx *ctx, unsigned i, double r)
     return f > ctx->ceil_khz[i] ? ctx->ceil_khz[i] : (uint32_t)(f + 0.5);
 }
 
+/* The levers beyond the CPU clock, per phase. Decode streams every weight per token, so the
+ * memory clock is at its top; prefill is compute-bound and reads the weights once per batch, so
+ * it takes memory_prefill_pct; idle takes the lowest at once (the next request starts with a
+ * prefill, which does not need it). EPP: the hardware's own choice inside our limits should
+ * race in prefill, stay near the limit in decode and save once idle_delay has passed (a short
+ * pause keeps the decode setting, as the CPU clock does). */
+static void phase_levers(const struct gov_tunables *t, const struct gov_inputs *in,
+                         uint64_t idle_ns, struct gov_targets *out)
+{
+    bool long_idle = in->phase == GOV_PHASE_IDLE && in->phase_ns >= idle_ns;
+    if (t->memory_lever) {
+        if (in->phase == GOV_PHASE_PREFILL)
+            out->mem_frac = t->memory_prefill_pct / 100.0;
+        else
+            out->mem_frac = in->phase == GOV_PHASE_DECODE ? 1.0 : 0.0;
+    }
+    if (t->epp_lever) {
+        if (in->phase == GOV_PHASE_PREFILL)
+            out->epp = GOV_EPP_PERFORMANCE;
+        else
+            out->epp = long_idle ? GOV_EPP_POWER : GOV_EPP_BALANCE_PERFORMANCE;
+    }
+}
+
 /* Shared by balanced, efficiency and quiet: the phase logic with the decode and prefill
  * frequencies supplied by the caller. */
 static void phase_decide(struct balanced *b, const struct gov_inputs *in, uint64_t now_ns,
@@ -289,8 +313,9 @@ static void phase_decide(struct balanced *b, const struct gov_inputs *in, uint64
                 b->engine[i] = engine;
             break;
         case GOV_PHASE_DECODE:
+            /* a queue behind this decode waits for every token of it: no slowdown then */
             if (engine)
-                f = decode_khz[i];
+                f = in->queued ? ctx->ceil_khz[i] : decode_khz[i];
             if (settled)
                 b->engine[i] = engine;
             b->decode_khz[i] = f;
@@ -307,6 +332,7 @@ static void phase_decide(struct balanced *b, const struct gov_inputs *in, uint64
         out->c[i].khz = f;
         out->c[i].boost = out->c[i].khz > ctx->clusters[i].base_khz;
     }
+    phase_levers(ctx->tunables, in, idle_ns, out);
     (void)now_ns;
 }
 

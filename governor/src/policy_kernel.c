@@ -24,6 +24,23 @@ const char *gov_phase_name(enum gov_phase phase)
     return NULL;
 }
 
+const char *gov_epp_name(enum gov_epp epp)
+{
+    switch (epp) {
+    case GOV_EPP_PERFORMANCE:
+        return "performance";
+    case GOV_EPP_BALANCE_PERFORMANCE:
+        return "balance_performance";
+    case GOV_EPP_BALANCE_POWER:
+        return "balance_power";
+    case GOV_EPP_POWER:
+        return "power";
+    case GOV_EPP_LEAVE:
+        break;
+    }
+    return NULL;
+}
+
 void gov_inputs_init(struct gov_inputs *in, uint64_t now_ns)
 {
     memset(in, 0, sizeof(*in));

@@ -51,6 +51,13 @@ int gov_saved_capture(const struct gov_backend *b, struct gov_saved_state *ret)
     ret->no_turbo = g->no_turbo;
     ret->min_perf_pct = g->min_perf_pct;
     ret->max_perf_pct = g->max_perf_pct;
+    ret->ndev = (unsigned)gov_backend_devfreq_count(b);
+    for (unsigned i = 0; i < ret->ndev; i++) {
+        const struct gov_hw_devfreq *d = gov_backend_devfreq(b, i);
+        memcpy(ret->dev[i].name, d->name, sizeof(ret->dev[i].name));
+        ret->dev[i].min_hz = d->min_hz;
+        ret->dev[i].max_hz = d->max_hz;
+    }
     return 0;
 }
 
@@ -87,6 +94,18 @@ char *gov_saved_to_json(const struct gov_saved_state *st)
         cJSON_AddStringToObject(o, "epp", p->epp);
         cJSON_AddNumberToObject(o, "boost", p->boost);
     }
+    cJSON *devs = cJSON_AddArrayToObject(root, "devfreq");
+    if (!devs)
+        goto out;
+    for (unsigned i = 0; i < st->ndev; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            goto out;
+        cJSON_AddItemToArray(devs, o);
+        cJSON_AddStringToObject(o, "name", st->dev[i].name);
+        cJSON_AddNumberToObject(o, "min_hz", (double)st->dev[i].min_hz);
+        cJSON_AddNumberToObject(o, "max_hz", (double)st->dev[i].max_hz);
+    }
     out = cJSON_Print(root);
 out:
     cJSON_Delete(root);
@@ -117,6 +136,42 @@ static int get_str(const cJSON *o, const char *key, char *dst, size_t cap, int a
         return -EINVAL;
     }
     strcpy(dst, v->valuestring);
+    return 0;
+}
+
+/* The optional "devfreq" array (files written before the memory lever have none). */
+static int parse_devfreq(const cJSON *root, struct gov_saved_state *ret, char *err, size_t err_len)
+{
+    const cJSON *devs = cJSON_GetObjectItemCaseSensitive(root, "devfreq");
+    if (!devs)
+        return 0;
+    if (!cJSON_IsArray(devs) || cJSON_GetArraySize(devs) > GOV_HW_MAX_DEVFREQ) {
+        set_err(err, err_len, "devfreq: not an array of at most %d", GOV_HW_MAX_DEVFREQ);
+        return -EINVAL;
+    }
+    const cJSON *o;
+    cJSON_ArrayForEach(o, devs)
+    {
+        char where[48];
+        double d;
+        int r;
+        struct gov_saved_devfreq *sd = &ret->dev[ret->ndev];
+        snprintf(where, sizeof(where), "devfreq[%u].", ret->ndev);
+        if (!cJSON_IsObject(o)) {
+            set_err(err, err_len, "devfreq[%u]: not an object", ret->ndev);
+            return -EINVAL;
+        }
+        if ((r = get_str(o, "name", sd->name, sizeof(sd->name), 0, err, err_len, where)))
+            return r;
+        /* Hz as a double is exact below 2^53: far above any memory clock */
+        if ((r = get_int(o, "min_hz", 0, 1e15, &d, err, err_len, where)))
+            return r;
+        sd->min_hz = (uint64_t)d;
+        if ((r = get_int(o, "max_hz", 0, 1e15, &d, err, err_len, where)))
+            return r;
+        sd->max_hz = (uint64_t)d;
+        ret->ndev++;
+    }
     return 0;
 }
 
@@ -201,6 +256,8 @@ int gov_saved_parse(const char *json, size_t len, struct gov_saved_state *ret, c
         p->boost = (int)d;
         ret->npol++;
     }
+    if ((r = parse_devfreq(root, ret, err, err_len)))
+        goto out;
     r = 0;
 out:
     cJSON_Delete(root);
@@ -357,6 +414,26 @@ int gov_saved_apply(struct gov_backend *b, const struct gov_saved_state *st, str
     if (st->boost >= 0 && g->boost >= 0 && st->boost != g->boost) {
         keep_first(&rc, gov_backend_set_global_boost_file(b, st->boost, ev));
         writes++;
+    }
+    for (unsigned k = 0; k < st->ndev; k++) {
+        const struct gov_saved_devfreq *sd = &st->dev[k];
+        size_t i, n = gov_backend_devfreq_count(b);
+        for (i = 0; i < n; i++)
+            if (strcmp(gov_backend_devfreq(b, i)->name, sd->name) == 0)
+                break;
+        if (i == n) {
+            gov_events_push(ev, GOV_EVENT_WRITE_FAILED, -ENOENT,
+                            "devfreq %s: saved but no longer present; not restored", sd->name);
+            keep_first(&rc, -ENOENT);
+            continue;
+        }
+        const struct gov_hw_devfreq *d = gov_backend_devfreq(b, i);
+        uint64_t dev_min = sd->min_hz && sd->min_hz != d->min_hz ? sd->min_hz : 0;
+        uint64_t dev_max = sd->max_hz && sd->max_hz != d->max_hz ? sd->max_hz : 0;
+        if (dev_min || dev_max) {
+            keep_first(&rc, gov_backend_set_devfreq_limits(b, i, dev_min, dev_max, ev));
+            writes += (dev_min != 0) + (dev_max != 0);
+        }
     }
     if (ret_writes)
         *ret_writes = writes;

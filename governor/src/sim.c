@@ -121,18 +121,92 @@ static double capacity_ghz(const struct gov_sim_profile *p, const uint32_t *khz)
     return c;
 }
 
+/* mem_scale = top memory clock / the clock it runs at (1 without a memory section). Prefill is
+ * compute-bound unless the memory clock is so low that streaming the weights once per batch
+ * takes longer (the usable bandwidth is what decode gets at the top clock, scaled down). */
+static double prefill_tps_at(const struct gov_sim_profile *p, const uint32_t *khz, double mem_scale)
+{
+    double tps = p->prefill_tok_per_gcycle * capacity_ghz(p, khz);
+    if (mem_scale > 1 && p->weights_gb > 0 && p->decode_mem_ms > 0) {
+        double batch = p->prefill_batch_tokens > 0 ? p->prefill_batch_tokens : 64;
+        double gbs = p->weights_gb / (p->decode_mem_ms / 1e3) / mem_scale;
+        tps = fmin(tps, gbs * batch / p->weights_gb);
+    }
+    return tps;
+}
+
 static double prefill_tps(const struct gov_sim_profile *p, const uint32_t *khz)
 {
-    return p->prefill_tok_per_gcycle * capacity_ghz(p, khz);
+    return prefill_tps_at(p, khz, 1);
+}
+
+static double decode_token_s_at(const struct gov_sim_profile *p, const uint32_t *khz,
+                                double mem_scale)
+{
+    double cap = capacity_ghz(p, khz);
+    double tm = p->decode_mem_ms / 1e3 * mem_scale;
+    double tc = cap > 0 ? p->decode_gcycles_per_token / cap : 1e9;
+    double hi = fmax(tm, tc), lo = fmin(tm, tc);
+    return hi + (1 - p->decode_overlap) * lo;
 }
 
 static double decode_token_s(const struct gov_sim_profile *p, const uint32_t *khz)
 {
-    double cap = capacity_ghz(p, khz);
-    double tm = p->decode_mem_ms / 1e3;
-    double tc = cap > 0 ? p->decode_gcycles_per_token / cap : 1e9;
-    double hi = fmax(tm, tc), lo = fmin(tm, tc);
-    return hi + (1 - p->decode_overlap) * lo;
+    return decode_token_s_at(p, khz, 1);
+}
+
+/* The lowest memory step at or above mhz (the top when none is). */
+static double memory_step_up(const struct gov_sim_profile *p, double mhz)
+{
+    for (unsigned k = 0; k < p->n_mem_mhz; k++)
+        if (p->mem_mhz[k] >= mhz - 1e-6)
+            return p->mem_mhz[k];
+    return p->mem_mhz[p->n_mem_mhz - 1];
+}
+
+/* The memory clock in this phase: a fixed configuration (the oracle), the governor's target
+ * (the step at or above that fraction of the range), or board_mhz, where the board's own
+ * devfreq governor put it. 0 without a memory section. */
+static double memory_mhz(const struct gov_sim_profile *p, const struct gov_sim_options *o,
+                         double target_frac, enum gov_phase ph, double board_mhz)
+{
+    if (!p->n_mem_mhz)
+        return 0;
+    double lo = p->mem_mhz[0], top = p->mem_mhz[p->n_mem_mhz - 1];
+    double frac = target_frac;
+    if (o->fixed_memory)
+        frac = ph == GOV_PHASE_PREFILL  ? o->fixed_mem_prefill_frac
+               : ph == GOV_PHASE_DECODE ? o->fixed_mem_decode_frac
+                                        : 0;
+    if (!isfinite(frac))
+        return board_mhz;
+    return memory_step_up(p, lo + fmin(fmax(frac, 0), 1) * (top - lo));
+}
+
+/* One polling period of the board's devfreq governor, as drivers/devfreq/
+ * governor_simpleondemand.c decides: busy = bus load (traffic over what the bus moves at the
+ * current clock); above upthreshold the top, above upthreshold - downdifferential keep, else
+ * cur * busy / (upthreshold - downdifferential / 2), rounded up to a step. */
+static double memory_board_step(const struct gov_sim_profile *p, double cur_mhz, double gb,
+                                double t_s)
+{
+    double top = p->mem_mhz[p->n_mem_mhz - 1];
+    double cap_gb = p->mem_peak_gbs * cur_mhz / top * t_s;
+    double busy = cap_gb > 0 ? 100 * gb / cap_gb : 100;
+    if (busy > p->mem_upthreshold)
+        return top;
+    if (busy > p->mem_upthreshold - p->mem_downdiff)
+        return cur_mhz;
+    return memory_step_up(p, cur_mhz * busy / (p->mem_upthreshold - p->mem_downdiff / 2));
+}
+
+/* The DRAM + controller power above the lowest memory step, at this clock. */
+static double memory_extra_w(const struct gov_sim_profile *p, double mhz)
+{
+    if (p->n_mem_mhz < 2)
+        return 0;
+    double lo = p->mem_mhz[0], top = p->mem_mhz[p->n_mem_mhz - 1];
+    return p->mem_extra_w * (mhz - lo) / (top - lo);
 }
 
 /* The hardware's own limits on top of what the governor asked: HWP drops idle cores of a
@@ -360,8 +434,11 @@ struct sim_run {
     uint32_t want[GOV_MAX_CLUSTERS], floor_khz[GOV_MAX_CLUSTERS], khz[GOV_MAX_CLUSTERS];
     struct load l;
     double pw, tc, tj;
-    double wall_w;              /* the whole box, this step (sim_plant.c) */
-    struct gov_sim_fw_limit fw; /* PL1/PL2 averaging */
+    double wall_w;     /* the whole box, this step (sim_plant.c) */
+    double mem_target; /* the controller's memory clock fraction (NaN: the board's) */
+    double mem_scale;  /* top memory clock / the one this step runs at */
+    double board_mhz, board_gb, board_t; /* the board's devfreq governor and its window */
+    struct gov_sim_fw_limit fw;          /* PL1/PL2 averaging */
     struct engine e;
     double t, next_tick;
     /* accumulators since the last controller step */
@@ -420,6 +497,9 @@ static int run_setup(struct sim_run *s, const char *policy, char *err, size_t er
     s->tj = s->tc + s->pw * p->r_jc;
     gov_sim_fw_limit_init(p, &s->fw, s->pw);
     s->e = (struct engine){.phase = GOV_PHASE_IDLE};
+    s->mem_target = NAN;
+    s->mem_scale = 1;
+    s->board_mhz = p->n_mem_mhz ? p->mem_mhz[0] : 0;
     s->force_step = true;
     s->first_over = NAN;
     r->min_power_5s_w = NAN;
@@ -500,6 +580,7 @@ static void run_inputs(const struct sim_run *s, struct gov_inputs *in)
     in->package_power_w = s->acc_t > 0 ? s->acc_e / s->acc_t : NAN;
     in->phase = s->e.phase;
     in->phase_ns = (uint64_t)llround((t - s->e.phase_start_s) * 1e9);
+    in->queued = (unsigned)s->e.queued; /* the agent knows its own queue */
     /* the engine times its tokens, so its rate over the window is exact */
     if (s->acc_dec_t >= 0.5 * win && s->acc_tok_frac > 0)
         in->tokens_per_s = s->acc_tok_frac / s->acc_dec_t;
@@ -533,6 +614,7 @@ static int run_controller(struct sim_run *s, char *err, size_t err_len)
         safe |= (tg.c[i].reasons & GOV_REASON_SENSOR_LOSS) != 0;
     }
     s->in_safe = safe;
+    s->mem_target = tg.mem_frac;
     if (s->o->fixed_clocks)
         gov_sim_fixed_clocks(p, s->o, s->e.phase, s->want);
     s->acc_t = s->acc_e = s->acc_dec_t = s->acc_tok_frac = 0;
@@ -552,7 +634,24 @@ static void run_plant(struct sim_run *s)
     phase_load(p, s->e.phase, s->khz, &s->l);
     s->pw = power_w(p, s->khz, &s->l, s->tj);
     gov_sim_fw_limit_update(p, &s->fw, s->pw, s->dt);
-    s->wall_w = gov_sim_wall_w(p, s->pw, gov_sim_dram_gbs(p, s->e.phase, s->khz));
+    double mem_mhz = memory_mhz(p, s->o, s->mem_target, s->e.phase, s->board_mhz);
+    s->mem_scale = mem_mhz > 0 ? p->mem_mhz[p->n_mem_mhz - 1] / mem_mhz : 1;
+    double gbs = gov_sim_dram_gbs(p, s->e.phase, s->khz);
+    if (s->mem_scale != 1 && s->e.phase == GOV_PHASE_DECODE)
+        gbs = p->weights_gb / decode_token_s_at(p, s->khz, s->mem_scale);
+    else if (s->mem_scale != 1 && s->e.phase == GOV_PHASE_PREFILL)
+        gbs *= prefill_tps_at(p, s->khz, s->mem_scale) / prefill_tps(p, s->khz);
+    /* the memory's own power is on the board, outside the CPU package */
+    s->wall_w = gov_sim_wall_w(p, s->pw + memory_extra_w(p, mem_mhz), gbs);
+    if (p->n_mem_mhz) {
+        s->board_gb += gbs * s->dt;
+        s->board_t += s->dt;
+        if (s->board_t >= p->mem_polling_ms / 1e3 - 1e-9) {
+            /* devfreq's own governor polls whether or not it is overruled (limits pinned) */
+            s->board_mhz = memory_board_step(p, mem_mhz, s->board_gb, s->board_t);
+            s->board_gb = s->board_t = 0;
+        }
+    }
     double flow = (s->tj - s->tc) / p->r_jc;
     s->tj += (s->pw - flow) / p->c_j * s->dt;
     s->tc += (flow - (s->tc - s->ambient) / p->r_ca) / p->c_c * s->dt;
@@ -566,8 +665,9 @@ static void run_engine(struct sim_run *s)
     struct engine *e = &s->e;
     double t = s->t, dt = s->dt;
     enum gov_phase ph = e->phase;
+    double ms = s->mem_scale;
     if (ph == GOV_PHASE_PREFILL) {
-        e->prompt_left -= prefill_tps(p, s->khz) * dt;
+        e->prompt_left -= prefill_tps_at(p, s->khz, ms) * dt;
         if (e->prompt_left <= 0) {
             /* the prompt's last logits give the first token */
             dpush(&s->ttft, (t + dt - e->arrival_s) * 1e3);
@@ -577,14 +677,14 @@ static void run_engine(struct sim_run *s)
             e->phase = e->gen_left ? GOV_PHASE_DECODE : GOV_PHASE_IDLE;
         }
     } else if (ph == GOV_PHASE_DECODE) {
-        e->tok_progress += dt / decode_token_s(p, s->khz);
+        e->tok_progress += dt / decode_token_s_at(p, s->khz, ms);
         s->acc_dec_t += dt;
-        s->acc_tok_frac += dt / decode_token_s(p, s->khz);
+        s->acc_tok_frac += dt / decode_token_s_at(p, s->khz, ms);
         while (e->tok_progress >= 1 && e->gen_left) {
             e->tok_progress -= 1;
             e->gen_left--;
             s->decode_tokens++;
-            double at = t + dt - e->tok_progress * decode_token_s(p, s->khz);
+            double at = t + dt - e->tok_progress * decode_token_s_at(p, s->khz, ms);
             dpush(&s->toklat, (at - e->last_token_s) * 1e3);
             e->last_token_s = at;
         }

@@ -75,7 +75,7 @@ static bool within_budget(const struct gov_sim_result *r, const struct gov_sim_r
  * run within budget in ret->result. */
 static int search_phase(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
                         struct gov_sim_options *fixed, struct gov_sim_oracle *ret,
-                        const double *frac, unsigned n, double slowdown, double *knob,
+                        const double *frac, unsigned n, bool refine, double slowdown, double *knob,
                         double *best_frac, double *best_j, char *err, size_t err_len)
 {
     struct gov_sim_result r;
@@ -87,7 +87,7 @@ static int search_phase(const struct gov_sim_profile *p, const struct gov_sim_wo
             memcpy(pts, frac, n * sizeof(*frac));
             np = n;
         } else {
-            if (!p->clusters[fastest_engine(p)].continuous || best_i >= n)
+            if (!refine || best_i >= n)
                 break;
             double lo = best_i > 0 ? frac[best_i - 1] : frac[0];
             double hi = best_i + 1 < n ? frac[best_i + 1] : frac[n - 1];
@@ -117,6 +117,37 @@ static int search_phase(const struct gov_sim_profile *p, const struct gov_sim_wo
     return 0;
 }
 
+/* The memory clock, where the profile has the lever: prefill over every step with decode at
+ * the top, then decode at that prefill step (idle: the lowest). Kept only when it beats the
+ * board's own devfreq governor, which the clock search ran with. */
+static int search_memory(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
+                         struct gov_sim_options *fixed, struct gov_sim_oracle *ret, double slowdown,
+                         double *best_j, char *err, size_t err_len)
+{
+    if (p->n_mem_mhz < 2)
+        return 0;
+    double frac[GOV_SIM_MAX_MEM], lo = p->mem_mhz[0], top = p->mem_mhz[p->n_mem_mhz - 1];
+    for (unsigned k = 0; k < p->n_mem_mhz; k++)
+        frac[k] = (p->mem_mhz[k] - lo) / (top - lo);
+    double best_pre = NAN, best_dec = NAN;
+    fixed->fixed_memory = true;
+    fixed->fixed_mem_decode_frac = 1;
+    int rc = search_phase(p, w, fixed, ret, frac, p->n_mem_mhz, false, slowdown,
+                          &fixed->fixed_mem_prefill_frac, &best_pre, best_j, err, err_len);
+    if (rc)
+        return rc;
+    if (isfinite(best_pre)) {
+        fixed->fixed_mem_prefill_frac = best_pre;
+        rc = search_phase(p, w, fixed, ret, frac, p->n_mem_mhz - 1, false, slowdown,
+                          &fixed->fixed_mem_decode_frac, &best_dec, best_j, err, err_len);
+        if (rc)
+            return rc;
+        ret->mem_prefill_mhz = lo + best_pre * (top - lo);
+        ret->mem_decode_mhz = isfinite(best_dec) ? lo + best_dec * (top - lo) : top;
+    }
+    return 0;
+}
+
 int gov_sim_oracle(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
                    const struct gov_sim_options *o, struct gov_sim_oracle *ret, char *err,
                    size_t err_len)
@@ -137,14 +168,18 @@ int gov_sim_oracle(const struct gov_sim_profile *p, const struct gov_sim_workloa
     /* decode, prefill at the ceiling; then prefill at that decode clock */
     double best_j = INFINITY, best_decode = 1, best_prefill = 1;
     fixed.fixed_prefill_frac = 1;
-    rc = search_phase(p, w, &fixed, ret, frac, n, slowdown, &fixed.fixed_decode_frac, &best_decode,
-                      &best_j, err, err_len);
+    bool refine = p->clusters[fastest_engine(p)].continuous;
+    rc = search_phase(p, w, &fixed, ret, frac, n, refine, slowdown, &fixed.fixed_decode_frac,
+                      &best_decode, &best_j, err, err_len);
     if (rc)
         return rc;
     fixed.fixed_decode_frac = best_decode;
-    rc = search_phase(p, w, &fixed, ret, frac, n - 1, slowdown, &fixed.fixed_prefill_frac,
+    rc = search_phase(p, w, &fixed, ret, frac, n - 1, refine, slowdown, &fixed.fixed_prefill_frac,
                       &best_prefill, &best_j, err, err_len); /* the ceiling was measured above */
     if (rc)
+        return rc;
+    fixed.fixed_prefill_frac = best_prefill;
+    if ((rc = search_memory(p, w, &fixed, ret, slowdown, &best_j, err, err_len)))
         return rc;
     ret->prefill_frac = best_prefill;
     ret->decode_frac = best_decode;
@@ -178,6 +213,11 @@ void gov_sim_write_oracle(FILE *f, const struct gov_sim_oracle *o, const struct 
             o->prefill_khz / 1000.0, o->decode_khz / 1000.0, o->runs, slowdown_pct, slowdown_pct,
             o->result.wall_joules_per_token, o->result.joules_per_token,
             o->result.decode_tokens_per_s, o->result.ttft_p99_ms);
+    if (o->mem_prefill_mhz > 0)
+        fprintf(f,
+                "oracle: memory clock at %.0f MHz in prefill, %.0f MHz in decode, the lowest "
+                "when idle\n",
+                o->mem_prefill_mhz, o->mem_decode_mhz);
     fprintf(f, "%-14s %14s %14s %14s %14s\n", "vs oracle", "wall J/token", "package J/tok",
             "decode tok/s", "TTFT p99");
     for (size_t i = 0; i < n; i++) {

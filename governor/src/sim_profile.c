@@ -228,6 +228,44 @@ static int parse_cluster(const cJSON *c, unsigned idx, struct gov_sim_cluster *k
     return 0;
 }
 
+/* The optional memory-controller clock steps (the memory lever). */
+static int parse_memory(const cJSON *root, struct gov_sim_profile *p, char *err, size_t err_len)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "memory");
+    p->n_mem_mhz = 0;
+    p->mem_extra_w = 0;
+    if (!m)
+        return 0;
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(m, "mhz");
+    int n = cJSON_IsArray(steps) ? cJSON_GetArraySize(steps) : -1;
+    if (!cJSON_IsObject(m) || n < 2 || n > GOV_SIM_MAX_MEM) {
+        snprintf(err, err_len, "memory.mhz: an array of 2..%d clock steps (MHz)", GOV_SIM_MAX_MEM);
+        return -EINVAL;
+    }
+    const cJSON *v;
+    cJSON_ArrayForEach(v, steps)
+    {
+        double prev = p->n_mem_mhz ? p->mem_mhz[p->n_mem_mhz - 1] : 0;
+        if (!cJSON_IsNumber(v) || !(v->valuedouble > prev) || v->valuedouble > 100000) {
+            snprintf(err, err_len, "memory.mhz[%u]: expected ascending MHz in 1..100000",
+                     p->n_mem_mhz);
+            return -EINVAL;
+        }
+        p->mem_mhz[p->n_mem_mhz++] = v->valuedouble;
+    }
+    if (num(m, "memory", "extra_w_at_top", 0, 100, NAN, &p->mem_extra_w, err, err_len) ||
+        num(m, "memory", "peak_gbs", 0.1, 10000, NAN, &p->mem_peak_gbs, err, err_len) ||
+        num(m, "memory", "upthreshold", 1, 100, 90, &p->mem_upthreshold, err, err_len) ||
+        num(m, "memory", "downdifferential", 0, 99, 5, &p->mem_downdiff, err, err_len) ||
+        num(m, "memory", "polling_ms", 1, 10000, 50, &p->mem_polling_ms, err, err_len))
+        return -EINVAL;
+    if (p->mem_downdiff >= p->mem_upthreshold) {
+        snprintf(err, err_len, "memory.downdifferential: must be below upthreshold");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* The wall, the firmware limits' time window and the cited figures (all optional: a profile
  * without them models the package alone, wall = package). */
 static int parse_plant(const cJSON *root, const cJSON *pw, const cJSON *th, const cJSON *pf,
@@ -249,6 +287,8 @@ static int parse_plant(const cJSON *root, const cJSON *pw, const cJSON *th, cons
         num(wl, "wall", "dram_w_per_gbs", 0, 100, 0, &p->dram_w_per_gbs, err, err_len) ||
         num(wl, "wall", "psu_efficiency", 0.05, 1, 1, &p->psu_efficiency, err, err_len) ||
         num(wl, "wall", "psu_fixed_w", 0, 100, 0, &p->psu_fixed_w, err, err_len))
+        return -EINVAL;
+    if (parse_memory(root, p, err, err_len))
         return -EINVAL;
     if (p->pl2_w > 0 && p->pl2_w < p->firmware_power_limit_w) {
         snprintf(err, err_len, "power.pl2_w: below firmware_power_limit_w (PL1)");

@@ -85,6 +85,18 @@ static const struct gov_tunable_desc table[] = {
           "never."),
     T_DBL(quiet_temp_c, 30, 110, false, "65",
           "quiet: temperature (fan noise proxy) the policy holds the CPU under (°C)."),
+    T_INT(memory_lever, 0, 1, false, "1",
+          "balanced/efficiency/quiet: also set the memory controller's devfreq clock "
+          "(/sys/class/devfreq/*dmc*) per phase: highest in decode (memory-bound), "
+          "memory_prefill_pct in prefill, lowest when idle; 0 = leave the board's own devfreq "
+          "governor alone. Not available (ignored) where no dmc device exists."),
+    T_INT(memory_prefill_pct, 0, 100, false, "0",
+          "balanced/efficiency/quiet with memory_lever: the memory clock in prefill, in percent "
+          "of its range (prefill is compute-bound and streams the weights once per batch)."),
+    T_INT(epp_lever, 0, 1, false, "1",
+          "balanced/efficiency/quiet: also set energy_performance_preference per phase on "
+          "intel_pstate/amd-pstate with HWP (performance in prefill, balance_performance in "
+          "decode, power once idle); 0 = leave it. Not available (ignored) without EPP."),
 };
 
 #define N_TABLE (sizeof(table) / sizeof(table[0]))

@@ -26,3 +26,6 @@ ember_add_test(NAME govhw_cpupower_redirect
                SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_cpupower_redirect_test.c
                LIBS ember_governor LABELS integration)
 target_include_directories(govhw_cpupower_redirect PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/tests)
+# The memory-controller (devfreq dmc) and EPP levers per phase, saved, given back and restored.
+ember_add_test(NAME govhw_levers SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tests/govhw_levers_test.c
+               LIBS ember_governor LABELS integration)

@@ -317,8 +317,15 @@ static void test_balanced_calibrated(void)
     CHECK_EQ_INT(tick(&r, 100), 2400000);
     set_phase(&r, GOV_PHASE_DECODE);
     CHECK_EQ_INT(tick(&r, 0), knee);
+    CHECK_NEAR(r.out.mem_frac, 1.0, 0); /* the memory lever: decode at the top */
+    CHECK_EQ_INT(r.out.epp, GOV_EPP_BALANCE_PERFORMANCE);
     for (int i = 0; i < 20; i++)
         CHECK_EQ_INT(tick(&r, 100), knee);
+    /* a request waiting behind this decode: full speed until the queue is empty */
+    r.in.queued = 1;
+    CHECK_EQ_INT(tick(&r, 100), 2400000);
+    r.in.queued = 0;
+    CHECK_EQ_INT(tick(&r, 100), knee);
     /* idle: keep the decode clock for idle_delay_ms, then the floor */
     set_phase(&r, GOV_PHASE_IDLE);
     CHECK_EQ_INT(tick(&r, 0), knee);
@@ -328,6 +335,15 @@ static void test_balanced_calibrated(void)
     for (int i = 0; i < 6; i++)
         tick(&r, 100);
     CHECK_EQ_INT(r.out.c[0].khz, 408000);
+    CHECK_NEAR(r.out.mem_frac, 0.0, 0);
+    CHECK_EQ_INT(r.out.epp, GOV_EPP_POWER);
+    gov_controller_free(r.ctl);
+    /* a policy without levers leaves them to the hardware */
+    CHECK_EQ_INT(rig_new(&r, "schedutil", &t, &c, 1, NULL), 0);
+    set_phase(&r, GOV_PHASE_DECODE);
+    tick(&r, 100);
+    CHECK(isnan(r.out.mem_frac));
+    CHECK_EQ_INT(r.out.epp, GOV_EPP_LEAVE);
     gov_controller_free(r.ctl);
 }
 

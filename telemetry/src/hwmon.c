@@ -74,10 +74,21 @@ static int pick_channels(const char *dir, const char *kind, const char *suffix,
     return st->n ? 0 : -ENOENT;
 }
 
-static int read_all(struct hwmon_state *st, char *desc, size_t desc_len)
+/* Energy counters can be root-only (amd_energy since CVE-2020-12912, like RAPL): they are read
+ * through the caller's reader when it has one (the agent's privileged helper). */
+static int read_chan(const struct tel_power_params *p, const struct hwmon_state *st,
+                     const char *path, uint64_t *ret)
+{
+    if (st->is_energy && p->read_counter)
+        return p->read_counter(p->read_counter_ctx, path, ret);
+    return cmn_read_u64(path, ret);
+}
+
+static int read_all(const struct tel_power_params *p, struct hwmon_state *st, char *desc,
+                    size_t desc_len)
 {
     for (int i = 0; i < st->n; i++) {
-        int r = cmn_read_u64(st->ch[i].path, &st->ch[i].last);
+        int r = read_chan(p, st, st->ch[i].path, &st->ch[i].last);
         if (r < 0) {
             if (desc)
                 snprintf(desc, desc_len, "%s: %s", st->ch[i].path, strerror(-r));
@@ -116,7 +127,7 @@ static int hwmon_open(const struct tel_power_params *p, void **ret_state, char *
             if (pick_channels(dir, kind, suffix, st) < 0)
                 continue;
             st->is_energy = pass == 0;
-            r = read_all(st, desc, desc_len);
+            r = read_all(p, st, desc, desc_len);
             if (r == 0) {
                 size_t used = (size_t)snprintf(desc, desc_len, "hwmon: %s", devs[i]);
                 for (int c = 0; c < st->n && used < desc_len; c++) {
@@ -142,14 +153,13 @@ static int hwmon_open(const struct tel_power_params *p, void **ret_state, char *
 static int hwmon_read(void *state, const struct tel_power_params *p,
                       const struct tel_power_inputs *in, struct tel_src_reading *ret)
 {
-    (void)p;
     (void)in;
     struct hwmon_state *st = state;
     ret->is_energy = st->is_energy;
     double sum = 0;
     for (int i = 0; i < st->n; i++) {
         uint64_t cur = 0;
-        int r = cmn_read_u64(st->ch[i].path, &cur);
+        int r = read_chan(p, st, st->ch[i].path, &cur);
         if (r < 0)
             return r;
         if (st->is_energy)

@@ -6,6 +6,7 @@ newline), from the kernel's documented layouts:
   Documentation/admin-guide/pm/amd-pstate.rst (amd_pstate/status, amd_pstate_* attributes, EPP)
   Documentation/hwmon/k10temp.rst            (Tctl/Tccd labels, no max/crit on Zen)
   arch/arm64/boot/dts/rockchip/rk3588s.dtsi  (cluster OPP tables, tsadc thermal zones and trips)
+  Documentation/ABI/testing/sysfs-class-devfreq (the dmc and GPU devfreq devices)
 Run it from this directory; the trees are committed, so tests never need Python."""
 import json
 import os
@@ -176,6 +177,32 @@ def rk3588(root):
     zone(root, 4, "center-thermal", 45230, [crit], hwmon=(4, "center_thermal"))
     zone(root, 5, "gpu-thermal", 44307, [crit], hwmon=(5, "gpu_thermal"))
     zone(root, 6, "npu-thermal", 45230, [crit], hwmon=(6, "npu_thermal"))
+    # The memory controller as the Rockchip BSP kernel exposes it (rockchip_dmc.c, devfreq class,
+    # Documentation/ABI/testing/sysfs-class-devfreq); the 528..2112 MHz LPDDR4x steps follow the
+    # vendor rk3588 dmc OPP table (not verified against a live board). The GPU has a devfreq
+    # device too, which the governor must leave alone.
+    dmc = "sys/devices/platform/dmc/devfreq/dmc"
+    dmc_hz = [528000000, 1068000000, 1560000000, 2112000000]
+    for k, v in {"name": "dmc", "governor": "dmc_ondemand",
+                 "available_governors": "dmc_ondemand userspace powersave performance "
+                                        "simple_ondemand",
+                 "available_frequencies": " ".join(map(str, dmc_hz)),
+                 "min_freq": dmc_hz[0], "max_freq": dmc_hz[-1], "cur_freq": dmc_hz[1],
+                 "target_freq": dmc_hz[1], "polling_interval": 50,
+                 "userspace/set_freq": "<unsupported>"}.items():
+        w(root, f"{dmc}/{k}", v)
+    link(root, "sys/class/devfreq/dmc", "../../devices/platform/dmc/devfreq/dmc")
+    gpu = "sys/devices/platform/fb000000.gpu/devfreq/fb000000.gpu"
+    gpu_hz = [300000000, 400000000, 500000000, 600000000, 700000000, 800000000, 900000000,
+              1000000000]
+    for k, v in {"name": "fb000000.gpu", "governor": "simple_ondemand",
+                 "available_governors": "userspace powersave performance simple_ondemand",
+                 "available_frequencies": " ".join(map(str, gpu_hz)),
+                 "min_freq": gpu_hz[0], "max_freq": gpu_hz[-1], "cur_freq": gpu_hz[0],
+                 "target_freq": gpu_hz[0], "polling_interval": 50}.items():
+        w(root, f"{gpu}/{k}", v)
+    link(root, "sys/class/devfreq/fb000000.gpu",
+         "../../devices/platform/fb000000.gpu/devfreq/fb000000.gpu")
     w(root, "proc/stat", proc_stat(ncpu, 5))
     pols = {}
     for name, cpus, freqs, cur in clusters:
@@ -197,6 +224,9 @@ def rk3588(root):
         "first_passive_trip_mC": 75000, "critical_trip_mC": 115000,
         "cpu_temp_mC": 47999, "cpu_temp_source": "thermal_zone2 bigcore1-thermal",
         "proc_stat_cpus": ncpu,
+        "devfreq": {"dmc": {"governor": "dmc_ondemand", "available_hz": dmc_hz,
+                            "min_hz": dmc_hz[0], "max_hz": dmc_hz[-1], "memory": True},
+                    "fb000000.gpu": {"governor": "simple_ondemand", "memory": False}},
     }
 
 

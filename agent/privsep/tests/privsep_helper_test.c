@@ -6,6 +6,7 @@
  * side dies (closed or killed -9) the helper restores the originals and exits. Needs no root:
  * the copy is the test's own. */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 #include "common/fileio.h"
 #include "ember_test.h"
+#include "governor/governor.h"
 #include "privsep.h"
 #include "privsep_path.h"
 #include "privsep_seccomp.h"
@@ -99,6 +101,30 @@ static void test_whitelist_table(void)
         {"sys/class/devfreq/x/../../../kernel/mm/ksm/run", PRIVSEP_ACCESS_WRITE, 0},
         {"sys/devices/devfreq/x/governor", PRIVSEP_ACCESS_WRITE, 0},
         {"sys/class/powercap/dtpm/energy_uj", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        /* hwmon energy counters (amd_energy), nothing else of hwmon */
+        {"sys/class/hwmon/hwmon2/energy1_input", PRIVSEP_ACCESS_READ_COUNTER, 1},
+        {"sys/class/hwmon/hwmon12/energy17_input", PRIVSEP_ACCESS_READ_COUNTER, 1},
+        {"sys/devices/platform/amd_energy.0/hwmon/hwmon2/energy1_input",
+         PRIVSEP_ACCESS_READ_COUNTER, 1},
+        {"sys/class/hwmon/hwmon2/energy1_input", PRIVSEP_ACCESS_WRITE, 0},
+        {"sys/class/hwmon/hwmon2/temp1_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/class/hwmon/hwmon2/energy1_label", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/class/hwmon/hwmon2/energy_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/class/hwmon/hwmon2/energy1x_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/class/hwmon/hwmonX/energy1_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/class/hwmon/hwmon2/device/energy1_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/devices/platform/x/hwmon2/energy1_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"etc/hwmon/hwmon2/energy1_input", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        /* the memory lever writes min_freq/max_freq of a dmc device, through its class link
+           or where the link resolves; nothing else of a devfreq device */
+        {"sys/class/devfreq/dmc/min_freq", PRIVSEP_ACCESS_WRITE, 1},
+        {"sys/devices/platform/dmc/devfreq/dmc/max_freq", PRIVSEP_ACCESS_WRITE, 1},
+        {"sys/class/devfreq/dmc/polling_interval", PRIVSEP_ACCESS_WRITE, 0},
+        {"sys/class/devfreq/dmc/available_frequencies", PRIVSEP_ACCESS_WRITE, 0},
+        {"sys/class/devfreq/dmc/target_freq", PRIVSEP_ACCESS_WRITE, 0},
+        {"sys/class/devfreq/dmc/min_freq", PRIVSEP_ACCESS_READ_COUNTER, 0},
+        {"sys/devices/platform/dmc/devfreq/dmc/trans_stat", PRIVSEP_ACCESS_WRITE, 0},
+        {CPUFREQ "/policy0/energy_performance_available_preferences", PRIVSEP_ACCESS_WRITE, 0},
         {"", PRIVSEP_ACCESS_WRITE, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -235,6 +261,31 @@ static void test_counters_and_cpupower(struct privsep *ps)
     path_of(p, sizeof(p), RAPL "/intel-rapl:0/energy_uj");
     struct privsep_reply rep;
     CHECK_EQ_INT(write_attr(ps, p, "0", &rep), -EPERM); /* counters are read, never written */
+
+    /* amd_energy's hwmon counters are root-only too (CVE-2020-12912): read through the class
+     * link and where it resolves; the same device's other files are not counters */
+    CHECK_EQ_INT(
+        sh("d='%s/sys/devices/platform/amd_energy.0/hwmon/hwmon9' && mkdir -p \"$d\" && "
+           "echo 987654321 > \"$d/energy1_input\" && echo Esocket0 > \"$d/energy1_label\" && "
+           "echo 45000 > \"$d/temp1_input\" && chmod 0400 \"$d/energy1_input\" && "
+           "ln -s ../../devices/platform/amd_energy.0/hwmon/hwmon9 "
+           "'%s/sys/class/hwmon/hwmon9'",
+           root, root),
+        0);
+    path_of(p, sizeof(p), "sys/class/hwmon/hwmon9/energy1_input");
+    CHECK_EQ_INT(privsep_read_counter(ps, p, &c), 0);
+    CHECK_EQ_INT(c, 987654321ULL);
+    path_of(p, sizeof(p), "sys/devices/platform/amd_energy.0/hwmon/hwmon9/energy1_input");
+    CHECK_EQ_INT(privsep_read_counter(ps, p, &c), 0);
+    path_of(p, sizeof(p), "sys/class/hwmon/hwmon9/temp1_input");
+    CHECK_EQ_INT(privsep_read_counter(ps, p, &c), -EPERM);
+    path_of(p, sizeof(p), "sys/class/hwmon/hwmon9/energy1_label");
+    CHECK_EQ_INT(privsep_read_counter(ps, p, &c), -EPERM);
+    path_of(p, sizeof(p), "sys/class/hwmon/hwmon9/energy1_input");
+    CHECK_EQ_INT(write_attr(ps, p, "0", &rep), -EPERM);
+    CHECK_EQ_INT(
+        sh("rm -rf '%s/sys/class/hwmon/hwmon9' '%s/sys/devices/platform/amd_energy.0'", root, root),
+        0);
 
     /* libcpupower acts on the real /sys: refused for a helper that serves a fake root */
     const struct gov_sysio *io = privsep_sysio(ps);
@@ -395,6 +446,53 @@ static void test_seccomp(void)
                   status);
 }
 
+/* The memory and EPP levers of the runtime governor through the helper on the rk3588 tree: the
+ * dmc limits are written by the helper (its whitelist, the class link resolved), a devfreq file
+ * off the list is refused, and the helper restores the dmc limits when the agent side closes. */
+static void test_memory_lever_through_helper(void)
+{
+    char v[64], p[1024], err[512] = "";
+    snprintf(root, sizeof(root), "%s/rk", tmpdir);
+    if (sh("cp -a '%s/tests/sysfs-trees/rk3588-3cluster' '%s' && chmod -R u+w '%s'",
+           EMBER_SOURCE_DIR, root, root) != 0) {
+        CHECK_MSG(0, "cannot copy rk3588-3cluster");
+        return;
+    }
+    struct privsep *ps = start();
+    if (!ps)
+        return;
+    struct gov_governor_params gp;
+    gov_governor_params_defaults(&gp);
+    gp.sysfs_root = root;
+    gp.sysio = privsep_sysio(ps);
+    snprintf(gp.tunables.policy, sizeof(gp.tunables.policy), "balanced");
+    struct gov_governor *g = NULL;
+    CHECK_MSG(gov_governor_new(&gp, &g, err, sizeof(err)) == 0, "governor: %s", err);
+    if (g) {
+        uint64_t t = 1000000000ULL;
+        for (int k = 0; k < 3; k++)
+            gov_governor_tick(g, t += 100000000ULL, GOV_PHASE_DECODE, NAN, 10.0, NULL);
+        read_rel("sys/class/devfreq/dmc/min_freq", v, sizeof(v));
+        CHECK_STR(v, "2112000000");
+        read_rel("sys/devices/platform/dmc/devfreq/dmc/max_freq", v, sizeof(v));
+        CHECK_STR(v, "2112000000");
+        struct gov_status st;
+        gov_governor_status(g, &st);
+        CHECK_EQ_INT(st.write_errors, 0);
+        gov_governor_free(g); /* no restore: the helper does it when the agent side closes */
+    }
+    struct privsep_reply rep;
+    path_of(p, sizeof(p), "sys/class/devfreq/dmc/polling_interval");
+    CHECK_EQ_INT(write_attr(ps, p, "1", &rep), -EPERM);
+    read_rel("sys/class/devfreq/dmc/polling_interval", v, sizeof(v));
+    CHECK_STR(v, "50");
+    CHECK_EQ_INT(privsep_stop(ps), 0);
+    read_rel("sys/class/devfreq/dmc/min_freq", v, sizeof(v));
+    CHECK_STR(v, "528000000");
+    read_rel("sys/class/devfreq/dmc/max_freq", v, sizeof(v));
+    CHECK_STR(v, "2112000000");
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/ember-privsep.XXXXXX");
@@ -425,6 +523,7 @@ int main(void)
     test_restores_only_its_own();
     test_restore_when_agent_dies(0);
     test_restore_when_agent_dies(1);
+    test_memory_lever_through_helper();
     sh("rm -rf '%s'", tmpdir);
     return et_finish();
 }

@@ -20,6 +20,7 @@
 #define GOV_HW_MAX_GOVERNORS 12
 #define GOV_HW_MAX_EPP       8
 #define GOV_HW_NAME_LEN      32
+#define GOV_HW_MAX_DEVFREQ   4
 
 /* Which cpufreq interface implementation to use. */
 enum gov_backend_impl {
@@ -85,6 +86,17 @@ struct gov_hw_global {
     int max_perf_pct; /* intel_pstate/max_perf_pct, -1 absent */
 };
 
+/* A memory controller's devfreq device (<root>/sys/class/devfreq/NAME with "dmc" in NAME, as
+ * Rockchip, Exynos and others name theirs; Documentation/ABI/testing/sysfs-class-devfreq).
+ * Frequencies are in Hz as devfreq has them; 0 means the file is absent or unreadable. */
+struct gov_hw_devfreq {
+    char name[GOV_HW_NAME_LEN];     /* "dmc" */
+    char governor[GOV_HW_NAME_LEN]; /* its own governor ("dmc_ondemand", "simple_ondemand") */
+    unsigned nfreqs;
+    uint64_t freqs_hz[GOV_HW_MAX_FREQS]; /* available_frequencies, ascending, unique */
+    uint64_t min_hz, max_hz, cur_hz;     /* min_freq, max_freq, cur_freq */
+};
+
 struct gov_backend;
 
 /* Discovers policies and reads every value. err names the file on a failure. -ENOENT when the
@@ -105,7 +117,12 @@ size_t gov_backend_policy_count(const struct gov_backend *b);
 const struct gov_hw_policy *gov_backend_policy(const struct gov_backend *b, size_t i);
 const struct gov_hw_global *gov_backend_global(const struct gov_backend *b);
 
-/* Re-reads the values that change (current/limits/governor/EPP/boost). */
+/* Memory-controller devfreq devices found at open (none on most x86 machines). A device whose
+ * files are missing or garbled is left out, with a quirk event saying why. */
+size_t gov_backend_devfreq_count(const struct gov_backend *b);
+const struct gov_hw_devfreq *gov_backend_devfreq(const struct gov_backend *b, size_t i);
+
+/* Re-reads the values that change (current/limits/governor/EPP/boost/devfreq limits). */
 int gov_backend_refresh(struct gov_backend *b, char *err, size_t err_len);
 
 /* Path of a knob of policy i under the root, for messages and permission checks. */
@@ -139,6 +156,12 @@ int gov_backend_set_no_turbo(struct gov_backend *b, int on, struct gov_events *e
 int gov_backend_set_perf_pct(struct gov_backend *b, int min_pct, int max_pct,
                              struct gov_events *ev);
 
+/* Sets a devfreq device's min_freq/max_freq (Hz, within its available frequencies; 0 leaves
+ * a limit alone) in the order the kernel accepts, each read back like the cpufreq limits. Its own
+ * governor keeps running inside the limits; min = max pins the clock. */
+int gov_backend_set_devfreq_limits(struct gov_backend *b, size_t i, uint64_t min_hz,
+                                   uint64_t max_hz, struct gov_events *ev);
+
 /* Helpers over a policy description. */
 int gov_hw_policy_has_governor(const struct gov_hw_policy *p, const char *governor);
 /* The available frequency closest to khz (ties: the lower); khz itself when the list is empty
@@ -157,6 +180,9 @@ int gov_parse_freq_list(const char *s, uint32_t *khz, size_t cap, size_t *ret_n,
 /* Space-separated words (governors, EPP choices); words longer than GOV_HW_NAME_LEN-1 or beyond cap
  * are -E2BIG. */
 int gov_parse_word_list(const char *s, char (*words)[GOV_HW_NAME_LEN], size_t cap, size_t *ret_n);
+/* A space-separated Hz list (devfreq available_frequencies) into ascending unique non-zero
+ * values; -EINVAL on a token that is not a number, -ERANGE when more than cap. */
+int gov_parse_hz_list(const char *s, uint64_t *hz, size_t cap, size_t *ret_n);
 /* A kHz value: a whole non-negative number below 2^32. */
 int gov_parse_khz(const char *s, uint32_t *ret);
 

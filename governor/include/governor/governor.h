@@ -83,6 +83,14 @@ struct gov_status_cluster {
      * ("littlecore", "bigcore1", "cpu4-...") plus the package/SoC zones every cluster shares;
      * the package temperature when the cluster has no zone of its own. NaN when none. */
     double temp_c;
+    char epp[GOV_HW_NAME_LEN]; /* energy_performance_preference now, "" when absent */
+};
+
+/* A memory controller's devfreq device (the memory lever). */
+struct gov_status_memory {
+    char name[GOV_HW_NAME_LEN];
+    char governor[GOV_HW_NAME_LEN]; /* the board's own devfreq governor */
+    uint64_t min_hz, max_hz, cur_hz;
 };
 
 struct gov_status_zone {
@@ -117,6 +125,11 @@ struct gov_status {
     struct gov_status_zone zones[GOV_STATUS_MAX_ZONES];
     unsigned n_conflicts;
     struct gov_conflict conflicts[GOV_STATUS_MAX_CONFLICTS];
+    /* levers: what the policy asks for (NaN / "" = left to the hardware) and the devices */
+    double memory_target_frac;
+    char epp_target[GOV_HW_NAME_LEN];
+    unsigned n_memory;
+    struct gov_status_memory memory[GOV_HW_MAX_DEVFREQ];
 };
 
 struct gov_governor;
@@ -134,6 +147,10 @@ void gov_governor_free(struct gov_governor *g);
  * first write error (the tick still completes and an event says what). */
 int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase phase, double power_w,
                       double tokens_per_s, struct gov_tick_result *ret);
+
+/* How many requests wait behind the one the engine runs (gov_inputs.queued), from the next tick
+ * on; 0 when none (the default). */
+void gov_governor_set_queued(struct gov_governor *g, unsigned queued);
 
 /* Switches the policy live (validated; nothing changes on error). */
 int gov_governor_set_policy(struct gov_governor *g, const char *name, char *err, size_t err_len);

@@ -74,6 +74,10 @@ struct gov_inputs {
     /* The runtime's own verdict that a sensor vanished or returned garbage: forces the safe state
      * (minimum frequency, boost off) until it clears. */
     bool sensor_fault;
+    /* Requests waiting behind the one the engine runs (0 = none, or the caller does not know).
+     * Each decode token of the running request delays their first token, so the phase-aware
+     * policies decode at full speed while any wait. */
+    unsigned queued;
 };
 
 /* Fills *in with "nothing known": NaN everywhere, idle phase, now_ns given. */
@@ -100,11 +104,29 @@ struct gov_cluster_target {
     bool changed;        /* khz or boost differ from the previous step's */
 };
 
+/* energy_performance_preference choices a policy can ask for (intel_pstate / amd-pstate with
+ * HWP/CPPC; Documentation/admin-guide/pm/intel_pstate.rst, amd-pstate.rst). */
+enum gov_epp {
+    GOV_EPP_LEAVE = 0, /* do not touch: the hardware keeps what it had */
+    GOV_EPP_PERFORMANCE,
+    GOV_EPP_BALANCE_PERFORMANCE,
+    GOV_EPP_BALANCE_POWER,
+    GOV_EPP_POWER,
+};
+/* The sysfs string of a choice ("balance_power"); NULL for GOV_EPP_LEAVE. */
+const char *gov_epp_name(enum gov_epp epp);
+
 struct gov_targets {
     unsigned n_clusters;
     struct gov_cluster_target c[GOV_MAX_CLUSTERS];
     bool boost;   /* any cluster wants boost (cpufreq/boost and no_turbo are global) */
     bool changed; /* any cluster changed */
+    /* Levers beyond the CPU clock, chosen per engine phase by the phase-aware policies:
+     * the memory controller's devfreq clock as a fraction of its range (0 = lowest, 1 =
+     * highest; NaN = leave the board's own devfreq governor alone), and the EPP hint for
+     * clusters whose hardware picks the clock inside our limits. */
+    double mem_frac;
+    enum gov_epp epp;
 };
 
 /* ---- tunables: every key of every policy and constraint ([governor] section) ---- */
@@ -143,6 +165,10 @@ struct gov_tunables {
     int reprobe_s;                  /* 0 (never) or 10..86400, default 600: search again */
     /* quiet */
     double quiet_temp_c; /* 30..110, default 65 */
+    /* levers of balanced / efficiency / quiet */
+    int memory_lever;       /* 0..1, default 1: set the memory controller's clock per phase */
+    int memory_prefill_pct; /* 0..100, default 0: its clock in prefill (% of its range) */
+    int epp_lever;          /* 0..1, default 1: set energy_performance_preference per phase */
 };
 
 enum gov_tunable_type { GOV_TUNABLE_INT, GOV_TUNABLE_DOUBLE, GOV_TUNABLE_STRING };

@@ -1,5 +1,6 @@
 /* Leaving the machine as we found it. Before the governor's first write every original value
- * (governor, scaling limits, setspeed, EPP, per-policy and global boost, no_turbo, perf pcts) is
+ * (governor, scaling limits, setspeed, EPP, per-policy and global boost, no_turbo, perf pcts,
+ * the memory controller's devfreq limits) is
  * captured and written atomically to a saved-state file (default /run/ember/governor.saved).
  * Restore applies it back, only writing what differs, reading each write back; the file is
  * removed only when everything was restored, so a failed restore can be retried by `ember
@@ -27,6 +28,12 @@ struct gov_saved_policy {
     int boost;                 /* per-policy boost, -1 absent */
 };
 
+/* A memory controller's devfreq limits (the governor moves only these). */
+struct gov_saved_devfreq {
+    char name[GOV_HW_NAME_LEN]; /* "dmc" */
+    uint64_t min_hz, max_hz;
+};
+
 struct gov_saved_state {
     int version;
     char root[PATH_MAX]; /* the sysfs_root the values belong to */
@@ -38,6 +45,8 @@ struct gov_saved_state {
     int no_turbo;     /* intel_pstate/no_turbo, -1 absent */
     int min_perf_pct; /* -1 absent */
     int max_perf_pct;
+    unsigned ndev; /* "devfreq" in the file; absent in files older than the memory lever */
+    struct gov_saved_devfreq dev[GOV_HW_MAX_DEVFREQ];
 };
 
 /* Copies the backend's current values (refresh the backend first). */

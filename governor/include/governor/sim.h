@@ -16,6 +16,7 @@
 #include "governor/policy.h"
 
 #define GOV_SIM_MAX_OPPS 64
+#define GOV_SIM_MAX_MEM  8
 
 struct gov_sim_opp {
     uint32_t khz;
@@ -71,6 +72,19 @@ struct gov_sim_profile {
     double board_w, dram_idle_w, dram_w_per_gbs, psu_efficiency, psu_fixed_w;
     double weights_gb;           /* bytes streamed per decode token (GB); prefill reads them */
     double prefill_batch_tokens; /* once per this many prompt tokens */
+    /* The memory controller's devfreq clock (optional "memory" section; the memory lever):
+     * its steps in MHz, ascending, and the extra DRAM + controller power at the top step over
+     * the lowest (linear between). Decode's memory time is decode_mem_ms at the top step and
+     * scales as top / clock. Without a target from the governor the board's own devfreq
+     * governor runs: the kernel's simple_ondemand rule on the bus load (traffic / peak_gbs
+     * scaled to the clock) every polling_ms, with upthreshold / downdifferential. */
+    unsigned n_mem_mhz;
+    double mem_mhz[GOV_SIM_MAX_MEM];
+    double mem_extra_w;
+    double mem_peak_gbs;    /* theoretical bandwidth at the top step */
+    double mem_upthreshold; /* % (simple_ondemand default 90) */
+    double mem_downdiff;    /* % (default 5) */
+    double mem_polling_ms;  /* default 50 */
     /* Published figures the plant must reproduce (tests/sim_reference_test.c, +-15 %). */
     unsigned n_refs;
     struct gov_sim_reference {
@@ -126,6 +140,10 @@ struct gov_sim_options {
      * (the policy still drives idle and the other clusters). */
     bool fixed_clocks;
     double fixed_prefill_frac, fixed_decode_frac;
+    /* With fixed_memory the memory clock is held at these fractions of its range in prefill
+     * and decode (idle: the lowest), whatever the policy asks. */
+    bool fixed_memory;
+    double fixed_mem_prefill_frac, fixed_mem_decode_frac;
     struct gov_tunables tunables;
 };
 
@@ -192,6 +210,7 @@ struct gov_sim_oracle {
     bool found;                       /* false: nothing met the budget (result = performance) */
     double prefill_frac, decode_frac; /* of the floor..ceiling range */
     uint32_t prefill_khz, decode_khz; /* the fastest engine cluster's clock */
+    double mem_prefill_mhz, mem_decode_mhz; /* memory clock (0: the profile has no memory lever) */
     unsigned runs;
     struct gov_sim_result performance; /* the reference the budget is taken from */
     struct gov_sim_result result;      /* policy "oracle" */

@@ -36,8 +36,9 @@ struct tel_power_params {
     uint32_t reprobe_ms;   /* after falling back, retry more trusted sources this often
                               (default 60000; 0 = never) */
     struct tel_estimate_params estimate;
-    /* Reads a RAPL energy_uj counter (root-only since CVE-2020-8694) like cmn_read_u64; NULL:
-     * read the file directly. The agent hands in its privileged helper's reader. */
+    /* Reads a RAPL energy_uj or hwmon energyN_input counter (root-only since CVE-2020-8694 and
+     * CVE-2020-12912) like cmn_read_u64; NULL: read the file directly. The agent hands in its
+     * privileged helper's reader. */
     int (*read_counter)(void *ctx, const char *path, uint64_t *ret);
     void *read_counter_ctx;
 };
