@@ -17,5 +17,6 @@ const struct ember_command ember_commands[] = {
     {"config", "check or dump the configuration", cmd_config},
     {"report", "energy and joules per token from the telemetry history", cmd_report},
     {"fleet", "status of every appliance on a (central) MQTT broker", cmd_fleet},
+    {"kb", "the knowledge plugin's database: import, query, eval, stats", cmd_kb},
     {NULL, NULL, NULL},
 };

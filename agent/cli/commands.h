@@ -36,5 +36,7 @@ int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 /* `ember fleet status`: one line per appliance seen on an MQTT broker (cmd_fleet.c). */
 int cmd_fleet(int argc, char **argv);
+/* `ember kb import|query|eval|stats`: the knowledge plugin's database (cmd_kb.c). */
+int cmd_kb(int argc, char **argv);
 
 #endif

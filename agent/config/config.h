@@ -113,6 +113,23 @@ struct cfg_api {
     char allowed_hosts[CFG_STR_PATH];
 };
 
+/* Plugins (agent/plugins/, include/ember/plugin.h): [plugins] keys, and every `key = value` of
+ * the [plugin.NAME] sections, which the agent does not interpret: each plugin checks its own. */
+#define CFG_PLUGIN_SETTINGS  32
+#define CFG_PLUGIN_VALUE_MAX 200
+struct cfg_plugin_setting {
+    char section[CFG_STR_SMALL]; /* "plugin.NAME" */
+    char key[CFG_STR_SMALL];
+    char value[CFG_PLUGIN_VALUE_MAX];
+    int line;
+};
+struct cfg_plugins {
+    char dir[CFG_STR_PATH];
+    char enable[CFG_STR_PATH];
+    size_t n_settings;
+    struct cfg_plugin_setting settings[CFG_PLUGIN_SETTINGS];
+};
+
 struct agent_config {
     struct cfg_agent agent;
     struct cfg_engine engine;
@@ -120,6 +137,7 @@ struct agent_config {
     struct cfg_telemetry telemetry;
     struct cfg_mqtt mqtt;
     struct cfg_api api;
+    struct cfg_plugins plugins;
     /* Where the values came from, for messages: the file path or "(defaults)". */
     char source[CFG_STR_PATH];
 };

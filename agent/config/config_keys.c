@@ -227,6 +227,15 @@ static const struct cfg_key agent_rows[] = {
             "besides IP addresses, localhost and this machine's host name; * = any. Guards "
             "against DNS rebinding."),
 
+    /* [plugins] (agent/plugins/, docs/plugins.md); each plugin's own keys go in [plugin.NAME] */
+    KEY_STR(plugins, dir, "", false,
+            "Directory of plugin shared objects (*.so) loaded at start, after the agent has "
+            "dropped its privileges. Empty: no plugins. The packaged ones are in "
+            "/usr/lib/ember/plugins."),
+    KEY_STR(plugins, enable, "", false,
+            "Plugin files to load from dir, by name without .so (space or comma separated), in "
+            "this order; empty = every *.so in dir, in name order."),
+
     {0},
 };
 
