@@ -231,7 +231,8 @@ static const struct cfg_key agent_rows[] = {
     KEY_STR(plugins, dir, "", false,
             "Directory of plugin shared objects (*.so) loaded at start, after the agent has "
             "dropped its privileges. Empty: no plugins. The packaged ones are in "
-            "/usr/lib/ember/plugins."),
+            "/usr/lib/ember/plugins. Each plugin reads its own keys from a [plugin.NAME] "
+            "section (docs/plugins.md)."),
     KEY_STR(plugins, enable, "", false,
             "Plugin files to load from dir, by name without .so (space or comma separated), in "
             "this order; empty = every *.so in dir, in name order."),
