@@ -140,8 +140,8 @@ static int kb_import(const struct kb_opts *o, int argc, char **argv)
         log_err("commit: %s; nothing was imported", err);
         return EMBER_EXIT_FAILURE;
     }
-    printf("imported %zu passages, %zu Q&A pairs, %zu relations, %zu new entities\n",
-           total.entries, total.qa, total.relations, total.entities);
+    printf("imported %zu passages, %zu Q&A pairs, %zu relations, %zu new entities\n", total.entries,
+           total.qa, total.relations, total.entities);
     kb_close(kb);
     return EMBER_EXIT_OK;
 }
@@ -302,9 +302,9 @@ static int kb_stats(const struct kb_opts *o, int argc, char **argv)
 int cmd_kb(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"db", required_argument, NULL, 'd'},   {"config", required_argument, NULL, 'c'},
-        {"min", required_argument, NULL, 'm'},  {"text", no_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"db", required_argument, NULL, 'd'},  {"config", required_argument, NULL, 'c'},
+        {"min", required_argument, NULL, 'm'}, {"text", no_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0},
     };
     if (argc < 2)
         return cli_usage_error("say what to do: import, query, eval or stats");

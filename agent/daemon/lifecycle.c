@@ -483,8 +483,7 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
         goto out;
     notify_status("starting");
     if (daemon_start_governor(d) < 0 || privsep_end(d) < 0 || daemon_start_telemetry(d) < 0 ||
-        daemon_start_mqtt(d) < 0 || start_plugins(d) < 0 || start_api(d) < 0 ||
-        load_model(d) < 0)
+        daemon_start_mqtt(d) < 0 || start_plugins(d) < 0 || start_api(d) < 0 || load_model(d) < 0)
         goto stop;
     if (d->http && d->worker)
         agent_http_set_worker(d->http, d->worker);

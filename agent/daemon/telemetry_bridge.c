@@ -140,11 +140,19 @@ void daemon_on_sample_timer(void *user, uint64_t now_ns)
     if (d->mqtt)
         tel_mqtt_publish_sample(d->mqtt, &s);
     if (d->plugins) {
-        struct ember_plugin_telemetry t = {
-            .kind = EMBER_PLUGIN_SAMPLE, .ts_ns = s.ts_ns, .policy = s.policy,
-            .power_w = s.power_w, .energy_j = s.energy_j, .temp_c = s.temp_c, .util = s.util,
-            .tokens_per_s = s.tokens_per_s, .phase = s.phase, .ttft_ms = NAN, .duration_ms = NAN,
-            .session_energy_j = NAN, .j_per_token = NAN};
+        struct ember_plugin_telemetry t = {.kind = EMBER_PLUGIN_SAMPLE,
+                                           .ts_ns = s.ts_ns,
+                                           .policy = s.policy,
+                                           .power_w = s.power_w,
+                                           .energy_j = s.energy_j,
+                                           .temp_c = s.temp_c,
+                                           .util = s.util,
+                                           .tokens_per_s = s.tokens_per_s,
+                                           .phase = s.phase,
+                                           .ttft_ms = NAN,
+                                           .duration_ms = NAN,
+                                           .session_energy_j = NAN,
+                                           .j_per_token = NAN};
         agent_plugins_telemetry(d->plugins, &t);
     }
     if (d->gov)
@@ -298,12 +306,21 @@ void daemon_store_session(struct agent_daemon *d, const struct agent_result *r, 
     if (d->mqtt)
         tel_mqtt_publish_session(d->mqtt, &s);
     if (d->plugins) {
-        struct ember_plugin_telemetry t = {
-            .kind = EMBER_PLUGIN_SESSION, .ts_ns = ts_ns, .policy = s.policy, .power_w = NAN,
-            .energy_j = NAN, .temp_c = NAN, .util = NAN, .tokens_per_s = NAN, .phase = "",
-            .prompt_tokens = s.prompt_tokens, .gen_tokens = s.gen_tokens, .ttft_ms = s.ttft_ms,
-            .duration_ms = s.duration_ms, .session_energy_j = s.energy_j,
-            .j_per_token = s.j_per_token};
+        struct ember_plugin_telemetry t = {.kind = EMBER_PLUGIN_SESSION,
+                                           .ts_ns = ts_ns,
+                                           .policy = s.policy,
+                                           .power_w = NAN,
+                                           .energy_j = NAN,
+                                           .temp_c = NAN,
+                                           .util = NAN,
+                                           .tokens_per_s = NAN,
+                                           .phase = "",
+                                           .prompt_tokens = s.prompt_tokens,
+                                           .gen_tokens = s.gen_tokens,
+                                           .ttft_ms = s.ttft_ms,
+                                           .duration_ms = s.duration_ms,
+                                           .session_energy_j = s.energy_j,
+                                           .j_per_token = s.j_per_token};
         agent_plugins_telemetry(d->plugins, &t);
     }
 }

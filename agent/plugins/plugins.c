@@ -117,15 +117,15 @@ static void install_guard(void)
     guard_installed = true;
 }
 
-#define GUARDED(pl, hook, call)                                                                    \
-    do {                                                                                           \
-        const struct loaded_plugin *outer_plugin = guard_plugin;                                   \
-        const char *outer_hook = guard_hook;                                                       \
-        guard_plugin = (pl);                                                                       \
-        guard_hook = (hook);                                                                       \
-        call;                                                                                      \
-        guard_plugin = outer_plugin;                                                               \
-        guard_hook = outer_hook;                                                                   \
+#define GUARDED(pl, hook, call)                                  \
+    do {                                                         \
+        const struct loaded_plugin *outer_plugin = guard_plugin; \
+        const char *outer_hook = guard_hook;                     \
+        guard_plugin = (pl);                                     \
+        guard_hook = (hook);                                     \
+        call;                                                    \
+        guard_plugin = outer_plugin;                             \
+        guard_hook = outer_hook;                                 \
     } while (0)
 
 /* ---- loading ---- */
@@ -288,7 +288,8 @@ int agent_plugins_load(const struct agent_config *cfg, struct agent_plugins **re
         char list[CFG_STR_PATH];
         snprintf(list, sizeof(list), "%s", cfg->plugins.enable);
         char *save = NULL;
-        for (char *name = strtok_r(list, " ,\t", &save); name; name = strtok_r(NULL, " ,\t", &save)) {
+        for (char *name = strtok_r(list, " ,\t", &save); name;
+             name = strtok_r(NULL, " ,\t", &save)) {
             if (strchr(name, '/')) {
                 log_err("plugins: enable: '%s' refused: a name, not a path", name);
                 continue;
@@ -441,8 +442,8 @@ void agent_plugins_before_request(struct agent_plugins *ps, struct agent_request
         int r;
         GUARDED(pl, "before_request", r = pl->desc->before_request(pl->state, &rc.pub));
         if (r != 0)
-            log_warn("plugin %s: before_request failed (%s); the request goes on",
-                     pl->desc->name, strerror(r < 0 ? -r : EINVAL));
+            log_warn("plugin %s: before_request failed (%s); the request goes on", pl->desc->name,
+                     strerror(r < 0 ? -r : EINVAL));
     }
     if (rc.sources) {
         req->plugin_sources = cJSON_PrintUnformatted(rc.sources);

@@ -69,7 +69,7 @@ struct ember_plugin_message {
 /* The request a before_request hook sees, and the services it may use on it. */
 struct ember_plugin_request {
     uint32_t struct_size;
-    int is_chat;  /* 1: messages; 0: a completion's prompt */
+    int is_chat; /* 1: messages; 0: a completion's prompt */
     const struct ember_plugin_message *messages;
     size_t n_messages;
     const char *prompt; /* completions; NULL for chats */
@@ -131,8 +131,7 @@ struct ember_plugin {
     /* Required. 0 with *ret_state set (any pointer, handed to every hook), or -errno after
      * writing why into err (the agent logs it and refuses the plugin). Unknown keys in its
      * section should fail here, naming cfg->settings[i].where. */
-    int (*init)(const struct ember_plugin_config *cfg, void **ret_state, char *err,
-                size_t err_len);
+    int (*init)(const struct ember_plugin_config *cfg, void **ret_state, char *err, size_t err_len);
     /* Required. Frees what init made; no hook runs after it. */
     void (*shutdown)(void *state);
 

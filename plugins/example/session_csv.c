@@ -20,7 +20,10 @@ static int csv_init(const struct ember_plugin_config *cfg, void **state, char *e
     return 0;
 }
 
-static void csv_shutdown(void *state) { fclose(state); }
+static void csv_shutdown(void *state)
+{
+    fclose(state);
+}
 
 static void csv_telemetry(void *state, const struct ember_plugin_telemetry *t)
 {
@@ -31,7 +34,11 @@ static void csv_telemetry(void *state, const struct ember_plugin_telemetry *t)
 }
 
 EMBER_PLUGIN_EXPORT const struct ember_plugin ember_plugin = {
-    .abi_version = EMBER_PLUGIN_ABI_VERSION, .struct_size = sizeof(struct ember_plugin),
-    .name = "session_csv", .version = "1", .init = csv_init, .shutdown = csv_shutdown,
+    .abi_version = EMBER_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(struct ember_plugin),
+    .name = "session_csv",
+    .version = "1",
+    .init = csv_init,
+    .shutdown = csv_shutdown,
     .on_telemetry = csv_telemetry,
 };

@@ -40,9 +40,9 @@ static const char schema[] =
     "  id INTEGER PRIMARY KEY,"
     "  key TEXT NOT NULL UNIQUE,"
     "  kind TEXT NOT NULL CHECK(kind IN ('doc','qa')),"
-    "  title TEXT NOT NULL DEFAULT '',"   /* shown: "document: heading" */
+    "  title TEXT NOT NULL DEFAULT '',"    /* shown: "document: heading" */
     "  heading TEXT NOT NULL DEFAULT '',"  /* the section's heading, a Q&A pair's question */
-    "  doctitle TEXT NOT NULL DEFAULT '',"  /* the document's title (Markdown's first heading) */
+    "  doctitle TEXT NOT NULL DEFAULT ''," /* the document's title (Markdown's first heading) */
     "  body TEXT NOT NULL,"
     "  source TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX IF NOT EXISTS entries_source ON entries(source);"
@@ -138,8 +138,8 @@ int kb_open(const char *path, bool read_only, struct kb **ret, char *err, size_t
                 &kb->search, err, err_len) < 0 ||
         prepare(kb, "SELECT count(*) FROM (SELECT 1 FROM entries_fts(?1) LIMIT ?2)",
                 &kb->term_count, err, err_len) < 0 ||
-        prepare(kb, "SELECT id FROM entities WHERE name = ?1", &kb->entity_by_name, err,
-                err_len) < 0 ||
+        prepare(kb, "SELECT id FROM entities WHERE name = ?1", &kb->entity_by_name, err, err_len) <
+            0 ||
         prepare(kb,
                 "SELECT object FROM relations WHERE subject = ?1 UNION "
                 "SELECT subject FROM relations WHERE object = ?1",
@@ -150,8 +150,7 @@ int kb_open(const char *path, bool read_only, struct kb **ret, char *err, size_t
                 err, err_len) < 0)
         goto fail;
     sqlite3_stmt *count = NULL;
-    if (sqlite3_prepare_v2(kb->db, "SELECT count(*) FROM entries", -1, &count, NULL) ==
-            SQLITE_OK &&
+    if (sqlite3_prepare_v2(kb->db, "SELECT count(*) FROM entries", -1, &count, NULL) == SQLITE_OK &&
         sqlite3_step(count) == SQLITE_ROW)
         kb->n_entries = sqlite3_column_int64(count, 0);
     sqlite3_finalize(count);
@@ -242,8 +241,9 @@ static int entity_id(struct kb *kb, const char *name, size_t n, long long *ret,
         return -EINVAL;
     sqlite3_stmt *s = NULL;
     int rc = -EIO;
-    if (sqlite3_prepare_v2(kb->db, "INSERT INTO entities(name) VALUES (?1) ON CONFLICT(name) DO "
-                                   "NOTHING",
+    if (sqlite3_prepare_v2(kb->db,
+                           "INSERT INTO entities(name) VALUES (?1) ON CONFLICT(name) DO "
+                           "NOTHING",
                            -1, &s, NULL) != SQLITE_OK)
         return -EIO;
     sqlite3_bind_text(s, 1, norm, -1, SQLITE_TRANSIENT);
@@ -356,8 +356,8 @@ static int add_relation(struct kb *kb, const char *subject, const char *predicat
 /* ---- JSONL ---- */
 
 /* A required string field of at most max bytes, or NULL after writing why. */
-static const char *field_str(const cJSON *o, const char *name, size_t max, bool required,
-                             char *why, size_t why_len)
+static const char *field_str(const cJSON *o, const char *name, size_t max, bool required, char *why,
+                             size_t why_len)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!f) {
@@ -745,12 +745,11 @@ int kb_import_file(struct kb *kb, const char *path, struct kb_import_stats *st, 
 static bool stopword(const char *w)
 {
     static const char *const words[] = {
-        "a",    "an",   "and",  "are",   "as",    "at",   "be",    "by",   "can",  "do",
-        "does", "for",  "from", "how",   "i",     "if",   "in",    "is",   "it",   "its",
-        "me",   "my",   "of",   "on",    "or",    "so",   "that",  "the",  "this", "to",
-        "what", "when", "where", "which", "who",  "why",  "will",  "with", "you",  "your",
-        "there", "their", "was", "get",  "has",   "have", "about", "into", "than", "then",
-        NULL};
+        "a",     "an",   "and",   "are",  "as",   "at",   "be",   "by",    "can",   "do",   "does",
+        "for",   "from", "how",   "i",    "if",   "in",   "is",   "it",    "its",   "me",   "my",
+        "of",    "on",   "or",    "so",   "that", "the",  "this", "to",    "what",  "when", "where",
+        "which", "who",  "why",   "will", "with", "you",  "your", "there", "their", "was",  "get",
+        "has",   "have", "about", "into", "than", "then", NULL};
     for (size_t i = 0; words[i]; i++)
         if (strcmp(w, words[i]) == 0)
             return true;

@@ -49,10 +49,10 @@ int kb_import_file(struct kb *kb, const char *path, struct kb_import_stats *st, 
 struct kb_hit {
     char key[KB_KEY_MAX];
     char title[KB_TITLE_MAX];
-    char kind[8];       /* "doc" or "qa" */
-    double score;       /* higher is better */
-    bool via_graph;     /* found or lifted by the entity hop */
-    char *body;         /* malloc'd; kb_hits_free */
+    char kind[8];   /* "doc" or "qa" */
+    double score;   /* higher is better */
+    bool via_graph; /* found or lifted by the entity hop */
+    char *body;     /* malloc'd; kb_hits_free */
 };
 
 /* The best k (at most 16) entries for a question. *ret_n may be 0. */

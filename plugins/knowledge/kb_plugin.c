@@ -73,8 +73,9 @@ static int kb_plugin_init(const struct ember_plugin_config *cfg, void **ret_stat
     struct kb_counts n = {0};
     if (kb_count(p->kb, &n) == 0 && cfg->log) {
         char msg[640];
-        snprintf(msg, sizeof(msg), "%s: %lld passages, %lld Q&A pairs, %lld entities, %lld relations",
-                 db, n.docs, n.qa, n.entities, n.relations);
+        snprintf(msg, sizeof(msg),
+                 "%s: %lld passages, %lld Q&A pairs, %lld entities, %lld relations", db, n.docs,
+                 n.qa, n.entities, n.relations);
         cfg->log(6, cfg->name, msg);
     }
     *ret_state = p;

@@ -49,7 +49,7 @@ static const char *zipf_word(void)
 
 static void make_vocabulary(void)
 {
-    static const char *const syl[] = {"ka", "ro", "mi", "te", "lu", "san", "vo", "ri", "pe",
+    static const char *const syl[] = {"ka",  "ro", "mi",  "te", "lu", "san", "vo",  "ri",  "pe",
                                       "dor", "al", "qui", "ne", "bo", "tis", "gra", "fen", "xu"};
     double sum = 0;
     for (size_t i = 0; i < VOCAB; i++) {
@@ -110,8 +110,9 @@ int main(int argc, char **argv)
                 words[200 + (size_t)(uniform() * 2000)]);
     }
     for (size_t i = 0; i < n_entries / 4; i++)
-        fprintf(f, "{\"type\":\"relation\",\"subject\":\"%s\",\"predicate\":\"near\",\"object\":"
-                   "\"%s\"}\n",
+        fprintf(f,
+                "{\"type\":\"relation\",\"subject\":\"%s\",\"predicate\":\"near\",\"object\":"
+                "\"%s\"}\n",
                 words[200 + (size_t)(uniform() * 2000)], words[200 + (size_t)(uniform() * 2000)]);
     fclose(f);
 
@@ -120,7 +121,8 @@ int main(int argc, char **argv)
     struct kb_import_stats st = {0};
     uint64_t t0 = cmn_now_ns();
     if (kb_open(db, false, &kb, err, sizeof(err)) < 0 || kb_begin(kb, err, sizeof(err)) < 0 ||
-        kb_import_file(kb, jsonl, &st, err, sizeof(err)) < 0 || kb_commit(kb, err, sizeof(err)) < 0) {
+        kb_import_file(kb, jsonl, &st, err, sizeof(err)) < 0 ||
+        kb_commit(kb, err, sizeof(err)) < 0) {
         fprintf(stderr, "import: %s\n", err);
         return 1;
     }
@@ -180,7 +182,9 @@ int main(int argc, char **argv)
     getloadavg(load, 1);
     printf("target < 20 ms per request: %s (mean wall %.2f ms, mean CPU %.2f ms; load average "
            "%.1f on %ld CPUs: with a busy machine, the CPU time is what a request costs)\n",
-           mean < 20 ? "met" : mean_cpu < 20 ? "met in CPU time, not in wall time" : "NOT met",
+           mean < 20       ? "met"
+           : mean_cpu < 20 ? "met in CPU time, not in wall time"
+                           : "NOT met",
            mean, mean_cpu, load[0], sysconf(_SC_NPROCESSORS_ONLN));
     free(ms);
     free(cpu);

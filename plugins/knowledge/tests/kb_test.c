@@ -68,7 +68,8 @@ int main(void)
         "the on temperature and stops below the off temperature.\",\"entities\":[\"fan\"]}\n"
         "\n"
         "{\"type\":\"qa\",\"id\":\"qa-cap\",\"question\":\"How do I limit the power draw?\","
-        "\"answer\":\"Set power_cap_w in the governor section.\",\"entities\":[\"power_cap_w\"]}\r\n"
+        "\"answer\":\"Set power_cap_w in the governor "
+        "section.\",\"entities\":[\"power_cap_w\"]}\r\n"
         "{\"type\":\"doc\",\"id\":\"rapl\",\"text\":\"Package energy counters are read from "
         "intel-rapl.\",\"entities\":[\"RAPL\"]}\n"
         "{\"type\":\"relation\",\"subject\":\"power_cap_w\",\"predicate\":\"measured by\","
@@ -92,7 +93,8 @@ int main(void)
     } bad[] = {
         {"{\"type\":\"doc\",\"id\":\"new1\",\"text\":\"fine\"}\n{\"type\":\"doc\",\"id\":\"x\"",
          "bad.jsonl:2: not valid JSON"},
-        {"{\"type\":\"doc\",\"id\":\"new1\",\"text\":\"fine\"}\n\n{\"type\":\"doc\",\"text\":\"t\"}",
+        {"{\"type\":\"doc\",\"id\":\"new1\",\"text\":\"fine\"}\n\n{\"type\":\"doc\",\"text\":"
+         "\"t\"}",
          "bad.jsonl:3: missing \"id\""},
         {"{\"type\":\"poem\",\"id\":\"p\",\"text\":\"t\"}", "bad.jsonl:1: \"type\" must be"},
         {"{\"type\":\"doc\",\"id\":\"d\",\"text\":\"t\",\"txet\":1}",
@@ -138,8 +140,8 @@ int main(void)
                      "while generating.\n\n```sh\n# not a heading\necho hi\n```\n\n## Status "
                      "LED\n\nSecond section with the same title.\n\n### Fan & Cooling!\n\n");
     for (int i = 0; i < 60; i++) /* a long section: split at blank lines */
-        n += snprintf(md + n, sizeof(md) - (size_t)n,
-                      "Paragraph %d about airflow and cooling.\n\n", i);
+        n += snprintf(md + n, sizeof(md) - (size_t)n, "Paragraph %d about airflow and cooling.\n\n",
+                      i);
     CHECK_EQ_INT(import(kb, "docs/box.md", md, true, err, sizeof(err)), 0);
     CHECK(top_is(kb, "intro box", "box.md#the-box", 2));
     CHECK(top_is(kb, "led blinks generating", "box.md#status-led", 1));
