@@ -169,5 +169,33 @@ check "the crash is reported with the plugin, its file and the hook" \
     grep -qF "ember: fatal: plugin 'probe' ($tmp/plugins/probe.so) crashed with SIGSEGV in its before_request hook" "$tmp/crash.log"
 check "the plugin did crash there" grep -q '^crashing in before_request$' "$tmp/probe.log"
 
+# ---- 3. plugins load after the privilege drop (root only: [agent] user needs it) ----
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+    # nobody must reach the plugins, the knowledge base and the probe's log
+    chmod 755 "$tmp" "$tmp/plugins"
+    cp "$kb" "$tmp/kb.db" && chmod 644 "$tmp/kb.db" "$tmp"/plugins/*.so
+    kb="$tmp/kb.db"
+    write_conf ""
+    sed -i "s|^\[agent\]$|[agent]\nuser = nobody|" "$tmp/ember.conf"
+    : > "$tmp/probe.log"
+    : > "$tmp/sessions.csv"
+    chmod 666 "$tmp/probe.log" "$tmp/sessions.csv"
+    mkdir -p "$tmp/state" && chmod 777 "$tmp/state"
+    "$ember" agent --config "$tmp/ember.conf" > "$tmp/drop.log" 2>&1 &
+    agent=$!
+    pids+=($agent)
+    check "the agent serves as nobody with plugins" wait_for 30 curl -sf -o /dev/null "$api/health"
+    nobody=$(id -u nobody)
+    check "plugins run their init as nobody (uid $nobody), never as root" \
+        grep -q "^init probe plugin.probe uid=$nobody\$" "$tmp/probe.log"
+    check "the agent dropped to nobody before" grep -q "privilege separation: running as nobody" "$tmp/drop.log"
+    check "the knowledge plugin loaded as nobody" grep -q "plugins: loaded knowledge" "$tmp/drop.log"
+    kill -TERM "$agent"
+    wait "$agent"
+    check "the unprivileged agent stops cleanly" test $? = 0
+else
+    echo "(phase 3, plugins after the privilege drop, needs root and a 'nobody' user: not run)"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -165,7 +165,7 @@ int main(int argc, char **argv)
 
     log = read_all(probe_log);
     fprintf(stderr, "--- the probe's log ---\n%s---\n", log);
-    CHECK_CONTAINS(log, "init probe plugin.probe\n");
+    CHECK_CONTAINS(log, "init probe plugin.probe uid=");
     CHECK_CONTAINS(log, "before_request chat=1 n=4 query=how hot is it?\n");
     CHECK_CONTAINS(log, "before_request chat=0 n=0 query=Once upon\n");
     CHECK_CONTAINS(log, "before_request chat=1 n=1 query=!ping\n");

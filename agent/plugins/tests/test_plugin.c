@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "ember/plugin.h"
 
@@ -60,7 +61,7 @@ static int probe_init(const struct ember_plugin_config *cfg, void **ret, char *e
         return -EIO;
     }
     setvbuf(p->log, NULL, _IOLBF, 0);
-    fprintf(p->log, "init %s %s\n", cfg->name, cfg->section);
+    fprintf(p->log, "init %s %s uid=%u\n", cfg->name, cfg->section, (unsigned)geteuid());
     crash_if(p, "init");
     *ret = p;
     return 0;
