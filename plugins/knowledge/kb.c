@@ -893,6 +893,7 @@ static void lift_mentions(struct kb *kb, long long entity, double bonus, struct 
         if (!x)
             break;
         x->score += bonus;
+        x->via_graph = true;
     }
     sqlite3_reset(kb->mentioning);
 }

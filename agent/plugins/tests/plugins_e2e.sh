@@ -9,7 +9,7 @@
 # Usage: plugins_e2e.sh EMBER SOURCE_DIR SHARED_DIR BUILD_DIR
 set -uo pipefail
 ember=$1
-src=$2
+src=$(cd "$2" && pwd)
 shared=$3
 build=$4
 model="$shared/models/stories260K.gguf"
@@ -112,6 +112,7 @@ for want in "plugins: $tmp/plugins/wrong_abi.so refused: it was built for plugin
     check "log: $want" grep -qF -- "$want" <<<"$log"
 done
 
+model_runs=2 # requests that run the model (and so become sessions)
 body='{"messages":[{"role":"user","content":"How do I cap power at 10 W?"}]}'
 resp=$(curl -s --max-time 60 "$api/v1/chat/completions" -H 'Content-Type: application/json' -d "$body")
 echo "chat: ${resp:0:600}"
@@ -129,6 +130,30 @@ EOF
 stream=$(curl -sN --max-time 60 "$api/v1/chat/completions" -H 'Content-Type: application/json' \
     -d '{"stream":true,"messages":[{"role":"user","content":"What does ember kb import do?"}]}')
 check "the streamed finish chunk carries sources" grep -q '"finish_reason":"[a-z]*"}\],"energy":{[^}]*},"sources":\[{"id":' <<<"$stream"
+
+# The official openai npm client reads such a response as usual (the extra field is ignored, and
+# still there for a client that wants it), when tests/node has it installed (scripts/setup).
+if command -v node >/dev/null && [ -d "$src/tests/node/node_modules/openai" ]; then
+    cat > "$tmp/client.js" <<'EOF'
+const mod = require(process.env.OPENAI_MODULE);
+const OpenAI = mod.default || mod.OpenAI || mod;
+const client = new OpenAI({ baseURL: process.env.API + '/v1', apiKey: 'none', maxRetries: 0 });
+client.chat.completions
+  .create({ model: 'stories260K', messages: [{ role: 'user', content: 'How do I cap power at 10 W?' }] })
+  .then((r) => {
+    if (typeof r.choices[0].message.content !== 'string') throw new Error('no content');
+    if (!Array.isArray(r.sources) || !r.sources.some((s) => s.plugin === 'knowledge'))
+      throw new Error('no sources: ' + JSON.stringify(r));
+    console.log('openai client: ok, ' + r.sources.length + ' sources');
+  })
+  .catch((e) => { console.error(e); process.exit(1); });
+EOF
+    model_runs=$((model_runs + 1))
+    check "the openai npm client reads a response with sources" \
+        env API="$api" OPENAI_MODULE="$src/tests/node/node_modules/openai" node "$tmp/client.js"
+else
+    echo "(the openai npm client check needs node and tests/node/node_modules: not run)"
+fi
 
 ping=$(curl -s --max-time 60 "$api/v1/chat/completions" -H 'Content-Type: application/json' \
     -d '{"messages":[{"role":"user","content":"!ping"}]}')
@@ -149,7 +174,7 @@ rc=$?
 check "the agent stops cleanly (exit $rc)" test "$rc" = 0
 check "plugins are shut down" grep -q '^shutdown tokens=[1-9]' "$tmp/probe.log"
 check "session_csv wrote one line per model-run request" \
-    test "$(grep -cE '^[0-9]+,[1-9][0-9]*,[1-9][0-9]*,[0-9.]+,(nan|-?[0-9.]+),' "$tmp/sessions.csv")" = 2
+    test "$(grep -cE '^[0-9]+,[1-9][0-9]*,[1-9][0-9]*,[0-9.]+,(nan|-?[0-9.]+),' "$tmp/sessions.csv")" = "$model_runs"
 
 # ---- 2. a plugin that crashes in a hook ----
 write_conf "crash = before_request"
