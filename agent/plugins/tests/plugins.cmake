@@ -25,5 +25,6 @@ add_dependencies(plugins_test test_plugin_probe test_plugin_wrong_abi test_plugi
 # the agent down with a report that names the plugin and the hook.
 add_test(NAME plugins_e2e
          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/plugins_e2e.sh ${EMBER_TEST_EMBER}
-                 ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR} ${CMAKE_BINARY_DIR})
+                 ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR} ${CMAKE_BINARY_DIR}
+                 "${EMBER_TEST_EMULATOR}")
 set_tests_properties(plugins_e2e PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 300)
