@@ -437,7 +437,11 @@ static bool check_line_syntax(struct parse_ctx *ctx, const char *line, size_t n)
         section[sn] = '\0';
         snprintf(ctx->section, sizeof(ctx->section), "%s", section);
         ctx->section_known = section_exists(section) || plugin_section(section);
-        if (!ctx->section_known)
+        if (!ctx->section_known && strncmp(section, "plugin.", 7) == 0)
+            add_error(ctx, ctx->lineno, section, NULL,
+                      "a plugin's section is plugin.NAME with NAME of 1 to 31 characters "
+                      "a-z, 0-9, '_' or '-'");
+        else if (!ctx->section_known)
             add_error(ctx, ctx->lineno, section, NULL,
                       "unknown section (known: agent, engine, governor, telemetry, mqtt, api, "
                       "plugins, plugin.NAME)");
