@@ -32,6 +32,10 @@ struct loaded_plugin {
     const struct ember_plugin *desc;
     void *state;
     char path[CFG_STR_PATH + 64];
+    /* STATE_DIR/plugin-crashed.NAME: written when it crashes, so the restarted agent does not
+     * load it again (a plugin that crashes on every request would otherwise take the agent
+     * down on every request) */
+    char crash_marker[CFG_STR_PATH + 64];
 };
 
 struct agent_plugins {
@@ -90,8 +94,25 @@ static void on_fatal_signal(int sig, siginfo_t *si, void *uc)
         n = add_str(msg, n, sizeof(msg),
                     " hook; the agent dies with it (systemd restarts it; the CPU frequency "
                     "settings are restored by the privileged helper or ExecStopPost)\n");
+        if (guard_plugin && guard_plugin->crash_marker[0]) {
+            n = add_str(msg, n - 1, sizeof(msg), "; it is not loaded again until ");
+            n = add_str(msg, n, sizeof(msg), guard_plugin->crash_marker);
+            n = add_str(msg, n, sizeof(msg), " is removed\n");
+        }
         ssize_t w = write(STDERR_FILENO, msg, n);
         (void)w;
+        if (guard_plugin && guard_plugin->crash_marker[0]) {
+            int fd =
+                open(guard_plugin->crash_marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (fd >= 0) {
+                char why[128];
+                size_t k = add_str(why, 0, sizeof(why), signal_name(sig));
+                k = add_str(why, k, sizeof(why), " in ");
+                k = add_str(why, k, sizeof(why), guard_hook);
+                w = write(fd, why, k);
+                close(fd);
+            }
+        }
     }
     for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++)
         if (fatal_signals[i] == sig)
@@ -224,6 +245,20 @@ static void load_one(struct agent_plugins *ps, const struct agent_config *cfg, c
                      ps->p[i].path);
     if (why[0]) {
         log_err("plugins: %s refused: %s", path, why);
+        dlclose(pl->handle);
+        return;
+    }
+    snprintf(pl->crash_marker, sizeof(pl->crash_marker), "%s/plugin-crashed.%s",
+             cfg->agent.state_dir, d->name);
+    char crashed[128] = "";
+    int fd = open(pl->crash_marker, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t r = read(fd, crashed, sizeof(crashed) - 1);
+        crashed[r > 0 ? r : 0] = '\0';
+        close(fd);
+        log_err("plugins: %s (%s) refused: it crashed (%s) when it last ran; remove %s to load "
+                "it again",
+                path, d->name, crashed[0] ? crashed : "?", pl->crash_marker);
         dlclose(pl->handle);
         return;
     }

@@ -19,7 +19,9 @@
  * Hooks must not block for long and must not call exit(), fork() or change signal dispositions.
  * A fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) inside a hook is reported on stderr
  * (the journal) with the plugin's name and the hook, then the agent dies of that signal: a
- * plugin runs in the agent's address space and a crash cannot be contained.
+ * plugin runs in the agent's address space and a crash cannot be contained. The agent notes the
+ * crash in STATE_DIR/plugin-crashed.NAME and, restarted, refuses the plugin while that file
+ * exists.
  *
  * Memory: every pointer the agent passes is valid only during the call; copy what you keep.
  * Strings a plugin passes to the agent's services are copied by the agent. */

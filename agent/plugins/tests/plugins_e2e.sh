@@ -56,7 +56,7 @@ sys.exit(0 if code == open(sys.argv[2]).read() else 1)
 EOF
     fail "docs/plugins.md's example differs from plugins/example/session_csv.c"
 
-mkdir -p "$tmp/plugins"
+mkdir -p "$tmp/plugins" "$tmp/state"
 cp "$build/lib/ember/plugins/knowledge.so" "$build/test-plugins/"{probe,wrong_abi,no_symbol,init_fails}.so \
     "$build/example-plugins/session_csv.so" "$tmp/plugins/"
 port=$(python3 "$src/tests/agent/free_port.py")
@@ -194,6 +194,23 @@ check "the agent died (exit status $rc)" test "$rc" -ne 0
 check "the crash is reported with the plugin, its file and the hook" \
     grep -qF "ember: fatal: plugin 'probe' ($tmp/plugins/probe.so) crashed with SIGSEGV in its before_request hook" "$tmp/crash.log"
 check "the plugin did crash there" grep -q '^crashing in before_request$' "$tmp/probe.log"
+marker="$tmp/state/plugin-crashed.probe"
+check "the report says how to load it again" grep -qF "it is not loaded again until $marker is removed" "$tmp/crash.log"
+check "the crash is remembered in $marker" grep -qx 'SIGSEGV in before_request' "$marker"
+
+# ---- 2b. restarted (as systemd would), the agent serves without the plugin that crashed ----
+"$ember" agent --config "$tmp/ember.conf" > "$tmp/after.log" 2>&1 &
+agent=$!
+pids+=($agent)
+check "the restarted agent serves" wait_for 30 curl -sf -o /dev/null "$api/health"
+check "... refusing the plugin that crashed, saying why and how to undo it" \
+    grep -qF "plugins: $tmp/plugins/probe.so (probe) refused: it crashed (SIGSEGV in before_request) when it last ran; remove $marker to load it again" "$tmp/after.log"
+resp=$(curl -s --max-time 60 "$api/v1/chat/completions" -H 'Content-Type: application/json' -d "$body")
+check "... and answers the request that crashed it before" grep -q '"finish_reason":"length"' <<<"$resp"
+kill -TERM "$agent"
+wait "$agent"
+check "the restarted agent stops cleanly" test $? = 0
+rm -f "$marker"
 
 # ---- 3. plugins load after the privilege drop (root only: [agent] user needs it) ----
 if [ -n "$emulator" ]; then
