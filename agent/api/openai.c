@@ -792,6 +792,10 @@ static int usage_energy(const struct agent_result *res, bool usage, struct opena
     snprintf(policy, sizeof(policy), "%.*s", (int)sizeof(res->policy), res->policy);
     rc |= policy[0] ? buf_json_str(b, policy) : buf_str(b, "null");
     rc |= buf_str(b, "}");
+    if (res->sources_json) { /* the entries plugins cited (agent/plugins/; already JSON) */
+        rc |= buf_str(b, ",\"sources\":");
+        rc |= buf_str(b, res->sources_json);
+    }
     return rc ? -ENOMEM : 0;
 }
 

@@ -6,7 +6,8 @@
  * Extensions beyond OpenAI: sampling keys top_k, min_p and repeat_penalty; an "energy" object
  * {"joules","joules_per_token","avg_watts","policy"} beside "usage" in every final response and
  * on the streamed chunk that carries finish_reason (the usage chunk asked for by
- * stream_options.include_usage carries it too). */
+ * stream_options.include_usage carries it too); a "sources" array beside them when plugins
+ * cited entries (agent_result.sources_json, docs/plugins.md). */
 #ifndef AGENT_OPENAI_H
 #define AGENT_OPENAI_H
 

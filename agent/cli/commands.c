@@ -18,5 +18,6 @@ const struct ember_command ember_commands[] = {
     {"gpio", "status LED, fan, button and power-loss lines: status, test", cmd_gpio},
     {"report", "energy and joules per token from the telemetry history", cmd_report},
     {"fleet", "status of every appliance on a (central) MQTT broker", cmd_fleet},
+    {"kb", "the knowledge plugin's database: import, query, eval, stats", cmd_kb},
     {NULL, NULL, NULL},
 };

@@ -38,5 +38,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_fleet(int argc, char **argv);
 /* `ember gpio status|test`: the [gpio] lines (cmd_gpio.c). */
 int cmd_gpio(int argc, char **argv);
+/* `ember kb import|query|eval|stats`: the knowledge plugin's database (cmd_kb.c). */
+int cmd_kb(int argc, char **argv);
 
 #endif

@@ -324,6 +324,49 @@ static int store_value(const struct cfg_key *k, const char *value, struct agent_
     return -EINVAL;
 }
 
+/* [plugin.NAME]: a plugin's own section; NAME as plugin names go ([a-z0-9_-], 1..31). */
+static bool plugin_section(const char *section)
+{
+    if (strncmp(section, "plugin.", 7) != 0)
+        return false;
+    size_t n = strlen(section + 7);
+    if (n == 0 || n > 31)
+        return false;
+    for (const char *p = section + 7; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+/* The agent keeps a plugin's keys as text; the plugin checks them when it starts. */
+static void store_plugin_setting(struct parse_ctx *ctx, const char *section, const char *name,
+                                 const char *value)
+{
+    struct cfg_plugins *p = &ctx->cfg->plugins;
+    for (size_t i = 0; i < p->n_settings; i++)
+        if (strcmp(p->settings[i].section, section) == 0 && strcmp(p->settings[i].key, name) == 0) {
+            add_error(ctx, ctx->lineno, section, name, "duplicate key (first set on line %d)",
+                      p->settings[i].line);
+            return;
+        }
+    if (p->n_settings == CFG_PLUGIN_SETTINGS) {
+        add_error(ctx, ctx->lineno, section, name, "more than %d plugin settings in all",
+                  CFG_PLUGIN_SETTINGS);
+        return;
+    }
+    if (strlen(name) >= sizeof(p->settings[0].key) ||
+        strlen(value) >= sizeof(p->settings[0].value)) {
+        add_error(ctx, ctx->lineno, section, name, "key or value too long (at most %zu bytes)",
+                  sizeof(p->settings[0].value) - 1);
+        return;
+    }
+    struct cfg_plugin_setting *st = &p->settings[p->n_settings++];
+    snprintf(st->section, sizeof(st->section), "%s", section);
+    snprintf(st->key, sizeof(st->key), "%s", name);
+    snprintf(st->value, sizeof(st->value), "%s", value);
+    st->line = ctx->lineno;
+}
+
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
     struct parse_ctx *ctx = user;
@@ -331,6 +374,10 @@ static int on_ini_value(void *user, const char *section, const char *name, const
         return 1; /* the section line was already reported */
     if (!*section) {
         add_error(ctx, ctx->lineno, NULL, NULL, "key '%s' outside any [section]", name);
+        return 1;
+    }
+    if (plugin_section(section)) {
+        store_plugin_setting(ctx, section, name, value);
         return 1;
     }
     size_t index;
@@ -389,11 +436,15 @@ static bool check_line_syntax(struct parse_ctx *ctx, const char *line, size_t n)
         memcpy(section, line + 1, sn);
         section[sn] = '\0';
         snprintf(ctx->section, sizeof(ctx->section), "%s", section);
-        ctx->section_known = section_exists(section);
-        if (!ctx->section_known)
-            add_error(
-                ctx, ctx->lineno, section, NULL,
-                "unknown section (known: agent, engine, governor, telemetry, mqtt, api, gpio)");
+        ctx->section_known = section_exists(section) || plugin_section(section);
+        if (!ctx->section_known && strncmp(section, "plugin.", 7) == 0)
+            add_error(ctx, ctx->lineno, section, NULL,
+                      "a plugin's section is plugin.NAME with NAME of 1 to 31 characters "
+                      "a-z, 0-9, '_' or '-'");
+        else if (!ctx->section_known)
+            add_error(ctx, ctx->lineno, section, NULL,
+                      "unknown section (known: agent, engine, governor, telemetry, mqtt, api, "
+                      "gpio, plugins, plugin.NAME)");
         return ctx->section_known;
     }
     const char *eq = memchr(line, '=', n);
@@ -699,6 +750,15 @@ void agent_config_dump(const struct agent_config *cfg, FILE *out, bool with_docs
         }
         fprintf(out, "%s =%s%s\n", k->name, value[0] ? " " : "", value);
     }
+    /* the plugins' own sections, as the file had them (their keys are the plugins') */
+    const char *plugin = NULL;
+    for (size_t i = 0; i < cfg->plugins.n_settings; i++) {
+        const struct cfg_plugin_setting *st = &cfg->plugins.settings[i];
+        if (!plugin || strcmp(plugin, st->section) != 0)
+            fprintf(out, "\n[%s]\n", st->section);
+        plugin = st->section;
+        fprintf(out, "%s = %s\n", st->key, st->value);
+    }
 }
 
 int agent_config_restart_keys(const struct agent_config *a, const struct agent_config *b, char *buf,
@@ -723,6 +783,19 @@ int agent_config_restart_keys(const struct agent_config *a, const struct agent_c
             if (n > 0)
                 used += (size_t)n;
         }
+    }
+    /* plugins read their sections once, when they start */
+    bool same = a->plugins.n_settings == b->plugins.n_settings;
+    for (size_t i = 0; same && i < a->plugins.n_settings; i++)
+        same = memcmp(&a->plugins.settings[i], &b->plugins.settings[i],
+                      sizeof(a->plugins.settings[i])) == 0 ||
+               (strcmp(a->plugins.settings[i].value, b->plugins.settings[i].value) == 0 &&
+                strcmp(a->plugins.settings[i].key, b->plugins.settings[i].key) == 0 &&
+                strcmp(a->plugins.settings[i].section, b->plugins.settings[i].section) == 0);
+    if (!same) {
+        count++;
+        if (used < len)
+            snprintf(buf + used, len - used, "%s[plugin.*] sections", count > 1 ? ", " : "");
     }
     return count;
 }

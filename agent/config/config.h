@@ -140,6 +140,23 @@ struct cfg_gpio {
     char pwm_sysfs_root[CFG_STR_PATH];
 };
 
+/* Plugins (agent/plugins/, include/ember/plugin.h): [plugins] keys, and every `key = value` of
+ * the [plugin.NAME] sections, which the agent does not interpret: each plugin checks its own. */
+#define CFG_PLUGIN_SETTINGS  32
+#define CFG_PLUGIN_VALUE_MAX 200
+struct cfg_plugin_setting {
+    char section[CFG_STR_SMALL]; /* "plugin.NAME" */
+    char key[CFG_STR_SMALL];
+    char value[CFG_PLUGIN_VALUE_MAX];
+    int line;
+};
+struct cfg_plugins {
+    char dir[CFG_STR_PATH];
+    char enable[CFG_STR_PATH];
+    size_t n_settings;
+    struct cfg_plugin_setting settings[CFG_PLUGIN_SETTINGS];
+};
+
 struct agent_config {
     struct cfg_agent agent;
     struct cfg_engine engine;
@@ -148,6 +165,7 @@ struct agent_config {
     struct cfg_mqtt mqtt;
     struct cfg_api api;
     struct cfg_gpio gpio;
+    struct cfg_plugins plugins;
     /* Where the values came from, for messages: the file path or "(defaults)". */
     char source[CFG_STR_PATH];
 };

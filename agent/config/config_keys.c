@@ -281,6 +281,15 @@ static const struct cfg_key agent_rows[] = {
             "Duty cycle when the fan has just switched on (some fans stall below ~20-30%)."),
     KEY_STR(gpio, pwm_sysfs_root, "/", false,
             "Root under which sys/class/pwm is found (tests point it at a fake tree)."),
+    /* [plugins] (agent/plugins/, docs/plugins.md); each plugin's own keys go in [plugin.NAME] */
+    KEY_STR(plugins, dir, "", false,
+            "Directory of plugin shared objects (*.so) loaded at start, after the agent has "
+            "dropped its privileges. Empty: no plugins. The packaged ones are in "
+            "/usr/lib/ember/plugins. Each plugin reads its own keys from a [plugin.NAME] "
+            "section (docs/plugins.md)."),
+    KEY_STR(plugins, enable, "", false,
+            "Plugin files to load from dir, by name without .so (space or comma separated), in "
+            "this order; empty = every *.so in dir, in name order."),
 
     {0},
 };

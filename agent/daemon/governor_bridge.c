@@ -12,6 +12,7 @@
 #include "daemon_parts.h"
 #include "gov_config.h"
 #include "log.h"
+#include "plugins.h"
 #include "privsep.h"
 #include "telemetry/mqtt.h"
 
@@ -38,6 +39,7 @@ void daemon_governor_drain_events(struct agent_daemon *d)
         char detail[320];
         snprintf(detail, sizeof(detail), "%s: %s", kind, ev.detail);
         daemon_record_event(d, "governor", detail);
+        agent_plugins_governor_event(d->plugins, kind, ev.detail, cmn_wall_ns());
     }
 }
 

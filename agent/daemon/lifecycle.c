@@ -24,6 +24,7 @@
 #include "exit_codes.h"
 #include "gov_config.h"
 #include "log.h"
+#include "plugins.h"
 #include "privsep.h"
 #include "telemetry/mqtt.h"
 #include "telemetry/power.h"
@@ -172,6 +173,31 @@ static void on_watchdog(void *user, uint64_t now_ns)
     sd_notify(0, "WATCHDOG=1");
 }
 
+/* ---- plugins (agent/plugins/): hooks of the worker, to the plugins ---- */
+
+static void hook_before_request(void *user, struct agent_request *req)
+{
+    struct agent_daemon *d = user;
+    agent_plugins_before_request(d->plugins, req);
+}
+
+static void hook_text(void *user, const char *text, size_t len, uint64_t index)
+{
+    struct agent_daemon *d = user;
+    agent_plugins_token(d->plugins, text, len, index);
+}
+
+/* After the privilege drop, so a plugin never runs as root; before the API and the worker, so
+ * no hook can run before its init. A refused plugin is logged; the agent runs on. */
+static int start_plugins(struct agent_daemon *d)
+{
+    if (agent_plugins_load(&d->cfg, &d->plugins) < 0) {
+        log_err("plugins: out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static int load_progress(float fraction, void *user)
 {
     /* the loop does not run during a load: the LED blinks "starting" from here */
@@ -232,6 +258,8 @@ static int load_model(struct agent_daemon *d)
         .energy_j = hook_energy,
         .policy = daemon_hook_policy,
         .request_done = daemon_hook_request_done,
+        .before_request = agent_plugins_count(d->plugins) ? hook_before_request : NULL,
+        .text = agent_plugins_count(d->plugins) ? hook_text : NULL,
         .user = d,
     };
     rc = agent_worker_new(d->model, &d->cfg, &hooks, &d->worker, err, sizeof(err));
@@ -330,6 +358,8 @@ static void shutdown_all(struct agent_daemon *d)
         daemon_governor_drain_events(d);
     }
     daemon_gpio_stop(d);
+    agent_plugins_free(d->plugins); /* no hook runs after this: worker, HTTP, queue are done */
+    d->plugins = NULL;
     if (d->mqtt)
         tel_mqtt_close(d->mqtt, 2000);
     if (d->store) {
@@ -460,8 +490,8 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     notify_status("starting");
     /* GPIO lines are requested while still root; their descriptors outlive the drop. */
     if (daemon_start_governor(d) < 0 || daemon_start_gpio(d) < 0 || privsep_end(d) < 0 ||
-        daemon_start_telemetry(d) < 0 || daemon_start_mqtt(d) < 0 || start_api(d) < 0 ||
-        load_model(d) < 0)
+        daemon_start_telemetry(d) < 0 || daemon_start_mqtt(d) < 0 || start_plugins(d) < 0 ||
+        start_api(d) < 0 || load_model(d) < 0)
         goto stop;
     if (d->http && d->worker)
         agent_http_set_worker(d->http, d->worker);

@@ -14,6 +14,7 @@
 #include "daemon_parts.h"
 #include "governor/policy.h"
 #include "log.h"
+#include "plugins.h"
 #include "privsep.h"
 #include "telemetry/mqtt.h"
 #include "telemetry/power.h"
@@ -140,6 +141,22 @@ void daemon_on_sample_timer(void *user, uint64_t now_ns)
     }
     if (d->mqtt)
         tel_mqtt_publish_sample(d->mqtt, &s);
+    if (d->plugins) {
+        struct ember_plugin_telemetry t = {.kind = EMBER_PLUGIN_SAMPLE,
+                                           .ts_ns = s.ts_ns,
+                                           .policy = s.policy,
+                                           .power_w = s.power_w,
+                                           .energy_j = s.energy_j,
+                                           .temp_c = s.temp_c,
+                                           .util = s.util,
+                                           .tokens_per_s = s.tokens_per_s,
+                                           .phase = s.phase,
+                                           .ttft_ms = NAN,
+                                           .duration_ms = NAN,
+                                           .session_energy_j = NAN,
+                                           .j_per_token = NAN};
+        agent_plugins_telemetry(d->plugins, &t);
+    }
     if (d->gov)
         daemon_governor_share_status(d, &st); /* the snapshot taken above, not a second read */
     daemon_gpio_refresh(d, now_ns);           /* the fan follows the temperature */
@@ -291,6 +308,24 @@ void daemon_store_session(struct agent_daemon *d, const struct agent_result *r, 
         tel_store_add_session(d->store, &s);
     if (d->mqtt)
         tel_mqtt_publish_session(d->mqtt, &s);
+    if (d->plugins) {
+        struct ember_plugin_telemetry t = {.kind = EMBER_PLUGIN_SESSION,
+                                           .ts_ns = ts_ns,
+                                           .policy = s.policy,
+                                           .power_w = NAN,
+                                           .energy_j = NAN,
+                                           .temp_c = NAN,
+                                           .util = NAN,
+                                           .tokens_per_s = NAN,
+                                           .phase = "",
+                                           .prompt_tokens = s.prompt_tokens,
+                                           .gen_tokens = s.gen_tokens,
+                                           .ttft_ms = s.ttft_ms,
+                                           .duration_ms = s.duration_ms,
+                                           .session_energy_j = s.energy_j,
+                                           .j_per_token = s.j_per_token};
+        agent_plugins_telemetry(d->plugins, &t);
+    }
 }
 
 int daemon_start_telemetry(struct agent_daemon *d)

@@ -80,6 +80,9 @@ struct agent_result {
     double j_per_token;  /* energy_j / generated tokens; NAN when either is unknown or none */
     char policy[32];     /* governor policy in force when it finished */
     size_t n_tool_calls; /* calls reported through on_tool_call (finish_reason "tool_calls") */
+    /* JSON array of the entries plugins cited (the response's "sources"), or NULL. Points into
+     * the request: valid while the request lives; NULL in what request_done hooks get. */
+    const char *sources_json;
 };
 
 struct agent_request;
@@ -106,6 +109,10 @@ struct agent_request {
     size_t n_stop;
     struct agent_tools tools;
     struct agent_sink sink;
+    /* What plugins added before the request ran (agent/plugins/), freed with it: context
+     * already put into the messages or prompt, a direct answer (the engine does not run), the
+     * entries they cited as a JSON array. */
+    char *plugin_context, *plugin_answer, *plugin_sources;
     atomic_bool cancel; /* set by the front end (client disconnect) or by shutdown */
     uint64_t enqueued_ns;
 };

@@ -111,11 +111,14 @@ struct run_state {
     struct agent_worker *w;
     struct agent_request *req;
     struct eng_tool_parser *tools; /* tools offered: the output is parsed for calls */
+    uint64_t n_pieces;             /* text pieces sent so far */
 };
 
 static int sink_text(void *user, const char *text, size_t len)
 {
     struct run_state *rs = user;
+    if (rs->w->hooks.text)
+        rs->w->hooks.text(rs->w->hooks.user, text, len, rs->n_pieces++);
     return rs->req->sink.on_text ? rs->req->sink.on_text(rs->req->sink.user, text, len) : 0;
 }
 
@@ -320,7 +323,17 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     size_t n_spans = 0;
     struct eng_grammar *grammar = NULL;
     cJSON *names_json = NULL;
-    int rc = render_prompt(w, req, &prompt, &spans, &n_spans, res.error_msg, sizeof(res.error_msg));
+    int rc;
+    if (w->hooks.before_request)
+        w->hooks.before_request(w->hooks.user, req);
+    res.sources_json = req->plugin_sources;
+    if (req->plugin_answer) {
+        /* a plugin answered: its text is the reply; the model does not run */
+        sink_text(&rs, req->plugin_answer, strlen(req->plugin_answer));
+        res.finish = AGENT_FINISH_STOP;
+        goto done;
+    }
+    rc = render_prompt(w, req, &prompt, &spans, &n_spans, res.error_msg, sizeof(res.error_msg));
     if (rc < 0) {
         res.error = rc;
         goto done;
@@ -468,6 +481,7 @@ done:;
     pthread_mutex_unlock(&w->lock);
     if (req->sink.on_done)
         req->sink.on_done(req->sink.user, &res);
+    res.sources_json = NULL; /* the request may be gone once on_done returned */
     if (w->hooks.request_done)
         w->hooks.request_done(w->hooks.user, &res);
 }

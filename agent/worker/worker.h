@@ -27,6 +27,11 @@ struct agent_worker_hooks {
     double (*energy_j)(void *user, uint64_t now_ns);
     /* Governor policy name in force now (copied into results). */
     void (*policy)(void *user, char *buf, size_t len);
+    /* Before a request runs (plugins): may add context to its text, sources, or an answer
+     * (req->plugin_answer: sent as the reply, the engine does not run). */
+    void (*before_request)(void *user, struct agent_request *req);
+    /* A piece of generated text, as the client gets it (plugins' per-token hook). */
+    void (*text)(void *user, const char *text, size_t len, uint64_t index);
     /* A request finished (after its sink's on_done): sessions for telemetry. */
     void (*request_done)(void *user, const struct agent_result *result);
     void *user;

@@ -544,6 +544,20 @@ static void test_response(void)
     const cJSON *en = cJSON_GetObjectItemCaseSensitive(j, "energy");
     CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(en, "joules")));
     CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(en, "policy")));
+    CHECK(!cJSON_HasObjectItem(j, "sources")); /* only when plugins cited entries */
+    cJSON_Delete(j);
+    openai_buf_free(&b);
+
+    /* Entries plugins cited: a "sources" array beside usage and energy. */
+    r.sources_json = "[{\"id\":\"api.md#endpoints\",\"title\":\"Endpoints\",\"plugin\":"
+                     "\"knowledge\",\"score\":3.5}]";
+    openai_response_json(&rid, "abc", 3, &r, &b);
+    j = cJSON_Parse(b.data);
+    CHECK_MSG(j != NULL, "not JSON: %s", b.data);
+    const cJSON *src = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "sources"), 0);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(src, "id")),
+              "api.md#endpoints");
+    CHECK(cJSON_HasObjectItem(j, "usage") && cJSON_HasObjectItem(j, "energy"));
     cJSON_Delete(j);
     openai_buf_free(&b);
 }
