@@ -66,8 +66,18 @@ usage_error "governor unknown sub-command" governor nosuch
 usage_error "governor set unknown policy" governor set turbo --root "$tmp"
 usage_error "governor status unknown option" governor status --bogus
 usage_error "governor sim unknown option" governor sim --bogus
+usage_error "bench unknown option" bench --bogus
+usage_error "bench missing value" bench -m "$model" -p
+usage_error "bench bad number" bench -m "$model" -r x
+usage_error "bench stray argument" bench -m "$model" extra
+usage_error "quantize unknown option" quantize --bogus
+usage_error "quantize no files" quantize --type Q8_0
+usage_error "eval unknown option" eval --bogus
+usage_error "eval no text" eval -m "$model"
+usage_error "fleet no sub-command" fleet
+usage_error "fleet unknown option" fleet status --bogus
 for cmd in agent run tokenize config report "governor status" "governor set" "governor restore" \
-    "governor calibrate" "governor sim" governor; do
+    "governor calibrate" "governor sim" governor bench quantize eval "fleet status"; do
     run "$ember" $cmd --help
     check "$cmd --help exits 0 with usage on stdout" bash -c "[ $rc = 0 ] && grep -q '^usage: ember' <<<\"\$1\"" _ "$out"
 done
@@ -93,12 +103,46 @@ check "context shift: exit 0 ($err)" test "$rc" = 0
 check "context shift: re-processing reported apart from the prompt: $err" \
     grep -Eq '^generation: .*re-processing after [0-9]+ context shift' <<<"$err"
 check "context shift: prompt is 2 tokens" grep -q '^prompt: 2 tokens' <<<"$err"
-# --- chat prints the answers (it printed nothing: no text callback)
+# --- chat (issue 14): stdin turns, the answers on stdout (it printed nothing: no text
+# callback), and the second turn decodes only the new part of the conversation: the KV cache
+# still holds turn 1's prompt and answer, so turn 2 reuses exactly those tokens and processes
+# only what follows them, which is tokenized here on its own to count it.
 runin 'Hello\nOnce upon a time\n' "$ember" run -m "$model" --chat -n 8 --temp 0 -t 1 \
     --chat-template chatml --ignore-eos $conf
 check "chat: exit 0" test "$rc" = 0
 check "chat: answers on stdout, got '$out'" test "$(tr -d ' \n' <<<"$out" | wc -c)" -gt 4
-check "chat: two answers, one per line" test "$(wc -l <"$tmp/out")" -ge 2
+check "chat: two answers, one per line" test "$(wc -l <"$tmp/out")" = 2
+turn_field() { # turn_field N FIELD: prompt|reused|gen of the stderr line "turn N: ..."
+    sed -n "s/^turn $1: prompt: \([0-9]*\) tokens in [0-9.]* ms, \([0-9]*\) reused from the cache; generation: \([0-9]*\) tokens in .*/\1 \2 \3/p" <<<"$err" |
+        awk -v f="$2" '{ print (f == "prompt" ? $1 : f == "reused" ? $2 : $3) }'
+}
+p1=$(turn_field 1 prompt) r1=$(turn_field 1 reused) g1=$(turn_field 1 gen)
+p2=$(turn_field 2 prompt) r2=$(turn_field 2 reused) g2=$(turn_field 2 gen)
+check "chat: a stats line per turn: $err" test -n "$p1" -a -n "$p2"
+check "chat: turn 1 starts from an empty cache ($r1 reused)" test "${r1:-x}" = 0
+check "chat: 8 tokens per answer ($g1, $g2)" test "${g1:-x} ${g2:-x}" = "8 8"
+check "chat: turn 2 reuses turn 1's prompt and answer ($r2 = $p1 + $g1)" \
+    test "${r2:-x}" = "$((${p1:-0} + ${g1:-0}))"
+suffix=$(printf '<|im_end|>\n<|im_start|>user\nOnce upon a time<|im_end|>\n<|im_start|>assistant\n_')
+suffix=${suffix%_}
+n_new=$(printf '%s' "$suffix" | "$ember" tokenize -m "$model" --no-bos $conf 2>/dev/null | wc -w)
+check "chat: turn 2 processes only the new tokens ($p2 = $n_new)" test "${p2:-x}" = "$n_new"
+runin 'Hello\n/reset\nOnce upon a time\n' "$ember" run -m "$model" --chat -n 8 --temp 0 -t 1 \
+    --chat-template chatml --ignore-eos $conf
+check "chat: after /reset nothing is reused" test "$(turn_field 2 reused)" = 0
+# a conversation that outgrows the context starts over with the message that did not fit (it
+# was dropped: no answer); a message too long on its own is refused with a clear error
+runin 'Hello\nOnce upon a time\n' "$ember" run -m "$model" --chat -n 8 -c 64 --temp 0 -t 1 \
+    --chat-template chatml --ignore-eos $conf
+check "chat -c 64: exit 0 ($err)" test "$rc" = 0
+check "chat -c 64: the second message answered in a fresh conversation: $out" \
+    test "$(wc -l <"$tmp/out")" = 2
+check "chat -c 64: says it started over" grep -q "does not fit: context 64.*starting over with this message" <<<"$err"
+check "chat -c 64: turn 2 from an empty cache" test "$(turn_field 2 reused)" = 0
+runin 'Hello\nOnce upon a time, in a land far away, there lived a very long sentence\n' \
+    "$ember" run -m "$model" --chat -n 8 -c 64 --temp 0 -t 1 --chat-template chatml $conf
+check "chat: a message longer than the context: exit 0, an error naming the sizes: $err" \
+    bash -c "[ $rc = 0 ] && grep -q '^ember run: error: generate: prompt of [0-9]* tokens does not fit: context 64, 0 in use' <<<\"\$1\"" _ "$err"
 # --- smaller: chat-only flags without --chat are refused
 usage_error "--system without --chat" run -m "$model" -p x --system "be brief" $conf
 usage_error "--chat-template without --chat" run -m "$model" -p x --chat-template chatml $conf
@@ -121,6 +165,12 @@ m = re.search(r"default ([-0-9.]+)\)", h[i:i + nxt.start()] if nxt else h[i:])
 print(m.group(1) if m else "")' "$help" "$flag")
     check "run --help: --$flag default '$got' = [engine] $key '$want'" test "$got" = "$want"
 done
+# item 10 in behaviour: without a configuration file run uses the batch config dump shows
+want=$(sed -n 's/^batch_size = //p' <<<"$dump")
+run "$ember" run -m "$model" -p "Once" -n 2 -t 1 $conf
+check "run without a config uses batch_size $want: $err" grep -q "^load: .*, batch $want)" <<<"$err"
+run "$ember" run -m "$model" -p "Once" -n 2 -t 1 -b 7 $conf
+check "run -b 7 uses batch 7" grep -q "^load: .*, batch 7)" <<<"$err"
 
 # --- item 11: a missing --config is an error for tokenize too
 run "$ember" tokenize -m "$model" --config "$tmp/nope.conf"
