@@ -182,5 +182,11 @@ EOF
 rc=$?
 cat "$tmp/check.out"
 check "HA energy never decreases, never above the database, telemetry did go down" test "$rc" = 0
+# Each broker outage is logged when it starts and when it ends, not at every retry (issue 21
+# item 21): B lived through two.
+n_down=$(grep -c "mqtt: .*retrying with back-off" "$tmp/agent.log")
+n_up=$(grep -c "mqtt: connected again after [0-9]* failed attempt" "$tmp/agent.log")
+check "two outages logged twice each ($n_down down, $n_up up): $(grep 'mqtt:' "$tmp/agent.log")" \
+    test "$n_down $n_up" = "2 2"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
