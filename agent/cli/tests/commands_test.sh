@@ -366,6 +366,15 @@ assert ph.get("idle", 0) == 0 and ph.get("decode", 0) + ph.get("prefill", 0) == 
 assert r["tokens"] == 120 and r["sessions"]["gen_tokens"] == 120, r["tokens"]' "$out"
 run "$ember" report --db "$tmp/c.db" $conf
 check "report text: J/token labelled per generated token" grep -q "J/token (joules per generated token)" <<<"$out"
+# smaller: one number of decimals for each quantity in every text output (W 2, J/token 4; the
+# fleet table's are checked by fleet_view_test, Home Assistant's precision by telmqtt_unit)
+check "report text: W to 2 decimals, J/token to 4: $out" bash -c \
+    "grep -Eq 'mean [0-9]+\.[0-9]{2} W, peak [0-9]+\.[0-9]{2} W' <<<\"\$1\" &&
+     grep -Eq ' [0-9]+\.[0-9]{4} J/token \(joules per generated token\)' <<<\"\$1\"" _ "$out"
+run "$ember" governor sim --policy performance --duration 30
+check "sim table: W to 2 decimals, J/token to 4: $out" bash -c \
+    "grep -Eq '^avg power W +[0-9]+\.[0-9]{2}\$' <<<\"\$1\" &&
+     grep -Eq '^J/token total +[0-9]+\.[0-9]{4}\$' <<<\"\$1\"" _ "$out"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
