@@ -4,7 +4,8 @@
 # a replay/req for the whole history; a subscriber reads the energy entity's state topic from its
 # discovery config and checks that no energy value it receives is lower than one before it, and
 # none above what the database kept. The `telemetry` topics, which keep each sample's own total,
-# must go down in the same run (else the scenario proved nothing).
+# must go down in the same run (else the scenario proved nothing); the live `telemetry` topic
+# alone never goes back in seq, the backlog and history arrive on telemetry/replay.
 # Usage: agent_ha_energy.sh EMBER_BINARY SOURCE_DIR SHARED_DIR
 set -uo pipefail
 ember=$1 src=$2 shared=$3
@@ -157,6 +158,7 @@ assert cfg["state_class"] == "total_increasing", cfg
 state = cfg["state_topic"]
 last, seen, max_seen, down = None, 0, 0.0, []
 old_last, old_down = None, 0
+live_seq, live_back, n_replay = 0, 0, 0
 for topic, payload in msgs:
     if topic == state:
         e = json.loads(payload).get("energy_wh")
@@ -168,6 +170,12 @@ for topic, payload in msgs:
         last = e if last is None else max(last, e)
         max_seen = max(max_seen, e)
     elif topic in (f"ember/{dev}/telemetry", f"ember/{dev}/telemetry/replay"):
+        if topic.endswith("/telemetry"):  # live only: its seqs only ever increase
+            seq = json.loads(payload)["seq"]
+            live_back += seq <= live_seq
+            live_seq = max(live_seq, seq)
+        else:
+            n_replay += 1
         e = json.loads(payload).get("energy_wh")
         if e is not None:
             old_down += old_last is not None and e < old_last
@@ -175,8 +183,10 @@ for topic, payload in msgs:
 total = sqlite3.connect(db).execute(
     "SELECT max(energy_j) FROM samples").fetchone()[0] / 3600.0
 print(f"state {state}: {seen} energy values, {len(down)} decreases {down[:5]}, max {max_seen:.6f} "
-      f"Wh, database {total:.6f} Wh; telemetry topics went down {old_down} times")
-ok = not down and seen > 50 and old_down > 0 and max_seen <= total + 1e-9
+      f"Wh, database {total:.6f} Wh; telemetry topics went down {old_down} times; "
+      f"{n_replay} samples on telemetry/replay, `telemetry` went back in seq {live_back} times")
+ok = (not down and seen > 50 and old_down > 0 and max_seen <= total + 1e-9 and n_replay > 0
+      and live_back == 0)
 sys.exit(0 if ok else 1)
 EOF
 rc=$?
