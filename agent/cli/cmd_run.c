@@ -337,12 +337,12 @@ static int apply_defaults(struct run_opts *o)
         o->sp.presence_penalty = (float)e->presence_penalty;
     o->sp.frequency_penalty = (float)e->frequency_penalty;
     if (o->seed < 0) {
-        /* a random seed is printed so the run can be repeated: keep it within what --seed
-         * takes (0..INT64_MAX) */
-        uint64_t s;
+        /* a random seed is printed so the run can be repeated: keep it within what both
+         * --seed and [engine] seed take (0..4294967295) */
+        uint32_t s;
         if (getrandom(&s, sizeof(s), 0) != (ssize_t)sizeof(s))
-            s = cmn_wall_ns() ^ ((uint64_t)getpid() << 32);
-        o->sp.seed = s & (uint64_t)INT64_MAX;
+            s = (uint32_t)(cmn_wall_ns() ^ ((uint64_t)getpid() << 16));
+        o->sp.seed = s;
     } else {
         o->sp.seed = (uint64_t)o->seed;
     }

@@ -91,6 +91,12 @@ for k in 1 2 3 4 5 6; do
     check "printed seed $seed accepted by --seed (exit $rc: $err)" test "$rc" = 0
     check "seed $seed reproduces the text" test "$out" = "$first"
 done
+# ... and as [engine] seed in a configuration file
+printf '[engine]\nseed = %s\n' "$seed" >"$tmp/seed.conf"
+run "$ember" config check "$tmp/seed.conf"
+check "printed seed $seed accepted by config check ($err)" test "$rc" = 0
+run "$ember" run -m "$model" -p "Once" -n 12 -t 1 --config "$tmp/seed.conf"
+check "[engine] seed $seed reproduces the text" test "$out" = "$first"
 
 # --- item 9: -c beyond what the engine takes is a usage error, not a failure after loading
 usage_error "run -c 2000000" run -m "$model" -c 2000000 -n 1 $conf
@@ -186,6 +192,47 @@ printf '[engine]\ntop_p = 0\n' >"$tmp/topp.conf"
 run "$ember" config check "$tmp/topp.conf"
 check "config check top_p = 0: exit 2" test "$rc" = 2
 check "config check top_p = 0: file:line: $err" grep -q "topp.conf:2: \[engine\] top_p" <<<"$err"
+# ... and at every bound of every sampler key: what config check accepts, run accepts too
+# (the ranges documented by `config dump --docs`), and a value past a bound is refused with
+# file:line
+run "$ember" config dump --docs --defaults
+python3 - "$ember" "$model" "$tmp" "$out" >"$tmp/ranges.out" 2>&1 <<'PY'
+import re, subprocess, sys
+ember, model, tmp, docs = sys.argv[1:]
+keys = ["temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n",
+        "presence_penalty", "frequency_penalty"]
+bad = 0
+def conf(key, value):
+    path = f"{tmp}/range.conf"
+    with open(path, "w") as f:
+        f.write(f"[engine]\n{key} = {value}\n")
+    return path
+for key in keys:
+    m = re.search(r"^# ([\[(]?)(-?[0-9.]+)(?:\.\.|, )(-?[0-9.]+)([\])]?)\. Default: .*\n" + key + " = ",
+                  docs, re.M)
+    if not m:
+        print(f"{key}: no documented range"); bad += 1; continue
+    lo_open, lo, hi, hi_open = m.group(1) == "(", m.group(2), m.group(3), m.group(4) == ")"
+    step = 1 if "." not in lo + hi and key in ("top_k", "repeat_last_n") else 0.001
+    cases = [(lo, not lo_open), (hi, not hi_open),
+             (repr(round(float(lo) - step, 3)) if step < 1 else str(int(lo) - 1), False),
+             (repr(round(float(hi) + step, 3)) if step < 1 else str(int(hi) + 1), False)]
+    for value, ok in cases:
+        path = conf(key, value)
+        chk = subprocess.run([ember, "config", "check", path], capture_output=True, text=True)
+        if (chk.returncode == 0) != ok or (not ok and f"range.conf:2: [engine] {key}" not in chk.stderr):
+            print(f"{key} = {value}: config check exit {chk.returncode}: {chk.stderr.strip()}"); bad += 1
+        if ok:
+            r = subprocess.run([ember, "run", "-m", model, "-p", "Once", "-n", "2", "-t", "1",
+                                "--config", path], capture_output=True, text=True)
+            if r.returncode != 0:
+                print(f"{key} = {value}: config check accepts it, run exits {r.returncode}: "
+                      f"{r.stderr.strip()}"); bad += 1
+print(f"{len(keys)} sampler keys checked at their bounds, {bad} disagreements")
+sys.exit(1 if bad else 0)
+PY
+rc=$?
+check "sampler ranges: checker and engine agree at every bound: $(cat "$tmp/ranges.out")" test "$rc" = 0
 # --- item 18: directories are named as such
 run "$ember" config check "$tmp"
 check "config check DIR: exit 2" test "$rc" = 2
@@ -280,6 +327,8 @@ check "no model: /health $code $(cat "$tmp/h.json") = $health_doc" test "$code $
 code=$(curl -s -o "$tmp/c.json" -w '%{http_code}' "$api/v1/completions" -H 'Content-Type: application/json' -d '{"prompt":"x"}')
 check "no model: completion 503 ($code)" test "$code" = 503
 check "no model: completion says none is configured: $(cat "$tmp/c.json")" grep -q "no model is configured" "$tmp/c.json"
+check "docs/api.md: 503 model_not_loaded" grep -q '^| 503 | `model_not_loaded`' "$src/docs/api.md"
+check "no model: code model_not_loaded" grep -q '"code":"model_not_loaded"' "$tmp/c.json"
 check "docs/api.md promises 404 governor_disabled" grep -q '| 404 | `governor_disabled`' "$src/docs/api.md"
 code=$(curl -s -o "$tmp/g.json" -w '%{http_code}' "$api/v1/governor")
 check "no cpufreq: GET /v1/governor 404 ($code $(cat "$tmp/g.json"))" test "$code" = 404
