@@ -93,8 +93,8 @@ static int parse_int(const char *flag, const char *s, int64_t min, int64_t max, 
 {
     int64_t v;
     if (cmn_parse_i64(s, &v) < 0 || v < min || v > max) {
-        log_err("%s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)min,
-                (long long)max);
+        cli_usage_error("%s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)min,
+                        (long long)max);
         return -EINVAL;
     }
     *ret = v;
@@ -108,7 +108,7 @@ static int parse_list(const char *flag, const char *s, bool is_int, double max, 
     char buf[1024];
     size_t n = 0;
     if (strlen(s) >= sizeof(buf) || !*s) {
-        log_err("%s: '%s': give a comma-separated list", flag, s);
+        cli_usage_error("%s: '%s': give a comma-separated list", flag, s);
         return -EINVAL;
     }
     strcpy(buf, s);
@@ -121,13 +121,15 @@ static int parse_list(const char *flag, const char *s, bool is_int, double max, 
                          : cmn_parse_double(item, &dv) == 0 && dv > 0 && dv <= max;
         if (!ok) {
             if (is_int)
-                log_err("%s: '%s' in '%s' is not an integer in [1, %.0f]", flag, item, s, max);
+                cli_usage_error("%s: '%s' in '%s' is not an integer in [1, %.0f]", flag, item, s,
+                                max);
             else
-                log_err("%s: '%s' in '%s' is not a number in (0, %.0f]", flag, item, s, max);
+                cli_usage_error("%s: '%s' in '%s' is not a number in (0, %.0f]", flag, item, s,
+                                max);
             return -EINVAL;
         }
         if (n == BENCH_MAX_LIST) {
-            log_err("%s: at most %d values", flag, BENCH_MAX_LIST);
+            cli_usage_error("%s: at most %d values", flag, BENCH_MAX_LIST);
             return -EINVAL;
         }
         out[n++] = is_int ? (double)iv : dv;
@@ -163,7 +165,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
     o->threads[1] = 2;
     o->n_threads = 2;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "m:p:n:t:r:h", options, NULL)) != -1) {
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":m:p:n:t:r:h", options, NULL)) != -1) {
         switch (opt) {
         case 'm':
             o->model = optarg;
@@ -207,24 +210,24 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             bench_usage(stdout);
             return 1;
         default:
-            bench_usage(stderr);
+            cli_option_error(opt, argv);
             return -EINVAL;
         }
     }
     if (rc)
         return -EINVAL;
     if (optind < argc) {
-        log_err("unexpected argument '%s' (see ember bench --help)", argv[optind]);
+        cli_usage_error("unexpected argument '%s'", argv[optind]);
         return -EINVAL;
     }
     if (o->n_prompt == 0 && o->n_gen == 0) {
-        log_err("-p 0 and -n 0 leave nothing to measure");
+        cli_usage_error("-p 0 and -n 0 leave nothing to measure");
         return -EINVAL;
     }
     if (o->n_bandwidth > 1 && o->n_bandwidth != o->n_threads) {
-        log_err("--bandwidth: %zu values for %zu thread counts (give one, or one per "
-                "thread count)",
-                o->n_bandwidth, o->n_threads);
+        cli_usage_error("--bandwidth: %zu values for %zu thread counts (give one, or one per "
+                        "thread count)",
+                        o->n_bandwidth, o->n_threads);
         return -EINVAL;
     }
     if (o->config || access(EMBER_DEFAULT_CONFIG, F_OK) == 0) {

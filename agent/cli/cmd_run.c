@@ -49,8 +49,9 @@ static void run_usage(FILE *out)
         "Generates text with a GGUF model: the continuation of PROMPT (empty: from the\n"
         "start-of-text token), or a chat whose user turns are read from stdin (one per line;\n"
         "an interactive prompt when stdin is a terminal; /reset starts over, /exit ends).\n"
-        "Text goes to stdout (ending with a newline), timings to stderr. Defaults come from\n"
-        "the [engine] section of the configuration; the built-in ones are shown.\n"
+        "Text goes to stdout (ending with a newline), timings to stderr (in a chat, one line\n"
+        "per turn: the new prompt tokens and those reused from the KV cache). Defaults come\n"
+        "from the [engine] section of the configuration; the built-in ones are shown.\n"
         "\n"
         "  -m, --model FILE          GGUF model (default: [engine] model)\n"
         "  -p, --prompt TEXT         prompt for plain completion (echoed unless --no-echo)\n"
@@ -336,12 +337,12 @@ static int apply_defaults(struct run_opts *o)
         o->sp.presence_penalty = (float)e->presence_penalty;
     o->sp.frequency_penalty = (float)e->frequency_penalty;
     if (o->seed < 0) {
-        /* a random seed is printed so the run can be repeated: keep it within what --seed
-         * takes (0..INT64_MAX) */
-        uint64_t s;
+        /* a random seed is printed so the run can be repeated: keep it within what both
+         * --seed and [engine] seed take (0..4294967295) */
+        uint32_t s;
         if (getrandom(&s, sizeof(s), 0) != (ssize_t)sizeof(s))
-            s = cmn_wall_ns() ^ ((uint64_t)getpid() << 32);
-        o->sp.seed = s & (uint64_t)INT64_MAX;
+            s = (uint32_t)(cmn_wall_ns() ^ ((uint64_t)getpid() << 16));
+        o->sp.seed = s;
     } else {
         o->sp.seed = (uint64_t)o->seed;
     }
@@ -448,6 +449,18 @@ static void print_timings(const struct eng_request_stats *s, enum eng_stop_reaso
             reason_name(reason));
 }
 
+/* One line per chat turn: the prompt tokens processed now are only the new part of the
+ * conversation when the KV cache already holds the rest ("reused from the cache"). */
+static void print_turn(unsigned turn, const struct eng_request_stats *s, size_t cached)
+{
+    uint64_t gen_ns = s->duration_ns > s->prefill_ns ? s->duration_ns - s->prefill_ns : 0;
+    fprintf(stderr,
+            "turn %u: prompt: %llu tokens in %.2f ms, %zu reused from the cache; generation: "
+            "%llu tokens in %.2f ms\n",
+            turn, (unsigned long long)s->prompt_tokens, (double)s->prefill_ns / 1e6, cached,
+            (unsigned long long)s->gen_tokens, (double)gen_ns / 1e6);
+}
+
 /* ---- chat ---- */
 
 struct chat {
@@ -517,6 +530,61 @@ static int pick_template(const struct run_opts *o, struct eng_chat_template *t)
     return 0;
 }
 
+/* Renders the conversation and generates the assistant's answer into out, decoding only what
+ * the KV cache does not already hold (c->kv_text). *ret_prompt is the whole rendered prompt
+ * (the caller frees it), *ret_cached the cache positions reused. Returns eng_generate's result,
+ * or 1 when the template refuses the conversation (message in err). */
+static int chat_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
+                         struct eng_gen_params *gp, const struct chat *c,
+                         const struct eng_chat_render_opts *ro, const char *bos_text,
+                         struct out_state *out, char **ret_prompt, size_t *ret_cached,
+                         struct eng_gen_result *res, char *err, size_t err_len)
+{
+    char *prompt = NULL;
+    struct eng_text_span *spans = NULL;
+    size_t n_spans = 0;
+    *ret_prompt = NULL;
+    *ret_cached = 0;
+    if (eng_chat_render_spans(&c->tmpl, c->msgs, c->n, ro, &prompt, NULL, &spans, &n_spans, err,
+                              err_len) < 0)
+        return 1;
+    size_t kv_len = c->kv_text ? strlen(c->kv_text) : 0;
+    bool reuse = kv_len && strncmp(prompt, c->kv_text, kv_len) == 0;
+    gp->prompt = prompt + (reuse ? kv_len : 0);
+    gp->prompt_len = 0;
+    gp->keep_kv = reuse;
+    /* a template that writes BOS itself must not get a second one from the tokenizer */
+    gp->add_special = !reuse && !(bos_text[0] && strncmp(prompt, bos_text, strlen(bos_text)) == 0);
+    gp->parse_special = true;
+    /* the typed text is never markup: spans relative to the part sent now */
+    size_t skip = reuse ? kv_len : 0, n_lit = 0;
+    for (size_t k = 0; k < n_spans; k++) {
+        size_t a = spans[k].off, z = a + spans[k].len;
+        if (z <= skip)
+            continue;
+        spans[n_lit++] =
+            (struct eng_text_span){(a > skip ? a : skip) - skip, z - (a > skip ? a : skip)};
+    }
+    gp->literal = spans;
+    gp->n_literal = n_lit;
+    gp->on_text = on_text;
+    gp->user = out;
+    out->len = 0;
+    if (out->buf)
+        out->buf[0] = '\0';
+    out->last = '\n';
+    *ret_cached = reuse ? eng_kv_used(ctx) : 0;
+    int grc = eng_generate(ctx, vocab, gp, res, err, err_len);
+    gp->literal = NULL;
+    gp->n_literal = 0;
+    free(spans);
+    if (out->last != '\n')
+        fputc('\n', stdout);
+    fflush(stdout);
+    *ret_prompt = prompt;
+    return grc;
+}
+
 static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
                     const struct run_opts *o, const struct eng_gen_params *base)
 {
@@ -554,6 +622,7 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
                 eng_chat_family_name(c.tmpl.family));
 
     struct eng_request_stats total = {0};
+    unsigned turn = 0;
     rc = EMBER_EXIT_OK;
     for (;;) {
         if (tty)
@@ -577,60 +646,39 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
             break;
         }
         char *prompt = NULL, err[512];
-        struct eng_text_span *spans = NULL;
-        size_t n_spans = 0;
-        if (eng_chat_render_spans(&c.tmpl, c.msgs, c.n, &ro, &prompt, NULL, &spans, &n_spans, err,
-                                  sizeof(err)) < 0) {
+        struct eng_gen_result res;
+        size_t cached = 0;
+        int grc = chat_generate(ctx, vocab, gp, &c, &ro, bos_text, &out, &prompt, &cached, &res,
+                                err, sizeof(err));
+        if (grc == -ENOSPC && c.n > (o->system ? 2u : 1u)) {
+            /* the whole conversation no longer fits: the same question in a fresh one */
+            log_warn("%s; starting over with this message", err);
+            free(prompt);
+            prompt = NULL;
+            chat_reset(&c, o->system);
+            if (chat_add(&c, "user", line) < 0) {
+                rc = EMBER_EXIT_FAILURE;
+                break;
+            }
+            grc = chat_generate(ctx, vocab, gp, &c, &ro, bos_text, &out, &prompt, &cached, &res,
+                                err, sizeof(err));
+        }
+        if (grc == 1 || grc == -ENOSPC) {
+            /* a turn the template refused, or a message too long for the context on its own:
+             * drop it, the conversation goes on without it */
             log_err("%s", err);
-            c.n--; /* drop the turn the template refused */
+            c.n--;
             free((char *)c.msgs[c.n].content);
+            free(prompt);
             continue;
         }
-        size_t kv_len = c.kv_text ? strlen(c.kv_text) : 0;
-        bool reuse = kv_len && strncmp(prompt, c.kv_text, kv_len) == 0;
-        gp->prompt = prompt + (reuse ? kv_len : 0);
-        gp->prompt_len = 0;
-        gp->keep_kv = reuse;
-        /* a template that writes BOS itself must not get a second one from the tokenizer */
-        gp->add_special =
-            !reuse && !(bos_text[0] && strncmp(prompt, bos_text, strlen(bos_text)) == 0);
-        gp->parse_special = true;
-        /* the typed text is never markup: spans relative to the part sent now */
-        size_t skip = reuse ? kv_len : 0, n_lit = 0;
-        for (size_t k = 0; k < n_spans; k++) {
-            size_t a = spans[k].off, z = a + spans[k].len;
-            if (z <= skip)
-                continue;
-            spans[n_lit++] =
-                (struct eng_text_span){(a > skip ? a : skip) - skip, z - (a > skip ? a : skip)};
-        }
-        gp->literal = spans;
-        gp->n_literal = n_lit;
-        gp->on_text = on_text;
-        gp->user = &out;
-        out.len = 0;
-        if (out.buf)
-            out.buf[0] = '\0';
-        out.last = '\n';
-        struct eng_gen_result res;
-        int grc = eng_generate(ctx, vocab, gp, &res, err, sizeof(err));
-        gp->literal = NULL;
-        gp->n_literal = 0;
-        free(spans);
-        if (out.last != '\n')
-            fputc('\n', stdout);
-        fflush(stdout);
         if (grc < 0) {
             log_err("%s", err);
             free(prompt);
-            if (grc == -ENOSPC) {
-                log_err("the conversation no longer fits; starting over");
-                chat_reset(&c, o->system);
-                continue;
-            }
             rc = EMBER_EXIT_FAILURE;
             break;
         }
+        print_turn(++turn, &res.stats, cached);
         total.prompt_tokens += res.stats.prompt_tokens;
         total.gen_tokens += res.stats.gen_tokens;
         total.prefill_ns += res.stats.prefill_ns;
@@ -643,6 +691,14 @@ static int run_chat(struct eng_context *ctx, const struct eng_vocab *vocab,
         chat_add(&c, "assistant", out.buf ? out.buf : "");
         free(c.kv_text);
         c.kv_text = NULL;
+        /* An answer cut by -n leaves its last token sampled and shown but not decoded; decoding
+         * it makes the cache hold the whole answer, so the next turn reuses it instead of
+         * processing the conversation again. */
+        if (res.reason == ENG_STOP_MAX_TOKENS && res.stats.gen_tokens > 0 &&
+            res.stats.n_shifts == 0 && res.last_token >= 0 &&
+            res.kv_used == cached + res.stats.prompt_tokens + res.stats.gen_tokens - 1 &&
+            eng_decode(ctx, &res.last_token, 1) == 0)
+            res.kv_matches_text = true;
         if (res.kv_matches_text) {
             /* the cache holds the rendered prompt and the answer, nothing else */
             size_t pl = strlen(prompt);
@@ -726,9 +782,9 @@ int cmd_run(int argc, char **argv)
     double rss1 = rss_mib();
     fprintf(stderr,
             "load: %.2f ms (%s %s, file %.2f MiB, RSS %.2f MiB = +%.2f MiB for model and "
-            "context, context %u tokens)\n",
+            "context, context %u tokens, batch %u)\n",
             (double)load_ns / 1e6, info.arch, info.file_type, (double)info.size_bytes / 1048576.0,
-            rss1, rss1 - rss0, eng_n_ctx(ctx));
+            rss1, rss1 - rss0, eng_n_ctx(ctx), (unsigned)cp.n_batch);
     char quant_plan[256];
     if (eng_model_quant_plan(model, quant_plan, sizeof(quant_plan)) == 0)
         fprintf(stderr, "quantization (ember quantize): %s\n", quant_plan);

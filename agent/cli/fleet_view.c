@@ -246,9 +246,10 @@ void fleet_view_print(const struct fleet_view *v, double now_s, FILE *out)
         const struct fleet_device *d = &v->dev[i];
         online += fleet_device_online(d);
         fprintf(out, "%-20s %-11s %-12s ", d->id, status_word(d), d->policy[0] ? d->policy : "-");
-        cell(out, d->power_w, 1, 8);
+        /* the decimals every text output uses: W to 2, J/token to 4 (report, governor sim) */
+        cell(out, d->power_w, 2, 8);
         fputc(' ', out);
-        cell(out, d->j_per_token, 3, 8);
+        cell(out, d->j_per_token, 4, 8);
         fputc(' ', out);
         cell(out, d->temp_c, 1, 7);
         fprintf(out, " %-20s ", d->model[0] ? d->model : "-");

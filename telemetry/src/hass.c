@@ -56,8 +56,9 @@ static const char *const phase_options[] = {"idle", "prefill", "decode", NULL};
     "| tojson }}"
 
 static const struct hass_entity hass_entities[] = {
+    /* Display precision as in every text output: W to 2 decimals, J/token to 4. */
     {HASS_SENSOR, "power", "Power", "state", "{{ value_json.power_w }}", "W", "power",
-     "measurement", NULL, 1, true, false, false, NULL, NULL},
+     "measurement", NULL, 2, true, false, false, NULL, NULL},
     {HASS_SENSOR, "energy", "Energy", "state", "{{ value_json.energy_wh }}", "Wh", "energy",
      "total_increasing", NULL, 2, true, false, false, NULL, NULL},
     {HASS_SENSOR, "temperature", "Temperature", "state", "{{ value_json.temp_c }}",
@@ -82,7 +83,7 @@ static const struct hass_entity hass_entities[] = {
      "{{ value_json.tokens_per_s }}", "tok/s", NULL, "measurement", "mdi:speedometer", 1, false,
      false, true, SESSION_ATTRS, NULL},
     {HASS_SENSOR, "joules_per_token", "Joules per token", "session/last",
-     "{{ value_json.j_per_token }}", "J/tok", NULL, "measurement", "mdi:lightning-bolt", 3, false,
+     "{{ value_json.j_per_token }}", "J/tok", NULL, "measurement", "mdi:lightning-bolt", 4, false,
      false, false, NULL, NULL},
     {HASS_SELECT, "governor_policy", "Governor policy", "governor/state", NULL, NULL, NULL, NULL,
      "mdi:speedometer-slow", -1, false, true, false, NULL, NULL},

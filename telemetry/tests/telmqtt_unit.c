@@ -222,7 +222,7 @@ struct hass_want {
 };
 
 static const struct hass_want hass_want[] = {
-    {"power", "sensor", "Power", "ember/box1/state", "W", "power", "measurement", 1, true, false},
+    {"power", "sensor", "Power", "ember/box1/state", "W", "power", "measurement", 2, true, false},
     {"energy", "sensor", "Energy", "ember/box1/state", "Wh", "energy", "total_increasing", 2, true,
      false},
     {"temperature", "sensor", "Temperature", "ember/box1/state",
@@ -239,7 +239,7 @@ static const struct hass_want hass_want[] = {
     {"tokens_per_s", "sensor", "Tokens per second", "ember/box1/session/last", "tok/s", NULL,
      "measurement", 1, false, false},
     {"joules_per_token", "sensor", "Joules per token", "ember/box1/session/last", "J/tok", NULL,
-     "measurement", 3, false, false},
+     "measurement", 4, false, false},
     {"governor_policy", "select", "Governor policy", "ember/box1/governor/state", NULL, NULL, NULL,
      -1, false, true},
     {"power_cap", "number", "Power cap", "ember/box1/power_cap/state", "W", "power", NULL, -1,

@@ -60,7 +60,7 @@ static void test_rows(void)
     FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
     fleet_view_print(&v, 1010.5, f);
     fclose(f);
-    CHECK_CONTAINS(buf, "box2                 online      efficiency        6.2    0.412    48.5 "
+    CHECK_CONTAINS(buf, "box2                 online      efficiency       6.25   0.4120    48.5 "
                         "stories260K          10s ago");
     CHECK_CONTAINS(buf,
                    "box1                 offline     -                   -        -       - -");

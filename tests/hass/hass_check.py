@@ -262,8 +262,13 @@ def check_config(where, platform, cfg):
         if dc is not None and (dc not in NUMBER_UNITS or unit not in NUMBER_UNITS[dc]):
             fail(f"{where}: number device class {dc} with unit {unit!r}")
         lo, hi, step = cfg.get("min", 1), cfg.get("max", 100), cfg.get("step", 1)
-        if not lo <= hi or step < 0.001:
+        if not lo < hi or step < 0.001:  # Home Assistant: "'max' must be > 'min'"
             fail(f"{where}: min {lo} max {hi} step {step}")
+        if cfg.get("unique_id", "").endswith("_power_cap") and (
+                lo != 0 or not float(step).is_integer() or "command_template" not in cfg):
+            # 0 = no cap (issue 20): reachable from the entity, and every value HA can set
+            # (min + k * step) a whole number of watts
+            fail(f"{where}: the cap cannot be cleared or set in whole watts (min {lo}, step {step})")
         if cfg.get("mode", "auto") not in ("auto", "box", "slider"):
             fail(f"{where}: mode")
     if platform == "select":

@@ -124,13 +124,15 @@ int main(int argc, char **argv)
         {"-t 1,2 --bandwidth 1,2,3", "3 values for 2 thread counts"},
         {"-p 0 -n 0", "nothing to measure"},
         {"extra", "unexpected argument 'extra'"},
-        {"--no-such-flag", "usage: ember bench"},
+        {"--no-such-flag", "ember bench: error: unknown option '--no-such-flag'"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(cmd, sizeof(cmd), "'%s' bench -m '%s' %s", ember, model, bad[i].args);
         CHECK_EQ_INT(run(cmd), 2);
         CHECK_CONTAINS(err_buf, bad[i].want);
         CHECK_STR(out_buf, "");
+        /* one error line and a hint, never the whole help (issue 21) */
+        CHECK(strstr(err_buf, "usage: ember bench") == NULL);
     }
     if (access("/etc/ember/ember.conf", F_OK) != 0) {
         snprintf(cmd, sizeof(cmd), "'%s' bench -p 8", ember);

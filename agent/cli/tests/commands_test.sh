@@ -66,8 +66,18 @@ usage_error "governor unknown sub-command" governor nosuch
 usage_error "governor set unknown policy" governor set turbo --root "$tmp"
 usage_error "governor status unknown option" governor status --bogus
 usage_error "governor sim unknown option" governor sim --bogus
+usage_error "bench unknown option" bench --bogus
+usage_error "bench missing value" bench -m "$model" -p
+usage_error "bench bad number" bench -m "$model" -r x
+usage_error "bench stray argument" bench -m "$model" extra
+usage_error "quantize unknown option" quantize --bogus
+usage_error "quantize no files" quantize --type Q8_0
+usage_error "eval unknown option" eval --bogus
+usage_error "eval no text" eval -m "$model"
+usage_error "fleet no sub-command" fleet
+usage_error "fleet unknown option" fleet status --bogus
 for cmd in agent run tokenize config report "governor status" "governor set" "governor restore" \
-    "governor calibrate" "governor sim" governor; do
+    "governor calibrate" "governor sim" governor bench quantize eval "fleet status"; do
     run "$ember" $cmd --help
     check "$cmd --help exits 0 with usage on stdout" bash -c "[ $rc = 0 ] && grep -q '^usage: ember' <<<\"\$1\"" _ "$out"
 done
@@ -81,6 +91,12 @@ for k in 1 2 3 4 5 6; do
     check "printed seed $seed accepted by --seed (exit $rc: $err)" test "$rc" = 0
     check "seed $seed reproduces the text" test "$out" = "$first"
 done
+# ... and as [engine] seed in a configuration file
+printf '[engine]\nseed = %s\n' "$seed" >"$tmp/seed.conf"
+run "$ember" config check "$tmp/seed.conf"
+check "printed seed $seed accepted by config check ($err)" test "$rc" = 0
+run "$ember" run -m "$model" -p "Once" -n 12 -t 1 --config "$tmp/seed.conf"
+check "[engine] seed $seed reproduces the text" test "$out" = "$first"
 
 # --- item 9: -c beyond what the engine takes is a usage error, not a failure after loading
 usage_error "run -c 2000000" run -m "$model" -c 2000000 -n 1 $conf
@@ -93,12 +109,46 @@ check "context shift: exit 0 ($err)" test "$rc" = 0
 check "context shift: re-processing reported apart from the prompt: $err" \
     grep -Eq '^generation: .*re-processing after [0-9]+ context shift' <<<"$err"
 check "context shift: prompt is 2 tokens" grep -q '^prompt: 2 tokens' <<<"$err"
-# --- chat prints the answers (it printed nothing: no text callback)
+# --- chat (issue 14): stdin turns, the answers on stdout (it printed nothing: no text
+# callback), and the second turn decodes only the new part of the conversation: the KV cache
+# still holds turn 1's prompt and answer, so turn 2 reuses exactly those tokens and processes
+# only what follows them, which is tokenized here on its own to count it.
 runin 'Hello\nOnce upon a time\n' "$ember" run -m "$model" --chat -n 8 --temp 0 -t 1 \
     --chat-template chatml --ignore-eos $conf
 check "chat: exit 0" test "$rc" = 0
 check "chat: answers on stdout, got '$out'" test "$(tr -d ' \n' <<<"$out" | wc -c)" -gt 4
-check "chat: two answers, one per line" test "$(wc -l <"$tmp/out")" -ge 2
+check "chat: two answers, one per line" test "$(wc -l <"$tmp/out")" = 2
+turn_field() { # turn_field N FIELD: prompt|reused|gen of the stderr line "turn N: ..."
+    sed -n "s/^turn $1: prompt: \([0-9]*\) tokens in [0-9.]* ms, \([0-9]*\) reused from the cache; generation: \([0-9]*\) tokens in .*/\1 \2 \3/p" <<<"$err" |
+        awk -v f="$2" '{ print (f == "prompt" ? $1 : f == "reused" ? $2 : $3) }'
+}
+p1=$(turn_field 1 prompt) r1=$(turn_field 1 reused) g1=$(turn_field 1 gen)
+p2=$(turn_field 2 prompt) r2=$(turn_field 2 reused) g2=$(turn_field 2 gen)
+check "chat: a stats line per turn: $err" test -n "$p1" -a -n "$p2"
+check "chat: turn 1 starts from an empty cache ($r1 reused)" test "${r1:-x}" = 0
+check "chat: 8 tokens per answer ($g1, $g2)" test "${g1:-x} ${g2:-x}" = "8 8"
+check "chat: turn 2 reuses turn 1's prompt and answer ($r2 = $p1 + $g1)" \
+    test "${r2:-x}" = "$((${p1:-0} + ${g1:-0}))"
+suffix=$(printf '<|im_end|>\n<|im_start|>user\nOnce upon a time<|im_end|>\n<|im_start|>assistant\n_')
+suffix=${suffix%_}
+n_new=$(printf '%s' "$suffix" | "$ember" tokenize -m "$model" --no-bos $conf 2>/dev/null | wc -w)
+check "chat: turn 2 processes only the new tokens ($p2 = $n_new)" test "${p2:-x}" = "$n_new"
+runin 'Hello\n/reset\nOnce upon a time\n' "$ember" run -m "$model" --chat -n 8 --temp 0 -t 1 \
+    --chat-template chatml --ignore-eos $conf
+check "chat: after /reset nothing is reused" test "$(turn_field 2 reused)" = 0
+# a conversation that outgrows the context starts over with the message that did not fit (it
+# was dropped: no answer); a message too long on its own is refused with a clear error
+runin 'Hello\nOnce upon a time\n' "$ember" run -m "$model" --chat -n 8 -c 64 --temp 0 -t 1 \
+    --chat-template chatml --ignore-eos $conf
+check "chat -c 64: exit 0 ($err)" test "$rc" = 0
+check "chat -c 64: the second message answered in a fresh conversation: $out" \
+    test "$(wc -l <"$tmp/out")" = 2
+check "chat -c 64: says it started over" grep -q "does not fit: context 64.*starting over with this message" <<<"$err"
+check "chat -c 64: turn 2 from an empty cache" test "$(turn_field 2 reused)" = 0
+runin 'Hello\nOnce upon a time, in a land far away, there lived a very long sentence\n' \
+    "$ember" run -m "$model" --chat -n 8 -c 64 --temp 0 -t 1 --chat-template chatml $conf
+check "chat: a message longer than the context: exit 0, an error naming the sizes: $err" \
+    bash -c "[ $rc = 0 ] && grep -q '^ember run: error: generate: prompt of [0-9]* tokens does not fit: context 64, 0 in use' <<<\"\$1\"" _ "$err"
 # --- smaller: chat-only flags without --chat are refused
 usage_error "--system without --chat" run -m "$model" -p x --system "be brief" $conf
 usage_error "--chat-template without --chat" run -m "$model" -p x --chat-template chatml $conf
@@ -121,6 +171,12 @@ m = re.search(r"default ([-0-9.]+)\)", h[i:i + nxt.start()] if nxt else h[i:])
 print(m.group(1) if m else "")' "$help" "$flag")
     check "run --help: --$flag default '$got' = [engine] $key '$want'" test "$got" = "$want"
 done
+# item 10 in behaviour: without a configuration file run uses the batch config dump shows
+want=$(sed -n 's/^batch_size = //p' <<<"$dump")
+run "$ember" run -m "$model" -p "Once" -n 2 -t 1 $conf
+check "run without a config uses batch_size $want: $err" grep -q "^load: .*, batch $want)" <<<"$err"
+run "$ember" run -m "$model" -p "Once" -n 2 -t 1 -b 7 $conf
+check "run -b 7 uses batch 7" grep -q "^load: .*, batch 7)" <<<"$err"
 
 # --- item 11: a missing --config is an error for tokenize too
 run "$ember" tokenize -m "$model" --config "$tmp/nope.conf"
@@ -136,6 +192,47 @@ printf '[engine]\ntop_p = 0\n' >"$tmp/topp.conf"
 run "$ember" config check "$tmp/topp.conf"
 check "config check top_p = 0: exit 2" test "$rc" = 2
 check "config check top_p = 0: file:line: $err" grep -q "topp.conf:2: \[engine\] top_p" <<<"$err"
+# ... and at every bound of every sampler key: what config check accepts, run accepts too
+# (the ranges documented by `config dump --docs`), and a value past a bound is refused with
+# file:line
+run "$ember" config dump --docs --defaults
+python3 - "$ember" "$model" "$tmp" "$out" >"$tmp/ranges.out" 2>&1 <<'PY'
+import re, subprocess, sys
+ember, model, tmp, docs = sys.argv[1:]
+keys = ["temperature", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n",
+        "presence_penalty", "frequency_penalty"]
+bad = 0
+def conf(key, value):
+    path = f"{tmp}/range.conf"
+    with open(path, "w") as f:
+        f.write(f"[engine]\n{key} = {value}\n")
+    return path
+for key in keys:
+    m = re.search(r"^# ([\[(]?)(-?[0-9.]+)(?:\.\.|, )(-?[0-9.]+)([\])]?)\. Default: .*\n" + key + " = ",
+                  docs, re.M)
+    if not m:
+        print(f"{key}: no documented range"); bad += 1; continue
+    lo_open, lo, hi, hi_open = m.group(1) == "(", m.group(2), m.group(3), m.group(4) == ")"
+    step = 1 if "." not in lo + hi and key in ("top_k", "repeat_last_n") else 0.001
+    cases = [(lo, not lo_open), (hi, not hi_open),
+             (repr(round(float(lo) - step, 3)) if step < 1 else str(int(lo) - 1), False),
+             (repr(round(float(hi) + step, 3)) if step < 1 else str(int(hi) + 1), False)]
+    for value, ok in cases:
+        path = conf(key, value)
+        chk = subprocess.run([ember, "config", "check", path], capture_output=True, text=True)
+        if (chk.returncode == 0) != ok or (not ok and f"range.conf:2: [engine] {key}" not in chk.stderr):
+            print(f"{key} = {value}: config check exit {chk.returncode}: {chk.stderr.strip()}"); bad += 1
+        if ok:
+            r = subprocess.run([ember, "run", "-m", model, "-p", "Once", "-n", "2", "-t", "1",
+                                "--config", path], capture_output=True, text=True)
+            if r.returncode != 0:
+                print(f"{key} = {value}: config check accepts it, run exits {r.returncode}: "
+                      f"{r.stderr.strip()}"); bad += 1
+print(f"{len(keys)} sampler keys checked at their bounds, {bad} disagreements")
+sys.exit(1 if bad else 0)
+PY
+rc=$?
+check "sampler ranges: checker and engine agree at every bound: $(cat "$tmp/ranges.out")" test "$rc" = 0
 # --- item 18: directories are named as such
 run "$ember" config check "$tmp"
 check "config check DIR: exit 2" test "$rc" = 2
@@ -230,6 +327,8 @@ check "no model: /health $code $(cat "$tmp/h.json") = $health_doc" test "$code $
 code=$(curl -s -o "$tmp/c.json" -w '%{http_code}' "$api/v1/completions" -H 'Content-Type: application/json' -d '{"prompt":"x"}')
 check "no model: completion 503 ($code)" test "$code" = 503
 check "no model: completion says none is configured: $(cat "$tmp/c.json")" grep -q "no model is configured" "$tmp/c.json"
+check "docs/api.md: 503 model_not_loaded" grep -q '^| 503 | `model_not_loaded`' "$src/docs/api.md"
+check "no model: code model_not_loaded" grep -q '"code":"model_not_loaded"' "$tmp/c.json"
 check "docs/api.md promises 404 governor_disabled" grep -q '| 404 | `governor_disabled`' "$src/docs/api.md"
 code=$(curl -s -o "$tmp/g.json" -w '%{http_code}' "$api/v1/governor")
 check "no cpufreq: GET /v1/governor 404 ($code $(cat "$tmp/g.json"))" test "$code" = 404
@@ -316,6 +415,15 @@ assert ph.get("idle", 0) == 0 and ph.get("decode", 0) + ph.get("prefill", 0) == 
 assert r["tokens"] == 120 and r["sessions"]["gen_tokens"] == 120, r["tokens"]' "$out"
 run "$ember" report --db "$tmp/c.db" $conf
 check "report text: J/token labelled per generated token" grep -q "J/token (joules per generated token)" <<<"$out"
+# smaller: one number of decimals for each quantity in every text output (W 2, J/token 4; the
+# fleet table's are checked by fleet_view_test, Home Assistant's precision by telmqtt_unit)
+check "report text: W to 2 decimals, J/token to 4: $out" bash -c \
+    "grep -Eq 'mean [0-9]+\.[0-9]{2} W, peak [0-9]+\.[0-9]{2} W' <<<\"\$1\" &&
+     grep -Eq ' [0-9]+\.[0-9]{4} J/token \(joules per generated token\)' <<<\"\$1\"" _ "$out"
+run "$ember" governor sim --policy performance --duration 30
+check "sim table: W to 2 decimals, J/token to 4: $out" bash -c \
+    "grep -Eq '^avg power W +[0-9]+\.[0-9]{2}\$' <<<\"\$1\" &&
+     grep -Eq '^J/token total +[0-9]+\.[0-9]{4}\$' <<<\"\$1\"" _ "$out"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
