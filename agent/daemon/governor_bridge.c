@@ -100,6 +100,8 @@ void daemon_governor_tick(struct agent_daemon *d, uint64_t now_ns)
         d->tokens_per_s = NAN;
     d->last_tokens = tokens;
     d->last_tokens_ns = now_ns;
+    /* a request waiting behind the running one: balanced decodes at full speed to drain it */
+    gov_governor_set_queued(d->gov, (unsigned)ws.queue_depth);
     gov_governor_tick(d->gov, now_ns, to_gov_phase(phase), d->last_power_w, d->tokens_per_s,
                       &d->last_tick);
     daemon_governor_drain_events(d);
