@@ -36,5 +36,8 @@ int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 /* `ember fleet status`: one line per appliance seen on an MQTT broker (cmd_fleet.c). */
 int cmd_fleet(int argc, char **argv);
+/* `ember models list|show|rm` and `ember pull` (cmd_models.c, cmd_pull.c; docs/models.md). */
+int cmd_models(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 #endif

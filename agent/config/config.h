@@ -113,6 +113,14 @@ struct cfg_api {
     char allowed_hosts[CFG_STR_PATH];
 };
 
+/* [models]: the model directory and on-demand loading (issue 18, docs/models.md). */
+struct cfg_models {
+    char dir[CFG_STR_PATH];
+    char aliases[CFG_STR_PATH]; /* "NAME=ID NAME=ID ..." */
+    int keep_alive_s;           /* -1: for ever; 0: unload when the request ends */
+    long long max_loaded_bytes; /* 0: half of physical memory */
+};
+
 struct agent_config {
     struct cfg_agent agent;
     struct cfg_engine engine;
@@ -120,6 +128,7 @@ struct agent_config {
     struct cfg_telemetry telemetry;
     struct cfg_mqtt mqtt;
     struct cfg_api api;
+    struct cfg_models models;
     /* Where the values came from, for messages: the file path or "(defaults)". */
     char source[CFG_STR_PATH];
 };

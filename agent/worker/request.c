@@ -25,6 +25,7 @@ void agent_request_free(struct agent_request *req)
         free(req->messages[i].content);
     }
     free(req->prompt);
+    free(req->model_path);
     for (size_t i = 0; i < req->n_stop; i++)
         free(req->stop[i]);
     free(req->tools.tools_json);
