@@ -809,8 +809,13 @@ static enum MHD_Result handle_models(struct agent_http *h, struct MHD_Connection
     if (h->models) {
         char err[256];
         agent_models_scan(h->models, err, sizeof(err)); /* what was pulled or removed since */
-        struct agent_model_entry *entries = calloc(MAX_LISTED, sizeof(*entries));
-        struct openai_model_row *rows = calloc(MAX_LISTED, sizeof(*rows));
+        /* as many as there are (an entry holds a path: a fixed 1024 of them would be 5 MB per
+         * call, which glibc then keeps in the heap) */
+        size_t cap = agent_models_count(h->models) + 1;
+        if (cap > MAX_LISTED)
+            cap = MAX_LISTED;
+        struct agent_model_entry *entries = calloc(cap, sizeof(*entries));
+        struct openai_model_row *rows = calloc(cap, sizeof(*rows));
         char(*ids)[128] = calloc(16, sizeof(*ids));
         if (!entries || !rows || !ids) {
             free(entries);
@@ -818,7 +823,7 @@ static enum MHD_Result handle_models(struct agent_http *h, struct MHD_Connection
             free(ids);
             return MHD_NO;
         }
-        size_t n = model_rows(h, entries, MAX_LISTED, rows, ids, 16);
+        size_t n = model_rows(h, entries, cap, rows, ids, 16);
         int rc = 0;
         if (one) {
             struct agent_model_entry m;

@@ -873,6 +873,11 @@ int agent_worker_new(const struct eng_model *model, const struct agent_config *c
     w->defaults = cfg->engine;
     w->models = cfg->models;
     w->queue_depth = (size_t)cfg->api.queue_depth;
+    /* Models come and go: allocations of 64 KiB and more get their own mappings, returned to
+     * the system when freed. (glibc otherwise raises this threshold to the largest block freed
+     * and keeps such blocks in its heaps, so RSS would stay up after an unload.) Process-wide;
+     * small allocations are unaffected. */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     w->phys_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
     int rc = 0;

@@ -59,7 +59,7 @@ conf = os.path.join(tmp, "ember.conf")
 db = os.path.join(tmp, "telemetry.db")
 
 
-def write_conf(budget=0):
+def write_conf(budget=0, telemetry=True):
     with open(conf, "w") as f:
         f.write("""[agent]
 log_level = info
@@ -72,6 +72,7 @@ temperature = 0
 [governor]
 enabled = false
 [telemetry]
+enabled = %s
 database = %s
 sample_interval_ms = 100
 commit_interval_ms = 200
@@ -84,13 +85,12 @@ dir = %s
 aliases = small=q/stories-q8
 keep_alive_s = 30
 max_loaded_bytes = %d
-""" % (db, port, models, budget))
+""" % ("true" if telemetry else "false", db, port, models, budget))
 
 
-write_conf()
 log_path = os.path.join(tmp, "agent.log")
 log = open(log_path, "w")
-agent = subprocess.Popen([ember, "agent", "--config", conf], stdout=log, stderr=subprocess.STDOUT)
+agent = None
 
 
 conn = None
@@ -162,13 +162,54 @@ def log_text():
         return f.read()
 
 
-try:
-    def health():
-        try:
-            return request("GET", "/health", timeout=2)
-        except OSError:
-            return (0, None)
+def health():
+    try:
+        return request("GET", "/health", timeout=2)
+    except OSError:
+        return (0, None)
 
+
+def stop(agent):
+    global conn
+    if conn is not None:
+        conn.close()
+        conn = None
+    agent.send_signal(signal.SIGTERM)
+    try:
+        return agent.wait(30)
+    except subprocess.TimeoutExpired:
+        agent.kill()
+        return -9
+
+
+# --- RSS after an unload, measured without telemetry (whose SQLite cache grows with every
+# session and sample): three load/unload cycles, each back within 1 MB of before the first load
+write_conf(telemetry=False)
+agent = subprocess.Popen([ember, "agent", "--config", conf], stdout=log, stderr=subprocess.STDOUT)
+try:
+    check("agent (no telemetry) answers /health", wait_until(lambda: health()[0] == 200, 30))
+    request("GET", "/v1/models")
+    with open("/proc/%d/maps" % agent.pid) as f:
+        sanitized = any(x in f.read() for x in ("libasan", "libtsan"))
+    rss = [rss_kb()]
+    for _ in range(3):
+        status, obj, _ = complete("stories-f32", keep_alive=0)
+        check("load/unload cycle answers", status == 200, str(obj))
+        wait_until(lambda: loaded() == set(), 5)
+        time.sleep(0.3)  # the worker frees after it drops the model from the list
+        rss.append(rss_kb())
+    print("RSS kB before the first load %d, after each unload %s" % (rss[0], rss[1:]))
+    if sanitized:
+        print("note: sanitizer build (freed memory is quarantined): the RSS bound is not checked")
+    else:
+        check("RSS within 1 MB of its pre-load value after each unload",
+              all(abs(r - rss[0]) <= 1024 for r in rss[1:]), str(rss))
+finally:
+    stop(agent)
+
+write_conf()
+agent = subprocess.Popen([ember, "agent", "--config", conf], stdout=log, stderr=subprocess.STDOUT)
+try:
     check("agent answers /health 200 with installed models",
           wait_until(lambda: health()[0] == 200, 30), str(health()))
 
@@ -193,27 +234,14 @@ try:
     status, obj = request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 2})
     check("no model named with two installed: 400", status == 400, str(obj))
 
-    # --- RSS: load and unload at once (keep_alive 0), twice; the second cycle must give back
-    rss0 = rss_kb()
+    # --- keep_alive 0: unloaded as soon as the request is done
     status, obj, ms_cold = complete("stories-f32", keep_alive=0)
     check("first use loads and answers", status == 200 and obj["choices"][0]["text"] != "", str(obj))
     check("keep_alive 0 unloads after the request", wait_until(lambda: loaded() == set(), 5))
-    rss1 = rss_kb()
-    status, obj, _ = complete("stories-f32", keep_alive=0)
-    wait_until(lambda: loaded() == set(), 5)
-    time.sleep(0.2)
-    rss2 = rss_kb()
-    status, obj, _ = complete("stories-f32", keep_alive=0)
-    wait_until(lambda: loaded() == set(), 5)
-    time.sleep(0.2)
-    rss3 = rss_kb()
-    print("RSS kB: before any load %d, after the 1st unload %d, 2nd %d, 3rd %d" % (rss0, rss1, rss2, rss3))
-    check("RSS returns within 1 MB after an unload (2nd vs 3rd cycle)", abs(rss3 - rss2) <= 1024,
-          "%d vs %d kB" % (rss2, rss3))
 
     # --- switching between two loaded models costs no reload
     unloads = metric("ember_model_unloads_total")
-    check("three loads and three unloads so far", metric("ember_model_loads_total") == 3 and unloads == 3,
+    check("one load and one unload so far", metric("ember_model_loads_total") == 1 and unloads == 1,
           "%d %d" % (metric("ember_model_loads_total"), unloads))
     status, obj, ms_first_f32 = complete("stories-f32")
     status2, obj2, ms_first_q8 = complete("small")
@@ -225,7 +253,7 @@ try:
         status, obj, ms = complete("stories-f32" if i % 2 == 0 else "q/stories-q8")
         switch.append(ms)
         check("switch request %d" % i, status == 200)
-    check("switching loaded no model again (5 loads in all)", metric("ember_model_loads_total") == 5,
+    check("switching loaded no model again (3 loads in all)", metric("ember_model_loads_total") == 3,
           str(metric("ember_model_loads_total")))
     load_ms = [float(x) for x in re.findall(r"models: load [^:]+: loaded in ([0-9.]+) ms", log_text())]
     print("load ms (each load, from the log): %s" % ", ".join("%.1f" % x for x in load_ms))
@@ -269,12 +297,7 @@ try:
     check("a model larger than the budget: 503 insufficient_memory",
           status == 503 and obj["error"]["code"] == "insufficient_memory", str(obj))
 finally:
-    agent.send_signal(signal.SIGTERM)
-    try:
-        rc = agent.wait(30)
-    except subprocess.TimeoutExpired:
-        agent.kill()
-        rc = -9
+    rc = stop(agent)
     log.close()
 
 check("agent exits 0", rc == 0, str(rc))
