@@ -767,13 +767,13 @@ done:;
     w->total_prompt_tokens += res.prompt_tokens;
     w->total_gen_tokens += res.gen_tokens;
     pthread_mutex_unlock(&w->lock);
+    if (w->cur) /* before on_done, after which req belongs to the front end again */
+        keep_alive(w, w->cur, req);
+    w->cur = NULL;
     if (req->sink.on_done)
         req->sink.on_done(req->sink.user, &res);
     if (w->hooks.request_done)
         w->hooks.request_done(w->hooks.user, &res);
-    if (w->cur)
-        keep_alive(w, w->cur, req);
-    w->cur = NULL;
 }
 
 /* Unloads the models whose keep-alive has run out (locked on entry and exit; the frees happen
