@@ -14,3 +14,6 @@ add_test(NAME models_e2e
          COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/models_e2e.py ${EMBER_TEST_EMBER}
                  ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR})
 set_tests_properties(models_e2e PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 300)
+# The aliases value and pull sources (libFuzzer target; its corpus replays in every build).
+ember_add_fuzz(NAME model_names SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_model_names.c
+               LIBS ember_agent_models)
