@@ -329,8 +329,7 @@ static int resolve_model(struct agent_http *h, const char *name, char *id, size_
     *ret_bytes = 0;
     char pinned[128];
     pthread_mutex_lock(&h->lock);
-    struct agent_worker *w = h->worker;
-    snprintf(pinned, sizeof(pinned), "%s", w ? agent_worker_model_id(w) : "");
+    snprintf(pinned, sizeof(pinned), "%s", h->worker ? agent_worker_model_id(h->worker) : "");
     pthread_mutex_unlock(&h->lock);
     if (!name[0] || strcmp(name, pinned) == 0) {
         if (pinned[0]) {
@@ -397,9 +396,15 @@ static int resolve_model(struct agent_http *h, const char *name, char *id, size_
                          "The model '%.100s' cannot be loaded: %.180s", m.id, m.error);
         return -1;
     }
-    if (!w) {
-        openai_error_set(e, 503, "server_error", "model_not_loaded", NULL,
-                         "the agent is still starting");
+    /* under the lock: the worker may be detached (and freed) by a stop meanwhile */
+    pthread_mutex_lock(&h->lock);
+    if (h->worker)
+        *ret_bytes = agent_worker_model_bytes(h->worker, &m.info);
+    bool have_worker = h->worker != NULL;
+    pthread_mutex_unlock(&h->lock);
+    if (!have_worker) {
+        openai_error_set(e, 503, "server_error", "model_not_loaded", NULL, "the agent is %s",
+                         atomic_load(&h->quiesced) ? "stopping" : "starting");
         return -1;
     }
     snprintf(id, id_len, "%s", m.id);
@@ -408,7 +413,6 @@ static int resolve_model(struct agent_http *h, const char *name, char *id, size_
         openai_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
         return -1;
     }
-    *ret_bytes = agent_worker_model_bytes(w, &m.info);
     return 0;
 }
 
