@@ -190,7 +190,8 @@ try:
     check("agent (no telemetry) answers /health", wait_until(lambda: health()[0] == 200, 30))
     request("GET", "/v1/models")
     with open("/proc/%d/maps" % agent.pid) as f:
-        sanitized = any(x in f.read() for x in ("libasan", "libtsan"))
+        maps = f.read()
+    sanitized = "libasan" in maps or "libtsan" in maps
     rss = [rss_kb()]
     for _ in range(3):
         status, obj, _ = complete("stories-f32", keep_alive=0)
@@ -259,8 +260,9 @@ try:
     print("load ms (each load, from the log): %s" % ", ".join("%.1f" % x for x in load_ms))
     print("request ms: first use f32 %.1f, first use q8 %.1f, switching %s" %
           (ms_first_f32, ms_first_q8, ", ".join("%.1f" % x for x in switch)))
-    check("a stories260K load takes under 50 ms plus reading the file (500 ms allowed here, "
-          "sanitizers and a busy machine)", load_ms and max(load_ms) < 500, str(load_ms))
+    limit_ms = 5000 if sanitized else 500  # a shared, busy machine; sanitizers are slower still
+    check("a stories260K load takes under 50 ms plus reading the file (%d ms allowed here)" % limit_ms,
+          load_ms and max(load_ms) < limit_ms, str(load_ms))
 
     # --- a keep-alive duration
     status, obj, _ = complete("stories-f32", keep_alive="1s")
@@ -301,6 +303,8 @@ finally:
     log.close()
 
 check("agent exits 0", rc == 0, str(rc))
+with open(log_path) as f:
+    check("no sanitizer report in the agent's log", "Sanitizer" not in f.read())
 con = sqlite3.connect(db)
 models_seen = {r[0] for r in con.execute("SELECT DISTINCT model FROM sessions")}
 check("sessions record the model that served them", {"stories-f32", "q/stories-q8"} <= models_seen, str(models_seen))
