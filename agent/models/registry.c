@@ -311,7 +311,7 @@ int agent_models_scan(struct agent_models *m, char *err, size_t err_len)
         if (dir_rc < 0)
             snprintf(err, err_len, "[models] dir %s: %s", m->dir, strerror(-dir_rc));
     }
-    struct alias file_aliases[MAX_EXTRAS];
+    struct alias file_aliases[MAX_EXTRAS] = {0};
     size_t n_file_aliases = 0;
     for (size_t i = 0; i < m->n_extras; i++) {
         const struct extra *x = &m->extras[i];

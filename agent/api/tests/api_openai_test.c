@@ -697,9 +697,10 @@ static void test_keep_alive(void)
         const char *value;
         int64_t ms;
     } good[] = {
-        {"300", 300000},       {"0", 0},           {"-1", -1},           {"1.5", 1500},
-        {"\"5m\"", 300000},   {"\"30s\"", 30000}, {"\"1h30m\"", 5400000}, {"\"500ms\"", 500},
-        {"\"-1\"", -1},       {"\"-5m\"", -1},    {"\"0\"", 0},        {"\"10\"", 10000},
+        {"300", 300000},        {"0", 0},           {"-1", -1},
+        {"1.5", 1500},          {"\"5m\"", 300000}, {"\"30s\"", 30000},
+        {"\"1h30m\"", 5400000}, {"\"500ms\"", 500}, {"\"-1\"", -1},
+        {"\"-5m\"", -1},        {"\"0\"", 0},       {"\"10\"", 10000},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         char body[256];
@@ -715,8 +716,8 @@ static void test_keep_alive(void)
     req = chat_ok("{" MSG "}");
     CHECK(!opts.has_keep_alive);
     agent_request_free(req);
-    static const char *const bad[] = {"\"soon\"", "\"5x\"", "\"\"",   "\"m\"", "true",
-                                      "[1]",       "1e300",   "\"5m5\"", "{}",    "\"1h-\""};
+    static const char *const bad[] = {"\"soon\"", "\"5x\"", "\"\"",    "\"m\"", "true",
+                                      "[1]",      "1e300",  "\"5m5\"", "{}",    "\"1h-\""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char body[256];
         snprintf(body, sizeof(body), "{" MSG ",\"keep_alive\":%s}", bad[i]);

@@ -42,8 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char url[4096], name[256];
     err[0] = '\0';
-    rc = agent_pull_resolve(source, "https://hf.example", url, sizeof(url), name, sizeof(name),
-                            err, sizeof(err));
+    rc = agent_pull_resolve(source, "https://hf.example", url, sizeof(url), name, sizeof(name), err,
+                            sizeof(err));
     if (rc < 0 && err[0] == '\0')
         __builtin_trap();
     if (rc == 0 && (!name[0] || strchr(name, '/') || strlen(url) >= sizeof(url)))
