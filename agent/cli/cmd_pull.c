@@ -49,7 +49,7 @@ struct bar {
     uint64_t t0_ns, last_ns, last_done, start_done;
     double rate; /* bytes/s, smoothed */
     int last_decile;
-    bool drawn;
+    bool drawn, complete_shown;
 };
 
 static void human(double bytes, char *buf, size_t len)
@@ -70,8 +70,12 @@ static void on_progress(void *user, uint64_t done, uint64_t total)
         b->t0_ns = b->last_ns = now;
         b->last_done = b->start_done = done;
     }
-    if (now - b->last_ns < 200000000ull && !(total && done == total))
+    bool complete = total && done == total;
+    if (complete && b->complete_shown)
+        return; /* libcurl goes on calling until the transfer closes */
+    if (now - b->last_ns < 200000000ull && !complete)
         return; /* five updates a second are plenty */
+    b->complete_shown = complete;
     double dt = (double)(now - b->last_ns) / 1e9;
     if (dt > 0 && done >= b->last_done) {
         double inst = (double)(done - b->last_done) / dt;
