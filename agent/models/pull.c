@@ -389,7 +389,7 @@ static int fetch(struct transfer *t, const char *url, const char *validator, cha
     }
     if (cc != CURLE_OK) {
         snprintf(err, err_len, "%s: %s after %llu bytes", url, curl_easy_strerror(cc),
-                 (unsigned long long)(t->offset + t->written));
+                 (unsigned long long)t->offset + t->written);
         return -EIO;
     }
     return 0;
