@@ -29,6 +29,7 @@
 #include "log.h"
 #include "openai.h"
 #include "openai_tools.h"
+#include "registry.h"
 #include "request.h"
 #include "worker.h"
 
@@ -60,6 +61,8 @@ struct agent_http {
     bool reaper_stop, reaper_started;
     pthread_t reaper;
     atomic_uint_fast64_t dropped_slow, dropped_limit, dropped_stream;
+
+    struct agent_models *models; /* the model directory (NULL: the [engine] model only) */
 
     pthread_mutex_t lock; /* everything below */
     struct agent_worker *worker;
@@ -153,6 +156,7 @@ void agent_http_params_defaults(struct agent_http_params *p)
     p->poll_interval_ms = 100;
     p->stream_coalesce_ms = 10;
     p->port = -1;
+    p->models = NULL;
 }
 
 /* ---- reference counting ---- */
@@ -316,12 +320,115 @@ static struct agent_worker *current_model(struct agent_http *h, char *id, size_t
     return w;
 }
 
+/* Which model a request's "model" means (name "" = the default): the [engine] model (no path),
+ * or an installed model to be loaded from *ret_path (malloc'd). 0, or -1 with *e filled. */
+static int resolve_model(struct agent_http *h, const char *name, char *id, size_t id_len,
+                         char **ret_path, uint64_t *ret_bytes, struct openai_error *e)
+{
+    *ret_path = NULL;
+    *ret_bytes = 0;
+    char pinned[128];
+    pthread_mutex_lock(&h->lock);
+    snprintf(pinned, sizeof(pinned), "%s", h->worker ? agent_worker_model_id(h->worker) : "");
+    pthread_mutex_unlock(&h->lock);
+    if (!name[0] || strcmp(name, pinned) == 0) {
+        if (pinned[0]) {
+            snprintf(id, id_len, "%s", pinned);
+            return 0;
+        }
+    }
+    if (!h->models) {
+        if (!name[0] || !pinned[0]) {
+            openai_error_set(e, 503, "server_error", "model_not_loaded", NULL, "%s",
+                             atomic_load(&h->no_model) ? "no model is configured ([engine] model)"
+                                                       : "the model is still loading");
+            return -1;
+        }
+        openai_error_set(e, 404, "invalid_request_error", "model_not_found", "model",
+                         "The model '%.200s' does not exist (this server has '%.40s')", name,
+                         pinned);
+        return -1;
+    }
+    struct agent_model_entry m;
+    int rc = -ENOENT;
+    if (name[0]) {
+        rc = agent_models_find(h->models, name, &m);
+        if (rc < 0) { /* perhaps pulled since the last look */
+            char err[256];
+            agent_models_scan(h->models, err, sizeof(err));
+            rc = agent_models_find(h->models, name, &m);
+        }
+        if (rc < 0) {
+            openai_error_set(e, 404, "invalid_request_error", "model_not_found", "model",
+                             "The model '%.200s' does not exist (GET /v1/models lists the "
+                             "installed ones)",
+                             name);
+            return -1;
+        }
+    } else {
+        /* no model named and no [engine] model: the one installed model, if there is one */
+        size_t n_ok = 0;
+        struct agent_model_entry x;
+        for (size_t i = 0; agent_models_get(h->models, i, &x) == 0; i++)
+            if (x.ok) {
+                m = x;
+                n_ok++;
+            }
+        if (n_ok == 0) {
+            openai_error_set(e, 503, "server_error", "model_not_loaded", NULL,
+                             "no model is configured ([engine] model) or installed ([models] "
+                             "dir)");
+            return -1;
+        }
+        if (n_ok > 1) {
+            openai_error_set(e, 400, "invalid_request_error", "missing_required_parameter", "model",
+                             "'model' is required: several models are installed (GET "
+                             "/v1/models lists them)");
+            return -1;
+        }
+    }
+    if (m.engine && pinned[0]) {
+        snprintf(id, id_len, "%s", pinned);
+        return 0;
+    }
+    if (!m.ok) {
+        openai_error_set(e, 500, "server_error", "model_broken", "model",
+                         "The model '%.100s' cannot be loaded: %.180s", m.id, m.error);
+        return -1;
+    }
+    /* under the lock: the worker may be detached (and freed) by a stop meanwhile */
+    pthread_mutex_lock(&h->lock);
+    if (h->worker)
+        *ret_bytes = agent_worker_model_bytes(h->worker, &m.info);
+    bool have_worker = h->worker != NULL;
+    pthread_mutex_unlock(&h->lock);
+    if (!have_worker) {
+        openai_error_set(e, 503, "server_error", "model_not_loaded", NULL, "the agent is %s",
+                         atomic_load(&h->quiesced) ? "stopping" : "starting");
+        return -1;
+    }
+    snprintf(id, id_len, "%s", m.id);
+    *ret_path = strdup(m.path);
+    if (!*ret_path) {
+        openai_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static void result_error(const struct agent_result *r, struct openai_error *e)
 {
     const char *msg = r->error_msg[0] ? r->error_msg : strerror(-r->error);
     if (r->finish == AGENT_FINISH_CANCELLED) {
         openai_error_set(e, 503, "server_error", "cancelled", NULL,
                          "the request was cancelled (server stopping or client gone)");
+        return;
+    }
+    if (r->load_failed) {
+        if (r->error == -EFBIG)
+            openai_error_set(e, 503, "server_error", "insufficient_memory", "model", "%s", msg);
+        else
+            openai_error_set(e, 500, "server_error", "model_load_failed", "model", "%s", msg);
         return;
     }
     switch (-r->error) {
@@ -570,22 +677,13 @@ static enum MHD_Result handle_completion(struct agent_http *h, struct MHD_Connec
                            "the server is shutting down");
     }
     char id[OPENAI_MAX_MODEL_BYTES];
-    bool loaded;
-    struct agent_worker *w = current_model(h, id, sizeof(id), &loaded);
-    if (!w || !loaded) {
-        agent_request_free(req);
-        return reply_error(h, c, 503, "server_error", "model_not_loaded",
-                           w || atomic_load(&h->no_model)
-                               ? "no model is configured ([engine] model)"
-                               : "the model is still loading");
-    }
-    if (opts.model[0] && strcmp(opts.model, id) != 0) {
-        openai_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                         "The model '%.200s' does not exist (this server has '%.40s')", opts.model,
-                         id);
+    if (resolve_model(h, opts.model, id, sizeof(id), &req->model_path, &req->model_bytes, &e) < 0) {
         agent_request_free(req);
         return respond_error(h, c, &e, NULL, NULL);
     }
+    snprintf(req->model_id, sizeof(req->model_id), "%.*s", (int)sizeof(req->model_id) - 1, id);
+    req->has_keep_alive = opts.has_keep_alive;
+    req->keep_alive_ms = opts.keep_alive_ms;
 
     struct gen *g = calloc(1, sizeof(*g));
     if (!g) {
@@ -679,6 +777,28 @@ static enum MHD_Result handle_completion(struct agent_http *h, struct MHD_Connec
     return ret;
 }
 
+/* The installed models with whether each is loaded (rows point into entries and ids). */
+static size_t model_rows(struct agent_http *h, struct agent_model_entry *entries, size_t cap,
+                         struct openai_model_row *rows, char (*ids)[128], size_t ids_cap)
+{
+    size_t n_loaded = 0;
+    pthread_mutex_lock(&h->lock);
+    if (h->worker)
+        n_loaded = agent_worker_loaded(h->worker, ids, ids_cap);
+    pthread_mutex_unlock(&h->lock);
+    size_t n = 0;
+    for (size_t i = 0; n < cap && agent_models_get(h->models, i, &entries[n]) == 0; i++, n++) {
+        rows[n] = (struct openai_model_row){entries[n].id, entries[n].mtime_s, false,
+                                            entries[n].ok ? NULL : entries[n].error};
+        for (size_t k = 0; k < n_loaded; k++)
+            if (strcmp(ids[k], entries[n].id) == 0)
+                rows[n].loaded = true;
+    }
+    return n;
+}
+
+#define MAX_LISTED 1024
+
 static enum MHD_Result handle_models(struct agent_http *h, struct MHD_Connection *c,
                                      const char *url, bool one)
 {
@@ -689,8 +809,53 @@ static enum MHD_Result handle_models(struct agent_http *h, struct MHD_Connection
         id[0] = '\0';
     struct openai_buf b = {0};
     enum MHD_Result ret;
+    const char *want = one ? url + strlen("/v1/models/") : NULL;
+    if (h->models) {
+        char err[256];
+        agent_models_scan(h->models, err, sizeof(err)); /* what was pulled or removed since */
+        /* as many as there are (an entry holds a path: a fixed 1024 of them would be 5 MB per
+         * call, which glibc then keeps in the heap) */
+        size_t cap = agent_models_count(h->models) + 1;
+        if (cap > MAX_LISTED)
+            cap = MAX_LISTED;
+        struct agent_model_entry *entries = calloc(cap, sizeof(*entries));
+        struct openai_model_row *rows = calloc(cap, sizeof(*rows));
+        char(*ids)[128] = calloc(16, sizeof(*ids));
+        if (!entries || !rows || !ids) {
+            free(entries);
+            free(rows);
+            free(ids);
+            return MHD_NO;
+        }
+        size_t n = model_rows(h, entries, cap, rows, ids, 16);
+        int rc = 0;
+        if (one) {
+            struct agent_model_entry m;
+            size_t k = n;
+            if (agent_models_find(h->models, want, &m) == 0)
+                for (k = 0; k < n && strcmp(rows[k].id, m.id) != 0; k++)
+                    ;
+            if (k == n) {
+                free(entries);
+                free(rows);
+                free(ids);
+                struct openai_error e;
+                openai_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+                                 "The model '%.200s' does not exist", want);
+                return respond_error(h, c, &e, NULL, NULL);
+            }
+            rc = openai_model_row_json(&rows[k], &b);
+        } else {
+            rc = openai_model_rows_json(rows, n, &b);
+        }
+        free(entries);
+        free(rows);
+        free(ids);
+        ret = rc ? MHD_NO : respond_json(h, c, 200, b.data);
+        openai_buf_free(&b);
+        return ret;
+    }
     if (one) {
-        const char *want = url + strlen("/v1/models/");
         if (!id[0] || strcmp(want, id) != 0) {
             struct openai_error e;
             openai_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
@@ -705,6 +870,16 @@ static enum MHD_Result handle_models(struct agent_http *h, struct MHD_Connection
     return ret;
 }
 
+/* Whether any model can be served: the [engine] model, or an installed one. */
+static bool any_installed(struct agent_http *h)
+{
+    struct agent_model_entry m;
+    for (size_t i = 0; h->models && agent_models_get(h->models, i, &m) == 0; i++)
+        if (m.ok)
+            return true;
+    return false;
+}
+
 static enum MHD_Result handle_health(struct agent_http *h, struct MHD_Connection *c)
 {
     char id[OPENAI_MAX_MODEL_BYTES];
@@ -716,7 +891,7 @@ static enum MHD_Result handle_health(struct agent_http *h, struct MHD_Connection
         return respond_json(h, c, 503,
                             atomic_load(&h->no_model) ? "{\"status\":\"no_model\"}"
                                                       : "{\"status\":\"loading\"}");
-    if (!loaded)
+    if (!loaded && !any_installed(h))
         return respond_json(h, c, 503, "{\"status\":\"no_model\"}");
     struct openai_buf b = {0};
     enum MHD_Result ret = MHD_NO;
@@ -747,6 +922,11 @@ static enum MHD_Result handle_metrics(struct agent_http *h, struct MHD_Connectio
         s->gen_tokens = ws.gen_tokens;
         s->queue_depth = ws.queue_depth;
         s->busy = ws.busy != 0;
+        s->models_loaded = ws.n_loaded;
+        s->models_loaded_bytes = ws.loaded_bytes;
+        s->model_loads = ws.loads;
+        s->model_unloads = ws.unloads;
+        s->model_evictions = ws.evictions;
     }
     s->latency = h->latency;
     if (h->latency.count) {
@@ -1358,6 +1538,7 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
         h->params = *params;
     else
         agent_http_params_defaults(&h->params);
+    h->models = h->params.models;
     if (h->params.poll_interval_ms == 0)
         h->params.poll_interval_ms = 100;
     if (h->params.max_connections == 0)

@@ -15,6 +15,8 @@
 
 #include "metrics.h"
 
+struct agent_models;
+
 struct agent_http;
 struct agent_worker;
 struct agent_config;
@@ -46,6 +48,10 @@ struct agent_http_params {
     unsigned stream_coalesce_ms; /* streamed tokens closer together than this share one send
                                     (0: every token is sent on its own) */
     int port;                    /* -1: cfg->api.port; 0: the kernel picks (see agent_http_port) */
+    /* The model directory (borrowed; must outlive the server), or NULL: the [engine] model
+     * only. With it /v1/models lists every installed model, and a request's "model" picks one,
+     * which the worker loads on first use. */
+    struct agent_models *models;
 };
 
 /* 64 connections, 16 per client, 10 s header timeout, 1 MiB stream buffer, 60 s idle timeout,

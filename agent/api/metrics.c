@@ -142,6 +142,19 @@ int agent_metrics_write(const struct agent_metrics_snapshot *s, FILE *out)
     fprintf(out, "ember_queue_depth %llu\n", (unsigned long long)s->queue_depth);
     family(out, "ember_engine_busy", "gauge", "1 while the engine runs a request.");
     fprintf(out, "ember_engine_busy %d\n", s->busy ? 1 : 0);
+    family(out, "ember_models_loaded", "gauge", "Models loaded now.");
+    fprintf(out, "ember_models_loaded %llu\n", (unsigned long long)s->models_loaded);
+    family(out, "ember_models_loaded_bytes", "gauge",
+           "Memory the loaded models hold, as counted against [models] max_loaded_bytes.");
+    fprintf(out, "ember_models_loaded_bytes %llu\n", (unsigned long long)s->models_loaded_bytes);
+    family(out, "ember_model_loads_total", "counter", "Models loaded on demand since start.");
+    fprintf(out, "ember_model_loads_total %llu\n", (unsigned long long)s->model_loads);
+    family(out, "ember_model_unloads_total", "counter",
+           "Models unloaded after their keep-alive since start.");
+    fprintf(out, "ember_model_unloads_total %llu\n", (unsigned long long)s->model_unloads);
+    family(out, "ember_model_evictions_total", "counter",
+           "Models unloaded to make room for another since start.");
+    fprintf(out, "ember_model_evictions_total %llu\n", (unsigned long long)s->model_evictions);
 
     gauge(out, "ember_power_watts", "Power drawn, from the best available source.", s->power_w);
     if (!isnan(s->energy_j)) {

@@ -43,6 +43,10 @@ struct agent_metrics_snapshot {
     struct agent_metrics_histogram latency; /* end-to-end inference request seconds */
     uint64_t queue_depth;
     bool busy;
+    /* models (issue 18): loaded now, their bytes against the budget, and since start how many
+     * loads on demand, unloads after keep-alive and evictions for room */
+    uint64_t models_loaded, models_loaded_bytes;
+    uint64_t model_loads, model_unloads, model_evictions;
     double power_w;
     double energy_j; /* monotonic counter since the agent started */
     /* the same energy split by engine phase, integrated over the phase intervals (NaN: no

@@ -612,8 +612,78 @@ static int parse_prompt(const cJSON *root, struct agent_request *req, struct ope
     return req->prompt ? 0 : -ENOMEM;
 }
 
+/* Ollama's keep_alive: a number of seconds, or a duration string ("30s", "5m", "1h30m",
+ * "500ms", "-1"); negative means for ever. */
+static int parse_keep_alive(const cJSON *v, int64_t *ret_ms, struct openai_error *e)
+{
+    const double max_s = 366.0 * 86400;
+    if (cJSON_IsNumber(v)) {
+        double s = v->valuedouble;
+        if (!isfinite(s) || s > max_s) {
+            bad_value(e, "keep_alive", "must be at most %.0f seconds (negative: for ever)", max_s);
+            return -EINVAL;
+        }
+        *ret_ms = s < 0 ? -1 : (int64_t)(s * 1000);
+        return 0;
+    }
+    if (!cJSON_IsString(v)) {
+        bad_type(e, "keep_alive", "a number of seconds or a duration such as \"5m\"");
+        return -EINVAL;
+    }
+    const char *p = v->valuestring;
+    bool negative = *p == '-';
+    if (negative)
+        p++;
+    double total_ms = 0;
+    bool any = false;
+    while (*p) {
+        char *end;
+        double n = strtod(p, &end);
+        if (end == p || !isfinite(n) || n < 0)
+            goto bad;
+        p = end;
+        double unit_ms;
+        if (strncmp(p, "ms", 2) == 0)
+            unit_ms = 1, p += 2;
+        else if (*p == 's')
+            unit_ms = 1000, p++;
+        else if (*p == 'm')
+            unit_ms = 60000, p++;
+        else if (*p == 'h')
+            unit_ms = 3600000, p++;
+        else if (*p == '\0' && !any)
+            unit_ms = 1000; /* a bare number in a string: seconds */
+        else
+            goto bad;
+        total_ms += n * unit_ms;
+        any = true;
+    }
+    if (!any)
+        goto bad;
+    if (negative) {
+        *ret_ms = total_ms > 0 ? -1 : 0;
+        return 0;
+    }
+    if (total_ms > max_s * 1000) {
+        bad_value(e, "keep_alive", "must be at most %.0f seconds (negative: for ever)", max_s);
+        return -EINVAL;
+    }
+    *ret_ms = (int64_t)total_ms;
+    return 0;
+bad:
+    bad_value(e, "keep_alive", "'%.40s' is not a duration (seconds, or like 30s, 5m, 1h, -1)",
+              v->valuestring);
+    return -EINVAL;
+}
+
 static int parse_options(const cJSON *root, struct openai_options *o, struct openai_error *e)
 {
+    const cJSON *ka = field(root, "keep_alive");
+    if (ka && !cJSON_IsNull(ka)) {
+        if (parse_keep_alive(ka, &o->keep_alive_ms, e))
+            return -EINVAL;
+        o->has_keep_alive = true;
+    }
     const cJSON *m = field(root, "model");
     if (m) {
         if (!cJSON_IsString(m)) {
@@ -939,4 +1009,38 @@ int openai_models_json(const char *id, int64_t created, struct openai_buf *b)
 int openai_model_json(const char *id, int64_t created, struct openai_buf *b)
 {
     return model_object(id, created, b);
+}
+
+static int model_row_object(const struct openai_model_row *m, struct openai_buf *b)
+{
+    int rc = buf_str(b, "{\"id\":");
+    rc |= buf_json_str(b, m->id);
+    rc |=
+        buf_printf(b,
+                   ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"ember\","
+                   "\"loaded\":%s,\"status\":\"%s\"",
+                   (long long)m->created, m->loaded ? "true" : "false", m->error ? "broken" : "ok");
+    if (m->error) {
+        rc |= buf_str(b, ",\"error\":");
+        rc |= buf_json_str(b, m->error);
+    }
+    rc |= buf_str(b, "}");
+    return rc ? -ENOMEM : 0;
+}
+
+int openai_model_rows_json(const struct openai_model_row *rows, size_t n, struct openai_buf *b)
+{
+    int rc = buf_str(b, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            rc |= buf_str(b, ",");
+        rc |= model_row_object(&rows[i], b);
+    }
+    rc |= buf_str(b, "]}");
+    return rc ? -ENOMEM : 0;
+}
+
+int openai_model_row_json(const struct openai_model_row *row, struct openai_buf *b)
+{
+    return model_row_object(row, b);
 }

@@ -54,6 +54,10 @@ struct openai_options {
     char model[OPENAI_MAX_MODEL_BYTES]; /* "" when absent */
     bool stream;
     bool include_usage; /* stream_options.include_usage */
+    /* keep_alive (Ollama's): how long the model stays loaded after this request, in ms;
+     * negative: for ever */
+    bool has_keep_alive;
+    int64_t keep_alive_ms;
 };
 
 /* Parses a request body of the given kind. 0: *ret_req is a new request (the caller frees it)
@@ -113,5 +117,16 @@ int openai_response_json_calls(const struct openai_response_id *r, const char *t
 /* GET /v1/models (one model, or none when id is ""); GET /v1/models/{id}. */
 int openai_models_json(const char *id, int64_t created, struct openai_buf *b);
 int openai_model_json(const char *id, int64_t created, struct openai_buf *b);
+
+/* The model directory's listing: every installed model, with extensions beyond OpenAI's object:
+ * "loaded" (in memory now) and "status" ("ok", or "broken" with the loader's "error"). */
+struct openai_model_row {
+    const char *id;
+    int64_t created;
+    bool loaded;
+    const char *error; /* NULL: ok */
+};
+int openai_model_rows_json(const struct openai_model_row *rows, size_t n, struct openai_buf *b);
+int openai_model_row_json(const struct openai_model_row *row, struct openai_buf *b);
 
 #endif

@@ -19,5 +19,7 @@ const struct ember_command ember_commands[] = {
     {"report", "energy and joules per token from the telemetry history", cmd_report},
     {"fleet", "status of every appliance on a (central) MQTT broker", cmd_fleet},
     {"kb", "the knowledge plugin's database: import, query, eval, stats", cmd_kb},
+    {"models", "installed models: list, show, rm ([models] dir)", cmd_models},
+    {"pull", "download a GGUF model into the model directory (resumable, verified)", cmd_pull},
     {NULL, NULL, NULL},
 };

@@ -40,5 +40,8 @@ int cmd_fleet(int argc, char **argv);
 int cmd_gpio(int argc, char **argv);
 /* `ember kb import|query|eval|stats`: the knowledge plugin's database (cmd_kb.c). */
 int cmd_kb(int argc, char **argv);
+/* `ember models list|show|rm` and `ember pull` (cmd_models.c, cmd_pull.c; docs/models.md). */
+int cmd_models(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 #endif

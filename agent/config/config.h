@@ -157,6 +157,14 @@ struct cfg_plugins {
     struct cfg_plugin_setting settings[CFG_PLUGIN_SETTINGS];
 };
 
+/* [models]: the model directory and on-demand loading (issue 18, docs/models.md). */
+struct cfg_models {
+    char dir[CFG_STR_PATH];
+    char aliases[CFG_STR_PATH]; /* "NAME=ID NAME=ID ..." */
+    int keep_alive_s;           /* -1: for ever; 0: unload when the request ends */
+    long long max_loaded_bytes; /* 0: half of physical memory */
+};
+
 struct agent_config {
     struct cfg_agent agent;
     struct cfg_engine engine;
@@ -166,6 +174,7 @@ struct agent_config {
     struct cfg_api api;
     struct cfg_gpio gpio;
     struct cfg_plugins plugins;
+    struct cfg_models models;
     /* Where the values came from, for messages: the file path or "(defaults)". */
     char source[CFG_STR_PATH];
 };

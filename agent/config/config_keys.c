@@ -291,6 +291,23 @@ static const struct cfg_key agent_rows[] = {
             "Plugin files to load from dir, by name without .so (space or comma separated), in "
             "this order; empty = every *.so in dir, in name order."),
 
+    /* [models] (docs/models.md) */
+    KEY_STR(models, dir, "/var/lib/ember/models", false,
+            "Model directory: every *.gguf file in it or its subdirectories is an installed "
+            "model, its id the path below the directory without .gguf (ember models list). "
+            "The API loads one on first use by the request's model field; ember pull writes "
+            "here."),
+    KEY_STR(models, aliases, "", false,
+            "Other names for installed models, as space-separated NAME=ID pairs (chat=qwen2.5-"
+            "0.5b-instruct-q4_0)."),
+    KEY_INT(models, keep_alive_s, -1, 31536000, "300", true,
+            "How long a model loaded on demand stays loaded after its last request (-1 = until "
+            "the agent stops, 0 = unload at once); a request's keep_alive field overrides it. "
+            "The [engine] model stays loaded."),
+    KEY_INT(models, max_loaded_bytes, 0, 9007199254740992.0, "0", true,
+            "Memory budget for loaded models (weights, KV cache and buffers, estimated from the "
+            "file): loading one more first unloads the least recently used idle models; a "
+            "model larger than the budget is refused. 0 = half of physical memory."),
     {0},
 };
 

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "plugins.h"
 #include "privsep.h"
+#include "registry.h"
 #include "telemetry/mqtt.h"
 #include "telemetry/power.h"
 #include "telemetry/store.h"
@@ -212,13 +213,49 @@ static int load_progress(float fraction, void *user)
     return 0;
 }
 
+/* A model loaded, unloaded or evicted on demand (worker thread): the log says so. */
+static void hook_model_event(void *user, const char *kind, const char *id, const char *detail)
+{
+    (void)user;
+    if (strcmp(kind, "load_failed") == 0)
+        log_err("models: %s: %s", id, detail);
+    else
+        log_info("models: %s %s: %s", kind, id, detail);
+}
+
+static int start_worker(struct agent_daemon *d)
+{
+    struct agent_worker_hooks hooks = {
+        .phase = daemon_hook_phase,
+        .energy_j = hook_energy,
+        .policy = daemon_hook_policy,
+        .request_done = daemon_hook_request_done,
+        .before_request = agent_plugins_count(d->plugins) ? hook_before_request : NULL,
+        .text = agent_plugins_count(d->plugins) ? hook_text : NULL,
+        .model_event = hook_model_event,
+        .user = d,
+    };
+    char err[512];
+    int rc = agent_worker_new(d->model, &d->cfg, &hooks, &d->worker, err, sizeof(err));
+    if (rc < 0)
+        log_err("engine: %s", err);
+    return rc;
+}
+
 static int load_model(struct agent_daemon *d)
 {
     if (!d->cfg.engine.model[0]) {
-        log_warn("engine: no model configured ([engine] model); /health answers 503 no_model");
+        size_t n = d->models ? agent_models_count(d->models) : 0;
+        if (n)
+            log_info("engine: no [engine] model; %zu model(s) in %s load on first use", n,
+                     d->cfg.models.dir);
+        else
+            log_warn("engine: no model configured ([engine] model) or installed ([models] dir "
+                     "%s); /health answers 503 no_model",
+                     d->cfg.models.dir);
         if (d->mqtt)
             tel_mqtt_publish_model(d->mqtt, &(struct tel_model_info){0});
-        return 0;
+        return start_worker(d);
     }
     notify_status("loading model %s", d->cfg.engine.model);
     uint64_t t0 = cmn_now_ns();
@@ -253,21 +290,7 @@ static int load_model(struct agent_daemon *d)
         };
         tel_mqtt_publish_model(d->mqtt, &mi);
     }
-    struct agent_worker_hooks hooks = {
-        .phase = daemon_hook_phase,
-        .energy_j = hook_energy,
-        .policy = daemon_hook_policy,
-        .request_done = daemon_hook_request_done,
-        .before_request = agent_plugins_count(d->plugins) ? hook_before_request : NULL,
-        .text = agent_plugins_count(d->plugins) ? hook_text : NULL,
-        .user = d,
-    };
-    rc = agent_worker_new(d->model, &d->cfg, &hooks, &d->worker, err, sizeof(err));
-    if (rc < 0) {
-        log_err("engine: %s", err);
-        return rc;
-    }
-    return 0;
+    return start_worker(d);
 }
 
 static int setup_signals(struct agent_daemon *d)
@@ -347,6 +370,8 @@ static void shutdown_all(struct agent_daemon *d)
     d->worker = NULL;
     agent_http_free(d->http);
     d->http = NULL;
+    agent_models_free(d->models);
+    d->models = NULL;
     if (d->queue)
         drain_queue(d, cmn_now_ns()); /* the last sessions and ask answers */
     if (d->gov) {
@@ -451,8 +476,14 @@ static int start_api(struct agent_daemon *d)
     hp.header_timeout_ms = (unsigned)d->cfg.api.header_timeout_ms;
     hp.stream_buffer_bytes = (size_t)d->cfg.api.stream_buffer_bytes;
     hp.stream_coalesce_ms = (unsigned)d->cfg.api.stream_coalesce_ms;
-    char err[512];
-    int rc = agent_http_new(&d->cfg, NULL, &hooks, &hp, &d->http, err, sizeof(err));
+    char err[512] = "";
+    int rc = agent_models_open_config(&d->cfg, &d->models, err, sizeof(err));
+    if (rc < 0) {
+        log_err("models: %s", err);
+        return rc;
+    }
+    hp.models = d->models;
+    rc = agent_http_new(&d->cfg, NULL, &hooks, &hp, &d->http, err, sizeof(err));
     if (rc < 0) {
         log_err("api: %s", err);
         return rc;
@@ -495,7 +526,7 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
         goto stop;
     if (d->http && d->worker)
         agent_http_set_worker(d->http, d->worker);
-    else if (d->http && !d->cfg.engine.model[0])
+    if (d->http && !d->cfg.engine.model[0])
         agent_http_set_no_model(d->http);
     if (start_timers(d) < 0)
         goto stop;

@@ -22,7 +22,10 @@
 
 static const char *phase_name(enum agent_phase p)
 {
-    return p == AGENT_PHASE_PREFILL ? "prefill" : p == AGENT_PHASE_DECODE ? "decode" : "idle";
+    return p == AGENT_PHASE_PREFILL   ? "prefill"
+           : p == AGENT_PHASE_DECODE  ? "decode"
+           : p == AGENT_PHASE_LOADING ? "loading"
+                                      : "idle";
 }
 
 /* ---- events: one place that logs, stores and publishes ---- */
@@ -304,6 +307,7 @@ void daemon_store_session(struct agent_daemon *d, const struct agent_result *r, 
     s.energy_j = r->energy_j;
     s.j_per_token = r->j_per_token;
     snprintf(s.policy, sizeof(s.policy), "%s", r->policy);
+    snprintf(s.model, sizeof(s.model), "%s", r->model);
     if (d->store)
         tel_store_add_session(d->store, &s);
     if (d->mqtt)

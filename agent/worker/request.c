@@ -28,6 +28,7 @@ void agent_request_free(struct agent_request *req)
     free(req->plugin_context);
     free(req->plugin_answer);
     free(req->plugin_sources);
+    free(req->model_path);
     for (size_t i = 0; i < req->n_stop; i++)
         free(req->stop[i]);
     free(req->tools.tools_json);

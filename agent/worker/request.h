@@ -79,6 +79,10 @@ struct agent_result {
     double avg_power_w;  /* NAN = not measured */
     double j_per_token;  /* energy_j / generated tokens; NAN when either is unknown or none */
     char policy[32];     /* governor policy in force when it finished */
+    char model[128];     /* the id of the model that ran it ("" when none did) */
+    bool load_failed;    /* the model could not be loaded (error, error_msg say why) */
+    double load_ms;      /* time spent loading the model first (0: it was loaded); not part of
+                            duration_ms, energy_j or j_per_token */
     size_t n_tool_calls; /* calls reported through on_tool_call (finish_reason "tool_calls") */
     /* JSON array of the entries plugins cited (the response's "sources"), or NULL. Points into
      * the request: valid while the request lives; NULL in what request_done hooks get. */
@@ -113,6 +117,15 @@ struct agent_request {
      * already put into the messages or prompt, a direct answer (the engine does not run), the
      * entries they cited as a JSON array. */
     char *plugin_context, *plugin_answer, *plugin_sources;
+    /* The model: an id the worker has loaded, or loads from model_path (malloc'd) on first use;
+     * "" = the [engine] model. model_bytes: its estimate (agent_worker_model_bytes). */
+    char model_id[128];
+    char *model_path;
+    uint64_t model_bytes;
+    /* How long the model stays loaded after this request (Ollama's keep_alive): milliseconds,
+     * negative = until the agent stops, 0 = unload at once; absent: [models] keep_alive_s. */
+    bool has_keep_alive;
+    int64_t keep_alive_ms;
     atomic_bool cancel; /* set by the front end (client disconnect) or by shutdown */
     uint64_t enqueued_ns;
 };

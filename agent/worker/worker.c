@@ -11,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <stdint.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/timeutil.h"
 #include "config.h"
@@ -26,19 +29,47 @@
 
 #define QUEUE_CAP_MAX 4096
 
-struct agent_worker {
+/* One loaded model: its context (KV cache, kernel threads), chat template and the prompt
+ * tokens its cache holds. The [engine] model's slot borrows the daemon's model and is never
+ * unloaded; the others are loaded on demand and unloaded after keep-alive or for room. */
+struct slot {
+    char id[128];
+    struct eng_model *owned; /* loaded here (NULL: the [engine] model, borrowed) */
     const struct eng_model *model;
     const struct eng_vocab *vocab;
     struct eng_context *ctx;
     struct eng_chat_template tmpl;
     char bos_text[64], eos_text[64];
-    char model_id[128];
+    bool pinned;           /* the [engine] model: stays loaded */
+    uint64_t bytes;        /* memory it holds (weights, KV cache, buffers), as counted */
+    uint64_t last_used_ns; /* for least-recently-used eviction */
+    uint64_t expires_ns;   /* unload when idle past this; 0 = never */
+
+    /* Prompt reuse at the token level: the tokens the KV cache holds, in order. A new prompt
+     * that starts with them only prefills the rest (a conversation's next turn). */
+    int32_t *kv_tokens;
+    size_t n_kv_tokens;
+    int32_t *prompt_buf; /* tokenized prompt, n_ctx + 1 entries */
+    int32_t *gen_tokens; /* tokens sampled in the running request, n_ctx entries */
+    size_t n_ctx;
+    /* the vocabulary's index for constrained sampling, built on the first request with a
+     * grammar (tool_choice required/named, response_format) */
+    struct eng_grammar_vocab *gvocab;
+};
+
+#define MAX_SLOTS 16
+
+struct agent_worker {
+    struct slot *cur;              /* the model of the running request (worker thread) */
+    struct slot *slots[MAX_SLOTS]; /* loaded models; changed under lock by the worker only */
+    size_t n_slots;
+    char model_id[128]; /* the [engine] model's id, "" when none */
     struct agent_worker_hooks hooks;
 
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_cond_t cond;          /* CLOCK_MONOTONIC */
     struct agent_request **queue; /* ring of QUEUE_CAP_MAX */
     size_t q_head, q_len;
     size_t queue_depth; /* accepted waiting requests (live config) */
@@ -47,21 +78,13 @@ struct agent_worker {
 
     /* sampling and limits from the config, swapped under lock on reload */
     struct cfg_engine defaults;
-
-    /* Prompt reuse at the token level: the tokens the KV cache holds, in order. A new prompt
-     * that starts with them only prefills the rest (a conversation's next turn). */
-    int32_t *kv_tokens;
-    size_t n_kv_tokens;
-    int32_t *prompt_buf; /* tokenized prompt, n_ctx + 1 entries */
-    int32_t *gen_tokens; /* tokens sampled in the running request, n_ctx entries */
-    size_t n_gen_tokens;
-    size_t n_ctx;
-    /* the vocabulary's index for constrained sampling, built on the first request with a
-     * grammar (tool_choice required/named, response_format) */
-    struct eng_grammar_vocab *gvocab;
+    struct cfg_models models; /* keep_alive_s, max_loaded_bytes (live) */
+    uint64_t phys_bytes;      /* physical memory, for the default budget */
+    size_t n_gen_tokens;      /* of the running request (worker thread) */
 
     /* stats (under lock) */
     uint64_t requests, total_prompt_tokens, total_gen_tokens;
+    uint64_t loads, unloads, evictions;
     enum agent_phase phase;
     /* tokens sampled so far, counted as they come (telemetry samples attribute them to the
      * interval and phase they were generated in, not to the request's end) */
@@ -94,8 +117,8 @@ static void obs_prefill_end(void *user, size_t n_tokens, uint64_t dur_ns)
 static void obs_token(void *user, int32_t token)
 {
     struct agent_worker *w = user;
-    if (w->n_gen_tokens < w->n_ctx)
-        w->gen_tokens[w->n_gen_tokens++] = token; /* only the worker thread touches these */
+    if (w->n_gen_tokens < w->cur->n_ctx)
+        w->cur->gen_tokens[w->n_gen_tokens++] = token; /* only the worker thread touches these */
     atomic_fetch_add(&w->live_gen_tokens, 1);
     set_phase(w, AGENT_PHASE_DECODE);
 }
@@ -183,9 +206,9 @@ static int request_grammar(struct agent_worker *w, const struct agent_request *r
     if (req->kind == AGENT_REQ_CHAT && t->tools_json &&
         (t->choice == AGENT_TOOLS_REQUIRED || t->choice == AGENT_TOOLS_NAMED)) {
         int syntax = 0;
-        if (eng_chat_tool_syntax(&w->tmpl, &syntax) < 0) {
+        if (eng_chat_tool_syntax(&w->cur->tmpl, &syntax) < 0) {
             snprintf(err, err_len, "the model's chat template (%s) has no tool-call syntax",
-                     eng_chat_family_name(w->tmpl.family));
+                     eng_chat_family_name(w->cur->tmpl.family));
             return -EINVAL;
         }
         rc = eng_tools_grammar(t->tools_json, 0,
@@ -199,8 +222,8 @@ static int request_grammar(struct agent_worker *w, const struct agent_request *r
         return rc;
     rc = eng_grammar_parse(text, 0, ret, err, err_len);
     free(text);
-    if (rc == 0 && !w->gvocab) {
-        rc = eng_grammar_vocab_new(w->vocab, &w->gvocab);
+    if (rc == 0 && !w->cur->gvocab) {
+        rc = eng_grammar_vocab_new(w->cur->vocab, &w->cur->gvocab);
         if (rc < 0) {
             snprintf(err, err_len, "indexing the vocabulary for constrained sampling failed");
             eng_grammar_free(*ret);
@@ -290,17 +313,277 @@ static int render_prompt(struct agent_worker *w, const struct agent_request *req
     struct tm tm;
     strftime(today, sizeof(today), "%d %b %Y", localtime_r(&now, &tm));
     struct eng_chat_render_opts ro = {.add_generation_prompt = true,
-                                      .bos_token = w->bos_text,
-                                      .eos_token = w->eos_text,
+                                      .bos_token = w->cur->bos_text,
+                                      .eos_token = w->cur->eos_text,
                                       .date_string = today,
                                       .tools = offers_tools(req) ? req->tools.tools_json : NULL,
                                       .message_tools = any_calls ? mt : NULL};
     if (rc == 0)
-        rc = eng_chat_render_spans(&w->tmpl, msgs, req->n_messages, &ro, ret, NULL, ret_spans,
+        rc = eng_chat_render_spans(&w->cur->tmpl, msgs, req->n_messages, &ro, ret, NULL, ret_spans,
                                    ret_n_spans, err, err_len);
     for (size_t i = 0; i < req->n_messages; i++)
         free(calls[i]);
     return rc;
+}
+
+/* ---- loaded models ---- */
+
+static void model_event(struct agent_worker *w, const char *kind, const char *id,
+                        const char *detail)
+{
+    if (w->hooks.model_event)
+        w->hooks.model_event(w->hooks.user, kind, id, detail);
+}
+
+static void slot_free(struct slot *s)
+{
+    if (!s)
+        return;
+    eng_context_free(s->ctx);
+    eng_grammar_vocab_free(s->gvocab);
+    free(s->kv_tokens);
+    free(s->prompt_buf);
+    free(s->gen_tokens);
+    eng_model_free(s->owned);
+    free(s);
+}
+
+static void token_text(const struct eng_vocab *vocab, int32_t id, char *buf, size_t cap)
+{
+    size_t n = 0;
+    const char *t = id >= 0 ? eng_token_text(vocab, id, &n) : NULL;
+    snprintf(buf, cap, "%.*s", t ? (int)n : 0, t ? t : "");
+}
+
+/* The context length a model gets: [engine] context_length, capped by the model's own. */
+static uint32_t context_for(const struct cfg_engine *e, const struct eng_model_info *mi)
+{
+    uint32_t n = (uint32_t)e->context_length;
+    if (mi->n_ctx_train > 0 && n > (uint32_t)mi->n_ctx_train)
+        n = (uint32_t)mi->n_ctx_train;
+    return n;
+}
+
+/* KV cache bytes of a context of n_ctx positions (K and V for every layer). */
+static uint64_t kv_bytes(const struct cfg_engine *e, const struct eng_model_info *mi,
+                         uint32_t n_ctx)
+{
+    uint64_t head_dim = mi->n_head > 0 ? (uint64_t)mi->n_embd / (uint64_t)mi->n_head : 0;
+    uint64_t elt = strcmp(e->kv_cache, "f32") == 0 ? 4 : 2;
+    return (uint64_t)n_ctx * (uint64_t)mi->n_layer * (uint64_t)mi->n_head_kv * head_dim * 2 * elt;
+}
+
+uint64_t agent_worker_model_bytes(struct agent_worker *w, const struct eng_model_info *mi)
+{
+    pthread_mutex_lock(&w->lock);
+    struct cfg_engine e = w->defaults;
+    pthread_mutex_unlock(&w->lock);
+    return mi->weight_bytes + kv_bytes(&e, mi, context_for(&e, mi));
+}
+
+/* Builds a model's context and everything a request needs beside it. template_name: a family
+ * name, or "auto" to recognise the file's own template (path). */
+static int slot_open(struct agent_worker *w, struct slot *s, const struct cfg_engine *e,
+                     const char *template_name, const char *path, char *err, size_t err_len)
+{
+    s->vocab = eng_model_vocab(s->model);
+    if (!s->vocab) {
+        snprintf(err, err_len, "%s: the model has no tokenizer", path);
+        return -EINVAL;
+    }
+    struct eng_model_info mi;
+    eng_model_info(s->model, &mi);
+    struct eng_context_params cp;
+    eng_context_params_defaults(&cp);
+    cp.n_ctx = context_for(e, &mi);
+    cp.n_threads = (uint32_t)e->threads;
+    cp.n_batch = (uint32_t)e->batch_size;
+    cp.kv_f32 = strcmp(e->kv_cache, "f32") == 0;
+    int rc = eng_context_new(s->model, &cp, &s->ctx, err, err_len);
+    if (rc < 0)
+        return rc;
+    static const struct eng_observer obs = {
+        .prefill_begin = obs_prefill_begin,
+        .prefill_end = obs_prefill_end,
+        .token = obs_token,
+        .idle = obs_idle,
+    };
+    eng_set_observer(s->ctx, &obs, w);
+    s->n_ctx = eng_n_ctx(s->ctx);
+    s->kv_tokens = calloc(s->n_ctx + 1, sizeof(int32_t));
+    s->prompt_buf = calloc(s->n_ctx + 1, sizeof(int32_t));
+    s->gen_tokens = calloc(s->n_ctx + 1, sizeof(int32_t));
+    if (!s->kv_tokens || !s->prompt_buf || !s->gen_tokens)
+        return -ENOMEM;
+    eng_chat_template_from_name("chatml", &s->tmpl);
+    if (strcmp(template_name, "auto") != 0) {
+        eng_chat_template_from_name(template_name, &s->tmpl);
+    } else {
+        char *jinja = NULL, terr[256];
+        if (eng_chat_template_read(path, &jinja, terr, sizeof(terr)) == 0 && jinja) {
+            bool warn = false;
+            eng_chat_template_detect(jinja, &s->tmpl, &warn);
+        }
+        free(jinja);
+    }
+    token_text(s->vocab, eng_vocab_bos(s->vocab), s->bos_text, sizeof(s->bos_text));
+    token_text(s->vocab, eng_vocab_eos(s->vocab), s->eos_text, sizeof(s->eos_text));
+    struct eng_graph_stats gs;
+    eng_graph_stats(s->ctx, &gs);
+    s->bytes = mi.weight_bytes + kv_bytes(e, &mi, (uint32_t)s->n_ctx) + gs.act_bytes_fused +
+               gs.scratch_bytes;
+    return 0;
+}
+
+static struct slot *find_slot(const struct agent_worker *w, const char *id)
+{
+    for (size_t i = 0; i < w->n_slots; i++)
+        if (strcmp(w->slots[i]->id, id) == 0)
+            return w->slots[i];
+    return NULL;
+}
+
+/* [models] max_loaded_bytes, or half of physical memory when it is 0. */
+static uint64_t budget_bytes(const struct agent_worker *w, const struct cfg_models *mc)
+{
+    return mc->max_loaded_bytes > 0 ? (uint64_t)mc->max_loaded_bytes : w->phys_bytes / 2;
+}
+
+/* Unloads the least recently used model that is not pinned: 0, or -ENOENT when none is left. */
+static int evict_one(struct agent_worker *w, const char *for_id)
+{
+    pthread_mutex_lock(&w->lock);
+    size_t victim = SIZE_MAX;
+    for (size_t i = 0; i < w->n_slots; i++)
+        if (!w->slots[i]->pinned &&
+            (victim == SIZE_MAX || w->slots[i]->last_used_ns < w->slots[victim]->last_used_ns))
+            victim = i;
+    struct slot *s = NULL;
+    if (victim != SIZE_MAX) {
+        s = w->slots[victim];
+        w->slots[victim] = w->slots[--w->n_slots];
+        w->evictions++;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (!s)
+        return -ENOENT;
+    char detail[192];
+    snprintf(detail, sizeof(detail), "least recently used; making room for %s", for_id);
+    model_event(w, "evict", s->id, detail);
+    slot_free(s);
+    malloc_trim(0);
+    return 0;
+}
+
+/* Loads the file at path as model id, first unloading least recently used models until it fits
+ * the memory budget (need: its estimated bytes). The governor sees the LOADING phase: reading a
+ * file is I/O-bound and gains nothing from a boost. */
+static int load_model(struct agent_worker *w, const char *id, const char *path, uint64_t need,
+                      char *err, size_t err_len)
+{
+    pthread_mutex_lock(&w->lock);
+    struct cfg_engine e = w->defaults;
+    struct cfg_models mc = w->models;
+    uint64_t used = 0, pinned = 0;
+    for (size_t i = 0; i < w->n_slots; i++) {
+        used += w->slots[i]->bytes;
+        if (w->slots[i]->pinned)
+            pinned += w->slots[i]->bytes;
+    }
+    pthread_mutex_unlock(&w->lock);
+    uint64_t budget = budget_bytes(w, &mc);
+    if (pinned + need > budget) {
+        snprintf(err, err_len,
+                 "model '%s' needs about %.0f MB but the memory budget ([models] "
+                 "max_loaded_bytes) is %.0f MB%s",
+                 id, (double)need / 1e6, (double)budget / 1e6,
+                 pinned ? ", part of it held by the [engine] model" : "");
+        return -EFBIG;
+    }
+    while (used + need > budget || w->n_slots == MAX_SLOTS) {
+        if (evict_one(w, id) < 0)
+            break;
+        used = 0;
+        for (size_t i = 0; i < w->n_slots; i++)
+            used += w->slots[i]->bytes;
+    }
+    struct slot *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    set_phase(w, AGENT_PHASE_LOADING);
+    uint64_t t0 = cmn_now_ns();
+    struct eng_model_params mp;
+    eng_model_params_defaults(&mp);
+    mp.use_mmap = e.mmap;
+    int rc = eng_model_load(path, &mp, &s->owned, err, err_len);
+    if (rc == 0) {
+        s->model = s->owned;
+        /* models loaded on demand recognise their own template; a name in [engine]
+         * chat_template is for the [engine] model */
+        rc = slot_open(w, s, &e, "auto", path, err, err_len);
+    }
+    set_phase(w, AGENT_PHASE_IDLE);
+    if (rc < 0) {
+        slot_free(s);
+        model_event(w, "load_failed", id, err);
+        return rc;
+    }
+    s->last_used_ns = cmn_now_ns();
+    /* the estimate left out the compute buffers: now that they are known, make room for them */
+    for (;;) {
+        used = 0;
+        for (size_t i = 0; i < w->n_slots; i++)
+            used += w->slots[i]->bytes;
+        if (used + s->bytes <= budget || evict_one(w, id) < 0)
+            break;
+    }
+    pthread_mutex_lock(&w->lock);
+    w->slots[w->n_slots++] = s;
+    w->loads++;
+    pthread_mutex_unlock(&w->lock);
+    char detail[192];
+    snprintf(detail, sizeof(detail), "loaded in %.1f ms, %.1f MB (%llu bytes)",
+             (double)(s->last_used_ns - t0) / 1e6, (double)s->bytes / 1e6,
+             (unsigned long long)s->bytes);
+    model_event(w, "load", id, detail);
+    return 0;
+}
+
+/* Points w->cur at the request's model, loading it when it is not loaded. */
+static int select_model(struct agent_worker *w, const struct agent_request *req, bool *loaded_now,
+                        char *err, size_t err_len)
+{
+    const char *id = req->model_id[0] ? req->model_id : w->model_id;
+    w->cur = find_slot(w, id);
+    if (w->cur)
+        return 0;
+    if (!req->model_path) {
+        snprintf(err, err_len, "no model is loaded");
+        return -ENODEV;
+    }
+    int rc = load_model(w, id, req->model_path, req->model_bytes, err, err_len);
+    if (rc < 0)
+        return rc;
+    *loaded_now = true;
+    w->cur = find_slot(w, id);
+    return w->cur ? 0 : -EIO;
+}
+
+/* After a request: how long its model stays loaded (the request's keep_alive, else
+ * [models] keep_alive_s; negative: for ever). The [engine] model always stays. */
+static void keep_alive(struct agent_worker *w, struct slot *s, const struct agent_request *req)
+{
+    uint64_t now = cmn_now_ns();
+    s->last_used_ns = now;
+    if (s->pinned)
+        return;
+    pthread_mutex_lock(&w->lock);
+    int64_t ms = req->has_keep_alive          ? req->keep_alive_ms
+                 : w->models.keep_alive_s < 0 ? -1
+                                              : (int64_t)w->models.keep_alive_s * 1000;
+    s->expires_ns = ms < 0 ? 0 : now + (uint64_t)ms * 1000000ull; /* 0 ms: once idle */
+    pthread_mutex_unlock(&w->lock);
 }
 
 static void run_request(struct agent_worker *w, struct agent_request *req)
@@ -324,14 +607,29 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     struct eng_grammar *grammar = NULL;
     cJSON *names_json = NULL;
     int rc;
+    bool loaded_now = false;
     if (w->hooks.before_request)
         w->hooks.before_request(w->hooks.user, req);
     res.sources_json = req->plugin_sources;
     if (req->plugin_answer) {
-        /* a plugin answered: its text is the reply; the model does not run */
+        /* a plugin answered: its text is the reply; no model is loaded or run */
         sink_text(&rs, req->plugin_answer, strlen(req->plugin_answer));
         res.finish = AGENT_FINISH_STOP;
         goto done;
+    }
+    rc = select_model(w, req, &loaded_now, res.error_msg, sizeof(res.error_msg));
+    if (rc < 0) {
+        res.error = rc;
+        res.load_failed = rc != -ENODEV;
+        goto done;
+    }
+    snprintf(res.model, sizeof(res.model), "%s", w->cur->id);
+    if (loaded_now) {
+        /* the load is reported apart (load_ms); energy and time per token start here */
+        uint64_t now_ns = cmn_now_ns();
+        res.load_ms = (double)(now_ns - start_ns) / 1e6;
+        start_ns = now_ns;
+        e0 = w->hooks.energy_j ? w->hooks.energy_j(w->hooks.user, start_ns) : NAN;
     }
     rc = render_prompt(w, req, &prompt, &spans, &n_spans, res.error_msg, sizeof(res.error_msg));
     if (rc < 0) {
@@ -357,17 +655,17 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
         goto done;
     }
     gp.grammar = grammar;
-    gp.grammar_vocab = w->gvocab;
+    gp.grammar_vocab = w->cur->gvocab;
     if (offers_tools(req)) {
         int syntax = 0;
         const char **names = NULL;
         size_t n_names = 0;
         struct eng_tool_parser_cb cb = {sink_text, sink_call, &rs};
-        if (eng_chat_tool_syntax(&w->tmpl, &syntax) < 0) {
+        if (eng_chat_tool_syntax(&w->cur->tmpl, &syntax) < 0) {
             rc = res.error = -EINVAL;
             snprintf(res.error_msg, sizeof(res.error_msg),
                      "the model's chat template (%s) has no tool-call syntax",
-                     eng_chat_family_name(w->tmpl.family));
+                     eng_chat_family_name(w->cur->tmpl.family));
             goto done;
         }
         rc = tool_names(req, &names_json, &names, &n_names);
@@ -381,16 +679,18 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     }
 
     /* Tokenize the whole prompt, then skip what the KV cache already holds. */
-    bool add_bos = !(w->bos_text[0] && strncmp(prompt, w->bos_text, strlen(w->bos_text)) == 0);
+    bool add_bos =
+        !(w->cur->bos_text[0] && strncmp(prompt, w->cur->bos_text, strlen(w->cur->bos_text)) == 0);
     size_t n_prompt = 0;
-    rc = gp.parse_special ? eng_tokenize_spans(w->vocab, prompt, strlen(prompt), add_bos, spans,
-                                               n_spans, w->prompt_buf, w->n_ctx + 1, &n_prompt)
-                          : eng_tokenize(w->vocab, prompt, strlen(prompt), add_bos, false,
-                                         w->prompt_buf, w->n_ctx + 1, &n_prompt);
-    if (rc == -ENOSPC || n_prompt > w->n_ctx) {
+    rc = gp.parse_special
+             ? eng_tokenize_spans(w->cur->vocab, prompt, strlen(prompt), add_bos, spans, n_spans,
+                                  w->cur->prompt_buf, w->cur->n_ctx + 1, &n_prompt)
+             : eng_tokenize(w->cur->vocab, prompt, strlen(prompt), add_bos, false,
+                            w->cur->prompt_buf, w->cur->n_ctx + 1, &n_prompt);
+    if (rc == -ENOSPC || n_prompt > w->cur->n_ctx) {
         res.error = -ENOSPC;
         snprintf(res.error_msg, sizeof(res.error_msg),
-                 "the prompt is longer than the context window (%zu tokens)", w->n_ctx);
+                 "the prompt is longer than the context window (%zu tokens)", w->cur->n_ctx);
         goto done;
     }
     if (rc < 0) {
@@ -399,24 +699,24 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
         goto done;
     }
     size_t common = 0;
-    while (common < w->n_kv_tokens && common < n_prompt &&
-           w->kv_tokens[common] == w->prompt_buf[common])
+    while (common < w->cur->n_kv_tokens && common < n_prompt &&
+           w->cur->kv_tokens[common] == w->cur->prompt_buf[common])
         common++;
     if (common == n_prompt && common > 0)
         common--; /* at least one token must be decoded to get fresh logits */
-    if (eng_kv_trim(w->ctx, common) < 0)
+    if (eng_kv_trim(w->cur->ctx, common) < 0)
         common = 0;
-    w->n_kv_tokens = 0; /* invalid until this generation ends cleanly */
+    w->cur->n_kv_tokens = 0; /* invalid until this generation ends cleanly */
     w->n_gen_tokens = 0;
     gp.prompt = NULL;
-    gp.prompt_tokens = w->prompt_buf + common;
+    gp.prompt_tokens = w->cur->prompt_buf + common;
     gp.n_prompt_tokens = n_prompt - common;
     gp.keep_kv = common > 0;
-    gp.history_tokens = w->prompt_buf; /* penalties see the cached prefix too */
+    gp.history_tokens = w->cur->prompt_buf; /* penalties see the cached prefix too */
     gp.n_history_tokens = common;
 
     struct eng_gen_result gr;
-    rc = eng_generate(w->ctx, w->vocab, &gp, &gr, res.error_msg, sizeof(res.error_msg));
+    rc = eng_generate(w->cur->ctx, w->cur->vocab, &gp, &gr, res.error_msg, sizeof(res.error_msg));
     if (rc < 0) {
         res.error = rc;
         goto done;
@@ -429,10 +729,11 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
     /* Without a context shift the cache holds the prompt then the sampled tokens in order
      * (the last sampled one may not have been decoded). */
     size_t expect = n_prompt + w->n_gen_tokens; /* a context shift leaves fewer */
-    if (w->n_gen_tokens < w->n_ctx && (gr.kv_used == expect || gr.kv_used + 1 == expect)) {
-        memcpy(w->kv_tokens, w->prompt_buf, n_prompt * sizeof(int32_t));
-        memcpy(w->kv_tokens + n_prompt, w->gen_tokens, (gr.kv_used - n_prompt) * sizeof(int32_t));
-        w->n_kv_tokens = gr.kv_used;
+    if (w->n_gen_tokens < w->cur->n_ctx && (gr.kv_used == expect || gr.kv_used + 1 == expect)) {
+        memcpy(w->cur->kv_tokens, w->cur->prompt_buf, n_prompt * sizeof(int32_t));
+        memcpy(w->cur->kv_tokens + n_prompt, w->cur->gen_tokens,
+               (gr.kv_used - n_prompt) * sizeof(int32_t));
+        w->cur->n_kv_tokens = gr.kv_used;
     }
     switch (gr.reason) {
     case ENG_STOP_EOG:
@@ -479,6 +780,9 @@ done:;
     w->total_prompt_tokens += res.prompt_tokens;
     w->total_gen_tokens += res.gen_tokens;
     pthread_mutex_unlock(&w->lock);
+    if (w->cur) /* before on_done, after which req belongs to the front end again */
+        keep_alive(w, w->cur, req);
+    w->cur = NULL;
     if (req->sink.on_done)
         req->sink.on_done(req->sink.user, &res);
     res.sources_json = NULL; /* the request may be gone once on_done returned */
@@ -486,13 +790,62 @@ done:;
         w->hooks.request_done(w->hooks.user, &res);
 }
 
+/* Unloads the models whose keep-alive has run out (locked on entry and exit; the frees happen
+ * unlocked, so a submit never waits for them). */
+static void unload_expired(struct agent_worker *w, uint64_t now_ns)
+{
+    struct slot *gone[MAX_SLOTS];
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_slots;) {
+        struct slot *s = w->slots[i];
+        if (!s->pinned && s->expires_ns && s->expires_ns <= now_ns) {
+            gone[n++] = s;
+            w->slots[i] = w->slots[--w->n_slots];
+            w->unloads++;
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    for (size_t i = 0; i < n; i++) {
+        model_event(w, "unload", gone[i]->id, "keep-alive ended");
+        slot_free(gone[i]);
+    }
+    if (n)
+        malloc_trim(0); /* the heap's freed pages back to the system (RSS returns) */
+    pthread_mutex_lock(&w->lock);
+}
+
+/* The earliest keep-alive end among loaded models (locked), 0 when none ends. */
+static uint64_t next_expiry(const struct agent_worker *w)
+{
+    uint64_t next = 0;
+    for (size_t i = 0; i < w->n_slots; i++) {
+        const struct slot *s = w->slots[i];
+        if (!s->pinned && s->expires_ns && (!next || s->expires_ns < next))
+            next = s->expires_ns;
+    }
+    return next;
+}
+
 static void *worker_main(void *arg)
 {
     struct agent_worker *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (!w->stopping && w->q_len == 0)
-            pthread_cond_wait(&w->cond, &w->lock);
+        while (!w->stopping && w->q_len == 0) {
+            uint64_t next = next_expiry(w);
+            if (!next) {
+                pthread_cond_wait(&w->cond, &w->lock);
+                continue;
+            }
+            if (cmn_now_ns() >= next) {
+                unload_expired(w, cmn_now_ns());
+                continue;
+            }
+            struct timespec ts = {(time_t)(next / 1000000000ull), (long)(next % 1000000000ull)};
+            pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+        }
         if (w->q_len == 0 && w->stopping)
             break;
         struct agent_request *req = w->queue[w->q_head];
@@ -511,28 +864,6 @@ static void *worker_main(void *arg)
 
 /* ---- setup ---- */
 
-static void pick_template(struct agent_worker *w, const struct agent_config *cfg)
-{
-    eng_chat_template_from_name("chatml", &w->tmpl);
-    if (strcmp(cfg->engine.chat_template, "auto") != 0) {
-        eng_chat_template_from_name(cfg->engine.chat_template, &w->tmpl);
-        return;
-    }
-    char *jinja = NULL, err[256];
-    if (eng_chat_template_read(cfg->engine.model, &jinja, err, sizeof(err)) == 0 && jinja) {
-        bool warn = false;
-        eng_chat_template_detect(jinja, &w->tmpl, &warn);
-    }
-    free(jinja);
-}
-
-static void token_text(const struct eng_vocab *vocab, int32_t id, char *buf, size_t cap)
-{
-    size_t n = 0;
-    const char *t = id >= 0 ? eng_token_text(vocab, id, &n) : NULL;
-    snprintf(buf, cap, "%.*s", t ? (int)n : 0, t ? t : "");
-}
-
 int agent_worker_new(const struct eng_model *model, const struct agent_config *cfg,
                      const struct agent_worker_hooks *hooks, struct agent_worker **ret, char *err,
                      size_t err_len)
@@ -546,52 +877,37 @@ int agent_worker_new(const struct eng_model *model, const struct agent_config *c
         return -ENOMEM;
     }
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* keep-alive deadlines are monotonic */
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
     if (hooks)
         w->hooks = *hooks;
     w->defaults = cfg->engine;
+    w->models = cfg->models;
     w->queue_depth = (size_t)cfg->api.queue_depth;
-    w->model = model;
+    /* Models come and go: allocations of 64 KiB and more get their own mappings, returned to
+     * the system when freed. (glibc otherwise raises this threshold to the largest block freed
+     * and keeps such blocks in its heaps, so RSS would stay up after an unload.) Process-wide;
+     * small allocations are unaffected. */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    w->phys_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
     int rc = 0;
     if (model) {
-        w->vocab = eng_model_vocab(model);
-        if (!w->vocab) {
-            snprintf(err, err_len, "%s: the model has no tokenizer", cfg->engine.model);
-            rc = -EINVAL;
-            goto fail;
-        }
-        struct eng_context_params cp;
-        eng_context_params_defaults(&cp);
-        cp.n_ctx = (uint32_t)cfg->engine.context_length;
-        struct eng_model_info mi;
-        eng_model_info(model, &mi);
-        if (mi.n_ctx_train > 0 && cp.n_ctx > (uint32_t)mi.n_ctx_train)
-            cp.n_ctx =
-                (uint32_t)mi.n_ctx_train; /* [engine] context_length: capped by the model's */
-        cp.n_threads = (uint32_t)cfg->engine.threads;
-        cp.n_batch = (uint32_t)cfg->engine.batch_size;
-        cp.kv_f32 = strcmp(cfg->engine.kv_cache, "f32") == 0;
-        rc = eng_context_new(model, &cp, &w->ctx, err, err_len);
-        if (rc < 0)
-            goto fail;
-        static const struct eng_observer obs = {
-            .prefill_begin = obs_prefill_begin,
-            .prefill_end = obs_prefill_end,
-            .token = obs_token,
-            .idle = obs_idle,
-        };
-        eng_set_observer(w->ctx, &obs, w);
-        w->n_ctx = eng_n_ctx(w->ctx);
-        w->kv_tokens = calloc(w->n_ctx + 1, sizeof(int32_t));
-        w->prompt_buf = calloc(w->n_ctx + 1, sizeof(int32_t));
-        w->gen_tokens = calloc(w->n_ctx + 1, sizeof(int32_t));
-        if (!w->kv_tokens || !w->prompt_buf || !w->gen_tokens) {
+        struct slot *s = calloc(1, sizeof(*s));
+        if (!s) {
             rc = -ENOMEM;
             goto fail;
         }
-        pick_template(w, cfg);
-        token_text(w->vocab, eng_vocab_bos(w->vocab), w->bos_text, sizeof(w->bos_text));
-        token_text(w->vocab, eng_vocab_eos(w->vocab), w->eos_text, sizeof(w->eos_text));
+        s->model = model;
+        s->pinned = true;
+        w->slots[w->n_slots++] = s;
+        rc = slot_open(w, s, &cfg->engine, cfg->engine.chat_template, cfg->engine.model, err,
+                       err_len);
+        if (rc < 0)
+            goto fail;
         if (cfg->api.model_name[0]) {
             snprintf(w->model_id, sizeof(w->model_id), "%.*s", (int)sizeof(w->model_id) - 1,
                      cfg->api.model_name);
@@ -603,6 +919,7 @@ int agent_worker_new(const struct eng_model *model, const struct agent_config *c
             if (dot && strcmp(dot, ".gguf") == 0)
                 *dot = '\0';
         }
+        snprintf(s->id, sizeof(s->id), "%s", w->model_id);
     }
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         rc = -EAGAIN;
@@ -647,7 +964,7 @@ void agent_worker_free(struct agent_worker *w, int timeout_ms)
         }
         pthread_cond_broadcast(&w->cond);
         struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
         deadline.tv_sec += timeout_ms / 1000;
         deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
         if (deadline.tv_nsec >= 1000000000L) {
@@ -665,11 +982,10 @@ void agent_worker_free(struct agent_worker *w, int timeout_ms)
         pthread_mutex_unlock(&w->lock);
         pthread_join(w->thread, NULL);
     }
-    eng_context_free(w->ctx);
-    eng_grammar_vocab_free(w->gvocab);
-    free(w->kv_tokens);
-    free(w->prompt_buf);
-    free(w->gen_tokens);
+    for (size_t i = 0; i < w->n_slots; i++)
+        slot_free(w->slots[i]);
+    if (w->n_slots > (w->model_id[0] ? 1u : 0u))
+        malloc_trim(0);
     free(w->queue);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cond);
@@ -678,8 +994,8 @@ void agent_worker_free(struct agent_worker *w, int timeout_ms)
 
 int agent_worker_submit(struct agent_worker *w, struct agent_request *req)
 {
-    if (!w->ctx)
-        return -ENODEV;
+    if (!req->model_path && !(req->model_id[0] ? req->model_id : w->model_id)[0])
+        return -ENODEV; /* no model named, and no [engine] model to default to */
     if (req->kind == AGENT_REQ_CHAT && req->n_messages == 0)
         return -EINVAL;
     pthread_mutex_lock(&w->lock);
@@ -708,6 +1024,8 @@ void agent_worker_set_config(struct agent_worker *w, const struct agent_config *
     w->defaults.batch_size = batch;
     w->defaults.context_length = ctx_len;
     w->queue_depth = (size_t)cfg->api.queue_depth;
+    w->models = cfg->models;
+    pthread_cond_broadcast(&w->cond); /* a keep-alive may have changed */
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -720,6 +1038,13 @@ void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret)
     ret->prompt_tokens = w->total_prompt_tokens;
     ret->gen_tokens = w->total_gen_tokens;
     ret->phase = w->phase;
+    ret->loads = w->loads;
+    ret->unloads = w->unloads;
+    ret->evictions = w->evictions;
+    ret->n_loaded = w->n_slots;
+    ret->loaded_bytes = 0;
+    for (size_t i = 0; i < w->n_slots; i++)
+        ret->loaded_bytes += w->slots[i]->bytes;
     pthread_mutex_unlock(&w->lock);
     ret->live_gen_tokens = atomic_load(&w->live_gen_tokens);
 }
@@ -727,4 +1052,14 @@ void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret)
 const char *agent_worker_model_id(const struct agent_worker *w)
 {
     return w->model_id;
+}
+
+size_t agent_worker_loaded(struct agent_worker *w, char (*ids)[128], size_t cap)
+{
+    pthread_mutex_lock(&w->lock);
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_slots && n < cap; i++)
+        snprintf(ids[n++], 128, "%s", w->slots[i]->id);
+    pthread_mutex_unlock(&w->lock);
+    return n;
 }

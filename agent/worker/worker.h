@@ -18,6 +18,7 @@ enum agent_phase {
     AGENT_PHASE_IDLE,
     AGENT_PHASE_PREFILL,
     AGENT_PHASE_DECODE,
+    AGENT_PHASE_LOADING, /* reading a model file (I/O-bound: the governor treats it as idle) */
 };
 
 struct agent_worker_hooks {
@@ -34,11 +35,19 @@ struct agent_worker_hooks {
     void (*text)(void *user, const char *text, size_t len, uint64_t index);
     /* A request finished (after its sink's on_done): sessions for telemetry. */
     void (*request_done)(void *user, const struct agent_result *result);
+    /* A model was loaded ("load"), unloaded after its keep-alive ("unload"), unloaded for room
+     * ("evict") or failed to load ("load_failed"); detail says how long, how big or why. May be
+     * NULL. Worker thread. */
+    void (*model_event)(void *user, const char *kind, const char *id, const char *detail);
     void *user;
 };
 
-/* model may be NULL: requests then fail with -ENODEV ("no model loaded"). The worker reads
- * sampling defaults and limits from cfg at submit time (agent_worker_set_config swaps them). */
+/* model is the [engine] model (may be NULL), borrowed and never unloaded. Requests that name
+ * another model (agent_request.model_id and model_path) have it loaded on first use, within
+ * [models] max_loaded_bytes (least recently used models are unloaded first), and unloaded after
+ * their keep-alive; a request that names none and finds no [engine] model fails with -ENODEV.
+ * The worker reads sampling defaults and limits from cfg at submit time
+ * (agent_worker_set_config swaps them). */
 int agent_worker_new(const struct eng_model *model, const struct agent_config *cfg,
                      const struct agent_worker_hooks *hooks, struct agent_worker **ret, char *err,
                      size_t err_len);
@@ -59,11 +68,22 @@ struct agent_worker_stats {
     uint64_t requests;                  /* finished so far */
     uint64_t prompt_tokens, gen_tokens; /* of finished requests */
     enum agent_phase phase;
-    uint64_t live_gen_tokens; /* generated so far, running request included */
+    uint64_t live_gen_tokens;           /* generated so far, running request included */
+    uint64_t loads, unloads, evictions; /* models loaded on demand, unloaded, evicted */
+    size_t n_loaded;                    /* models loaded now */
+    uint64_t loaded_bytes;              /* their memory as counted against the budget */
 };
 void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret);
 
-/* Model id for /v1/models ("" when no model). */
+/* The [engine] model's id ("" when none). */
 const char *agent_worker_model_id(const struct agent_worker *w);
+
+/* The ids of the models loaded now (at most cap), returned as a count. */
+size_t agent_worker_loaded(struct agent_worker *w, char (*ids)[128], size_t cap);
+
+struct eng_model_info;
+/* What loading a model would count against the budget before it is loaded: its weights and
+ * the KV cache of the configured context (the compute buffers are added once loaded). */
+uint64_t agent_worker_model_bytes(struct agent_worker *w, const struct eng_model_info *info);
 
 #endif

@@ -534,6 +534,73 @@ fail:
     return r;
 }
 
+/* Header only: the same checks eng_model_load makes before it touches tensor data (the GGUF
+ * layout, the architecture, the tokenizer and the hyper-parameters), so a listing of many files
+ * costs a few page reads each and names the same problem the loader would. */
+int eng_model_probe(const char *path, struct eng_model_info *ret, char *err, size_t err_len)
+{
+    char dummy[8];
+    if (!err || !err_len) {
+        err = dummy;
+        err_len = sizeof(dummy);
+    }
+    err[0] = '\0';
+    memset(ret, 0, sizeof(*ret));
+    struct eng_model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    struct eng_model_params params;
+    eng_model_params_defaults(&params);
+    struct loader L = {m, err, err_len, &params, 0, 0, 0};
+    const char *arch;
+    int r = gguf_open(path, &m->gguf, err, err_len);
+    if (r)
+        goto out;
+    if (gguf_get_str(m->gguf, "general.architecture", &arch) != 0) {
+        snprintf(err, err_len, "%s: model: key 'general.architecture' is missing", path);
+        r = -EINVAL;
+        goto out;
+    }
+    snprintf(m->info.arch, sizeof(m->info.arch), "%s", arch);
+    if (strcmp(arch, "llama") == 0)
+        m->hp.arch = ENG_ARCH_LLAMA;
+    else if (strcmp(arch, "qwen2") == 0)
+        m->hp.arch = ENG_ARCH_QWEN2;
+    else if (strcmp(arch, "qwen3") == 0)
+        m->hp.arch = ENG_ARCH_QWEN3;
+    else {
+        snprintf(err, err_len,
+                 "%s: model: architecture '%s' is not supported (llama, qwen2, qwen3)", path, arch);
+        r = -EINVAL;
+        goto out;
+    }
+    if (gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0) {
+        char verr[256];
+        r = eng_vocab_load_gguf(m->gguf, &m->vocab, verr, sizeof(verr));
+        if (r) {
+            snprintf(err, err_len, "%s: %s", path, verr);
+            goto out;
+        }
+    }
+    char merr[384] = "";
+    L.err = merr;
+    L.err_len = sizeof(merr);
+    r = load_hparams(&L, arch);
+    if (r) {
+        snprintf(err, err_len, "%s: %s", path, merr);
+        goto out;
+    }
+    const struct gguf_tensor *emb = gguf_find_tensor(m->gguf, "output.weight");
+    if (!emb)
+        emb = gguf_find_tensor(m->gguf, "token_embd.weight");
+    m->hp.n_vocab = emb && emb->n_dims == 2 ? (int32_t)emb->ne[1] : 0;
+    fill_info(m);
+    *ret = m->info;
+out:
+    eng_model_free(m);
+    return r;
+}
+
 void eng_model_free(struct eng_model *m)
 {
     if (!m)

@@ -144,7 +144,8 @@ char *tel_payload_session_json(const struct tel_session *s)
         add_num(o, "ttft_ms", s->ttft_ms, 1e1) && add_num(o, "duration_ms", s->duration_ms, 1e1) &&
         add_num(o, "energy_j", s->energy_j, 1e3) &&
         add_num(o, "j_per_token", s->j_per_token, 1e4) && add_num(o, "tokens_per_s", tps, 1e2) &&
-        cJSON_AddStringToObject(o, "policy", s->policy);
+        cJSON_AddStringToObject(o, "policy", s->policy) &&
+        (!s->model[0] || cJSON_AddStringToObject(o, "model", s->model));
     return finish(o, ok);
 }
 

@@ -50,7 +50,12 @@ static const char schema_v3[] =
     "UPDATE samples SET scope = CASE source WHEN 'rapl' THEN 'package' WHEN 'estimate' THEN"
     " 'package' WHEN 'hwmon' THEN 'soc' WHEN 'battery' THEN 'wall' ELSE 'none' END;";
 
-static const char *const steps[TEL_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
+/* Version 4 (issue 18): the model that served each session, for joules per token per model
+ * (older sessions keep NULL: one model was all the agent could serve). */
+static const char schema_v4[] = "ALTER TABLE sessions ADD COLUMN model TEXT;"
+                                "CREATE INDEX sessions_model ON sessions(model, ts_ns);";
+
+static const char *const steps[TEL_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4};
 
 int tel_sql_errno(int rc)
 {

@@ -156,7 +156,7 @@ static const char sel_sample_sql[] =
     " ORDER BY seq LIMIT ?2";
 static const char ins_session_sql[] =
     "INSERT INTO sessions(id, ts_ns, prompt_tokens, gen_tokens, ttft_ms, duration_ms, energy_j,"
-    " j_per_token, policy) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)";
+    " j_per_token, policy, model) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)";
 static const char ins_event_sql[] = "INSERT INTO events(ts_ns, kind, detail) VALUES(?1,?2,?3)";
 static const char meta_put_sql[] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value";
@@ -207,6 +207,10 @@ static int put_session(struct tel_store *s, const struct tel_session *se)
     bind_real(st, 7, se->energy_j);
     bind_real(st, 8, se->j_per_token);
     sqlite3_bind_text(st, 9, se->policy, -1, SQLITE_STATIC);
+    if (se->model[0])
+        sqlite3_bind_text(st, 10, se->model, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 10);
     return step_done(st);
 }
 

@@ -9,7 +9,7 @@
 
 #include "telemetry/store.h"
 
-#define TEL_SCHEMA_VERSION       3
+#define TEL_SCHEMA_VERSION       4
 #define TEL_PENDING_SESSIONS_MAX 1024
 #define TEL_PENDING_EVENTS_MAX   256
 /* Seqs handed out beyond the last commit are reserved in meta so a crash never reuses one. */

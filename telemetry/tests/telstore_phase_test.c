@@ -171,6 +171,8 @@ static void test_migration_from_v2(void)
                               "ALTER TABLE samples DROP COLUMN prefill_j;"
                               "ALTER TABLE samples DROP COLUMN decode_j;"
                               "ALTER TABLE samples DROP COLUMN idle_j;"
+                              "DROP INDEX sessions_model;"
+                              "ALTER TABLE sessions DROP COLUMN model;"
                               "PRAGMA user_version=2;",
                               NULL, NULL, NULL),
                  SQLITE_OK);
@@ -188,7 +190,7 @@ static void test_migration_from_v2(void)
                                     -1, &st, NULL),
                  SQLITE_OK);
     CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
-    CHECK_EQ_INT(sqlite3_column_int(st, 0), 3);
+    CHECK_EQ_INT(sqlite3_column_int(st, 0), tel_store_schema_version());
     CHECK_EQ_INT(sqlite3_column_int(st, 1), 3);
     CHECK_EQ_INT(sqlite3_column_int(st, 2), 3); /* rapl -> package */
     CHECK_EQ_INT(sqlite3_column_int(st, 3), 0); /* old rows have no split */

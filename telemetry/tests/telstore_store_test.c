@@ -192,6 +192,7 @@ static void test_batching_and_readback(void)
     se.ttft_ms = 120;
     se.duration_ms = 2000;
     snprintf(se.policy, sizeof(se.policy), "balanced");
+    snprintf(se.model, sizeof(se.model), "qwen/qwen3-0.6b-q8_0");
     CHECK_EQ_INT(tel_store_add_session(s, &se), 0);
     CHECK_EQ_INT(se.id, 1);
     CHECK_EQ_INT(tel_store_add_event(s, T0, "governor", "policy balanced -> efficiency"), 0);
@@ -199,6 +200,7 @@ static void test_batching_and_readback(void)
     CHECK_EQ_INT(tel_store_flush(s), 0);
     CHECK_EQ_INT(q_i64(db, "SELECT count(*) FROM samples"), 26);
     CHECK_EQ_INT(q_i64(db, "SELECT count(*) FROM sessions"), 1);
+    CHECK_EQ_INT(q_i64(db, "SELECT count(*) FROM sessions WHERE model='qwen/qwen3-0.6b-q8_0'"), 1);
     CHECK_EQ_INT(q_i64(db, "SELECT count(*) FROM events WHERE kind='governor'"), 1);
     CHECK_STR(q_text(db, "SELECT value FROM meta WHERE key='mqtt_acked_seq'", buf, sizeof(buf)),
               "17");
@@ -493,7 +495,8 @@ static void test_migration(void)
         return;
     }
     sqlite3 *db = tel_store_db(s);
-    CHECK_EQ_INT(q_i64(db, "PRAGMA user_version"), 3);
+    CHECK_EQ_INT(q_i64(db, "PRAGMA user_version"), tel_store_schema_version());
+    CHECK_EQ_INT(q_i64(db, "SELECT count(*) FROM sessions WHERE model IS NULL"), 1); /* v4 */
     CHECK_EQ_INT(q_i64(db, "PRAGMA auto_vacuum"), 2);
     CHECK_EQ_INT(q_i64(db, "SELECT count(*) FROM samples"), 2);
     CHECK_NEAR(q_dbl(db, "SELECT freq_avg_mhz FROM samples WHERE seq=1"), 2000, 1e-9);

@@ -171,6 +171,23 @@ const char *agent_worker_model_id(const struct agent_worker *w)
     return atomic_load(&w->model);
 }
 
+/* The fake serves its one model, which is always loaded. */
+size_t agent_worker_loaded(struct agent_worker *w, char (*ids)[128], size_t cap)
+{
+    const char *m = atomic_load(&w->model);
+    if (!m[0] || !cap)
+        return 0;
+    snprintf(ids[0], 128, "%s", m);
+    return 1;
+}
+
+uint64_t agent_worker_model_bytes(struct agent_worker *w, const struct eng_model_info *info)
+{
+    (void)w;
+    (void)info;
+    return 0;
+}
+
 static struct agent_worker W;
 
 static struct worker_view wv(void)

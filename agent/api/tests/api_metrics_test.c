@@ -175,8 +175,9 @@ static void test_full(void)
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         CHECK_CONTAINS(t, want[i]);
     /* 1 model + 1 requests + 2 tokens + 2 rates + 15 histogram + queue, busy, power, energy,
-     * temperature + 2 frequencies + policy + cap + 2 http codes */
-    CHECK_EQ_INT(check_structure(t), 1 + 1 + 2 + 2 + 15 + 5 + 2 + 1 + 1 + 2);
+     * temperature + 2 frequencies + policy + cap + 2 http codes + 5 of the model directory
+     * (loaded, loaded bytes, loads, unloads, evictions) */
+    CHECK_EQ_INT(check_structure(t), 1 + 1 + 2 + 2 + 15 + 5 + 2 + 1 + 1 + 2 + 5);
     free(t);
 }
 

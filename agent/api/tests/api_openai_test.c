@@ -704,6 +704,50 @@ static void test_models_governor(void)
 #undef GOV
 }
 
+/* keep_alive, as Ollama takes it (issue 18): seconds or a duration; negative = for ever */
+static void test_keep_alive(void)
+{
+    static const struct {
+        const char *value;
+        int64_t ms;
+    } good[] = {
+        {"300", 300000},        {"0", 0},           {"-1", -1},
+        {"1.5", 1500},          {"\"5m\"", 300000}, {"\"30s\"", 30000},
+        {"\"1h30m\"", 5400000}, {"\"500ms\"", 500}, {"\"-1\"", -1},
+        {"\"-5m\"", -1},        {"\"0\"", 0},       {"\"10\"", 10000},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), "{" MSG ",\"keep_alive\":%s}", good[i].value);
+        struct agent_request *req = chat_ok(body);
+        CHECK_MSG(opts.has_keep_alive && opts.keep_alive_ms == good[i].ms, "%s: %lld ms",
+                  good[i].value, (long long)opts.keep_alive_ms);
+        agent_request_free(req);
+    }
+    struct agent_request *req = chat_ok("{" MSG ",\"keep_alive\":null}");
+    CHECK(!opts.has_keep_alive);
+    agent_request_free(req);
+    req = chat_ok("{" MSG "}");
+    CHECK(!opts.has_keep_alive);
+    agent_request_free(req);
+    static const char *const bad[] = {"\"soon\"", "\"5x\"", "\"\"",    "\"m\"", "true",
+                                      "[1]",      "1e300",  "\"5m5\"", "{}",    "\"1h-\""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), "{" MSG ",\"keep_alive\":%s}", bad[i]);
+        chat_bad(body, "keep_alive", NULL);
+    }
+    /* the model directory's listing */
+    struct openai_buf b = {0};
+    struct openai_model_row rows[] = {{"a", 5, true, NULL}, {"b/c", 6, false, "b/c.gguf: bad"}};
+    CHECK_EQ_INT(openai_model_rows_json(rows, 2, &b), 0);
+    CHECK_STR(b.data, "{\"object\":\"list\",\"data\":[{\"id\":\"a\",\"object\":\"model\","
+                      "\"created\":5,\"owned_by\":\"ember\",\"loaded\":true,\"status\":\"ok\"},"
+                      "{\"id\":\"b/c\",\"object\":\"model\",\"created\":6,\"owned_by\":\"ember\","
+                      "\"loaded\":false,\"status\":\"broken\",\"error\":\"b/c.gguf: bad\"}]}");
+    openai_buf_free(&b);
+}
+
 #define TOOLS                                                                                      \
     "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"HassTurnOn\",\"parameters\":{"     \
     "\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}},\"required\":[\"name\"]," \
@@ -852,5 +896,6 @@ int main(void)
     test_response();
     test_stream();
     test_models_governor();
+    test_keep_alive();
     return et_finish();
 }

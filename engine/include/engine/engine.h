@@ -59,6 +59,12 @@ struct eng_model_info {
 
 void eng_model_info(const struct eng_model *model, struct eng_model_info *ret);
 
+/* Reads a model file's header only (metadata, tokenizer, tensor descriptions; no tensor data)
+ * and fills *ret as eng_model_load would (n_vocab from the output matrix's shape). Fails with
+ * the loader's own message for a malformed file, an unsupported architecture or bad
+ * hyper-parameters; a file it accepts may still fail to load on a missing or misshapen tensor. */
+int eng_model_probe(const char *path, struct eng_model_info *ret, char *err, size_t err_len);
+
 /* The model's vocabulary (owned by the model); NULL if the file has no tokenizer. */
 const struct eng_vocab *eng_model_vocab(const struct eng_model *model);
 

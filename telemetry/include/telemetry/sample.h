@@ -9,6 +9,7 @@
 
 #define TEL_MAX_FREQ   16  /* CPUs or clusters per sample; more are averaged by the caller */
 #define TEL_NAME_MAX   32  /* policy, phase, event kind */
+#define TEL_MODEL_MAX  128 /* a session's model id */
 #define TEL_DETAIL_MAX 256 /* event detail text */
 
 /* Where a sample's power and energy came from, in order of trust. */
@@ -62,6 +63,7 @@ struct tel_session {
     double energy_j;
     double j_per_token; /* energy_j / (prompt_tokens + gen_tokens); 0 when no tokens */
     char policy[TEL_NAME_MAX];
+    char model[TEL_MODEL_MAX]; /* the model that served it ("" = unknown: before schema 4) */
 };
 
 struct tel_event {
