@@ -734,7 +734,9 @@ int eng_quantize(const char *in_path, const char *out_path, const struct eng_qua
                 qt->why = rule ? rule : "type";
             } else if (alt != want && fits(alt, qt->t)) {
                 qt->out_type = alt;
-                qt->why = "rows do not fit 256: 32-value blocks";
+                qt->why = rule ? "given more bits (mixture), but rows do not fit 256: 32-value "
+                                 "blocks"
+                               : "rows do not fit 256: 32-value blocks";
             } else {
                 qt->out_type = float_fallback(qt->t->type);
                 qt->why = "rows do not fit a block";

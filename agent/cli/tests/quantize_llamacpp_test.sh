@@ -7,7 +7,9 @@
 #     llama-quantize's default mixture gives it (an 8-layer synthetic model, so that the
 #     Q4_K_M/Q5_K_M layer rule picks some layers and not others), and our Q8_0/Q4_0 tensors
 #     are byte-identical to its;
-#  3. llama.cpp loads and runs what we write: llama-cli generates from our Q4_K, Q5_K, Q6_K and
+#  3. our default Q4_0 and Q8_0 of stories260K are byte-identical, tensor by tensor, to the shared
+#     reference files ../shared/models/stories260K-{q4_0,q8_0}.gguf;
+#  4. llama.cpp loads and runs what we write: llama-cli generates from our Q4_K, Q5_K, Q6_K and
 #     mixed files of that model and from our Q4_0 and mixed stories260K files.
 # Skips (77) by name when the peer binaries or python3-numpy are absent.
 # usage: quantize_llamacpp_test.sh EMBER SHARED_DIR
@@ -121,6 +123,14 @@ check "llama-cli runs our mixed" runs_in_llamacpp "$tmp/ours-mixed.gguf"
 
 st="$shared/models/stories260K.gguf"
 check "stories260K Q4_0" "$ember" quantize -q "$st" "$tmp/st-q4_0.gguf" --type Q4_0
+# llama-quantize itself cannot make these (it aborts on ffn_down's 172-wide rows); the shared
+# Q8_0/Q4_0 files that ../shared/vectors/README.md measures (output.weight Q8_0, ffn_down F16)
+# are what our default mixture writes, tensor for tensor
+check "stories260K Q4_0 equals ../shared/models/stories260K-q4_0.gguf" compare \
+    "$tmp/st-q4_0.gguf" "$shared/models/stories260K-q4_0.gguf"
+check "stories260K Q8_0" "$ember" quantize -q "$st" "$tmp/st-q8_0.gguf" --type Q8_0
+check "stories260K Q8_0 equals ../shared/models/stories260K-q8_0.gguf" compare \
+    "$tmp/st-q8_0.gguf" "$shared/models/stories260K-q8_0.gguf"
 check "llama-cli runs our stories260K Q4_0" runs_in_llamacpp "$tmp/st-q4_0.gguf"
 check "stories260K mixed" "$ember" quantize -q "$st" "$tmp/st-mixed.gguf" --type mixed \
     --target-bpw 7.5
