@@ -509,7 +509,7 @@ static bool chain_equal(const struct eng_grammar_matcher *m, int32_t a, int32_t 
  * when unsure (duplicates): the caller then only does more work. */
 static bool same_state(const struct eng_grammar_matcher *m, size_t a, size_t n, size_t b, size_t nb)
 {
-    if (n != nb)
+    if (n != nb || n > 32) /* quadratic: large (ambiguous) states are never taken as equal */
         return false;
     for (size_t i = 0; i < n; i++) {
         bool found = false;
@@ -622,7 +622,7 @@ static int32_t walk(struct eng_grammar_matcher *m, const struct eng_grammar_voca
 {
     const struct eng_grammar *g = m->g;
     uint32_t uni[8] = {0}; /* every byte some stack accepts */
-    struct loop_state own;
+    struct loop_state own = {0};
     int32_t count = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t s = m->work.v[from + i];
