@@ -29,19 +29,24 @@ static void on_sigint(int sig)
 static void quantize_usage(FILE *out)
 {
     fprintf(out,
-            "usage: ember quantize IN.gguf OUT.gguf --type TYPE [--target-bpw B] [--calib FILE]\n"
-            "                      [--threads N] [--allow-requantize]\n"
+            "usage: ember quantize IN.gguf OUT.gguf --type TYPE [--pure] [--target-bpw B]\n"
+            "                      [--calib FILE] [--threads N] [--allow-requantize]\n"
             "\n"
             "Converts the weight matrices of an F32, F16 or BF16 GGUF model to TYPE and writes\n"
             "OUT (metadata copied, the plan added as ember.quantize.*). OUT is written to a\n"
             "temporary file beside it and renamed when complete; IN is never overwritten.\n"
-            "Norms and other 1-D tensors are copied. A matrix whose rows are not a multiple\n"
-            "of 256 gets Q4_0 instead of Q4_K, Q8_0 instead of Q5_K/Q6_K; one whose rows are\n"
-            "not a multiple of 32 stays F16 (BF16 if so stored).\n"
+            "Norms and other 1-D tensors are copied. As llama-quantize does by default, the\n"
+            "output projection gets Q6_K (Q8_0 if its rows are not a multiple of 256; a Q8_0\n"
+            "file keeps Q8_0), and for Q4_K/Q5_K the attn_v and ffn_down matrices of the first\n"
+            "and last eighth of the layers and every third layer between get Q6_K. A matrix\n"
+            "whose rows are not a multiple of 256 gets Q4_0 instead of Q4_K, Q8_0 instead of\n"
+            "Q5_K/Q6_K; one whose rows are not a multiple of 32 stays F16 (BF16 if so stored).\n"
             "\n"
             "  -t, --type TYPE         Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16, BF16, F32, or mixed:\n"
             "                          per-matrix types chosen from measured sensitivity on\n"
             "                          calibration text under the --target-bpw budget\n"
+            "      --pure              every matrix in TYPE (only rows that fit no block fall\n"
+            "                          back), as llama-quantize --pure\n"
             "  -b, --target-bpw B      mixed: bits per weight over all tensors (default 5.0)\n"
             "  -c, --calib FILE        calibration text (UTF-8; default: a built-in text). With a\n"
             "                          single TYPE it makes the quantizer weight each input\n"
@@ -55,13 +60,14 @@ static void quantize_usage(FILE *out)
             "                          " EMBER_DEFAULT_CONFIG "; quantize uses none of it)\n"
             "  -h, --help              this text\n"
             "\n"
-            "Without --calib, Q8_0 and Q4_0 are byte-identical to llama-quantize --pure.\n"
+            "Without --calib, Q8_0 and Q4_0 with --pure are byte-identical to llama-quantize\n"
+            "--pure, and without --pure their Q8_0/Q4_0 matrices to llama-quantize's.\n"
             "See docs/quantization.md for the method and measured accuracy (ember eval).\n"
             "\n"
             "Exit codes: 0 ok, 1 input, calibration or output failure, 2 usage error.\n");
 }
 
-enum { OPT_CALIB_TOKENS = 256, OPT_ALLOW_REQUANT, OPT_CONFIG };
+enum { OPT_CALIB_TOKENS = 256, OPT_ALLOW_REQUANT, OPT_CONFIG, OPT_PURE };
 
 static int bar_progress(const char *stage, float fraction, void *user)
 {
@@ -144,6 +150,7 @@ int cmd_quantize(int argc, char **argv)
         {"calib-tokens", required_argument, NULL, OPT_CALIB_TOKENS},
         {"threads", required_argument, NULL, 'j'},
         {"allow-requantize", no_argument, NULL, OPT_ALLOW_REQUANT},
+        {"pure", no_argument, NULL, OPT_PURE},
         {"quiet", no_argument, NULL, 'q'},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"help", no_argument, NULL, 'h'},
@@ -185,6 +192,9 @@ int cmd_quantize(int argc, char **argv)
         case OPT_ALLOW_REQUANT:
             p.allow_requantize = 1;
             break;
+        case OPT_PURE:
+            p.pure = 1;
+            break;
         case 'q':
             quiet = true;
             break;
@@ -216,6 +226,9 @@ int cmd_quantize(int argc, char **argv)
     bool mixed = strcmp(p.type, "mixed") == 0;
     if (p.target_bpw > 0 && !mixed)
         return cli_usage_error("--target-bpw applies to --type mixed only");
+    if (p.pure && mixed)
+        return cli_usage_error("--pure gives every matrix one type; it does not apply to "
+                               "--type mixed");
     const char *in = argv[optind], *out = argv[optind + 1];
     static struct agent_config cfg;
     if (agent_config_load_for_cli(config, &cfg))

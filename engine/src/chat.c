@@ -36,7 +36,12 @@ int eng_chat_template_from_name(const char *name, struct eng_chat_template *ret)
     static const struct {
         const char *name;
         enum eng_chat_family family;
-    } aliases[] = {{"qwen", ENG_CHAT_CHATML}, {"tinyllama", ENG_CHAT_ZEPHYR}};
+        unsigned flags;
+    } aliases[] = {
+        {"qwen", ENG_CHAT_CHATML, 0},
+        {"tinyllama", ENG_CHAT_ZEPHYR, 0},
+        {"mistral-v3", ENG_CHAT_MISTRAL, ENG_CHAT_F_MISTRAL_V3},
+        {"mistral-v3-tekken", ENG_CHAT_MISTRAL, ENG_CHAT_F_MISTRAL_V3 | ENG_CHAT_F_TEKKEN}};
 
     memset(ret, 0, sizeof(*ret));
     if (!name)
@@ -50,6 +55,7 @@ int eng_chat_template_from_name(const char *name, struct eng_chat_template *ret)
     for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
         if (strcasecmp(name, aliases[i].name) == 0) {
             ret->family = aliases[i].family;
+            ret->flags = aliases[i].flags;
             return 0;
         }
     }
@@ -116,6 +122,14 @@ void eng_chat_template_detect(const char *t, struct eng_chat_template *ret, bool
         find_default_system(t, ret->default_system, sizeof(ret->default_system));
     } else if (strstr(t, "[INST]")) {
         ret->family = strstr(t, "<<SYS>>") ? ENG_CHAT_LLAMA2 : ENG_CHAT_MISTRAL;
+        /* tokenizer V3 templates (Mistral-7B-Instruct-v0.3, Nemo) know the tool-call tokens;
+         * V3's sentencepiece templates write "[INST] " + content, Tekken ones "[INST]" + content */
+        if (ret->family == ENG_CHAT_MISTRAL &&
+            (strstr(t, "[TOOL_CALLS]") || strstr(t, "[AVAILABLE_TOOLS]"))) {
+            ret->flags |= ENG_CHAT_F_MISTRAL_V3;
+            if (!strstr(t, "[INST] "))
+                ret->flags |= ENG_CHAT_F_TEKKEN;
+        }
     } else if (strstr(t, "<|assistant|>") && strstr(t, "<|end|>")) {
         ret->family = ENG_CHAT_PHI3;
         if (strstr(t, "bos_token"))
@@ -595,8 +609,12 @@ static int render_llama2(struct render *r)
  * That template rejects system messages; here a leading system message is joined to the first
  * user message with a blank line, as Mistral's v0.3 template joins it ("system + '\n\n' +
  * content"). */
+static int render_mistral_v3(struct render *r);
+
 static int render_mistral(struct render *r)
 {
+    if (r->t->flags & ENG_CHAT_F_MISTRAL_V3)
+        return render_mistral_v3(r);
     size_t first = 0;
     const char *sys = NULL;
     if (r->n && role_of(r->m[0].role) == ROLE_SYSTEM) {
@@ -615,6 +633,163 @@ static int render_mistral(struct render *r)
             sb_cat(&r->out, r->m[i].content, " [/INST]", NULL);
         } else {
             sb_cat(&r->out, r->m[i].content, r->eos, NULL);
+        }
+    }
+    return 0;
+}
+
+/* Mistral tokenizer V3 (sentencepiece: Mistral-7B-Instruct-v0.3, Mixtral-8x22B-Instruct-v0.1)
+ * and V3-Tekken (Mistral Nemo), with tools, as Mistral documents the text these tokenizers
+ * encode: mistralai/cookbook concept-deep-dive/tokenization/templates.md (V2/V3, V3-Tekken) and
+ * tool_calling.md (Tokenizer V3, V3-Tekken), and mistral-common's InstructTokenizerV2/V3, which
+ * that documentation names as the ground truth:
+ *   <s>[INST] user[/INST] answer</s>[AVAILABLE_TOOLS] [tool, ...][/AVAILABLE_TOOLS]
+ *   [INST] system\n\nlast user[/INST][TOOL_CALLS] [{"name": ..., "arguments": {...},
+ *   "id": ...}, ...]</s>[TOOL_RESULTS] {"content": ..., "call_id": ...}[/TOOL_RESULTS] answer</s>
+ * - the tools (as given, json.dumps) and the system prompt go with the last user message only;
+ * - an assistant message with tool calls is its calls alone (its text is not encoded);
+ *   mistral-common leaves a call's "id" out when it has none, here one is made from the call's
+ *   position (mistral_call_id) so that its result can name it;
+ * - a call's arguments and a tool result's content are JSON values: the string parsed when it
+ *   parses, else the string itself (mistral-common's _parse_json_content);
+ * - the space after [INST], [AVAILABLE_TOOLS], [TOOL_CALLS], [TOOL_RESULTS] and before an
+ *   answer is sentencepiece's word-start marker on the encoded text; Tekken has none.
+ * A tool message names its call by tool_call_id; without one it answers the call at its position
+ * after the last assistant message with calls. Roles: after an optional leading system message,
+ * user and plain assistant messages alternate starting with user, with assistant messages with
+ * calls and tool messages in between. The golden files in engine/tests/chat_tools/ come from
+ * a Jinja template written from this description (mistral-v3*.jinja there). */
+static int mistral_v3_check(struct render *r, size_t first)
+{
+    size_t k = 0;
+    for (size_t i = first; i < r->n; i++) {
+        enum role role = role_of(r->m[i].role);
+        if (role == ROLE_SYSTEM)
+            return fail(r, i, "a system message may only come first");
+        if (role == ROLE_TOOL) {
+            if (i == first || (role_of(r->m[i - 1].role) != ROLE_TOOL && !n_calls(r, i - 1)))
+                return fail(r, i, "a tool result must follow an assistant message with tool calls");
+            continue;
+        }
+        if (role == ROLE_ASSISTANT && n_calls(r, i)) {
+            if (i == first)
+                return fail(r, i, "the conversation must start with a user message");
+            continue;
+        }
+        if ((role == ROLE_USER) != (k % 2 == 0))
+            return fail(r, i,
+                        "user and assistant messages must alternate, starting with user, after "
+                        "an optional leading system message");
+        k++;
+    }
+    return 0;
+}
+
+/* A JSON value from text as mistral-common's _parse_json_content reads it: parsed when the
+ * whole text is JSON, else the string. NULL on no memory. */
+static cJSON *json_or_string(const char *s)
+{
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithOpts(s, &end, true);
+    if (v)
+        return v;
+    return cJSON_CreateString(s);
+}
+
+/* The id of call k of message i: its own, or, when it has none, a stable 9-character one made
+ * from its position (Mistral's ids are 9 letters and digits). */
+static const char *mistral_call_id(struct render *r, size_t i, size_t k, char buf[16])
+{
+    const char *id = calls_of(r, i)[k].id;
+    if (id && id[0])
+        return id;
+    snprintf(buf, 16, "call%03zu%02zu", i % 1000, k % 100);
+    return buf;
+}
+
+static int render_mistral_v3(struct render *r)
+{
+    bool tekken = r->t->flags & ENG_CHAT_F_TEKKEN;
+    const char *sp = tekken ? "" : " ";
+    size_t first = 0, last_user = r->n;
+    const char *sys = NULL;
+    if (r->n && role_of(r->m[0].role) == ROLE_SYSTEM) {
+        sys = r->m[0].content;
+        first = 1;
+    }
+    int rc = mistral_v3_check(r, first);
+    if (rc < 0)
+        return rc;
+    for (size_t i = first; i < r->n; i++)
+        if (role_of(r->m[i].role) == ROLE_USER)
+            last_user = i;
+    size_t calls_msg = r->n, n_results = 0; /* the last assistant message with calls */
+    char idbuf[16];
+    sb_add(&r->out, r->bos);
+    for (size_t i = first; i < r->n; i++) {
+        enum role role = role_of(r->m[i].role);
+        if (role == ROLE_USER) {
+            if (i == last_user && r->tools) {
+                sb_cat(&r->out, "[AVAILABLE_TOOLS]", sp, NULL);
+                sb_add_json(&r->out, r->tools, 0);
+                sb_add(&r->out, "[/AVAILABLE_TOOLS]");
+            }
+            sb_cat(&r->out, "[INST]", sp, NULL);
+            if (i == last_user && sys)
+                sb_cat(&r->out, sys, "\n\n", NULL);
+            sb_cat(&r->out, r->m[i].content, "[/INST]", NULL);
+        } else if (role == ROLE_ASSISTANT && n_calls(r, i)) {
+            cJSON *arr = cJSON_CreateArray();
+            for (size_t k = 0; arr && k < n_calls(r, i); k++) {
+                cJSON *c = cJSON_CreateObject();
+                if (!c || !cJSON_AddItemToArray(arr, c)) {
+                    cJSON_Delete(c);
+                    cJSON_Delete(arr);
+                    return -ENOMEM;
+                }
+                cJSON *args = NULL;
+                bool ok = cJSON_AddStringToObject(c, "name", calls_of(r, i)[k].name) &&
+                          (args = cJSON_Duplicate(r->args[i][k], true)) != NULL;
+                if (ok && !cJSON_AddItemToObject(c, "arguments", args)) {
+                    cJSON_Delete(args);
+                    ok = false;
+                }
+                if (!ok || !cJSON_AddStringToObject(c, "id", mistral_call_id(r, i, k, idbuf))) {
+                    cJSON_Delete(arr);
+                    return -ENOMEM;
+                }
+            }
+            if (!arr)
+                return -ENOMEM;
+            sb_cat(&r->out, "[TOOL_CALLS]", sp, NULL);
+            sb_add_json(&r->out, arr, 0);
+            sb_add(&r->out, r->eos);
+            cJSON_Delete(arr);
+            calls_msg = i;
+            n_results = 0;
+        } else if (role == ROLE_ASSISTANT) {
+            sb_cat(&r->out, sp, r->m[i].content, r->eos, NULL);
+        } else { /* ROLE_TOOL */
+            const char *id = r->o->tool_call_ids ? r->o->tool_call_ids[i] : NULL;
+            if (!id || !id[0]) {
+                if (n_results >= n_calls(r, calls_msg))
+                    return fail(r, i, "more tool results than calls, and no tool_call_id");
+                id = mistral_call_id(r, calls_msg, n_results, idbuf);
+            }
+            n_results++;
+            cJSON *o = cJSON_CreateObject();
+            cJSON *content = json_or_string(r->m[i].content);
+            bool ok = o && content && cJSON_AddItemToObject(o, "content", content);
+            if (!ok)
+                cJSON_Delete(content); /* not owned by o */
+            if (!ok || !cJSON_AddStringToObject(o, "call_id", id)) {
+                cJSON_Delete(o);
+                return -ENOMEM;
+            }
+            sb_cat(&r->out, "[TOOL_RESULTS]", sp, NULL);
+            sb_add_json(&r->out, o, 0);
+            sb_add(&r->out, "[/TOOL_RESULTS]");
+            cJSON_Delete(o);
         }
     }
     return 0;
@@ -812,10 +987,11 @@ static int prepare_tools(struct render *r)
         if (!r->m[i].content && !n_calls(r, i))
             return fail(r, i, "content is missing");
     }
-    if (r->uses_tools && r->t->family != ENG_CHAT_CHATML && r->t->family != ENG_CHAT_LLAMA3)
+    if (r->uses_tools && r->t->family != ENG_CHAT_CHATML && r->t->family != ENG_CHAT_LLAMA3 &&
+        !(r->t->family == ENG_CHAT_MISTRAL && (r->t->flags & ENG_CHAT_F_MISTRAL_V3)))
         return fail(r, 0,
-                    "this template family has no tool support (ChatML/Qwen and Llama 3.1+ "
-                    "have)");
+                    "this template family has no tool support (ChatML/Qwen, Llama 3.1+ and "
+                    "Mistral V3 have)");
     if (r->o->tools) {
         r->tools = cJSON_Parse(r->o->tools);
         if (!cJSON_IsArray(r->tools))

@@ -181,6 +181,11 @@ int eng_chat_tool_syntax(const struct eng_chat_template *tmpl, int *ret_syntax)
             return -EINVAL; /* Llama 3.0's template has no tools */
         *ret_syntax = ENG_TOOL_SYNTAX_LLAMA3;
         return 0;
+    case ENG_CHAT_MISTRAL:
+        if (!(tmpl->flags & ENG_CHAT_F_MISTRAL_V3))
+            return -EINVAL; /* v0.1/v0.2 templates have no tools */
+        *ret_syntax = ENG_TOOL_SYNTAX_MISTRAL;
+        return 0;
     default:
         return -EINVAL;
     }
@@ -306,9 +311,14 @@ static bool all_calls(const struct eng_tool_parser *p, const cJSON *v)
         if (!cJSON_IsObject(one) || !cJSON_IsString(name) || !known(p, name->valuestring) ||
             (args && !cJSON_IsObject(args)))
             return false;
-        for (const cJSON *k = one->child; k; k = k->next)
+        for (const cJSON *k = one->child; k; k = k->next) {
+            /* Mistral V3 calls may carry the call's "id" (a string), as its history does */
+            if (p->syntax == ENG_TOOL_SYNTAX_MISTRAL && strcmp(k->string, "id") == 0 &&
+                cJSON_IsString(k))
+                continue;
             if (strcmp(k->string, "name") != 0 && strcmp(k->string, args_key) != 0)
                 return false; /* some other object that happens to have a name */
+        }
     }
     return true;
 }

@@ -20,6 +20,10 @@
 #define KEY_MAX     1024 /* state keys longer than this are not cached */
 /* expansion steps per byte before the grammar counts as too ambiguous */
 #define EXPAND_WORK 20000
+/* trie subtrees of at least this many nodes are worth looking for a loop class (below) */
+#define LOOP_MIN_NODES 64
+#define LOOP_MEMO      64  /* distinct states whose loop class one mask remembers */
+#define LOOP_KEY_MAX   256 /* longer state keys are not remembered */
 
 struct snode {
     uint32_t pos;
@@ -40,6 +44,14 @@ struct cache_slot {
     bool used;
 };
 
+/* A state's loop class, remembered during one mask computation (many trie subtrees start in
+ * the same state, e.g. after the lead byte of a 3-byte character). */
+struct loop_memo {
+    uint32_t key[LOOP_KEY_MAX];
+    size_t len;
+    uint32_t cls[8];
+};
+
 struct eng_grammar_matcher {
     const struct eng_grammar *g;
     struct snode *nodes;
@@ -53,6 +65,8 @@ struct eng_grammar_matcher {
     struct cache_slot cache[CACHE_SLOTS];
     unsigned cache_next;
     uint32_t keybuf[KEY_MAX];
+    struct loop_memo *memo; /* LOOP_MEMO entries, allocated with the first mask */
+    int n_memo;
 };
 
 struct trie_node {
@@ -65,8 +79,9 @@ struct eng_grammar_vocab {
     int32_t n_tokens;
     struct trie_node *nodes;
     int32_t n_nodes, cap_nodes;
-    int32_t *tok_next; /* next token with the same piece, -1 */
-    int32_t *eog;      /* end-of-generation ids */
+    int32_t *tok_next;  /* next token with the same piece, -1 */
+    int32_t *sub_nodes; /* nodes in each node's subtree, itself included */
+    int32_t *eog;       /* end-of-generation ids */
     int32_t n_eog;
     char *bytes; /* all pieces, concatenated */
     size_t *off; /* piece of token i: bytes[off[i] .. off[i + 1]) */
@@ -204,6 +219,7 @@ void eng_grammar_matcher_free(struct eng_grammar_matcher *m)
     free(m->nodes);
     free(m->cur.v);
     free(m->work.v);
+    free(m->memo);
     for (int i = 0; i < CACHE_SLOTS; i++) {
         free(m->cache[i].key);
         free(m->cache[i].mask);
@@ -392,6 +408,15 @@ int eng_grammar_vocab_from_pieces(int32_t n_tokens, const char *const *pieces, c
         gv->nodes[node].token = i;
     }
     gv->off[n_tokens] = o;
+    /* children have higher ids than their parent: one descending pass sums the subtrees */
+    gv->sub_nodes = malloc((size_t)gv->n_nodes * sizeof(*gv->sub_nodes));
+    if (!gv->sub_nodes)
+        goto oom;
+    for (int32_t i = gv->n_nodes - 1; i >= 0; i--) {
+        gv->sub_nodes[i] = 1;
+        for (int32_t c = gv->nodes[i].first_child; c >= 0; c = gv->nodes[c].next_sibling)
+            gv->sub_nodes[i] += gv->sub_nodes[c];
+    }
     *ret = gv;
     return 0;
 oom:
@@ -447,6 +472,7 @@ void eng_grammar_vocab_free(struct eng_grammar_vocab *gv)
         return;
     free(gv->nodes);
     free(gv->tok_next);
+    free(gv->sub_nodes);
     free(gv->eog);
     free(gv->is_eog);
     free(gv->bytes);
@@ -466,13 +492,137 @@ size_t eng_grammar_mask_words(const struct eng_grammar_vocab *gv)
 
 /* ---- the mask ---- */
 
+/* Whether stacks a and b are the same chain of positions (node ids differ between equal
+ * states; ACCEPT is the empty stack). */
+static bool chain_equal(const struct eng_grammar_matcher *m, int32_t a, int32_t b)
+{
+    while (a >= 0 && b >= 0) {
+        if (m->nodes[a].pos != m->nodes[b].pos)
+            return false;
+        a = m->nodes[a].parent;
+        b = m->nodes[b].parent;
+    }
+    return a == b;
+}
+
+/* Whether the states work.v[a .. a + n) and work.v[b .. b + nb) hold the same stacks. False
+ * when unsure (duplicates): the caller then only does more work. */
+static bool same_state(const struct eng_grammar_matcher *m, size_t a, size_t n, size_t b, size_t nb)
+{
+    if (n != nb || n > 32) /* quadratic: large (ambiguous) states are never taken as equal */
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+        for (size_t k = 0; k < nb && !found; k++)
+            found = chain_equal(m, m->work.v[a + i], m->work.v[b + k]);
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static uint64_t chain_hash(const struct eng_grammar_matcher *m, int32_t s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (;; s = m->nodes[s].parent) {
+        h = (h ^ (s >= 0 ? m->nodes[s].pos : UINT32_MAX)) * 1099511628211ull;
+        if (s < 0)
+            return h;
+    }
+}
+
+/* The state work.v[from .. from + n) as its position chains, stacks in the order of their
+ * chain hashes (so that equal states mostly get equal keys; unequal ones never do), into
+ * key. 0 when it does not fit. */
+static size_t loop_key(const struct eng_grammar_matcher *m, size_t from, size_t n, uint32_t *key)
+{
+    if (n > 32)
+        return 0;
+    int32_t order[32];
+    uint64_t hash[32];
+    for (size_t i = 0; i < n; i++) {
+        int32_t s = m->work.v[from + i];
+        uint64_t h = chain_hash(m, s);
+        size_t k = i;
+        while (k > 0 && hash[k - 1] > h) {
+            hash[k] = hash[k - 1];
+            order[k] = order[k - 1];
+            k--;
+        }
+        hash[k] = h;
+        order[k] = s;
+    }
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int32_t s = order[i];; s = m->nodes[s].parent) {
+            if (len == LOOP_KEY_MAX)
+                return 0;
+            key[len++] = s >= 0 ? m->nodes[s].pos : UINT32_MAX;
+            if (s < 0)
+                break;
+        }
+    }
+    return len;
+}
+
+/* The loop class of the state work.v[from .. from + n): every byte after which the state is
+ * the same again (inside a JSON string: every byte but the quote, the backslash, control
+ * bytes and the lead bytes of multi-byte characters). A run of such bytes leaves the state as
+ * it was, so below it the trie walk needs no matcher steps at all. Remembered per state for
+ * the rest of the mask computation. */
+static int loop_class(struct eng_grammar_matcher *m, size_t from, size_t n, const uint32_t *uni,
+                      uint32_t *loop)
+{
+    uint32_t key[LOOP_KEY_MAX];
+    size_t klen = m->memo ? loop_key(m, from, n, key) : 0;
+    for (int i = 0; klen && i < m->n_memo; i++) {
+        if (m->memo[i].len == klen && memcmp(m->memo[i].key, key, klen * sizeof(*key)) == 0) {
+            memcpy(loop, m->memo[i].cls, 8 * sizeof(*loop));
+            return 0;
+        }
+    }
+    memset(loop, 0, 8 * sizeof(*loop));
+    for (int b = 0; b < 256; b++) {
+        if (!gset_has(uni, (uint8_t)b))
+            continue;
+        size_t mark = m->n_nodes, out_from = m->work.n;
+        int rc = advance(m, &m->work, &m->work, from, n, (uint8_t)b);
+        if (rc == -ENOMEM)
+            return -ENOMEM;
+        if (rc == 0 && same_state(m, from, n, out_from, m->work.n - out_from))
+            loop[b >> 5] |= 1u << (b & 31);
+        m->work.n = out_from;
+        m->n_nodes = mark;
+    }
+    if (klen && m->n_memo < LOOP_MEMO) {
+        struct loop_memo *e = &m->memo[m->n_memo++];
+        memcpy(e->key, key, klen * sizeof(*key));
+        e->len = klen;
+        memcpy(e->cls, loop, 8 * sizeof(*loop));
+    }
+    return 0;
+}
+
+/* A state known to loop: its stacks in work and its loop class. */
+struct loop_state {
+    size_t from, n;
+    uint32_t cls[8];
+};
+
 /* Allows every token whose piece lies in trie node t's subtree below the state
- * work.v[from .. from + n). */
+ * work.v[from .. from + n). `loop` is the nearest enclosing state whose loop class is known;
+ * at_loop says the state here is that very state (reached from it by bytes of its class). A
+ * child by a byte of the class has the same state again, so it is taken without advancing the
+ * matcher; a child reached otherwise that comes back to the same state (a multi-byte UTF-8
+ * character inside a string) is recognised by comparing stacks. Large subtrees whose state is
+ * new get its loop class computed. */
 static int32_t walk(struct eng_grammar_matcher *m, const struct eng_grammar_vocab *gv, int32_t t,
-                    size_t from, size_t n, uint32_t *allow)
+                    size_t from, size_t n, bool at_loop, const struct loop_state *loop,
+                    uint32_t *allow)
 {
     const struct eng_grammar *g = m->g;
     uint32_t uni[8] = {0}; /* every byte some stack accepts */
+    struct loop_state own = {0};
     int32_t count = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t s = m->work.v[from + i];
@@ -480,10 +630,39 @@ static int32_t walk(struct eng_grammar_matcher *m, const struct eng_grammar_voca
             for (int w = 0; w < 8; w++)
                 uni[w] |= g->sets[g->elems[m->nodes[s].pos].val][w];
     }
+    if (!at_loop && loop && same_state(m, from, n, loop->from, loop->n))
+        at_loop = true;
+    if (!at_loop && gv->sub_nodes[t] >= LOOP_MIN_NODES) {
+        if (loop_class(m, from, n, uni, own.cls) < 0)
+            return -ENOMEM;
+        bool any = false;
+        for (int w = 0; w < 8; w++)
+            any |= own.cls[w] != 0;
+        if (any) {
+            own.from = from;
+            own.n = n;
+            loop = &own;
+            at_loop = true;
+        }
+    }
     for (int32_t c = gv->nodes[t].first_child; c >= 0; c = gv->nodes[c].next_sibling) {
         const struct trie_node *tn = &gv->nodes[c];
         if (!gset_has(uni, tn->byte))
             continue;
+        if (at_loop && gset_has(loop->cls, tn->byte)) {
+            /* the state after this byte is the state here */
+            for (int32_t tok = tn->token; tok >= 0; tok = gv->tok_next[tok]) {
+                allow[tok >> 5] |= 1u << (tok & 31);
+                count++;
+            }
+            if (tn->first_child >= 0) {
+                int32_t sub = walk(m, gv, c, from, n, true, loop, allow);
+                if (sub < 0)
+                    return sub;
+                count += sub;
+            }
+            continue;
+        }
         size_t mark = m->n_nodes, out_from = m->work.n;
         int rc = advance(m, &m->work, &m->work, from, n, tn->byte);
         if (rc == -ENOMEM)
@@ -495,7 +674,7 @@ static int32_t walk(struct eng_grammar_matcher *m, const struct eng_grammar_voca
                 count++;
             }
             if (tn->first_child >= 0) {
-                int32_t sub = walk(m, gv, c, out_from, out_n, allow);
+                int32_t sub = walk(m, gv, c, out_from, out_n, false, loop, allow);
                 if (sub < 0)
                     return sub;
                 count += sub;
@@ -521,7 +700,10 @@ static int32_t mask_compute(struct eng_grammar_matcher *m, const struct eng_gram
     for (size_t i = 0; i < m->cur.n; i++)
         if (ivec_push(m, &m->work, m->cur.v[i]) < 0)
             return -ENOMEM;
-    int32_t sub = walk(m, gv, 0, 0, m->cur.n, allow);
+    if (!m->memo)
+        m->memo = malloc(LOOP_MEMO * sizeof(*m->memo)); /* NULL: nothing remembered */
+    m->n_memo = 0;
+    int32_t sub = walk(m, gv, 0, 0, m->cur.n, false, NULL, allow);
     m->work.n = 0;
     m->oom = 0;
     return sub < 0 ? sub : count + sub;

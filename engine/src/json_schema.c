@@ -660,8 +660,11 @@ int eng_tools_grammar(const char *tools, size_t len, const char *only_name,
         emit(&c, "root ::= call\n");
         break;
     case ENG_TOOL_SYNTAX_MISTRAL:
-        emit(&c, parallel ? "root ::= \"[TOOL_CALLS][\" call (\",\" ws call){0,7} \"]\"\n"
-                          : "root ::= \"[TOOL_CALLS][\" call \"]\"\n");
+        /* Mistral V3 sentencepiece models write "[TOOL_CALLS] [", V3-Tekken ones
+         * "[TOOL_CALLS][" (docs/api.md) */
+        emit(&c, parallel
+                     ? "root ::= \"[TOOL_CALLS]\" \" \"? \"[\" call (\",\" ws call){0,7} \"]\"\n"
+                     : "root ::= \"[TOOL_CALLS]\" \" \"? \"[\" call \"]\"\n");
         break;
     default:
         fail(&c, "unknown tool-call syntax %d", (int)syntax);

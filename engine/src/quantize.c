@@ -98,6 +98,93 @@ static uint32_t block32_fallback(uint32_t type)
     }
 }
 
+/* ---- llama-quantize's default mixture ----
+ * Without --pure, llama-quantize does not give every matrix the type asked for: the matrices
+ * that matter most get more bits (llama.cpp src/llama-quant.cpp, llama_tensor_get_type). For
+ * the types ember makes and a dense model without an importance matrix its rules are:
+ *  - the output projection (output.weight, or token_embd.weight when there is no output.weight
+ *    and the embedding is tied) becomes Q8_0 when its rows are not a multiple of 256, else Q6_K
+ *    (a Q8_0 one stays Q8_0);
+ *  - for Q4_K and Q5_K (llama-quantize's Q4_K_M and Q5_K_M), attn_v.weight and ffn_down.weight
+ *    of the layers use_more_bits picks (the first and last eighth of the layers and every
+ *    third one between) become Q6_K, and a fused attn_qkv.weight becomes Q5_K (Q4_K) or Q6_K
+ *    (Q5_K);
+ * then a type whose block does not fit the rows falls back as with --pure (below). llama.cpp
+ * counts the layers in the order its loader sorts tensors (by the blk.N number), which is the
+ * N parsed here. Its rules for MoE, Falcon and 70B models and for the types ember does not make
+ * (Q2_K, Q3_K, IQ*) are not reproduced; nor is Q4_1 for Q4_0's first ffn_down layers, which it
+ * applies only with an importance matrix and which ember cannot compute. */
+static int use_more_bits(int i_layer, int n_layers)
+{
+    return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 ||
+           (i_layer - n_layers / 8) % 3 == 2;
+}
+
+static int name_has(const char *name, const char *part)
+{
+    return strstr(name, part) != NULL;
+}
+
+/* blk.N. of a tensor name, -1 when it has none. */
+static int layer_of(const char *name)
+{
+    int n = -1;
+    if (sscanf(name, "blk.%d.", &n) != 1)
+        return -1;
+    return n;
+}
+
+/* Counts of the matrices the rules index by layer, and whether there is an output.weight. */
+struct mixture_counts {
+    int n_attn_v, n_ffn_down, has_output;
+};
+
+static void count_mixture(const struct qz *q, struct mixture_counts *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < q->n; i++) {
+        const char *name = q->ts[i].t->name;
+        c->n_attn_v += name_has(name, "attn_v.weight");
+        c->n_ffn_down += name_has(name, "ffn_down");
+        c->has_output |= strcmp(name, "output.weight") == 0;
+    }
+}
+
+/* The type llama-quantize's default mixture gives matrix t for --type single (before the
+ * fallback for rows that do not fit), and the rule that decided it (NULL: the type itself). */
+static uint32_t mixture_type(const struct gguf_tensor *t, uint32_t single,
+                             const struct mixture_counts *c, const char **why)
+{
+    const char *name = t->name;
+    int km = single == GGUF_TT_Q4_K || single == GGUF_TT_Q5_K;
+    *why = NULL;
+    if (strcmp(name, "output.weight") == 0 ||
+        (!c->has_output && strcmp(name, "token_embd.weight") == 0)) {
+        if (t->ne[0] % 256 != 0) {
+            *why = "output projection: Q8_0 (rows do not fit 256)";
+            return GGUF_TT_Q8_0;
+        }
+        if (single != GGUF_TT_Q8_0) {
+            *why = "output projection: Q6_K";
+            return GGUF_TT_Q6_K;
+        }
+        return single;
+    }
+    if (km && name_has(name, "attn_v.weight") && use_more_bits(layer_of(name), c->n_attn_v)) {
+        *why = "attn_v of a layer given more bits";
+        return GGUF_TT_Q6_K;
+    }
+    if (km && name_has(name, "ffn_down") && use_more_bits(layer_of(name), c->n_ffn_down)) {
+        *why = "ffn_down of a layer given more bits";
+        return GGUF_TT_Q6_K;
+    }
+    if (km && name_has(name, "attn_qkv.weight")) {
+        *why = "fused attn_qkv";
+        return single == GGUF_TT_Q4_K ? GGUF_TT_Q5_K : GGUF_TT_Q6_K;
+    }
+    return single;
+}
+
 /* F16 input rows are converted through a 65536-entry table: the scalar conversion would take
  * half of a Q4_0 run's time (the SIMD kernels are not reachable from here). */
 static float *f16_lut;
@@ -628,6 +715,8 @@ int eng_quantize(const char *in_path, const char *out_path, const struct eng_qua
 
     double fixed_bits = 0, min_bits = 0;
     uint64_t n_all = 0;
+    struct mixture_counts counts;
+    count_mixture(&q, &counts);
     for (int i = 0; i < q.n; i++) {
         struct qz_tensor *qt = &q.ts[i];
         n_all += (uint64_t)n_elements(qt->t);
@@ -635,13 +724,19 @@ int eng_quantize(const char *in_path, const char *out_path, const struct eng_qua
         if (!qt->is_weight) {
             qt->why = "1-D";
         } else if (!mixed) {
-            uint32_t alt = block32_fallback(single);
-            if (fits(single, qt->t)) {
-                qt->out_type = single;
-                qt->why = "type";
-            } else if (alt != single && fits(alt, qt->t)) {
+            uint32_t want = single;
+            const char *rule = NULL;
+            if (!p->pure && !is_float_type(single))
+                want = mixture_type(qt->t, single, &counts, &rule);
+            uint32_t alt = block32_fallback(want);
+            if (fits(want, qt->t)) {
+                qt->out_type = want;
+                qt->why = rule ? rule : "type";
+            } else if (alt != want && fits(alt, qt->t)) {
                 qt->out_type = alt;
-                qt->why = "rows do not fit 256: 32-value blocks";
+                qt->why = rule ? "given more bits (mixture), but rows do not fit 256: 32-value "
+                                 "blocks"
+                               : "rows do not fit 256: 32-value blocks";
             } else {
                 qt->out_type = float_fallback(qt->t->type);
                 qt->why = "rows do not fit a block";
@@ -661,8 +756,10 @@ int eng_quantize(const char *in_path, const char *out_path, const struct eng_qua
     for (int i = 0; i < q.n; i++)
         bits += (double)n_elements(q.ts[i].t) * type_bpw(q.ts[i].out_type);
     uint64_t out_size = 0;
-    r = write_output(&q, out_path, mixed ? "mixed" : p->type, bits / (double)n_all, pool,
-                     &out_size);
+    char method[32];
+    snprintf(method, sizeof(method), "%s%s", mixed ? "mixed" : p->type,
+             !mixed && p->pure && !is_float_type(single) ? " --pure" : "");
+    r = write_output(&q, out_path, method, bits / (double)n_all, pool, &out_size);
     if (r < 0)
         goto out;
     if (result) {

@@ -43,6 +43,10 @@ static const char *template_file(const char *fam)
         return TPL "/qwen2.5.jinja";
     if (strcmp(fam, "qwen3") == 0)
         return TPL "/qwen3.jinja";
+    if (strcmp(fam, "mistral-v3") == 0)
+        return DIR "/mistral-v3.jinja";
+    if (strcmp(fam, "mistral-v3-tekken") == 0)
+        return DIR "/mistral-v3-tekken.jinja";
     return TPL "/llama3.2-instruct.jinja";
 }
 
@@ -71,12 +75,14 @@ static void render_case(const cJSON *spec, const cJSON *c, const char *fam)
     size_t n = (size_t)cJSON_GetArraySize(msgs);
     struct eng_chat_message *m = calloc(n, sizeof(*m));
     struct eng_chat_message_tools *mt = calloc(n, sizeof(*mt));
+    const char **ids = calloc(n, sizeof(*ids));
     char *to_free[64];
     size_t n_free = 0;
     size_t i = 0;
     for (const cJSON *e = msgs->child; e; e = e->next, i++) {
         m[i].role = cJSON_GetObjectItem(e, "role")->valuestring;
         m[i].content = cJSON_GetStringValue(cJSON_GetObjectItem(e, "content"));
+        ids[i] = cJSON_GetStringValue(cJSON_GetObjectItem(e, "tool_call_id"));
         const cJSON *calls = cJSON_GetObjectItem(e, "tool_calls");
         if (!calls)
             continue;
@@ -87,7 +93,10 @@ static void render_case(const cJSON *spec, const cJSON *c, const char *fam)
             const cJSON *fn = cJSON_GetObjectItem(x, "function");
             tc[k].id = cJSON_GetStringValue(cJSON_GetObjectItem(x, "id"));
             tc[k].name = cJSON_GetStringValue(cJSON_GetObjectItem(fn, "name"));
-            char *args = cJSON_PrintUnformatted(cJSON_GetObjectItem(fn, "arguments"));
+            /* arguments as OpenAI sends them (a string) or, as Hugging Face's examples, an
+             * object */
+            const cJSON *a = cJSON_GetObjectItem(fn, "arguments");
+            char *args = cJSON_IsString(a) ? strdup(a->valuestring) : cJSON_PrintUnformatted(a);
             to_free[n_free++] = args;
             tc[k].arguments = args;
         }
@@ -95,14 +104,20 @@ static void render_case(const cJSON *spec, const cJSON *c, const char *fam)
         if (m[i].content && !m[i].content[0] && i % 2)
             m[i].content = NULL; /* OpenAI clients send null content with tool calls */
     }
-    char *tools = cJSON_IsTrue(cJSON_GetObjectItem(c, "tools"))
-                      ? cJSON_PrintUnformatted(cJSON_GetObjectItem(spec, "tools"))
-                      : NULL;
+    const cJSON *tools_list = cJSON_GetObjectItem(c, "tools_list");
+    char *tools =
+        cJSON_IsTrue(cJSON_GetObjectItem(c, "tools"))
+            ? cJSON_PrintUnformatted(tools_list ? tools_list : cJSON_GetObjectItem(spec, "tools"))
+            : NULL;
     struct eng_chat_render_opts o = {
         .add_generation_prompt = cJSON_IsTrue(cJSON_GetObjectItem(c, "gen")),
-        .bos_token = strcmp(fam, "llama3.2") == 0 ? "<|begin_of_text|>" : "",
+        .bos_token = strcmp(fam, "llama3.2") == 0      ? "<|begin_of_text|>"
+                     : strncmp(fam, "mistral", 7) == 0 ? "<s>"
+                                                       : "",
+        .eos_token = strncmp(fam, "mistral", 7) == 0 ? "</s>" : "",
         .tools = tools,
         .message_tools = mt,
+        .tool_call_ids = ids,
     };
     char *out = NULL;
     size_t out_len = 0;
@@ -138,6 +153,7 @@ static void render_case(const cJSON *spec, const cJSON *c, const char *fam)
         free(to_free[k]);
     free(m);
     free(mt);
+    free(ids);
     free(want);
 }
 
@@ -152,7 +168,7 @@ static void test_goldens(void)
     for (const cJSON *c = spec ? cJSON_GetObjectItem(spec, "cases")->child : NULL; c; c = c->next)
         for (const cJSON *f = cJSON_GetObjectItem(c, "families")->child; f; f = f->next, n++)
             render_case(spec, c, f->valuestring);
-    CHECK(n >= 15);
+    CHECK(n >= 29);
     cJSON_Delete(spec);
     free(text);
 }
@@ -281,6 +297,23 @@ static void test_parser(void)
     expect_parse(L, "{\"a\": 1}", "{\"a\": 1}", 0, NULL, NULL);
     expect_parse(M, "[TOOL_CALLS][{\"name\": \"HassTurnOn\", \"arguments\": {\"name\": \"x\"}}]",
                  "", 1, "HassTurnOn {\"name\":\"x\"}", NULL);
+    /* V3 sentencepiece writes a space after [TOOL_CALLS]; calls may carry their id */
+    expect_parse(M,
+                 "[TOOL_CALLS] [{\"name\": \"HassTurnOn\", \"arguments\": {\"name\": \"x\"}, "
+                 "\"id\": \"a1B2c3D4e\"}, {\"name\": \"GetLiveContext\", \"arguments\": {}}]",
+                 "", 2, "HassTurnOn {\"name\":\"x\"}", "GetLiveContext {}");
+    /* look-alikes stay text: an unknown tool, an extra key, one bad element, prose first */
+    expect_parse(M, "[TOOL_CALLS][{\"name\": \"HassLightGet\", \"arguments\": {}}]",
+                 "[TOOL_CALLS][{\"name\": \"HassLightGet\", \"arguments\": {}}]", 0, NULL, NULL);
+    expect_parse(M, "[TOOL_CALLS][{\"name\": \"HassTurnOn\", \"arguments\": {}, \"x\": 1}]",
+                 "[TOOL_CALLS][{\"name\": \"HassTurnOn\", \"arguments\": {}, \"x\": 1}]", 0, NULL,
+                 NULL);
+    expect_parse(M, "[TOOL_CALLS][{\"name\": \"HassTurnOn\", \"arguments\": {}}, {\"name\": 1}]",
+                 "[TOOL_CALLS][{\"name\": \"HassTurnOn\", \"arguments\": {}}, {\"name\": 1}]", 0,
+                 NULL, NULL);
+    expect_parse(M, "Sure: [TOOL_CALLS][{\"name\": \"HassTurnOn\", \"arguments\": {}}]",
+                 "Sure: [TOOL_CALLS][{\"name\": \"HassTurnOn\", \"arguments\": {}}]", 0, NULL,
+                 NULL);
     expect_parse(M, "[TOOL_CALLS] not json", "[TOOL_CALLS] not json", 0, NULL, NULL);
     expect_parse(M, "[TOOL", "[TOOL", 0, NULL, NULL);
 
@@ -290,11 +323,87 @@ static void test_parser(void)
     t.family = ENG_CHAT_CHATML;
     CHECK_EQ_INT(eng_chat_tool_syntax(&t, &syn), 0);
     CHECK_EQ_INT(syn, ENG_TOOL_SYNTAX_HERMES);
+    t.family = ENG_CHAT_MISTRAL; /* v0.2: no tools */
+    CHECK_EQ_INT(eng_chat_tool_syntax(&t, &syn), -EINVAL);
+    CHECK_EQ_INT(eng_chat_template_from_name("mistral-v3", &t), 0);
+    CHECK_EQ_INT(eng_chat_tool_syntax(&t, &syn), 0);
+    CHECK_EQ_INT(syn, ENG_TOOL_SYNTAX_MISTRAL);
+}
+
+/* Mistral V3: detection, ids made for calls without one and paired with results by position,
+ * results that are not all JSON, role errors, and result text kept in the literal spans. */
+static void test_mistral_v3(void)
+{
+    struct eng_chat_template t;
+    bool warn = true;
+    eng_chat_template_detect("{{ '[INST] ' + m + '[/INST]' }}{{ '[TOOL_CALLS] ' }}", &t, &warn);
+    CHECK(!warn && t.family == ENG_CHAT_MISTRAL && t.flags == ENG_CHAT_F_MISTRAL_V3);
+    eng_chat_template_detect("{{ '[INST]' + m + '[/INST]' }}[AVAILABLE_TOOLS]", &t, &warn);
+    CHECK(t.flags == (ENG_CHAT_F_MISTRAL_V3 | ENG_CHAT_F_TEKKEN));
+    eng_chat_template_detect("{{ ' [INST] ' + m + ' [/INST]' }}", &t, &warn);
+    CHECK(t.family == ENG_CHAT_MISTRAL && t.flags == 0);
+
+    CHECK_EQ_INT(eng_chat_template_from_name("mistral-v3", &t), 0);
+    struct eng_chat_tool_call calls[] = {{NULL, "f", "{\"a\": [1]}"}, {"", "g", "{}"}};
+    struct eng_chat_message m[] = {{"user", "go"},        {"assistant", NULL},
+                                   {"tool", "1 2"},       {"tool", "x [INST] y"},
+                                   {"assistant", "done"}, {"tool", "extra"}};
+    struct eng_chat_message_tools mt[6] = {{NULL, 0}, {calls, 2}};
+    struct eng_chat_render_opts o = {.bos_token = "<s>", .eos_token = "</s>", .message_tools = mt};
+    char *out = NULL, err[256] = "";
+    struct eng_text_span *spans = NULL;
+    size_t n_spans = 0;
+    CHECK_EQ_INT(
+        eng_chat_render_spans(&t, m, 5, &o, &out, NULL, &spans, &n_spans, err, sizeof(err)), 0);
+    CHECK_STR(out ? out : "",
+              "<s>[INST] go[/INST][TOOL_CALLS] [{\"name\": \"f\", \"arguments\": {\"a\": [1]}, "
+              "\"id\": \"call00100\"}, {\"name\": \"g\", \"arguments\": {}, \"id\": "
+              "\"call00101\"}]</s>[TOOL_RESULTS] {\"content\": \"1 2\", \"call_id\": "
+              "\"call00100\"}[/TOOL_RESULTS][TOOL_RESULTS] {\"content\": \"x [INST] y\", "
+              "\"call_id\": \"call00101\"}[/TOOL_RESULTS] done</s>");
+    const char *inst = out ? strstr(out, "x [INST] y") : NULL;
+    bool covered = false;
+    for (size_t k = 0; inst && k < n_spans; k++)
+        covered |= (size_t)(inst - out) >= spans[k].off &&
+                   (size_t)(inst - out) + 10 <= spans[k].off + spans[k].len;
+    CHECK_MSG(covered, "a tool result's text lies outside the literal spans");
+    free(out);
+    free(spans);
+    out = NULL;
+
+    /* an explicit tool_call_id wins over the position */
+    const char *ids[6] = {NULL, NULL, "Zz9Yy8Xx7", NULL};
+    o.tool_call_ids = ids;
+    CHECK_EQ_INT(eng_chat_render(&t, m, 4, &o, &out, NULL, err, sizeof(err)), 0);
+    CHECK_CONTAINS(out ? out : "", "\"call_id\": \"Zz9Yy8Xx7\"}");
+    free(out);
+    out = NULL;
+    o.tool_call_ids = NULL;
+
+    /* a third result for two calls (after the answer, so it follows no calls) */
+    struct eng_chat_message m2[] = {
+        {"user", "go"}, {"assistant", NULL}, {"tool", "a"}, {"tool", "b"}, {"tool", "c"}};
+    CHECK_EQ_INT(eng_chat_render(&t, m2, 5, &o, &out, NULL, err, sizeof(err)), -EINVAL);
+    CHECK_CONTAINS(err, "message 4: more tool results than calls");
+    CHECK_EQ_INT(eng_chat_render(&t, m, 6, &o, &out, NULL, err, sizeof(err)), -EINVAL);
+    CHECK_CONTAINS(err,
+                   "message 5: a tool result must follow an assistant message with tool calls");
+    struct eng_chat_message m3[] = {{"user", "a"}, {"user", "b"}};
+    CHECK_EQ_INT(eng_chat_render(&t, m3, 2, NULL, &out, NULL, err, sizeof(err)), -EINVAL);
+    CHECK_CONTAINS(err, "message 1: user and assistant messages must alternate");
+    struct eng_chat_message m4[] = {{"user", "a"}, {"system", "b"}};
+    CHECK_EQ_INT(eng_chat_render(&t, m4, 2, NULL, &out, NULL, err, sizeof(err)), -EINVAL);
+    CHECK_CONTAINS(err, "message 1: a system message may only come first");
+    /* v0.2 has no tools */
+    struct eng_chat_template v2 = {.family = ENG_CHAT_MISTRAL};
+    CHECK_EQ_INT(eng_chat_render(&v2, m, 4, &o, &out, NULL, err, sizeof(err)), -EINVAL);
+    CHECK_CONTAINS(err, "no tool support");
 }
 
 int main(void)
 {
     test_goldens();
+    test_mistral_v3();
     test_errors();
     test_parser();
     return et_finish();

@@ -4,6 +4,8 @@
 #include "ember_test.h"
 
 #include "engine/grammar.h"
+#include "engine/json_schema.h"
+#include "engine/tokenizer.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -226,6 +228,103 @@ out:
     eng_grammar_free(g);
 }
 
+/* The mask's shortcuts (loop classes: bytes that leave the state unchanged, remembered per
+ * state; states recognised as a loop state again after a multi-byte character) matter on real
+ * vocabularies, whose tries have deep subtrees inside JSON strings: every 48th token of the
+ * 151k qwen3 vocabulary and all of one byte (UTF-8 pieces included) against brute force, on
+ * a JSON Schema grammar whose strings accept any UTF-8 text. */
+static void test_mask_oracle_vocab(void)
+{
+    const char *dir = getenv("EMBER_SHARED_DIR");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/vectors/tokenizer/ggml-vocab-qwen3.gguf",
+             dir && *dir ? dir : EMBER_SHARED_DIR);
+    struct eng_vocab *vocab = NULL;
+    char err[256];
+    if (eng_vocab_load_file(path, &vocab, err, sizeof(err)) != 0) {
+        printf("mask oracle on a real vocabulary not run: %s is absent (%s)\n", path, err);
+        return;
+    }
+    char *text = NULL;
+    CHECK_EQ_INT(eng_json_schema_grammar("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":"
+                                         "\"string\"},\"b\":{\"type\":\"array\",\"items\":{"
+                                         "\"type\":\"string\"}}},\"required\":[\"a\",\"b\"]}",
+                                         0, &text, err, sizeof(err)),
+                 0);
+    struct eng_grammar *g = text ? parse_ok(text) : NULL;
+    free(text);
+    int32_t n_all = eng_vocab_n_tokens(vocab), n = 0;
+    const char **pieces = calloc((size_t)n_all / 8, sizeof(*pieces));
+    size_t *lens = calloc((size_t)n_all / 8, sizeof(*lens));
+    char *bytes = malloc((size_t)n_all * 32);
+    size_t used = 0;
+    for (int32_t t = 0; t < n_all && bytes && n < n_all / 8; t++) {
+        size_t len = 0;
+        if (eng_token_piece(vocab, t, false, bytes + used, 32, &len) != 0)
+            len = 0; /* longer pieces: left out as empty (never allowed) */
+        if (t % 48 != 0 && len > 1)
+            continue; /* every 48th token, and all single bytes (JSON's punctuation) */
+        pieces[n] = bytes + used;
+        lens[n++] = len;
+        used += len;
+    }
+    struct eng_grammar_vocab *gv = NULL;
+    if (g && bytes)
+        CHECK_EQ_INT(eng_grammar_vocab_from_pieces(n, pieces, lens, NULL, &gv), 0);
+    uint32_t *allow = gv ? calloc(eng_grammar_mask_words(gv), 4) : NULL;
+    int32_t *allowed = malloc((size_t)n * sizeof(*allowed));
+    char prefix[2048];
+    int mismatches = 0, steps = 0, in_string = 0;
+    for (int walk = 0; allow && walk < 4; walk++) {
+        struct eng_grammar_matcher *m = NULL;
+        CHECK_EQ_INT(eng_grammar_matcher_new(g, &m), 0);
+        size_t plen = 0;
+        for (int step = 0; m && step < 20; step++) {
+            int32_t cnt = eng_grammar_mask_uncached(m, gv, allow), oracle = 0, n_allowed = 0;
+            for (int32_t t = 0; t < n; t++) {
+                bool ok = false;
+                if (lens[t]) {
+                    struct eng_grammar_matcher *o = NULL;
+                    eng_grammar_matcher_new(g, &o);
+                    ok = eng_grammar_matcher_feed(o, prefix, plen) == 0 &&
+                         eng_grammar_matcher_feed(o, pieces[t], lens[t]) == 0;
+                    eng_grammar_matcher_free(o);
+                }
+                bool got = (allow[t >> 5] >> (t & 31)) & 1;
+                if (got != ok && mismatches++ < 5)
+                    fprintf(stderr, "prefix \"%.*s\" token \"%.*s\": mask %d oracle %d\n",
+                            (int)plen, prefix, (int)lens[t], pieces[t], got, ok);
+                oracle += ok;
+                if (ok)
+                    allowed[n_allowed++] = t;
+            }
+            CHECK_EQ_INT(cnt, oracle);
+            steps++;
+            in_string += oracle > n / 2; /* most tokens allowed: inside a string */
+            if (n_allowed == 0)
+                break;
+            int32_t t = allowed[rnd() % (uint32_t)n_allowed];
+            if (plen + lens[t] >= sizeof(prefix))
+                break;
+            CHECK_EQ_INT(eng_grammar_matcher_accept_token(m, gv, t), 0);
+            memcpy(prefix + plen, pieces[t], lens[t]);
+            plen += lens[t];
+        }
+        eng_grammar_matcher_free(m);
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    CHECK_MSG(!allow || (steps >= 30 && in_string >= 5), "%d steps, %d inside strings", steps,
+              in_string);
+    free(allow);
+    free(allowed);
+    free(pieces);
+    free(lens);
+    free(bytes);
+    eng_grammar_vocab_free(gv);
+    eng_grammar_free(g);
+    eng_vocab_free(vocab);
+}
+
 static void test_matcher_api(void)
 {
     struct eng_grammar *g = parse_ok("root ::= \"{\" [0-9]* \"}\"");
@@ -270,5 +369,6 @@ int main(void)
     test_errors();
     test_matcher_api();
     test_mask_oracle();
+    test_mask_oracle_vocab();
     return et_finish();
 }

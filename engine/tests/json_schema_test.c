@@ -217,6 +217,10 @@ static void test_tools(void)
     free(text);
     CHECK(accepts(g, "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {}}, {\"name\": "
                      "\"HassTurnOn\", \"arguments\": {\"name\": \"x\"}}]"));
+    /* Mistral V3 sentencepiece models write a space after [TOOL_CALLS]; one space only */
+    CHECK(accepts(g, "[TOOL_CALLS] [{\"name\": \"get_time\", \"arguments\": {}}]"));
+    CHECK(!accepts(g, "[TOOL_CALLS]  [{\"name\": \"get_time\", \"arguments\": {}}]"));
+    CHECK(!accepts(g, "[{\"name\": \"get_time\", \"arguments\": {}}]"));
     eng_grammar_free(g);
 
     CHECK_EQ_INT(

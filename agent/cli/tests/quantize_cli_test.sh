@@ -4,7 +4,8 @@
 # type, an already quantized input without --allow-requantize, a missing output directory, the
 # input as output) with a clear message, exit 1 and nothing left behind; then accuracy through
 # ember eval against the F32 original (F16 and Q8_0 agree with F32, the mixed plan at the size of
-# plain Q4_0 beats it) and the plan shown by ember run and ember bench.
+# plain Q4_0 (--pure) beats it; the default mixture keeps output.weight in Q8_0 and beats --pure) and
+# the plan shown by ember run and ember bench.
 # usage: quantize_cli_test.sh EMBER SOURCE_DIR SHARED_DIR
 set -u
 ember=$1
@@ -53,6 +54,8 @@ expect "quantize bad type" 2 "'Q3_X' is not one of" "$ember" quantize "$st" "$tm
 expect "quantize bad budget" 2 "--target-bpw: 'abc'" "$ember" quantize "$st" "$tmp/o.gguf" \
     --type mixed --target-bpw abc
 expect "quantize one file" 2 "give the input and the output" "$ember" quantize "$st" --type Q8_0
+expect "--pure with mixed" 2 "--pure gives every matrix one type" "$ember" quantize "$st" \
+    "$tmp/o.gguf" --type mixed --pure
 expect "eval without text" 2 "--text FILE is required" "$ember" eval -m "$st"
 expect "eval without model" 2 "no model" "$ember" eval --config /dev/null --text "$text"
 
@@ -95,9 +98,18 @@ expect "eval missing text" 1 "cannot open" "$ember" eval -m "$st" --text "$tmp/n
 
 # accuracy: ember eval --json against the F32 original
 field() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$@"; }
-for t in F16 Q8_0 Q4_0; do
+for t in F16 Q8_0; do
     "$ember" quantize -q "$st" "$tmp/st-$t.gguf" --type $t 2>"$tmp/err" || bad "quantize $t"
 done
+# Q4_0 as llama-quantize --pure makes it (output.weight in Q4_0 too): the size mixed competes at
+"$ember" quantize -q "$st" "$tmp/st-Q4_0.gguf" --type Q4_0 --pure 2>"$tmp/err" ||
+    bad "quantize Q4_0 --pure"
+# and llama-quantize's default mixture: output.weight (64-wide rows) in Q8_0
+"$ember" quantize "$st" "$tmp/st-Q4_0-default.gguf" --type Q4_0 >"$tmp/plan.txt" 2>"$tmp/err" &&
+    grep -q "^output.weight .*F32 *Q8_0 .*output projection: Q8_0" "$tmp/plan.txt" &&
+    grep -q "^blk.0.attn_q.weight .*F32 *Q4_0 " "$tmp/plan.txt" &&
+    ok "Q4_0's default mixture keeps output.weight in Q8_0" ||
+    bad "Q4_0's default mixture keeps output.weight in Q8_0"
 "$ember" quantize "$st" "$tmp/st-mixed.gguf" --type mixed --target-bpw 6.73 \
     >"$tmp/plan.txt" 2>"$tmp/err" || bad "quantize mixed"
 grep -q "smallest possible" "$tmp/plan.txt" && grep -q "blk.0.ffn_down.weight.*F16.*rows do not fit" \
@@ -107,7 +119,7 @@ grep -q "smallest possible" "$tmp/plan.txt" && grep -q "blk.0.ffn_down.weight.*F
     grep -q "blk.0.ffn_down.weight .*F32 *F16 .*rows do not fit a block" "$tmp/plan.txt" &&
     ok "Q5_K falls back to Q8_0, then F16, where rows do not fit" ||
     bad "Q5_K falls back to Q8_0, then F16, where rows do not fit"
-for t in F16 Q8_0 Q4_0 mixed; do
+for t in F16 Q8_0 Q4_0 Q4_0-default mixed; do
     "$ember" eval -m "$tmp/st-$t.gguf" --ref "$st" --text "$text" --json >"$tmp/$t.json" \
         2>"$tmp/err" || bad "eval $t"
 done
@@ -125,6 +137,10 @@ awk -v kq="$kq" -v km="$km" -v sq="$sq" -v sm="$sm" \
     'BEGIN { exit !(km < kq && sm <= sq * 1.001) }' &&
     ok "mixed KL $km < Q4_0 KL $kq at size $sm <= $sq" ||
     bad "mixed KL $km < Q4_0 KL $kq at size $sm <= $sq"
+# the default mixture's Q8_0 output projection is worth its bytes: lower KL than --pure
+kd=$(field "$tmp/Q4_0-default.json" kl_divergence)
+awk -v kq="$kq" -v kd="$kd" 'BEGIN { exit !(kd < kq) }' &&
+    ok "Q4_0 default KL $kd < Q4_0 --pure KL $kq" || bad "Q4_0 default KL $kd < Q4_0 --pure KL $kq"
 p=$(field "$tmp/F16.json" perplexity)
 awk -v p="$p" 'BEGIN { exit !(p > 1 && p < 10) }' && ok "F16 perplexity $p is sane" ||
     bad "F16 perplexity $p is sane"

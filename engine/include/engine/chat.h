@@ -33,6 +33,10 @@ enum {
     ENG_CHAT_F_BOS_PREFIX = 1u << 0,     /* Phi-3: the template starts with {{ bos_token }} */
     ENG_CHAT_F_KNOWLEDGE_DATE = 1u << 1, /* Llama 3.1+: system header with knowledge/today date */
     ENG_CHAT_F_THINK = 1u << 2,          /* Qwen3: <think> blocks of earlier turns are dropped */
+    /* Mistral tokenizer V3 and later (the template knows [TOOL_CALLS]): tools, no space before
+     * [/INST], the system prompt with the last user message */
+    ENG_CHAT_F_MISTRAL_V3 = 1u << 3,
+    ENG_CHAT_F_TEKKEN = 1u << 4, /* Mistral V3-Tekken (Nemo): no space after the control tokens */
 };
 
 #define ENG_CHAT_DEFAULT_SYSTEM_MAX 512
@@ -47,7 +51,7 @@ struct eng_chat_template {
 
 /* A call the assistant made (OpenAI message.tool_calls[i]). */
 struct eng_chat_tool_call {
-    const char *id;        /* may be NULL; templates of these families do not render it */
+    const char *id;        /* may be NULL; only the Mistral V3 format renders it */
     const char *name;      /* function name */
     const char *arguments; /* the arguments as JSON text (an object) */
 };
@@ -71,20 +75,27 @@ struct eng_chat_render_opts {
                                    template's own fallback */
     bool disable_thinking;      /* Qwen3 enable_thinking=false: empty <think></think> */
     /* An OpenAI `tools` array as JSON text, rendered the way the family's template renders
-     * `tools` (ChatML/Qwen: a "# Tools" system turn, Llama 3.1+: the first user message);
-     * NULL: none. Tools, tool_calls and role "tool" need ChatML or Llama 3.1+ (-EINVAL else).
+     * `tools` (ChatML/Qwen: a "# Tools" system turn, Llama 3.1+: the first user message,
+     * Mistral V3: [AVAILABLE_TOOLS] before the last user message); NULL: none. Tools,
+     * tool_calls and role "tool" need ChatML, Llama 3.1+ or Mistral V3 (-EINVAL else).
      * All text taken from tools, calls and tool results lies in the literal spans. */
     const char *tools;
     /* NULL, or one entry per message: the tool calls an assistant message made. */
     const struct eng_chat_message_tools *message_tools;
+    /* NULL, or one entry per message: for a "tool" message the id of the call it answers
+     * (OpenAI tool_call_id), which the Mistral V3 format renders. A NULL entry (or array): the
+     * call at its position among the tool messages after the last assistant message with
+     * calls. */
+    const char *const *tool_call_ids;
 };
 
 /* Recognises the family of a Jinja chat template. NULL or "" or an unknown template gives
  * ChatML with *ret_warning = true. Never fails. */
 void eng_chat_template_detect(const char *jinja, struct eng_chat_template *ret, bool *ret_warning);
 
-/* A family by name: chatml (alias qwen), llama2, llama3, zephyr (alias tinyllama), mistral,
- * phi3, gemma; case-insensitive. -EINVAL for any other name. */
+/* A family by name: chatml (alias qwen), llama2, llama3, zephyr (alias tinyllama), mistral
+ * (v0.1/v0.2), mistral-v3 (Mistral-7B-Instruct-v0.3, with tools), mistral-v3-tekken (Mistral
+ * Nemo), phi3, gemma; case-insensitive. -EINVAL for any other name. */
 int eng_chat_template_from_name(const char *name, struct eng_chat_template *ret);
 
 /* Reads tokenizer.chat_template from a GGUF file: *ret_jinja is a malloc'd copy (caller

@@ -36,6 +36,10 @@ struct eng_quantize_params {
     uint32_t calib_tokens; /* most tokens of calibration text used; 0 = 2048 */
     uint32_t n_threads;    /* 0 = online CPUs */
     int allow_requantize;  /* accept already quantized input tensors (dequantized first) */
+    /* single block type: every matrix gets it (only rows that fit no block fall back), as
+     * llama-quantize --pure. 0: llama-quantize's default mixture for that type (the output
+     * projection in Q6_K or Q8_0; for Q4_K/Q5_K some attn_v and ffn_down in Q6_K). */
+    int pure;
     eng_quantize_progress_fn progress;
     void *progress_user;
 };
@@ -47,7 +51,8 @@ struct eng_quantize_tensor {
     char type_in[8], type_out[8];
     int64_t n_elements;
     double rel_err;  /* importance-weighted relative error of type_out; < 0 when not measured */
-    const char *why; /* "plan", "type", "1-D", "rows do not fit a block", "kept" */
+    const char *why; /* "plan", "type", "1-D", "rows do not fit a block", "kept", or the
+                        default mixture's rule ("output projection", ...) */
 };
 
 struct eng_quantize_result {
