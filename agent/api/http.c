@@ -47,10 +47,11 @@ struct agent_http {
     atomic_uint_fast64_t serial;
     atomic_int refs; /* the owner plus one per request the worker still holds */
     atomic_bool stopping;
-    atomic_bool quiesced; /* no new connections; new requests get 503 */
-    atomic_bool no_model; /* none configured: no worker will come */
-    int quiesced_fd;      /* the listen socket handed back by libmicrohttpd, closed at free */
-    char hostname[256];   /* this machine's, lower case: always an allowed Host */
+    atomic_bool quiesced;        /* no new connections; new requests get 503 */
+    atomic_bool no_model;        /* none configured: no worker will come */
+    _Atomic(const char *) fault; /* what /health reports above all else (a static word) */
+    int quiesced_fd;    /* the listen socket handed back by libmicrohttpd, closed at free */
+    char hostname[256]; /* this machine's, lower case: always an allowed Host */
 
     /* Connection guard (see agent_http_new): every open connection, oldest first. */
     pthread_mutex_t guard_mu;
@@ -885,6 +886,12 @@ static enum MHD_Result handle_health(struct agent_http *h, struct MHD_Connection
     char id[OPENAI_MAX_MODEL_BYTES];
     bool loaded;
     struct agent_worker *w = current_model(h, id, sizeof(id), &loaded);
+    const char *fault = atomic_load(&h->fault);
+    if (fault) {
+        char body[128];
+        snprintf(body, sizeof(body), "{\"status\":\"%s\"}", fault);
+        return respond_json(h, c, 503, body);
+    }
     if (atomic_load(&h->quiesced))
         return respond_json(h, c, 503, "{\"status\":\"stopping\"}");
     if (!w)
@@ -1530,6 +1537,7 @@ int agent_http_new(const struct agent_config *cfg, struct agent_worker *worker,
     atomic_init(&h->refs, 1);
     atomic_init(&h->stopping, false);
     atomic_init(&h->quiesced, false);
+    atomic_init(&h->fault, NULL);
     h->quiesced_fd = -1;
     atomic_init(&h->serial, 0);
     if (hooks)
@@ -1651,6 +1659,11 @@ uint16_t agent_http_port(const struct agent_http *h)
 void agent_http_set_config(struct agent_http *h, const struct agent_config *cfg)
 {
     apply_config(h, cfg);
+}
+
+void agent_http_set_fault(struct agent_http *h, const char *status)
+{
+    atomic_store(&h->fault, status);
 }
 
 void agent_http_set_no_model(struct agent_http *h)

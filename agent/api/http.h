@@ -103,6 +103,11 @@ void agent_http_set_config(struct agent_http *h, const struct agent_config *cfg)
  * server or be detached with NULL first, which waits for no request). */
 void agent_http_set_worker(struct agent_http *h, struct agent_worker *worker);
 
+/* The agent cannot go on as it should (status: a fixed word in static storage, say
+ * "privileged_helper_lost"): from now on /health says 503 {"status": status} before anything
+ * else, also while the server stops. */
+void agent_http_set_fault(struct agent_http *h, const char *status);
+
 /* No model is configured: /health says 503 "no_model" (not "loading") and completions say why. */
 void agent_http_set_no_model(struct agent_http *h);
 

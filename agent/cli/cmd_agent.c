@@ -23,9 +23,11 @@ static void agent_usage(FILE *out)
             "  --model GGUF   serve this model instead of [engine] model\n"
             "  --port N       listen on this port instead of [api] port\n"
             "  --user NAME    started as root: fork the privileged helper, then run as NAME\n"
-            "                 (instead of [agent] user; see docs/agent.md)\n"
+            "                 (instead of [agent] user; the packaged unit passes --user ember;\n"
+            "                 started as root without either, the agent warns; docs/agent.md)\n"
             "\n"
-            "Exit codes: 0 stopped cleanly, 1 failed, 2 usage or configuration error.\n");
+            "Exit codes: 0 stopped cleanly, 1 failed, 2 usage or configuration error, 4 the\n"
+            "privileged helper died (stopped for systemd to start both again).\n");
 }
 
 int cmd_agent(int argc, char **argv)

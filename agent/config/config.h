@@ -1,10 +1,10 @@
 /* Ember's configuration: one INI file (/etc/ember/ember.conf) parsed with inih into struct
  * agent_config through one table of keys (section, name, type, range, default, doc) composed from
- * the agent's own rows and the modules' descriptor tables (the governor's tunables, the engine's
- * sampler ranges and chat template families, the governor's policy list), so each key is defined
- * once, by whoever enforces it. The same table validates, prints defaults (`ember config dump`),
- * documents etc/ember.conf and drives SIGHUP reload (keys marked live apply without restart).
- * Errors read `file:line: [section] key: reason`. */
+ * the agent's own rows and the modules' descriptor tables (the governor's tunables and policy
+ * list, the engine's keys with its sampler ranges and chat template families, telemetry's power
+ * model keys), so each key is defined once, by whoever enforces it. The same table validates,
+ * prints defaults (`ember config dump`), documents etc/ember.conf and drives SIGHUP reload (keys
+ * marked live apply without restart). Errors read `file:line: [section] key: reason`. */
 #ifndef AGENT_CONFIG_H
 #define AGENT_CONFIG_H
 
@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "common/keydesc.h"
 #include "common/range.h"
 #include "governor/policy.h"
 
@@ -195,6 +196,9 @@ struct cfg_key {
     bool secret;                /* masked in dumps */
     const char *doc;
     const struct cmn_range *range; /* owned by the module that enforces it, or NULL */
+    /* Only in config_keys.c's own rows: the module whose descriptor table describes this key
+     * (type, range, choices, default, doc); the composed table has them filled in. */
+    const struct cmn_key_desc *(*module)(size_t *ret_n);
 };
 
 /* The accepted range of a numeric key: k->range when a module owns it as a range (the

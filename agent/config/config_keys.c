@@ -1,19 +1,24 @@
 /* Every configuration key Ember understands, with type, range, default and the documentation that
- * `ember config dump --docs` writes into etc/ember.conf: the agent's own rows here, the modules'
- * descriptor tables spliced in where MODULE_ROWS stands (the governor's tunables), and enum
- * choices taken from the modules' own lists. Adding an agent key is adding a row here and a field
- * in config.h; adding a governor tunable is adding it to the governor's table only. */
+ * `ember config dump --docs` writes into etc/ember.conf, composed from whoever enforces each key:
+ * the agent's own rows here; the governor's tunables spliced in whole where MODULE_ROWS stands
+ * (they are stored as the governor's own struct); the engine's and telemetry's keys completed
+ * from their descriptor tables (eng_config_keys, tel_config_keys) where KEY_MODULE names them
+ * (they are stored in the agent's fields); the policy choices from the governor's list. Adding an
+ * agent key is adding a row here and a field in config.h; adding a governor tunable is adding it
+ * to the governor's table only; an engine or telemetry key is a row in the module's table, a
+ * KEY_MODULE row here (its place in the file and whether a reload applies it) and a field. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/keydesc.h"
 #include "config.h"
-#include "engine/chat.h"
-#include "engine/engine.h"
-#include "engine/sampler.h"
+#include "engine/config_keys.h"
 #include "governor/policy.h"
+#include "telemetry/power.h"
 
 #define OFF(field) offsetof(struct agent_config, field)
 #define SZ(field)  sizeof(((struct agent_config *)0)->field)
@@ -31,9 +36,14 @@
 #define KEY_STR(sec, name, def, live, doc) ROW(sec, name, CFG_STRING, def, live, doc, .min = 0)
 #define KEY_SECRET(sec, name, def, live, doc) \
     ROW(sec, name, CFG_STRING, def, live, doc, .secret = true)
-/* A number whose range is owned by the module that enforces it. */
-#define KEY_RANGED(sec, name, type, rng, def, live, doc) \
-    ROW(sec, name, type, def, live, doc, .range = &(rng))
+/* A key the module that enforces it describes (type, range or choices, default, doc: a row of
+ * its table, found by name); the agent keeps where the value lives and whether a reload applies
+ * it. */
+#define KEY_MODULE(sec, key, table, is_live)                                        \
+    {                                                                               \
+        .section = #sec, .name = #key, .offset = OFF(sec.key), .size = SZ(sec.key), \
+        .live = (is_live), .module = (table)                                        \
+    }
 #define KEY_ENUM(sec, name, list, def, live, doc) \
     ROW(sec, name, CFG_ENUM, def, live, doc, .choices = (list))
 /* Where a module's own descriptor table is spliced in (see compose below). */
@@ -45,12 +55,9 @@
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
 static const char *const mqtt_protocols[] = {"v5", "v311", NULL};
 static const char *const discovery_modes[] = {"component", "device", NULL};
-static const char *const kv_types[] = {"f16", "f32", NULL};
 static const char *const backends[] = {"auto", "sysfs", "libcpupower", NULL};
 static const char *const gpio_biases[] = {"as-is", "pull-up", "pull-down", "disable", NULL};
-/* Filled from the modules' own lists by compose(): "auto" and the engine's chat template
- * families; the governor's policies. */
-static const char *chat_templates[ENG_CHAT_FAMILY_COUNT + 2];
+/* Filled from the governor's own list by compose(). */
 static const char *policies[32];
 
 static const struct cfg_key agent_rows[] = {
@@ -65,55 +72,33 @@ static const struct cfg_key agent_rows[] = {
             "Privilege separation: when started as root, the user the agent becomes after "
             "forking its privileged helper (which alone stays root, to write cpufreq/devfreq "
             "knobs, read RAPL counters and keep the saved settings; see docs/agent.md). The "
-            "systemd unit sets it with --user ember. Empty: no separation, the agent keeps the "
-            "identity it was started with."),
+            "systemd unit sets it with --user ember. Empty (the default, for tests, the "
+            "container, which already runs unprivileged, and runs by hand): no separation, the "
+            "agent keeps the identity it was started with, and warns when that is root."),
 
     /* [engine] */
     KEY_STR(engine, model, "", false,
             "GGUF model file the agent serves. Empty: the agent starts without a model and "
             "/health answers 503."),
-    KEY_INT(engine, threads, 0, 512, "0", false,
-            "Compute threads for the kernels; 0 = one per online CPU core."),
-    KEY_INT(engine, context_length, 64, ENG_N_CTX_MAX, "2048", false,
-            "Context window in tokens (KV cache size); capped by the model's own."),
-    KEY_INT(engine, batch_size, 1, 8192, "512", false, "Prompt tokens processed per prefill step."),
-    KEY_ENUM(engine, kv_cache, kv_types, "f16", false,
-             "KV cache precision: f16 halves its memory; f32 is exact (for comparisons)."),
-    KEY_BOOL(engine, mmap, "false", false,
-             "Compute on the model file's mapping instead of copying the weights into memory. "
-             "The copy (default) uses huge pages and row-interleaved layouts and is faster; "
-             "mmap needs no second copy for boxes short of RAM."),
-    KEY_ENUM(engine, chat_template, chat_templates, "auto", false,
-             "Chat template; auto = recognise the model's tokenizer.chat_template (ChatML if "
-             "unknown)."),
-    KEY_RANGED(engine, temperature, CFG_DOUBLE, eng_sampler_ranges.temperature, "0.8", true,
-               "Default sampling temperature for requests that do not set one (0 = greedy)."),
-    KEY_RANGED(engine, top_k, CFG_INT, eng_sampler_ranges.top_k, "40", true,
-               "Default top-k (0 = off)."),
-    KEY_RANGED(engine, top_p, CFG_DOUBLE, eng_sampler_ranges.top_p, "0.95", true,
-               "Default nucleus (top-p) threshold (1 = off)."),
-    KEY_RANGED(engine, min_p, CFG_DOUBLE, eng_sampler_ranges.min_p, "0.05", true,
-               "Default min-p threshold (0 = off)."),
-    KEY_RANGED(engine, repeat_penalty, CFG_DOUBLE, eng_sampler_ranges.repeat_penalty, "1", true,
-               "Default repetition penalty over the last repeat_last_n tokens (1 = off)."),
-    KEY_RANGED(engine, repeat_last_n, CFG_INT, eng_sampler_ranges.penalty_last_n, "64", true,
-               "How many recent tokens the repetition and presence penalties look at."),
-    KEY_RANGED(engine, presence_penalty, CFG_DOUBLE, eng_sampler_ranges.presence_penalty, "0", true,
-               "Default presence penalty (0 = off)."),
-    KEY_RANGED(
-        engine, frequency_penalty, CFG_DOUBLE, eng_sampler_ranges.frequency_penalty, "0", true,
-        "Default frequency penalty: subtracted once per occurrence in the window (0 = off)."),
-    KEY_BOOL(engine, context_shift, "false", true,
-             "When the context fills up during a reply, drop the older half (after keep_tokens) "
-             "and go on instead of ending the reply with finish_reason length."),
-    KEY_INT(engine, keep_tokens, 0, ENG_N_CTX_MAX, "0", true,
-            "Leading tokens (e.g. the system prompt) a context shift never drops."),
-    KEY_INT(
-        engine, max_tokens, 1, ENG_N_CTX_MAX, "512", true,
-        "Generated tokens per request: the default, and the ceiling for what a request (HTTP or "
-        "MQTT ask) may ask for."),
-    KEY_INT(engine, seed, -1, 4294967295.0, "-1", true,
-            "Default sampling seed; -1 = a fresh random seed per request."),
+    /* the engine's keys, as it describes them (eng_config_keys) */
+    KEY_MODULE(engine, threads, eng_config_keys, false),
+    KEY_MODULE(engine, context_length, eng_config_keys, false),
+    KEY_MODULE(engine, batch_size, eng_config_keys, false),
+    KEY_MODULE(engine, kv_cache, eng_config_keys, false),
+    KEY_MODULE(engine, mmap, eng_config_keys, false),
+    KEY_MODULE(engine, chat_template, eng_config_keys, false),
+    KEY_MODULE(engine, temperature, eng_config_keys, true),
+    KEY_MODULE(engine, top_k, eng_config_keys, true),
+    KEY_MODULE(engine, top_p, eng_config_keys, true),
+    KEY_MODULE(engine, min_p, eng_config_keys, true),
+    KEY_MODULE(engine, repeat_penalty, eng_config_keys, true),
+    KEY_MODULE(engine, repeat_last_n, eng_config_keys, true),
+    KEY_MODULE(engine, presence_penalty, eng_config_keys, true),
+    KEY_MODULE(engine, frequency_penalty, eng_config_keys, true),
+    KEY_MODULE(engine, context_shift, eng_config_keys, true),
+    KEY_MODULE(engine, keep_tokens, eng_config_keys, true),
+    KEY_MODULE(engine, max_tokens, eng_config_keys, true),
+    KEY_MODULE(engine, seed, eng_config_keys, true),
 
     /* [governor] */
     KEY_BOOL(governor, enabled, "true", false,
@@ -147,13 +132,10 @@ static const struct cfg_key agent_rows[] = {
             "1-hour rollups 5 years)."),
     KEY_INT(telemetry, max_db_mb, 1, 1048576, "256", false,
             "Size quota for the database; the oldest samples go first."),
-    KEY_DBL(telemetry, estimate_idle_w, 0, 1000, "2", false,
-            "Power model (used when no RAPL/hwmon/battery sensor exists): platform floor in "
-            "watts (memory, uncore, board)."),
-    KEY_DBL(telemetry, estimate_cpu_static_w, 0, 100, "0.15", false,
-            "Power model: leakage watts per CPU."),
-    KEY_DBL(telemetry, estimate_cpu_dyn_w, 0, 100, "1", false,
-            "Power model: watts per CPU per (GHz x V^2) at full utilisation."),
+    /* the power model's coefficients, as telemetry describes them (tel_config_keys) */
+    KEY_MODULE(telemetry, estimate_idle_w, tel_config_keys, false),
+    KEY_MODULE(telemetry, estimate_cpu_static_w, tel_config_keys, false),
+    KEY_MODULE(telemetry, estimate_cpu_dyn_w, tel_config_keys, false),
 
     /* [mqtt] */
     KEY_BOOL(mqtt, enabled, "true", false, "Publish telemetry and accept commands over MQTT."),
@@ -341,13 +323,50 @@ static struct cfg_key governor_row(const struct gov_tunable_desc *d)
     };
 }
 
+/* Whether a field of size bytes holds a value of the module's type. */
+static bool storage_fits(enum cmn_key_type type, size_t size)
+{
+    switch (type) {
+    case CMN_KEY_BOOL:
+        return size == sizeof(bool);
+    case CMN_KEY_INT:
+        return size == sizeof(int) || size == sizeof(long long);
+    case CMN_KEY_DOUBLE:
+        return size == sizeof(double);
+    case CMN_KEY_STRING:
+    case CMN_KEY_ENUM:
+        return size > 1;
+    }
+    return false;
+}
+
+/* A KEY_MODULE row completed from the module's description of the key. */
+static struct cfg_key module_row(const struct cfg_key *row)
+{
+    size_t n;
+    const struct cmn_key_desc *rows = row->module(&n);
+    const struct cmn_key_desc *d = cmn_key_desc_find(rows, n, row->name);
+    if (!d || !storage_fits(d->type, row->size) ||
+        ((d->type == CMN_KEY_INT || d->type == CMN_KEY_DOUBLE) && !d->range) ||
+        (d->type == CMN_KEY_ENUM && !d->choices))
+        abort(); /* a programming error: the module does not describe this key so */
+    static const enum cfg_type types[] = {
+        [CMN_KEY_BOOL] = CFG_BOOL,     [CMN_KEY_INT] = CFG_INT,   [CMN_KEY_DOUBLE] = CFG_DOUBLE,
+        [CMN_KEY_STRING] = CFG_STRING, [CMN_KEY_ENUM] = CFG_ENUM,
+    };
+    struct cfg_key k = *row;
+    k.type = types[d->type];
+    k.range = d->range;
+    k.choices = d->choices;
+    k.def = d->def;
+    k.doc = d->doc;
+    k.module = NULL;
+    return k;
+}
+
 static void compose(void)
 {
     size_t n = 0;
-    chat_templates[n++] = "auto";
-    for (int f = 0; f < ENG_CHAT_FAMILY_COUNT; f++)
-        chat_templates[n++] = eng_chat_family_name((enum eng_chat_family)f);
-    chat_templates[n] = NULL;
     const struct gov_policy_ops *const *list = gov_policy_list();
     for (n = 0; list[n] && n + 1 < sizeof(policies) / sizeof(policies[0]); n++)
         policies[n] = list[n]->name;
@@ -362,6 +381,8 @@ static void compose(void)
         if (agent_rows[i].name && strcmp(agent_rows[i].name, "*") == 0) {
             for (size_t j = 0; j < gov_n; j++)
                 table[n++] = governor_row(&gov[j]);
+        } else if (agent_rows[i].module) {
+            table[n++] = module_row(&agent_rows[i]);
         } else {
             table[n++] = agent_rows[i];
         }

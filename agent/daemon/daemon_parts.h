@@ -45,6 +45,9 @@ struct agent_daemon {
     int exit_code;
 
     struct privsep *privsep; /* the root helper when [agent] user is set (privsep/) */
+    /* the helper died: nothing can write cpufreq or restore the saved settings any more, so the
+     * governor is frozen and the agent stops with EMBER_EXIT_HELPER_LOST (lifecycle.c) */
+    bool helper_lost;
     struct gov_governor *gov;
     struct tel_power *power;
     struct tel_store *store;

@@ -82,7 +82,9 @@ static void refresh_shared_governor(struct agent_daemon *d)
 
 void daemon_governor_tick(struct agent_daemon *d, uint64_t now_ns)
 {
-    if (!d->gov || d->power_lost) /* on battery the original settings stay in force */
+    /* on battery the original settings stay in force; without the helper every write would
+     * fail (lifecycle.c) */
+    if (!d->gov || d->power_lost || d->helper_lost)
         return;
     enum agent_phase phase = (enum agent_phase)atomic_load(&d->phase);
     if (phase != d->last_phase) {
@@ -140,6 +142,10 @@ int daemon_governor_apply(struct agent_daemon *d, const char *policy, double cap
     if (!d->gov) {
         snprintf(err, err_len, "the governor is not running");
         return -ENODEV;
+    }
+    if (d->helper_lost) {
+        snprintf(err, err_len, "the privileged helper is gone; the agent is stopping");
+        return -ESHUTDOWN;
     }
     if (policy && *policy) {
         int rc = gov_governor_set_policy(d->gov, policy, err, err_len);

@@ -314,7 +314,17 @@ static int setup_signals(struct agent_daemon *d)
  * telemetry reach root-only files through it; then drop to the user. ---- */
 static int privsep_begin(struct agent_daemon *d)
 {
-    if (!d->cfg.agent.user[0] || geteuid() != 0)
+    if (!d->cfg.agent.user[0]) {
+        /* The default: no separation. Honest for tests, the container (already unprivileged)
+         * and a user's own run; the packaged unit passes --user ember. As root it is worth a
+         * warning: every parser of untrusted input would then run as root. */
+        if (geteuid() == 0)
+            log_warn("privilege separation: off: running as root with no [agent] user (or "
+                     "--user), so the HTTP, MQTT and model parsers run as root too; set user = "
+                     "ember (the packaged unit passes --user ember) unless this is a test");
+        return 0;
+    }
+    if (geteuid() != 0)
         return 0; /* not root: nothing to separate; privsep_end checks the user */
     char err[512], root[PATH_MAX], saved[PATH_MAX];
     if (agent_governor_paths(&d->cfg.governor, NULL, NULL, root, sizeof(root), saved, sizeof(saved),
@@ -331,6 +341,51 @@ static int privsep_begin(struct agent_daemon *d)
     int rc = privsep_start(&pp, &d->privsep, err, sizeof(err));
     if (rc < 0)
         log_err("privilege separation: %s", err);
+    return rc;
+}
+
+/* The helper hung up: it died (it never leaves while the agent lives). Nothing can write cpufreq
+ * or restore the saved settings from here any more, and this process, no longer root, cannot
+ * fork another helper. So, once and loudly: freeze the governor, say it on /health, in the
+ * service status and as an event, and stop cleanly with EMBER_EXIT_HELPER_LOST. systemd's
+ * Restart=on-failure starts agent and helper again; ExecStopPost (`ember governor restore`)
+ * first puts back the settings the dead helper had saved, and a manual run is told to. */
+static void on_helper_hangup(void *user, int fd, uint32_t events)
+{
+    (void)events;
+    struct agent_daemon *d = user;
+    agent_loop_del_fd(d->loop, fd);
+    if (d->helper_lost)
+        return;
+    d->helper_lost = true;
+    char how[96] = "", saved[PATH_MAX] = "", root[PATH_MAX], err[256];
+    pid_t pid = privsep_helper_pid(d->privsep);
+    privsep_reap(d->privsep, how, sizeof(how));
+    if (agent_governor_paths(&d->cfg.governor, NULL, NULL, root, sizeof(root), saved, sizeof(saved),
+                             err, sizeof(err)) < 0)
+        snprintf(saved, sizeof(saved), "%s", d->cfg.governor.saved_path);
+    log_err("privilege separation: the privileged helper (pid %d) %s; CPU frequency settings can "
+            "no longer be changed or restored by this agent. Stopping (exit code %d) so that the "
+            "service manager starts agent and helper again; the original settings stay saved in "
+            "%s until `ember governor restore` (run as root; the unit's ExecStopPost does it)",
+            (int)pid, how, EMBER_EXIT_HELPER_LOST, saved);
+    notify_status("privileged helper lost (pid %d %s); stopping", (int)pid, how);
+    if (d->http)
+        agent_http_set_fault(d->http, "privileged_helper_lost");
+    daemon_record_event(d, "error", "privileged helper lost; stopping");
+    d->exit_code = EMBER_EXIT_HELPER_LOST;
+    agent_loop_quit(d->loop);
+}
+
+/* Watches the helper's socket for its hang-up only (EPOLLIN is left out: replies are read by
+ * the calls themselves, on whichever thread made them). */
+static int watch_helper(struct agent_daemon *d)
+{
+    if (!d->privsep)
+        return 0;
+    int rc = agent_loop_add_fd(d->loop, privsep_fd(d->privsep), EPOLLRDHUP, on_helper_hangup, d);
+    if (rc < 0)
+        log_err("privilege separation: cannot watch the helper: %s", strerror(-rc));
     return rc;
 }
 
@@ -374,7 +429,9 @@ static void shutdown_all(struct agent_daemon *d)
     d->models = NULL;
     if (d->queue)
         drain_queue(d, cmn_now_ns()); /* the last sessions and ask answers */
-    if (d->gov) {
+    if (d->gov && d->helper_lost) {
+        log_warn("governor: not restored by the agent (no privileged helper); see the error above");
+    } else if (d->gov) {
         char err[512];
         if (gov_governor_restore(d->gov, err, sizeof(err)) < 0)
             log_err("governor: restore: %s", err);
@@ -400,8 +457,10 @@ static void shutdown_all(struct agent_daemon *d)
     d->power = NULL;
     gov_governor_free(d->gov);
     d->gov = NULL;
+    if (d->privsep && d->loop)
+        agent_loop_del_fd(d->loop, privsep_fd(d->privsep));
     int helper = privsep_stop(d->privsep); /* restores what is still saved, then exits */
-    if (helper != 0)
+    if (helper != 0 && !d->helper_lost)    /* a lost helper's end was logged when it was lost */
         log_err("privilege separation: the helper ended with status %d", helper);
     d->privsep = NULL;
     eng_model_free(d->model);
@@ -417,6 +476,7 @@ static struct agent_daemon *daemon_new(const struct agent_config *cfg, const cha
     d->cfg = *cfg;
     d->file_governor = cfg->governor;
     d->config_path = config_path;
+    d->exit_code = EMBER_EXIT_OK;
     d->signal_fd = -1;
     d->mqtt_fd = -1;
     d->last_power_w = NAN;
@@ -516,7 +576,7 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     /* The privileged helper is forked first: after the configuration (root-owned, already
      * parsed) and before any thread, or anything that parses untrusted input (GGUF, HTTP, MQTT)
      * or touches cpufreq/RAPL, which from then on go through the helper. */
-    if (privsep_begin(d) < 0 || start_loop(d) < 0)
+    if (privsep_begin(d) < 0 || start_loop(d) < 0 || watch_helper(d) < 0)
         goto out;
     notify_status("starting");
     /* GPIO lines are requested while still root; their descriptors outlive the drop. */
@@ -543,7 +603,7 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
         log_err("event loop failed: %s", strerror(errno));
         goto stop;
     }
-    exit_code = EMBER_EXIT_OK;
+    exit_code = d->exit_code; /* EMBER_EXIT_OK, unless the loop stopped for a reason */
 stop:
     shutdown_all(d);
 out:

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,15 @@ struct privsep {
     pid_t pid;
     pthread_mutex_t lock;
     struct gov_sysio sysio;
+    bool reaped; /* the helper is gone and waited for (privsep_reap) */
+    int status;  /* then: its status, as privsep_stop returns it */
 };
+
+/* A wait status as one number: the exit status, or 128 + the signal (as a shell says it). */
+static int status_code(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 static void set_err(char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -43,7 +52,9 @@ int privsep_exchange_raw(struct privsep *ps, const void *msg, size_t len, struct
     memset(ret, 0, sizeof(*ret));
     pthread_mutex_lock(&ps->lock);
     int r = 0;
-    if (send(ps->fd, msg, len, MSG_NOSIGNAL) != (ssize_t)len) {
+    if (ps->reaped) {
+        r = -EPIPE; /* known gone: nothing to try */
+    } else if (send(ps->fd, msg, len, MSG_NOSIGNAL) != (ssize_t)len) {
         r = errno ? -errno : -EIO;
     } else {
         ssize_t n;
@@ -59,7 +70,8 @@ int privsep_exchange_raw(struct privsep *ps, const void *msg, size_t len, struct
     }
     pthread_mutex_unlock(&ps->lock);
     if (r) {
-        snprintf(ret->msg, sizeof(ret->msg), "privileged helper: %s", strerror(-r));
+        snprintf(ret->msg, sizeof(ret->msg), "privileged helper: %s",
+                 r == -EPIPE ? "gone (it died; the agent cannot start another)" : strerror(-r));
         ret->result = r;
         return r;
     }
@@ -171,6 +183,37 @@ pid_t privsep_helper_pid(const struct privsep *ps)
     return ps ? ps->pid : -1;
 }
 
+int privsep_fd(const struct privsep *ps)
+{
+    return ps ? ps->fd : -1;
+}
+
+int privsep_reap(struct privsep *ps, char *how, size_t how_len)
+{
+    if (!ps)
+        return -EINVAL;
+    pthread_mutex_lock(&ps->lock);
+    if (!ps->reaped) {
+        int status = 0, r;
+        /* Blocking is fine: the socket closed means the helper is past its last system call
+         * but exit itself. */
+        while ((r = (int)waitpid(ps->pid, &status, 0)) < 0 && errno == EINTR)
+            ;
+        ps->status = r < 0 ? -errno : status_code(status);
+        ps->reaped = true;
+        if (r >= 0 && WIFSIGNALED(status))
+            set_err(how, how_len, "was killed by signal %d (%s)", WTERMSIG(status),
+                    strsignal(WTERMSIG(status)));
+        else if (r >= 0)
+            set_err(how, how_len, "exited with status %d", WEXITSTATUS(status));
+        else
+            set_err(how, how_len, "is gone (waitpid: %s)", strerror(-ps->status));
+    }
+    int status = ps->status;
+    pthread_mutex_unlock(&ps->lock);
+    return status;
+}
+
 int privsep_start(const struct privsep_params *p, struct privsep **ret, char *err, size_t err_len)
 {
     if (!p || !ret || !p->saved_path)
@@ -234,9 +277,13 @@ int privsep_stop(struct privsep *ps)
         return 0;
     close(ps->fd);
     int status = 0, r;
-    while ((r = (int)waitpid(ps->pid, &status, 0)) < 0 && errno == EINTR)
-        ;
-    r = r < 0 ? -errno : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (ps->reaped) {
+        r = ps->status;
+    } else {
+        while ((r = (int)waitpid(ps->pid, &status, 0)) < 0 && errno == EINTR)
+            ;
+        r = r < 0 ? -errno : status_code(status);
+    }
     pthread_mutex_destroy(&ps->lock);
     free(ps);
     return r;

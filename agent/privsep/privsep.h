@@ -31,10 +31,20 @@ struct privsep;
  * the calling thread). */
 int privsep_start(const struct privsep_params *p, struct privsep **ret, char *err, size_t err_len);
 /* Closes the agent's end (the helper restores whatever is still saved, then exits), waits for
- * the helper and frees. Returns the helper's exit status (0 fine), or -errno. NULL is fine. */
+ * the helper and frees. Returns the helper's exit status (0 fine; 128 + N killed by signal N),
+ * or -errno. NULL is fine. */
 int privsep_stop(struct privsep *ps);
 
 pid_t privsep_helper_pid(const struct privsep *ps);
+/* The agent's end of the socketpair, for the event loop to watch for the helper's hang-up
+ * (EPOLLRDHUP/EPOLLHUP: the helper died). Only for watching: requests go through the calls. */
+int privsep_fd(const struct privsep *ps);
+/* The helper hung up: it is exiting (it closes its socket only on its way out, and the kernel
+ * closes it when the process dies), so this waits for it and says how it ended, e.g. "was
+ * killed by signal 9" or "exited with status 0". From then on every request fails at once with
+ * -EPIPE ("privileged helper: gone") and privsep_stop does not wait again. Returns the status
+ * as privsep_stop does. */
+int privsep_reap(struct privsep *ps, char *how, size_t how_len);
 /* The governor's backend I/O through the helper (valid until privsep_stop). */
 const struct gov_sysio *privsep_sysio(struct privsep *ps);
 /* Telemetry's counter reader (tel_power_params.read_counter); ctx is the struct privsep. */

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,13 +279,35 @@ static int open_parent(const char *path, const char **ret_base)
     return fd < 0 ? -errno : fd;
 }
 
-int cmn_write_file_atomic(const char *path, const void *data, size_t len)
+/* For cmn_write_file_for_dir_owner: the directory may belong to any one user as long as no one
+ * else may write to it; ret_uid and ret_gid get the owner the new file must have (-1: ours). */
+static int check_owned_dir_fd(int dirfd, uid_t *ret_uid, gid_t *ret_gid)
+{
+    *ret_uid = (uid_t)-1;
+    *ret_gid = (gid_t)-1;
+    int rc = cmn_check_private_dir_fd(dirfd);
+    if (rc != -EPERM || geteuid() != 0)
+        return rc;
+    struct stat st;
+    if (fstat(dirfd, &st) != 0)
+        return -errno;
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return -EPERM; /* more than its owner could swap names in it */
+    *ret_uid = st.st_uid;
+    *ret_gid = st.st_gid;
+    return 0;
+}
+
+static int write_atomic(const char *path, const void *data, size_t len, bool for_dir_owner)
 {
     const char *base;
     int dirfd = open_parent(path, &base);
     if (dirfd < 0)
         return dirfd;
-    int rc = cmn_check_private_dir_fd(dirfd);
+    uid_t owner = (uid_t)-1;
+    gid_t group = (gid_t)-1;
+    int rc =
+        for_dir_owner ? check_owned_dir_fd(dirfd, &owner, &group) : cmn_check_private_dir_fd(dirfd);
     if (rc < 0) {
         close(dirfd);
         return rc;
@@ -326,6 +349,10 @@ int cmn_write_file_atomic(const char *path, const void *data, size_t len)
         p += w;
         left -= (size_t)w;
     }
+    /* Through the descriptor, never a name: the file is the directory owner's before it has
+     * its final name, so the owner can read and replace it. */
+    if (rc == 0 && owner != (uid_t)-1 && fchown(fd, owner, group) != 0)
+        rc = -errno;
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
@@ -339,6 +366,16 @@ int cmn_write_file_atomic(const char *path, const void *data, size_t len)
         fsync(dirfd); /* the rename itself survives a power cut */
     close(dirfd);
     return rc;
+}
+
+int cmn_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    return write_atomic(path, data, len, false);
+}
+
+int cmn_write_file_for_dir_owner(const char *path, const void *data, size_t len)
+{
+    return write_atomic(path, data, len, true);
 }
 
 int cmn_read_file_trusted(const char *path, char *buf, size_t cap, size_t *ret_len)

@@ -15,6 +15,64 @@ static void put(const char *path, const char *text)
     fclose(f);
 }
 
+/* Issue 13: root's `ember governor calibrate` writes the agent's curve into the agent's own
+ * directory (/var/lib/ember, user ember). The file must end up the directory owner's, written
+ * without following anything that user could plant; the strict writer still refuses. */
+static void test_write_for_dir_owner(const char *dir)
+{
+    if (geteuid() != 0) {
+        printf("write for a directory's owner: the handover needs root; checked as a user only\n");
+        char own[600];
+        snprintf(own, sizeof(own), "%s/mine.json", dir);
+        CHECK_EQ_INT(cmn_write_file_for_dir_owner(own, "{}", 2), 0);
+        return;
+    }
+    const uid_t uid = 65534; /* nobody */
+    const gid_t gid = 65534;
+    char agent_dir[512], curve[600], victim[600], s[64];
+    snprintf(agent_dir, sizeof(agent_dir), "%s/agent-state", dir);
+    CHECK_EQ_INT(mkdir(agent_dir, 0750), 0);
+    CHECK_EQ_INT(chown(agent_dir, uid, gid), 0);
+    snprintf(curve, sizeof(curve), "%s/calibration.json", agent_dir);
+    CHECK_EQ_INT(cmn_write_file_atomic(curve, "{}", 2), -EPERM); /* the strict writer refuses */
+    CHECK_EQ_INT(cmn_write_file_for_dir_owner(curve, "{\"v\":1}", 7), 0);
+    struct stat st;
+    CHECK_EQ_INT(lstat(curve, &st), 0);
+    CHECK(S_ISREG(st.st_mode));
+    CHECK_EQ_INT(st.st_uid, uid);
+    CHECK_EQ_INT(st.st_gid, gid);
+    CHECK_EQ_INT(st.st_mode & 0777, 0600);
+    CHECK_EQ_INT(cmn_read_string(curve, s, sizeof(s)), 0);
+    CHECK_STR(s, "{\"v\":1}");
+    /* The owner planted a link at the final name, to a file of root's: replaced, not followed. */
+    snprintf(victim, sizeof(victim), "%s/root-only", dir);
+    put(victim, "precious");
+    unlink(curve);
+    CHECK_EQ_INT(symlink(victim, curve), 0);
+    CHECK_EQ_INT(cmn_write_file_for_dir_owner(curve, "{\"v\":2}", 7), 0);
+    CHECK_EQ_INT(cmn_read_string(victim, s, sizeof(s)), 0);
+    CHECK_STR(s, "precious");
+    CHECK_EQ_INT(lstat(victim, &st), 0);
+    CHECK_EQ_INT(st.st_uid, 0);
+    CHECK_EQ_INT(lstat(curve, &st), 0);
+    CHECK(S_ISREG(st.st_mode));
+    CHECK_EQ_INT(st.st_uid, uid);
+    /* No temporary file is left behind. */
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "test $(ls -A %s | wc -l) -eq 1", agent_dir);
+    CHECK_MSG(system(cmd) == 0, "%s holds more than the curve", agent_dir);
+    /* A directory its group may write to has more than one owner: refused. */
+    CHECK_EQ_INT(chmod(agent_dir, 0770), 0);
+    CHECK_EQ_INT(cmn_write_file_for_dir_owner(curve, "{}", 2), -EPERM);
+    CHECK_EQ_INT(chmod(agent_dir, 0750), 0);
+    /* A root-owned directory: as before, the file stays root's. */
+    char root_file[600];
+    snprintf(root_file, sizeof(root_file), "%s/root-state.json", dir);
+    CHECK_EQ_INT(cmn_write_file_for_dir_owner(root_file, "{}", 2), 0);
+    CHECK_EQ_INT(lstat(root_file, &st), 0);
+    CHECK_EQ_INT(st.st_uid, 0);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/ember-fileio-XXXXXX";
@@ -132,6 +190,8 @@ int main(void)
         fclose(f);
     CHECK_EQ_INT(cmn_read_string(in_open, s, sizeof(s)), 0);
     CHECK_STR(s, "{}");
+
+    test_write_for_dir_owner(dir);
 
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -454,6 +454,30 @@ static int start_grammar(const struct eng_gen_params *p, const struct eng_vocab 
     return 0;
 }
 
+/* The reply itself, once everything is in place: the prompt's prefill, then one token step
+ * after another until a stop, then the result. */
+static int run_reply(struct token_loop *L, const int32_t *toks, size_t n_toks, char *err,
+                     size_t err_len)
+{
+    struct gen *g = L->g;
+    int rc = prefill_prompt(g, L->smp, toks, n_toks, &L->cancel, err, err_len);
+    if (rc < 0)
+        return rc;
+    eng_detok_init(&L->dt, L->vocab,
+                   (g->p->special_text ? ENG_DETOK_SPECIAL : 0) |
+                       (g->base == 0 && prompt_is_textless(L->vocab, toks, n_toks)
+                            ? ENG_DETOK_STRIP_LEADING_SPACE
+                            : 0));
+    enum eng_stop_reason reason = ENG_STOP_NONE;
+    while (reason == ENG_STOP_NONE) {
+        rc = token_step(L, &reason, err, err_len);
+        if (rc < 0)
+            return rc;
+    }
+    fill_result(L, flush_tail(L, reason), n_toks);
+    return 0;
+}
+
 int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
                  const struct eng_gen_params *p, struct eng_gen_result *res, char *err,
                  size_t err_len)
@@ -482,20 +506,15 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
     rc = new_filters(p, n_vocab, &stop, &smp, err, err_len);
     if (rc == 0)
         rc = prompt_tokens(vocab, p, n_vocab, &toks, &n_toks, err, err_len);
-    if (rc < 0)
-        goto fail;
-    if (p->grammar && (rc = start_grammar(p, vocab, n_vocab, &grammar, err, err_len)) < 0)
-        goto fail;
-
-    rc = reserve_context(&g, n_toks, &hist, err, err_len);
-    if (rc < 0)
-        goto fail;
+    if (rc == 0 && p->grammar)
+        rc = start_grammar(p, vocab, n_vocab, &grammar, err, err_len);
+    if (rc == 0)
+        rc = reserve_context(&g, n_toks, &hist, err, err_len);
     size_t cap_piece = eng_detok_max_out(vocab) + 8;
-    piece = malloc(cap_piece);
-    if (!piece) {
+    if (rc == 0 && !(piece = malloc(cap_piece)))
         rc = -ENOMEM;
+    if (rc < 0)
         goto fail;
-    }
     res->stats.prompt_tokens = n_toks;
 
     struct token_loop L = {.g = &g,
@@ -511,23 +530,7 @@ int eng_generate(struct eng_context *ctx, const struct eng_vocab *vocab,
                            .gv = grammar.gv,
                            .allow = grammar.allow};
     processed = n_toks > 0;
-    rc = prefill_prompt(&g, smp, toks, n_toks, &L.cancel, err, err_len);
-    if (rc < 0)
-        goto fail;
-    eng_detok_init(&L.dt, vocab,
-                   (p->special_text ? ENG_DETOK_SPECIAL : 0) |
-                       (g.base == 0 && prompt_is_textless(vocab, toks, n_toks)
-                            ? ENG_DETOK_STRIP_LEADING_SPACE
-                            : 0));
-
-    enum eng_stop_reason reason = ENG_STOP_NONE;
-    while (reason == ENG_STOP_NONE) {
-        rc = token_step(&L, &reason, err, err_len);
-        if (rc < 0)
-            goto fail;
-    }
-    fill_result(&L, flush_tail(&L, reason), n_toks);
-    rc = 0;
+    rc = run_reply(&L, toks, n_toks, err, err_len);
 
 fail:
     res->stats.duration_ns = cmn_now_ns() - t0;

@@ -2,25 +2,55 @@
  * always available; its inputs are whatever the caller measured this tick. Unknown or invalid
  * inputs for a CPU (NAN, out of range) count that CPU as idle at the lowest table frequency. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "power_internal.h"
 
+/* Generous for any board, tight enough to catch a unit slip (mW for W, the machine's total for
+ * one CPU's): a 1 kW platform floor, 100 W of leakage or of switching per CPU. */
+const struct tel_estimate_ranges tel_estimate_ranges = {
+    .idle_w = {0, 1000, false},
+    .cpu_static_w = {0, 100, false},
+    .cpu_dyn_w = {0, 100, false},
+};
+
+/* The [telemetry] keys of the estimate, as the agent's configuration shows and checks them. */
+static const struct cmn_key_desc config_keys[] = {
+    {"estimate_idle_w", CMN_KEY_DOUBLE, &tel_estimate_ranges.idle_w, NULL, "2",
+     "Power model (used when no RAPL/hwmon/battery sensor exists): platform floor in watts "
+     "(memory, uncore, board)."},
+    {"estimate_cpu_static_w", CMN_KEY_DOUBLE, &tel_estimate_ranges.cpu_static_w, NULL, "0.15",
+     "Power model: leakage watts per CPU."},
+    {"estimate_cpu_dyn_w", CMN_KEY_DOUBLE, &tel_estimate_ranges.cpu_dyn_w, NULL, "1",
+     "Power model: watts per CPU per (GHz x V^2) at full utilisation."},
+};
+
+const struct cmn_key_desc *tel_config_keys(size_t *ret_n)
+{
+    *ret_n = sizeof(config_keys) / sizeof(config_keys[0]);
+    return config_keys;
+}
+
+static bool coefficient_ok(const char *name, double v, const struct cmn_range *r, char *err,
+                           size_t err_len)
+{
+    if (cmn_range_contains(r, v))
+        return true;
+    char range[64];
+    cmn_range_format(r, range, sizeof(range));
+    snprintf(err, err_len, "estimate %s %g out of range %s", name, v, range);
+    return false;
+}
+
 int tel_estimate_params_check(const struct tel_estimate_params *e, char *err, size_t err_len)
 {
-    if (!isfinite(e->idle_w) || e->idle_w < 0 || e->idle_w > 10000) {
-        snprintf(err, err_len, "estimate idle_w %g out of range 0..10000", e->idle_w);
+    const struct tel_estimate_ranges *r = &tel_estimate_ranges;
+    if (!coefficient_ok("idle_w", e->idle_w, &r->idle_w, err, err_len) ||
+        !coefficient_ok("cpu_static_w", e->cpu_static_w, &r->cpu_static_w, err, err_len) ||
+        !coefficient_ok("cpu_dyn_w", e->cpu_dyn_w, &r->cpu_dyn_w, err, err_len))
         return -EINVAL;
-    }
-    if (!isfinite(e->cpu_static_w) || e->cpu_static_w < 0 || e->cpu_static_w > 1000) {
-        snprintf(err, err_len, "estimate cpu_static_w %g out of range 0..1000", e->cpu_static_w);
-        return -EINVAL;
-    }
-    if (!isfinite(e->cpu_dyn_w) || e->cpu_dyn_w < 0 || e->cpu_dyn_w > 1000) {
-        snprintf(err, err_len, "estimate cpu_dyn_w %g out of range 0..1000", e->cpu_dyn_w);
-        return -EINVAL;
-    }
     if (e->n_opp < 1 || e->n_opp > TEL_OPP_MAX) {
         snprintf(err, err_len, "estimate voltage table has %u points, need 1..%d", e->n_opp,
                  TEL_OPP_MAX);

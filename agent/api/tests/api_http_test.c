@@ -1061,7 +1061,8 @@ static void test_quiesce(struct agent_http *h)
     set_delay_us(5000);
     const char *slow[] = {"-H", "Content-Type: application/json", "--data-binary",
                           MSG("a") ",\"max_tokens\":60,\"stream\":true}", NULL};
-    int keep = raw_connect(port); /* an idle keep-alive connection opened before */
+    int keep = raw_connect(port); /* idle keep-alive connections opened before */
+    int keep2 = raw_connect(port);
     pid_t a = curl_start("ga", "POST", "/v1/chat/completions", slow);
     CHECK(WAIT_FOR(W.busy, 5000));
     agent_http_quiesce(h);
@@ -1081,6 +1082,17 @@ static void test_quiesce(struct agent_http *h)
     CHECK_CONTAINS(buf, "HTTP/1.1 503");
     CHECK_CONTAINS(buf, "{\"status\":\"stopping\"}");
     close(keep);
+    /* A fault (the daemon's privileged helper died) is what /health reports above all, also
+     * while the server stops for it. */
+    agent_http_set_fault(h, "privileged_helper_lost");
+    CHECK(write(keep2, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1));
+    n = 0;
+    while ((got = read(keep2, buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
+        n += got;
+    buf[n > 0 ? n : 0] = '\0';
+    CHECK_CONTAINS(buf, "HTTP/1.1 503");
+    CHECK_CONTAINS(buf, "{\"status\":\"privileged_helper_lost\"}");
+    close(keep2);
     curl_finish(a, "ga", &r);
     CHECK_EQ_INT(r.status, 200);
     CHECK_CONTAINS(r.body, "tok59 ");

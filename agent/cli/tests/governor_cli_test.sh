@@ -79,6 +79,20 @@ if [ -r "$shared/models/stories260K.gguf" ]; then
 	check "curve tops at 2400 MHz" grep -q '2400000' "$tmp/cal.json"
 	check "calibrate restored" test "$(cpufreq "$rk" policy4/scaling_governor)" = schedutil
 	check "calibrate left no saved file" test ! -e "$tmp/cal.saved"
+	# Run as root into the agent's own directory (/var/lib/ember belongs to user ember): the
+	# curve is written and handed to that user, not refused.
+	if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+		mkdir -m 750 "$tmp/agent-state" && chown nobody "$tmp/agent-state"
+		"$ember" governor calibrate -m "$shared/models/stories260K.gguf" --root "$rk" \
+			--saved "$tmp/cal.saved" --out "$tmp/agent-state/calibration.json" --steps 2 \
+			--prefill 16 --decode 4 --threads 1 >"$tmp/cal-owner.log" 2>&1
+		rc=$?
+		check "calibrate into the agent's directory exits 0: $(tail -1 "$tmp/cal-owner.log")" test $rc -eq 0
+		check "the curve belongs to the directory's owner" \
+			test "$(stat -c %U "$tmp/agent-state/calibration.json" 2>/dev/null)" = nobody
+		check "the curve has 2 points" \
+			test "$(grep -c '"prefill_tok_s"' "$tmp/agent-state/calibration.json")" -eq 2
+	fi
 fi
 
 # not root: monitor only, one clear message, exit 3

@@ -9,3 +9,9 @@ add_test(NAME config_doc_in_sync
                  -DCONF=${CMAKE_SOURCE_DIR}/etc/ember.conf
                  -P ${CMAKE_CURRENT_LIST_DIR}/scripts/config_doc_sync.cmake)
 set_tests_properties(config_doc_in_sync PROPERTIES LABELS unit)
+add_test(NAME config_check_golden
+         COMMAND ${CMAKE_COMMAND} -DEMBER=${EMBER_TEST_EMBER}
+                 -DBAD=${CMAKE_CURRENT_LIST_DIR}/data/every_module_key_bad.conf
+                 -DEXPECTED=${CMAKE_CURRENT_LIST_DIR}/data/every_module_key_bad.expected
+                 -P ${CMAKE_CURRENT_LIST_DIR}/scripts/config_check_golden.cmake)
+set_tests_properties(config_check_golden PROPERTIES LABELS unit)

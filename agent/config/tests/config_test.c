@@ -4,12 +4,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "engine/chat.h"
+#include "engine/config_keys.h"
 #include "engine/sampler.h"
 #include "governor/policy.h"
+#include "telemetry/power.h"
 #include "ember_test.h"
 
 static char err[8192];
@@ -132,10 +135,90 @@ static void test_module_tables(void)
     }
 }
 
+/* Issue 13 item 3, "one table per concern": every key the engine and telemetry describe is in
+ * the composed table exactly once, with the module's own type, range, choices, default and
+ * documentation; none of their keys is typed a second time here. */
+static void test_module_rows(const char *section, const struct cmn_key_desc *rows, size_t n)
+{
+    static const enum cfg_type types[] = {
+        [CMN_KEY_BOOL] = CFG_BOOL,     [CMN_KEY_INT] = CFG_INT,   [CMN_KEY_DOUBLE] = CFG_DOUBLE,
+        [CMN_KEY_STRING] = CFG_STRING, [CMN_KEY_ENUM] = CFG_ENUM,
+    };
+    CHECK(n > 0);
+    for (size_t i = 0; i < n; i++) {
+        int found = 0;
+        for (const struct cfg_key *k = agent_config_key_table(); k->section; k++) {
+            if (strcmp(k->section, section) != 0 || strcmp(k->name, rows[i].name) != 0)
+                continue;
+            found++;
+            CHECK_MSG(k->type == types[rows[i].type], "[%s] %s: type", section, k->name);
+            CHECK_MSG(k->range == rows[i].range, "[%s] %s: not the module's range", section,
+                      k->name);
+            CHECK_MSG(k->choices == rows[i].choices, "[%s] %s: not the module's choices", section,
+                      k->name);
+            CHECK_STR(k->def, rows[i].def);
+            CHECK_STR(k->doc, rows[i].doc);
+            CHECK(k->module == NULL);
+        }
+        CHECK_MSG(found == 1, "[%s] %s appears %d times", section, rows[i].name, found);
+    }
+}
+
+/* Whatever the checker accepts for the power model's coefficients, telemetry accepts too, and
+ * the other way round (the agent once had 0..100 where telemetry checked 0..1000). */
+static void test_estimate_ranges_agree(void)
+{
+    static const char *const keys[] = {"estimate_idle_w", "estimate_cpu_static_w",
+                                       "estimate_cpu_dyn_w"};
+    static const double values[] = {-1,      -1e-9, 0,    0.15,   2,     99.5, 100,
+                                    100.001, 999,   1000, 1000.5, 10000, 1e6};
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+            char text[128];
+            snprintf(text, sizeof(text), "[telemetry]\n%s = %.17g\n", keys[k], values[i]);
+            struct agent_config cfg;
+            agent_config_defaults(&cfg);
+            bool checker_ok = parse(text, &cfg) == 0;
+            struct tel_power_params pp;
+            tel_power_params_defaults(&pp);
+            double *field = k == 0   ? &pp.estimate.idle_w
+                            : k == 1 ? &pp.estimate.cpu_static_w
+                                     : &pp.estimate.cpu_dyn_w;
+            *field = values[i];
+            char why[128];
+            bool module_ok = tel_estimate_params_check(&pp.estimate, why, sizeof(why)) == 0;
+            CHECK_MSG(checker_ok == module_ok, "[telemetry] %s = %g: checker %s, telemetry %s",
+                      keys[k], values[i], checker_ok ? "accepts" : "refuses",
+                      module_ok ? "accepts" : "refuses");
+        }
+    }
+    /* the documented defaults are telemetry's own */
+    struct tel_power_params pp;
+    tel_power_params_defaults(&pp);
+    size_t n;
+    const struct cmn_key_desc *rows = tel_config_keys(&n);
+    CHECK_EQ_INT(n, 3);
+    for (size_t i = 0; i < n && i < 3; i++) {
+        double want = i == 0   ? pp.estimate.idle_w
+                      : i == 1 ? pp.estimate.cpu_static_w
+                               : pp.estimate.cpu_dyn_w;
+        CHECK_STR(rows[i].name, keys[i]);
+        CHECK_NEAR(strtod(rows[i].def, NULL), want, 0);
+    }
+    expect_error("[telemetry]\nestimate_cpu_dyn_w = 101\n",
+                 "t.conf:2: [telemetry] estimate_cpu_dyn_w: 101 is out of range (0..100)");
+}
+
 int main(void)
 {
     test_sampler_ranges_agree();
     test_module_tables();
+    size_t n;
+    const struct cmn_key_desc *rows = eng_config_keys(&n);
+    test_module_rows("engine", rows, n);
+    rows = tel_config_keys(&n);
+    test_module_rows("telemetry", rows, n);
+    test_estimate_ranges_agree();
     struct agent_config cfg, defaults;
     agent_config_defaults(&defaults);
     CHECK_STR(defaults.governor.tunables.policy, "balanced");

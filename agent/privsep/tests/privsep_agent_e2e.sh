@@ -5,7 +5,9 @@
 # no_new_privs while its helper is the only root process; that user cannot write the cpufreq
 # knobs; the governor's writes and RAPL reads still work (through the helper), also a policy
 # changed over HTTP; SIGTERM restores through the helper; SIGKILL of the agent makes the helper
-# restore the originals (every file of the tree as before) and exit. Then the same with the
+# restore the originals (every file of the tree as before) and exit; SIGKILL of the helper makes
+# the agent report it and stop with exit code 4, leaving the saved file to `ember governor
+# restore`. Then the same with the
 # libcpupower backend (sysfs_root /, in a private mount namespace over a fake
 # /sys/devices/system/cpu), whose writing calls run inside the helper.
 # Usage: privsep_agent_e2e.sh EMBER_BINARY SOURCE_DIR SHARED_DIR
@@ -102,7 +104,7 @@ start_agent() { # each run logs to its own file, "$tmp/agent.log" being the curr
     [ -e "$tmp/agent.log" ] && mv "$tmp/agent.log" "$tmp/agent.log.prev"
     "$ember" agent --config "$tmp/ember.conf" --user nobody > "$tmp/agent.log" 2>&1 &
     agent=$!
-    wait_for 10 grep -q 'ready in' "$tmp/agent.log" || { cat "$tmp/agent.log"; return 1; }
+    wait_for 10 grep -qs 'ready in' "$tmp/agent.log" || { cat "$tmp/agent.log"; return 1; }
 }
 
 # --- run 1: identities, writes through the helper, SIGTERM restores
@@ -178,6 +180,48 @@ agent=""
 check "after the crash: SIGTERM exit 0 (got $rc)" test "$rc" = 0
 check "after the crash: originals restored" same_as_orig
 check "after the crash: saved file removed" test ! -e "$tmp/run/governor.saved"
+
+# --- run 2c: the helper killed -9 under a live agent. Nothing can write cpufreq or restore any
+# more, and the agent (nobody now) cannot fork another root helper: it must say so once, report
+# it (systemd STATUS, an event), stop cleanly with exit code 4 (EMBER_EXIT_HELPER_LOST) for
+# systemd to restart both, and leave the saved file for `ember governor restore` (ExecStopPost).
+python3 "$src/tests/agent/notify_listen.py" "$tmp/notify.sock" "$tmp/notify.log" &
+listener=$!
+wait_for 5 test -S "$tmp/notify.sock"
+chmod 666 "$tmp/notify.sock" # the agent sends its later STATUS lines as nobody
+NOTIFY_SOCKET="$tmp/notify.sock" start_agent
+check "agent starts for the helper's death" test -n "$agent"
+helper=$(helper_of "$agent")
+check "the governor wrote (helper death run)" wait_for 5 grep -qx userspace "$cpufreq/policy0/scaling_governor"
+kill -KILL "${helper:-1}"
+if wait_for 10 gone_or_zombie "$agent"; then
+    wait "$agent"
+    rc=$?
+else
+    rc="still running 10 s after its helper died"
+    kill -KILL "$agent"
+    wait "$agent" 2>/dev/null
+fi
+agent=""
+check "helper killed: the agent stopped with exit code 4 (got $rc)" test "$rc" = 4
+n_err=$(grep -c "the privileged helper (pid ${helper:-1}) was killed by signal 9" "$tmp/agent.log")
+check "helper killed: one error says so (got $n_err)" test "$n_err" = 1
+check "helper killed: the log says how to restore" grep -q "stay saved in $tmp/run/governor.saved until \`ember governor restore\`" "$tmp/agent.log"
+check "helper killed: no restore attempted through the dead helper" bash -c "! grep -q 'governor: restore:' '$tmp/agent.log'"
+check "helper killed: the shutdown was orderly" grep -q "stopped in" "$tmp/agent.log"
+check "helper killed: systemd status says so" grep -q "STATUS=privileged helper lost" "$tmp/notify.log"
+check "helper killed: an error event was stored" python3 -c "
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute(\"select detail from events where kind = 'error'\").fetchall()
+sys.exit(0 if any('privileged helper lost' in r[0] for r in rows) else 1)" "$tmp/db/telemetry.db"
+check "helper killed: saved file left for the restore" test -e "$tmp/run/governor.saved"
+kill "$listener" 2>/dev/null
+wait "$listener" 2>/dev/null
+"$ember" governor restore --config "$tmp/ember.conf" > "$tmp/restore.log" 2>&1
+rc=$?
+check "ExecStopPost's restore: exit 0 (got $rc: $(cat "$tmp/restore.log"))" test "$rc" = 0
+check "ExecStopPost's restore: originals back" same_as_orig
+check "ExecStopPost's restore: saved file removed" test ! -e "$tmp/run/governor.saved"
 
 # --- run 3: the libcpupower backend (sysfs_root /), whose writing calls run inside the helper,
 # in a private mount namespace where /sys/devices/system/cpu is a copy of the fake tree's.

@@ -7,6 +7,7 @@
  * the copy is the test's own. */
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -338,6 +339,34 @@ static void test_restores_only_its_own(void)
     CHECK_STR(v, "schedutil");
 }
 
+/* The other way round: the helper dies under its agent. Its socket hangs up (what the daemon's
+ * loop watches for), privsep_reap says how it ended, and every later request fails at once with
+ * -EPIPE instead of trying the dead socket; privsep_stop then returns the same status. */
+static void test_helper_dies(void)
+{
+    struct privsep *ps = start();
+    if (!ps)
+        return;
+    const struct gov_sysio *io = privsep_sysio(ps);
+    CHECK_EQ_INT(io->saved_exists(io->ctx), 0);
+    CHECK_EQ_INT(kill(privsep_helper_pid(ps), SIGKILL), 0);
+    struct pollfd pfd = {.fd = privsep_fd(ps), .events = POLLRDHUP};
+    CHECK_EQ_INT(poll(&pfd, 1, 5000), 1);
+    CHECK_MSG(pfd.revents & (POLLHUP | POLLRDHUP), "no hang-up seen: revents %#x",
+              (unsigned)pfd.revents);
+    char how[96] = "";
+    CHECK_EQ_INT(privsep_reap(ps, how, sizeof(how)), 128 + SIGKILL);
+    CHECK_CONTAINS(how, "killed by signal 9");
+    char p[1024];
+    path_of(p, sizeof(p), CPUFREQ "/policy0/scaling_governor");
+    CHECK_EQ_INT(io->write(io->ctx, p, "performance"), -EPIPE);
+    char err[512] = "";
+    CHECK_EQ_INT(io->saved_save(io->ctx, err, sizeof(err)), -EPIPE);
+    CHECK_CONTAINS(err, "privileged helper: gone");
+    CHECK_EQ_INT(privsep_reap(ps, how, sizeof(how)), 128 + SIGKILL); /* once is enough */
+    CHECK_EQ_INT(privsep_stop(ps), 128 + SIGKILL);
+}
+
 /* The agent side ends: closed (privsep_stop), or its process killed -9. Either way the helper
  * restores what is still saved and exits. */
 static void test_restore_when_agent_dies(int kill9)
@@ -524,6 +553,7 @@ int main(void)
     test_restore_when_agent_dies(0);
     test_restore_when_agent_dies(1);
     test_memory_lever_through_helper();
+    test_helper_dies();
     sh("rm -rf '%s'", tmpdir);
     return et_finish();
 }

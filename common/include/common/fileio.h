@@ -41,6 +41,15 @@ int cmn_mkdir_p(const char *path);
  * never followed. The file gets mode 0600. */
 int cmn_write_file_atomic(const char *path, const void *data, size_t len);
 
+/* cmn_write_file_atomic for data that belongs to the directory's owner, such as the agent's
+ * state in /var/lib/ember (user ember) written by a root command (`ember governor calibrate`).
+ * Run as root, the directory may then belong to another user too, as long as its group and
+ * others cannot write to it; the file is created as above (random name, O_EXCL|O_NOFOLLOW,
+ * 0600), handed to the directory's owner and group with fchown, and renamed into place: root
+ * never opens a name that user could have planted, and the user can read and replace the file.
+ * Otherwise (not root, or a root-owned directory) exactly cmn_write_file_atomic. */
+int cmn_write_file_for_dir_owner(const char *path, const void *data, size_t len);
+
 /* 0 when a directory is owned by root or the effective user and writable by nobody else;
  * -EPERM when it is not, -ENOTDIR, or -errno from open/fstat. */
 int cmn_check_private_dir(const char *dir);

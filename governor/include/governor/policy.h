@@ -231,7 +231,8 @@ struct gov_calibration {
 int gov_calibration_load(const char *path, struct gov_calibration *ret, char *err, size_t err_len);
 /* Parses from a string (the same format). */
 int gov_calibration_parse(const char *json, struct gov_calibration *ret, char *err, size_t err_len);
-/* Writes the curve atomically. */
+/* Writes the curve atomically (cmn_write_file_for_dir_owner): into a directory that belongs to
+ * another user, a root caller hands the file to that user (the agent's /var/lib/ember). */
 int gov_calibration_save(const struct gov_calibration *cal, const char *path, char *err,
                          size_t err_len);
 /* Returns a malloc'd JSON text (caller frees) or NULL on allocation failure. */

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/keydesc.h"
+#include "common/range.h"
 #include "telemetry/sample.h"
 
 #define TEL_OPP_MAX 16
@@ -62,6 +64,15 @@ struct tel_power_reading {
 struct tel_power;
 
 void tel_power_params_defaults(struct tel_power_params *p);
+/* What tel_estimate_params_check accepts for the estimate's coefficients. */
+struct tel_estimate_ranges {
+    struct cmn_range idle_w, cpu_static_w, cpu_dyn_w;
+};
+extern const struct tel_estimate_ranges tel_estimate_ranges;
+/* The [telemetry] configuration keys telemetry enforces itself (estimate_idle_w,
+ * estimate_cpu_static_w, estimate_cpu_dyn_w: type, range, default, documentation); the agent
+ * composes its key table from them. */
+const struct cmn_key_desc *tel_config_keys(size_t *ret_n);
 /* Checks the table (ascending, positive, finite) and the coefficients; err says which. */
 int tel_estimate_params_check(const struct tel_estimate_params *p, char *err, size_t err_len);
 /* The model on its own. */
