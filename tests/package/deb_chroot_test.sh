@@ -149,7 +149,8 @@ base="$cache/base-$arch-$key.tar"
 mkdir -p "$cache"
 if [ ! -f "$base" ]; then
     # (older runs named the tar base-KEY.tar, without the architecture)
-    rm -f "$cache/base-$arch-"*.tar "$cache"/base-$(printf '[0-9a-f]%.0s' {1..16}).tar
+    hex16=$(printf '[0-9a-f]%.0s' {1..16})
+    rm -f "$cache/base-$arch-"*.tar "$cache"/base-$hex16.tar
     mkdir -p "$work/boot"
     if [ "$foreign" = 0 ]; then
         step "debootstrap $suite (minbase + $deps) into the cache"
@@ -171,7 +172,7 @@ if [ ! -f "$base" ]; then
     rm -rf "$work/boot/var/cache/apt/archives/"*.deb
     tar -C "$work/boot" -cf "$base.tmp" .
     mv "$base.tmp" "$base"
-    rm -rf "$work/boot"
+    rm -rf "${work:?}/boot"
 fi
 
 step "unpack a fresh chroot from $base"
