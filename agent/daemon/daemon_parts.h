@@ -71,6 +71,7 @@ struct agent_daemon {
     int mqtt_fd;
     uint64_t mqtt_generation; /* the client's socket generation the watch belongs to */
     unsigned mqtt_failures;   /* connection attempts failed since the last success */
+    unsigned mqtt_outages;    /* numbered in the log, so the rate limiter never merges two */
     bool mqtt_want_write;
 
     atomic_int phase; /* enum agent_phase, written by the worker */
@@ -102,6 +103,9 @@ struct agent_daemon {
 /* ---- governor_bridge.c: the governor on the loop thread, and what others may ask of it ---- */
 
 int daemon_start_governor(struct agent_daemon *d);
+/* After the drop to [agent] user: parses the calibration curve as that user (0; an unreadable or
+ * broken curve is logged and the governor runs without one). */
+int daemon_governor_load_calibration(struct agent_daemon *d);
 /* [governor] backend as the governor's enum ("sysfs", "libcpupower", else auto) */
 enum gov_backend_impl daemon_backend_impl(const char *name);
 void daemon_governor_tick(struct agent_daemon *d, uint64_t now_ns);

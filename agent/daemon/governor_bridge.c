@@ -231,6 +231,18 @@ enum gov_backend_impl daemon_backend_impl(const char *name)
                                               : GOV_BACKEND_AUTO;
 }
 
+int daemon_governor_load_calibration(struct agent_daemon *d)
+{
+    const char *path = d->cfg.governor.calibration_path;
+    if (!d->gov || !d->cfg.agent.user[0] || !path[0])
+        return 0;
+    char err[512];
+    int rc = gov_governor_load_calibration(d->gov, path, err, sizeof(err));
+    if (rc < 0 && rc != -ENOENT) /* a missing file means "not calibrated" */
+        log_err("governor: %s; running without a calibration curve", err);
+    return 0;
+}
+
 int daemon_start_governor(struct agent_daemon *d)
 {
     struct gov_governor_params gp;
@@ -243,7 +255,10 @@ int daemon_start_governor(struct agent_daemon *d)
     }
     gp.sysfs_root = root;
     gp.saved_path = saved;
-    gp.calibration_path = d->cfg.governor.calibration_path;
+    /* With a drop to [agent] user ahead, the curve (a file that user may write: calibrate saves it
+     * for the directory's owner) is parsed after the drop, never as root:
+     * daemon_governor_load_calibration. */
+    gp.calibration_path = d->cfg.agent.user[0] ? NULL : d->cfg.governor.calibration_path;
     gp.monitor_only = !d->cfg.governor.enabled;
     gp.backend = daemon_backend_impl(d->cfg.governor.backend);
     gp.sysio = privsep_sysio(d->privsep); /* NULL without privilege separation */

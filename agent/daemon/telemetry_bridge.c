@@ -244,18 +244,21 @@ static void on_mqtt_state(void *user, enum tel_mqtt_conn_state state, const char
 {
     struct agent_daemon *d = user;
     /* An outage is logged when it starts and when it ends; the retries in between (the
-     * back-off) go to debug, or a broker that is down for a day fills the journal. */
+     * back-off) go to debug, or a broker that is down for a day fills the journal. Outages are
+     * numbered: two alike within the log's rate-limit window would otherwise print as one. */
     if (state == TEL_MQTT_CONNECTED) {
         if (d->mqtt_failures)
-            log_notice("mqtt: connected again after %u failed attempt%s (%s)", d->mqtt_failures,
-                       d->mqtt_failures == 1 ? "" : "s", detail);
+            log_notice("mqtt: connected again after %u failed attempt%s (outage %u over; %s)",
+                       d->mqtt_failures, d->mqtt_failures == 1 ? "" : "s", d->mqtt_outages,
+                       detail);
         else
             log_notice("mqtt: connected (%s)", detail);
         d->mqtt_failures = 0;
         daemon_governor_publish_state(d);
     } else if (state == TEL_MQTT_DISCONNECTED) {
         if (d->mqtt_failures++ == 0)
-            log_warn("mqtt: %s (retrying with back-off; logged again when connected)", detail);
+            log_warn("mqtt: outage %u: %s (retrying with back-off; logged again when connected)",
+                     ++d->mqtt_outages, detail);
         else
             log_debug("mqtt: %s (attempt %u)", detail, d->mqtt_failures);
     }

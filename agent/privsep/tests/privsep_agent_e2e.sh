@@ -259,5 +259,23 @@ else
     check "libcpupower: originals restored" same_as_orig "$tmp/tree3/sys/devices/system/cpu" "$tmp/fake/sys/devices/system/cpu"
 fi
 
+# --- run 4: the calibration curve is parsed by the agent's user after the drop, never as root.
+# A root-only file cannot be read then (as root it could); an unparsable one the user owns is
+# named in one error, and the governor runs on without a curve either way.
+echo 'not json' > "$tmp/calibration.json"
+chmod 600 "$tmp/calibration.json"
+check "run 4: agent starts" start_agent
+check "run 4: a root-only curve is read as nobody (permission denied)" \
+    grep -q "calibration.json: Permission denied; running without a calibration curve" "$tmp/agent.log"
+check "run 4: the governor runs without the curve" grep -q "governor: policy powersave" "$tmp/agent.log"
+kill -TERM "$agent"; wait "$agent"; agent=""
+chown nobody "$tmp/calibration.json"
+check "run 4b: agent starts" start_agent
+check "run 4b: an unparsable curve is named, once" \
+    test "$(grep -c "governor: .*calibration.json.*running without a calibration curve" "$tmp/agent.log")" = 1
+kill -TERM "$agent"; wait "$agent"; agent=""
+rm -f "$tmp/calibration.json"
+check "run 4: originals restored" same_as_orig
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
