@@ -131,7 +131,15 @@ static void test_module_tables(void)
             for (; f < ENG_CHAT_FAMILY_COUNT; f++)
                 CHECK_STR(k->choices[f + 1] ? k->choices[f + 1] : "(end)",
                           eng_chat_family_name((enum eng_chat_family)f));
-            CHECK(k->choices[f + 1] == NULL);
+            /* then the Mistral V3 variants; every choice but auto is a name the engine takes */
+            CHECK_STR(k->choices[f + 1] ? k->choices[f + 1] : "(end)", "mistral-v3");
+            CHECK_STR(k->choices[f + 2] ? k->choices[f + 2] : "(end)", "mistral-v3-tekken");
+            CHECK(k->choices[f + 2] && k->choices[f + 3] == NULL);
+            for (int c = 1; k->choices[c]; c++) {
+                struct eng_chat_template t;
+                CHECK_MSG(eng_chat_template_from_name(k->choices[c], &t) == 0,
+                          "chat_template choice %s refused by the engine", k->choices[c]);
+            }
         }
     }
 }
