@@ -588,6 +588,18 @@ static int parse_messages(const cJSON *root, struct agent_request *req, struct o
         req->n_messages++; /* counted now so agent_request_free releases content */
         if (!am->role)
             return -ENOMEM;
+        /* the call a tool result answers, which some templates render (Mistral V3) */
+        const cJSON *call_id = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
+        if (strcmp(r, "tool") == 0 && call_id && !cJSON_IsNull(call_id)) {
+            snprintf(param, sizeof(param), "messages[%d].tool_call_id", i);
+            if (!cJSON_IsString(call_id) || strlen(call_id->valuestring) > 256) {
+                bad_type(e, param, "a string of at most 256 bytes");
+                return -EINVAL;
+            }
+            am->tool_call_id = strdup(call_id->valuestring);
+            if (!am->tool_call_id)
+                return -ENOMEM;
+        }
         i++;
     }
     return 0;

@@ -124,15 +124,11 @@ static const struct cfg_key agent_rows[] = {
             "Root under which powercap, hwmon and power_supply are read."),
     KEY_INT(telemetry, sample_interval_ms, 100, 3600000, "1000", true,
             "How often a power sample is taken and published."),
-    KEY_INT(telemetry, commit_interval_ms, 100, 600000, "5000", false,
-            "Samples are committed in one transaction this often (at most this much is lost on "
-            "a crash)."),
-    KEY_INT(telemetry, retention_days, 1, 36500, "7", false,
-            "Raw samples older than this are deleted (1-minute rollups are kept 90 days, "
-            "1-hour rollups 5 years)."),
-    KEY_INT(telemetry, max_db_mb, 1, 1048576, "256", false,
-            "Size quota for the database; the oldest samples go first."),
-    /* the power model's coefficients, as telemetry describes them (tel_config_keys) */
+    /* the store's keys and the power model's coefficients, as telemetry describes them
+     * (tel_config_keys) */
+    KEY_MODULE(telemetry, commit_interval_ms, tel_config_keys, false),
+    KEY_MODULE(telemetry, retention_days, tel_config_keys, false),
+    KEY_MODULE(telemetry, max_db_mb, tel_config_keys, false),
     KEY_MODULE(telemetry, estimate_idle_w, tel_config_keys, false),
     KEY_MODULE(telemetry, estimate_cpu_static_w, tel_config_keys, false),
     KEY_MODULE(telemetry, estimate_cpu_dyn_w, tel_config_keys, false),

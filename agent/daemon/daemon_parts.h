@@ -56,7 +56,7 @@ struct agent_daemon {
     struct agent_worker *worker;
     struct agent_http *http;
     struct agent_plugins *plugins; /* agent/plugins/: loaded after the privilege drop */
-    struct agent_models *models; /* [models] dir (agent/models/registry.h) */
+    struct agent_models *models;   /* [models] dir (agent/models/registry.h) */
     struct agent_meter meter;
     struct agent_phase_energy phase_energy; /* energy by engine phase, exactly */
     atomic_int energy_source;               /* enum tel_source of the last reading */

@@ -581,9 +581,8 @@ int agent_daemon_run(const struct agent_config *cfg, const char *config_path)
     notify_status("starting");
     /* GPIO lines are requested while still root; their descriptors outlive the drop. */
     if (daemon_start_governor(d) < 0 || daemon_start_gpio(d) < 0 || privsep_end(d) < 0 ||
-        daemon_governor_load_calibration(d) < 0 ||
-        daemon_start_telemetry(d) < 0 || daemon_start_mqtt(d) < 0 || start_plugins(d) < 0 ||
-        start_api(d) < 0 || load_model(d) < 0)
+        daemon_governor_load_calibration(d) < 0 || daemon_start_telemetry(d) < 0 ||
+        daemon_start_mqtt(d) < 0 || start_plugins(d) < 0 || start_api(d) < 0 || load_model(d) < 0)
         goto stop;
     if (d->http && d->worker)
         agent_http_set_worker(d->http, d->worker);

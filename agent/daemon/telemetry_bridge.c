@@ -249,8 +249,7 @@ static void on_mqtt_state(void *user, enum tel_mqtt_conn_state state, const char
     if (state == TEL_MQTT_CONNECTED) {
         if (d->mqtt_failures)
             log_notice("mqtt: connected again after %u failed attempt%s (outage %u over; %s)",
-                       d->mqtt_failures, d->mqtt_failures == 1 ? "" : "s", d->mqtt_outages,
-                       detail);
+                       d->mqtt_failures, d->mqtt_failures == 1 ? "" : "s", d->mqtt_outages, detail);
         else
             log_notice("mqtt: connected (%s)", detail);
         d->mqtt_failures = 0;

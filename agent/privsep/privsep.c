@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "privsep_helper.h"
 
 struct privsep {
@@ -33,18 +34,6 @@ struct privsep {
 static int status_code(int status)
 {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
 }
 
 int privsep_exchange_raw(struct privsep *ps, const void *msg, size_t len, struct privsep_reply *ret)
@@ -129,7 +118,7 @@ static int io_saved_save(void *ctx, char *err, size_t err_len)
     struct privsep_reply rep;
     int r = call(ctx, PRIVSEP_OP_SAVE, NULL, NULL, 0, 0, &rep);
     if (r)
-        set_err(err, err_len, "%s", rep.msg);
+        cmn_set_err(err, err_len, "%s", rep.msg);
     return r;
 }
 
@@ -140,7 +129,7 @@ static int io_saved_restore(void *ctx, unsigned *ret_writes, char *err, size_t e
     if (ret_writes)
         *ret_writes = rep.writes;
     if (r)
-        set_err(err, err_len, "%s", rep.msg);
+        cmn_set_err(err, err_len, "%s", rep.msg);
     return r;
 }
 
@@ -154,7 +143,7 @@ static int io_saved_crash_restore(void *ctx, unsigned *ret_writes, int *ret_pid,
     if (ret_pid)
         *ret_pid = rep.pid;
     if (r)
-        set_err(err, err_len, "%s", rep.msg);
+        cmn_set_err(err, err_len, "%s", rep.msg);
     return r;
 }
 
@@ -202,12 +191,12 @@ int privsep_reap(struct privsep *ps, char *how, size_t how_len)
         ps->status = r < 0 ? -errno : status_code(status);
         ps->reaped = true;
         if (r >= 0 && WIFSIGNALED(status))
-            set_err(how, how_len, "was killed by signal %d (%s)", WTERMSIG(status),
-                    strsignal(WTERMSIG(status)));
+            cmn_set_err(how, how_len, "was killed by signal %d (%s)", WTERMSIG(status),
+                        strsignal(WTERMSIG(status)));
         else if (r >= 0)
-            set_err(how, how_len, "exited with status %d", WEXITSTATUS(status));
+            cmn_set_err(how, how_len, "exited with status %d", WEXITSTATUS(status));
         else
-            set_err(how, how_len, "is gone (waitpid: %s)", strerror(-ps->status));
+            cmn_set_err(how, how_len, "is gone (waitpid: %s)", strerror(-ps->status));
     }
     int status = ps->status;
     pthread_mutex_unlock(&ps->lock);
@@ -226,7 +215,7 @@ int privsep_start(const struct privsep_params *p, struct privsep **ret, char *er
     /* SEQPACKET keeps records whole, so the helper sees each message's true length. */
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         int e = errno;
-        set_err(err, err_len, "privileged helper: socketpair: %s", strerror(e));
+        cmn_set_err(err, err_len, "privileged helper: socketpair: %s", strerror(e));
         free(ps);
         return -e;
     }
@@ -234,7 +223,7 @@ int privsep_start(const struct privsep_params *p, struct privsep **ret, char *er
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
-        set_err(err, err_len, "privileged helper: fork: %s", strerror(e));
+        cmn_set_err(err, err_len, "privileged helper: fork: %s", strerror(e));
         close(sv[0]);
         close(sv[1]);
         free(ps);
@@ -311,28 +300,30 @@ int privsep_drop(const char *user, char *err, size_t err_len)
     struct passwd *pw = getpwnam(user);
     if (!pw) {
         int e = errno ? errno : ENOENT;
-        set_err(err, err_len,
-                "[agent] user: no user '%s' (create it: systemd-sysusers, or useradd --system %s)",
-                user, user);
+        cmn_set_err(
+            err, err_len,
+            "[agent] user: no user '%s' (create it: systemd-sysusers, or useradd --system %s)",
+            user, user);
         return -e;
     }
     uid_t uid = pw->pw_uid;
     gid_t gid = pw->pw_gid;
     if (uid == 0) {
-        set_err(err, err_len, "[agent] user: '%s' is root; name an unprivileged user", user);
+        cmn_set_err(err, err_len, "[agent] user: '%s' is root; name an unprivileged user", user);
         return -EINVAL;
     }
     if (geteuid() != 0) {
         if (geteuid() != uid) {
-            set_err(err, err_len, "[agent] user = %s needs root to switch to; started as uid %u",
-                    user, (unsigned)geteuid());
+            cmn_set_err(err, err_len,
+                        "[agent] user = %s needs root to switch to; started as uid %u", user,
+                        (unsigned)geteuid());
             return -EPERM;
         }
     } else if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 ||
                setresuid(uid, uid, uid) != 0) {
         int e = errno;
-        set_err(err, err_len, "cannot become user %s (uid %u): %s", user, (unsigned)uid,
-                strerror(e));
+        cmn_set_err(err, err_len, "cannot become user %s (uid %u): %s", user, (unsigned)uid,
+                    strerror(e));
         return -e;
     }
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
@@ -341,7 +332,7 @@ int privsep_drop(const char *user, char *err, size_t err_len)
     prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         int e = errno;
-        set_err(err, err_len, "PR_SET_NO_NEW_PRIVS: %s", strerror(e));
+        cmn_set_err(err, err_len, "PR_SET_NO_NEW_PRIVS: %s", strerror(e));
         return -e;
     }
     /* Check, rather than trust: the ids stuck, no way back to root, no capability kept. */
@@ -349,8 +340,8 @@ int privsep_drop(const char *user, char *err, size_t err_len)
     gid_t rg, eg, sg;
     if (getresuid(&ru, &eu, &su) != 0 || getresgid(&rg, &eg, &sg) != 0 || ru != uid || eu != uid ||
         su != uid || rg != gid || eg != gid || sg != gid || setuid(0) == 0 || !no_capabilities()) {
-        set_err(err, err_len, "switching to user %s did not take (ids or capabilities remain)",
-                user);
+        cmn_set_err(err, err_len, "switching to user %s did not take (ids or capabilities remain)",
+                    user);
         return -EPERM;
     }
     return 0;

@@ -23,6 +23,7 @@ void agent_request_free(struct agent_request *req)
     for (size_t i = 0; i < req->n_messages; i++) {
         free(req->messages[i].role);
         free(req->messages[i].content);
+        free(req->messages[i].tool_call_id);
     }
     free(req->prompt);
     free(req->plugin_context);

@@ -20,6 +20,7 @@ enum agent_request_kind {
 struct agent_message {
     char *role; /* "system", "user", "assistant", "tool" */
     char *content;
+    char *tool_call_id; /* role "tool": the call it answers (OpenAI tool_call_id), or NULL */
 };
 
 /* ---- tools and structured output (openai_tools.c parses them, the worker applies them) ---- */

@@ -288,10 +288,13 @@ static int render_prompt(struct agent_worker *w, const struct agent_request *req
     struct eng_chat_message msgs[AGENT_MAX_MESSAGES];
     struct eng_chat_message_tools mt[AGENT_MAX_MESSAGES];
     struct eng_chat_tool_call *calls[AGENT_MAX_MESSAGES] = {0};
-    bool any_calls = false;
+    const char *call_ids[AGENT_MAX_MESSAGES];
+    bool any_calls = false, any_ids = false;
     int rc = 0;
     for (size_t i = 0; i < req->n_messages; i++) {
         msgs[i] = (struct eng_chat_message){req->messages[i].role, req->messages[i].content};
+        call_ids[i] = req->messages[i].tool_call_id;
+        any_ids = any_ids || call_ids[i];
         size_t n = req->tools.n_calls[i];
         mt[i] = (struct eng_chat_message_tools){NULL, 0};
         if (!n)
@@ -317,7 +320,8 @@ static int render_prompt(struct agent_worker *w, const struct agent_request *req
                                       .eos_token = w->cur->eos_text,
                                       .date_string = today,
                                       .tools = offers_tools(req) ? req->tools.tools_json : NULL,
-                                      .message_tools = any_calls ? mt : NULL};
+                                      .message_tools = any_calls ? mt : NULL,
+                                      .tool_call_ids = any_ids ? call_ids : NULL};
     if (rc == 0)
         rc = eng_chat_render_spans(&w->cur->tmpl, msgs, req->n_messages, &ro, ret, NULL, ret_spans,
                                    ret_n_spans, err, err_len);

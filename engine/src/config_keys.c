@@ -17,8 +17,9 @@ static const struct cmn_range max_tokens = {1, ENG_N_CTX_MAX, false};
 static const struct cmn_range seed = {-1, 4294967295.0, false};
 
 static const char *const kv_types[] = {"f16", "f32", NULL};
-/* "auto", then the chat template families (filled once from chat.c's list). */
-static const char *chat_templates[ENG_CHAT_FAMILY_COUNT + 2];
+/* "auto", the chat template families (filled once from chat.c's list), then the names of the
+ * Mistral V3 variants, which eng_chat_template_from_name also takes. */
+static const char *chat_templates[ENG_CHAT_FAMILY_COUNT + 4];
 
 #define S (&eng_sampler_ranges)
 
@@ -71,6 +72,8 @@ static void fill_chat_templates(void)
     chat_templates[n++] = "auto";
     for (int f = 0; f < ENG_CHAT_FAMILY_COUNT; f++)
         chat_templates[n++] = eng_chat_family_name((enum eng_chat_family)f);
+    chat_templates[n++] = "mistral-v3";
+    chat_templates[n++] = "mistral-v3-tekken";
     chat_templates[n] = NULL;
 }
 

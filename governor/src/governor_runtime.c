@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/fileio.h"
 #include "governor/governor.h"
 
@@ -62,18 +63,6 @@ struct gov_governor {
 };
 
 #define GOV_RETRY_AFTER_FAILURE_NS (5ULL * 1000000000ULL)
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 void gov_governor_params_defaults(struct gov_governor_params *p)
 {
@@ -173,9 +162,10 @@ static int build_clusters(struct gov_governor *g, char *err, size_t err_len)
                     break;
         if (k == g->ncl) {
             if (g->ncl == GOV_MAX_CLUSTERS) {
-                set_err(err, err_len,
-                        "%zu cpufreq policies with more than %d different hardware descriptions", n,
-                        GOV_MAX_CLUSTERS);
+                cmn_set_err(
+                    err, err_len,
+                    "%zu cpufreq policies with more than %d different hardware descriptions", n,
+                    GOV_MAX_CLUSTERS);
                 return -E2BIG;
             }
             g->ci[g->ncl++] = c;
@@ -288,7 +278,7 @@ static int crash_restore_sysio(struct gov_governor *g, char *err, size_t err_len
     if (r == -ENOENT)
         return 0;
     if (r == -EBUSY || r == -EXDEV) {
-        set_err(err, err_len, "%s: %s", g->saved_path, msg);
+        cmn_set_err(err, err_len, "%s: %s", g->saved_path, msg);
         return r;
     }
     if (r == -EBADMSG) {
@@ -339,7 +329,7 @@ static int crash_restore(struct gov_governor *g, char *err, size_t err_len)
         char bad[PATH_MAX + 8];
         snprintf(bad, sizeof(bad), "%s.bad", g->saved_path);
         if (rename(g->saved_path, bad) != 0) {
-            set_err(err, err_len, "%s; and cannot move it aside: %s", msg, strerror(errno));
+            cmn_set_err(err, err_len, "%s; and cannot move it aside: %s", msg, strerror(errno));
             goto out;
         }
         gov_events_push(&g->ev, GOV_EVENT_CRASH_RESTORE, r,
@@ -348,8 +338,8 @@ static int crash_restore(struct gov_governor *g, char *err, size_t err_len)
         goto out;
     }
     if (pid_is_other_ember(st->pid)) {
-        set_err(err, err_len, "%s: another ember (pid %d) controls the CPU frequencies",
-                g->saved_path, st->pid);
+        cmn_set_err(err, err_len, "%s: another ember (pid %d) controls the CPU frequencies",
+                    g->saved_path, st->pid);
         r = -EBUSY;
         goto out;
     }
@@ -361,7 +351,7 @@ static int crash_restore(struct gov_governor *g, char *err, size_t err_len)
     unsigned writes = 0;
     r = gov_saved_apply(g->b, st, &g->ev, &writes, msg, sizeof(msg));
     if (r == -EXDEV) {
-        set_err(err, err_len, "%s: %s", g->saved_path, msg);
+        cmn_set_err(err, err_len, "%s: %s", g->saved_path, msg);
         goto out;
     }
     g->writes += writes;
@@ -395,7 +385,7 @@ int gov_governor_save_originals(struct gov_governor *g, char *err, size_t err_le
     if (g->has_sysio) {
         int r = g->sysio.saved_save(g->sysio.ctx, msg, sizeof(msg));
         if (r) {
-            set_err(err, err_len, "cannot save the original settings: %s", msg);
+            cmn_set_err(err, err_len, "cannot save the original settings: %s", msg);
             return r;
         }
         g->saved = true;
@@ -411,7 +401,7 @@ int gov_governor_save_originals(struct gov_governor *g, char *err, size_t err_le
         r = gov_saved_write(st, g->saved_path, msg, sizeof(msg));
     free(st);
     if (r) {
-        set_err(err, err_len, "cannot save the original settings: %s", msg);
+        cmn_set_err(err, err_len, "cannot save the original settings: %s", msg);
         return r;
     }
     g->saved = true;
@@ -471,7 +461,7 @@ int gov_governor_new(const struct gov_governor_params *p, struct gov_governor **
     gov_events_init(&g->ev);
     if (copy_param(g->root, sizeof(g->root), p->sysfs_root, "/") ||
         copy_param(g->saved_path, sizeof(g->saved_path), p->saved_path, GOV_SAVED_DEFAULT_PATH)) {
-        set_err(err, err_len, "sysfs_root or saved_path too long");
+        cmn_set_err(err, err_len, "sysfs_root or saved_path too long");
         r = -ENAMETOOLONG;
         goto fail;
     }
@@ -527,7 +517,7 @@ int gov_governor_new(const struct gov_governor_params *p, struct gov_governor **
             free(g->cal);
             g->cal = NULL;
         } else if (r) {
-            set_err(err, err_len, "%s", msg);
+            cmn_set_err(err, err_len, "%s", msg);
             goto fail;
         }
     }

@@ -9,21 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/fileio.h"
 #include "common/timeutil.h"
 #include "governor/safety.h"
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 int gov_saved_capture(const struct gov_backend *b, struct gov_saved_state *ret)
 {
@@ -119,7 +108,8 @@ static int get_int(const cJSON *o, const char *key, double lo, double hi, double
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi ||
         v->valuedouble != (double)(int64_t)v->valuedouble) {
-        set_err(err, err_len, "%s%s: missing or not an integer in %.0f..%.0f", where, key, lo, hi);
+        cmn_set_err(err, err_len, "%s%s: missing or not an integer in %.0f..%.0f", where, key, lo,
+                    hi);
         return -EINVAL;
     }
     *ret = v->valuedouble;
@@ -132,7 +122,7 @@ static int get_str(const cJSON *o, const char *key, char *dst, size_t cap, int a
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap ||
         (!allow_empty && !v->valuestring[0]) || strpbrk(v->valuestring, " \t\n/")) {
-        set_err(err, err_len, "%s%s: missing, too long or not a single word", where, key);
+        cmn_set_err(err, err_len, "%s%s: missing, too long or not a single word", where, key);
         return -EINVAL;
     }
     strcpy(dst, v->valuestring);
@@ -146,7 +136,7 @@ static int parse_devfreq(const cJSON *root, struct gov_saved_state *ret, char *e
     if (!devs)
         return 0;
     if (!cJSON_IsArray(devs) || cJSON_GetArraySize(devs) > GOV_HW_MAX_DEVFREQ) {
-        set_err(err, err_len, "devfreq: not an array of at most %d", GOV_HW_MAX_DEVFREQ);
+        cmn_set_err(err, err_len, "devfreq: not an array of at most %d", GOV_HW_MAX_DEVFREQ);
         return -EINVAL;
     }
     const cJSON *o;
@@ -158,7 +148,7 @@ static int parse_devfreq(const cJSON *root, struct gov_saved_state *ret, char *e
         struct gov_saved_devfreq *sd = &ret->dev[ret->ndev];
         snprintf(where, sizeof(where), "devfreq[%u].", ret->ndev);
         if (!cJSON_IsObject(o)) {
-            set_err(err, err_len, "devfreq[%u]: not an object", ret->ndev);
+            cmn_set_err(err, err_len, "devfreq[%u]: not an object", ret->ndev);
             return -EINVAL;
         }
         if ((r = get_str(o, "name", sd->name, sizeof(sd->name), 0, err, err_len, where)))
@@ -185,13 +175,13 @@ int gov_saved_parse(const char *json, size_t len, struct gov_saved_state *ret, c
     memset(ret, 0, sizeof(*ret));
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!cJSON_IsObject(root)) {
-        set_err(err, err_len, "not a JSON object");
+        cmn_set_err(err, err_len, "not a JSON object");
         goto out;
     }
     if ((r = get_int(root, "version", 1, 1000, &d, err, err_len, "")))
         goto out;
     if (d != GOV_SAVED_VERSION) {
-        set_err(err, err_len, "version %.0f is not %d", d, GOV_SAVED_VERSION);
+        cmn_set_err(err, err_len, "version %.0f is not %d", d, GOV_SAVED_VERSION);
         r = -EINVAL;
         goto out;
     }
@@ -199,7 +189,7 @@ int gov_saved_parse(const char *json, size_t len, struct gov_saved_state *ret, c
     const cJSON *rt = cJSON_GetObjectItemCaseSensitive(root, "sysfs_root");
     if (!cJSON_IsString(rt) || !rt->valuestring[0] ||
         strlen(rt->valuestring) >= sizeof(ret->root)) {
-        set_err(err, err_len, "sysfs_root: missing or too long");
+        cmn_set_err(err, err_len, "sysfs_root: missing or too long");
         r = -EINVAL;
         goto out;
     }
@@ -219,7 +209,7 @@ int gov_saved_parse(const char *json, size_t len, struct gov_saved_state *ret, c
     }
     const cJSON *pols = cJSON_GetObjectItemCaseSensitive(root, "policies");
     if (!cJSON_IsArray(pols) || cJSON_GetArraySize(pols) > GOV_HW_MAX_POLICIES) {
-        set_err(err, err_len, "policies: missing or more than %d", GOV_HW_MAX_POLICIES);
+        cmn_set_err(err, err_len, "policies: missing or more than %d", GOV_HW_MAX_POLICIES);
         r = -EINVAL;
         goto out;
     }
@@ -230,7 +220,7 @@ int gov_saved_parse(const char *json, size_t len, struct gov_saved_state *ret, c
         struct gov_saved_policy *p = &ret->pol[ret->npol];
         snprintf(where, sizeof(where), "policies[%u].", ret->npol);
         if (!cJSON_IsObject(o)) {
-            set_err(err, err_len, "policies[%u]: not an object", ret->npol);
+            cmn_set_err(err, err_len, "policies[%u]: not an object", ret->npol);
             r = -EINVAL;
             goto out;
         }
@@ -240,7 +230,7 @@ int gov_saved_parse(const char *json, size_t len, struct gov_saved_state *ret, c
             (r = get_str(o, "epp", p->epp, sizeof(p->epp), 1, err, err_len, where)))
             goto out;
         if (strncmp(p->name, "policy", 6) != 0) {
-            set_err(err, err_len, "%sname: '%s' is not a policyN name", where, p->name);
+            cmn_set_err(err, err_len, "%sname: '%s' is not a policyN name", where, p->name);
             r = -EINVAL;
             goto out;
         }
@@ -272,7 +262,7 @@ int gov_saved_write(const struct gov_saved_state *st, const char *path, char *er
     strcpy(dir, path);
     int r = cmn_mkdir_p(dirname(dir));
     if (r) {
-        set_err(err, err_len, "%s: cannot create its directory: %s", path, strerror(-r));
+        cmn_set_err(err, err_len, "%s: cannot create its directory: %s", path, strerror(-r));
         return r;
     }
     char *json = gov_saved_to_json(st);
@@ -281,7 +271,7 @@ int gov_saved_write(const struct gov_saved_state *st, const char *path, char *er
     r = cmn_write_file_atomic(path, json, strlen(json));
     free(json);
     if (r)
-        set_err(err, err_len, "%s: %s", path, strerror(-r));
+        cmn_set_err(err, err_len, "%s: %s", path, strerror(-r));
     return r;
 }
 
@@ -302,17 +292,17 @@ int gov_saved_read(const char *path, struct gov_saved_state *ret, char *err, siz
         return r;
     }
     if (r) {
-        set_err(err, err_len, "%s: %s", path,
-                r == -EPERM ? "not trusted (a link, or it or its directory is writable by or "
-                              "owned by another user)"
-                            : strerror(-r));
+        cmn_set_err(err, err_len, "%s: %s", path,
+                    r == -EPERM ? "not trusted (a link, or it or its directory is writable by or "
+                                  "owned by another user)"
+                                : strerror(-r));
         free(buf);
         return r;
     }
     r = gov_saved_parse(buf, len, ret, msg, sizeof(msg));
     free(buf);
     if (r)
-        set_err(err, err_len, "%s: %s", path, msg);
+        cmn_set_err(err, err_len, "%s: %s", path, msg);
     return r;
 }
 
@@ -340,12 +330,12 @@ int gov_saved_apply(struct gov_backend *b, const struct gov_saved_state *st, str
     if (!b || !st)
         return -EINVAL;
     if (!same_root(st->root, gov_backend_root(b))) {
-        set_err(err, err_len, "the saved state belongs to sysfs_root '%s', not '%s'", st->root,
-                gov_backend_root(b));
+        cmn_set_err(err, err_len, "the saved state belongs to sysfs_root '%s', not '%s'", st->root,
+                    gov_backend_root(b));
         return -EXDEV;
     }
     if ((r = gov_backend_refresh(b, msg, sizeof(msg)))) {
-        set_err(err, err_len, "%s", msg);
+        cmn_set_err(err, err_len, "%s", msg);
         return r;
     }
     for (unsigned k = 0; k < st->npol; k++) {
@@ -438,7 +428,7 @@ int gov_saved_apply(struct gov_backend *b, const struct gov_saved_state *st, str
     if (ret_writes)
         *ret_writes = writes;
     if (rc)
-        set_err(err, err_len, "restore incomplete: %s", strerror(-rc));
+        cmn_set_err(err, err_len, "restore incomplete: %s", strerror(-rc));
     return rc;
 }
 
@@ -457,8 +447,8 @@ int gov_saved_restore_file(struct gov_backend *b, const char *path, struct gov_e
                             st->pid);
             if (unlink(path) != 0 && errno != ENOENT) {
                 r = -errno;
-                set_err(err, err_len, "%s: restored, but cannot remove it: %s", path,
-                        strerror(errno));
+                cmn_set_err(err, err_len, "%s: restored, but cannot remove it: %s", path,
+                            strerror(errno));
             }
         }
     }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "common/fileio.h"
 #include "governor/sensors.h"
 
@@ -40,18 +41,6 @@ struct gov_sensors {
     unsigned char cpu_seen_valid[GOV_HW_MAX_CPUS];
     int faulted; /* any fault reported and not yet recovered */
 };
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 int gov_sensor_name_is_cpu(const char *name)
 {
@@ -250,7 +239,7 @@ int gov_sensors_open(const struct gov_sensors_params *params, struct gov_sensors
     if (!s)
         return -ENOMEM;
     if (strlen(root) >= sizeof(s->root)) {
-        set_err(err, err_len, "sensor root too long");
+        cmn_set_err(err, err_len, "sensor root too long");
         free(s);
         return -ENAMETOOLONG;
     }
@@ -259,7 +248,7 @@ int gov_sensors_open(const struct gov_sensors_params *params, struct gov_sensors
     if (!r)
         r = discover_hwmon(s);
     if (r) {
-        set_err(err, err_len, "%s: %s", root, strerror(-r));
+        cmn_set_err(err, err_len, "%s: %s", root, strerror(-r));
         free(s);
         return r;
     }

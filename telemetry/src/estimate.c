@@ -16,23 +16,6 @@ const struct tel_estimate_ranges tel_estimate_ranges = {
     .cpu_dyn_w = {0, 100, false},
 };
 
-/* The [telemetry] keys of the estimate, as the agent's configuration shows and checks them. */
-static const struct cmn_key_desc config_keys[] = {
-    {"estimate_idle_w", CMN_KEY_DOUBLE, &tel_estimate_ranges.idle_w, NULL, "2",
-     "Power model (used when no RAPL/hwmon/battery sensor exists): platform floor in watts "
-     "(memory, uncore, board)."},
-    {"estimate_cpu_static_w", CMN_KEY_DOUBLE, &tel_estimate_ranges.cpu_static_w, NULL, "0.15",
-     "Power model: leakage watts per CPU."},
-    {"estimate_cpu_dyn_w", CMN_KEY_DOUBLE, &tel_estimate_ranges.cpu_dyn_w, NULL, "1",
-     "Power model: watts per CPU per (GHz x V^2) at full utilisation."},
-};
-
-const struct cmn_key_desc *tel_config_keys(size_t *ret_n)
-{
-    *ret_n = sizeof(config_keys) / sizeof(config_keys[0]);
-    return config_keys;
-}
-
 static bool coefficient_ok(const char *name, double v, const struct cmn_range *r, char *err,
                            size_t err_len)
 {

@@ -379,7 +379,7 @@ static int query_u64(sqlite3 *db, const char *sql, uint64_t *ret)
     return r;
 }
 
-static int check_params(const struct tel_store_params *p, char *err, size_t err_len)
+int tel_store_params_check(const struct tel_store_params *p, char *err, size_t err_len)
 {
     if (p->commit_interval_ms == 0 || p->commit_interval_ms > 3600000) {
         snprintf(err, err_len, "commit_interval_ms %u out of range 1..3600000",
@@ -608,7 +608,7 @@ int tel_store_open(const char *path, const struct tel_store_params *params,
         snprintf(err, err_len, "telemetry database path is empty");
         return -EINVAL;
     }
-    int r = check_params(params, err, err_len);
+    int r = tel_store_params_check(params, err, err_len);
     if (r < 0)
         return r;
     struct tel_store *s = calloc(1, sizeof(*s));

@@ -116,6 +116,19 @@ static void test_all_fields(void)
         CHECK_STR(req->messages[3].role, "assistant");
         CHECK_STR(req->messages[3].content, "");
         CHECK_STR(req->messages[4].content, "\xe2\x82\xac \"q\"");
+        CHECK(req->messages[4].tool_call_id == NULL);
+    }
+    agent_request_free(req);
+    /* a tool result keeps the id of the call it answers (rendered by Mistral V3) */
+    req = chat_ok("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},"
+                  "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"abcDEF123\","
+                  "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+                  "{\"role\":\"tool\",\"tool_call_id\":\"abcDEF123\",\"content\":\"42\"}]}");
+    CHECK_EQ_INT(req->n_messages, 3);
+    if (req->n_messages == 3) {
+        CHECK(req->messages[1].tool_call_id == NULL);
+        CHECK_STR(req->messages[2].tool_call_id ? req->messages[2].tool_call_id : "(null)",
+                  "abcDEF123");
     }
     agent_request_free(req);
 }
@@ -286,6 +299,8 @@ static void test_bad_values(void)
     chat_bad("{\"messages\":[]}", "messages", "invalid_value");
     chat_bad("{}", "messages", "missing_required_parameter");
     chat_bad("{\"messages\":null}", "messages", "missing_required_parameter");
+    chat_bad("{\"messages\":[{\"role\":\"tool\",\"tool_call_id\":7,\"content\":\"x\"}]}",
+             "messages[0].tool_call_id", "invalid_type");
     chat_bad("{\"messages\":[{\"role\":\"robot\",\"content\":\"x\"}]}", "messages[0].role",
              "invalid_value");
     chat_bad("{\"messages\":[{\"role\":\"user\"}]}", "messages[0].content",

@@ -13,6 +13,7 @@
 #include "engine/sampler.h"
 #include "governor/policy.h"
 #include "telemetry/power.h"
+#include "telemetry/store.h"
 #include "ember_test.h"
 
 static char err[8192];
@@ -130,7 +131,15 @@ static void test_module_tables(void)
             for (; f < ENG_CHAT_FAMILY_COUNT; f++)
                 CHECK_STR(k->choices[f + 1] ? k->choices[f + 1] : "(end)",
                           eng_chat_family_name((enum eng_chat_family)f));
-            CHECK(k->choices[f + 1] == NULL);
+            /* then the Mistral V3 variants; every choice but auto is a name the engine takes */
+            CHECK_STR(k->choices[f + 1] ? k->choices[f + 1] : "(end)", "mistral-v3");
+            CHECK_STR(k->choices[f + 2] ? k->choices[f + 2] : "(end)", "mistral-v3-tekken");
+            CHECK(k->choices[f + 2] && k->choices[f + 3] == NULL);
+            for (int c = 1; k->choices[c]; c++) {
+                struct eng_chat_template t;
+                CHECK_MSG(eng_chat_template_from_name(k->choices[c], &t) == 0,
+                          "chat_template choice %s refused by the engine", k->choices[c]);
+            }
         }
     }
 }
@@ -197,13 +206,33 @@ static void test_estimate_ranges_agree(void)
     tel_power_params_defaults(&pp);
     size_t n;
     const struct cmn_key_desc *rows = tel_config_keys(&n);
-    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_INT(n, 6);
     for (size_t i = 0; i < n && i < 3; i++) {
         double want = i == 0   ? pp.estimate.idle_w
                       : i == 1 ? pp.estimate.cpu_static_w
                                : pp.estimate.cpu_dyn_w;
         CHECK_STR(rows[i].name, keys[i]);
         CHECK_NEAR(strtod(rows[i].def, NULL), want, 0);
+    }
+    /* the store's keys: defaults are the store's own, and every value the checker accepts
+     * (both bounds) the store accepts too */
+    struct tel_store_params sp;
+    tel_store_params_defaults(&sp);
+    const struct cmn_key_desc *ci = cmn_key_desc_find(rows, n, "commit_interval_ms"),
+                              *rd = cmn_key_desc_find(rows, n, "retention_days"),
+                              *mb = cmn_key_desc_find(rows, n, "max_db_mb");
+    CHECK(ci && rd && mb);
+    if (ci && rd && mb) {
+        CHECK_EQ_INT(strtol(ci->def, NULL, 10), (long)sp.commit_interval_ms);
+        CHECK_EQ_INT(strtol(rd->def, NULL, 10) * 86400, (long)sp.retain_samples_s);
+        CHECK_EQ_INT(strtol(mb->def, NULL, 10) << 20, (long)sp.quota_bytes);
+        for (int b = 0; b < 2; b++) {
+            char serr[256] = "";
+            tel_store_params_defaults(&sp);
+            sp.commit_interval_ms = (uint32_t)(b ? ci->range->max : ci->range->min);
+            CHECK_MSG(tel_store_params_check(&sp, serr, sizeof(serr)) == 0,
+                      "commit_interval_ms %u: %s", sp.commit_interval_ms, serr);
+        }
     }
     expect_error("[telemetry]\nestimate_cpu_dyn_w = 101\n",
                  "t.conf:2: [telemetry] estimate_cpu_dyn_w: 101 is out of range (0..100)");

@@ -125,10 +125,14 @@ int main(int argc, char **argv)
     /* before_request on a chat: context goes before the last user message, the source is
      * listed as JSON */
     struct agent_request *req = agent_request_new(AGENT_REQ_CHAT);
-    req->messages[0] = (struct agent_message){strdup("system"), strdup("be brief")};
-    req->messages[1] = (struct agent_message){strdup("user"), strdup("first question")};
-    req->messages[2] = (struct agent_message){strdup("assistant"), strdup("an answer")};
-    req->messages[3] = (struct agent_message){strdup("user"), strdup("how hot is it?")};
+    req->messages[0] =
+        (struct agent_message){.role = strdup("system"), .content = strdup("be brief")};
+    req->messages[1] =
+        (struct agent_message){.role = strdup("user"), .content = strdup("first question")};
+    req->messages[2] =
+        (struct agent_message){.role = strdup("assistant"), .content = strdup("an answer")};
+    req->messages[3] =
+        (struct agent_message){.role = strdup("user"), .content = strdup("how hot is it?")};
     req->n_messages = 4;
     agent_plugins_before_request(ps, req);
     CHECK_STR(req->messages[3].content, "PROBE CONTEXT\n\nhow hot is it?");
@@ -146,7 +150,7 @@ int main(int argc, char **argv)
     CHECK_STR(req->prompt, "PROBE CONTEXT\n\nOnce upon");
     agent_request_free(req);
     req = agent_request_new(AGENT_REQ_CHAT);
-    req->messages[0] = (struct agent_message){strdup("user"), strdup("!ping")};
+    req->messages[0] = (struct agent_message){.role = strdup("user"), .content = strdup("!ping")};
     req->n_messages = 1;
     agent_plugins_before_request(ps, req);
     CHECK_STR(req->plugin_answer, "pong");

@@ -154,7 +154,8 @@ int main(int argc, char **argv)
             at += (size_t)snprintf(question + at, sizeof(question) - at, " %s", zipf_word());
         snprintf(question + at, sizeof(question) - at, "?");
         struct agent_request *req = agent_request_new(AGENT_REQ_CHAT);
-        req->messages[0] = (struct agent_message){strdup("user"), strdup(question)};
+        req->messages[0] =
+            (struct agent_message){.role = strdup("user"), .content = strdup(question)};
         req->n_messages = 1;
         uint64_t t = cmn_now_ns();
         double c0 = thread_cpu_ms();

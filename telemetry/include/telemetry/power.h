@@ -69,9 +69,9 @@ struct tel_estimate_ranges {
     struct cmn_range idle_w, cpu_static_w, cpu_dyn_w;
 };
 extern const struct tel_estimate_ranges tel_estimate_ranges;
-/* The [telemetry] configuration keys telemetry enforces itself (estimate_idle_w,
- * estimate_cpu_static_w, estimate_cpu_dyn_w: type, range, default, documentation); the agent
- * composes its key table from them. */
+/* The [telemetry] configuration keys telemetry enforces itself (the power model's estimate_*
+ * coefficients and the store's commit_interval_ms, retention_days, max_db_mb: type, range,
+ * default, documentation; config_keys.c); the agent composes its key table from them. */
 const struct cmn_key_desc *tel_config_keys(size_t *ret_n);
 /* Checks the table (ascending, positive, finite) and the coefficients; err says which. */
 int tel_estimate_params_check(const struct tel_estimate_params *p, char *err, size_t err_len);

@@ -42,6 +42,8 @@ struct tel_store_params {
 };
 
 void tel_store_params_defaults(struct tel_store_params *p);
+/* Checks params the way tel_store_open does: 0, or -EINVAL with err naming the field. */
+int tel_store_params_check(const struct tel_store_params *p, char *err, size_t err_len);
 
 /* Opens or creates the database at path and migrates it to the current schema version.
  * -EINVAL bad params, -EIO/-ENOSPC/-EPERM... with err naming the path and the SQLite message. */
