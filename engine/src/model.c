@@ -441,6 +441,41 @@ static void fill_info(struct eng_model *m)
     in->eos_id = m->vocab ? eng_vocab_eos(m->vocab) : -1;
 }
 
+/* The header checks the loader and the probe share: the architecture must be named and be one
+ * we run (unless only the vocabulary is wanted), and a tokenizer, when the file has one, must
+ * load. Fills m->info.arch, m->hp.arch and m->vocab; *ret_arch points into the GGUF header. */
+static int read_arch_and_vocab(struct eng_model *m, const char *path, bool any_arch,
+                               const char **ret_arch, char *err, size_t err_len)
+{
+    const char *arch;
+    if (gguf_get_str(m->gguf, "general.architecture", &arch) != 0) {
+        snprintf(err, err_len, "%s: model: key 'general.architecture' is missing", path);
+        return -EINVAL;
+    }
+    snprintf(m->info.arch, sizeof(m->info.arch), "%s", arch);
+    if (strcmp(arch, "llama") == 0)
+        m->hp.arch = ENG_ARCH_LLAMA;
+    else if (strcmp(arch, "qwen2") == 0)
+        m->hp.arch = ENG_ARCH_QWEN2;
+    else if (strcmp(arch, "qwen3") == 0)
+        m->hp.arch = ENG_ARCH_QWEN3;
+    else if (!any_arch) {
+        snprintf(err, err_len,
+                 "%s: model: architecture '%s' is not supported (llama, qwen2, qwen3)", path, arch);
+        return -EINVAL;
+    }
+    if (gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0) {
+        char verr[256];
+        int r = eng_vocab_load_gguf(m->gguf, &m->vocab, verr, sizeof(verr));
+        if (r) {
+            snprintf(err, err_len, "%s: %s", path, verr);
+            return r;
+        }
+    }
+    *ret_arch = arch;
+    return 0;
+}
+
 int eng_model_load(const char *path, const struct eng_model_params *params,
                    struct eng_model **ret_model, char *err, size_t err_len)
 {
@@ -469,34 +504,9 @@ int eng_model_load(const char *path, const struct eng_model_params *params,
         goto cancelled;
     }
     const char *arch;
-    if (gguf_get_str(m->gguf, "general.architecture", &arch) != 0) {
-        snprintf(err, err_len, "%s: model: key 'general.architecture' is missing", path);
-        r = -EINVAL;
+    r = read_arch_and_vocab(m, path, params->vocab_only, &arch, err, err_len);
+    if (r)
         goto fail;
-    }
-    snprintf(m->info.arch, sizeof(m->info.arch), "%s", arch);
-    if (strcmp(arch, "llama") == 0)
-        m->hp.arch = ENG_ARCH_LLAMA;
-    else if (strcmp(arch, "qwen2") == 0)
-        m->hp.arch = ENG_ARCH_QWEN2;
-    else if (strcmp(arch, "qwen3") == 0)
-        m->hp.arch = ENG_ARCH_QWEN3;
-    else if (!params->vocab_only) {
-        snprintf(err, err_len,
-                 "%s: model: architecture '%s' is not supported (llama, qwen2, "
-                 "qwen3)",
-                 path, arch);
-        r = -EINVAL;
-        goto fail;
-    }
-    if (gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0) {
-        char verr[256];
-        r = eng_vocab_load_gguf(m->gguf, &m->vocab, verr, sizeof(verr));
-        if (r) {
-            snprintf(err, err_len, "%s: %s", path, verr);
-            goto fail;
-        }
-    }
     if (params->progress && params->progress(0.3f, params->progress_user)) {
         r = -ECANCELED;
         goto cancelled;
@@ -556,32 +566,9 @@ int eng_model_probe(const char *path, struct eng_model_info *ret, char *err, siz
     int r = gguf_open(path, &m->gguf, err, err_len);
     if (r)
         goto out;
-    if (gguf_get_str(m->gguf, "general.architecture", &arch) != 0) {
-        snprintf(err, err_len, "%s: model: key 'general.architecture' is missing", path);
-        r = -EINVAL;
+    r = read_arch_and_vocab(m, path, false, &arch, err, err_len);
+    if (r)
         goto out;
-    }
-    snprintf(m->info.arch, sizeof(m->info.arch), "%s", arch);
-    if (strcmp(arch, "llama") == 0)
-        m->hp.arch = ENG_ARCH_LLAMA;
-    else if (strcmp(arch, "qwen2") == 0)
-        m->hp.arch = ENG_ARCH_QWEN2;
-    else if (strcmp(arch, "qwen3") == 0)
-        m->hp.arch = ENG_ARCH_QWEN3;
-    else {
-        snprintf(err, err_len,
-                 "%s: model: architecture '%s' is not supported (llama, qwen2, qwen3)", path, arch);
-        r = -EINVAL;
-        goto out;
-    }
-    if (gguf_find_key(m->gguf, "tokenizer.ggml.model") >= 0) {
-        char verr[256];
-        r = eng_vocab_load_gguf(m->gguf, &m->vocab, verr, sizeof(verr));
-        if (r) {
-            snprintf(err, err_len, "%s: %s", path, verr);
-            goto out;
-        }
-    }
     char merr[384] = "";
     L.err = merr;
     L.err_len = sizeof(merr);

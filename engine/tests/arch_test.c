@@ -568,6 +568,34 @@ static void run_long(struct model_desc *d, const char *label)
     free_desc(d);
 }
 
+/* The loader and the probe (the header-only check `ember models list` runs) name an unknown
+ * architecture the same way; the loader takes it when only the vocabulary is wanted. */
+static void check_unknown_arch(struct model_desc *d)
+{
+    char path[256], err[512], perr[512];
+    snprintf(path, sizeof(path), "%s/engcore_arch_%d_unknown.gguf", EMBER_BINARY_DIR,
+             (int)getpid());
+    struct model_desc u = *d; /* its own tensors: run_case freed d's */
+    u.arch = "gpt2";
+    u.n_t = 0;
+    build(&u);
+    CHECK_EQ_INT(write_gguf(&u, path, NULL, NULL), 0);
+    free_desc(&u);
+    struct eng_model *m = NULL;
+    CHECK_EQ_INT(eng_model_load(path, NULL, &m, err, sizeof(err)), -EINVAL);
+    CHECK(m == NULL);
+    CHECK_CONTAINS(err, "model: architecture 'gpt2' is not supported (llama, qwen2, qwen3)");
+    struct eng_model_info info;
+    CHECK_EQ_INT(eng_model_probe(path, &info, perr, sizeof(perr)), -EINVAL);
+    CHECK_STR(perr, err);
+    struct eng_model_params mp;
+    eng_model_params_defaults(&mp);
+    mp.vocab_only = 1;
+    CHECK_EQ_INT(eng_model_load(path, &mp, &m, err, sizeof(err)), 0);
+    eng_model_free(m);
+    unlink(path);
+}
+
 int main(void)
 {
     /* llama: tied output, GQA 4/2, llama3-style rope factors, rope base 500000, F32 + F16 */
@@ -588,6 +616,7 @@ int main(void)
                                .t_out = GGUF_TT_BF16,
                                .t_embd = GGUF_TT_F16};
     run_case(&llama, 1e-5, 0, "llama");
+    check_unknown_arch(&llama);
     struct model_desc llama_long = llama;
     llama_long.n_t = 0;
     llama_long.t_ffn = GGUF_TT_F32;
