@@ -119,6 +119,19 @@ static int open_registry(const struct models_opts *o, struct agent_config *cfg,
     return 0;
 }
 
+/* What every sub-command starts with: its options, then the registry. Returns 0 to go on, -1
+ * when --help was printed (exit 0), else the exit code (after a message). */
+static int models_begin(int argc, char **argv, bool want_id, bool json_ok, struct models_opts *o,
+                        struct agent_config *cfg, struct agent_models **ret)
+{
+    int rc = parse_opts(argc, argv, want_id, o);
+    if (rc)
+        return rc;
+    if (o->json && !json_ok)
+        return cli_usage_error("%s takes no --json", argv[0]);
+    return open_registry(o, cfg, ret);
+}
+
 /* ---- what a running agent has loaded ---- */
 
 struct body {
@@ -271,14 +284,11 @@ static int print_json(cJSON *o)
 static int models_list(int argc, char **argv)
 {
     struct models_opts o;
-    int rc = parse_opts(argc, argv, false, &o);
-    if (rc)
-        return rc < 0 ? EMBER_EXIT_OK : rc;
     struct agent_config cfg;
     struct agent_models *m = NULL;
-    rc = open_registry(&o, &cfg, &m);
+    int rc = models_begin(argc, argv, false, true, &o, &cfg, &m);
     if (rc)
-        return rc;
+        return rc < 0 ? EMBER_EXIT_OK : rc;
     cJSON *agent = agent_models_json(&cfg);
     size_t n = agent_models_count(m);
     if (o.json) {
@@ -331,14 +341,11 @@ static int find_or_fail(struct agent_models *m, const char *id, struct agent_mod
 static int models_show(int argc, char **argv)
 {
     struct models_opts o;
-    int rc = parse_opts(argc, argv, true, &o);
-    if (rc)
-        return rc < 0 ? EMBER_EXIT_OK : rc;
     struct agent_config cfg;
     struct agent_models *m = NULL;
-    rc = open_registry(&o, &cfg, &m);
+    int rc = models_begin(argc, argv, true, true, &o, &cfg, &m);
     if (rc)
-        return rc;
+        return rc < 0 ? EMBER_EXIT_OK : rc;
     struct agent_model_entry e;
     rc = find_or_fail(m, o.id, &e);
     if (rc) {
@@ -408,16 +415,11 @@ static int models_show(int argc, char **argv)
 static int models_rm(int argc, char **argv)
 {
     struct models_opts o;
-    int rc = parse_opts(argc, argv, true, &o);
-    if (rc)
-        return rc < 0 ? EMBER_EXIT_OK : rc;
-    if (o.json)
-        return cli_usage_error("rm takes no --json");
     struct agent_config cfg;
     struct agent_models *m = NULL;
-    rc = open_registry(&o, &cfg, &m);
+    int rc = models_begin(argc, argv, true, false, &o, &cfg, &m);
     if (rc)
-        return rc;
+        return rc < 0 ? EMBER_EXIT_OK : rc;
     struct agent_model_entry e;
     rc = find_or_fail(m, o.id, &e);
     agent_models_free(m);
