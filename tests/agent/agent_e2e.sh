@@ -12,33 +12,11 @@ src=$2
 shared=$3
 model="$shared/models/stories260K.gguf"
 tree="$shared/sysfs-trees/acpi-cpufreq-4c"
-for tool in mosquitto mosquitto_sub mosquitto_pub curl sqlite3 python3; do
-    command -v "$tool" >/dev/null || { echo "skip: $tool missing"; exit 77; }
-done
+. "$src/tests/lib/e2e.sh"
+e2e_need mosquitto mosquitto_sub mosquitto_pub curl sqlite3 python3
 [ -f "$model" ] || { echo "missing $model"; exit 1; }
 
-tmp=$(mktemp -d /tmp/ember-e2e.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    if [ "${keep:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; keep=1; }
-check() { # check DESCRIPTION COMMAND...
-    local what=$1; shift
-    if "$@"; then ok; else fail "$what"; fi
-}
-wait_for() { # wait_for SECONDS COMMAND...
-    local limit=$(( $1 * 10 )); shift
-    for ((i = 0; i < limit; i++)); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
+e2e_tmpdir e2e
 
 cp -a "$tree" "$tmp/tree"
 orig_gov=$(cat "$tmp/tree/sys/devices/system/cpu/cpufreq/policy0/scaling_governor")
@@ -47,14 +25,7 @@ mqtt_port=$(python3 "$src/tests/agent/free_port.py")
 api_port=$(python3 "$src/tests/agent/free_port.py")
 dev=e2e
 
-cat > "$tmp/mosquitto.conf" <<EOF
-listener $mqtt_port 127.0.0.1
-allow_anonymous true
-persistence false
-EOF
-mosquitto -c "$tmp/mosquitto.conf" > "$tmp/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_for 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$mqtt_port" || { echo "mosquitto did not start"; exit 1; }
+e2e_mosquitto "$mqtt_port"
 
 mosquitto_sub -p "$mqtt_port" -V 5 -v -t "ember/$dev/#" > "$tmp/mqtt.log" 2>&1 &
 pids+=($!)
@@ -196,5 +167,4 @@ samples=$(sqlite3 "$tmp/db/telemetry.db" 'SELECT count(*) FROM samples;')
 check "samples stored ($samples)" test "$samples" -ge 5
 
 [ "$failed" = 0 ] || { echo "--- agent log"; tail -40 "$tmp/agent.log"; }
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+e2e_finish

@@ -14,9 +14,8 @@ src=$(cd "$2" && pwd)
 shared=$3
 build=$4
 model="$shared/models/stories260K.gguf"
-for tool in curl python3; do
-    command -v "$tool" >/dev/null || { echo "skip: $tool missing"; exit 77; }
-done
+. "$src/tests/lib/e2e.sh"
+e2e_need curl python3
 [ -f "$model" ] || { echo "missing $model"; exit 1; }
 kb="$build/share/ember/knowledge/ember-docs.db"
 for f in "$kb" "$build/lib/ember/plugins/knowledge.so" "$build/test-plugins/probe.so" \
@@ -24,27 +23,7 @@ for f in "$kb" "$build/lib/ember/plugins/knowledge.so" "$build/test-plugins/prob
     [ -f "$f" ] || { echo "missing $f (build the tree first)"; exit 1; }
 done
 
-tmp=$(mktemp -d /tmp/ember-plugins.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    if [ "${keep:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; keep=1; }
-check() { # check DESCRIPTION COMMAND...
-    local what=$1; shift
-    if "$@"; then ok; else fail "$what"; fi
-}
-wait_for() { # wait_for SECONDS COMMAND...
-    local limit=$(( $1 * 10 )); shift
-    for ((i = 0; i < limit; i++)); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
+e2e_tmpdir plugins
 
 # The example in docs/plugins.md is the file that is built and loaded here, word for word.
 python3 - "$src/docs/plugins.md" "$src/plugins/example/session_csv.c" <<'EOF' ||
@@ -243,5 +222,4 @@ else
     echo "(phase 3, plugins after the privilege drop, needs root and a 'nobody' user: not run)"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+e2e_finish

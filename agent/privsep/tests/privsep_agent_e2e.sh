@@ -20,34 +20,14 @@ if [ "$(id -u)" != 0 ]; then
     echo "skip: needs root (the agent must start as root to fork its helper and drop to nobody)"
     exit 77
 fi
-for tool in curl python3 setpriv; do
-    command -v "$tool" >/dev/null || { echo "skip: $tool missing"; exit 77; }
-done
+. "$src/tests/lib/e2e.sh"
+e2e_need curl python3 setpriv
 id nobody >/dev/null 2>&1 || { echo "no user nobody to drop to"; exit 1; }
 [ -d "$tree" ] || { echo "missing $tree"; exit 1; }
 
-tmp=$(mktemp -d /tmp/ember-privsep-e2e.XXXXXX)
+e2e_tmpdir privsep-e2e
 agent=""
-cleanup() {
-    [ -n "$agent" ] && kill "$agent" 2>/dev/null
-    wait 2>/dev/null
-    if [ "${keep:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; keep=1; }
-check() { # check DESCRIPTION COMMAND...
-    local what=$1; shift
-    if "$@"; then ok; else fail "$what"; fi
-}
-wait_for() { # wait_for SECONDS COMMAND...
-    local limit=$(( $1 * 10 )); shift
-    for ((i = 0; i < limit; i++)); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
+e2e_on_exit() { [ -z "$agent" ] || kill "$agent" 2>/dev/null; }
 cpufreq="$tmp/tree/sys/devices/system/cpu/cpufreq"
 rapl="$tmp/tree/sys/devices/virtual/powercap/intel-rapl/intel-rapl:0/energy_uj"
 
@@ -277,5 +257,4 @@ kill -TERM "$agent"; wait "$agent"; agent=""
 rm -f "$tmp/calibration.json"
 check "run 4: originals restored" same_as_orig
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+e2e_finish
