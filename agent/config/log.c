@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,21 +145,19 @@ static int rate_allow(uint64_t hash, uint64_t now, unsigned *ret_suppressed)
     return 1;
 }
 
-void agent_log(enum agent_log_level level, const char *fmt, ...)
+__attribute__((format(printf, 3, 0))) static void
+log_line(enum agent_log_level level, bool rate_limited, const char *fmt, va_list ap)
 {
     if ((int)level > atomic_load_explicit(&log_max, memory_order_relaxed))
         return;
     char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
 
     pthread_mutex_lock(&log_lock);
     if (log_journal < 0)
         log_journal = journal_detect();
     unsigned suppressed = 0;
-    if (rate_allow(fnv1a(msg), cmn_now_ns(), &suppressed)) {
+    if (!rate_limited || rate_allow(fnv1a(msg), cmn_now_ns(), &suppressed)) {
         if (log_journal)
             fprintf(stderr, "<%d>", (int)level);
         else
@@ -169,4 +168,20 @@ void agent_log(enum agent_log_level level, const char *fmt, ...)
             fprintf(stderr, "%s\n", msg);
     }
     pthread_mutex_unlock(&log_lock);
+}
+
+void agent_log(enum agent_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(level, true, fmt, ap);
+    va_end(ap);
+}
+
+void agent_log_event(enum agent_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line(level, false, fmt, ap);
+    va_end(ap);
 }

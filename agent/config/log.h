@@ -1,6 +1,7 @@
 /* Logging for the agent (libraries never print). Lines go to stderr; under systemd (JOURNAL_STREAM
  * names our stderr) each line starts with a <N> syslog priority that journald understands.
- * Identical messages repeated within a window are rate-limited and counted. */
+ * Identical messages repeated within a window are rate-limited and counted (agent_log_event
+ * lines excepted). */
 #ifndef AGENT_LOG_H
 #define AGENT_LOG_H
 
@@ -24,6 +25,11 @@ const char *agent_log_command(void);
 void agent_log_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 void agent_log(enum agent_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A state change (a connection lost, a connection restored): printed every time, never counted
+ * by the rate limiter, so two outages alike print as two lines. For events that happen at most
+ * once per change of state, never for something that can repeat in a loop. */
+void agent_log_event(enum agent_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 #define log_err(...)    agent_log(AGENT_LOG_ERR, __VA_ARGS__)

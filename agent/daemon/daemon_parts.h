@@ -71,7 +71,6 @@ struct agent_daemon {
     int mqtt_fd;
     uint64_t mqtt_generation; /* the client's socket generation the watch belongs to */
     unsigned mqtt_failures;   /* connection attempts failed since the last success */
-    unsigned mqtt_outages;    /* numbered in the log, so the rate limiter never merges two */
     bool mqtt_want_write;
 
     atomic_int phase; /* enum agent_phase, written by the worker */

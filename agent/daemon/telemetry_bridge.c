@@ -244,20 +244,24 @@ static void on_mqtt_state(void *user, enum tel_mqtt_conn_state state, const char
 {
     struct agent_daemon *d = user;
     /* An outage is logged when it starts and when it ends; the retries in between (the
-     * back-off) go to debug, or a broker that is down for a day fills the journal. Outages are
-     * numbered: two alike within the log's rate-limit window would otherwise print as one. */
+     * back-off) go to debug, or a broker that is down for a day fills the journal. The two
+     * transitions bypass the log's rate limiter: two outages alike within its window are two
+     * outages, not one line "suppressed". */
     if (state == TEL_MQTT_CONNECTED) {
         if (d->mqtt_failures)
-            log_notice("mqtt: connected again after %u failed attempt%s (outage %u over; %s)",
-                       d->mqtt_failures, d->mqtt_failures == 1 ? "" : "s", d->mqtt_outages, detail);
+            agent_log_event(AGENT_LOG_NOTICE,
+                            "mqtt: connected again after %u failed attempt%s (%s)",
+                            d->mqtt_failures, d->mqtt_failures == 1 ? "" : "s", detail);
         else
-            log_notice("mqtt: connected (%s)", detail);
+            agent_log_event(AGENT_LOG_NOTICE, "mqtt: connected (%s)", detail);
         d->mqtt_failures = 0;
         daemon_governor_publish_state(d);
     } else if (state == TEL_MQTT_DISCONNECTED) {
         if (d->mqtt_failures++ == 0)
-            log_warn("mqtt: outage %u: %s (retrying with back-off; logged again when connected)",
-                     ++d->mqtt_outages, detail);
+            agent_log_event(AGENT_LOG_WARNING,
+                            "mqtt: not connected: %s (retrying with back-off; logged again when "
+                            "connected)",
+                            detail);
         else
             log_debug("mqtt: %s (attempt %u)", detail, d->mqtt_failures);
     }

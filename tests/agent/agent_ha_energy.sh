@@ -194,9 +194,14 @@ cat "$tmp/check.out"
 check "HA energy never decreases, never above the database, telemetry did go down" test "$rc" = 0
 # Each broker outage is logged when it starts and when it ends, not at every retry (issue 21
 # item 21): B lived through two.
-n_down=$(grep -c "mqtt: .*retrying with back-off" "$tmp/agent.log")
+# The two lines are alike from one outage to the next and bypass the log's rate limiter: each
+# outage reads as one "lost" line then one "connected again" line, in that order.
+n_down=$(grep -c "mqtt: not connected: .*retrying with back-off" "$tmp/agent.log")
 n_up=$(grep -c "mqtt: connected again after [0-9]* failed attempt" "$tmp/agent.log")
 check "two outages logged twice each ($n_down down, $n_up up): $(grep 'mqtt:' "$tmp/agent.log")" \
     test "$n_down $n_up" = "2 2"
+order=$(sed -n 's/.*mqtt: not connected: .*/down/p; s/.*mqtt: connected again after .*/up/p' "$tmp/agent.log" | tr '\n' ' ')
+check "each outage: lost, then connected again ($order)" test "$order" = "down up down up "
+check "no outage line merged by the rate limiter" bash -c "! grep 'mqtt:.*identical messages suppressed' '$tmp/agent.log'"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

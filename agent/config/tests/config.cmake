@@ -3,6 +3,8 @@
 # etc/ember.conf`; it must itself validate).
 ember_add_test(NAME config_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/config_test.c
                LIBS ember_agent_config)
+ember_add_test(NAME log_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/log_test.c
+               LIBS ember_agent_config)
 ember_add_fuzz(NAME config SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_config.c LIBS ember_agent_config)
 add_test(NAME config_doc_in_sync
          COMMAND ${CMAKE_COMMAND} -DEMBER=${EMBER_TEST_EMBER}
