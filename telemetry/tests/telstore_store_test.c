@@ -729,6 +729,67 @@ static void test_committed_energy(void)
     tel_store_close(s2);
 }
 
+/* Fills the connection's page cache by a scan of every sample and returns the bytes it holds
+ * (SQLITE_DBSTATUS_CACHE_USED: pages and SQLite's per-page headers). */
+static int cache_after_scan(sqlite3 *db)
+{
+    CHECK(q_dbl(db, "SELECT sum(power_w + length(freq_mhz)) FROM samples") > 0);
+    int used = 0, high = 0;
+    CHECK_EQ_INT(sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_USED, &used, &high, 0), SQLITE_OK);
+    return used;
+}
+
+/* The page cache is the store's own fixed size (TEL_STORE_CACHE_KIB), on the writer's and a
+ * reader's connection: read back, and filled to it, not beyond, by a scan of a database larger
+ * than it. SQLite's default (2000 KiB) would hold about twice as much; a cache_size set before
+ * the file's 512-byte page size is known would hold an eighth. */
+static void test_cache_size(void)
+{
+    char path[512], err[256];
+    db_path(path, sizeof(path), "cache.db");
+    struct tel_store_params p;
+    tel_store_params_defaults(&p);
+    p.commit_rows = 1000;
+    struct tel_store *s = NULL;
+    CHECK_EQ_INT(tel_store_open(path, &p, &s, err, sizeof(err)), 0);
+    if (!s) {
+        fprintf(stderr, "open: %s\n", err);
+        return;
+    }
+    sqlite3 *db = tel_store_db(s);
+    CHECK_EQ_INT(q_i64(db, "PRAGMA cache_size"), -TEL_STORE_CACHE_KIB);
+    for (int i = 0; i < 40000; i++) {
+        struct tel_sample smp = mk(T0 + (uint64_t)i * NS, 10.0, 10.0 * i, "idle");
+        if (tel_store_append_sample(s, &smp, NULL) != 0) {
+            CHECK_MSG(0, "append %d failed", i);
+            break;
+        }
+    }
+    CHECK_EQ_INT(tel_store_flush(s), 0);
+    CHECK_EQ_INT(q_i64(db, "SELECT count(*) FROM samples"), 40000);
+    int64_t bytes = q_i64(db, "PRAGMA page_count") * q_i64(db, "PRAGMA page_size");
+    CHECK(bytes > 2LL * TEL_STORE_CACHE_KIB * 1024); /* the bound, not the file, limits the cache */
+    int used = cache_after_scan(db);
+    printf("cache: writer %d bytes for a %lld-byte database (bound %d KiB)\n", used,
+           (long long)bytes, TEL_STORE_CACHE_KIB);
+    CHECK_MSG(used > TEL_STORE_CACHE_KIB * 1024 * 3 / 4, "writer's cache holds %d bytes", used);
+    CHECK_MSG(used < TEL_STORE_CACHE_KIB * 1024 * 3 / 2, "writer's cache holds %d bytes", used);
+    tel_store_close(s);
+
+    p.read_only = 1;
+    CHECK_EQ_INT(tel_store_open(path, &p, &s, err, sizeof(err)), 0);
+    if (!s) {
+        fprintf(stderr, "open read-only: %s\n", err);
+        return;
+    }
+    CHECK_EQ_INT(q_i64(tel_store_db(s), "PRAGMA cache_size"), -TEL_STORE_CACHE_KIB);
+    used = cache_after_scan(tel_store_db(s));
+    printf("cache: reader %d bytes\n", used);
+    CHECK_MSG(used > TEL_STORE_CACHE_KIB * 1024 * 3 / 4, "reader's cache holds %d bytes", used);
+    CHECK_MSG(used < TEL_STORE_CACHE_KIB * 1024 * 3 / 2, "reader's cache holds %d bytes", used);
+    tel_store_close(s);
+}
+
 int main(void)
 {
     make_tmp();
@@ -740,6 +801,7 @@ int main(void)
     test_migration();
     test_full_disk();
     test_bad_params();
+    test_cache_size();
     nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     return et_finish();
 }

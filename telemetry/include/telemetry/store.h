@@ -41,6 +41,12 @@ struct tel_store_params {
     void *on_event_user;
 };
 
+/* SQLite's page cache of every store connection, in KiB (PRAGMA cache_size=-1024). SQLite's
+ * default is 2000 KiB per connection, filled in the first minutes of a run (the soak saw RSS grow
+ * ~2.5 MiB and stay); the store's working set is the right edge of a few B-trees (the newest
+ * samples, the current minute and hour). docs/telemetry.md has the measurement. */
+#define TEL_STORE_CACHE_KIB 1024
+
 void tel_store_params_defaults(struct tel_store_params *p);
 /* Checks params the way tel_store_open does: 0, or -EINVAL with err naming the field. */
 int tel_store_params_check(const struct tel_store_params *p, char *err, size_t err_len);
