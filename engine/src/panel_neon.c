@@ -694,74 +694,10 @@ INLINE void float_tile(int kind, int64_t ne0, const char *w, size_t pb, int np,
         }
 }
 
-/* Decode: four panels per pass give eight independent FMA chains. Prefill: two panels times six
- * tokens (24 accumulators, 4 weight vectors, 1 broadcast: 29 of 32 registers). */
-INLINE void panel_float(int kind, int64_t ne0, const void *w, int n_panels, const struct eng_act *a,
-                        int n_tok, float *y, size_t ldy)
-{
-    size_t pb = (size_t)ne0 * ENG_PANEL * (kind == ES_F32 ? 4 : 2);
-    const char *wc = w;
-    int p = 0;
-    if (n_tok == 1) {
-        for (; p + 4 <= n_panels; p += 4)
-            float_tile(kind, ne0, wc + (size_t)p * pb, pb, 4, a, 0, 1, y + (size_t)p * 8, ldy);
-        for (; p < n_panels; p++)
-            float_tile(kind, ne0, wc + (size_t)p * pb, pb, 1, a, 0, 1, y + (size_t)p * 8, ldy);
-        return;
-    }
-    for (; p < n_panels; p += 2) {
-        int np = n_panels - p >= 2 ? 2 : 1;
-        const char *pw = wc + (size_t)p * pb;
-        float *py = y + (size_t)p * ENG_PANEL;
-        int t = 0;
-        if (np == 2) {
-            for (; t + 6 <= n_tok; t += 6)
-                float_tile(kind, ne0, pw, pb, 2, a, t, 6, py, ldy);
-            switch (n_tok - t) {
-            case 5:
-                float_tile(kind, ne0, pw, pb, 2, a, t, 5, py, ldy);
-                break;
-            case 4:
-                float_tile(kind, ne0, pw, pb, 2, a, t, 4, py, ldy);
-                break;
-            case 3:
-                float_tile(kind, ne0, pw, pb, 2, a, t, 3, py, ldy);
-                break;
-            case 2:
-                float_tile(kind, ne0, pw, pb, 2, a, t, 2, py, ldy);
-                break;
-            case 1:
-                float_tile(kind, ne0, pw, pb, 2, a, t, 1, py, ldy);
-                break;
-            default:
-                break;
-            }
-        } else {
-            for (; t + 6 <= n_tok; t += 6)
-                float_tile(kind, ne0, pw, pb, 1, a, t, 6, py, ldy);
-            for (; t < n_tok; t++)
-                float_tile(kind, ne0, pw, pb, 1, a, t, 1, py, ldy);
-        }
-    }
-}
-
-static void panel_f32(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok,
-                      float *y, size_t ldy)
-{
-    panel_float(ES_F32, ne0, w, n_panels, a, n_tok, y, ldy);
-}
-
-static void panel_f16(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok,
-                      float *y, size_t ldy)
-{
-    panel_float(ES_F16, ne0, w, n_panels, a, n_tok, y, ldy);
-}
-
-static void panel_bf16(int64_t ne0, const void *w, int n_panels, const struct eng_act *a, int n_tok,
-                       float *y, size_t ldy)
-{
-    panel_float(ES_BF16, ne0, w, n_panels, a, n_tok, y, ldy);
-}
+/* panel_float.h cuts each call into float_tile calls. Decode: four panels per pass give eight
+ * independent FMA chains. Prefill: two panels times six tokens
+ * (24 accumulators, 4 weight vectors, 1 broadcast: 29 of 32 registers). */
+#include "panel_float.h"
 
 void eng_panels_fill_neon(struct eng_kernels *k, unsigned cpu_flags)
 {
