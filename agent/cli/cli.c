@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "commands.h"
+#include "common/fileio.h"
 #include "log.h"
 
 static void hint_help(void)
@@ -23,6 +24,16 @@ int cli_usage_error(const char *fmt, ...)
     log_err("%s", msg);
     hint_help();
     return EMBER_EXIT_USAGE;
+}
+
+int cli_parse_int(const char *flag, const char *s, int64_t min, int64_t max, int64_t *ret)
+{
+    int64_t v;
+    if (cmn_parse_i64(s, &v) < 0 || v < min || v > max)
+        return cli_usage_error("%s: '%s' is not an integer in [%lld, %lld]", flag, s,
+                               (long long)min, (long long)max);
+    *ret = v;
+    return 0;
 }
 
 int cli_option_error(int opt, char **argv)

@@ -89,18 +89,6 @@ struct bench_result {
     double peak_rss_mib;
 };
 
-static int parse_int(const char *flag, const char *s, int64_t min, int64_t max, int64_t *ret)
-{
-    int64_t v;
-    if (cmn_parse_i64(s, &v) < 0 || v < min || v > max) {
-        cli_usage_error("%s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)min,
-                        (long long)max);
-        return -EINVAL;
-    }
-    *ret = v;
-    return 0;
-}
-
 /* A comma-separated list of integers in [min, max] (is_int) or positive numbers up to max. */
 static int parse_list(const char *flag, const char *s, bool is_int, double max, double *out,
                       size_t *ret_n)
@@ -172,13 +160,13 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             o->model = optarg;
             break;
         case 'p':
-            rc |= parse_int("-p", optarg, 0, BENCH_MAX_TOKENS, &o->n_prompt);
+            rc |= cli_parse_int("-p", optarg, 0, BENCH_MAX_TOKENS, &o->n_prompt);
             break;
         case 'n':
-            rc |= parse_int("-n", optarg, 0, BENCH_MAX_TOKENS, &o->n_gen);
+            rc |= cli_parse_int("-n", optarg, 0, BENCH_MAX_TOKENS, &o->n_gen);
             break;
         case 'r':
-            rc |= parse_int("-r", optarg, 1, BENCH_MAX_REPS, &o->reps);
+            rc |= cli_parse_int("-r", optarg, 1, BENCH_MAX_REPS, &o->reps);
             break;
         case 't':
             if (parse_list("-t", optarg, true, BENCH_MAX_THREADS, list, &o->n_threads) < 0) {

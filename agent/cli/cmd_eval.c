@@ -161,12 +161,12 @@ int cmd_eval(int argc, char **argv)
             text_path = optarg;
             break;
         case 'c':
-            if (cmn_parse_i64(optarg, &n_ctx) < 0 || n_ctx < 8 || n_ctx > 65536)
-                return cli_usage_error("--ctx: '%s' is not an integer in [8, 65536]", optarg);
+            if (cli_parse_int("--ctx", optarg, 8, 65536, &n_ctx))
+                return EMBER_EXIT_USAGE;
             break;
         case 't':
-            if (cmn_parse_i64(optarg, &threads) < 0 || threads < 1 || threads > 256)
-                return cli_usage_error("--threads: '%s' is not an integer in [1, 256]", optarg);
+            if (cli_parse_int("--threads", optarg, 1, 256, &threads))
+                return EMBER_EXIT_USAGE;
             break;
         case OPT_MAX_TOKENS:
             if (cmn_parse_i64(optarg, &max_tokens) < 0 || max_tokens < 2)

@@ -179,14 +179,13 @@ int cmd_quantize(int argc, char **argv)
             calib = optarg;
             break;
         case OPT_CALIB_TOKENS:
-            if (cmn_parse_i64(optarg, &iv) < 0 || iv < 8 || iv > 1000000)
-                return cli_usage_error("--calib-tokens: '%s' is not an integer in [8, 1000000]",
-                                       optarg);
+            if (cli_parse_int("--calib-tokens", optarg, 8, 1000000, &iv))
+                return EMBER_EXIT_USAGE;
             p.calib_tokens = (uint32_t)iv;
             break;
         case 'j':
-            if (cmn_parse_i64(optarg, &iv) < 0 || iv < 1 || iv > 256)
-                return cli_usage_error("--threads: '%s' is not an integer in [1, 256]", optarg);
+            if (cli_parse_int("--threads", optarg, 1, 256, &iv))
+                return EMBER_EXIT_USAGE;
             p.n_threads = (uint32_t)iv;
             break;
         case OPT_ALLOW_REQUANT:

@@ -123,18 +123,6 @@ struct run_opts {
     size_t n_stop;
 };
 
-static int parse_int(const char *flag, const char *s, int64_t min, int64_t max, int64_t *ret)
-{
-    int64_t v;
-    if (cmn_parse_i64(s, &v) < 0 || v < min || v > max) {
-        cli_usage_error("%s: '%s' is not an integer in [%lld, %lld]", flag, s, (long long)min,
-                        (long long)max);
-        return -EINVAL;
-    }
-    *ret = v;
-    return 0;
-}
-
 static int parse_float(const char *flag, const char *s, float *ret)
 {
     double v;
@@ -198,7 +186,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->template_name = optarg;
             break;
         case 'n':
-            rc |= parse_int("--n-predict", optarg, -1, INT32_MAX, &o->n_predict);
+            rc |= cli_parse_int("--n-predict", optarg, -1, INT32_MAX, &o->n_predict);
             o->have_n_predict = true;
             break;
         case OPT_TEMP:
@@ -206,7 +194,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->have_temp = true;
             break;
         case OPT_TOP_K:
-            rc |= parse_int("--top-k", optarg, 0, INT32_MAX, &v);
+            rc |= cli_parse_int("--top-k", optarg, 0, INT32_MAX, &v);
             o->sp.top_k = (int32_t)v;
             o->have_top_k = true;
             break;
@@ -223,8 +211,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->have_rp = true;
             break;
         case OPT_REPEAT_LAST_N:
-            rc |= parse_int("--repeat-last-n", optarg, 0,
-                            (int64_t)eng_sampler_ranges.penalty_last_n.max, &v);
+            rc |= cli_parse_int("--repeat-last-n", optarg, 0,
+                                (int64_t)eng_sampler_ranges.penalty_last_n.max, &v);
             o->sp.penalty_last_n = (int32_t)v;
             o->have_rln = true;
             break;
@@ -233,7 +221,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->have_pp = true;
             break;
         case OPT_SEED:
-            rc |= parse_int("--seed", optarg, -1, INT64_MAX, &o->seed);
+            rc |= cli_parse_int("--seed", optarg, -1, INT64_MAX, &o->seed);
             o->have_seed = true;
             break;
         case OPT_STOP:
@@ -253,18 +241,18 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->mmap = true;
             break;
         case 'c':
-            rc |= parse_int("--ctx", optarg, 0, ENG_N_CTX_MAX, &o->n_ctx);
+            rc |= cli_parse_int("--ctx", optarg, 0, ENG_N_CTX_MAX, &o->n_ctx);
             o->have_ctx = true;
             break;
         case OPT_SHIFT:
             o->shift = true;
             break;
         case 't':
-            rc |= parse_int("--threads", optarg, 0, 1024, &o->threads);
+            rc |= cli_parse_int("--threads", optarg, 0, 1024, &o->threads);
             o->have_threads = true;
             break;
         case 'b':
-            rc |= parse_int("--batch", optarg, 1, ENG_N_BATCH_MAX, &o->batch);
+            rc |= cli_parse_int("--batch", optarg, 1, ENG_N_BATCH_MAX, &o->batch);
             o->have_batch = true;
             break;
         case OPT_NO_ECHO:

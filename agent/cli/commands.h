@@ -3,6 +3,8 @@
 #ifndef AGENT_COMMANDS_H
 #define AGENT_COMMANDS_H
 
+#include <stdint.h>
+
 #include "exit_codes.h"
 
 struct ember_command {
@@ -16,6 +18,9 @@ struct ember_command {
  * returned ('?' or ':'; the option string starts with ':' and opterr is 0). */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_option_error(int opt, char **argv);
+/* An integer option value in [min, max] into *ret: 0, else the usage error "FLAG: 'S' is not an
+ * integer in [MIN, MAX]" (EMBER_EXIT_USAGE, *ret untouched). */
+int cli_parse_int(const char *flag, const char *s, int64_t min, int64_t max, int64_t *ret);
 
 /* The table, terminated by a NULL name. */
 extern const struct ember_command ember_commands[];

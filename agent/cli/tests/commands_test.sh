@@ -74,6 +74,17 @@ usage_error "quantize unknown option" quantize --bogus
 usage_error "quantize no files" quantize --type Q8_0
 usage_error "eval unknown option" eval --bogus
 usage_error "eval no text" eval -m "$model"
+# bench, run, eval and quantize read integer options through one parser: one message shape
+while IFS='|' read -r want args; do
+    usage_error "$args: out of range" $args
+    check "$args: says '$want', got: $err" grep -qF -- "error: $want" <<<"$err"
+done <<RANGES
+-p: 'x' is not an integer in [0, 65536]|bench -m $model -p x
+--threads: '5000' is not an integer in [0, 1024]|run -m $model -t 5000
+--ctx: '3' is not an integer in [8, 65536]|eval -m $model -c 3
+--threads: '0' is not an integer in [1, 256]|quantize -j 0 a b
+--calib-tokens: '7' is not an integer in [8, 1000000]|quantize --calib-tokens 7 a b
+RANGES
 usage_error "fleet no sub-command" fleet
 usage_error "fleet unknown option" fleet status --bogus
 for cmd in agent run tokenize config report "governor status" "governor set" "governor restore" \
