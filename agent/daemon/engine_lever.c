@@ -43,8 +43,7 @@ void engine_lever_format_cpus(uint64_t mask, char *buf, size_t cap)
 
 bool engine_lever_decide(struct engine_lever *l, bool enabled, unsigned gov_threads,
                          uint64_t gov_cpus, const char *phase, uint32_t *ret_threads,
-                         uint64_t *ret_cpus, char *msg, size_t msg_len, char *warn,
-                         size_t warn_len)
+                         uint64_t *ret_cpus, char *msg, size_t msg_len, char *warn, size_t warn_len)
 {
     warn[0] = '\0';
     msg[0] = '\0';

@@ -13,11 +13,11 @@
 #include <stdint.h>
 
 struct engine_lever {
-    uint32_t ceiling;  /* the engine's threads: [engine] threads, or one per online CPU */
-    uint64_t allowed;  /* CPUs this process may run on (sched_getaffinity) */
-    uint32_t threads;  /* handed to the worker last: 0 = all (the ceiling) */
-    uint64_t cpus;     /* 0 = unpinned */
-    uint64_t warned;   /* last governor mask logged as outside the allowed CPUs */
+    uint32_t ceiling; /* the engine's threads: [engine] threads, or one per online CPU */
+    uint64_t allowed; /* CPUs this process may run on (sched_getaffinity) */
+    uint32_t threads; /* handed to the worker last: 0 = all (the ceiling) */
+    uint64_t cpus;    /* 0 = unpinned */
+    uint64_t warned;  /* last governor mask logged as outside the allowed CPUs */
 };
 
 /* cfg_threads: [engine] threads (0 = one per online CPU). */

@@ -143,8 +143,8 @@ void daemon_governor_tick(struct agent_daemon *d, uint64_t now_ns)
 
 static const char *phase_name(enum agent_phase p)
 {
-    return p == AGENT_PHASE_PREFILL  ? "prefill"
-           : p == AGENT_PHASE_DECODE ? "decode"
+    return p == AGENT_PHASE_PREFILL   ? "prefill"
+           : p == AGENT_PHASE_DECODE  ? "decode"
            : p == AGENT_PHASE_LOADING ? "loading"
                                       : "idle";
 }

@@ -251,13 +251,14 @@ void eng_context_free(struct eng_context *c)
     free(c);
 }
 
-int eng_context_set_threads(struct eng_context *c, uint32_t n_threads, uint64_t cpu_mask,
-                            char *err, size_t err_len)
+int eng_context_set_threads(struct eng_context *c, uint32_t n_threads, uint64_t cpu_mask, char *err,
+                            size_t err_len)
 {
     int max = eng_pool_size(c->pool);
     if (n_threads > (uint32_t)max) {
-        snprintf(err, err_len, "engine threads: %u asked, the context was made with %d (the ceiling)",
-                 n_threads, max);
+        snprintf(err, err_len,
+                 "engine threads: %u asked, the context was made with %d (the ceiling)", n_threads,
+                 max);
         return -EINVAL;
     }
     return eng_pool_configure(c->pool, n_threads ? (int)n_threads : max, cpu_mask, err, err_len);

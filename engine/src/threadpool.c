@@ -46,8 +46,8 @@ struct worker {
 
 struct eng_pool {
     int n;
-    atomic_int active;   /* threads taking part in jobs: workers with ith >= active park */
-    cpu_set_t original;  /* the creator's affinity, which the workers inherited */
+    atomic_int active;  /* threads taking part in jobs: workers with ith >= active park */
+    cpu_set_t original; /* the creator's affinity, which the workers inherited */
     bool have_original;
     uint64_t cpu_mask;   /* pinned to these CPUs; 0 = not pinned */
     pthread_cond_t park; /* parked workers wait here, not on cv, so jobs never wake them */
@@ -110,8 +110,8 @@ static void *worker_main(void *arg)
             seen = gen_of(atomic_load(&p->state));
         }
         uint32_t g = gen_of(atomic_load(&p->state));
-        for (int i = 0; i < WORKER_SPIN && g == seen && !atomic_load(&p->stop) && !parked(p, w->ith);
-             i++) {
+        for (int i = 0;
+             i < WORKER_SPIN && g == seen && !atomic_load(&p->stop) && !parked(p, w->ith); i++) {
             cpu_relax();
             g = gen_of(atomic_load(&p->state));
         }

@@ -148,8 +148,7 @@ static int greedy(struct eng_context *ctx, const int32_t *prompt, int n_prompt, 
                   int lever, uint64_t allowed, float (*logits)[512], int32_t *got)
 {
     static const int counts[] = {1, 2, 1, 3, 2, 1};
-    uint64_t a0 = low_bits(allowed, 1), a01 = low_bits(allowed, 2),
-             a1 = a01 & ~a0 ? a01 & ~a0 : a0;
+    uint64_t a0 = low_bits(allowed, 1), a01 = low_bits(allowed, 2), a1 = a01 & ~a0 ? a01 & ~a0 : a0;
     const uint64_t masks[] = {0, a0, a01, a1, 0, a01, a0};
     eng_kv_clear(ctx);
     char err[256];
@@ -166,8 +165,7 @@ static int greedy(struct eng_context *ctx, const int32_t *prompt, int n_prompt, 
             uint32_t n = (uint32_t)counts[i % 6];
             uint64_t m = masks[i % 7];
             int s = eng_context_set_threads(ctx, n, m, err, sizeof(err));
-            CHECK_MSG(s == 0, "step %d: %u threads on %#llx: %s", i, n, (unsigned long long)m,
-                      err);
+            CHECK_MSG(s == 0, "step %d: %u threads on %#llx: %s", i, n, (unsigned long long)m, err);
             uint32_t n_now = 0;
             uint64_t m_now = 1;
             eng_context_threads(ctx, &n_now, &m_now, NULL);
@@ -224,8 +222,10 @@ static void run_model(const cJSON *model, const char *key, int kv_f32, uint64_t 
     for (int i = 0; i < n_new && first_bad == n_new; i++)
         if (memcmp(fixed[i], lever[i], sizeof(fixed[i])) != 0)
             first_bad = i;
-    CHECK_MSG(first_bad == n_new, "%s: logits of step %d differ between the fixed and the "
-              "switching run", key, first_bad);
+    CHECK_MSG(first_bad == n_new,
+              "%s: logits of step %d differ between the fixed and the "
+              "switching run",
+              key, first_bad);
     /* the golden ids, up to the first step whose reference margin is under twice the
      * tolerance (the golden test's rule: below that, float rounding may pick the other id) */
     double tol = kv_f32 ? 1e-3 : 0.5;
@@ -279,8 +279,7 @@ int main(void)
     }
     uint64_t allowed = allowed_mask();
     CHECK_MSG(allowed != 0, "sched_getaffinity failed");
-    printf("cpu: %s; allowed CPUs %#llx\n", eng_cpu_features_string(),
-           (unsigned long long)allowed);
+    printf("cpu: %s; allowed CPUs %#llx\n", eng_cpu_features_string(), (unsigned long long)allowed);
     const cJSON *models = cJSON_GetObjectItem(j, "models");
     run_model(cJSON_GetObjectItem(models, "F32"), "F32/kv-f32", 1, allowed);
     run_model(cJSON_GetObjectItem(models, "Q4_0"), "Q4_0/kv-f16", 0, allowed);

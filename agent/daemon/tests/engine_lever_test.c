@@ -77,9 +77,9 @@ struct run {
     char text[16384];
     size_t len;
     int pieces;
-    bool hold;          /* stop at hold_at[] and wait for the test */
-    int held;           /* the hold the sink waits in (1-based), 0 when running */
-    int released;       /* holds the test has finished */
+    bool hold;    /* stop at hold_at[] and wait for the test */
+    int held;     /* the hold the sink waits in (1-based), 0 when running */
+    int released; /* holds the test has finished */
     bool done;
     struct agent_result result;
     pthread_mutex_t mu;
@@ -321,8 +321,7 @@ int main(void)
     CHECK_EQ_INT((int)lev.result.finish, (int)ref.result.finish);
     CHECK_EQ_INT((int)lev.result.gen_tokens, (int)ref.result.gen_tokens);
     CHECK_MSG(lev.len == ref.len && memcmp(lev.text, ref.text, ref.len) == 0,
-              "the story changed when the thread count did (%zu vs %zu bytes)", lev.len,
-              ref.len);
+              "the story changed when the thread count did (%zu vs %zu bytes)", lev.len, ref.len);
     printf("lever run: %d pieces, %llu tokens, text identical to the reference\n", lev.pieces,
            (unsigned long long)lev.result.gen_tokens);
 
