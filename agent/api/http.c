@@ -929,6 +929,10 @@ static enum MHD_Result handle_metrics(struct agent_http *h, struct MHD_Connectio
         s->gen_tokens = ws.gen_tokens;
         s->queue_depth = ws.queue_depth;
         s->busy = ws.busy != 0;
+        if (ws.engine_max_threads) {
+            s->engine_threads = ws.engine_threads;
+            s->engine_max_threads = ws.engine_max_threads;
+        }
         s->models_loaded = ws.n_loaded;
         s->models_loaded_bytes = ws.loaded_bytes;
         s->model_loads = ws.loads;

@@ -35,6 +35,8 @@ void agent_metrics_snapshot_init(struct agent_metrics_snapshot *s)
         s->phase_energy_j[i] = NAN;
     s->temp_c = NAN;
     s->power_cap_w = NAN;
+    s->engine_threads = NAN;
+    s->engine_max_threads = NAN;
 }
 
 /* Label values escape backslash, double quote and newline (exposition format 0.0.4). */
@@ -142,6 +144,11 @@ int agent_metrics_write(const struct agent_metrics_snapshot *s, FILE *out)
     fprintf(out, "ember_queue_depth %llu\n", (unsigned long long)s->queue_depth);
     family(out, "ember_engine_busy", "gauge", "1 while the engine runs a request.");
     fprintf(out, "ember_engine_busy %d\n", s->busy ? 1 : 0);
+    gauge(out, "ember_engine_threads",
+          "Kernel threads the engine runs now (the governor's thread lever may lower it).",
+          s->engine_threads);
+    gauge(out, "ember_engine_max_threads", "The engine's thread ceiling ([engine] threads).",
+          s->engine_max_threads);
     family(out, "ember_models_loaded", "gauge", "Models loaded now.");
     fprintf(out, "ember_models_loaded %llu\n", (unsigned long long)s->models_loaded);
     family(out, "ember_models_loaded_bytes", "gauge",

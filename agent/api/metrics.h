@@ -43,6 +43,9 @@ struct agent_metrics_snapshot {
     struct agent_metrics_histogram latency; /* end-to-end inference request seconds */
     uint64_t queue_depth;
     bool busy;
+    /* the engine's kernel threads taking part now (the governor's thread lever) and its
+     * ceiling ([engine] threads); NaN before a model is open: left out */
+    double engine_threads, engine_max_threads;
     /* models (issue 18): loaded now, their bytes against the budget, and since start how many
      * loads on demand, unloads after keep-alive and evictions for room */
     uint64_t models_loaded, models_loaded_bytes;

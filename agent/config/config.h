@@ -29,6 +29,7 @@ struct cfg_agent {
 struct cfg_engine {
     char model[CFG_STR_PATH];
     int threads;
+    bool thread_lever;
     int context_length;
     int batch_size;
     char kv_cache[CFG_STR_SMALL];

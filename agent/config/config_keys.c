@@ -82,6 +82,11 @@ static const struct cfg_key agent_rows[] = {
             "/health answers 503."),
     /* the engine's keys, as it describes them (eng_config_keys) */
     KEY_MODULE(engine, threads, eng_config_keys, false),
+    KEY_BOOL(engine, thread_lever, "true", true,
+             "Let the governor's phase-aware policies change how many of the engine's threads "
+             "run and on which CPUs, per phase, between tokens (threads stays the ceiling). "
+             "false: the engine always runs threads threads, unpinned. Nothing needs restoring "
+             "on exit: the setting lives inside the engine."),
     KEY_MODULE(engine, context_length, eng_config_keys, false),
     KEY_MODULE(engine, batch_size, eng_config_keys, false),
     KEY_MODULE(engine, kv_cache, eng_config_keys, false),

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "engine_lever.h"
 #include "gpio.h"
 #include "governor/governor.h"
 #include "http.h"
@@ -84,6 +85,8 @@ struct agent_daemon {
     uint64_t sample_prev_tokens, sample_prev_ns;
     double last_power_w, last_energy_j, last_temp_c;
     struct gov_tick_result last_tick;
+    struct engine_lever lever; /* the governor's thread choice, as handed to the worker */
+    char lever_error[160];     /* the worker's last refusal, as logged */
 
     /* the one way other threads reach the loop */
     struct daemon_queue *queue;
@@ -108,6 +111,10 @@ int daemon_governor_load_calibration(struct agent_daemon *d);
 /* [governor] backend as the governor's enum ("sysfs", "libcpupower", else auto) */
 enum gov_backend_impl daemon_backend_impl(const char *name);
 void daemon_governor_tick(struct agent_daemon *d, uint64_t now_ns);
+/* Hands the tick's engine_threads/engine_cpus to the worker when they change what it runs
+ * (engine_lever.h), logging once per change and once per refusal. */
+void daemon_engine_lever(struct agent_daemon *d, const struct gov_tick_result *r,
+                         enum agent_phase phase);
 void daemon_on_governor_timer(void *user, uint64_t now_ns);
 void daemon_governor_drain_events(struct agent_daemon *d);
 /* Copies a governor status snapshot to what HTTP threads read (under shared_lock). */

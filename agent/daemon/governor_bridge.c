@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/timeutil.h"
 #include "daemon_parts.h"
 #include "gov_config.h"
@@ -54,10 +56,39 @@ uint32_t daemon_cluster_khz(const struct gov_status_cluster *c)
     return c->cur_khz ? c->cur_khz : c->target_khz;
 }
 
+/* Adds what the engine runs ("engine": threads, ceiling, CPUs, whether the lever is on) to the
+ * governor's JSON for GET /v1/governor; json is returned as is when that fails. */
+static char *with_engine(struct agent_daemon *d, char *json)
+{
+    if (!json || !d->worker)
+        return json;
+    cJSON *o = cJSON_Parse(json);
+    if (!o)
+        return json;
+    struct agent_worker_stats ws;
+    agent_worker_stats(d->worker, &ws);
+    char cpus[96] = "";
+    if (ws.engine_cpus)
+        engine_lever_format_cpus(ws.engine_cpus, cpus, sizeof(cpus));
+    cJSON *e = cJSON_AddObjectToObject(o, "engine");
+    char *out = NULL;
+    if (e && cJSON_AddNumberToObject(e, "threads", ws.engine_threads) &&
+        cJSON_AddNumberToObject(e, "max_threads", ws.engine_max_threads) &&
+        cJSON_AddStringToObject(e, "cpus", cpus) &&
+        cJSON_AddBoolToObject(e, "thread_lever", d->cfg.engine.thread_lever))
+        out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!out)
+        return json;
+    free(json);
+    return out;
+}
+
 /* Copies a governor status snapshot to what HTTP threads read. */
 void daemon_governor_share_status(struct agent_daemon *d, const struct gov_status *st)
 {
     char *json = gov_status_to_json(st);
+    json = with_engine(d, json);
     pthread_mutex_lock(&d->shared_lock);
     if (json) {
         free(d->gov_json);
@@ -107,6 +138,41 @@ void daemon_governor_tick(struct agent_daemon *d, uint64_t now_ns)
     gov_governor_tick(d->gov, now_ns, to_gov_phase(phase), d->last_power_w, d->tokens_per_s,
                       &d->last_tick);
     daemon_governor_drain_events(d);
+    daemon_engine_lever(d, &d->last_tick, phase);
+}
+
+static const char *phase_name(enum agent_phase p)
+{
+    return p == AGENT_PHASE_PREFILL   ? "prefill"
+           : p == AGENT_PHASE_DECODE  ? "decode"
+           : p == AGENT_PHASE_LOADING ? "loading"
+                                      : "idle";
+}
+
+void daemon_engine_lever(struct agent_daemon *d, const struct gov_tick_result *r,
+                         enum agent_phase phase)
+{
+    if (!d->worker)
+        return;
+    uint32_t threads;
+    uint64_t cpus;
+    char msg[256], warn[256];
+    if (engine_lever_decide(&d->lever, d->cfg.engine.thread_lever, r->engine_threads,
+                            r->engine_cpus, phase_name(phase), &threads, &cpus, msg, sizeof(msg),
+                            warn, sizeof(warn))) {
+        /* the worker applies it between tokens, never inside a matrix product */
+        agent_worker_set_threads(d->worker, threads, cpus);
+        log_info("%s", msg);
+    }
+    if (warn[0])
+        log_warn("%s", warn);
+    struct agent_worker_stats ws;
+    agent_worker_stats(d->worker, &ws);
+    if (strcmp(ws.threads_error, d->lever_error) != 0) {
+        if (ws.threads_error[0])
+            log_warn("engine: thread lever refused: %s", ws.threads_error);
+        snprintf(d->lever_error, sizeof(d->lever_error), "%s", ws.threads_error);
+    }
 }
 
 void daemon_on_governor_timer(void *user, uint64_t now_ns)

@@ -236,6 +236,7 @@ static int start_worker(struct agent_daemon *d)
         .user = d,
     };
     char err[512];
+    engine_lever_init(&d->lever, d->cfg.engine.threads);
     int rc = agent_worker_new(d->model, &d->cfg, &hooks, &d->worker, err, sizeof(err));
     if (rc < 0)
         log_err("engine: %s", err);

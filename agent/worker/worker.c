@@ -55,6 +55,7 @@ struct slot {
     /* the vocabulary's index for constrained sampling, built on the first request with a
      * grammar (tool_choice required/named, response_format) */
     struct eng_grammar_vocab *gvocab;
+    uint64_t threads_seq; /* the thread-lever request last applied to ctx (worker thread) */
 };
 
 #define MAX_SLOTS 16
@@ -89,7 +90,53 @@ struct agent_worker {
     /* tokens sampled so far, counted as they come (telemetry samples attribute them to the
      * interval and phase they were generated in, not to the request's end) */
     _Atomic uint64_t live_gen_tokens;
+
+    /* the thread lever (agent_worker_set_threads): asked under lock, numbered by threads_seq,
+     * applied by the worker thread between tokens; engine_* is what runs (under lock) */
+    _Atomic uint64_t threads_seq;
+    uint32_t want_threads;
+    uint64_t want_cpus;
+    uint32_t engine_threads, engine_max_threads;
+    uint64_t engine_cpus;
+    char threads_error[160];
 };
+
+/* Records what a context runs now, for agent_worker_stats. Worker thread (or setup). */
+static void note_threads(struct agent_worker *w, const struct slot *s)
+{
+    uint32_t n = 0, max = 0;
+    uint64_t cpus = 0;
+    eng_context_threads(s->ctx, &n, &cpus, &max);
+    pthread_mutex_lock(&w->lock);
+    w->engine_threads = n;
+    w->engine_cpus = cpus;
+    w->engine_max_threads = max;
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Between tokens (the context's pool is idle): carries out the latest thread-lever request on
+ * the running model's context. The count is capped at the context's threads ([engine] threads
+ * is the ceiling); a refused setting is kept in threads_error and the context runs on as it
+ * was. */
+static void apply_threads(struct agent_worker *w, struct slot *s)
+{
+    uint64_t seq = atomic_load(&w->threads_seq);
+    if (!s || !s->ctx || seq == s->threads_seq)
+        return;
+    pthread_mutex_lock(&w->lock);
+    uint32_t n = w->want_threads;
+    uint64_t cpus = w->want_cpus;
+    pthread_mutex_unlock(&w->lock);
+    uint32_t max = 0;
+    eng_context_threads(s->ctx, NULL, NULL, &max);
+    char err[160] = "";
+    int rc = eng_context_set_threads(s->ctx, n > max ? max : n, cpus, err, sizeof(err));
+    s->threads_seq = seq;
+    pthread_mutex_lock(&w->lock);
+    snprintf(w->threads_error, sizeof(w->threads_error), "%s", rc < 0 ? err : "");
+    pthread_mutex_unlock(&w->lock);
+    note_threads(w, s);
+}
 
 static void set_phase(struct agent_worker *w, enum agent_phase phase)
 {
@@ -104,7 +151,9 @@ static void set_phase(struct agent_worker *w, enum agent_phase phase)
 static void obs_prefill_begin(void *user, size_t n_tokens)
 {
     (void)n_tokens;
-    set_phase(user, AGENT_PHASE_PREFILL);
+    struct agent_worker *w = user;
+    set_phase(w, AGENT_PHASE_PREFILL);
+    apply_threads(w, w->cur); /* before the batch's first matrix product */
 }
 
 static void obs_prefill_end(void *user, size_t n_tokens, uint64_t dur_ns)
@@ -121,6 +170,7 @@ static void obs_token(void *user, int32_t token)
         w->cur->gen_tokens[w->n_gen_tokens++] = token; /* only the worker thread touches these */
     atomic_fetch_add(&w->live_gen_tokens, 1);
     set_phase(w, AGENT_PHASE_DECODE);
+    apply_threads(w, w->cur); /* between two decode steps */
 }
 
 static void obs_idle(void *user)
@@ -628,6 +678,8 @@ static void run_request(struct agent_worker *w, struct agent_request *req)
         goto done;
     }
     snprintf(res.model, sizeof(res.model), "%s", w->cur->id);
+    apply_threads(w, w->cur);
+    note_threads(w, w->cur); /* this model's context is the one that runs now */
     if (loaded_now) {
         /* the load is reported apart (load_ms); energy and time per token start here */
         uint64_t now_ns = cmn_now_ns();
@@ -924,6 +976,7 @@ int agent_worker_new(const struct eng_model *model, const struct agent_config *c
                 *dot = '\0';
         }
         snprintf(s->id, sizeof(s->id), "%s", w->model_id);
+        note_threads(w, s);
     }
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         rc = -EAGAIN;
@@ -1051,6 +1104,21 @@ void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret)
         ret->loaded_bytes += w->slots[i]->bytes;
     pthread_mutex_unlock(&w->lock);
     ret->live_gen_tokens = atomic_load(&w->live_gen_tokens);
+    pthread_mutex_lock(&w->lock);
+    ret->engine_threads = w->engine_threads;
+    ret->engine_max_threads = w->engine_max_threads;
+    ret->engine_cpus = w->engine_cpus;
+    snprintf(ret->threads_error, sizeof(ret->threads_error), "%s", w->threads_error);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void agent_worker_set_threads(struct agent_worker *w, uint32_t n_threads, uint64_t cpu_mask)
+{
+    pthread_mutex_lock(&w->lock);
+    w->want_threads = n_threads;
+    w->want_cpus = cpu_mask;
+    atomic_fetch_add(&w->threads_seq, 1);
+    pthread_mutex_unlock(&w->lock);
 }
 
 const char *agent_worker_model_id(const struct agent_worker *w)

@@ -72,8 +72,21 @@ struct agent_worker_stats {
     uint64_t loads, unloads, evictions; /* models loaded on demand, unloaded, evicted */
     size_t n_loaded;                    /* models loaded now */
     uint64_t loaded_bytes;              /* their memory as counted against the budget */
+    /* the running (else last run) model's kernel threads: taking part now, its ceiling
+     * ([engine] threads), the CPUs they are pinned to (0 = none); 0 threads before any model;
+     * why the last thread-lever request was refused ("" when it was not) */
+    uint32_t engine_threads, engine_max_threads;
+    uint64_t engine_cpus;
+    char threads_error[160];
 };
 void agent_worker_stats(struct agent_worker *w, struct agent_worker_stats *ret);
+
+/* The thread lever: from the next token (or the next request's prefill) on, the engine runs
+ * n_threads of its kernel threads (0 = all of them; more than [engine] threads is capped there)
+ * pinned to the CPUs of cpu_mask (bit i = CPU i; 0 = unpinned). Any thread; the worker applies
+ * it between tokens, never inside a matrix product, to every model it runs. A setting the
+ * engine refuses leaves the context as it was and shows in agent_worker_stats.threads_error. */
+void agent_worker_set_threads(struct agent_worker *w, uint32_t n_threads, uint64_t cpu_mask);
 
 /* The [engine] model's id ("" when none). */
 const char *agent_worker_model_id(const struct agent_worker *w);

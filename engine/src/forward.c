@@ -251,6 +251,30 @@ void eng_context_free(struct eng_context *c)
     free(c);
 }
 
+int eng_context_set_threads(struct eng_context *c, uint32_t n_threads, uint64_t cpu_mask, char *err,
+                            size_t err_len)
+{
+    int max = eng_pool_size(c->pool);
+    if (n_threads > (uint32_t)max) {
+        snprintf(err, err_len,
+                 "engine threads: %u asked, the context was made with %d (the ceiling)", n_threads,
+                 max);
+        return -EINVAL;
+    }
+    return eng_pool_configure(c->pool, n_threads ? (int)n_threads : max, cpu_mask, err, err_len);
+}
+
+void eng_context_threads(const struct eng_context *c, uint32_t *n_threads, uint64_t *cpu_mask,
+                         uint32_t *max_threads)
+{
+    if (n_threads)
+        *n_threads = (uint32_t)eng_pool_active(c->pool);
+    if (cpu_mask)
+        *cpu_mask = eng_pool_cpu_mask(c->pool);
+    if (max_threads)
+        *max_threads = (uint32_t)eng_pool_size(c->pool);
+}
+
 void eng_graph_stats(const struct eng_context *c, struct eng_graph_stats *ret)
 {
     *ret = c->gstats;
@@ -534,7 +558,7 @@ static void matmul_input(struct eng_context *c, const struct eng_op *op, int n_t
         act->row_bytes = (size_t)j.n_in * sizeof(float);
         return;
     }
-    int n_chunks = eng_pool_size(c->pool) * 2;
+    int n_chunks = eng_pool_active(c->pool) * 2;
     if (n_chunks > n_tok)
         n_chunks = n_tok > 0 ? n_tok : 1;
     j.toks_per_chunk = (n_tok + n_chunks - 1) / n_chunks;
@@ -572,7 +596,7 @@ static void op_matmul(struct eng_context *c, const struct eng_op *op)
     }
     matmul_input(c, op, n_tok, row0, &j.act);
     /* about four chunks per thread balance a busy machine without much claiming traffic */
-    int64_t want = (int64_t)eng_pool_size(c->pool) * 4;
+    int64_t want = (int64_t)eng_pool_active(c->pool) * 4;
     int64_t per = (total + want - 1) / want;
     j.panels_per_chunk = per;
     eng_pool_run(c->pool, matmul_chunk, &j, (int)((total + per - 1) / per));

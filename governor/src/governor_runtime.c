@@ -879,6 +879,9 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
         }
         if (g->have_targets && g->last.boost != t.boost)
             ret->changed = true;
+        /* the engine's threads are the daemon's to apply (between tokens) */
+        ret->engine_threads = t.engine_threads;
+        ret->engine_cpus = t.engine_cpus;
     }
     g->last = t;
     g->have_targets = true;

@@ -114,6 +114,8 @@ static void test_full(void)
         agent_metrics_histogram_observe(&s.latency, obs[i]);
     s.queue_depth = 3;
     s.busy = true;
+    s.engine_threads = 1;
+    s.engine_max_threads = 4;
     s.power_w = 6.5;
     s.energy_j = 1234.5;
     s.temp_c = 55;
@@ -160,6 +162,8 @@ static void test_full(void)
         "ember_request_duration_seconds_count 5\n",
         "# TYPE ember_queue_depth gauge\nember_queue_depth 3\n",
         "ember_engine_busy 1\n",
+        "# TYPE ember_engine_threads gauge\nember_engine_threads 1\n",
+        "ember_engine_max_threads 4\n",
         "# TYPE ember_power_watts gauge\nember_power_watts 6.5\n",
         "# TYPE ember_energy_joules_total counter\nember_energy_joules_total 1234.5\n",
         "# TYPE ember_temperature_celsius gauge\nember_temperature_celsius 55\n",
@@ -176,8 +180,8 @@ static void test_full(void)
         CHECK_CONTAINS(t, want[i]);
     /* 1 model + 1 requests + 2 tokens + 2 rates + 15 histogram + queue, busy, power, energy,
      * temperature + 2 frequencies + policy + cap + 2 http codes + 5 of the model directory
-     * (loaded, loaded bytes, loads, unloads, evictions) */
-    CHECK_EQ_INT(check_structure(t), 1 + 1 + 2 + 2 + 15 + 5 + 2 + 1 + 1 + 2 + 5);
+     * (loaded, loaded bytes, loads, unloads, evictions) + engine threads and their ceiling */
+    CHECK_EQ_INT(check_structure(t), 1 + 1 + 2 + 2 + 15 + 5 + 2 + 1 + 1 + 2 + 5 + 2);
     free(t);
 }
 

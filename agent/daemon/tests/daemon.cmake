@@ -20,3 +20,7 @@ set_tests_properties(daemon_shutdown_race PROPERTIES LABELS integration SKIP_RET
 # CPU lists as bitmaps from the governor to the power model (0-3,8-11 and 0,2,4 keep every CPU).
 ember_add_test(NAME daemon_cpu_mask_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cpu_mask_test.c
                LIBS ember_agent_daemon)
+# The governor's thread choice (tick result engine_threads/engine_cpus) reaching the real engine
+# worker mid-generation: /metrics over HTTP shows the live count, the output stays identical.
+ember_add_test(NAME daemon_engine_lever_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/engine_lever_test.c
+               LIBS ember_agent_daemon PkgConfig::CURL LABELS integration TIMEOUT 180)

@@ -104,6 +104,25 @@ void eng_context_free(struct eng_context *ctx);
 
 uint32_t eng_n_ctx(const struct eng_context *ctx);
 
+/* Live thread lever: from the next eng_decode on, n_threads of the context's kernel threads (the
+ * caller included; 0 = all it was made with, which stay the ceiling) take part, pinned to the
+ * CPUs of cpu_mask (bit i = logical CPU i; 0 = no pinning: the threads get back the affinity
+ * the context's creator had). The calling thread, which runs a share of every job, is pinned
+ * too. Call it from the thread that calls eng_decode, between calls (e.g. from the observer's
+ * token callback): the pool is idle then, so a matrix product never sees two settings. Idle
+ * workers stay parked, so switching costs no thread creation. Results do not depend on the
+ * count or the CPUs: work is split by whole rows, heads and tokens, each computed the same way
+ * whichever thread runs it, so logits are bit-identical. -EINVAL, with err saying why and
+ * nothing changed, for more threads than the context has or a CPU that is offline or outside
+ * the process's allowed set (CPUs 64 and up cannot be named); -errno of
+ * pthread_setaffinity_np otherwise (the previous pinning is put back). */
+int eng_context_set_threads(struct eng_context *ctx, uint32_t n_threads, uint64_t cpu_mask,
+                            char *err, size_t err_len);
+/* The setting in force: threads taking part, CPUs pinned to (0 = none) and the ceiling. Any
+ * pointer may be NULL. Same thread as eng_context_set_threads. */
+void eng_context_threads(const struct eng_context *ctx, uint32_t *n_threads, uint64_t *cpu_mask,
+                         uint32_t *max_threads);
+
 /* Runs tokens through the model, appending them to the KV cache at the current position (more
  * than one token is a prefill; one is a decode step). Returns -ENOSPC, with nothing appended,
  * when the tokens do not fit in the remaining context; -EINVAL for an id outside the

@@ -127,6 +127,10 @@ struct gov_targets {
      * clusters whose hardware picks the clock inside our limits. */
     double mem_frac;
     enum gov_epp epp;
+    /* The engine's thread count and the CPUs it may run on, chosen per phase by the phase-aware
+     * policies: 0 = leave the engine as configured. */
+    unsigned engine_threads;
+    uint64_t engine_cpus; /* bit i = logical CPU i */
 };
 
 /* ---- tunables: every key of every policy and constraint ([governor] section) ---- */
