@@ -63,6 +63,10 @@ struct gov_tick_result {
     unsigned reasons; /* union over clusters: the active constraints */
     unsigned n_clusters;
     struct gov_tick_cluster c[GOV_MAX_CLUSTERS];
+    /* The engine's thread count and the CPUs it may run on, chosen per phase by the phase-aware
+     * policies: 0 = leave the engine as configured. */
+    unsigned engine_threads;
+    uint64_t engine_cpus; /* bit i = logical CPU i */
 };
 
 /* A snapshot for `ember governor status`, HTTP GET /v1/governor and MQTT. */
