@@ -256,9 +256,15 @@ int gov_sim_oracle(const struct gov_sim_profile *p, const struct gov_sim_workloa
     gov_sim_placement(p, ret->decode_threads, ret->decode_cpus, active);
     gov_sim_fixed_clocks(p, &fixed, GOV_PHASE_DECODE, active, want);
     unsigned d = f;
-    for (unsigned i = 0; i < p->n_clusters; i++)
-        if (active[i] && (!active[d] || (ret->decode_cpus >> p->clusters[i].first_cpu & 1)))
-            d = i;
+    for (unsigned cpu = 0; cpu < 64 && ret->decode_cpus; cpu++) {
+        if (!(ret->decode_cpus >> cpu & 1))
+            continue;
+        for (unsigned i = 0; i < p->n_clusters; i++)
+            if (cpu >= p->clusters[i].first_cpu &&
+                cpu < p->clusters[i].first_cpu + p->clusters[i].n_cpus)
+                d = i;
+        break;
+    }
     ret->decode_khz = want[d];
     snprintf(ret->decode_cluster, sizeof(ret->decode_cluster), "%s", p->clusters[d].name);
     snprintf(ret->result.policy, sizeof(ret->result.policy), "oracle");
