@@ -301,7 +301,7 @@ void gov_sim_write_oracle(FILE *f, const struct gov_sim_oracle *o, const struct 
             "decode tok/s", "TTFT p99", "threads pre/dec");
     for (size_t i = 0; i < n; i++) {
         const struct gov_sim_result *x = &r[i];
-        fprintf(f, "%-14s %+13.1f%% %+13.1f%% %+13.1f%% %+13.1f%% %8.1f / %-5.1f\n", x->policy,
+        fprintf(f, "%-14s %+13.1f%% %+13.1f%% %+13.1f%% %+13.1f%% %10.1f / %.1f\n", x->policy,
                 100 * (x->wall_joules_per_token / o->result.wall_joules_per_token - 1),
                 100 * (x->joules_per_token / o->result.joules_per_token - 1),
                 100 * (x->decode_tokens_per_s / o->result.decode_tokens_per_s - 1),
