@@ -183,8 +183,8 @@ static void threads_decode(struct threads *th, const struct gov_policy_ctx *ctx,
             if (ctx->clusters[i].cpus[k] == th->order[0])
                 cur = gov_cluster_cur(in, i, 0);
     bool whole = in->phase_ns >= (uint64_t)t->tick_ms * NS_PER_MS * 3 / 2;
-    if (whole && cur && cur == th->prev_cur && isfinite(in->tokens_per_s) &&
-        in->tokens_per_s > 0 && (!energy || isfinite(in->package_power_w))) {
+    if (whole && cur && cur == th->prev_cur && isfinite(in->tokens_per_s) && in->tokens_per_s > 0 &&
+        (!energy || isfinite(in->package_power_w))) {
         th->acc_tps += in->tokens_per_s;
         th->acc_w += energy ? in->package_power_w : 0;
         th->acc_n++;

@@ -75,7 +75,8 @@ static uint32_t table_snap(const struct gov_sim_cluster *k, uint32_t khz)
 static int cluster_of(const struct gov_sim_profile *p, unsigned cpu)
 {
     for (unsigned i = 0; i < p->n_clusters; i++)
-        if (cpu >= p->clusters[i].first_cpu && cpu < p->clusters[i].first_cpu + p->clusters[i].n_cpus)
+        if (cpu >= p->clusters[i].first_cpu &&
+            cpu < p->clusters[i].first_cpu + p->clusters[i].n_cpus)
             return (int)i;
     return -1;
 }
@@ -526,7 +527,7 @@ struct sim_run {
     unsigned active[GOV_MAX_CLUSTERS];   /* engine cores running threads, per cluster */
     unsigned pol_threads;                /* the controller's thread lever (0: as configured) */
     uint64_t pol_cpus;
-    double thr_prefill, thr_decode;      /* thread-seconds per phase */
+    double thr_prefill, thr_decode; /* thread-seconds per phase */
     struct engine e;
     double t, next_tick;
     /* accumulators since the last controller step */

@@ -122,9 +122,9 @@ static void test_policies(const struct gov_sim_profile *p, const struct gov_sim_
     policy_run(p, w, "performance", "1", &perf);
     printf("balanced: lever on %.2f / %.2f threads, %.4f wall J/token, %.2f tok/s; off %.2f / "
            "%.2f, %.4f, %.2f; performance %.2f tok/s\n",
-           on.prefill_threads, on.decode_threads, on.wall_joules_per_token,
-           on.decode_tokens_per_s, off.prefill_threads, off.decode_threads,
-           off.wall_joules_per_token, off.decode_tokens_per_s, perf.decode_tokens_per_s);
+           on.prefill_threads, on.decode_threads, on.wall_joules_per_token, on.decode_tokens_per_s,
+           off.prefill_threads, off.decode_threads, off.wall_joules_per_token,
+           off.decode_tokens_per_s, perf.decode_tokens_per_s);
     /* every core in prefill, two (after a probe of four and three) in decode */
     CHECK_NEAR(on.prefill_threads, 4, 1e-9);
     CHECK_MSG(on.decode_threads < 2.5, "decode threads %.2f", on.decode_threads);
@@ -168,8 +168,8 @@ static void test_controller(void)
         t.thread_lever = lever;
         struct gov_controller *ctl;
         char err[256];
-        CHECK_MSG(gov_controller_new("balanced", &t, c, 2, NULL, &ctl, err, sizeof(err)) == 0,
-                  "%s", err);
+        CHECK_MSG(gov_controller_new("balanced", &t, c, 2, NULL, &ctl, err, sizeof(err)) == 0, "%s",
+                  err);
         struct gov_targets tg;
         struct gov_inputs in;
         for (unsigned k = 0; k < 5; k++) {

@@ -224,10 +224,10 @@ struct gov_sim_oracle {
     double prefill_frac, decode_frac; /* of the floor..ceiling range */
     uint32_t prefill_khz, decode_khz; /* the fastest engine cluster's clock */
     double mem_prefill_mhz, mem_decode_mhz; /* memory clock (0: the profile has no memory lever) */
-    unsigned decode_threads;              /* engine threads in decode (the thread lever) */
-    uint64_t decode_cpus;                 /* and their CPUs */
-    char decode_cluster[GOV_NAME_MAX];    /* the cluster of the first of them */
-    unsigned engine_threads;              /* the engine's own thread count (its ceiling) */
+    unsigned decode_threads;                /* engine threads in decode (the thread lever) */
+    uint64_t decode_cpus;                   /* and their CPUs */
+    char decode_cluster[GOV_NAME_MAX];      /* the cluster of the first of them */
+    unsigned engine_threads;                /* the engine's own thread count (its ceiling) */
     unsigned runs;
     struct gov_sim_result performance; /* the reference the budget is taken from */
     struct gov_sim_result result;      /* policy "oracle" */
