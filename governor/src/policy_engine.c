@@ -224,6 +224,20 @@ static void threads_targets(struct threads *th, const struct gov_policy_ctx *ctx
     out->engine_cpus = threads_mask(th, n);
 }
 
+/* The lever hands engine threads to cluster i (the engine's CPUs there). */
+static bool threads_on_cluster(const struct threads *th, const struct gov_policy_ctx *ctx,
+                               unsigned i)
+{
+    if (!ctx->tunables->thread_lever)
+        return false;
+    for (unsigned k = 0; k < ctx->clusters[i].n_cpus; k++) {
+        unsigned cpu = ctx->clusters[i].cpus[k];
+        if (cpu < 64 && (th->engine_cpus >> cpu & 1))
+            return true;
+    }
+    return false;
+}
+
 /* Decode runs on fewer cores than the engine has: throughput samples are not the clock's. */
 static bool threads_reduced(const struct threads *th)
 {
@@ -464,6 +478,9 @@ static void phase_decide(struct balanced *b, const struct gov_inputs *in, uint64
         double load = gov_cluster_load(&ctx->clusters[i], in);
         bool settled = in->phase_ns >= window_ns;
         bool engine = load >= ENGINE_LOAD || (!settled && b->engine[i]);
+        /* a prefill gets every engine thread back at once, also on a cluster decode left */
+        if (!settled && in->phase == GOV_PHASE_PREFILL && threads_on_cluster(&b->th, ctx, i))
+            engine = true;
         uint32_t f = gov_schedutil_freq(ctx, i, in);
         switch (in->phase) {
         case GOV_PHASE_PREFILL:
