@@ -43,9 +43,10 @@ static void sim_usage(FILE *out)
         "  --csv/--svg write a trace (every 100 ms) / a chart per policy\n"
         "  --json      instead of the table, one line: a JSON array with one object per\n"
         "              policy (docs/governor-sim.md)\n"
-        "  --oracle    also search the static clock per phase (prefill, decode) with the\n"
-        "              lowest wall J/token within the latency budget, and show every\n"
-        "              policy beside it (a few dozen runs: use --duration to shorten)\n"
+        "  --oracle    also search the static clock per phase (prefill, decode), decode's\n"
+        "              thread count and cluster (with thread_lever) and the memory clock,\n"
+        "              for the lowest wall J/token within the latency budget, and show\n"
+        "              every policy beside it (about 100 runs: use --duration to shorten)\n"
         "  --sweep     KEY=V1,V2,...: run the policies (default balanced) at every value of\n"
         "              a [governor] tunable and print the trade-off (J/token, decode\n"
         "              tokens/s, TTFT p99) instead of the side-by-side table\n"
@@ -311,7 +312,7 @@ int cmd_governor_sim(int argc, char **argv)
         orc = malloc(sizeof(*orc));
         if (!orc)
             goto oom;
-        fprintf(stderr, "oracle: searching static clocks per phase...\n");
+        fprintf(stderr, "oracle: searching static clocks and threads per phase...\n");
         if (gov_sim_oracle(prof, &wl, &opt, orc, err, sizeof(err))) {
             log_err("oracle: %s", err);
             free(orc);

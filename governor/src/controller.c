@@ -534,6 +534,8 @@ int gov_controller_step(struct gov_controller *ctl, const struct gov_inputs *in_
     /* the levers beyond the clock pass through: no constraint acts on them */
     out->mem_frac = isfinite(pol.mem_frac) ? fmin(fmax(pol.mem_frac, 0), 1) : NAN;
     out->epp = pol.epp;
+    out->engine_threads = pol.engine_threads;
+    out->engine_cpus = pol.engine_threads ? pol.engine_cpus : 0;
 
     /* 2. the power cap, then per cluster 3. the constraints and 4. anti-flap */
     power_cap_step(ctl, &s);

@@ -867,6 +867,8 @@ int gov_governor_tick(struct gov_governor *g, uint64_t now_ns, enum gov_phase ph
         ret->cpu_temp_c = g->rd.cpu_temp_c;
         ret->power_w = power_w;
         ret->n_clusters = t.n_clusters;
+        ret->engine_threads = t.engine_threads;
+        ret->engine_cpus = t.engine_cpus;
         for (unsigned k = 0; k < t.n_clusters; k++) {
             ret->c[k].khz = t.c[k].khz;
             ret->c[k].prev_khz = g->have_targets ? g->last.c[k].khz : 0;

@@ -75,6 +75,175 @@ double gov_knee_solve(double a, double b, double slowdown, double r_min)
     return r < r_min ? r_min : r > 1 ? 1 : r;
 }
 
+/* ---- the thread lever: the engine's thread count and CPUs per phase ---- */
+
+/* Prefill is compute-bound: every engine core. Decode streams the weights once per token and,
+ * once the cores pull the memory's bandwidth, more cores only burn power: starting from every
+ * engine core, drop one core at a time (at the decode clock the clock rule chose) while the
+ * measured tokens/s stays at or above the policy's need (the budget decode_slowdown_max_pct
+ * against the ceiling with every core, which the clock rule already spends on the clock, so a
+ * core goes only where it costs nothing the budget has not left). efficiency also asks that
+ * joules per token fall. Decode keeps to the fastest cluster: its cores come first. */
+enum thread_stage { TH_WAIT, TH_REF, TH_TRY, TH_SETTLED };
+#define THREAD_HEADROOM 0.01 /* try fewer cores only when every core beats the need by this */
+
+struct threads {
+    uint64_t engine_cpus; /* CPUs busy in the last settled prefill: where the engine runs */
+    unsigned n_engine;    /* their number: the engine's own thread count, the ceiling */
+    unsigned order[64];   /* engine CPUs, the fastest cluster's first */
+    unsigned n;           /* decode threads now */
+    unsigned best;        /* the fewest accepted so far */
+    enum thread_stage stage;
+    uint32_t clock_khz; /* the decode clock the search runs at; another one restarts it */
+    uint32_t prev_cur;
+    uint64_t stage_ns, settled_ns;
+    double acc_tps, acc_w, best_j;
+    unsigned acc_n;
+};
+
+/* Learns the engine's CPUs from a settled prefill (every engine thread busy). */
+static void threads_learn(struct threads *th, const struct gov_policy_ctx *ctx,
+                          const struct gov_inputs *in)
+{
+    uint64_t mask = 0;
+    unsigned order[GOV_MAX_CLUSTERS], n_order = 0;
+    for (unsigned i = 0; i < ctx->n_clusters; i++) { /* clusters, fastest ceiling first */
+        unsigned k = n_order++;
+        while (k > 0 && ctx->ceil_khz[order[k - 1]] < ctx->ceil_khz[i]) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
+    unsigned n = 0, list[64];
+    for (unsigned o = 0; o < n_order; o++) {
+        const struct gov_cluster_info *c = &ctx->clusters[order[o]];
+        for (unsigned k = 0; k < c->n_cpus; k++) {
+            unsigned cpu = c->cpus[k];
+            if (cpu >= 64)
+                return; /* engine_cpus cannot name it: leave the engine as configured */
+            if (isfinite(in->util[cpu]) && in->util[cpu] >= ENGINE_LOAD && n < 64) {
+                mask |= 1ULL << cpu;
+                list[n++] = cpu;
+            }
+        }
+    }
+    if (!n || mask == th->engine_cpus)
+        return;
+    memset(th, 0, sizeof(*th)); /* the engine changed: search again */
+    th->engine_cpus = mask;
+    th->n_engine = th->n = th->best = n;
+    memcpy(th->order, list, n * sizeof(*list));
+}
+
+static uint64_t threads_mask(const struct threads *th, unsigned n)
+{
+    uint64_t m = 0;
+    for (unsigned k = 0; k < n && k < th->n_engine; k++)
+        m |= 1ULL << th->order[k];
+    return m;
+}
+
+static void threads_restart(struct threads *th, uint32_t clock_khz)
+{
+    th->stage = TH_REF;
+    th->n = th->best = th->n_engine;
+    th->clock_khz = clock_khz;
+    th->stage_ns = 0;
+    th->acc_tps = th->acc_w = th->acc_n = 0;
+    th->best_j = INFINITY;
+}
+
+/* One decode tick of the search. clock_khz: the clock rule's decode target of the cluster the
+ * engine's first thread runs on (0 while that rule still searches); need: the tokens/s the
+ * budget asks for (NaN: unknown, keep every core); energy: efficiency's extra test. */
+static void threads_decode(struct threads *th, const struct gov_policy_ctx *ctx,
+                           const struct gov_inputs *in, uint64_t dt, uint32_t clock_khz,
+                           double need, bool energy)
+{
+    const struct gov_tunables *t = ctx->tunables;
+    if (!th->n_engine)
+        return;
+    if (!clock_khz || !isfinite(need)) {
+        th->stage = TH_WAIT, th->n = th->n_engine;
+        return;
+    }
+    /* a clock the dead band would not apply is the same clock */
+    double moved = fabs((double)clock_khz - th->clock_khz) / clock_khz * 100;
+    if (th->stage == TH_WAIT || moved > t->dead_band_pct ||
+        (th->stage == TH_SETTLED && t->reprobe_s > 0 &&
+         in->now_ns - th->settled_ns >= (uint64_t)t->reprobe_s * NS_PER_S))
+        threads_restart(th, clock_khz);
+    if (th->stage == TH_SETTLED || in->queued)
+        return;
+    /* only a whole tick at one clock with this thread count says what it gives */
+    uint32_t cur = 0;
+    for (unsigned i = 0; i < ctx->n_clusters; i++)
+        for (unsigned k = 0; k < ctx->clusters[i].n_cpus; k++)
+            if (ctx->clusters[i].cpus[k] == th->order[0])
+                cur = gov_cluster_cur(in, i, 0);
+    bool whole = in->phase_ns >= (uint64_t)t->tick_ms * NS_PER_MS * 3 / 2;
+    if (whole && cur && cur == th->prev_cur && isfinite(in->tokens_per_s) && in->tokens_per_s > 0 &&
+        (!energy || isfinite(in->package_power_w))) {
+        th->acc_tps += in->tokens_per_s;
+        th->acc_w += energy ? in->package_power_w : 0;
+        th->acc_n++;
+    }
+    th->prev_cur = cur;
+    th->stage_ns += dt;
+    if (th->stage_ns < (uint64_t)t->probe_ms * NS_PER_MS || th->acc_n < KNEE_MIN_SAMPLES)
+        return;
+    double tps = th->acc_tps / th->acc_n, j = energy ? th->acc_w / th->acc_n / tps : 0;
+    bool ok = th->stage == TH_REF || (tps >= need && (!energy || j < th->best_j));
+    if (ok)
+        th->best = th->n, th->best_j = j;
+    th->stage_ns = 0;
+    th->acc_tps = th->acc_w = th->acc_n = 0;
+    /* a probe runs probe_ms slower: where the clock rule left less headroom than THREAD_HEADROOM
+     * above the need, trying would spend budget no saving gives back */
+    bool room = th->stage != TH_REF || tps >= need * (1 + THREAD_HEADROOM);
+    if (ok && room && th->n > 1) {
+        th->n--, th->stage = TH_TRY;
+    } else {
+        th->n = th->best, th->stage = TH_SETTLED;
+        th->settled_ns = in->now_ns;
+    }
+}
+
+/* The lever's targets in this phase: every engine core outside decode (the next request starts
+ * with a prefill) and while a request waits; decode's count otherwise. */
+static void threads_targets(struct threads *th, const struct gov_policy_ctx *ctx,
+                            const struct gov_inputs *in, struct gov_targets *out)
+{
+    if (!ctx->tunables->thread_lever || !th->n_engine)
+        return;
+    unsigned n = th->n_engine;
+    if (in->phase == GOV_PHASE_DECODE && !in->queued && th->n)
+        n = th->n;
+    out->engine_threads = n;
+    out->engine_cpus = threads_mask(th, n);
+}
+
+/* The lever hands engine threads to cluster i (the engine's CPUs there). */
+static bool threads_on_cluster(const struct threads *th, const struct gov_policy_ctx *ctx,
+                               unsigned i)
+{
+    if (!ctx->tunables->thread_lever)
+        return false;
+    for (unsigned k = 0; k < ctx->clusters[i].n_cpus; k++) {
+        unsigned cpu = ctx->clusters[i].cpus[k];
+        if (cpu < 64 && (th->engine_cpus >> cpu & 1))
+            return true;
+    }
+    return false;
+}
+
+/* Decode runs on fewer cores than the engine has: throughput samples are not the clock's. */
+static bool threads_reduced(const struct threads *th)
+{
+    return th->n_engine && th->n < th->n_engine;
+}
+
 /* ---- balanced ---- */
 
 enum knee_stage { STAGE_FULL, STAGE_MID, STAGE_KNEE, STAGE_SETTLED };
@@ -94,6 +263,8 @@ struct balanced {
     uint32_t prev_cur; /* primary cluster's frequency at the previous tick */
     uint32_t decode_khz[GOV_MAX_CLUSTERS];
     bool engine[GOV_MAX_CLUSTERS];
+    double cal_best_tps; /* the calibration's fastest decode (every thread, the ceiling) */
+    struct threads th;
 };
 
 static double r_floor(const struct gov_policy_ctx *ctx)
@@ -126,6 +297,7 @@ static bool calib_knee(struct balanced *b)
             best = cal->points[p].decode_tok_s;
     if (!(best > 0))
         return false;
+    b->cal_best_tps = best;
     double need = best * (1.0 - ctx->tunables->decode_slowdown_max_pct / 100.0);
     for (unsigned p = 0; p < cal->n_points; p++) {
         const struct gov_calib_point *hi = &cal->points[p];
@@ -154,6 +326,7 @@ static void balanced_setup(struct balanced *b, const struct gov_policy_ctx *ctx)
     b->ctx = ctx;
     for (unsigned i = 0; i < ctx->n_clusters; i++)
         b->engine[i] = true; /* until a busy phase shows which clusters the engine uses */
+    b->cal_best_tps = NAN;
     b->use_cal = calib_knee(b);
     b->r_decode = 1.0;
     b->stage = STAGE_FULL;
@@ -200,7 +373,8 @@ static double balanced_decode_r(struct balanced *b, const struct gov_inputs *in,
     double s = t->decode_slowdown_max_pct / 100.0, rmin = r_floor(ctx);
     /* only a tick that ran entirely at one clock says what that clock gives */
     bool whole = in->phase_ns >= (uint64_t)t->tick_ms * NS_PER_MS * 3 / 2;
-    if (whole && cur && cur == b->prev_cur && isfinite(in->tokens_per_s) && in->tokens_per_s > 0) {
+    if (whole && cur && cur == b->prev_cur && isfinite(in->tokens_per_s) && in->tokens_per_s > 0 &&
+        !threads_reduced(&b->th)) {
         gov_knee_add(&b->knee, (double)cur / ctx->ceil_khz[p], in->tokens_per_s);
         b->stage_samples++;
     }
@@ -304,6 +478,9 @@ static void phase_decide(struct balanced *b, const struct gov_inputs *in, uint64
         double load = gov_cluster_load(&ctx->clusters[i], in);
         bool settled = in->phase_ns >= window_ns;
         bool engine = load >= ENGINE_LOAD || (!settled && b->engine[i]);
+        /* a prefill gets every engine thread back at once, also on a cluster decode left */
+        if (!settled && in->phase == GOV_PHASE_PREFILL && threads_on_cluster(&b->th, ctx, i))
+            engine = true;
         uint32_t f = gov_schedutil_freq(ctx, i, in);
         switch (in->phase) {
         case GOV_PHASE_PREFILL:
@@ -333,6 +510,9 @@ static void phase_decide(struct balanced *b, const struct gov_inputs *in, uint64
         out->c[i].boost = out->c[i].khz > ctx->clusters[i].base_khz;
     }
     phase_levers(ctx->tunables, in, idle_ns, out);
+    if (in->phase == GOV_PHASE_PREFILL && in->phase_ns >= window_ns)
+        threads_learn(&b->th, ctx, in);
+    threads_targets(&b->th, ctx, in, out);
     (void)now_ns;
 }
 
@@ -342,6 +522,39 @@ static uint64_t step_dt(struct balanced *b, uint64_t now_ns)
     b->started = true;
     b->last_ns = now_ns;
     return dt;
+}
+
+/* The decode clock the thread search runs at: the clock rule's target for the cluster of the
+ * engine's first thread. */
+static uint32_t threads_clock(const struct balanced *b, const uint32_t *dec)
+{
+    const struct gov_policy_ctx *ctx = b->ctx;
+    for (unsigned i = 0; i < ctx->n_clusters; i++)
+        for (unsigned k = 0; k < ctx->clusters[i].n_cpus; k++)
+            if (b->th.n_engine && ctx->clusters[i].cpus[k] == b->th.order[0])
+                return dec[i];
+    return 0;
+}
+
+/* balanced's thread search: once the clock rule has settled, at the tokens/s its budget asks
+ * for (the calibration's fastest decode, or the online fit's value at the ceiling). */
+static void balanced_threads(struct balanced *b, const struct gov_inputs *in, uint64_t dt,
+                             const uint32_t *dec)
+{
+    const struct gov_policy_ctx *ctx = b->ctx;
+    if (!ctx->tunables->thread_lever)
+        return;
+    double keep = 1.0 - ctx->tunables->decode_slowdown_max_pct / 100.0, a, bb;
+    double need = NAN;
+    uint32_t clock = 0;
+    if (b->use_cal) {
+        need = keep * b->cal_best_tps;
+        clock = threads_clock(b, dec);
+    } else if (b->stage == STAGE_SETTLED && gov_knee_fit(&b->knee, &a, &bb) == 0 && a + bb > 0) {
+        need = keep / (a + bb);
+        clock = threads_clock(b, dec);
+    }
+    threads_decode(&b->th, ctx, in, dt, clock, need, false);
 }
 
 static void balanced_decide(void *state, const struct gov_inputs *in, uint64_t now_ns,
@@ -355,6 +568,7 @@ static void balanced_decide(void *state, const struct gov_inputs *in, uint64_t n
         double r = b->use_cal ? 1.0 : balanced_decode_r(b, in, dt);
         for (unsigned i = 0; i < ctx->n_clusters; i++)
             dec[i] = b->use_cal ? b->cal_khz[i] : frac_khz(ctx, i, r);
+        balanced_threads(b, in, dt, dec);
     } else {
         for (unsigned i = 0; i < ctx->n_clusters; i++)
             dec[i] = b->decode_khz[i];
@@ -546,6 +760,22 @@ static uint32_t eff_decode_khz(struct efficiency *e, const struct gov_inputs *in
     return e->ladder[e->best_level];
 }
 
+/* efficiency's thread search: once the ladder has settled, fewer cores while joules per token
+ * fall and tokens/s stays within the budget of the ladder's first (ceiling) measurement, or of
+ * the calibration's fastest decode until the first search has run. */
+static void eff_threads(struct efficiency *e, const struct gov_inputs *in, uint64_t dt,
+                        const uint32_t *dec)
+{
+    struct balanced *b = &e->b;
+    const struct gov_policy_ctx *ctx = b->ctx;
+    if (!ctx->tunables->thread_lever)
+        return;
+    double keep = 1.0 - ctx->tunables->decode_slowdown_max_pct / 100.0;
+    double ref = isfinite(e->ref_tps) ? e->ref_tps : b->cal_best_tps;
+    uint32_t clock = e->settled ? threads_clock(b, dec) : 0;
+    threads_decode(&b->th, ctx, in, dt, clock, keep * ref, true);
+}
+
 static void eff_decide(void *state, const struct gov_inputs *in, uint64_t now_ns,
                        struct gov_targets *out)
 {
@@ -565,11 +795,13 @@ static void eff_decide(void *state, const struct gov_inputs *in, uint64_t now_ns
             double r = (double)f / ctx->ceil_khz[e->primary];
             for (unsigned i = 0; i < ctx->n_clusters; i++)
                 dec[i] = i == e->primary ? f : frac_khz(ctx, i, r);
+            eff_threads(e, in, dt, dec);
         } else {
             /* no power reading: the best we can do is balanced's throughput knee */
             double r = balanced_decode_r(b, in, dt);
             for (unsigned i = 0; i < ctx->n_clusters; i++)
                 dec[i] = b->use_cal ? b->cal_khz[i] : frac_khz(ctx, i, r);
+            balanced_threads(b, in, dt, dec);
         }
     }
     phase_decide(b, in, now_ns, dec, pre, out);

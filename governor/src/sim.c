@@ -70,26 +70,95 @@ static uint32_t table_snap(const struct gov_sim_cluster *k, uint32_t khz)
     return f;
 }
 
+/* ---- where the engine's threads run (the thread lever) ---- */
+
+static int cluster_of(const struct gov_sim_profile *p, unsigned cpu)
+{
+    for (unsigned i = 0; i < p->n_clusters; i++)
+        if (cpu >= p->clusters[i].first_cpu &&
+            cpu < p->clusters[i].first_cpu + p->clusters[i].n_cpus)
+            return (int)i;
+    return -1;
+}
+
+unsigned gov_sim_engine_cpus(const struct gov_sim_profile *p, unsigned *order)
+{
+    unsigned n = 0;
+    bool used[GOV_MAX_CLUSTERS] = {false};
+    for (;;) { /* engine clusters, the fastest first */
+        int best = -1;
+        for (unsigned i = 0; i < p->n_clusters; i++) {
+            const struct gov_sim_cluster *k = &p->clusters[i];
+            if (k->engine && !used[i] &&
+                (best < 0 || k->opps[k->n_opps - 1].khz >
+                                 p->clusters[best].opps[p->clusters[best].n_opps - 1].khz))
+                best = (int)i;
+        }
+        if (best < 0)
+            return n;
+        used[best] = true;
+        const struct gov_sim_cluster *k = &p->clusters[best];
+        for (unsigned c = 0; c < k->n_cpus && n < 64; c++)
+            if (k->first_cpu + c < 64)
+                order[n++] = k->first_cpu + c;
+    }
+}
+
+void gov_sim_placement(const struct gov_sim_profile *p, unsigned threads, uint64_t cpus,
+                       unsigned *active)
+{
+    unsigned order[64], n_engine = gov_sim_engine_cpus(p, order);
+    memset(active, 0, GOV_MAX_CLUSTERS * sizeof(*active));
+    if (!threads || threads > n_engine)
+        threads = n_engine; /* the engine's own thread count is the ceiling */
+    for (unsigned k = 0, left = threads; left && k < 64; k++) {
+        unsigned cpu = cpus ? k : order[k];
+        if (cpus ? !(cpus >> k & 1) : k >= n_engine)
+            continue;
+        int c = cluster_of(p, cpu);
+        if (c >= 0)
+            active[c]++, left--;
+    }
+}
+
+/* Engine cores running threads in cluster i; active NULL: the engine as configured. */
+static unsigned active_cores(const struct gov_sim_profile *p, const unsigned *active, unsigned i)
+{
+    if (active)
+        return active[i];
+    return p->clusters[i].engine ? p->clusters[i].n_cpus : 0;
+}
+
+/* Per cluster: the mean busy fraction and activity over its cores (the engine's cores busy at
+ * the phase's load, the others at the background load: online but idle), and the busy fraction
+ * of each kind of core, which /proc/stat shows per CPU. */
 struct load {
     double busy[GOV_MAX_CLUSTERS];
     double act[GOV_MAX_CLUSTERS];
+    double busy_engine[GOV_MAX_CLUSTERS], busy_other[GOV_MAX_CLUSTERS];
+    unsigned n_engine[GOV_MAX_CLUSTERS];
 };
 
 static void phase_load(const struct gov_sim_profile *p, enum gov_phase ph, const uint32_t *khz,
-                       struct load *l)
+                       const unsigned *active, struct load *l)
 {
     for (unsigned i = 0; i < p->n_clusters; i++) {
         const struct gov_sim_cluster *k = &p->clusters[i];
         double bg = p->background_mhz / (khz[i] / 1000.0);
-        l->busy[i] = bg > 1 ? 1 : bg;
-        l->act[i] = p->activity_background;
-        if (k->engine && ph == GOV_PHASE_PREFILL) {
-            l->busy[i] = 1;
-            l->act[i] = p->activity_prefill;
-        } else if (k->engine && ph == GOV_PHASE_DECODE) {
-            l->busy[i] = fmax(p->engine_util_decode, l->busy[i]);
-            l->act[i] = p->activity_decode;
-        }
+        bg = bg > 1 ? 1 : bg;
+        unsigned a = ph == GOV_PHASE_IDLE ? 0 : active_cores(p, active, i);
+        double be = bg, ae = p->activity_background;
+        if (a && ph == GOV_PHASE_PREFILL)
+            be = 1, ae = p->activity_prefill;
+        else if (a && ph == GOV_PHASE_DECODE)
+            be = fmax(p->engine_util_decode, bg), ae = p->activity_decode;
+        double n = k->n_cpus, busy = (a * be + (n - a) * bg) / n;
+        l->busy[i] = busy;
+        l->act[i] = busy > 0 ? (a * be * ae + (n - a) * bg * p->activity_background) / (n * busy)
+                             : p->activity_background;
+        l->busy_engine[i] = be;
+        l->busy_other[i] = bg;
+        l->n_engine[i] = a;
     }
 }
 
@@ -112,21 +181,35 @@ static double power_w(const struct gov_sim_profile *p, const uint32_t *khz, cons
 }
 
 /* Engine throughput at these clocks: compute capacity in GHz of the reference core. */
-static double capacity_ghz(const struct gov_sim_profile *p, const uint32_t *khz)
+static double capacity_ghz(const struct gov_sim_profile *p, const uint32_t *khz,
+                           const unsigned *active)
 {
     double c = 0;
     for (unsigned i = 0; i < p->n_clusters; i++)
-        if (p->clusters[i].engine)
-            c += p->clusters[i].n_cpus * p->clusters[i].ipc * khz[i] / 1e6;
+        c += active_cores(p, active, i) * p->clusters[i].ipc * khz[i] / 1e6;
     return c;
+}
+
+/* What the engine's cores can stream together (GB/s); INFINITY when a core has no limit. */
+static double cores_gbs(const struct gov_sim_profile *p, const unsigned *active)
+{
+    double g = 0;
+    for (unsigned i = 0; i < p->n_clusters; i++) {
+        unsigned a = active_cores(p, active, i);
+        if (a && !(p->clusters[i].core_gbs > 0))
+            return INFINITY;
+        g += a * p->clusters[i].core_gbs;
+    }
+    return g > 0 ? g : INFINITY;
 }
 
 /* mem_scale = top memory clock / the clock it runs at (1 without a memory section). Prefill is
  * compute-bound unless the memory clock is so low that streaming the weights once per batch
  * takes longer (the usable bandwidth is what decode gets at the top clock, scaled down). */
-static double prefill_tps_at(const struct gov_sim_profile *p, const uint32_t *khz, double mem_scale)
+static double prefill_tps_at(const struct gov_sim_profile *p, const uint32_t *khz, double mem_scale,
+                             const unsigned *active)
 {
-    double tps = p->prefill_tok_per_gcycle * capacity_ghz(p, khz);
+    double tps = p->prefill_tok_per_gcycle * capacity_ghz(p, khz, active);
     if (mem_scale > 1 && p->weights_gb > 0 && p->decode_mem_ms > 0) {
         double batch = p->prefill_batch_tokens > 0 ? p->prefill_batch_tokens : 64;
         double gbs = p->weights_gb / (p->decode_mem_ms / 1e3) / mem_scale;
@@ -137,14 +220,16 @@ static double prefill_tps_at(const struct gov_sim_profile *p, const uint32_t *kh
 
 static double prefill_tps(const struct gov_sim_profile *p, const uint32_t *khz)
 {
-    return prefill_tps_at(p, khz, 1);
+    return prefill_tps_at(p, khz, 1, NULL);
 }
 
 static double decode_token_s_at(const struct gov_sim_profile *p, const uint32_t *khz,
-                                double mem_scale)
+                                double mem_scale, const unsigned *active)
 {
-    double cap = capacity_ghz(p, khz);
-    double tm = p->decode_mem_ms / 1e3 * mem_scale;
+    double cap = capacity_ghz(p, khz, active);
+    /* the bus at this memory clock, or what the engine's cores can pull, whichever is less */
+    double tm = fmax(p->decode_mem_ms / 1e3 * mem_scale,
+                     p->weights_gb > 0 ? p->weights_gb / cores_gbs(p, active) : 0);
     double tc = cap > 0 ? p->decode_gcycles_per_token / cap : 1e9;
     double hi = fmax(tm, tc), lo = fmin(tm, tc);
     return hi + (1 - p->decode_overlap) * lo;
@@ -152,7 +237,7 @@ static double decode_token_s_at(const struct gov_sim_profile *p, const uint32_t 
 
 static double decode_token_s(const struct gov_sim_profile *p, const uint32_t *khz)
 {
-    return decode_token_s_at(p, khz, 1);
+    return decode_token_s_at(p, khz, 1, NULL);
 }
 
 /* The lowest memory step at or above mhz (the top when none is). */
@@ -213,13 +298,13 @@ static double memory_extra_w(const struct gov_sim_profile *p, double mhz)
  * limits-only backend to the floor; a firmware power limit scales engine clocks down until the
  * package fits; above Tjmax everything runs at the floor. */
 static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
-                          const uint32_t *floor_khz, enum gov_phase ph, double temp_c,
-                          double limit_w, uint32_t *out)
+                          const uint32_t *floor_khz, enum gov_phase ph, const unsigned *active,
+                          double temp_c, double limit_w, uint32_t *out)
 {
     struct load l;
     for (unsigned i = 0; i < p->n_clusters; i++)
         out[i] = want[i];
-    phase_load(p, ph, out, &l);
+    phase_load(p, ph, out, active, &l);
     for (unsigned i = 0; i < p->n_clusters; i++)
         if (!p->clusters[i].exact && l.busy[i] < 0.3)
             out[i] = floor_khz[i];
@@ -229,7 +314,7 @@ static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
         return;
     }
     if (limit_w > 0) {
-        phase_load(p, ph, out, &l);
+        phase_load(p, ph, out, active, &l);
         if (power_w(p, out, &l, temp_c) > limit_w) {
             uint32_t base[GOV_MAX_CLUSTERS], tryk[GOV_MAX_CLUSTERS];
             memcpy(base, out, sizeof(base));
@@ -241,7 +326,7 @@ static void effective_khz(const struct gov_sim_profile *p, const uint32_t *want,
                     double f = mn + g * ((double)base[i] - mn);
                     tryk[i] = table_snap(&p->clusters[i], (uint32_t)f);
                 }
-                phase_load(p, ph, tryk, &l);
+                phase_load(p, ph, tryk, active, &l);
                 if (power_w(p, tryk, &l, temp_c) > limit_w)
                     hi = g;
                 else
@@ -270,7 +355,7 @@ double gov_sim_phase_package_w(const struct gov_sim_profile *p, enum gov_phase p
                                const uint32_t *khz, double temp_c)
 {
     struct load l;
-    phase_load(p, ph, khz, &l);
+    phase_load(p, ph, khz, NULL, &l);
     return power_w(p, khz, &l, temp_c);
 }
 
@@ -339,14 +424,14 @@ int gov_sim_calibrate(const struct gov_sim_profile *p, const struct gov_sim_opti
         double temp = ambient + 20, w = 0;
         struct load l;
         for (int it = 0; it < CALIB_TEMP_ITER; it++) {
-            effective_khz(p, want, floor_khz, GOV_PHASE_DECODE, temp, burst_limit_w, eff);
-            phase_load(p, GOV_PHASE_DECODE, eff, &l);
+            effective_khz(p, want, floor_khz, GOV_PHASE_DECODE, NULL, temp, burst_limit_w, eff);
+            phase_load(p, GOV_PHASE_DECODE, eff, NULL, &l);
             w = power_w(p, eff, &l, temp);
             temp = ambient + w * (p->r_jc + p->r_ca);
         }
         pt->decode_tok_s = 1.0 / decode_token_s(p, eff);
         pt->watts = w;
-        effective_khz(p, want, floor_khz, GOV_PHASE_PREFILL, temp, burst_limit_w, eff);
+        effective_khz(p, want, floor_khz, GOV_PHASE_PREFILL, NULL, temp, burst_limit_w, eff);
         pt->prefill_tok_s = prefill_tps(p, eff);
     }
     return 0;
@@ -439,10 +524,15 @@ struct sim_run {
     double mem_scale;  /* top memory clock / the one this step runs at */
     double board_mhz, board_gb, board_t; /* the board's devfreq governor and its window */
     struct gov_sim_fw_limit fw;          /* PL1/PL2 averaging */
+    unsigned active[GOV_MAX_CLUSTERS];   /* engine cores running threads, per cluster */
+    unsigned pol_threads;                /* the controller's thread lever (0: as configured) */
+    uint64_t pol_cpus;
+    double thr_prefill, thr_decode; /* thread-seconds per phase */
     struct engine e;
     double t, next_tick;
     /* accumulators since the last controller step */
     double acc_t, acc_e, acc_busy[GOV_MAX_CLUSTERS], acc_dec_t, acc_tok_frac;
+    double acc_busy_other[GOV_MAX_CLUSTERS]; /* the cores without engine threads */
     bool force_step, in_safe;
     double idle_since, first_over;
     /* trace slots and the power-cap windows over them */
@@ -490,8 +580,9 @@ static int run_setup(struct sim_run *s, const char *policy, char *err, size_t er
 
     for (unsigned i = 0; i < p->n_clusters; i++)
         s->want[i] = s->floor_khz[i] = s->khz[i] = s->ci[i].cpuinfo_min_khz;
+    gov_sim_placement(p, 0, 0, s->active);
     /* start at the idle steady state */
-    phase_load(p, GOV_PHASE_IDLE, s->khz, &s->l);
+    phase_load(p, GOV_PHASE_IDLE, s->khz, s->active, &s->l);
     s->pw = power_w(p, s->khz, &s->l, s->ambient);
     s->tc = s->ambient + s->pw * p->r_ca;
     s->tj = s->tc + s->pw * p->r_jc;
@@ -567,9 +658,11 @@ static void run_inputs(const struct sim_run *s, struct gov_inputs *in)
     double win = s->acc_t > 0 ? s->acc_t : s->dt;
     for (unsigned i = 0; i < p->n_clusters; i++) {
         const struct gov_sim_cluster *k = &p->clusters[i];
+        /* the engine's threads run on the cluster's first cores */
         double u = s->acc_t > 0 ? s->acc_busy[i] / s->acc_t : 0;
+        double uo = s->acc_t > 0 ? s->acc_busy_other[i] / s->acc_t : 0;
         for (unsigned c = 0; c < k->n_cpus; c++)
-            in->util[k->first_cpu + c] = u;
+            in->util[k->first_cpu + c] = c < s->l.n_engine[i] ? u : uo;
         in->temp_c[i] = s->tj;
         in->cur_khz[i] = s->khz[i];
     }
@@ -615,10 +708,21 @@ static int run_controller(struct sim_run *s, char *err, size_t err_len)
     }
     s->in_safe = safe;
     s->mem_target = tg.mem_frac;
+    s->pol_threads = tg.engine_threads;
+    s->pol_cpus = tg.engine_cpus;
+    /* the engine switches its threads between tokens: at once, in the simulator */
+    if (s->o->fixed_threads)
+        gov_sim_placement(p,
+                          s->e.phase == GOV_PHASE_DECODE ? s->o->fixed_decode_threads
+                                                         : s->o->fixed_prefill_threads,
+                          s->e.phase == GOV_PHASE_DECODE ? s->o->fixed_decode_cpus : 0, s->active);
+    else
+        gov_sim_placement(p, s->pol_threads, s->pol_cpus, s->active);
     if (s->o->fixed_clocks)
-        gov_sim_fixed_clocks(p, s->o, s->e.phase, s->want);
+        gov_sim_fixed_clocks(p, s->o, s->e.phase, s->active, s->want);
     s->acc_t = s->acc_e = s->acc_dec_t = s->acc_tok_frac = 0;
     memset(s->acc_busy, 0, sizeof(s->acc_busy));
+    memset(s->acc_busy_other, 0, sizeof(s->acc_busy_other));
     if (!s->force_step || s->t >= s->next_tick - 1e-9)
         s->next_tick = s->t + s->tick;
     s->force_step = false;
@@ -629,18 +733,20 @@ static int run_controller(struct sim_run *s, char *err, size_t err_len)
 static void run_plant(struct sim_run *s)
 {
     const struct gov_sim_profile *p = s->p;
-    effective_khz(p, s->want, s->floor_khz, s->e.phase, s->tj, gov_sim_fw_limit_w(p, &s->fw),
-                  s->khz);
-    phase_load(p, s->e.phase, s->khz, &s->l);
+    effective_khz(p, s->want, s->floor_khz, s->e.phase, s->active, s->tj,
+                  gov_sim_fw_limit_w(p, &s->fw), s->khz);
+    phase_load(p, s->e.phase, s->khz, s->active, &s->l);
     s->pw = power_w(p, s->khz, &s->l, s->tj);
     gov_sim_fw_limit_update(p, &s->fw, s->pw, s->dt);
     double mem_mhz = memory_mhz(p, s->o, s->mem_target, s->e.phase, s->board_mhz);
     s->mem_scale = mem_mhz > 0 ? p->mem_mhz[p->n_mem_mhz - 1] / mem_mhz : 1;
-    double gbs = gov_sim_dram_gbs(p, s->e.phase, s->khz);
-    if (s->mem_scale != 1 && s->e.phase == GOV_PHASE_DECODE)
-        gbs = p->weights_gb / decode_token_s_at(p, s->khz, s->mem_scale);
-    else if (s->mem_scale != 1 && s->e.phase == GOV_PHASE_PREFILL)
-        gbs *= prefill_tps_at(p, s->khz, s->mem_scale) / prefill_tps(p, s->khz);
+    /* DRAM traffic: the weights once per token in decode, once per batch in prefill */
+    double gbs = 0;
+    if (p->weights_gb > 0 && s->e.phase == GOV_PHASE_DECODE)
+        gbs = p->weights_gb / decode_token_s_at(p, s->khz, s->mem_scale, s->active);
+    else if (p->weights_gb > 0 && s->e.phase == GOV_PHASE_PREFILL)
+        gbs = p->weights_gb * prefill_tps_at(p, s->khz, s->mem_scale, s->active) /
+              (p->prefill_batch_tokens > 0 ? p->prefill_batch_tokens : 64);
     /* the memory's own power is on the board, outside the CPU package */
     s->wall_w = gov_sim_wall_w(p, s->pw + memory_extra_w(p, mem_mhz), gbs);
     if (p->n_mem_mhz) {
@@ -667,7 +773,7 @@ static void run_engine(struct sim_run *s)
     enum gov_phase ph = e->phase;
     double ms = s->mem_scale;
     if (ph == GOV_PHASE_PREFILL) {
-        e->prompt_left -= prefill_tps_at(p, s->khz, ms) * dt;
+        e->prompt_left -= prefill_tps_at(p, s->khz, ms, s->active) * dt;
         if (e->prompt_left <= 0) {
             /* the prompt's last logits give the first token */
             dpush(&s->ttft, (t + dt - e->arrival_s) * 1e3);
@@ -677,14 +783,15 @@ static void run_engine(struct sim_run *s)
             e->phase = e->gen_left ? GOV_PHASE_DECODE : GOV_PHASE_IDLE;
         }
     } else if (ph == GOV_PHASE_DECODE) {
-        e->tok_progress += dt / decode_token_s_at(p, s->khz, ms);
+        double tok_s = decode_token_s_at(p, s->khz, ms, s->active);
+        e->tok_progress += dt / tok_s;
         s->acc_dec_t += dt;
-        s->acc_tok_frac += dt / decode_token_s_at(p, s->khz, ms);
+        s->acc_tok_frac += dt / tok_s;
         while (e->tok_progress >= 1 && e->gen_left) {
             e->tok_progress -= 1;
             e->gen_left--;
             s->decode_tokens++;
-            double at = t + dt - e->tok_progress * decode_token_s_at(p, s->khz, ms);
+            double at = t + dt - e->tok_progress * tok_s;
             dpush(&s->toklat, (at - e->last_token_s) * 1e3);
             e->last_token_s = at;
         }
@@ -711,10 +818,13 @@ static void run_account(struct sim_run *s, enum gov_phase ph)
         r->safe_state_s += dt;
     r->energy_j += pw * dt;
     gov_sim_account_wall(r, ph, s->wall_w * dt);
+    unsigned threads = 0;
+    for (unsigned i = 0; i < s->p->n_clusters; i++)
+        threads += s->l.n_engine[i];
     if (ph == GOV_PHASE_PREFILL)
-        r->prefill_energy_j += pw * dt, s->prefill_t += dt;
+        r->prefill_energy_j += pw * dt, s->prefill_t += dt, s->thr_prefill += threads * dt;
     else if (ph == GOV_PHASE_DECODE)
-        r->decode_energy_j += pw * dt, s->decode_t += dt;
+        r->decode_energy_j += pw * dt, s->decode_t += dt, s->thr_decode += threads * dt;
     else {
         r->idle_energy_j += pw * dt;
         if (s->t - s->idle_since >= IDLE_SETTLE_S)
@@ -722,8 +832,10 @@ static void run_account(struct sim_run *s, enum gov_phase ph)
     }
     s->acc_t += dt;
     s->acc_e += pw * dt;
-    for (unsigned i = 0; i < s->p->n_clusters; i++)
-        s->acc_busy[i] += s->l.busy[i] * dt;
+    for (unsigned i = 0; i < s->p->n_clusters; i++) {
+        s->acc_busy[i] += s->l.busy_engine[i] * dt;
+        s->acc_busy_other[i] += s->l.busy_other[i] * dt;
+    }
     r->peak_temp_c = fmax(r->peak_temp_c, tj);
     if (isfinite(s->target)) {
         if (tj > s->target) {
@@ -790,6 +902,8 @@ static void run_results(struct sim_run *s)
         r->gen_tokens ? (r->prefill_energy_j + r->decode_energy_j) / r->gen_tokens : NAN;
     r->prefill_tokens_per_s = s->prefill_t > 0 ? r->prompt_tokens / s->prefill_t : NAN;
     r->decode_tokens_per_s = s->decode_t > 0 ? s->decode_tokens / s->decode_t : NAN;
+    r->prefill_threads = s->prefill_t > 0 ? s->thr_prefill / s->prefill_t : NAN;
+    r->decode_threads = s->decode_t > 0 ? s->thr_decode / s->decode_t : NAN;
     r->ttft_p50_ms = pct(&s->ttft, 0.50);
     r->ttft_p99_ms = pct(&s->ttft, 0.99);
     r->token_latency_p99_ms = pct(&s->toklat, 0.99);

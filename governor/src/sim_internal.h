@@ -30,9 +30,19 @@ double gov_sim_fw_limit_w(const struct gov_sim_profile *p, const struct gov_sim_
 void gov_sim_fw_limit_update(const struct gov_sim_profile *p, struct gov_sim_fw_limit *fw,
                              double package_w, double dt_s);
 
-/* sim_oracle.c: the engine clusters' clocks of a static configuration in this phase. */
+/* sim_oracle.c: the clocks of a static configuration in this phase, on the clusters that run
+ * engine threads (active: per cluster, as gov_sim_placement gives). */
 void gov_sim_fixed_clocks(const struct gov_sim_profile *p, const struct gov_sim_options *o,
-                          enum gov_phase ph, uint32_t *want);
+                          enum gov_phase ph, const unsigned *active, uint32_t *want);
+
+/* sim.c: the engine's own CPUs (its clusters' cores, the fastest cluster first; at most 64, CPU
+ * numbers below 64) into order; returns how many: its configured thread count. */
+unsigned gov_sim_engine_cpus(const struct gov_sim_profile *p, unsigned *order);
+/* sim.c: engine cores per cluster for `threads` threads on `cpus` (bit i = CPU i), as the
+ * thread lever asks; 0 threads: the engine as configured, which is also the ceiling; cpus 0:
+ * the engine's own CPUs in order. */
+void gov_sim_placement(const struct gov_sim_profile *p, unsigned threads, uint64_t cpus,
+                       unsigned *active);
 
 /* sim_plant.c: books one step's wall energy under the phase it belongs to. */
 void gov_sim_account_wall(struct gov_sim_result *r, enum gov_phase ph, double joules);

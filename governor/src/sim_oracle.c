@@ -16,7 +16,7 @@
 #define ORACLE_REFINE           7
 
 void gov_sim_fixed_clocks(const struct gov_sim_profile *p, const struct gov_sim_options *o,
-                          enum gov_phase ph, uint32_t *want)
+                          enum gov_phase ph, const unsigned *active, uint32_t *want)
 {
     if (ph != GOV_PHASE_PREFILL && ph != GOV_PHASE_DECODE)
         return;
@@ -24,7 +24,7 @@ void gov_sim_fixed_clocks(const struct gov_sim_profile *p, const struct gov_sim_
     g = g < 0 ? 0 : g > 1 ? 1 : g;
     for (unsigned i = 0; i < p->n_clusters; i++) {
         const struct gov_sim_cluster *k = &p->clusters[i];
-        if (!k->engine)
+        if (!active[i])
             continue;
         uint32_t lo = k->opps[0].khz, hi = k->opps[k->n_opps - 1].khz;
         /* round to the nearest step: the fraction came from the fastest cluster's table */
@@ -148,6 +148,64 @@ static int search_memory(const struct gov_sim_profile *p, const struct gov_sim_w
     return 0;
 }
 
+/* The thread lever: decode on fewer of the engine's cores (the fastest cluster's first) and on
+ * each cluster the engine does not use (big.LITTLE's little cores, as many threads as the
+ * engine has or the cluster has cores), every decode clock at each, prefill as chosen. Prefill
+ * keeps every engine core: it is compute-bound, and fewer cores lengthen the TTFT the budget
+ * holds. A placement is kept only when it beats every core. */
+static int search_threads(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
+                          struct gov_sim_options *fixed, struct gov_sim_oracle *ret,
+                          const double *frac, unsigned n, bool refine, double slowdown,
+                          double *best_decode, double *best_j, char *err, size_t err_len)
+{
+    unsigned order[64], n_engine = gov_sim_engine_cpus(p, order);
+    ret->engine_threads = ret->decode_threads = n_engine;
+    ret->decode_cpus = 0;
+    if (!fixed->tunables.thread_lever || !n_engine)
+        return 0;
+    struct {
+        unsigned threads;
+        uint64_t cpus;
+    } cand[64 + GOV_MAX_CLUSTERS];
+    unsigned nc = 0;
+    for (unsigned t = n_engine - 1; t >= 1; t--) {
+        uint64_t m = 0;
+        for (unsigned k = 0; k < t; k++)
+            m |= 1ULL << order[k];
+        cand[nc].threads = t, cand[nc++].cpus = m;
+    }
+    for (unsigned i = 0; i < p->n_clusters; i++) {
+        const struct gov_sim_cluster *k = &p->clusters[i];
+        if (k->engine || k->first_cpu + k->n_cpus > 64)
+            continue;
+        unsigned t = k->n_cpus < n_engine ? k->n_cpus : n_engine;
+        cand[nc].threads = t;
+        cand[nc++].cpus = ((k->n_cpus >= 64 ? ~0ULL : (1ULL << t) - 1)) << k->first_cpu;
+    }
+    bool chosen = false;
+    for (unsigned c = 0; c < nc; c++) {
+        fixed->fixed_threads = true;
+        fixed->fixed_decode_threads = cand[c].threads;
+        fixed->fixed_decode_cpus = cand[c].cpus;
+        double f = NAN;
+        int rc = search_phase(p, w, fixed, ret, frac, n, refine, slowdown,
+                              &fixed->fixed_decode_frac, &f, best_j, err, err_len);
+        fixed->fixed_decode_frac = *best_decode;
+        if (rc)
+            return rc;
+        if (isfinite(f)) {
+            *best_decode = f, fixed->fixed_decode_frac = f;
+            ret->decode_threads = cand[c].threads;
+            ret->decode_cpus = cand[c].cpus;
+            chosen = true;
+        }
+    }
+    fixed->fixed_threads = chosen;
+    fixed->fixed_decode_threads = ret->decode_threads;
+    fixed->fixed_decode_cpus = ret->decode_cpus;
+    return 0;
+}
+
 int gov_sim_oracle(const struct gov_sim_profile *p, const struct gov_sim_workload *w,
                    const struct gov_sim_options *o, struct gov_sim_oracle *ret, char *err,
                    size_t err_len)
@@ -179,18 +237,36 @@ int gov_sim_oracle(const struct gov_sim_profile *p, const struct gov_sim_workloa
     if (rc)
         return rc;
     fixed.fixed_prefill_frac = best_prefill;
+    fixed.fixed_decode_frac = best_decode;
+    if ((rc = search_threads(p, w, &fixed, ret, frac, n, refine, slowdown, &best_decode, &best_j,
+                             err, err_len)))
+        return rc;
     if ((rc = search_memory(p, w, &fixed, ret, slowdown, &best_j, err, err_len)))
         return rc;
     ret->prefill_frac = best_prefill;
     ret->decode_frac = best_decode;
     uint32_t want[GOV_MAX_CLUSTERS] = {0};
-    unsigned f = fastest_engine(p);
+    unsigned active[GOV_MAX_CLUSTERS], f = fastest_engine(p);
     fixed.fixed_prefill_frac = best_prefill;
     fixed.fixed_decode_frac = best_decode;
-    gov_sim_fixed_clocks(p, &fixed, GOV_PHASE_PREFILL, want);
+    gov_sim_placement(p, 0, 0, active);
+    gov_sim_fixed_clocks(p, &fixed, GOV_PHASE_PREFILL, active, want);
     ret->prefill_khz = want[f];
-    gov_sim_fixed_clocks(p, &fixed, GOV_PHASE_DECODE, want);
-    ret->decode_khz = want[f];
+    /* decode's clock and cluster: those of its first thread */
+    gov_sim_placement(p, ret->decode_threads, ret->decode_cpus, active);
+    gov_sim_fixed_clocks(p, &fixed, GOV_PHASE_DECODE, active, want);
+    unsigned d = f;
+    for (unsigned cpu = 0; cpu < 64 && ret->decode_cpus; cpu++) {
+        if (!(ret->decode_cpus >> cpu & 1))
+            continue;
+        for (unsigned i = 0; i < p->n_clusters; i++)
+            if (cpu >= p->clusters[i].first_cpu &&
+                cpu < p->clusters[i].first_cpu + p->clusters[i].n_cpus)
+                d = i;
+        break;
+    }
+    ret->decode_khz = want[d];
+    snprintf(ret->decode_cluster, sizeof(ret->decode_cluster), "%s", p->clusters[d].name);
     snprintf(ret->result.policy, sizeof(ret->result.policy), "oracle");
     return 0;
 }
@@ -213,20 +289,24 @@ void gov_sim_write_oracle(FILE *f, const struct gov_sim_oracle *o, const struct 
             o->prefill_khz / 1000.0, o->decode_khz / 1000.0, o->runs, slowdown_pct, slowdown_pct,
             o->result.wall_joules_per_token, o->result.joules_per_token,
             o->result.decode_tokens_per_s, o->result.ttft_p99_ms);
+    if (o->engine_threads)
+        fprintf(f, "oracle: threads %u in prefill, %u in decode on %s\n", o->engine_threads,
+                o->decode_threads, o->decode_cluster);
     if (o->mem_prefill_mhz > 0)
         fprintf(f,
                 "oracle: memory clock at %.0f MHz in prefill, %.0f MHz in decode, the lowest "
                 "when idle\n",
                 o->mem_prefill_mhz, o->mem_decode_mhz);
-    fprintf(f, "%-14s %14s %14s %14s %14s\n", "vs oracle", "wall J/token", "package J/tok",
-            "decode tok/s", "TTFT p99");
+    fprintf(f, "%-14s %14s %14s %14s %14s %16s\n", "vs oracle", "wall J/token", "package J/tok",
+            "decode tok/s", "TTFT p99", "threads pre/dec");
     for (size_t i = 0; i < n; i++) {
         const struct gov_sim_result *x = &r[i];
-        fprintf(f, "%-14s %+13.1f%% %+13.1f%% %+13.1f%% %+13.1f%%\n", x->policy,
+        fprintf(f, "%-14s %+13.1f%% %+13.1f%% %+13.1f%% %+13.1f%% %10.1f / %.1f\n", x->policy,
                 100 * (x->wall_joules_per_token / o->result.wall_joules_per_token - 1),
                 100 * (x->joules_per_token / o->result.joules_per_token - 1),
                 100 * (x->decode_tokens_per_s / o->result.decode_tokens_per_s - 1),
-                100 * (x->ttft_p99_ms / o->result.ttft_p99_ms - 1));
+                100 * (x->ttft_p99_ms / o->result.ttft_p99_ms - 1), x->prefill_threads,
+                x->decode_threads);
     }
 }
 

@@ -164,7 +164,7 @@ static int parse_cluster(const cJSON *c, unsigned idx, struct gov_sim_cluster *k
         return -EINVAL;
     }
     snprintf(k->name, sizeof(k->name), "%s", name->valuestring);
-    double cpus, first, base, ipc, ceff, leak, leak_v;
+    double cpus, first, base, ipc, ceff, leak, leak_v, core_gbs;
     bool table;
     if (num(c, where, "cpus", 1, 64, NAN, &cpus, err, err_len) ||
         num(c, where, "first_cpu", 0, GOV_MAX_CPUS - 1, NAN, &first, err, err_len) ||
@@ -173,6 +173,7 @@ static int parse_cluster(const cJSON *c, unsigned idx, struct gov_sim_cluster *k
         num(c, where, "ceff_nf", 0, 100, NAN, &ceff, err, err_len) ||
         num(c, where, "leak_w", 0, 100, NAN, &leak, err, err_len) ||
         num(c, where, "leak_ref_v", 0.1, 3, NAN, &leak_v, err, err_len) ||
+        num(c, where, "core_gbs", 0, 1000, 0, &core_gbs, err, err_len) ||
         boolean(c, where, "frequency_table", true, &table, err, err_len) ||
         boolean(c, where, "exact", true, &k->exact, err, err_len) ||
         boolean(c, where, "boost", false, &k->boost_available, err, err_len) ||
@@ -189,6 +190,7 @@ static int parse_cluster(const cJSON *c, unsigned idx, struct gov_sim_cluster *k
     k->ceff_nf = ceff;
     k->leak_w = leak;
     k->leak_ref_v = leak_v;
+    k->core_gbs = core_gbs;
     k->continuous = !table;
 
     const cJSON *opp = cJSON_GetObjectItemCaseSensitive(c, "opp");

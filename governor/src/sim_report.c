@@ -39,6 +39,8 @@ static const struct row rows[] = {
     R("wall energy J", 0, wall_energy_j),
     R("prefill tok/s", 1, prefill_tokens_per_s),
     R("decode tok/s", 2, decode_tokens_per_s),
+    R("prefill threads", 1, prefill_threads),
+    R("decode threads", 1, decode_threads),
     R("TTFT p50 ms", 0, ttft_p50_ms),
     R("TTFT p99 ms", 0, ttft_p99_ms),
     R("token lat p99 ms", 1, token_latency_p99_ms),
@@ -138,6 +140,8 @@ char *gov_sim_results_json(const struct gov_sim_result *r, size_t n)
         add_num(o, "wall_joules_per_token_with_idle", x->wall_joules_per_token_with_idle);
         add_num(o, "prefill_tokens_per_s", x->prefill_tokens_per_s);
         add_num(o, "decode_tokens_per_s", x->decode_tokens_per_s);
+        add_num(o, "prefill_threads", x->prefill_threads);
+        add_num(o, "decode_threads", x->decode_threads);
         add_num(o, "ttft_p50_ms", x->ttft_p50_ms);
         add_num(o, "ttft_p99_ms", x->ttft_p99_ms);
         add_num(o, "token_latency_p99_ms", x->token_latency_p99_ms);

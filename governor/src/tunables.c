@@ -97,6 +97,12 @@ static const struct gov_tunable_desc table[] = {
           "balanced/efficiency/quiet: also set energy_performance_preference per phase on "
           "intel_pstate/amd-pstate with HWP (performance in prefill, balance_performance in "
           "decode, power once idle); 0 = leave it. Not available (ignored) without EPP."),
+    T_INT(thread_lever, 0, 1, false, "1",
+          "balanced/efficiency/quiet: also choose the engine's thread count and CPUs per phase: "
+          "every engine core in prefill (compute-bound), in decode the fewest cores on the "
+          "fastest cluster whose measured tokens/s stays within decode_slowdown_max_pct of "
+          "the ceiling's (memory-bound decode stops gaining from more cores); 0 = the engine "
+          "keeps its configured threads."),
 };
 
 #define N_TABLE (sizeof(table) / sizeof(table[0]))

@@ -1,7 +1,8 @@
 /* The oracle and the sweep (issue 12): a static configuration runs the engine clusters exactly
  * at the asked clocks; the oracle's phase-by-phase search finds the same optimum as trying every
- * (prefill, decode) pair on a small plant, stays within its latency budget and beats
- * performance; a sweep applies each value and rejects bad ones naming the key. */
+ * (prefill clock, decode clock, decode threads) triple on a small plant, stays within its
+ * latency budget and beats performance; a sweep applies each value and rejects bad ones naming the
+ * key. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@ int main(void)
     CHECK_MSG(gov_sim_profile_parse(profile_json, p, err, sizeof(err)) == 0, "%s", err);
     struct gov_sim_options o;
     gov_sim_options_defaults(&o);
-    o.duration_s = 150;
+    o.duration_s = 100; /* 96 runs: short enough for the sanitizer builds */
     CHECK_EQ_INT(gov_sim_workload_load("chat", o.duration_s, 3, &w, err, sizeof(err)), 0);
 
     /* a static configuration: decode at the floor runs exactly the floor's decode speed */
@@ -59,26 +60,42 @@ int main(void)
     CHECK(orc->result.decode_tokens_per_s >= (1 - s) * orc->performance.decode_tokens_per_s);
     CHECK(orc->result.ttft_p99_ms <= (1 + s) * orc->performance.ttft_p99_ms);
     CHECK(orc->result.wall_joules_per_token < orc->performance.wall_joules_per_token);
+    /* every (prefill clock, decode clock, decode threads) triple: the plant has 4 cores, the
+     * oracle searches decode's thread count with the clock */
     double best = INFINITY;
-    unsigned bp = 0, bd = 0;
+    unsigned bp = 0, bd = 0, bt = 0;
     static const double frac[] = {0, 1.0 / 3, 2.0 / 3, 1};
-    for (unsigned i = 0; i < 4; i++)
-        for (unsigned j = 0; j < 4; j++) {
-            fx.fixed_prefill_frac = frac[i];
-            fx.fixed_decode_frac = frac[j];
-            CHECK_EQ_INT(gov_sim_run(p, &w, "schedutil", &fx, &r, NULL, err, sizeof(err)), 0);
-            bool ok = r.decode_tokens_per_s >= (1 - s) * orc->performance.decode_tokens_per_s &&
-                      r.ttft_p99_ms <= (1 + s) * orc->performance.ttft_p99_ms;
-            if (ok && r.wall_joules_per_token < best)
-                best = r.wall_joules_per_token, bp = i, bd = j;
-        }
-    printf("oracle: prefill %u MHz decode %u MHz, %.4f J/token wall (%u runs); every pair: "
-           "prefill step %u decode step %u, %.4f\n",
-           orc->prefill_khz / 1000, orc->decode_khz / 1000, orc->result.wall_joules_per_token,
-           orc->runs, bp, bd, best);
+    fx.fixed_threads = true;
+    for (unsigned t = 1; t <= 4; t++)
+        for (unsigned i = 0; i < 4; i++)
+            for (unsigned j = 0; j < 4; j++) {
+                fx.fixed_prefill_frac = frac[i];
+                fx.fixed_decode_frac = frac[j];
+                fx.fixed_decode_threads = t;
+                CHECK_EQ_INT(gov_sim_run(p, &w, "schedutil", &fx, &r, NULL, err, sizeof(err)), 0);
+                bool ok = r.decode_tokens_per_s >= (1 - s) * orc->performance.decode_tokens_per_s &&
+                          r.ttft_p99_ms <= (1 + s) * orc->performance.ttft_p99_ms;
+                if (ok && r.wall_joules_per_token < best)
+                    best = r.wall_joules_per_token, bp = i, bd = j, bt = t;
+            }
+    printf("oracle: prefill %u MHz decode %u MHz, %u threads, %.4f J/token wall (%u runs); every "
+           "triple: prefill step %u decode step %u, %u threads, %.4f\n",
+           orc->prefill_khz / 1000, orc->decode_khz / 1000, orc->decode_threads,
+           orc->result.wall_joules_per_token, orc->runs, bp, bd, bt, best);
     CHECK_MSG(orc->result.wall_joules_per_token <= best * 1.000001, "oracle %.5f vs best %.5f",
               orc->result.wall_joules_per_token, best);
+    CHECK_EQ_INT(orc->decode_threads, bt);
+    CHECK_EQ_INT(orc->engine_threads, 4);
+    CHECK_STR(orc->decode_cluster, "policy0");
+    /* performance, then decode's and prefill's clocks, then decode at 3, 2 and 1 threads */
+    CHECK_EQ_INT(orc->runs, 1 + 4 + 3 + 3 * 4);
+
+    /* thread_lever = 0: the oracle searches the clocks only */
+    struct gov_sim_options o0 = o;
+    CHECK_EQ_INT(gov_tunables_set(&o0.tunables, "thread_lever", "0", err, sizeof(err)), 0);
+    CHECK_MSG(gov_sim_oracle(p, &w, &o0, orc, err, sizeof(err)) == 0, "%s", err);
     CHECK_EQ_INT(orc->runs, 1 + 4 + 3);
+    CHECK_EQ_INT(orc->decode_threads, 4);
 
     /* the sweep */
     static const char *const values[] = {"0", "10"};
@@ -106,6 +123,7 @@ int main(void)
         CHECK_CONTAINS(buf, "sweep of decode_slowdown_max_pct");
         CHECK_CONTAINS(buf, "\n10 ");
         CHECK_CONTAINS(buf, "oracle: engine clusters at");
+        CHECK_CONTAINS(buf, "oracle: threads 4 in prefill");
     }
     static const char *const bad[] = {"77"};
     CHECK(gov_sim_sweep(p, &w, &o, "decode_slowdown_max_pct", bad, 1, pol, 1, sw, err,

@@ -173,6 +173,7 @@ struct gov_tunables {
     int memory_lever;       /* 0..1, default 1: set the memory controller's clock per phase */
     int memory_prefill_pct; /* 0..100, default 0: its clock in prefill (% of its range) */
     int epp_lever;          /* 0..1, default 1: set energy_performance_preference per phase */
+    int thread_lever;       /* 0..1, default 1: set the engine's threads and CPUs per phase */
 };
 
 enum gov_tunable_type { GOV_TUNABLE_INT, GOV_TUNABLE_DOUBLE, GOV_TUNABLE_STRING };

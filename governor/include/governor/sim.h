@@ -38,6 +38,10 @@ struct gov_sim_cluster {
     double ceff_nf;       /* effective switched capacitance per core at activity 1 (nF) */
     double leak_w;        /* leakage per core at leak_ref_v and leak_ref_c (W) */
     double leak_ref_v;
+    /* What one core streams from memory at most (GB/s): decode's memory time is at least
+     * weights_gb over the sum of the engine cores' figures, so few cores cannot saturate the
+     * bus. 0 = no per-core limit (the bus alone decides). */
+    double core_gbs;
 };
 
 struct gov_sim_profile {
@@ -144,6 +148,13 @@ struct gov_sim_options {
      * and decode (idle: the lowest), whatever the policy asks. */
     bool fixed_memory;
     double fixed_mem_prefill_frac, fixed_mem_decode_frac;
+    /* With fixed_threads the engine runs this many threads on these CPUs in decode, and
+     * fixed_prefill_threads on its own CPUs in prefill, whatever the policy asks; threads 0 =
+     * all of them (the engine's configured count, also the ceiling), cpus 0 = the engine's own
+     * CPUs, fastest cluster first. */
+    bool fixed_threads;
+    unsigned fixed_decode_threads, fixed_prefill_threads;
+    uint64_t fixed_decode_cpus;
     struct gov_tunables tunables;
 };
 
@@ -189,6 +200,8 @@ struct gov_sim_result {
     double max_power_5s_w, min_power_5s_w; /* 5 s averages after 10 s, busy windows only */
     double freq_changes_per_min;
     double safe_state_s; /* time spent in the sensor-loss safe state */
+    /* Engine threads running, time-weighted over each phase (the thread lever) */
+    double prefill_threads, decode_threads;
 };
 
 /* Runs one policy over the workload. trace may be NULL (else filled every 100 ms). */
@@ -211,6 +224,10 @@ struct gov_sim_oracle {
     double prefill_frac, decode_frac; /* of the floor..ceiling range */
     uint32_t prefill_khz, decode_khz; /* the fastest engine cluster's clock */
     double mem_prefill_mhz, mem_decode_mhz; /* memory clock (0: the profile has no memory lever) */
+    unsigned decode_threads;                /* engine threads in decode (the thread lever) */
+    uint64_t decode_cpus;                   /* and their CPUs */
+    char decode_cluster[GOV_NAME_MAX];      /* the cluster of the first of them */
+    unsigned engine_threads;                /* the engine's own thread count (its ceiling) */
     unsigned runs;
     struct gov_sim_result performance; /* the reference the budget is taken from */
     struct gov_sim_result result;      /* policy "oracle" */
