@@ -20,3 +20,10 @@ set_tests_properties(daemon_shutdown_race PROPERTIES LABELS integration SKIP_RET
 # CPU lists as bitmaps from the governor to the power model (0-3,8-11 and 0,2,4 keep every CPU).
 ember_add_test(NAME daemon_cpu_mask_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cpu_mask_test.c
                LIBS ember_agent_daemon)
+# The queue rule against a real agent: balanced decodes at the knee alone and at the top step
+# while a second request waits (the worker's queue depth through governor_bridge.c), issue 12.
+add_test(NAME daemon_queue_clock
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/queue_clock_test.sh ${EMBER_TEST_EMBER}
+                 ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR})
+set_tests_properties(daemon_queue_clock PROPERTIES LABELS integration SKIP_RETURN_CODE 77
+                     TIMEOUT 120)
