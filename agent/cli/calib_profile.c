@@ -136,8 +136,7 @@ struct speed_fit {
  * refitted). Prefill is compute-bound in the plant (tokens/s proportional to capacity): its
  * tokens/s per Gcycle/s is taken at the highest point that measured it, so the ceiling, where
  * prefill runs under every policy, is reproduced exactly. */
-static void fit_speed(const cJSON *clusters, const struct gov_calibration *cal,
-                      struct speed_fit *f)
+static void fit_speed(const cJSON *clusters, const struct gov_calibration *cal, struct speed_fit *f)
 {
     double sx = 0, sy = 0, sxx = 0, sxy = 0, sp = 0;
     memset(f, 0, sizeof(*f));
@@ -221,9 +220,9 @@ int calib_profile_write(const char *base, const struct gov_calibration *cal,
         cJSON_AddItemToArray(clusters, cluster_json(gov_controller_cluster(ctl, k), b));
     }
     if (!any_engine) { /* the base's engine clusters all mapped away: the engine runs on all */
-        const cJSON *c;
+        cJSON *c;
         cJSON_ArrayForEach(c, clusters)
-        cJSON_ReplaceItemInObjectCaseSensitive((cJSON *)c, "engine", cJSON_CreateTrue());
+            cJSON_ReplaceItemInObjectCaseSensitive(c, "engine", cJSON_CreateTrue());
     }
     /* the measured speed */
     struct speed_fit f;

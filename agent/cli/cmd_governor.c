@@ -709,8 +709,8 @@ static int governor_calibrate(int argc, char **argv)
     }
     printf("curve with %u points written to %s\n", cal->n_points, out);
     if (c.profile_out) {
-        if ((r = calib_profile_write(c.base ? c.base : "rk3588", cal, ctl, c.model,
-                                     c.profile_out, err, sizeof(err)))) {
+        if ((r = calib_profile_write(c.base ? c.base : "rk3588", cal, ctl, c.model, c.profile_out,
+                                     err, sizeof(err)))) {
             log_err("profile: %s", err);
             goto out;
         }
