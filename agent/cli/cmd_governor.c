@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "calib_profile.h"
 #include "commands.h"
 #include "common/fileio.h"
 #include "common/timeutil.h"
@@ -55,6 +56,7 @@ struct gov_cli {
     const char *saved;
     const char *out;
     const char *model;
+    const char *profile_out, *base; /* calibrate: a simulator profile too, on this base */
     bool json;
     int steps, prefill, decode, threads;
     struct agent_config cfg;
@@ -71,7 +73,9 @@ enum {
     OPT_STEPS,
     OPT_PREFILL,
     OPT_DECODE,
-    OPT_THREADS
+    OPT_THREADS,
+    OPT_PROFILE_OUT,
+    OPT_BASE
 };
 
 static int parse_positive(const char *name, const char *v, int lo, int hi, int *ret)
@@ -100,6 +104,8 @@ static int parse_common(int argc, char **argv, struct gov_cli *c, const char *sh
         {"prefill", required_argument, NULL, OPT_PREFILL},
         {"decode", required_argument, NULL, OPT_DECODE},
         {"threads", required_argument, NULL, OPT_THREADS},
+        {"profile-out", required_argument, NULL, OPT_PROFILE_OUT},
+        {"base", required_argument, NULL, OPT_BASE},
         {"model", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -128,6 +134,12 @@ static int parse_common(int argc, char **argv, struct gov_cli *c, const char *sh
             break;
         case 'm':
             c->model = optarg;
+            break;
+        case OPT_PROFILE_OUT:
+            c->profile_out = optarg;
+            break;
+        case OPT_BASE:
+            c->base = optarg;
             break;
         case OPT_STEPS:
             if (parse_positive("--steps", optarg, 2, GOV_CALIB_MAX_POINTS, &c->steps))
@@ -469,12 +481,18 @@ static void calibrate_usage(FILE *out)
             "usage: ember governor calibrate -m MODEL [--out FILE] [--steps N] [--prefill N]\n"
             "                                [--decode N] [--threads N] [--root DIR]\n"
             "                                [--saved FILE] [--config FILE]\n"
+            "                                [--profile-out FILE [--base PROFILE]]\n"
             "Pins the CPUs to a ladder of frequencies (every available one up to --steps, default\n"
             "16; evenly spaced on continuous-range drivers), runs a fixed workload on MODEL at\n"
             "each (a prefill of --prefill tokens, default 128, then --decode single-token steps,\n"
             "default 32; best of three), measures tokens/s and, where RAPL, hwmon or a battery\n"
             "reports it, the watts during decode, and writes the curve to --out (default\n"
             "[governor] calibration_path). The original settings are restored afterwards.\n"
+            "--profile-out also writes a simulator profile for `ember governor sim --profile\n"
+            "FILE`: this machine's clusters, frequencies and measured engine speed (fitted to\n"
+            "the plant's model; the fit is printed per point), the model's size, and voltages,\n"
+            "power, thermal and wall terms from --base (a built-in profile or a profile file,\n"
+            "default rk3588; those stay estimates for this machine).\n"
             "Exits 3 when the frequency cannot be set here (no cpufreq, no permission).\n");
 }
 
@@ -570,6 +588,8 @@ static int governor_calibrate(int argc, char **argv)
     const char *out = c.out ? c.out : c.params.calibration_path;
     if (!out || !*out)
         return cli_usage_error("no --out and no [governor] calibration_path");
+    if (c.base && !c.profile_out)
+        return cli_usage_error("--base is for --profile-out");
     c.params.calibration_path = NULL; /* the curve being replaced must not be loaded */
     struct gov_governor *g = NULL;
     struct eng_model *model = NULL;
@@ -688,6 +708,15 @@ static int governor_calibrate(int argc, char **argv)
         goto out;
     }
     printf("curve with %u points written to %s\n", cal->n_points, out);
+    if (c.profile_out) {
+        if ((r = calib_profile_write(c.base ? c.base : "rk3588", cal, ctl, c.model, c.profile_out,
+                                     err, sizeof(err)))) {
+            log_err("profile: %s", err);
+            goto out;
+        }
+        printf("profile written to %s (ember governor sim --profile %s)\n", c.profile_out,
+               c.profile_out);
+    }
     rc = EMBER_EXIT_OK;
 out:
     free(cal);

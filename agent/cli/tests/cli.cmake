@@ -30,3 +30,8 @@ ember_add_test(NAME cli_report SOURCES ${CMAKE_SOURCE_DIR}/telemetry/tests/telst
                LIBS ember_telemetry PkgConfig::SQLITE3 PkgConfig::CJSON LABELS integration
                ARGS ${EMBER_TEST_EMBER})
 add_dependencies(cli_report ember)
+# `ember governor calibrate --profile-out` on fake trees, then `ember governor sim --profile` on
+# the file it wrote: the fit at every measured point, every policy with finite numbers (issue 12).
+add_test(NAME cli_calib_sim COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/calib_sim_test.sh
+         ${EMBER_TEST_EMBER} ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR})
+set_tests_properties(cli_calib_sim PROPERTIES LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 300)

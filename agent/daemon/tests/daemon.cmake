@@ -24,3 +24,10 @@ ember_add_test(NAME daemon_cpu_mask_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cpu_m
 # worker mid-generation: /metrics over HTTP shows the live count, the output stays identical.
 ember_add_test(NAME daemon_engine_lever_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/engine_lever_test.c
                LIBS ember_agent_daemon PkgConfig::CURL LABELS integration TIMEOUT 180)
+# The queue rule against a real agent: balanced decodes at the knee alone and at the top step
+# while a second request waits (the worker's queue depth through governor_bridge.c), issue 12.
+add_test(NAME daemon_queue_clock
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/queue_clock_test.sh ${EMBER_TEST_EMBER}
+                 ${CMAKE_SOURCE_DIR} ${EMBER_SHARED_DIR})
+set_tests_properties(daemon_queue_clock PROPERTIES LABELS integration SKIP_RETURN_CODE 77
+                     TIMEOUT 120)
