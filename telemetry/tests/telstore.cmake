@@ -23,3 +23,6 @@ ember_add_test(NAME telstore_chart_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telsto
                LIBS ember_telemetry LABELS unit
                ARGS ${CMAKE_CURRENT_BINARY_DIR}/telstore_chart.png)
 set_tests_properties(telstore_chart_test PROPERTIES SKIP_RETURN_CODE 77)
+# The wall channel: hwmon, battery and the estimate on fake sysfs trees, schema 4 -> 5 (issue 12).
+ember_add_test(NAME telwall_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telwall_test.c
+               LIBS ember_telemetry PkgConfig::SQLITE3 LABELS unit)

@@ -7,10 +7,11 @@
 
 #include <stdint.h>
 
-#define TEL_MAX_FREQ   16  /* CPUs or clusters per sample; more are averaged by the caller */
-#define TEL_NAME_MAX   32  /* policy, phase, event kind */
-#define TEL_MODEL_MAX  128 /* a session's model id */
-#define TEL_DETAIL_MAX 256 /* event detail text */
+#define TEL_MAX_FREQ        16  /* CPUs or clusters per sample; more are averaged by the caller */
+#define TEL_NAME_MAX        32  /* policy, phase, event kind */
+#define TEL_MODEL_MAX       128 /* a session's model id */
+#define TEL_DETAIL_MAX      256 /* event detail text */
+#define TEL_WALL_SOURCE_MAX 96  /* a wall figure's source label */
 
 /* Where a sample's power and energy came from, in order of trust. */
 enum tel_source {
@@ -51,6 +52,15 @@ struct tel_sample {
      * energy_j delta. */
     int has_phase_energy;
     double prefill_j, decode_j, idle_j;
+    /* The second boundary, the whole box at the wall (telemetry/wall.h): valid only when
+     * has_wall. wall_measured says whether a meter read it (1) or it is the estimate from the
+     * package power (0); wall_source names the meter ("mqtt:<topic>", "hwmon:<dev>", "battery")
+     * or "estimate". The wall phase split is valid when has_phase_energy as well. */
+    int has_wall;
+    int wall_measured;
+    double wall_power_w, wall_energy_j;
+    double wall_prefill_j, wall_decode_j, wall_idle_j;
+    char wall_source[TEL_WALL_SOURCE_MAX];
 };
 
 struct tel_session {
