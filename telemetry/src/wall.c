@@ -83,6 +83,17 @@ double tel_wall_estimate_w(const struct tel_wall_params *p, double package_power
     return (package_power_w + p->board_w) / p->psu_efficiency;
 }
 
+double tel_wall_estimate_from_w(const struct tel_wall_params *p, double package_power_w,
+                                enum tel_source package_source)
+{
+    if (!isfinite(package_power_w) || package_power_w < 0)
+        return NAN;
+    if (package_source == TEL_SOURCE_PMIC) /* SoC rails to the whole board (wall.h) */
+        return (TEL_WALL_PMIC_GAIN * package_power_w + TEL_WALL_PMIC_OFFSET_W) /
+               p->psu_efficiency;
+    return tel_wall_estimate_w(p, package_power_w);
+}
+
 /* ---- hwmon: a named device or a path ---- */
 
 /* The channel to read in a device directory: an energy counter first, else a power input. */
@@ -357,7 +368,8 @@ static int meter_read(struct tel_wall *w, uint64_t now_ns, double dt_s, double *
 }
 
 int tel_wall_read(struct tel_wall *w, uint64_t now_ns, double package_power_w,
-                  struct tel_wall_reading *ret, char *note, size_t note_len)
+                  enum tel_source package_source, struct tel_wall_reading *ret, char *note,
+                  size_t note_len)
 {
     char dummy[1];
     if (!note || !note_len) {
@@ -374,7 +386,15 @@ int tel_wall_read(struct tel_wall *w, uint64_t now_ns, double package_power_w,
     int measured = r == 0;
     if (measured && why[0]) /* read, with something to say (a counter reset) */
         snprintf(note, note_len, "wall meter %s: %s", w->label, why);
-    double p_w = measured ? mw : tel_wall_estimate_w(&w->p, package_power_w);
+    const char *label = measured ? w->label : "estimate";
+    if (!measured && package_source == TEL_SOURCE_BATTERY && isfinite(package_power_w)) {
+        /* the package channel already meters the whole box */
+        mw = package_power_w;
+        label = "battery";
+    }
+    double p_w = measured || !strcmp(label, "battery")
+                     ? mw
+                     : tel_wall_estimate_from_w(&w->p, package_power_w, package_source);
     double delta_j = measured && isfinite(mj) ? mj : (isfinite(p_w) ? p_w * dt_s : 0.0);
     if (delta_j > 0)
         w->energy_j += delta_j;
@@ -394,7 +414,7 @@ int tel_wall_read(struct tel_wall *w, uint64_t now_ns, double package_power_w,
     w->was_measured = measured;
     ret->power_w = p_w;
     ret->energy_j = w->energy_j;
-    ret->measured = measured;
-    snprintf(ret->source, sizeof(ret->source), "%s", measured ? w->label : "estimate");
+    ret->measured = measured || strcmp(label, "battery") == 0;
+    snprintf(ret->source, sizeof(ret->source), "%s", label);
     return 0;
 }

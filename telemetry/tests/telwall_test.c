@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ember_test.h"
+#include "telemetry/report.h"
 #include "telemetry/store.h"
 #include "telemetry/wall.h"
 
@@ -107,14 +108,14 @@ static void test_none_is_estimate(void)
     struct tel_wall *w = open_wall("none", err, sizeof(err), &rc);
     CHECK_EQ_INT(rc, 0);
     struct tel_wall_reading r;
-    CHECK(tel_wall_read(w, 2 * NS, 4.0, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 2 * NS, 4.0, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK(!r.measured);
     CHECK_STR(r.source, "estimate");
     CHECK_NEAR(r.power_w, 10.0, 1e-12); /* (4 + 1) / 0.5 */
     CHECK_NEAR(r.energy_j, 20.0, 1e-9); /* 2 s */
     CHECK_STR(note, "");                /* nothing configured: nothing to report */
     /* an unknown package power adds nothing, and never takes anything away */
-    CHECK(tel_wall_read(w, 3 * NS, NAN, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 3 * NS, NAN, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK_NEAR(r.energy_j, 20.0, 1e-9);
     tel_wall_free(w);
 }
@@ -132,7 +133,7 @@ static void test_hwmon_by_name(void)
     if (!w)
         return;
     struct tel_wall_reading r;
-    CHECK(tel_wall_read(w, 2 * NS, 4.0, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 2 * NS, 4.0, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK(r.measured);
     CHECK_STR(r.source, "hwmon:ina219");
     CHECK_NEAR(r.power_w, 7.5, 1e-9);
@@ -142,16 +143,16 @@ static void test_hwmon_by_name(void)
     char gone[512];
     snprintf(gone, sizeof(gone), "%s/sys/class/hwmon/hwmon3/power1_input", root);
     CHECK(unlink(gone) == 0);
-    CHECK(tel_wall_read(w, 3 * NS, 4.0, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 3 * NS, 4.0, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK(!r.measured);
     CHECK_STR(r.source, "estimate");
     CHECK_CONTAINS(note, "power1_input");
     CHECK_CONTAINS(note, "estimate");
     CHECK_NEAR(r.energy_j, 25.0, 1e-9); /* + 10 W for 1 s */
-    CHECK(tel_wall_read(w, 4 * NS, 4.0, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 4 * NS, 4.0, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK_STR(note, ""); /* not repeated */
     put("sys/class/hwmon/hwmon3/power1_input", "5000000\n");
-    CHECK(tel_wall_read(w, 5 * NS, 4.0, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 5 * NS, 4.0, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK(r.measured);
     CHECK_CONTAINS(note, "reading again");
     tel_wall_free(w);
@@ -174,17 +175,17 @@ static void test_hwmon_counter_path(void)
         return;
     struct tel_wall_reading r;
     put("sys/class/hwmon/hwmon5/energy1_input", "21000000\n"); /* +20 J in 2 s */
-    CHECK(tel_wall_read(w, 2 * NS, 4.0, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 2 * NS, 4.0, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK(r.measured);
     CHECK_STR(r.source, "hwmon:/sys/class/hwmon/hwmon5");
     CHECK_NEAR(r.energy_j, 20.0, 1e-9);
     CHECK_NEAR(r.power_w, 10.0, 1e-9);
     put("sys/class/hwmon/hwmon5/energy1_input", "500000\n"); /* a reset */
-    CHECK(tel_wall_read(w, 3 * NS, 4.0, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 3 * NS, 4.0, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK_CONTAINS(note, "counter reset");
     CHECK_NEAR(r.energy_j, 20.0, 1e-9); /* never back */
     put("sys/class/hwmon/hwmon5/energy1_input", "3500000\n");
-    CHECK(tel_wall_read(w, 4 * NS, 4.0, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 4 * NS, 4.0, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK_NEAR(r.energy_j, 23.0, 1e-9);
     tel_wall_free(w);
     /* a path to a channel file; a path to something that is not a channel */
@@ -213,14 +214,14 @@ static void test_battery(void)
     if (!w)
         return;
     struct tel_wall_reading r;
-    CHECK(tel_wall_read(w, 1 * NS, 4.0, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 1 * NS, 4.0, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK(!r.measured); /* on AC a battery says nothing about the box */
     CHECK_CONTAINS(note, "no battery is discharging");
     tel_wall_free(w);
     put("sys/class/power_supply/BAT0/status", "Discharging\n");
     w = open_wall("auto", err, sizeof(err), &rc);
     CHECK_EQ_INT(rc, 0);
-    CHECK(tel_wall_read(w, 1 * NS, 4.0, &r, note, sizeof(note)) == 0);
+    CHECK(tel_wall_read(w, 1 * NS, 4.0, TEL_SOURCE_RAPL, &r, note, sizeof(note)) == 0);
     CHECK(r.measured);
     CHECK_STR(r.source, "battery");
     CHECK_NEAR(r.power_w, 12.0, 1e-9); /* 1.5 A x 8 V */
@@ -316,6 +317,82 @@ static void test_schema_v4_file(void)
     tel_store_close(s);
 }
 
+/* `ember report` at both boundaries: J/token with and without idle at the package and at the
+ * wall, and how much of the wall figure was measured. */
+static void test_report(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/report.db", root);
+    struct tel_store_params sp;
+    tel_store_params_defaults(&sp);
+    char err[256];
+    struct tel_store *s = NULL;
+    CHECK_EQ_INT(tel_store_open(path, &sp, &s, err, sizeof(err)), 0);
+    if (!s)
+        return;
+    uint64_t t0 = (uint64_t)time(NULL) - 100;
+    /* energy, prefill, decode, idle, wall total, wall prefill/decode/idle, tokens, measured */
+    static const double rows[][10] = {
+        {0, 0, 0, 0, 0, 0, 0, 0, 0, 1},       {10, 4, 6, 0, 30, 12, 18, 0, 10, 1},
+        {15, 0, 0, 5, 40, 0, 0, 10, 0, 0},    {20, 0, 0, 5, 50, 0, 0, 10, 0, 1},
+    };
+    for (int i = 0; i < 4; i++) {
+        struct tel_sample v;
+        memset(&v, 0, sizeof(v));
+        v.ts_ns = (t0 + (uint64_t)i) * NS;
+        v.source = TEL_SOURCE_RAPL;
+        v.energy_j = rows[i][0];
+        v.power_w = 5;
+        snprintf(v.phase, sizeof(v.phase), "idle");
+        snprintf(v.policy, sizeof(v.policy), "balanced");
+        v.has_phase_energy = 1;
+        v.prefill_j = rows[i][1];
+        v.decode_j = rows[i][2];
+        v.idle_j = rows[i][3];
+        v.has_wall = 1;
+        v.wall_energy_j = rows[i][4];
+        v.wall_prefill_j = rows[i][5];
+        v.wall_decode_j = rows[i][6];
+        v.wall_idle_j = rows[i][7];
+        v.tokens = (uint64_t)rows[i][8];
+        v.wall_measured = rows[i][9] != 0;
+        snprintf(v.wall_source, sizeof(v.wall_source), "%s",
+                 v.wall_measured ? "mqtt:tele/plug1/SENSOR" : "estimate");
+        CHECK_EQ_INT(tel_store_append_sample(s, &v, NULL), 0);
+    }
+    CHECK_EQ_INT(tel_store_flush(s), 0);
+    struct tel_report_params rp = {.since_ns = (t0 - 10) * NS, .until_ns = (t0 + 10) * NS};
+    struct tel_report r;
+    CHECK_EQ_INT(tel_report_build(s, &rp, &r, err, sizeof(err)), 0);
+    CHECK_EQ_INT((int)r.tokens, 10);
+    CHECK_NEAR(r.by_phase.active_j_per_token, 1.0, 1e-9); /* (4 + 6) / 10 */
+    CHECK_NEAR(r.by_phase.all_j_per_token, 2.0, 1e-9);    /* + 10 J idle */
+    CHECK_EQ_INT((int)r.wall.intervals, 3);
+    CHECK_EQ_INT((int)r.wall.measured_intervals, 2);
+    CHECK_NEAR(r.wall.energy_j, 50.0, 1e-9);
+    CHECK_NEAR(r.wall.active_j_per_token, 3.0, 1e-9);
+    CHECK_NEAR(r.wall.all_j_per_token, 5.0, 1e-9);
+    CHECK_STR(r.wall.source, "mqtt:tele/plug1/SENSOR");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    tel_report_print(&r, f);
+    fclose(f);
+    CHECK_CONTAINS(text, "at the wall");
+    CHECK_CONTAINS(text, "3.0000 J/token prefill + decode (idle not attributed), 5.0000 J/token "
+                         "with idle attributed");
+    CHECK_CONTAINS(text, "measured in 2 of 3 intervals (mostly mqtt:tele/plug1/SENSOR)");
+    CHECK_CONTAINS(text, "ESTIMATE from the package power");
+    free(text);
+    char *json = tel_report_json(&r);
+    CHECK(json != NULL);
+    CHECK_CONTAINS(json, "\"wall_energy\"");
+    CHECK_CONTAINS(json, "\"measured_intervals\":\t2");
+    CHECK_CONTAINS(json, "\"source\":\t\"mqtt:tele/plug1/SENSOR\"");
+    free(json);
+    tel_store_close(s);
+}
+
 int main(void)
 {
     snprintf(root, sizeof(root), "/tmp/telwall_XXXXXX");
@@ -327,6 +404,7 @@ int main(void)
     test_hwmon_counter_path();
     test_battery();
     test_schema_v4_file();
+    test_report();
     nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     return et_finish();
 }

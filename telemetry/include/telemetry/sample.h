@@ -20,14 +20,17 @@ enum tel_source {
     TEL_SOURCE_HWMON,    /* hwmon power*_input / energy*_input */
     TEL_SOURCE_BATTERY,  /* power_supply power_now (or current_now * voltage_now) */
     TEL_SOURCE_ESTIMATE, /* model from utilisation and frequency */
+    TEL_SOURCE_PMIC,     /* Raspberry Pi 5 PMIC rails (vcgencmd pmic_read_adc); trusted after
+                            hwmon, before battery */
     TEL_SOURCE_COUNT_,
 };
 
 /* The boundary a source measures: "package" (RAPL package, or the estimate, which models the
- * CPU), "soc" (hwmon rails of a SoC), "wall" (a battery feeds the whole box); "none" for none. */
+ * CPU), "soc" (hwmon rails of a SoC, the Pi 5's PMIC rails), "wall" (a battery feeds the whole
+ * box); "none" for none. */
 const char *tel_source_scope(enum tel_source source);
 
-/* "none", "rapl", "hwmon", "battery", "estimate"; "unknown" out of range. */
+/* "none", "rapl", "hwmon", "battery", "estimate", "pmic"; "unknown" out of range. */
 const char *tel_source_name(enum tel_source source);
 /* -EINVAL when name is not one of the names above. */
 int tel_source_from_name(const char *name, enum tel_source *ret_source);

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "telemetry/sample.h"
+
 enum tel_wall_kind {
     TEL_WALL_NONE = 0, /* no meter: the estimate only */
     TEL_WALL_AUTO,     /* a discharging battery when there is one, else the estimate */
@@ -78,12 +80,24 @@ int tel_wall_feed(struct tel_wall *w, uint64_t now_ns, const void *payload, size
                   size_t err_len);
 
 /* One reading at now_ns. package_power_w is the package channel's power over the same
- * interval (NAN when unknown), for the estimate. note gets a line when the meter's state changed
+ * interval (NAN when unknown) and package_source where it came from, for the estimate: a
+ * battery already meters the whole box (taken as measured, source "battery"); the Pi 5's PMIC
+ * rails map to the wall by TEL_WALL_PMIC_GAIN x rails + TEL_WALL_PMIC_OFFSET_W; anything else
+ * by (package + board_w) / psu_efficiency. note gets a line when the meter's state changed
  * (went stale, unreadable, came back); "" otherwise. Returns 0 (the estimate is always there). */
 int tel_wall_read(struct tel_wall *w, uint64_t now_ns, double package_power_w,
-                  struct tel_wall_reading *ret, char *note, size_t note_len);
+                  enum tel_source package_source, struct tel_wall_reading *ret, char *note,
+                  size_t note_len);
+
+/* Raspberry Pi 5: whole-board power from the PMIC rail sum, the linear fit published with pitop
+ * (https://pitop.hongjunwu.com/hardware/pi-features: sum(V x I) x 1.1451 + 0.5879 W, PMIC
+ * conversion losses and the unmetered parts of the board). */
+#define TEL_WALL_PMIC_GAIN     1.1451
+#define TEL_WALL_PMIC_OFFSET_W 0.5879
 
 /* The estimate on its own. */
 double tel_wall_estimate_w(const struct tel_wall_params *p, double package_power_w);
+double tel_wall_estimate_from_w(const struct tel_wall_params *p, double package_power_w,
+                                enum tel_source package_source);
 
 #endif
