@@ -22,10 +22,10 @@
 #include "common/timeutil.h"
 #include "power_internal.h"
 
-#define PMIC_OUTPUT_MAX  16384
-#define PMIC_TIMEOUT_MS  2000
-#define PMIC_ARGS_MAX    8
-#define PMIC_RAIL_NAME   24
+#define PMIC_OUTPUT_MAX 16384
+#define PMIC_TIMEOUT_MS 2000
+#define PMIC_ARGS_MAX   8
+#define PMIC_RAIL_NAME  24
 
 extern char **environ;
 
@@ -95,8 +95,8 @@ int tel_pmic_parse(const char *text, size_t len, double *ret_w, int *ret_rails, 
         if (!parse_line(line, ll, name, sizeof(name), &kind, &v))
             continue;
         if (v < 0 || v > (kind == 'A' ? 50.0 : 60.0)) {
-            snprintf(err, err_len, "rail %s_%c reads %g, outside any Pi 5 rail's range", name,
-                     kind, v);
+            snprintf(err, err_len, "rail %s_%c reads %g, outside any Pi 5 rail's range", name, kind,
+                     v);
             return -EBADMSG;
         }
         int i = 0;

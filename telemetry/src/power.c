@@ -138,11 +138,7 @@ nomem:
 /* ---- the dispatcher ---- */
 
 static const struct tel_src_ops *const sources[] = {
-    &tel_src_rapl,
-    &tel_src_hwmon,
-    &tel_src_pmic,
-    &tel_src_battery,
-    &tel_src_estimate,
+    &tel_src_rapl, &tel_src_hwmon, &tel_src_pmic, &tel_src_battery, &tel_src_estimate,
 };
 #define N_SOURCES (sizeof(sources) / sizeof(sources[0]))
 

@@ -210,8 +210,7 @@ static int wall_energy(sqlite3 *db, struct tel_report *r, char *err, size_t err_
     }
     double t = (double)r->tokens;
     int split = r->wall.exact_intervals > 0;
-    r->wall.active_j_per_token =
-        t > 0 && split ? (r->wall.prefill_j + r->wall.decode_j) / t : NAN;
+    r->wall.active_j_per_token = t > 0 && split ? (r->wall.prefill_j + r->wall.decode_j) / t : NAN;
     r->wall.all_j_per_token = t > 0 && r->wall.intervals ? r->wall.energy_j / t : NAN;
     return finish(db, st, rc, err, err_len);
 }

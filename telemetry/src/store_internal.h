@@ -47,7 +47,7 @@ struct tel_store {
     int have_energy;
     double last_wall_j; /* wall_energy_j of the newest queued or written sample with one */
     int have_wall;
-    double committed_wall_j; /* wall_energy_j of the newest committed sample with one */
+    double committed_wall_j;   /* wall_energy_j of the newest committed sample with one */
     double committed_energy_j; /* energy_j of the newest committed sample (or the total restored
                                   at open): what a kill -9 can no longer take back */
     uint64_t energy_saved_ns;  /* monotonic time the total was last written to meta */

@@ -89,8 +89,7 @@ double tel_wall_estimate_from_w(const struct tel_wall_params *p, double package_
     if (!isfinite(package_power_w) || package_power_w < 0)
         return NAN;
     if (package_source == TEL_SOURCE_PMIC) /* SoC rails to the whole board (wall.h) */
-        return (TEL_WALL_PMIC_GAIN * package_power_w + TEL_WALL_PMIC_OFFSET_W) /
-               p->psu_efficiency;
+        return (TEL_WALL_PMIC_GAIN * package_power_w + TEL_WALL_PMIC_OFFSET_W) / p->psu_efficiency;
     return tel_wall_estimate_w(p, package_power_w);
 }
 

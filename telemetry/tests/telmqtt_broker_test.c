@@ -1624,7 +1624,8 @@ static int case_wall_plug(void)
             CHECK_CONTAINS(g_plug.last_err, topics[f]);
             CHECK_CONTAINS(g_plug.last_err, why[i]);
         }
-        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 5.0, TEL_SOURCE_RAPL, &wr, note, sizeof(note)) == 0);
+        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 5.0, TEL_SOURCE_RAPL, &wr, note,
+                            sizeof(note)) == 0);
         CHECK(wr.measured);
         CHECK_NEAR(wr.power_w, 9.0, 1e-9);
 
@@ -1635,7 +1636,8 @@ static int case_wall_plug(void)
         plug_send(&r, topics[f], reset);
         CHECK_EQ_INT(g_plug.reset, 1);
         CHECK_CONTAINS(g_plug.last_err, "went back");
-        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 5.0, TEL_SOURCE_RAPL, &wr, note, sizeof(note)) == 0);
+        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 5.0, TEL_SOURCE_RAPL, &wr, note,
+                            sizeof(note)) == 0);
         CHECK_NEAR(wr.power_w, 12.0, 1e-9);
         CHECK(wr.energy_j >= before);
 
@@ -1671,7 +1673,8 @@ static int case_wall_plug(void)
         /* silence: stale after stale_s, the estimate takes over and says why */
         usleep(1300 * 1000);
         before = wr.energy_j;
-        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 6.0, TEL_SOURCE_RAPL, &wr, note, sizeof(note)) == 0);
+        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 6.0, TEL_SOURCE_RAPL, &wr, note,
+                            sizeof(note)) == 0);
         CHECK(!wr.measured);
         CHECK_STR(wr.source, "estimate");
         CHECK_CONTAINS(note, "stale plug");
@@ -1680,7 +1683,8 @@ static int case_wall_plug(void)
         CHECK(wr.energy_j >= before);
         /* and back when it speaks again */
         plug_send(&r, topics[f], good);
-        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 6.0, TEL_SOURCE_RAPL, &wr, note, sizeof(note)) == 0);
+        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 6.0, TEL_SOURCE_RAPL, &wr, note,
+                            sizeof(note)) == 0);
         CHECK(wr.measured);
         CHECK_CONTAINS(note, "reading again");
 

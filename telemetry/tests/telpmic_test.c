@@ -129,11 +129,10 @@ static void test_wall_relation(void)
     struct tel_wall_params wp;
     tel_wall_params_defaults(&wp);
     wp.psu_efficiency = 1.0;
-    CHECK_NEAR(tel_wall_estimate_from_w(&wp, FIXTURE_W, TEL_SOURCE_PMIC), 2.380438003192986,
-               1e-9);
+    CHECK_NEAR(tel_wall_estimate_from_w(&wp, FIXTURE_W, TEL_SOURCE_PMIC), 2.380438003192986, 1e-9);
     wp.psu_efficiency = 0.86;
-    CHECK_NEAR(tel_wall_estimate_from_w(&wp, FIXTURE_W, TEL_SOURCE_PMIC),
-               2.380438003192986 / 0.86, 1e-9);
+    CHECK_NEAR(tel_wall_estimate_from_w(&wp, FIXTURE_W, TEL_SOURCE_PMIC), 2.380438003192986 / 0.86,
+               1e-9);
     /* any other package source: (package + board) / efficiency */
     CHECK_NEAR(tel_wall_estimate_from_w(&wp, 4.0, TEL_SOURCE_RAPL), (4.0 + wp.board_w) / 0.86,
                1e-9);

@@ -33,3 +33,6 @@ ember_add_test(NAME telpmic_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telpmic_test.
 target_compile_definitions(telpmic_test PRIVATE
                            FIXTURE="${CMAKE_CURRENT_LIST_DIR}/fixtures/pi5_pmic_read_adc.txt")
 ember_add_fuzz(NAME pmic_adc SOURCES ${CMAKE_CURRENT_LIST_DIR}/telpmic_fuzz.c LIBS ember_telemetry)
+# AMD Zen package energy through powercap (the AMD RAPL driver's layout since Linux 5.8).
+ember_add_test(NAME telzen_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telzen_test.c
+               LIBS ember_telemetry LABELS unit)

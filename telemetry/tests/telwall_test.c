@@ -333,8 +333,10 @@ static void test_report(void)
     uint64_t t0 = (uint64_t)time(NULL) - 100;
     /* energy, prefill, decode, idle, wall total, wall prefill/decode/idle, tokens, measured */
     static const double rows[][10] = {
-        {0, 0, 0, 0, 0, 0, 0, 0, 0, 1},       {10, 4, 6, 0, 30, 12, 18, 0, 10, 1},
-        {15, 0, 0, 5, 40, 0, 0, 10, 0, 0},    {20, 0, 0, 5, 50, 0, 0, 10, 0, 1},
+        {0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+        {10, 4, 6, 0, 30, 12, 18, 0, 10, 1},
+        {15, 0, 0, 5, 40, 0, 0, 10, 0, 0},
+        {20, 0, 0, 5, 50, 0, 0, 10, 0, 1},
     };
     for (int i = 0; i < 4; i++) {
         struct tel_sample v;

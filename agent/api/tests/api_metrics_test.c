@@ -195,9 +195,10 @@ static void test_wall(void)
     snprintf(s.wall_source, sizeof(s.wall_source), "mqtt:tele/plug\"1/SENSOR");
     s.wall_measured = true;
     char *t = render(&s);
-    CHECK_CONTAINS(t, "# TYPE ember_wall_power_watts gauge\n"
-                      "ember_wall_power_watts{source=\"mqtt:tele/plug\\\"1/SENSOR\",measured=\"1\"} "
-                      "12.5\n");
+    CHECK_CONTAINS(t,
+                   "# TYPE ember_wall_power_watts gauge\n"
+                   "ember_wall_power_watts{source=\"mqtt:tele/plug\\\"1/SENSOR\",measured=\"1\"} "
+                   "12.5\n");
     CHECK_CONTAINS(t, "# TYPE ember_wall_energy_joules_total counter\n"
                       "ember_wall_energy_joules_total 250\n");
     CHECK_CONTAINS(t, "ember_wall_phase_energy_joules_total{phase=\"idle\"} 200\n");
@@ -222,10 +223,16 @@ static void test_minimal(void)
     CHECK_CONTAINS(t, "ember_request_duration_seconds_bucket{le=\"+Inf\"} 0\n");
     CHECK_CONTAINS(t, "ember_request_duration_seconds_sum 0\n");
     /* Unknowns are left out entirely, not reported as 0 or NaN. */
-    static const char *absent[] = {
-        "ember_power_watts",       "ember_energy_joules",   "ember_temperature",
-        "ember_cpu_frequency",     "ember_governor_policy", "ember_power_cap",
-        "ember_tokens_per_second", "ember_http_responses",  "NaN", "ember_wall"};
+    static const char *absent[] = {"ember_power_watts",
+                                   "ember_energy_joules",
+                                   "ember_temperature",
+                                   "ember_cpu_frequency",
+                                   "ember_governor_policy",
+                                   "ember_power_cap",
+                                   "ember_tokens_per_second",
+                                   "ember_http_responses",
+                                   "NaN",
+                                   "ember_wall"};
     for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++)
         CHECK_MSG(strstr(t, absent[i]) == NULL, "%s present", absent[i]);
     CHECK(check_structure(t) > 0);

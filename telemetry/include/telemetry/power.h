@@ -1,6 +1,7 @@
 /* Power and energy sources for telemetry, tried in order of trust: RAPL through powercap
  * (intel-rapl zones: packages plus DRAM, or psys when present), hwmon power/energy channels,
- * batteries that are discharging (power_supply power_now), and when none of these can be read a
+ * the Raspberry Pi 5's PMIC rails (a command printing `vcgencmd pmic_read_adc`), batteries that
+ * are discharging (power_supply power_now), and when none of these can be read a
  * model estimate from per-CPU utilisation and frequency. All paths are under a configurable root
  * so tests run against fake trees. The energy total never decreases: counter wraps are undone,
  * a source switch continues from the same total, and the caller seeds the total saved in the
