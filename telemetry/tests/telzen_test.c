@@ -19,6 +19,7 @@
 
 #define NS   1000000000ULL
 #define ZONE "sys/class/powercap/intel-rapl:0"
+#define CORE "sys/class/powercap/intel-rapl:0:0" /* the class lists every zone flat */
 #define MAXR 65532610987ULL
 
 static char root[64];
@@ -54,9 +55,9 @@ int main(void)
     put(ZONE "/enabled", "1\n");
     put(ZONE "/energy_uj", "%llu\n", 1000000000ULL);
     put(ZONE "/max_energy_range_uj", "%llu\n", MAXR);
-    put(ZONE "/intel-rapl:0:0/name", "core\n");
-    put(ZONE "/intel-rapl:0:0/energy_uj", "%llu\n", 400000000ULL);
-    put(ZONE "/intel-rapl:0:0/max_energy_range_uj", "%llu\n", MAXR);
+    put(CORE "/name", "core\n");
+    put(CORE "/energy_uj", "%llu\n", 400000000ULL);
+    put(CORE "/max_energy_range_uj", "%llu\n", MAXR);
 
     struct tel_power_params p;
     tel_power_params_defaults(&p);
@@ -72,7 +73,7 @@ int main(void)
     CHECK_CONTAINS(tel_power_describe(pw), "package-0");
     /* 1 s at 45 W package, 30 W of it in the cores */
     put(ZONE "/energy_uj", "%llu\n", 1045000000ULL);
-    put(ZONE "/intel-rapl:0:0/energy_uj", "%llu\n", 430000000ULL);
+    put(CORE "/energy_uj", "%llu\n", 430000000ULL);
     struct tel_power_reading r;
     CHECK_EQ_INT(tel_power_read(pw, NS, NULL, &r), 0);
     CHECK_NEAR(r.power_w, 45.0, 1e-9);
