@@ -32,7 +32,8 @@ void agent_metrics_snapshot_init(struct agent_metrics_snapshot *s)
     s->power_w = NAN;
     s->energy_j = NAN;
     for (int i = 0; i < 3; i++)
-        s->phase_energy_j[i] = NAN;
+        s->phase_energy_j[i] = s->wall_phase_energy_j[i] = NAN;
+    s->wall_power_w = s->wall_energy_j = NAN;
     s->temp_c = NAN;
     s->power_cap_w = NAN;
     s->engine_threads = NAN;
@@ -182,6 +183,33 @@ int agent_metrics_write(const struct agent_metrics_snapshot *s, FILE *out)
             fprintf(out, "\",estimated=\"%d\"} ", s->energy_estimated ? 1 : 0);
             put_value(out, s->phase_energy_j[i]);
             fputc('\n', out);
+        }
+    }
+    if (!isnan(s->wall_energy_j)) {
+        /* The wall boundary, labelled with its source and whether a meter measured it. */
+        static const char *const names[3] = {"idle", "prefill", "decode"};
+        family(out, "ember_wall_power_watts", "gauge",
+               "Power of the whole box at the wall: a configured meter, or the estimate from "
+               "the package power (measured 0).");
+        fputs("ember_wall_power_watts{source=\"", out);
+        put_label(out, s->wall_source, sizeof(s->wall_source));
+        fprintf(out, "\",measured=\"%d\"} ", s->wall_measured ? 1 : 0);
+        put_value(out, s->wall_power_w);
+        fputc('\n', out);
+        family(out, "ember_wall_energy_joules_total", "counter",
+               "Energy of the whole box at the wall since the agent started.");
+        fputs("ember_wall_energy_joules_total ", out);
+        put_value(out, s->wall_energy_j);
+        fputc('\n', out);
+        if (!isnan(s->wall_phase_energy_j[0])) {
+            family(out, "ember_wall_phase_energy_joules_total", "counter",
+                   "Wall energy since the agent started, by engine phase, integrated over the "
+                   "phase intervals.");
+            for (int i = 0; i < 3; i++) {
+                fprintf(out, "ember_wall_phase_energy_joules_total{phase=\"%s\"} ", names[i]);
+                put_value(out, s->wall_phase_energy_j[i]);
+                fputc('\n', out);
+            }
         }
     }
     gauge(out, "ember_temperature_celsius", "Hottest CPU temperature.", s->temp_c);

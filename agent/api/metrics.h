@@ -57,6 +57,13 @@ struct agent_metrics_snapshot {
     double phase_energy_j[3]; /* idle, prefill, decode */
     char energy_scope[16];
     bool energy_estimated; /* from the power model, not a meter */
+    /* the second boundary, the whole box at the wall (NaN: no wall figure kept), by engine
+     * phase as above, its source ("mqtt:<topic>", "hwmon:<dev>", "battery", "estimate") and
+     * whether a meter measured it */
+    double wall_power_w, wall_energy_j;
+    double wall_phase_energy_j[3];
+    char wall_source[96];
+    bool wall_measured;
     double temp_c;
     size_t n_cpufreq;
     struct agent_metrics_cpufreq cpufreq[AGENT_METRICS_MAX_CPUFREQ];

@@ -17,6 +17,7 @@
 #include "exit_codes.h"
 #include "governor/policy.h"
 #include "log.h"
+#include "telemetry/wall.h"
 
 /* The composed key table (config_keys.c). */
 static const struct cfg_key *keys(void)
@@ -527,6 +528,14 @@ void agent_config_defaults(struct agent_config *cfg)
     snprintf(cfg->source, sizeof(cfg->source), "(defaults)");
 }
 
+static bool wall_spec_ok(const char *spec)
+{
+    struct tel_wall_params p;
+    char err[256];
+    tel_wall_params_defaults(&p);
+    return tel_wall_parse_spec(spec, &p, err, sizeof(err)) == 0;
+}
+
 /* Rules that involve two keys; reported at the line of the key set last. */
 static void check_cross_keys(struct parse_ctx *ctx)
 {
@@ -548,6 +557,12 @@ static void check_cross_keys(struct parse_ctx *ctx)
          "fan_off_temp_c must be below fan_on_temp_c"},
         {c->gpio.fan_full_temp_c <= c->gpio.fan_on_temp_c, "gpio", "fan_full_temp_c",
          "fan_full_temp_c must be above fan_on_temp_c"},
+        {!wall_spec_ok(c->telemetry.wall_meter), "telemetry", "wall_meter",
+         "wall_meter must be none, auto, battery, mqtt or hwmon:<name or path>"},
+        {strcmp(c->telemetry.wall_meter, "mqtt") == 0 && !c->telemetry.wall_meter_topic[0],
+         "telemetry", "wall_meter_topic", "wall_meter = mqtt needs wall_meter_topic"},
+        {strcmp(c->telemetry.wall_meter, "mqtt") == 0 && !c->mqtt.enabled, "telemetry",
+         "wall_meter", "wall_meter = mqtt needs [mqtt] enabled = true"},
     };
     for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++) {
         if (!rules[r].bad)

@@ -71,6 +71,14 @@ struct cfg_telemetry {
     double estimate_idle_w;
     double estimate_cpu_static_w;
     double estimate_cpu_dyn_w;
+    char pmic_command[CFG_STR_PATH];
+    /* the wall channel (telemetry/wall.h) */
+    char wall_meter[CFG_STR_PATH];
+    char wall_meter_topic[CFG_STR_PATH];
+    char wall_meter_format[CFG_STR_SMALL];
+    int wall_meter_stale_s;
+    double wall_estimate_board_w;
+    double wall_estimate_psu_efficiency;
 };
 
 struct cfg_mqtt {

@@ -56,6 +56,7 @@ static const char *const log_levels[] = {"err", "warning", "notice", "info", "de
 static const char *const mqtt_protocols[] = {"v5", "v311", NULL};
 static const char *const discovery_modes[] = {"component", "device", NULL};
 static const char *const backends[] = {"auto", "sysfs", "libcpupower", NULL};
+static const char *const plug_formats[] = {"tasmota", "shelly", "number", NULL};
 static const char *const gpio_biases[] = {"as-is", "pull-up", "pull-down", "disable", NULL};
 /* Filled from the governor's own list by compose(). */
 static const char *policies[32];
@@ -137,6 +138,31 @@ static const struct cfg_key agent_rows[] = {
     KEY_MODULE(telemetry, estimate_idle_w, tel_config_keys, false),
     KEY_MODULE(telemetry, estimate_cpu_static_w, tel_config_keys, false),
     KEY_MODULE(telemetry, estimate_cpu_dyn_w, tel_config_keys, false),
+    KEY_STR(telemetry, pmic_command, "vcgencmd pmic_read_adc", false,
+            "Raspberry Pi 5 PMIC rails source (scope soc): a command printing `vcgencmd "
+            "pmic_read_adc` output, run without a shell; tried after hwmon. Empty, or a program "
+            "that is not installed: no such source."),
+    /* the second boundary: the whole box at the wall (docs/telemetry.md, "Two boundaries") */
+    KEY_STR(telemetry, wall_meter, "none", false,
+            "Meter for the whole box at the wall: none (the estimate only), auto (a discharging "
+            "battery when there is one), battery, hwmon:<name or path> (a hwmon device by its "
+            "name, or a device directory or power/energy file under sysfs_root), or mqtt (a smart "
+            "plug on wall_meter_topic, through the [mqtt] broker). Whenever the meter has nothing "
+            "fresh, the wall figure is the estimate below, labelled as such."),
+    KEY_STR(telemetry, wall_meter_topic, "", false,
+            "wall_meter = mqtt: the plug's topic, e.g. tele/<device>/SENSOR (Tasmota) or "
+            "<device-id>/status/switch:0 (Shelly Gen2/Gen3)."),
+    KEY_ENUM(telemetry, wall_meter_format, plug_formats, "tasmota", false,
+             "wall_meter = mqtt: the payload: tasmota (ENERGY.Power W, ENERGY.Total kWh), shelly "
+             "(apower W, aenergy.total Wh) or number (a bare number of watts)."),
+    KEY_INT(telemetry, wall_meter_stale_s, 5, 86400, "120", false,
+            "A plug silent this long is stale and the wall figure falls back to the estimate "
+            "(set the plug to report more often than this, e.g. Tasmota TelePeriod 10)."),
+    KEY_DBL(telemetry, wall_estimate_board_w, 0, 1000, "2", false,
+            "Wall estimate: watts beyond the package (board, DRAM, USB, fan); the estimate is "
+            "(package + this) / wall_estimate_psu_efficiency."),
+    KEY_DBL(telemetry, wall_estimate_psu_efficiency, 0.3, 1, "0.85", false,
+            "Wall estimate: power supply efficiency."),
 
     /* [mqtt] */
     KEY_BOOL(mqtt, enabled, "true", false, "Publish telemetry and accept commands over MQTT."),

@@ -34,6 +34,8 @@ struct ask_job;
 struct agent_plugins;
 struct agent_models;
 
+struct tel_wall;
+
 struct agent_daemon {
     struct agent_config cfg;
     /* the [governor] section as the file last said it: a reload re-applies the policy and the
@@ -61,6 +63,14 @@ struct agent_daemon {
     struct agent_meter meter;
     struct agent_phase_energy phase_energy; /* energy by engine phase, exactly */
     atomic_int energy_source;               /* enum tel_source of the last reading */
+    /* The second boundary, the whole box at the wall (telemetry/wall.h): its channel (loop
+     * thread only), its meter and exact phase split like the package's, and what /metrics shows
+     * of it (wall_source, wall_measured under shared_lock). */
+    struct tel_wall *wall;
+    struct agent_meter wall_meter;
+    struct agent_phase_energy wall_phase_energy;
+    char wall_source[96];
+    bool wall_measured;
 
     struct agent_timer *gov_timer, *sample_timer, *mqtt_timer, *watchdog_timer;
     /* [gpio] (gpio_bridge.c): NULL when off */

@@ -240,8 +240,10 @@ int daemon_governor_apply(struct agent_daemon *d, const char *policy, double cap
 void daemon_hook_phase(void *user, enum agent_phase phase)
 {
     struct agent_daemon *d = user;
-    agent_phase_energy_switch(&d->phase_energy, phase,
-                              agent_meter_energy_at(&d->meter, cmn_now_ns()));
+    uint64_t now = cmn_now_ns();
+    agent_phase_energy_switch(&d->phase_energy, phase, agent_meter_energy_at(&d->meter, now));
+    agent_phase_energy_switch(&d->wall_phase_energy, phase,
+                              agent_meter_energy_at(&d->wall_meter, now));
     atomic_store(&d->phase, (int)phase);
     int seen = atomic_load(&d->sample_phase);
     while ((int)phase > seen && !atomic_compare_exchange_weak(&d->sample_phase, &seen, (int)phase))

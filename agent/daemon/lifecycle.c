@@ -30,6 +30,7 @@
 #include "telemetry/mqtt.h"
 #include "telemetry/power.h"
 #include "telemetry/store.h"
+#include "telemetry/wall.h"
 
 static void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void notify_status(const char *fmt, ...)
@@ -455,6 +456,8 @@ static void shutdown_all(struct agent_daemon *d)
     tel_store_close(d->store);
     d->store = NULL;
     tel_power_free(d->power);
+    tel_wall_free(d->wall);
+    d->wall = NULL;
     d->power = NULL;
     gov_governor_free(d->gov);
     d->gov = NULL;
@@ -489,6 +492,8 @@ static struct agent_daemon *daemon_new(const struct agent_config *cfg, const cha
     pthread_mutex_init(&d->shared_lock, NULL);
     agent_meter_init(&d->meter);
     agent_phase_energy_init(&d->phase_energy);
+    agent_meter_init(&d->wall_meter);
+    agent_phase_energy_init(&d->wall_phase_energy);
     return d;
 }
 
@@ -499,6 +504,8 @@ static void daemon_free(struct agent_daemon *d)
     agent_loop_free(d->loop);
     agent_meter_destroy(&d->meter);
     agent_phase_energy_destroy(&d->phase_energy);
+    agent_meter_destroy(&d->wall_meter);
+    agent_phase_energy_destroy(&d->wall_phase_energy);
     free(d->gov_json);
     daemon_queue_free(d->queue);
     pthread_mutex_destroy(&d->shared_lock);

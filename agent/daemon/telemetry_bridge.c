@@ -19,6 +19,7 @@
 #include "telemetry/mqtt.h"
 #include "telemetry/power.h"
 #include "telemetry/store.h"
+#include "telemetry/wall.h"
 
 static const char *phase_name(enum agent_phase p)
 {
@@ -56,6 +57,45 @@ unsigned daemon_spread_per_cpu(const struct gov_status *st, double *util, double
         }
     }
     return n;
+}
+
+/* The wall boundary for this sample: the meter when it has something fresh, else the estimate
+ * from the package power just read (tel_wall_read: a battery package source is the wall, PMIC
+ * rails map to it by a published fit). Its state
+ * changes (a plug gone stale, a sensor back) are logged and recorded as events. */
+static void daemon_sample_wall(struct agent_daemon *d, uint64_t now_ns, struct tel_sample *s,
+                               enum tel_source package_source)
+{
+    if (!d->wall)
+        return;
+    struct tel_wall_reading w;
+    char note[512];
+    double pkg_w = s->power_w;
+    tel_wall_read(d->wall, now_ns, pkg_w, package_source, &w, note, sizeof(note));
+    if (note[0]) {
+        log_notice("telemetry: %s", note);
+        daemon_record_event(d, "telemetry", note);
+    }
+    s->has_wall = 1;
+    s->wall_power_w = w.power_w;
+    s->wall_energy_j = w.energy_j;
+    s->wall_measured = w.measured;
+    snprintf(s->wall_source, sizeof(s->wall_source), "%s", w.source);
+    agent_meter_update(&d->wall_meter, now_ns, w.energy_j, w.power_w);
+    double pj[AGENT_PHASES];
+    if (s->has_phase_energy &&
+        agent_phase_energy_take(&d->wall_phase_energy,
+                                agent_meter_energy_at(&d->wall_meter, now_ns), pj) == 0) {
+        s->wall_idle_j = pj[AGENT_PHASE_IDLE];
+        s->wall_prefill_j = pj[AGENT_PHASE_PREFILL];
+        s->wall_decode_j = pj[AGENT_PHASE_DECODE];
+    } else if (s->has_phase_energy) {
+        s->wall_idle_j = s->wall_prefill_j = s->wall_decode_j = NAN;
+    }
+    pthread_mutex_lock(&d->shared_lock);
+    snprintf(d->wall_source, sizeof(d->wall_source), "%s", w.source);
+    d->wall_measured = w.measured;
+    pthread_mutex_unlock(&d->shared_lock);
 }
 
 void daemon_on_sample_timer(void *user, uint64_t now_ns)
@@ -118,6 +158,7 @@ void daemon_on_sample_timer(void *user, uint64_t now_ns)
             if (isfinite(r.power_w))
                 d->last_power_w = r.power_w;
             d->last_energy_j = r.energy_j;
+            daemon_sample_wall(d, now_ns, &s, r.source);
         }
     }
     pthread_mutex_lock(&d->shared_lock); /* HTTP threads read it for /metrics */
@@ -240,6 +281,23 @@ static void on_mqtt_cap(void *user, bool off, double cap_w)
     }
 }
 
+/* A message from the wall meter's plug: refused payloads are logged with the topic and the
+ * reason (the wall figure stays on the last good reading until it goes stale). */
+static void on_mqtt_plug(void *user, const char *topic, const void *payload, size_t len,
+                         bool retained)
+{
+    struct agent_daemon *d = user;
+    (void)retained; /* a retained reading is still the plug's latest; staleness ages it out */
+    if (!d->wall)
+        return;
+    char err[256];
+    int rc = tel_wall_feed(d->wall, cmn_now_ns(), payload, len, err, sizeof(err));
+    if (rc < 0)
+        log_warn("telemetry: wall meter topic %s: payload refused: %s", topic, err);
+    else if (rc > 0)
+        log_warn("telemetry: wall meter topic %s: %s", topic, err);
+}
+
 static void on_mqtt_state(void *user, enum tel_mqtt_conn_state state, const char *detail)
 {
     struct agent_daemon *d = user;
@@ -287,7 +345,14 @@ void daemon_hook_metrics(void *user, struct agent_metrics_snapshot *snap)
         snprintf(snap->energy_scope, sizeof(snap->energy_scope), "%s", tel_source_scope(src));
         snap->energy_estimated = src == TEL_SOURCE_ESTIMATE;
     }
+    snap->wall_energy_j = agent_meter_energy_at(&d->wall_meter, cmn_now_ns());
+    if (isfinite(snap->wall_energy_j)) {
+        snap->wall_power_w = agent_meter_power(&d->wall_meter);
+        agent_phase_energy_totals(&d->wall_phase_energy, snap->wall_phase_energy_j);
+    }
     pthread_mutex_lock(&d->shared_lock);
+    snprintf(snap->wall_source, sizeof(snap->wall_source), "%s", d->wall_source);
+    snap->wall_measured = d->wall_measured;
     snap->temp_c = d->last_temp_c;
     snprintf(snap->policy, sizeof(snap->policy), "%s", d->policy);
     snap->power_cap_w = d->power_cap_w;
@@ -338,6 +403,38 @@ void daemon_store_session(struct agent_daemon *d, const struct agent_result *r, 
     }
 }
 
+/* The wall channel: the configured meter (a configured meter that is absent is an error: the
+ * user asked for it), continuing the wall total on disk. */
+static int daemon_start_wall(struct agent_daemon *d)
+{
+    const struct cfg_telemetry *c = &d->cfg.telemetry;
+    struct tel_wall_params wp;
+    tel_wall_params_defaults(&wp);
+    char err[512];
+    int rc = tel_wall_parse_spec(c->wall_meter, &wp, err, sizeof(err));
+    if (rc == 0 && wp.kind == TEL_WALL_MQTT)
+        rc = tel_plug_format_from_name(c->wall_meter_format, &wp.format);
+    if (rc < 0) {
+        log_err("telemetry: [telemetry] wall_meter: %s", err[0] ? err : "bad wall_meter_format");
+        return rc;
+    }
+    wp.root = c->sysfs_root;
+    wp.topic = c->wall_meter_topic;
+    wp.stale_s = (uint32_t)c->wall_meter_stale_s;
+    wp.board_w = c->wall_estimate_board_w;
+    wp.psu_efficiency = c->wall_estimate_psu_efficiency;
+    double total = 0;
+    tel_store_wall_energy_total_j(d->store, &total);
+    rc = tel_wall_new(&wp, cmn_now_ns(), total, &d->wall, err, sizeof(err));
+    if (rc < 0) {
+        log_err("telemetry: %s", err);
+        return rc;
+    }
+    log_info("telemetry: wall meter %s (else the estimate: (package + %.2f W) / %.2f)",
+             c->wall_meter, wp.board_w, wp.psu_efficiency);
+    return 0;
+}
+
 int daemon_start_telemetry(struct agent_daemon *d)
 {
     if (!d->cfg.telemetry.enabled)
@@ -371,6 +468,7 @@ int daemon_start_telemetry(struct agent_daemon *d)
         pp.read_counter = privsep_read_counter;
         pp.read_counter_ctx = d->privsep;
     }
+    pp.pmic_command = d->cfg.telemetry.pmic_command;
     pp.estimate.idle_w = d->cfg.telemetry.estimate_idle_w;
     pp.estimate.cpu_static_w = d->cfg.telemetry.estimate_cpu_static_w;
     pp.estimate.cpu_dyn_w = d->cfg.telemetry.estimate_cpu_dyn_w;
@@ -380,7 +478,7 @@ int daemon_start_telemetry(struct agent_daemon *d)
         return rc;
     }
     log_info("telemetry: %s, database %s", tel_power_describe(d->power), d->cfg.telemetry.database);
-    return 0;
+    return daemon_start_wall(d);
 }
 
 int daemon_start_mqtt(struct agent_daemon *d)
@@ -425,6 +523,8 @@ int daemon_start_mqtt(struct agent_daemon *d)
     p.support_url = c->mqtt.support_url;
     p.ask = c->mqtt.ask;
     p.ask_response_prefix = c->mqtt.ask_response_prefix;
+    if (strcmp(c->telemetry.wall_meter, "mqtt") == 0)
+        p.foreign_topic = c->telemetry.wall_meter_topic;
     /* Three missed samples, and never under 30 s (Home Assistant's recorder samples slower). */
     uint64_t expire_s = 3 * (uint64_t)c->telemetry.sample_interval_ms / 1000;
     p.expire_after_s = expire_s < 30 ? 30 : expire_s > 86400 ? 86400 : (uint32_t)expire_s;
@@ -441,6 +541,7 @@ int daemon_start_mqtt(struct agent_daemon *d)
         .on_ask = daemon_on_mqtt_ask,
         .on_state = on_mqtt_state,
         .user = d,
+        .on_foreign = on_mqtt_plug,
     };
     char err[512];
     int rc = tel_mqtt_new(&p, &cb, d->store, &d->mqtt, err, sizeof(err));

@@ -61,6 +61,17 @@ static const struct hass_entity hass_entities[] = {
      "measurement", NULL, 2, true, false, false, NULL, NULL},
     {HASS_SENSOR, "energy", "Energy", "state", "{{ value_json.energy_wh }}", "Wh", "energy",
      "total_increasing", NULL, 2, true, false, false, NULL, NULL},
+    /* The whole box at the wall (a configured meter, or the estimate: wall_measured says
+     * which); unknown, never 0, while the agent keeps no wall figure. */
+    {HASS_SENSOR, "wall_power", "Wall power", "state",
+     "{{ value_json.wall_power_w if value_json.wall_power_w is defined else none }}", "W", "power",
+     "measurement", NULL, 2, true, false, true,
+     "{{ {'source': value_json.wall_source, 'measured': value_json.wall_measured} | tojson "
+     "if value_json.wall_source is defined else '{}' }}",
+     NULL},
+    {HASS_SENSOR, "wall_energy", "Wall energy", "state",
+     "{{ value_json.wall_energy_wh if value_json.wall_energy_wh is defined else none }}", "Wh",
+     "energy", "total_increasing", NULL, 2, true, false, false, NULL, NULL},
     {HASS_SENSOR, "temperature", "Temperature", "state", "{{ value_json.temp_c }}",
      "\xC2\xB0"
      "C",

@@ -104,6 +104,7 @@ static const char *const retained_suffixes[] = {
 struct tel_mqtt {
     struct tel_mqtt_params p; /* strings owned (strdup'd) */
     char ask_prefix[256];     /* answers to `ask` go only to this topic or below it */
+    char foreign_topic[256];  /* the wall meter's plug topic; "" none */
     struct tel_mqtt_callbacks cb;
     struct tel_store *store;
     char base[256];
@@ -151,6 +152,7 @@ struct tel_mqtt {
     char *state_json;      /* the last `state` published, re-sent after HA's birth message */
     uint64_t state_seq;    /* its seq: `state` never goes back */
     double state_energy_j; /* its total: never published lower */
+    double state_wall_j;   /* the same for the wall total */
     char *session_json;    /* session/last (retained) */
     char *model_json;      /* model (retained) */
     uint64_t birth_due_ns; /* states re-sent at this time after HA's birth message; 0: none */
@@ -676,6 +678,14 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
     char err[160];
 
+    bool foreign = false;
+    if (m->foreign_topic[0] &&
+        mosquitto_topic_matches_sub(m->foreign_topic, t, &foreign) == MOSQ_ERR_SUCCESS && foreign) {
+        if (m->cb.on_foreign)
+            m->cb.on_foreign(m->cb.user, t, msg->payload, len, msg->retain);
+        return;
+    }
+
     if (m->topic[T_HASS_STATUS] && strcmp(t, m->topic[T_HASS_STATUS]) == 0) {
         if (len == 6 && memcmp(msg->payload, "online", 6) == 0) {
             /* Home Assistant (re)started: discovery now, states a little later (its
@@ -779,8 +789,10 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
     m->tokens_ns = m->now_ns;
 
     publish_str(m, m->topic[T_STATUS], "online", true);
-    char *subs[6];
+    char *subs[7];
     int n = 0;
+    if (m->foreign_topic[0])
+        subs[n++] = m->foreign_topic;
     subs[n++] = m->topic[T_GOV_SET];
     subs[n++] = m->topic[T_CAP_SET];
     subs[n++] = m->topic[T_REPLAY_REQ];
@@ -1063,7 +1075,11 @@ static void publish_state(struct tel_mqtt *m, const struct tel_sample *s)
     double e = m->store ? tel_store_committed_energy_j(m->store) : s->energy_j;
     if (!isfinite(e) || e < m->state_energy_j)
         e = m->state_energy_j;
-    char *json = tel_payload_state_json(s, e);
+    /* The wall total likewise: what is on disk, so a restart after kill -9 never shows less. */
+    double w = m->store ? tel_store_committed_wall_energy_j(m->store) : s->wall_energy_j;
+    if (!isfinite(w) || w < m->state_wall_j)
+        w = m->state_wall_j;
+    char *json = tel_payload_state_wall_json(s, e, w);
     if (!json || publish_str(m, m->topic[T_STATE], json, false) != 0) {
         free(json);
         return;
@@ -1072,6 +1088,8 @@ static void publish_state(struct tel_mqtt *m, const struct tel_sample *s)
     m->state_json = json;
     m->state_seq = s->seq;
     m->state_energy_j = e;
+    if (s->has_wall)
+        m->state_wall_j = w;
     m->st.states_published++;
 }
 
@@ -1375,6 +1393,17 @@ int tel_mqtt_new(const struct tel_mqtt_params *params, const struct tel_mqtt_cal
         if (!m->topic[i])
             goto nomem;
     }
+    if (params->foreign_topic && params->foreign_topic[0]) {
+        if (strlen(params->foreign_topic) >= sizeof(m->foreign_topic) ||
+            mosquitto_sub_topic_check(params->foreign_topic) != MOSQ_ERR_SUCCESS) {
+            rc = set_err(err, err_len, -EINVAL,
+                         "mqtt: wall meter topic '%s' is not a valid subscription",
+                         params->foreign_topic);
+            goto fail;
+        }
+        snprintf(m->foreign_topic, sizeof(m->foreign_topic), "%s", params->foreign_topic);
+    }
+    m->p.foreign_topic = NULL; /* not owned */
     if (params->ask_response_prefix && params->ask_response_prefix[0]) {
         const char *ap = params->ask_response_prefix;
         if (strlen(ap) >= sizeof(m->ask_prefix) || strpbrk(ap, "+#") ||

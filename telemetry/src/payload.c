@@ -67,13 +67,28 @@ static cJSON *sample_object(const struct tel_sample *s, double energy_j)
     return o;
 }
 
+/* The wall boundary beside the package one, labelled with its source and whether it was
+ * measured; wall_j is the total to publish (never lower than one published before). */
+static int add_wall(cJSON *o, const struct tel_sample *s, double wall_j)
+{
+    if (!s->has_wall)
+        return 1;
+    return add_num(o, "wall_power_w", s->wall_power_w, 1e3) &&
+           add_num(o, "wall_energy_wh", floor(wall_j / 3600.0 * 1e4) / 1e4, 1e4) &&
+           cJSON_AddStringToObject(o, "wall_source", s->wall_source) &&
+           cJSON_AddBoolToObject(o, "wall_measured", s->wall_measured != 0) &&
+           (!s->has_phase_energy || (add_num(o, "wall_prefill_j", s->wall_prefill_j, 1e3) &&
+                                     add_num(o, "wall_decode_j", s->wall_decode_j, 1e3) &&
+                                     add_num(o, "wall_idle_j", s->wall_idle_j, 1e3)));
+}
+
 char *tel_payload_sample_json(const struct tel_sample *s)
 {
     cJSON *o = sample_object(s, s->energy_j);
     if (!o)
         return NULL;
     int ok = cJSON_AddStringToObject(o, "policy", s->policy) &&
-             cJSON_AddStringToObject(o, "phase", s->phase);
+             cJSON_AddStringToObject(o, "phase", s->phase) && add_wall(o, s, s->wall_energy_j);
     return finish(o, ok);
 }
 
@@ -83,6 +98,11 @@ static int valid_phase(const char *p)
 }
 
 char *tel_payload_state_json(const struct tel_sample *s, double energy_j)
+{
+    return tel_payload_state_wall_json(s, energy_j, s->wall_energy_j);
+}
+
+char *tel_payload_state_wall_json(const struct tel_sample *s, double energy_j, double wall_j)
 {
     cJSON *o = sample_object(s, energy_j);
     if (!o)
@@ -101,6 +121,7 @@ char *tel_payload_state_json(const struct tel_sample *s, double energy_j)
     if (ok && s->has_phase_energy)
         ok = add_num(o, "prefill_j", s->prefill_j, 1e3) &&
              add_num(o, "decode_j", s->decode_j, 1e3) && add_num(o, "idle_j", s->idle_j, 1e3);
+    ok = ok && add_wall(o, s, wall_j);
     return finish(o, ok);
 }
 

@@ -14,7 +14,7 @@
 static const char *const source_names[TEL_SOURCE_COUNT_] = {
     [TEL_SOURCE_NONE] = "none",         [TEL_SOURCE_RAPL] = "rapl",
     [TEL_SOURCE_HWMON] = "hwmon",       [TEL_SOURCE_BATTERY] = "battery",
-    [TEL_SOURCE_ESTIMATE] = "estimate",
+    [TEL_SOURCE_ESTIMATE] = "estimate", [TEL_SOURCE_PMIC] = "pmic",
 };
 
 const char *tel_source_scope(enum tel_source source)
@@ -24,6 +24,7 @@ const char *tel_source_scope(enum tel_source source)
     case TEL_SOURCE_ESTIMATE:
         return "package";
     case TEL_SOURCE_HWMON:
+    case TEL_SOURCE_PMIC:
         return "soc";
     case TEL_SOURCE_BATTERY:
         return "wall";
@@ -137,10 +138,7 @@ nomem:
 /* ---- the dispatcher ---- */
 
 static const struct tel_src_ops *const sources[] = {
-    &tel_src_rapl,
-    &tel_src_hwmon,
-    &tel_src_battery,
-    &tel_src_estimate,
+    &tel_src_rapl, &tel_src_hwmon, &tel_src_pmic, &tel_src_battery, &tel_src_estimate,
 };
 #define N_SOURCES (sizeof(sources) / sizeof(sources[0]))
 
@@ -162,6 +160,7 @@ void tel_power_params_defaults(struct tel_power_params *p)
     p->root = "";
     p->sources_mask = 0;
     p->reprobe_ms = 60000;
+    p->pmic_command = "vcgencmd pmic_read_adc";
     struct tel_estimate_params *e = &p->estimate;
     e->idle_w = 2.0;
     e->cpu_static_w = 0.15;

@@ -30,6 +30,7 @@ extern const struct tel_src_ops tel_src_rapl;
 extern const struct tel_src_ops tel_src_hwmon;
 extern const struct tel_src_ops tel_src_battery;
 extern const struct tel_src_ops tel_src_estimate;
+extern const struct tel_src_ops tel_src_pmic;
 
 /* Joules between two readings of a counter that wraps to 0 after max_uj (0: range unknown, a
  * decrease then counts as a reset and yields 0). */

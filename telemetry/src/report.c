@@ -177,6 +177,44 @@ static int phase_energy(sqlite3 *db, struct tel_report *r, char *err, size_t err
     return finish(db, st, rc, err, err_len);
 }
 
+/* The wall channel: its total's increase, split by phase where the sample carries the split. */
+static const char wall_sql[] =
+    "WITH d AS (SELECT seq, wall_source, wall_measured, wall_prefill_j, wall_decode_j,"
+    " wall_idle_j, wall_energy_j - lag(wall_energy_j) OVER w AS de FROM samples"
+    " WHERE seq BETWEEN ?3 AND ?4 AND ts_ns BETWEEN ?1 AND ?2 AND wall_energy_j IS NOT NULL"
+    " WINDOW w AS (ORDER BY seq))"
+    " SELECT count(*), coalesce(sum(wall_measured), 0), count(wall_prefill_j),"
+    " coalesce(sum(max(de, 0)), 0), coalesce(sum(wall_prefill_j), 0),"
+    " coalesce(sum(wall_decode_j), 0), coalesce(sum(wall_idle_j), 0),"
+    " (SELECT wall_source FROM d WHERE de IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1)"
+    " FROM d WHERE de IS NOT NULL";
+
+static int wall_energy(sqlite3 *db, struct tel_report *r, char *err, size_t err_len)
+{
+    sqlite3_stmt *st = NULL;
+    int e = prep(db, wall_sql, r, &st, err, err_len);
+    if (e < 0)
+        return e;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        r->wall.intervals = (uint64_t)sqlite3_column_int64(st, 0);
+        r->wall.measured_intervals = (uint64_t)sqlite3_column_int64(st, 1);
+        r->wall.exact_intervals = (uint64_t)sqlite3_column_int64(st, 2);
+        r->wall.energy_j = sqlite3_column_double(st, 3);
+        r->wall.prefill_j = sqlite3_column_double(st, 4);
+        r->wall.decode_j = sqlite3_column_double(st, 5);
+        r->wall.idle_j = sqlite3_column_double(st, 6);
+        const unsigned char *src = sqlite3_column_text(st, 7);
+        snprintf(r->wall.source, sizeof(r->wall.source), "%s", src ? (const char *)src : "");
+        rc = SQLITE_DONE;
+    }
+    double t = (double)r->tokens;
+    int split = r->wall.exact_intervals > 0;
+    r->wall.active_j_per_token = t > 0 && split ? (r->wall.prefill_j + r->wall.decode_j) / t : NAN;
+    r->wall.all_j_per_token = t > 0 && r->wall.intervals ? r->wall.energy_j / t : NAN;
+    return finish(db, st, rc, err, err_len);
+}
+
 static const char sessions_sql[] =
     "SELECT %s, count(*), sum(prompt_tokens), sum(gen_tokens), sum(energy_j), avg(ttft_ms),"
     " avg(duration_ms) FROM sessions WHERE ts_ns BETWEEN ?1 AND ?2 %s LIMIT %d";
@@ -312,6 +350,8 @@ int tel_report_build(struct tel_store *store, const struct tel_report_params *pa
     if (e == 0)
         e = phase_energy(db, r, err, err_len);
     if (e == 0)
+        e = wall_energy(db, r, err, err_len);
+    if (e == 0)
         e = groups(db, r, "policy", r->policies, &r->n_policies, err, err_len);
     if (e < 0)
         return e;
@@ -444,6 +484,19 @@ char *tel_report_json(const struct tel_report *r)
         cJSON_AddStringToObject(pe, "scope", r->by_phase.scope);
         cJSON_AddBoolToObject(pe, "estimated", r->by_phase.estimated_samples > 0);
     }
+    cJSON *we = r->wall.intervals ? cJSON_AddObjectToObject(o, "wall_energy") : NULL;
+    if (we) {
+        num(we, "energy_j", r->wall.energy_j);
+        num(we, "prefill_j", r->wall.prefill_j);
+        num(we, "decode_j", r->wall.decode_j);
+        num(we, "idle_j", r->wall.idle_j);
+        num(we, "intervals", (double)r->wall.intervals);
+        num(we, "measured_intervals", (double)r->wall.measured_intervals);
+        num(we, "j_per_token_active", r->wall.active_j_per_token);
+        num(we, "j_per_token_with_idle", r->wall.all_j_per_token);
+        cJSON_AddStringToObject(we, "source", r->wall.source);
+        cJSON_AddBoolToObject(we, "estimated", r->wall.measured_intervals < r->wall.intervals);
+    }
     cJSON *a = cJSON_AddArrayToObject(o, "phases");
     for (uint32_t i = 0; a && i < r->n_phases; i++)
         cJSON_AddItemToArray(a, group_json(&r->phases[i], "phase"));
@@ -555,6 +608,27 @@ void tel_report_print(const struct tel_report *r, FILE *out)
                     "                 %llu older intervals (before exact attribution) are "
                     "filed by the phase their sample saw\n",
                     (unsigned long long)r->by_phase.label_intervals);
+    }
+    if (r->wall.intervals) {
+        fmt_num(x, sizeof(x), 4, r->wall.active_j_per_token);
+        fmt_num(y, sizeof(y), 4, r->wall.all_j_per_token);
+        fprintf(out,
+                "\n  at the wall    %.1f J for the whole box: prefill %.1f J, decode %.1f J, idle "
+                "%.1f J\n"
+                "                 %s J/token prefill + decode (idle not attributed), %s J/token "
+                "with idle attributed\n",
+                r->wall.energy_j, r->wall.prefill_j, r->wall.decode_j, r->wall.idle_j, x, y);
+        if (r->wall.measured_intervals == r->wall.intervals)
+            fprintf(out, "                 measured by %s\n", r->wall.source);
+        else if (r->wall.measured_intervals == 0)
+            fprintf(out, "                 an ESTIMATE from the package power (no wall meter "
+                         "reading): (package + board) / PSU efficiency\n");
+        else
+            fprintf(out,
+                    "                 measured in %llu of %llu intervals (mostly %s); the rest "
+                    "is the ESTIMATE from the package power\n",
+                    (unsigned long long)r->wall.measured_intervals,
+                    (unsigned long long)r->wall.intervals, r->wall.source);
     }
     if (!r->by_phase.exact_intervals)
         print_groups(out, "by phase label", r->phases, r->n_phases);

@@ -84,11 +84,14 @@ static const char rollup_1m_sql[] =
     " min(power_w) AS p0, avg(power_w) AS p1, max(power_w) AS p2, min(temp_c) AS t0,"
     " avg(temp_c) AS t1, max(temp_c) AS t2, min(util) AS u0, avg(util) AS u1, max(util) AS u2,"
     " min(freq_avg_mhz) AS f0, avg(freq_avg_mhz) AS f1, max(freq_avg_mhz) AS f2,"
-    " max(energy_j) AS e1, min(energy_j) AS e0, min(seq) AS s0, sum(tokens) AS tk"
+    " max(energy_j) AS e1, min(energy_j) AS e0, min(seq) AS s0, sum(tokens) AS tk,"
+    " max(wall_energy_j) AS w1, min(wall_energy_j) AS w0"
     " FROM samples WHERE seq >= ?1 GROUP BY b)"
     " INSERT OR REPLACE INTO rollup_1m SELECT b, n, p0, p1, p2, t0, t1, t2, u0, u1, u2, f0, f1,"
     " f2, e1 - coalesce((SELECT p.energy_j FROM samples p WHERE p.seq < m.s0"
-    " ORDER BY p.seq DESC LIMIT 1), e0), tk FROM m";
+    " ORDER BY p.seq DESC LIMIT 1), e0), tk, w1 - coalesce((SELECT p.wall_energy_j FROM samples p"
+    " WHERE p.seq < m.s0 AND p.wall_energy_j IS NOT NULL ORDER BY p.seq DESC LIMIT 1), w0)"
+    " FROM m";
 
 static const char rollup_1h_sql[] =
     "INSERT OR REPLACE INTO rollup_1h SELECT h, sum(n), min(power_min),"
@@ -97,7 +100,7 @@ static const char rollup_1h_sql[] =
     " max(temp_max), min(util_min),"
     " sum(util_avg * n) / sum(CASE WHEN util_avg IS NOT NULL THEN n END), max(util_max),"
     " min(freq_min), sum(freq_avg * n) / sum(CASE WHEN freq_avg IS NOT NULL THEN n END),"
-    " max(freq_max), sum(energy_j), sum(tokens)"
+    " max(freq_max), sum(energy_j), sum(tokens), sum(wall_energy_j)"
     " FROM (SELECT (ts_ns / 3600000000000) * 3600000000000 AS h, * FROM rollup_1m"
     " WHERE ts_ns >= ?1) GROUP BY h";
 

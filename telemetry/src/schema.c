@@ -55,7 +55,23 @@ static const char schema_v3[] =
 static const char schema_v4[] = "ALTER TABLE sessions ADD COLUMN model TEXT;"
                                 "CREATE INDEX sessions_model ON sessions(model, ts_ns);";
 
-static const char *const steps[TEL_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4};
+/* Version 5 (issue 12): the second energy boundary, the whole box at the wall, beside the
+ * package/SoC channel: its power and running total, where it came from ("mqtt:<topic>",
+ * "hwmon:<dev>", "battery", "estimate") and whether it was measured; the interval's wall energy
+ * by engine phase; rollups of wall energy. Rows written before have
+ * NULL there: no wall figure was kept then (reports say so rather than invent one). */
+static const char schema_v5[] = "ALTER TABLE samples ADD COLUMN wall_power_w REAL;"
+                                "ALTER TABLE samples ADD COLUMN wall_energy_j REAL;"
+                                "ALTER TABLE samples ADD COLUMN wall_source TEXT;"
+                                "ALTER TABLE samples ADD COLUMN wall_measured INTEGER;"
+                                "ALTER TABLE samples ADD COLUMN wall_prefill_j REAL;"
+                                "ALTER TABLE samples ADD COLUMN wall_decode_j REAL;"
+                                "ALTER TABLE samples ADD COLUMN wall_idle_j REAL;"
+                                "ALTER TABLE rollup_1m ADD COLUMN wall_energy_j REAL;"
+                                "ALTER TABLE rollup_1h ADD COLUMN wall_energy_j REAL;";
+
+static const char *const steps[TEL_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4,
+                                                      schema_v5};
 
 int tel_sql_errno(int rc)
 {
@@ -153,8 +169,10 @@ int tel_schema_migrate(sqlite3 *db, char *err, size_t err_len)
         if (r < 0)
             goto sql_fail;
         r = tel_sql_exec(db, steps[v]);
-        if (r == 0 && v + 1 >= 2)
-            r = tel_rollup_run(db); /* backfill rollups from migrated samples */
+        /* Backfill rollups from the migrated samples once the layout is the current one (the
+         * rollup statements name the newest columns; earlier steps' layouts lack them). */
+        if (r == 0 && v + 1 == TEL_SCHEMA_VERSION)
+            r = tel_rollup_run(db);
         if (r == 0)
             r = tel_sql_exec(db, bump);
         if (r == 0)

@@ -148,11 +148,16 @@ static double column_real(sqlite3_stmt *st, int i)
 
 static const char ins_sample_sql[] =
     "INSERT INTO samples(seq, ts_ns, power_w, energy_j, temp_c, util, freq_mhz, policy, phase,"
-    " source, freq_avg_mhz, tokens, tokens_per_s, scope, prefill_j, decode_j, idle_j)"
-    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)";
+    " source, freq_avg_mhz, tokens, tokens_per_s, scope, prefill_j, decode_j, idle_j,"
+    " wall_power_w, wall_energy_j, wall_source, wall_measured, wall_prefill_j, wall_decode_j,"
+    " wall_idle_j)"
+    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,"
+    "?24)";
 static const char sel_sample_sql[] =
     "SELECT seq, ts_ns, power_w, energy_j, temp_c, util, freq_mhz, policy, phase, source,"
-    " tokens, tokens_per_s, prefill_j, decode_j, idle_j FROM samples WHERE seq > ?1"
+    " tokens, tokens_per_s, prefill_j, decode_j, idle_j, wall_power_w, wall_energy_j,"
+    " wall_source, wall_measured, wall_prefill_j, wall_decode_j, wall_idle_j"
+    " FROM samples WHERE seq > ?1"
     " ORDER BY seq LIMIT ?2";
 static const char ins_session_sql[] =
     "INSERT INTO sessions(id, ts_ns, prompt_tokens, gen_tokens, ttft_ms, duration_ms, energy_j,"
@@ -192,6 +197,15 @@ static int put_sample(struct tel_store *s, const struct tel_sample *sm)
     bind_real(st, 15, sm->has_phase_energy ? sm->prefill_j : NAN);
     bind_real(st, 16, sm->has_phase_energy ? sm->decode_j : NAN);
     bind_real(st, 17, sm->has_phase_energy ? sm->idle_j : NAN);
+    if (sm->has_wall) {
+        bind_real(st, 18, sm->wall_power_w);
+        bind_real(st, 19, sm->wall_energy_j);
+        sqlite3_bind_text(st, 20, sm->wall_source, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 21, sm->wall_measured ? 1 : 0);
+        bind_real(st, 22, sm->has_phase_energy ? sm->wall_prefill_j : NAN);
+        bind_real(st, 23, sm->has_phase_energy ? sm->wall_decode_j : NAN);
+        bind_real(st, 24, sm->has_phase_energy ? sm->wall_idle_j : NAN);
+    }
     return step_done(st);
 }
 
@@ -328,6 +342,13 @@ static int commit_batch(struct tel_store *s)
     uint32_t written = s->ring_len;
     if (written) /* rows are in seq order and their totals never decrease: the last is largest */
         s->committed_energy_j = s->ring[(s->ring_head + written - 1) % s->p.pending_max].energy_j;
+    for (uint32_t i = written; i-- > 0;) { /* likewise the newest wall total */
+        const struct tel_sample *sm = &s->ring[(s->ring_head + i) % s->p.pending_max];
+        if (sm->has_wall) {
+            s->committed_wall_j = sm->wall_energy_j;
+            break;
+        }
+    }
     s->st.samples_written += written;
     s->st.commits++;
     s->ring_head = 0;
@@ -584,6 +605,9 @@ static int load_counters(struct tel_store *s, const char *path, char *err, size_
         s->have_energy = 1;
     }
     s->committed_energy_j = s->have_energy ? s->last_energy_j : 0.0;
+    double wall = 0;
+    if (tel_store_wall_energy_total_j(s, &wall) == 0)
+        s->committed_wall_j = wall;
     return 0;
 }
 
@@ -709,6 +733,17 @@ int tel_store_append_sample(struct tel_store *s, struct tel_sample *sample, uint
         sample->energy_j = s->have_energy ? s->last_energy_j : 0.0;
     s->last_energy_j = sample->energy_j;
     s->have_energy = 1;
+    if (sample->has_wall) { /* the same for the wall total */
+        double saved;
+        if (!s->have_wall) /* loads the newest total on disk, if any */
+            tel_store_wall_energy_total_j(s, &saved);
+        if (!isfinite(sample->wall_energy_j) ||
+            (s->have_wall && sample->wall_energy_j < s->last_wall_j))
+            sample->wall_energy_j = s->have_wall ? s->last_wall_j : 0.0;
+        s->last_wall_j = sample->wall_energy_j;
+        s->have_wall = 1;
+        sample->wall_source[TEL_WALL_SOURCE_MAX - 1] = '\0';
+    }
     sample->policy[TEL_NAME_MAX - 1] = '\0';
     sample->phase[TEL_NAME_MAX - 1] = '\0';
     sample->seq = s->next_seq++;
@@ -865,6 +900,16 @@ static void row_to_sample(sqlite3_stmt *st, struct tel_sample *sm)
     sm->decode_j = column_real(st, 13);
     sm->idle_j = column_real(st, 14);
     sm->has_phase_energy = sqlite3_column_type(st, 12) != SQLITE_NULL;
+    sm->has_wall = sqlite3_column_type(st, 16) != SQLITE_NULL;
+    if (sm->has_wall) {
+        sm->wall_power_w = column_real(st, 15);
+        sm->wall_energy_j = column_real(st, 16);
+        copy_text(sm->wall_source, sizeof(sm->wall_source), sqlite3_column_text(st, 17));
+        sm->wall_measured = sqlite3_column_int(st, 18) != 0;
+        sm->wall_prefill_j = column_real(st, 19);
+        sm->wall_decode_j = column_real(st, 20);
+        sm->wall_idle_j = column_real(st, 21);
+    }
 }
 
 int tel_store_samples_after(struct tel_store *s, uint64_t after_seq, uint32_t max, tel_sample_cb cb,
@@ -1018,6 +1063,11 @@ int tel_store_energy_total_j(struct tel_store *s, double *ret_j)
     return 0;
 }
 
+double tel_store_committed_wall_energy_j(const struct tel_store *s)
+{
+    return s ? s->committed_wall_j : 0.0;
+}
+
 double tel_store_committed_energy_j(const struct tel_store *s)
 {
     return s ? s->committed_energy_j : 0.0;
@@ -1036,4 +1086,37 @@ void tel_store_get_stats(const struct tel_store *s, struct tel_store_stats *ret)
 struct sqlite3 *tel_store_db(struct tel_store *s)
 {
     return s ? s->db : NULL;
+}
+
+int tel_store_wall_energy_total_j(struct tel_store *s, double *ret_j)
+{
+    if (!s || !ret_j)
+        return -EINVAL;
+    if (s->have_wall) {
+        *ret_j = s->last_wall_j;
+        return 0;
+    }
+    /* The newest row that has a wall total (rows from before schema 5 have none: 0 then). */
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT wall_energy_j FROM samples WHERE wall_energy_j IS NOT NULL"
+                                " ORDER BY seq DESC LIMIT 1",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return tel_sql_errno(rc);
+    rc = sqlite3_step(st);
+    double v = 0.0;
+    if (rc == SQLITE_ROW)
+        v = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return tel_sql_errno(rc);
+    if (!isfinite(v) || v < 0)
+        v = 0.0;
+    *ret_j = v;
+    if (rc == SQLITE_ROW) {
+        s->last_wall_j = v;
+        s->have_wall = 1;
+    }
+    return 0;
 }

@@ -9,7 +9,7 @@
 
 #include "telemetry/store.h"
 
-#define TEL_SCHEMA_VERSION       4
+#define TEL_SCHEMA_VERSION       5
 #define TEL_PENDING_SESSIONS_MAX 1024
 #define TEL_PENDING_EVENTS_MAX   256
 /* Seqs handed out beyond the last commit are reserved in meta so a crash never reuses one. */
@@ -45,6 +45,9 @@ struct tel_store {
     uint64_t next_session_id;
     double last_energy_j; /* energy_j of the newest queued or written sample */
     int have_energy;
+    double last_wall_j; /* wall_energy_j of the newest queued or written sample with one */
+    int have_wall;
+    double committed_wall_j;   /* wall_energy_j of the newest committed sample with one */
     double committed_energy_j; /* energy_j of the newest committed sample (or the total restored
                                   at open): what a kill -9 can no longer take back */
     uint64_t energy_saved_ns;  /* monotonic time the total was last written to meta */

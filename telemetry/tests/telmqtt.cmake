@@ -5,7 +5,7 @@ ember_add_test(NAME telmqtt_unit SOURCES ${CMAKE_CURRENT_LIST_DIR}/telmqtt_unit.
                LIBS ember_telemetry PkgConfig::CJSON LABELS unit TIMEOUT 60)
 
 foreach(case plain password tls outage_stop outage_kill9 agent_kill9 hass hass_device hass_stale ha_energy commands v311
-             keepalive)
+             keepalive wall_plug)
     if(NOT TARGET telmqtt_broker_test)
         add_executable(telmqtt_broker_test ${CMAKE_CURRENT_LIST_DIR}/telmqtt_broker_test.c
                        ${CMAKE_CURRENT_LIST_DIR}/telmqtt_util.c)
@@ -28,3 +28,7 @@ ember_add_fuzz(NAME mqtt_command SOURCES ${CMAKE_CURRENT_LIST_DIR}/telmqtt_fuzz_
 add_test(NAME telmqtt_bench_cpu COMMAND telmqtt_broker_test bench)
 set_tests_properties(telmqtt_bench_cpu PROPERTIES LABELS bench SKIP_RETURN_CODE 77 TIMEOUT 120
                      RESOURCE_LOCK mosquitto_cpu)
+
+# Smart-plug payload parsing for the wall meter (corpus in tests/fuzz/wall_plug/).
+ember_add_fuzz(NAME wall_plug SOURCES ${CMAKE_CURRENT_LIST_DIR}/telwall_fuzz_plug.c
+               LIBS ember_telemetry)

@@ -24,6 +24,7 @@
 #include "ember_test.h"
 #include "telemetry/mqtt.h"
 #include "telemetry/store.h"
+#include "telemetry/wall.h"
 #include "telmqtt_util.h"
 
 struct rig {
@@ -128,7 +129,11 @@ static int open_store(struct rig *r)
 
 static int open_mqtt(struct rig *r, struct tel_mqtt_params *p)
 {
-    struct tel_mqtt_callbacks cb = {on_policy, on_cap, on_ask, on_state, r};
+    struct tel_mqtt_callbacks cb = {.on_policy_set = on_policy,
+                                    .on_power_cap_set = on_cap,
+                                    .on_ask = on_ask,
+                                    .on_state = on_state,
+                                    .user = r};
     char err[256];
     int rc = tel_mqtt_new(p, &cb, r->store, &r->m, err, sizeof(err));
     if (rc)
@@ -767,11 +772,13 @@ static uint64_t msg_index(const struct tsub *sub, const char *topic, size_t nth)
     return UINT64_MAX;
 }
 
-#define N_HASS_ENTITIES 11
+#define N_HASS_ENTITIES 13
 
 static const char *const hass_topics[N_HASS_ENTITIES] = {
     "homeassistant/sensor/ember_box1/power/config",
     "homeassistant/sensor/ember_box1/energy/config",
+    "homeassistant/sensor/ember_box1/wall_power/config",
+    "homeassistant/sensor/ember_box1/wall_energy/config",
     "homeassistant/sensor/ember_box1/temperature/config",
     "homeassistant/sensor/ember_box1/cpu_frequency/config",
     "homeassistant/sensor/ember_box1/utilisation/config",
@@ -1496,6 +1503,211 @@ static int case_bench(void)
     return et_finish();
 }
 
+/* ---- a smart plug as the wall meter (issue 12) ---- */
+
+struct plug_seen {
+    struct tel_wall *w;
+    int ok, bad, reset;
+    char last_err[512];
+};
+static struct plug_seen g_plug;
+
+static void on_plug(void *user, const char *topic, const void *payload, size_t len, bool retained)
+{
+    (void)user;
+    (void)retained;
+    char err[256];
+    int rc = tel_wall_feed(g_plug.w, cmn_now_ns(), payload, len, err, sizeof(err));
+    if (rc < 0) {
+        g_plug.bad++;
+        snprintf(g_plug.last_err, sizeof(g_plug.last_err), "%s: %s", topic, err);
+    } else {
+        g_plug.ok++;
+        if (rc == 1) {
+            g_plug.reset++;
+            snprintf(g_plug.last_err, sizeof(g_plug.last_err), "%s: %s", topic, err);
+        }
+    }
+}
+
+static int g_plug_want;
+static bool plug_count_reached(struct rig *r)
+{
+    (void)r;
+    return g_plug.ok + g_plug.bad >= g_plug_want;
+}
+
+static void plug_send(struct rig *r, const char *topic, const char *payload)
+{
+    g_plug_want = g_plug.ok + g_plug.bad + 1;
+    CHECK(tsub_publish(&r->sub, topic, payload, (int)strlen(payload), false) == 0);
+    CHECK_MSG(run_until(r, 5000, plug_count_reached), "plug message on %s not delivered", topic);
+}
+
+/* Tasmota and Shelly payloads through a real broker into the wall channel: measured figures,
+ * hostile payloads refused with the topic and the problem named, a counter reset noted, a
+ * stale plug falling back to the labelled estimate, and a wall total that never decreases in
+ * the store, in `state` and for Home Assistant's wall energy sensor. */
+static int case_wall_plug(void)
+{
+    struct rig r;
+    int rc = rig_start(&r, TB_PLAIN);
+    if (rc) {
+        rig_stop(&r);
+        return rc == 77 ? 77 : 1;
+    }
+    static const char *const formats[] = {"tasmota", "shelly"};
+    static const char *const topics[] = {"tele/plug1/SENSOR", "shellyplusplugs-a1/status/switch:0"};
+    for (int f = 0; f < 2; f++) {
+        memset(&g_plug, 0, sizeof(g_plug));
+        struct tel_wall_params wp;
+        tel_wall_params_defaults(&wp);
+        wp.kind = TEL_WALL_MQTT;
+        wp.topic = topics[f];
+        CHECK(tel_plug_format_from_name(formats[f], &wp.format) == 0);
+        wp.stale_s = 1;
+        wp.board_w = 2;
+        wp.psu_efficiency = 0.8;
+        char err[256];
+        CHECK(tel_wall_new(&wp, cmn_now_ns(), 100.0, &g_plug.w, err, sizeof(err)) == 0);
+        struct tel_mqtt_params p;
+        params_for(&r, &p);
+        p.foreign_topic = topics[f];
+        struct tel_mqtt_callbacks cb = {.on_state = on_state, .user = &r, .on_foreign = on_plug};
+        CHECK(tel_mqtt_new(&p, &cb, r.store, &r.m, err, sizeof(err)) == 0);
+        CHECK(run_until(&r, 5000, is_connected));
+        run_until(&r, 300, NULL); /* the subscription is acknowledged */
+
+        struct tel_wall_reading wr;
+        char note[512];
+        uint64_t t = cmn_now_ns();
+        CHECK(tel_wall_read(g_plug.w, t, 5.0, TEL_SOURCE_RAPL, &wr, note, sizeof(note)) == 0);
+        CHECK(!wr.measured); /* nothing heard yet: the estimate, and said so */
+        CHECK_STR(wr.source, "estimate");
+        CHECK_CONTAINS(note, "no message on");
+        CHECK_NEAR(wr.power_w, (5.0 + 2.0) / 0.8, 1e-9);
+
+        const char *good = f == 0 ? "{\"Time\":\"2026-12-03T20:00:00\",\"ENERGY\":{\"Total\":1.956,"
+                                    "\"Yesterday\":0.054,\"Today\":0.049,\"Period\":0,"
+                                    "\"Power\":9,\"Factor\":0.43,\"Voltage\":231,"
+                                    "\"Current\":0.089}}"
+                                  : "{\"id\":0,\"source\":\"init\",\"output\":true,"
+                                    "\"apower\":9.0,\"voltage\":231.2,\"current\":0.089,"
+                                    "\"aenergy\":{\"total\":1956.0,\"by_minute\":[0,0,0],"
+                                    "\"minute_ts\":1700000000},\"temperature\":{\"tC\":30}}";
+        plug_send(&r, topics[f], good);
+        CHECK_EQ_INT(g_plug.ok, 1);
+        double e0 = wr.energy_j;
+        t = cmn_now_ns();
+        CHECK(tel_wall_read(g_plug.w, t, 5.0, TEL_SOURCE_RAPL, &wr, note, sizeof(note)) == 0);
+        CHECK(wr.measured);
+        CHECK_NEAR(wr.power_w, 9.0, 1e-9);
+        char want[128];
+        snprintf(want, sizeof(want), "mqtt:%s", topics[f]);
+        CHECK_STR(wr.source, want);
+        CHECK_CONTAINS(note, "measured");
+        CHECK(wr.energy_j >= e0);
+
+        /* hostile payloads: refused, the reason and topic named, the last reading kept */
+        const char *hostile[] = {"not json at all",
+                                 f == 0 ? "{\"ENERGY\":{\"Power\":\"lots\"}}"
+                                        : "{\"apower\":\"lots\"}",
+                                 f == 0 ? "{\"ENERGY\":{\"Power\":-5}}" : "{\"apower\":-5}",
+                                 f == 0 ? "{\"ENERGY\":{\"Power\":1e300}}" : "{\"apower\":1e300}",
+                                 "[]",
+                                 ""};
+        const char *why[] = {"not JSON",    "not a number",      "negative",
+                             "over 100 kW", "not a JSON object", "empty payload"};
+        for (int i = 0; i < 6; i++) {
+            plug_send(&r, topics[f], hostile[i]);
+            CHECK_EQ_INT(g_plug.bad, i + 1);
+            CHECK_CONTAINS(g_plug.last_err, topics[f]);
+            CHECK_CONTAINS(g_plug.last_err, why[i]);
+        }
+        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 5.0, TEL_SOURCE_RAPL, &wr, note,
+                            sizeof(note)) == 0);
+        CHECK(wr.measured);
+        CHECK_NEAR(wr.power_w, 9.0, 1e-9);
+
+        /* the plug's counter goes back (reset): noted, Ember's total still only grows */
+        const char *reset = f == 0 ? "{\"ENERGY\":{\"Total\":0.001,\"Power\":12}}"
+                                   : "{\"apower\":12,\"aenergy\":{\"total\":1.0}}";
+        double before = wr.energy_j;
+        plug_send(&r, topics[f], reset);
+        CHECK_EQ_INT(g_plug.reset, 1);
+        CHECK_CONTAINS(g_plug.last_err, "went back");
+        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 5.0, TEL_SOURCE_RAPL, &wr, note,
+                            sizeof(note)) == 0);
+        CHECK_NEAR(wr.power_w, 12.0, 1e-9);
+        CHECK(wr.energy_j >= before);
+
+        /* a sample carrying the wall figure: stored, in `state`, never lower */
+        struct tel_sample s;
+        fill_sample(&s, r.produced);
+        s.has_wall = 1;
+        s.wall_power_w = wr.power_w;
+        s.wall_energy_j = 7200.0 * (f + 1);
+        s.wall_measured = wr.measured;
+        snprintf(s.wall_source, sizeof(s.wall_source), "%s", wr.source);
+        CHECK(tel_store_append_sample(r.store, &s, NULL) == 0);
+        tel_store_flush(r.store);
+        tel_mqtt_publish_sample(r.m, &s);
+        CHECK(wait_topic(&r, "ember/box1/state", (size_t)(f + 1)));
+        cJSON *j = cJSON_Parse(last_payload(&r, "state"));
+        CHECK(j != NULL);
+        CHECK_NEAR(jnum(j, "wall_energy_wh"), 2.0 * (f + 1), 1e-9);
+        CHECK_STR(jstr(j, "wall_source"), want);
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "wall_measured")));
+        cJSON_Delete(j);
+        /* a lower wall total handed in is not followed */
+        fill_sample(&s, r.produced);
+        s.has_wall = 1;
+        s.wall_energy_j = 10.0;
+        snprintf(s.wall_source, sizeof(s.wall_source), "estimate");
+        CHECK(tel_store_append_sample(r.store, &s, NULL) == 0);
+        CHECK_NEAR(s.wall_energy_j, 7200.0 * (f + 1), 1e-9);
+        double total = 0;
+        CHECK(tel_store_wall_energy_total_j(r.store, &total) == 0);
+        CHECK_NEAR(total, 7200.0 * (f + 1), 1e-9);
+
+        /* silence: stale after stale_s, the estimate takes over and says why */
+        usleep(1300 * 1000);
+        before = wr.energy_j;
+        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 6.0, TEL_SOURCE_RAPL, &wr, note,
+                            sizeof(note)) == 0);
+        CHECK(!wr.measured);
+        CHECK_STR(wr.source, "estimate");
+        CHECK_CONTAINS(note, "stale plug");
+        CHECK_CONTAINS(note, topics[f]);
+        CHECK_NEAR(wr.power_w, (6.0 + 2.0) / 0.8, 1e-9);
+        CHECK(wr.energy_j >= before);
+        /* and back when it speaks again */
+        plug_send(&r, topics[f], good);
+        CHECK(tel_wall_read(g_plug.w, cmn_now_ns(), 6.0, TEL_SOURCE_RAPL, &wr, note,
+                            sizeof(note)) == 0);
+        CHECK(wr.measured);
+        CHECK_CONTAINS(note, "reading again");
+
+        tel_mqtt_close(r.m, 2000);
+        tel_mqtt_free(r.m);
+        r.m = NULL;
+        tel_wall_free(g_plug.w);
+    }
+    /* Home Assistant's wall energy sensor: energy, total_increasing */
+    const struct tmsg *cfg =
+        tsub_last(&r.sub, "homeassistant/sensor/ember_box1/wall_energy/config");
+    CHECK_MSG(cfg != NULL, "wall_energy discovery not published");
+    if (cfg) {
+        cJSON *j = cJSON_Parse(cfg->payload);
+        CHECK_STR(jstr(j, "device_class"), "energy");
+        CHECK_STR(jstr(j, "state_class"), "total_increasing");
+        CHECK_STR(jstr(j, "unit_of_measurement"), "Wh");
+        cJSON_Delete(j);
+    }
+    rig_stop(&r);
+    return et_finish();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1529,9 +1741,11 @@ int main(int argc, char **argv)
         return case_keepalive();
     if (strcmp(c, "bench") == 0)
         return case_bench();
+    if (strcmp(c, "wall_plug") == 0)
+        return case_wall_plug();
     fprintf(stderr,
             "usage: %s plain|password|tls|outage_stop|outage_kill9|agent_kill9|hass|"
-            "commands|v311|keepalive|bench\n",
+            "commands|v311|keepalive|bench|wall_plug\n",
             argv[0]);
     return 2;
 }

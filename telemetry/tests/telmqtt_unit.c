@@ -225,6 +225,10 @@ static const struct hass_want hass_want[] = {
     {"power", "sensor", "Power", "ember/box1/state", "W", "power", "measurement", 2, true, false},
     {"energy", "sensor", "Energy", "ember/box1/state", "Wh", "energy", "total_increasing", 2, true,
      false},
+    {"wall_power", "sensor", "Wall power", "ember/box1/state", "W", "power", "measurement", 2, true,
+     false},
+    {"wall_energy", "sensor", "Wall energy", "ember/box1/state", "Wh", "energy", "total_increasing",
+     2, true, false},
     {"temperature", "sensor", "Temperature", "ember/box1/state",
      "\xC2\xB0"
      "C",
@@ -285,7 +289,8 @@ static void check_entity(const cJSON *j, const struct hass_want *w, bool in_devi
         const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "options");
         CHECK(cJSON_GetArraySize(opts) == 3);
     }
-    if (strcmp(w->object, "tokens_per_s") == 0 || strcmp(w->object, "model") == 0)
+    if (strcmp(w->object, "tokens_per_s") == 0 || strcmp(w->object, "model") == 0 ||
+        strcmp(w->object, "wall_power") == 0)
         CHECK_STR(jstr(j, "json_attributes_topic"), w->state_topic);
     if (strcmp(w->object, "governor_policy") == 0) {
         CHECK_STR(jstr(j, "command_topic"), "ember/box1/governor/set");

@@ -23,3 +23,16 @@ ember_add_test(NAME telstore_chart_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telsto
                LIBS ember_telemetry LABELS unit
                ARGS ${CMAKE_CURRENT_BINARY_DIR}/telstore_chart.png)
 set_tests_properties(telstore_chart_test PROPERTIES SKIP_RETURN_CODE 77)
+# The wall channel: hwmon, battery and the estimate on fake sysfs trees, schema 4 -> 5 (issue 12).
+ember_add_test(NAME telwall_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telwall_test.c
+               LIBS ember_telemetry PkgConfig::SQLITE3 LABELS unit)
+# Raspberry Pi 5 PMIC rails: fixture, the source through a command, the rails-to-wall fit; the
+# parser's fuzz target (corpus in tests/fuzz/pmic_adc/).
+ember_add_test(NAME telpmic_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telpmic_test.c
+               LIBS ember_telemetry LABELS unit)
+target_compile_definitions(telpmic_test PRIVATE
+                           FIXTURE="${CMAKE_CURRENT_LIST_DIR}/fixtures/pi5_pmic_read_adc.txt")
+ember_add_fuzz(NAME pmic_adc SOURCES ${CMAKE_CURRENT_LIST_DIR}/telpmic_fuzz.c LIBS ember_telemetry)
+# AMD Zen package energy through powercap (the AMD RAPL driver's layout since Linux 5.8).
+ember_add_test(NAME telzen_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/telzen_test.c
+               LIBS ember_telemetry LABELS unit)

@@ -167,6 +167,15 @@ static void test_migration_from_v2(void)
     sqlite3 *raw = NULL;
     CHECK_EQ_INT(sqlite3_open(path, &raw), SQLITE_OK);
     CHECK_EQ_INT(sqlite3_exec(raw,
+                              "ALTER TABLE samples DROP COLUMN wall_power_w;"
+                              "ALTER TABLE samples DROP COLUMN wall_energy_j;"
+                              "ALTER TABLE samples DROP COLUMN wall_source;"
+                              "ALTER TABLE samples DROP COLUMN wall_measured;"
+                              "ALTER TABLE samples DROP COLUMN wall_prefill_j;"
+                              "ALTER TABLE samples DROP COLUMN wall_decode_j;"
+                              "ALTER TABLE samples DROP COLUMN wall_idle_j;"
+                              "ALTER TABLE rollup_1m DROP COLUMN wall_energy_j;"
+                              "ALTER TABLE rollup_1h DROP COLUMN wall_energy_j;"
                               "ALTER TABLE samples DROP COLUMN scope;"
                               "ALTER TABLE samples DROP COLUMN prefill_j;"
                               "ALTER TABLE samples DROP COLUMN decode_j;"

@@ -6,6 +6,9 @@
 # none above what the database kept. The `telemetry` topics, which keep each sample's own total,
 # must go down in the same run (else the scenario proved nothing); the live `telemetry` topic
 # alone never goes back in seq, the backlog and history arrive on telemetry/replay.
+# The wall channel rides along (issue 12): a Tasmota plug publishes on tele/plug1/SENSOR all the
+# while (one hostile payload too); the wall energy entity must never decrease either, and its
+# figures must be labelled measured by the plug.
 # Usage: agent_ha_energy.sh EMBER_BINARY SOURCE_DIR SHARED_DIR
 set -uo pipefail
 ember=$1 src=$2 shared=$3
@@ -79,6 +82,10 @@ database = $tmp/telemetry.db
 sysfs_root = $tmp/tree
 sample_interval_ms = 100
 commit_interval_ms = 5000
+wall_meter = mqtt
+wall_meter_topic = tele/plug1/SENSOR
+wall_meter_format = tasmota
+wall_meter_stale_s = 5
 [mqtt]
 port = $port
 device_id = $dev
@@ -115,10 +122,24 @@ mid_batch() {
     [ -n "$sent" ] && [ -n "$kept" ] && [ "$sent" -gt "$kept" ]
 }
 
+# The plug: a Tasmota SENSOR message every 0.2 s (through the broker outages too).
+(
+    while :; do
+        mosquitto_pub -p "$port" -t tele/plug1/SENSOR \
+            -m '{"Time":"2026-12-03T20:00:00","ENERGY":{"Total":1.956,"Power":12.5,"Voltage":231}}' \
+            2>/dev/null
+        sleep 0.2
+    done
+) &
+pids+=($!)
+
 # A: asks for all history once, killed -9 in the middle of a batch.
 start_agent
 check "agent A publishes state" wait_for 15 bash -c "[ \$(grep -c '^ember/$dev/state ' '$tmp/mqtt.log') -ge 5 ]"
 mosquitto_pub -p "$port" -t "ember/$dev/replay/req" -m 1
+mosquitto_pub -p "$port" -t tele/plug1/SENSOR -m '{"ENERGY":{"Power":"lots"}}'
+check "a hostile plug payload is logged with its topic and problem" wait_for 5 \
+    grep -q "wall meter topic tele/plug1/SENSOR: payload refused: power is not a number" "$tmp/agent.log"
 kill_mid_batch
 check "agent A killed inside a batch" mid_batch
 # B: the broker killed -9 for 3 s (a backlog of ~30 samples, replayed at 20/s), killed -9 again
@@ -185,7 +206,32 @@ total = sqlite3.connect(db).execute(
 print(f"state {state}: {seen} energy values, {len(down)} decreases {down[:5]}, max {max_seen:.6f} "
       f"Wh, database {total:.6f} Wh; telemetry topics went down {old_down} times; "
       f"{n_replay} samples on telemetry/replay, `telemetry` went back in seq {live_back} times")
-ok = (not down and seen > 50 and old_down > 0 and max_seen <= total + 1e-9 and n_replay > 0
+wcfg = None
+for topic, payload in msgs:
+    if topic == f"homeassistant/sensor/ember_{dev}/wall_energy/config" and payload:
+        wcfg = json.loads(payload)
+assert wcfg, "no discovery config for the wall energy entity"
+assert wcfg["device_class"] == "energy" and wcfg["state_class"] == "total_increasing", wcfg
+wlast, wseen, wmax, wdown, wmeasured = None, 0, 0.0, [], 0
+for topic, payload in msgs:
+    if topic != state:
+        continue
+    j = json.loads(payload)
+    w = j.get("wall_energy_wh")
+    if w is None:
+        continue
+    wseen += 1
+    if wlast is not None and w < wlast:
+        wdown.append((wlast, w))
+    wlast = w if wlast is None else max(wlast, w)
+    wmax = max(wmax, w)
+    wmeasured += j.get("wall_measured") is True and j.get("wall_source") == "mqtt:tele/plug1/SENSOR"
+wtotal = (sqlite3.connect(db).execute(
+    "SELECT max(wall_energy_j) FROM samples").fetchone()[0] or 0) / 3600.0
+print(f"wall: {wseen} values, {len(wdown)} decreases {wdown[:5]}, {wmeasured} measured by the plug, "
+      f"max {wmax:.6f} Wh, database {wtotal:.6f} Wh")
+ok = (not wdown and wseen > 50 and wmeasured > 20 and wmax <= wtotal + 1e-9)
+ok = ok and (not down and seen > 50 and old_down > 0 and max_seen <= total + 1e-9 and n_replay > 0
       and live_back == 0)
 sys.exit(0 if ok else 1)
 EOF

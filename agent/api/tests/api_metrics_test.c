@@ -185,6 +185,39 @@ static void test_full(void)
     free(t);
 }
 
+/* The wall boundary beside the package one, labelled with its source and measured or not. */
+static void test_wall(void)
+{
+    struct agent_metrics_snapshot s;
+    agent_metrics_snapshot_init(&s);
+    s.energy_j = 100;
+    s.wall_power_w = 12.5;
+    s.wall_energy_j = 250;
+    s.wall_phase_energy_j[0] = 200;
+    s.wall_phase_energy_j[1] = 20;
+    s.wall_phase_energy_j[2] = 30;
+    snprintf(s.wall_source, sizeof(s.wall_source), "mqtt:tele/plug\"1/SENSOR");
+    s.wall_measured = true;
+    char *t = render(&s);
+    CHECK_CONTAINS(t,
+                   "# TYPE ember_wall_power_watts gauge\n"
+                   "ember_wall_power_watts{source=\"mqtt:tele/plug\\\"1/SENSOR\",measured=\"1\"} "
+                   "12.5\n");
+    CHECK_CONTAINS(t, "# TYPE ember_wall_energy_joules_total counter\n"
+                      "ember_wall_energy_joules_total 250\n");
+    CHECK_CONTAINS(t, "ember_wall_phase_energy_joules_total{phase=\"idle\"} 200\n");
+    CHECK_CONTAINS(t, "ember_wall_phase_energy_joules_total{phase=\"prefill\"} 20\n");
+    CHECK_CONTAINS(t, "ember_wall_phase_energy_joules_total{phase=\"decode\"} 30\n");
+    CHECK(check_structure(t) > 0);
+    free(t);
+    /* the estimate says so */
+    s.wall_measured = false;
+    snprintf(s.wall_source, sizeof(s.wall_source), "estimate");
+    t = render(&s);
+    CHECK_CONTAINS(t, "ember_wall_power_watts{source=\"estimate\",measured=\"0\"} 12.5\n");
+    free(t);
+}
+
 static void test_minimal(void)
 {
     struct agent_metrics_snapshot s;
@@ -194,10 +227,16 @@ static void test_minimal(void)
     CHECK_CONTAINS(t, "ember_request_duration_seconds_bucket{le=\"+Inf\"} 0\n");
     CHECK_CONTAINS(t, "ember_request_duration_seconds_sum 0\n");
     /* Unknowns are left out entirely, not reported as 0 or NaN. */
-    static const char *absent[] = {
-        "ember_power_watts",       "ember_energy_joules",   "ember_temperature",
-        "ember_cpu_frequency",     "ember_governor_policy", "ember_power_cap",
-        "ember_tokens_per_second", "ember_http_responses",  "NaN"};
+    static const char *absent[] = {"ember_power_watts",
+                                   "ember_energy_joules",
+                                   "ember_temperature",
+                                   "ember_cpu_frequency",
+                                   "ember_governor_policy",
+                                   "ember_power_cap",
+                                   "ember_tokens_per_second",
+                                   "ember_http_responses",
+                                   "NaN",
+                                   "ember_wall"};
     for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++)
         CHECK_MSG(strstr(t, absent[i]) == NULL, "%s present", absent[i]);
     CHECK(check_structure(t) > 0);
@@ -228,6 +267,7 @@ int main(void)
 {
     test_full();
     test_minimal();
+    test_wall();
     test_histogram();
     return et_finish();
 }

@@ -107,6 +107,9 @@ struct tel_mqtt_params {
      * agent's own governor/set. Brokers must still restrict who may publish there (ACLs). */
     bool ask;
     const char *ask_response_prefix;
+    /* One more topic to subscribe to (NULL or "": none), for a smart plug that meters the box
+     * at the wall (telemetry/wall.h); wildcards allowed. Its messages go to on_foreign. */
+    const char *foreign_topic;
 };
 
 /* Callbacks from inside tel_mqtt_handle_*; they may call any tel_mqtt_publish_* function but
@@ -123,6 +126,10 @@ struct tel_mqtt_callbacks {
     /* Connection state changes, with a human-readable reason (for the log). */
     void (*on_state)(void *user, enum tel_mqtt_conn_state state, const char *detail);
     void *user;
+    /* A message on foreign_topic (any payload, untrusted: the callee parses it). Last, so the
+     * callers that list the callbacks in order need not change. */
+    void (*on_foreign)(void *user, const char *topic, const void *payload, size_t len,
+                       bool retained);
 };
 
 void tel_mqtt_params_defaults(struct tel_mqtt_params *p);
@@ -228,6 +235,8 @@ char *tel_payload_event_json(uint64_t ts_ns, const char *kind, const char *detai
 /* The `state` body: the sample's fields with energy_j as the total, policy null when empty, a
  * phase outside idle/prefill/decode as idle, plus tokens_per_s and source. */
 char *tel_payload_state_json(const struct tel_sample *s, double energy_j);
+/* The same with the wall total to publish (the sample's own in tel_payload_state_json). */
+char *tel_payload_state_wall_json(const struct tel_sample *s, double energy_j, double wall_j);
 char *tel_payload_model_json(const struct tel_model_info *model);
 
 /* Home Assistant discovery, in p->discovery_mode: the n-th config message (topic and retained

@@ -1,6 +1,7 @@
 /* Power and energy sources for telemetry, tried in order of trust: RAPL through powercap
  * (intel-rapl zones: packages plus DRAM, or psys when present), hwmon power/energy channels,
- * batteries that are discharging (power_supply power_now), and when none of these can be read a
+ * the Raspberry Pi 5's PMIC rails (a command printing `vcgencmd pmic_read_adc`), batteries that
+ * are discharging (power_supply power_now), and when none of these can be read a
  * model estimate from per-CPU utilisation and frequency. All paths are under a configurable root
  * so tests run against fake trees. The energy total never decreases: counter wraps are undone,
  * a source switch continues from the same total, and the caller seeds the total saved in the
@@ -43,6 +44,10 @@ struct tel_power_params {
      * privileged helper's reader. */
     int (*read_counter)(void *ctx, const char *path, uint64_t *ret);
     void *read_counter_ctx;
+    /* The Raspberry Pi 5 PMIC source: a command printing `vcgencmd pmic_read_adc`'s format, run
+     * without a shell (default "vcgencmd pmic_read_adc"; "" or a program not found: no such
+     * source). */
+    const char *pmic_command;
 };
 
 /* What the caller knows about the CPUs this tick (for the estimate; may be NULL otherwise). */
@@ -75,6 +80,10 @@ extern const struct tel_estimate_ranges tel_estimate_ranges;
 const struct cmn_key_desc *tel_config_keys(size_t *ret_n);
 /* Checks the table (ascending, positive, finite) and the coefficients; err says which. */
 int tel_estimate_params_check(const struct tel_estimate_params *p, char *err, size_t err_len);
+/* Sums V x I over the rails of `vcgencmd pmic_read_adc` output (pmic.c): 0 with the watts and
+ * the number of rails with both readings, or -EBADMSG with err saying why. */
+int tel_pmic_parse(const char *text, size_t len, double *ret_w, int *ret_rails, char *err,
+                   size_t err_len);
 /* The model on its own. */
 double tel_estimate_power_w(const struct tel_estimate_params *p, const struct tel_power_inputs *in);
 

@@ -75,6 +75,15 @@ struct tel_report {
         char scope[16];            /* boundary of most samples: package, soc, wall, none */
         uint64_t estimated_samples; /* samples whose energy came from the power model */
     } by_phase;
+    /* The second boundary, the whole box at the wall (samples since schema 5 that carry it):
+     * its energy over the window, the exact phase split, J/token with and without idle, and how
+     * much of it a meter measured (the rest is the estimate from the package power). */
+    struct {
+        uint64_t intervals, measured_intervals, exact_intervals;
+        double energy_j, prefill_j, decode_j, idle_j;
+        double active_j_per_token, all_j_per_token;
+        char source[96]; /* the source of most intervals */
+    } wall;
     uint64_t seq_lo_, seq_hi_; /* internal: the window's seq range */
 };
 

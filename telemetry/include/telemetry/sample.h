@@ -7,10 +7,11 @@
 
 #include <stdint.h>
 
-#define TEL_MAX_FREQ   16  /* CPUs or clusters per sample; more are averaged by the caller */
-#define TEL_NAME_MAX   32  /* policy, phase, event kind */
-#define TEL_MODEL_MAX  128 /* a session's model id */
-#define TEL_DETAIL_MAX 256 /* event detail text */
+#define TEL_MAX_FREQ        16  /* CPUs or clusters per sample; more are averaged by the caller */
+#define TEL_NAME_MAX        32  /* policy, phase, event kind */
+#define TEL_MODEL_MAX       128 /* a session's model id */
+#define TEL_DETAIL_MAX      256 /* event detail text */
+#define TEL_WALL_SOURCE_MAX 96  /* a wall figure's source label */
 
 /* Where a sample's power and energy came from, in order of trust. */
 enum tel_source {
@@ -19,14 +20,17 @@ enum tel_source {
     TEL_SOURCE_HWMON,    /* hwmon power*_input / energy*_input */
     TEL_SOURCE_BATTERY,  /* power_supply power_now (or current_now * voltage_now) */
     TEL_SOURCE_ESTIMATE, /* model from utilisation and frequency */
+    TEL_SOURCE_PMIC,     /* Raspberry Pi 5 PMIC rails (vcgencmd pmic_read_adc); trusted after
+                            hwmon, before battery */
     TEL_SOURCE_COUNT_,
 };
 
 /* The boundary a source measures: "package" (RAPL package, or the estimate, which models the
- * CPU), "soc" (hwmon rails of a SoC), "wall" (a battery feeds the whole box); "none" for none. */
+ * CPU), "soc" (hwmon rails of a SoC, the Pi 5's PMIC rails), "wall" (a battery feeds the whole
+ * box); "none" for none. */
 const char *tel_source_scope(enum tel_source source);
 
-/* "none", "rapl", "hwmon", "battery", "estimate"; "unknown" out of range. */
+/* "none", "rapl", "hwmon", "battery", "estimate", "pmic"; "unknown" out of range. */
 const char *tel_source_name(enum tel_source source);
 /* -EINVAL when name is not one of the names above. */
 int tel_source_from_name(const char *name, enum tel_source *ret_source);
@@ -51,6 +55,15 @@ struct tel_sample {
      * energy_j delta. */
     int has_phase_energy;
     double prefill_j, decode_j, idle_j;
+    /* The second boundary, the whole box at the wall (telemetry/wall.h): valid only when
+     * has_wall. wall_measured says whether a meter read it (1) or it is the estimate from the
+     * package power (0); wall_source names the meter ("mqtt:<topic>", "hwmon:<dev>", "battery")
+     * or "estimate". The wall phase split is valid when has_phase_energy as well. */
+    int has_wall;
+    int wall_measured;
+    double wall_power_w, wall_energy_j;
+    double wall_prefill_j, wall_decode_j, wall_idle_j;
+    char wall_source[TEL_WALL_SOURCE_MAX];
 };
 
 struct tel_session {

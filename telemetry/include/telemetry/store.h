@@ -99,12 +99,17 @@ int tel_store_meta_get_u64(struct tel_store *store, const char *key, uint64_t *r
 int tel_store_meta_set_u64(struct tel_store *store, const char *key, uint64_t value);
 /* Energy total recorded at the last commit (0 in a new database), to seed tel_power. */
 int tel_store_energy_total_j(struct tel_store *store, double *ret_j);
+/* The wall channel's total (telemetry/wall.h) of the newest sample that has one (0 when none
+ * has), to seed tel_wall; appended samples never lower it. */
+int tel_store_wall_energy_total_j(struct tel_store *store, double *ret_j);
 
 /* The energy total that is on disk: energy_j of the newest committed sample, or the total
  * restored at open. Never decreases while the store is open, and the total restored by the next
  * open (even after a kill -9) is never below it, so a value published from it is never taken
  * back. 0 for NULL or a new database. */
 double tel_store_committed_energy_j(const struct tel_store *store);
+/* The same for the wall total (0 until a sample with one is on disk). */
+double tel_store_committed_wall_energy_j(const struct tel_store *store);
 
 /* Runs rollups and retention now (normally driven by tel_store_tick). */
 int tel_store_maintain(struct tel_store *store);
