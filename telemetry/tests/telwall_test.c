@@ -36,6 +36,7 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 }
 
 /* Writes text to root/rel, creating the directories. */
+static void put(const char *rel, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(const char *rel, const char *fmt, ...)
 {
     char path[512];

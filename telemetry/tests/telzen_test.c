@@ -24,6 +24,7 @@
 
 static char root[64];
 
+static void put(const char *rel, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(const char *rel, const char *fmt, ...)
 {
     char path[512];
